@@ -1,0 +1,332 @@
+"""A pjsua2 SIP softphone for agents' desks and for simulated callers.
+
+pjsua2 is driven from one thread (``threadCnt = 0``; we pump ``libHandleEvents``), so every
+callback runs in that thread. Two things make media and RFC 4733 DTMF really flow (DESIGN §4):
+something always transmits into the call (a WAV player, else the null capture device), and the
+``CallInfo`` is kept in a variable while its ``media`` vector is walked.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pjsua2 as pj
+
+
+def emit(event: str, **fields) -> None:
+    """One JSON line on stdout: the machine-readable log that tests and the demo read."""
+    sys.stdout.write(json.dumps({"event": event, "t": round(time.time(), 3), **fields}, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class Softphone:
+    """One pjsua2 endpoint with a UDP transport on loopback (or ``bind``)."""
+
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0):
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.userAgent = "12348-hotline-softphone"
+        cfg.logConfig.level = log_level
+        cfg.logConfig.consoleLevel = log_level
+        cfg.medConfig.noVad = True
+        cfg.medConfig.clockRate = 8000
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.ecTailLen = 0
+        self.ep.libInit(cfg)
+        tcfg = pj.TransportConfig()
+        tcfg.port = port
+        tcfg.boundAddress = bind
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.ep.libStart()
+        # headless: a null device keeps the conference bridge clocked
+        self.ep.audDevManager().setNullDev()
+        for codec, prio in (("PCMA/8000", 250), ("PCMU/8000", 240)):
+            try:
+                self.ep.codecSetPriority(codec, prio)
+            except pj.Error:
+                pass
+        for info in self.ep.codecEnum2():
+            if not info.codecId.startswith(("PCMA", "PCMU", "telephone-event")):
+                self.ep.codecSetPriority(info.codecId, 0)
+        self._objects: list = []
+
+    def pump(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.ep.libHandleEvents(int(min(left, 0.05) * 1000))
+
+    def pump_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            self.ep.libHandleEvents(50)
+        return cond()
+
+    def keep(self, obj):
+        """Hold pjsua2 objects until close(): destroying them after libDestroy aborts the process."""
+        self._objects.append(obj)
+        return obj
+
+    def close(self) -> None:
+        try:
+            self.ep.hangupAllCalls()
+            self.pump(0.3)
+            for obj in reversed(self._objects):
+                if isinstance(obj, pj.Account):
+                    try:
+                        obj.shutdown()
+                    except pj.Error:
+                        pass
+            self._objects.clear()
+            import gc
+            gc.collect()
+        finally:
+            self.ep.libDestroy()
+
+
+@dataclass
+class CallMedia:
+    """What we attach to a call's audio: a looping WAV player (or the null capture) and a recorder."""
+    play: Path | None
+    record: Path | None
+    player: pj.AudioMediaPlayer | None = None
+    recorder: pj.AudioMediaRecorder | None = None
+    attached: bool = False
+
+    def attach(self, ep: pj.Endpoint, aud: pj.AudioMedia) -> None:
+        if self.attached:
+            return
+        if self.play is not None:
+            self.player = pj.AudioMediaPlayer()
+            self.player.createPlayer(str(self.play))  # loops by default
+            self.player.startTransmit(aud)
+        else:
+            ep.audDevManager().getCaptureDevMedia().startTransmit(aud)
+        if self.record is not None:
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            self.recorder = pj.AudioMediaRecorder()
+            self.recorder.createRecorder(str(self.record))
+            aud.startTransmit(self.recorder)
+        self.attached = True
+
+    def detach(self) -> None:
+        # dropping the recorder closes and finalises the WAV file
+        self.player = None
+        self.recorder = None
+
+
+class Call(pj.Call):
+    def __init__(self, acc: pj.Account, phone: Softphone, media: CallMedia, call_id: int = pj.PJSUA_INVALID_ID,
+                 on_state: Callable[["Call"], None] | None = None):
+        super().__init__(acc, call_id)
+        self.phone = phone
+        self.media = media
+        self.on_state = on_state
+        self.state = "null"
+        self.last_status = 0
+        self.last_reason = ""
+        self.confirmed_at: float | None = None
+        self.disconnected_at: float | None = None
+        self.remote_uri = ""
+        self.early_media = False
+        self.dtmf_received: list[str] = []
+        self.sip_headers: dict[str, str] = {}
+
+    def onCallState(self, prm) -> None:
+        ci = self.getInfo()
+        self.state = ci.stateText.lower()
+        self.last_status = ci.lastStatusCode
+        self.last_reason = ci.lastReason
+        self.remote_uri = ci.remoteUri
+        if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
+            self.confirmed_at = time.time()
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected_at = time.time()
+            self.media.detach()
+        if self.on_state:
+            self.on_state(self)
+
+    def onCallMediaState(self, prm) -> None:
+        ci = self.getInfo()  # keep a reference while walking ci.media (SWIG vector lifetime)
+        media = ci.media
+        for idx in range(len(media)):
+            mi = media[idx]
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                if ci.state == pj.PJSIP_INV_STATE_EARLY:
+                    self.early_media = True
+                self.media.attach(self.phone.ep, self.getAudioMedia(idx))
+
+    def onDtmfDigit(self, prm) -> None:
+        self.dtmf_received.append(prm.digit)
+
+    @property
+    def ended(self) -> bool:
+        return self.disconnected_at is not None
+
+    def send_dtmf(self, digits: str) -> None:
+        prm = pj.CallSendDtmfParam()
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.digits = digits
+        prm.duration = 160
+        self.sendDtmf(prm)
+
+    def hangup_now(self, code: int = 0) -> None:
+        if not self.ended:
+            prm = pj.CallOpParam()
+            prm.statusCode = code
+            try:
+                self.hangup(prm)
+            except pj.Error:
+                pass
+
+
+class Account(pj.Account):
+    def __init__(self, phone: Softphone, on_incoming: Callable[["Account", int], None] | None = None):
+        super().__init__()
+        self.phone = phone
+        self.on_incoming = on_incoming
+        self.reg_status = 0
+        self.reg_reason = ""
+
+    def onRegState(self, prm) -> None:
+        self.reg_status = prm.code
+        self.reg_reason = prm.reason
+
+    def onIncomingCall(self, prm) -> None:
+        if self.on_incoming:
+            self.on_incoming(self, prm.callId)
+
+
+def make_account(phone: Softphone, user: str, domain: str, registrar: str | None = None,
+                 password: str | None = None, on_incoming=None) -> Account:
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:{user}@{domain}"
+    if registrar:
+        acfg.regConfig.registrarUri = registrar
+        acfg.regConfig.timeoutSec = 300
+        acfg.regConfig.retryIntervalSec = 5
+    if password is not None:
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
+    acc = phone.keep(Account(phone, on_incoming))
+    acc.create(acfg)
+    return acc
+
+
+@dataclass
+class CallerScript:
+    """A simulated caller: dial, send DTMF along the IVR, talk (play a WAV), record what comes back."""
+    target: str                       # sip:083312348@127.0.0.1:5060
+    caller_id: str = "13800000000"
+    dtmf: list[tuple[float, str]] = field(default_factory=list)  # (seconds after answer, digits)
+    play: Path | None = None
+    record: Path | None = None
+    hangup_after: float = 30.0        # seconds after answer (or after the first ring if never answered)
+    max_duration: float = 120.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
+    phone = Softphone(bind=bind)
+    try:
+        domain = script.target.split("@", 1)[1].split(";")[0].split(":")[0]
+        acc = make_account(phone, script.caller_id, domain)
+        media = CallMedia(script.play, script.record)
+        call = phone.keep(Call(acc, phone, media, on_state=lambda c: emit("call_state", state=c.state, status=c.last_status)))
+        prm = pj.CallOpParam(True)
+        for name, value in script.headers.items():
+            h = pj.SipHeader()
+            h.hName, h.hValue = name, value
+            prm.txOption.headers.append(h)
+        started = time.time()
+        emit("dialing", target=script.target, caller_id=script.caller_id)
+        call.makeCall(script.target, prm)
+        phone.pump_until(lambda: call.confirmed_at is not None or call.ended, min(script.max_duration, 60))
+        sent = []
+        if call.confirmed_at is not None and not call.ended:
+            for at, digits in sorted(script.dtmf):
+                phone.pump_until(lambda: call.ended, max(0.0, call.confirmed_at + at - time.time()))
+                if call.ended:
+                    break
+                call.send_dtmf(digits)
+                sent.append(digits)
+                emit("dtmf_sent", digits=digits)
+            deadline = min(call.confirmed_at + script.hangup_after, started + script.max_duration)
+            phone.pump_until(lambda: call.ended, max(0.0, deadline - time.time()))
+        else:
+            phone.pump_until(lambda: call.ended, max(0.0, started + script.hangup_after - time.time()))
+        hung_up_by = "remote" if call.ended else "caller"
+        call.hangup_now()
+        phone.pump_until(lambda: call.ended, 5)
+        phone.pump(0.3)
+        c = call
+        result = {
+            "answered": c.confirmed_at is not None,
+            "status": c.last_status,
+            "reason": c.last_reason,
+            "early_media": c.early_media,
+            "dtmf_sent": sent,
+            "talk_seconds": round((c.disconnected_at or time.time()) - c.confirmed_at, 2) if c.confirmed_at else 0,
+            "hung_up_by": hung_up_by,
+            "recording": str(script.record) if script.record else None,
+        }
+        emit("result", **result)
+        return result
+    finally:
+        phone.close()
+
+
+def run_agent(user: str, password: str, registrar: str, play: Path | None, record_dir: Path | None,
+              auto_answer: bool = True, answer_delay: float = 0.5, bind: str = "127.0.0.1",
+              should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Register and take calls until ``should_stop``; one JSON line per event on stdout."""
+    phone = Softphone(bind=bind)
+    calls: list[Call] = []
+    pending: list[tuple[float, Call]] = []
+    domain = registrar.removeprefix("sip:").split(";")[0].split(":")[0]
+
+    def incoming(acc: Account, call_id: int) -> None:
+        n = len(calls) + 1
+        rec = record_dir / f"{user}-{int(time.time())}-{n}.wav" if record_dir else None
+        call = phone.keep(Call(acc, phone, CallMedia(play, rec), call_id,
+                    on_state=lambda c: emit("call_state", agent=user, state=c.state, remote=c.remote_uri,
+                                            recording=str(c.media.record) if c.media.record else None)))
+        calls.append(call)
+        ring = pj.CallOpParam()
+        ring.statusCode = 180
+        call.answer(ring)
+        emit("incoming", agent=user, call=n)
+        if auto_answer:
+            pending.append((time.monotonic() + answer_delay, call))
+
+    try:
+        acc = make_account(phone, user, domain, registrar=registrar, password=password, on_incoming=incoming)
+        phone.pump_until(lambda: acc.reg_status != 0, 15)
+        emit("registered" if acc.reg_status == 200 else "register_failed", agent=user,
+             status=acc.reg_status, reason=acc.reg_reason)
+        while not should_stop():
+            phone.pump(0.05)
+            now = time.monotonic()
+            for due, call in list(pending):
+                if due <= now:
+                    pending.remove((due, call))
+                    if not call.ended:
+                        ok = pj.CallOpParam()
+                        ok.statusCode = 200
+                        call.answer(ok)
+                        emit("answered", agent=user)
+            # forget finished calls after a grace period (pjsua2 objects must outlive callbacks)
+            calls[:] = [c for c in calls if not (c.ended and time.time() - c.disconnected_at > 5)]
+    finally:
+        emit("stopping", agent=user)
+        phone.close()

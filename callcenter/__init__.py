@@ -1,0 +1,1 @@
+"""12348 hotline controller: routing, call tracking and the Asterisk adapters."""

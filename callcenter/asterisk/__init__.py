@@ -1,0 +1,1 @@
+"""Asterisk adapters: config generation, the rootfs/instance runtime, and the AMI client."""

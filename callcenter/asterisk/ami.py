@@ -1,0 +1,111 @@
+"""AMI client on panoramisk: reconnect with backoff, ordered event delivery, bounded actions.
+
+panoramisk dispatches each event to callbacks as it parses it; we put every event on one
+asyncio.Queue so the controller handles them strictly in order, and a slow handler (a DB write)
+never reorders a call's story.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from panoramisk import Manager
+from panoramisk.message import Message
+
+log = logging.getLogger("hotline.ami")
+
+
+class BackoffManager(Manager):
+    """panoramisk's Manager retries on a fixed delay; we back off exponentially with jitter."""
+
+    def __init__(self, *, min_delay: float = 0.5, max_delay: float = 15.0, **config):
+        super().__init__(reconnect_timeout=0, **config)
+        self.min_delay, self.max_delay = min_delay, max_delay
+        self.failures = 0
+
+    def connect(self, run_forever=False, on_startup=None, on_shutdown=None):  # noqa: D401
+        return super().connect(run_forever, on_startup, on_shutdown)
+
+    def connection_made(self, f):
+        try:
+            f.result()
+        except OSError:
+            self.failures += 1
+            delay = min(self.max_delay, self.min_delay * 2 ** min(self.failures, 6)) * random.uniform(0.8, 1.2)
+            log.warning("AMI %s:%s unreachable (attempt %d); retrying in %.1fs",
+                        self.config["host"], self.config["port"], self.failures, delay)
+            self.loop.call_later(delay, self.connect)
+            return
+        self.failures = 0
+        super().connection_made(f)
+
+    def connection_lost(self, exc):
+        self._connected = False
+        self.authenticated = False
+        log.error("AMI connection lost: %s", exc)
+        self.loop.call_soon(self.on_disconnect, self, exc)
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+        self.failures += 1
+        delay = min(self.max_delay, self.min_delay * 2 ** min(self.failures, 6))
+        self.loop.call_later(delay, self.connect)
+
+
+class AmiClient:
+    def __init__(self, host: str, port: int, username: str, secret: str, on_login=None, on_disconnect=None):
+        self.events: asyncio.Queue[Message] = asyncio.Queue(maxsize=100_000)
+        self.connected = asyncio.Event()
+        self._on_login_cb = on_login
+        self._on_disconnect_cb = on_disconnect
+        self.dropped = 0
+        self.manager = BackoffManager(host=host, port=port, username=username, secret=secret,
+                                      ping_delay=5, ping_interval=5, events="on",
+                                      on_login=self._logged_in, on_disconnect=self._disconnected,
+                                      forgetable_actions=("ping", "login", "queuestatus", "coreshowchannels", "getvar"))
+        self.manager.register_event("*", self._enqueue)
+
+    def _enqueue(self, manager, event: Message) -> None:
+        try:
+            self.events.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1  # never block the protocol; counted and exported as a metric
+
+    def _logged_in(self, manager) -> None:
+        log.info("AMI logged in")
+        self.connected.set()
+        if self._on_login_cb:
+            asyncio.ensure_future(self._on_login_cb())
+
+    def _disconnected(self, manager, exc) -> None:
+        self.connected.clear()
+        if self._on_disconnect_cb:
+            self._on_disconnect_cb(exc)
+
+    async def start(self) -> None:
+        self.manager.loop = asyncio.get_running_loop()
+        self.manager.connect()
+
+    def close(self) -> None:
+        self.manager.close()
+
+    async def action(self, action: dict, timeout: float = 10.0, as_list: bool = False):
+        """Send an AMI action and wait for its response; raise on timeout or disconnection.
+
+        as_list is explicit: panoramisk otherwise guesses from the message text and takes
+        QueueAdd's "Added interface to queue" for the start of a list that never ends.
+        """
+        if not self.connected.is_set():
+            raise ConnectionError("AMI not connected")
+        fut = self.manager.send_action(dict(action), as_list=as_list)
+        return await asyncio.wait_for(fut, timeout)
+
+    async def list_action(self, action: dict, timeout: float = 15.0) -> list[Message]:
+        """An action answered by an event list (CoreShowChannels, QueueStatus): the events only."""
+        resp = await self.action(action, timeout, as_list=True)
+        msgs = resp if isinstance(resp, list) else [resp]
+        first = msgs[0] if msgs else None
+        if first is not None and first.get("Response") == "Error":
+            raise RuntimeError(f"{action.get('Action')}: {first.get('Message')}")
+        return [m for m in msgs if m.get("Event") and not m.get("Event", "").endswith("Complete")]

@@ -1,0 +1,197 @@
+"""Run Asterisk 22 from a debootstrapped Debian-unstable rootfs (DESIGN §4).
+
+The rootfs is built once and cached outside the repo; each instance gets its own directories
+inside it and is started with ``chroot ROOTFS asterisk -f -C <instance>/etc/asterisk.conf``.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from callcenter.asterisk import confgen
+from callcenter.asterisk.paths import InstancePaths
+from callcenter.config import HotlineConfig
+from ivr_flows.prompts import build_prompts, SOX_OUT
+
+PACKAGES = "asterisk,asterisk-modules,asterisk-core-sounds-en-gsm"
+ASTERISK_DIRS = ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "run/asterisk")
+
+
+class RuntimeErrorWithHint(RuntimeError):
+    pass
+
+
+def rootfs_ready(rootfs: Path) -> bool:
+    return (rootfs / "usr/sbin/asterisk").exists() and (rootfs / ".hotline-rootfs-ok").exists()
+
+
+def ensure_rootfs(rootfs: Path, log=print) -> None:
+    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB). Idempotent, locked."""
+    if rootfs_ready(rootfs):
+        return
+    if shutil.which("debootstrap") is None:
+        raise RuntimeErrorWithHint("debootstrap is not installed (apt-get install debootstrap)")
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    with open(rootfs.parent / ".rootfs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if rootfs_ready(rootfs):
+            return
+        if (rootfs / "usr/sbin/asterisk").exists():
+            # debootstrap finished before but the marker was not written: finish the fix-ups
+            _fix_ownership(rootfs)
+            (rootfs / ".hotline-rootfs-ok").write_text("ok\n")
+            return
+        tmp = rootfs.with_name(rootfs.name + ".building")
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"building Asterisk rootfs in {rootfs} (debootstrap sid, about a minute)…")
+        res = subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeErrorWithHint(f"debootstrap failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+        _fix_ownership(tmp)
+        (tmp / ".hotline-rootfs-ok").write_text("ok\n")
+        if rootfs.exists():
+            shutil.rmtree(rootfs)
+        tmp.rename(rootfs)
+
+
+def _fix_ownership(rootfs: Path) -> None:
+    # Asterisk runs as root inside the chroot (no -U: it would drop capabilities it needs)
+    for d in ASTERISK_DIRS:
+        p = rootfs / d
+        if p.exists():
+            subprocess.run(["chown", "-R", "root:root", str(p)], check=True)
+
+
+def module_dir(rootfs: Path) -> str:
+    for cand in sorted((rootfs / "usr/lib").glob("*/asterisk/modules")) + [rootfs / "usr/lib/asterisk/modules"]:
+        if (cand / "app_queue.so").exists():
+            return "/" + str(cand.relative_to(rootfs))
+    raise RuntimeErrorWithHint(f"no Asterisk modules found under {rootfs}/usr/lib")
+
+
+class AsteriskInstance:
+    """One Asterisk process with its own config, spool and sockets inside the shared rootfs."""
+
+    def __init__(self, cfg: HotlineConfig):
+        self.cfg = cfg
+        a = cfg.system.asterisk
+        self.paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
+        self.pidfile = cfg.state_dir / f"asterisk-{a.instance}.pid"
+        self.logfile = cfg.state_dir / f"asterisk-{a.instance}.out"
+
+    # ---- files
+    def install(self, secrets: confgen.Secrets, log=print) -> None:
+        p = self.paths
+        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.run, p.lib):
+            p.host(d).mkdir(parents=True, exist_ok=True)
+        files = confgen.generate(self.cfg, secrets, p, module_dir(p.rootfs))
+        for name, text in files.items():
+            dest = p.host(p.etc / name)
+            tmp = dest.with_suffix(".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.chmod(tmp, 0o600 if name in ("manager.conf", "pjsip.conf") else 0o644)
+            tmp.replace(dest)
+        statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache")
+        placeholders = sum(1 for s in statuses if s.source == "placeholder")
+        log(f"prompts: {len(statuses)} installed ({placeholders} placeholders awaiting recordings)")
+        moh = p.host(p.moh / "hold.wav")
+        if not moh.exists():
+            # a calm, quiet chord: callers in queue hear that the line is alive
+            subprocess.run(["sox", "-n", *SOX_OUT, str(moh), "synth", "8", "sine", "392", "sine", "494",
+                            "sine", "587", "remix", "-", "tremolo", "0.5", "40", "vol", "0.15"], check=True)
+
+    # ---- process
+    def _cmd(self, *args: str) -> list[str]:
+        return ["chroot", str(self.paths.rootfs), "/usr/sbin/asterisk", "-C", str(self.paths.conf_file), *args]
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, timeout: float = 60) -> None:
+        if self.running():
+            return
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # a stale control socket from a killed instance would make -r talk to nobody
+        for sock in ("asterisk.ctl", "asterisk.pid"):
+            self.paths.host(self.paths.run / sock).unlink(missing_ok=True)
+        out = open(self.logfile, "ab")
+        proc = subprocess.Popen(self._cmd("-f", "-n", "-g"), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.pidfile.write_text(str(proc.pid))
+        self.wait_booted(timeout, proc)
+
+    def wait_booted(self, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeErrorWithHint(f"Asterisk exited with {proc.returncode}; see {self.logfile}")
+            res = subprocess.run(self._cmd("-rx", "core waitfullybooted"), capture_output=True, text=True, timeout=30)
+            if res.returncode == 0 and "fully booted" in res.stdout.lower():
+                return
+            time.sleep(0.3)
+        raise RuntimeErrorWithHint(f"Asterisk did not boot in {timeout:.0f}s; see {self.logfile}")
+
+    def rx(self, command: str, timeout: float = 15) -> str:
+        res = subprocess.run(self._cmd("-rx", command), capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeErrorWithHint(f"asterisk -rx {command!r} failed: {res.stderr.strip() or res.stdout.strip()}")
+        return res.stdout
+
+    def reload(self) -> None:
+        self.rx("core reload")
+
+    def stop(self, timeout: float = 15) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return
+        try:
+            self.rx("core stop now", timeout=timeout)
+        except (RuntimeErrorWithHint, subprocess.TimeoutExpired):
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        self.pidfile.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """Hard kill (fault tests): no clean shutdown."""
+        pid = self.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

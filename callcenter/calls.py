@@ -1,0 +1,234 @@
+"""Follow calls through AMI events: a pure state machine, no I/O.
+
+A call is keyed by Asterisk's ``Linkedid`` (the caller's channel uniqueid). ``CallTracker.apply``
+takes one event (a mapping of AMI headers) and returns the call it changed, or None. Events that
+are malformed or unrelated are ignored, never raised: the AMI stream is untrusted input.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+from callcenter.routing import parse_ivr_path
+
+TRUNK_CONTEXT = "hotline-trunk"
+
+
+@dataclass
+class CallState:
+    call_id: str                        # Asterisk linkedid
+    channel: str = ""
+    dialed_number: str = ""
+    caller_number: str = ""
+    city: str = ""
+    area_code: str = ""
+    language: str = ""
+    ivr_path: str = ""
+    service: str = ""
+    queue: str = ""
+    overflow: str = ""
+    agent: str = ""
+    recording: str = ""
+    status: str = "ivr"                 # ivr -> queued -> talking -> ended
+    outcome: str = ""                   # answered, abandoned, voicemail, unknown_number, ivr_hangup, ...
+    hangup_cause: int | None = None
+    hangup_cause_text: str = ""
+    started_at: float | None = None
+    queued_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    events: int = field(default=0, compare=False)
+
+    @property
+    def wait_seconds(self) -> float | None:
+        if self.queued_at is None:
+            return None
+        end = self.answered_at or self.ended_at
+        return round(end - self.queued_at, 3) if end else None
+
+    @property
+    def talk_seconds(self) -> float | None:
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return round(self.ended_at - self.answered_at, 3)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("events")
+        d["wait_seconds"], d["talk_seconds"] = self.wait_seconds, self.talk_seconds
+        return d
+
+
+def _ts(ev: Mapping[str, str], now: float) -> float:
+    # manager.conf has timestampevents=yes: Asterisk's own clock, immune to our backlog
+    try:
+        return float(ev.get("Timestamp", "")) or now
+    except ValueError:
+        return now
+
+
+def _agent_from(value: str) -> str:
+    """'PJSIP/agent1001' or 'PJSIP/agent1001-0000002a' -> 'agent1001'."""
+    v = value.split("/", 1)[-1]
+    head, sep, tail = v.rpartition("-")
+    return head if sep and len(tail) == 8 and all(c in "0123456789abcdef" for c in tail) else v
+
+
+def _float(v: str | None) -> float | None:
+    try:
+        return float(v) if v not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class CallTracker:
+    def __init__(self, clock=time.time):
+        self.calls: dict[str, CallState] = {}
+        self.clock = clock
+
+    def live(self) -> list[CallState]:
+        return [c for c in self.calls.values() if c.status != "ended"]
+
+    def forget(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+
+    def apply(self, ev: Mapping[str, str]) -> CallState | None:
+        name = ev.get("Event", "")
+        linkedid = ev.get("Linkedid", "")
+        if not name or not linkedid:
+            return None
+        now = _ts(ev, self.clock())
+        if name == "Newchannel":
+            if ev.get("Context") != TRUNK_CONTEXT or ev.get("Uniqueid") != linkedid:
+                return None
+            call = self.calls.setdefault(linkedid, CallState(call_id=linkedid))
+            call.channel = ev.get("Channel", call.channel)
+            call.dialed_number = call.dialed_number or ev.get("Exten", "")
+            call.caller_number = call.caller_number or ev.get("CallerIDNum", "")
+            call.started_at = call.started_at or now
+            return self._touched(call)
+        call = self.calls.get(linkedid)
+        if call is None or call.status == "ended":
+            return None
+        handler = getattr(self, f"_on_{name}", None)
+        if handler is None:
+            return None
+        changed = handler(call, ev, now)
+        return self._touched(call) if changed is not False else None
+
+    def _touched(self, call: CallState) -> CallState:
+        call.events += 1
+        return call
+
+    # ---- dialplan user events
+    def _on_UserEvent(self, call: CallState, ev: Mapping[str, str], now: float) -> bool:
+        kind = ev.get("UserEvent", "")
+        if kind == "HotlineCall":
+            call.dialed_number = ev.get("DID", "") or call.dialed_number
+            call.city = ev.get("City", "") or call.city
+            call.area_code = ev.get("Area", "") or call.area_code
+        elif kind == "HotlineIVR":
+            self._apply_path(call, ev.get("Path", ""))
+        elif kind == "HotlineIVRInvalid":
+            return False
+        elif kind == "HotlineQueue":
+            call.queue = ev.get("Queue", "") or call.queue
+            call.recording = ev.get("Recording", "") or call.recording
+        elif kind == "HotlineOverflow":
+            call.overflow = f"{ev.get('From', '')}>{ev.get('To', '')}:{ev.get('Reason', '')}"
+            call.queue = ev.get("To", "") or call.queue
+        elif kind == "HotlineAnswered":
+            call.agent = call.agent or ev.get("Agent", "")
+            if call.answered_at is None:
+                call.answered_at = now
+                call.status = "talking"
+        elif kind == "HotlineVoicemail":
+            call.outcome = "voicemail"
+            call.status = "voicemail"
+        elif kind == "HotlineUnknownNumber":
+            call.outcome = "unknown_number"
+        else:
+            return False
+        return True
+
+    @staticmethod
+    def _apply_path(call: CallState, path: str) -> None:
+        call.ivr_path = path or call.ivr_path
+        for key, value in parse_ivr_path(call.ivr_path):
+            value = value.split("~", 1)[0]
+            if key == "lang":
+                call.language = value
+            elif key == "city":
+                call.city = value
+            elif key == "svc":
+                call.service = value
+
+    # ---- app_queue
+    def _on_QueueCallerJoin(self, call: CallState, ev, now) -> bool:
+        call.queue = ev.get("Queue", call.queue)
+        call.queued_at = call.queued_at or now
+        call.status = "queued"
+        return True
+
+    def _on_AgentConnect(self, call: CallState, ev, now) -> bool:
+        call.agent = _agent_from(ev.get("Interface", "") or ev.get("MemberName", "")) or call.agent
+        call.queue = ev.get("Queue", call.queue)
+        if call.answered_at is None:
+            call.answered_at = now
+        call.status = "talking"
+        call.outcome = "answered"
+        return True
+
+    def _on_QueueCallerAbandon(self, call: CallState, ev, now) -> bool:
+        call.outcome = "abandoned"
+        return True
+
+    def _on_Hangup(self, call: CallState, ev, now) -> bool:
+        if ev.get("Uniqueid") != call.call_id:
+            return False  # an agent's leg ending is not the call ending
+        call.ended_at = now
+        call.status = "ended"
+        try:
+            call.hangup_cause = int(ev.get("Cause", ""))
+        except ValueError:
+            call.hangup_cause = None
+        call.hangup_cause_text = ev.get("Cause-txt", "")
+        if not call.outcome:
+            call.outcome = ("answered" if call.answered_at else
+                            "abandoned" if call.queued_at else "ivr_hangup")
+        return True
+
+    # ---- resynchronisation after a controller restart
+    def adopt(self, call_id: str, channel: str, vars: Mapping[str, str], bridged_to: str = "",
+              started_at: float | None = None) -> CallState:
+        """Rebuild (or complete) a call from its live channel's variables (see the dialplan)."""
+        call = self.calls.setdefault(call_id, CallState(call_id=call_id))
+        call.channel = channel or call.channel
+        call.dialed_number = vars.get("HOTLINE_DID") or call.dialed_number
+        call.city = vars.get("HOTLINE_CITY") or call.city
+        call.area_code = vars.get("HOTLINE_AREA") or call.area_code
+        call.caller_number = vars.get("CALLERID(num)") or call.caller_number
+        self._apply_path(call, vars.get("HOTLINE_IVR_PATH", ""))
+        call.language = vars.get("HOTLINE_LANG") or call.language
+        call.service = vars.get("HOTLINE_SERVICE") or call.service
+        call.queue = vars.get("HOTLINE_QUEUE") or call.queue
+        call.recording = vars.get("HOTLINE_REC") or call.recording
+        if vars.get("HOTLINE_OVERFLOW"):
+            call.overflow = vars["HOTLINE_OVERFLOW"]
+        call.started_at = call.started_at or _float(vars.get("HOTLINE_START")) or started_at
+        call.queued_at = call.queued_at or _float(vars.get("HOTLINE_QUEUED_AT"))
+        answered = _float(vars.get("HOTLINE_ANSWERED_AT"))
+        agent = vars.get("HOTLINE_AGENT") or (_agent_from(bridged_to) if bridged_to else "")
+        if answered or bridged_to:
+            call.answered_at = call.answered_at or answered
+            call.agent = call.agent or agent
+            call.status, call.outcome = "talking", "answered"
+        elif call.queued_at:
+            call.status = "queued"
+        return self._touched(call)
+
+
+RESYNC_VARS = ("HOTLINE_DID", "HOTLINE_CITY", "HOTLINE_AREA", "HOTLINE_LANG", "HOTLINE_IVR_PATH", "HOTLINE_SERVICE",
+               "HOTLINE_QUEUE", "HOTLINE_REC", "HOTLINE_OVERFLOW", "HOTLINE_START", "HOTLINE_QUEUED_AT",
+               "HOTLINE_ANSWERED_AT", "HOTLINE_AGENT", "CALLERID(num)")

@@ -1,0 +1,354 @@
+"""`hotline` command line: setup, up/down/status, serve, agent and caller softphones, demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from callcenter.config import ConfigError, HotlineConfig, load_config
+
+console = Console(stderr=True)
+OVERRIDES_ENV = "HOTLINE_CONFIG_OVERRIDES"  # JSON merged into config/hotline.yaml (tests, second nodes)
+
+
+def _config(args) -> HotlineConfig:
+    overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
+    for item in getattr(args, "set", None) or []:
+        key, _, value = item.partition("=")
+        node = overrides
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        try:
+            node[parts[-1]] = json.loads(value)
+        except json.JSONDecodeError:
+            node[parts[-1]] = value
+    return load_config(Path(args.root) if args.root else None, overrides)
+
+
+def _api(cfg: HotlineConfig, path: str, method: str = "GET", body: dict | None = None, timeout: float = 5):
+    c = cfg.system.controller
+    req = urllib.request.Request(f"http://{c.http_host}:{c.http_port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+# ------------------------------------------------------------------ setup / up / down
+def cmd_setup(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
+    from callcenter.secrets import load_or_create
+    from callcenter.store.db import migrate
+
+    cfg = _config(args)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print)
+    secrets = load_or_create(cfg)
+    AsteriskInstance(cfg).install(secrets, log=console.print)
+    migrate(cfg.system.database.url, cfg.root)
+    console.print("[green]setup complete[/green]")
+    return 0
+
+
+def _controller_pidfile(cfg: HotlineConfig) -> Path:
+    return cfg.state_dir / f"controller-{cfg.system.asterisk.instance}.pid"
+
+
+def _pid_alive(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+
+
+def cmd_up(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+
+    cmd_setup(args)
+    cfg = _config(args)
+    ast = AsteriskInstance(cfg)
+    ast.start()
+    pidfile = _controller_pidfile(cfg)
+    if not _pid_alive(pidfile):
+        log = open(cfg.state_dir / f"controller-{cfg.system.asterisk.instance}.log", "ab")
+        argv = [sys.executable, "-m", "callcenter.cli"] + (["--root", args.root] if args.root else []) + \
+               sum((["--set", s] for s in (args.set or [])), []) + ["serve"]
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        pidfile.write_text(str(proc.pid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            st = _api(cfg, "/api/status")
+            if st["asterisk"]["ami_connected"]:
+                break
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.3)
+    else:
+        console.print("[red]controller did not come up; see .hotline/controller-*.log[/red]")
+        return 1
+    a, c = cfg.system.asterisk, cfg.system.controller
+    console.print(f"[green]up[/green]: SIP trunk udp {a.sip_bind}:{a.sip_port} (dial <area code>12348), "
+                  f"AMI 127.0.0.1:{a.ami_port}, RTP {a.rtp_start}-{a.rtp_end}")
+    console.print(f"status page http://{c.http_host}:{c.http_port}/  API http://{c.http_host}:{c.http_port}/api/status  "
+                  f"metrics http://{c.http_host}:{c.http_port}/metrics")
+    return 0
+
+
+def cmd_down(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+
+    cfg = _config(args)
+    pidfile = _controller_pidfile(cfg)
+    pid = _pid_alive(pidfile)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _pid_alive(pidfile):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    AsteriskInstance(cfg).stop()
+    console.print("down")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+
+    cfg = _config(args)
+    out = {"asterisk": {"running": AsteriskInstance(cfg).running()}, "controller": {"running": bool(_pid_alive(_controller_pidfile(cfg)))}}
+    try:
+        st = _api(cfg, "/api/status")
+        out["asterisk"].update(st["asterisk"])
+        out["controller"].update(st["controller"], connected=st["asterisk"]["ami_connected"])
+        out.update({k: st[k] for k in ("redis", "agents", "queues", "calls_in_progress")})
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        out["controller"]["api_error"] = str(e)
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    console.print(f"Asterisk running: {out['asterisk']['running']}  AMI connected: {out['asterisk'].get('ami_connected', False)}")
+    console.print(f"controller running: {out['controller']['running']}")
+    if "agents" in out:
+        t = Table("agent", "state", "queues")
+        for a in out["agents"]:
+            t.add_row(a["id"], a["state"], ", ".join(a["queues"]))
+        Console().print(t)
+        console.print(f"calls in progress: {len(out['calls_in_progress'])}")
+    return 0
+
+
+# ------------------------------------------------------------------ controller
+def cmd_serve(args) -> int:
+    from aiohttp import web
+
+    from callcenter.controller import Controller
+    from callcenter.secrets import load_or_create
+    from dashboard.api import make_app
+
+    cfg = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        ctl = Controller(cfg, load_or_create(cfg))
+        await ctl.start()
+        runner = web.AppRunner(make_app(ctl), access_log=None)
+        await runner.setup()
+        c = cfg.system.controller
+        await web.TCPSite(runner, c.http_host, c.http_port).start()
+        logging.getLogger("hotline").info("HTTP API on http://%s:%s", c.http_host, c.http_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+        await ctl.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+# ------------------------------------------------------------------ softphones
+def cmd_agent(args) -> int:
+    from agents.softphone import run_agent, emit
+    from callcenter.secrets import load_or_create
+
+    cfg = _config(args)
+    try:
+        cfg.agent(args.id)
+    except KeyError:
+        console.print(f"[red]unknown agent {args.id!r}; known: {', '.join(a.id for a in cfg.agents)}[/red]")
+        return 2
+    password = load_or_create(cfg).agent_passwords[args.id]
+    a = cfg.system.asterisk
+    if args.login:
+        try:
+            emit("login", agent=args.id, result=_api(cfg, f"/api/agents/{args.id}/login", "POST", {"ready": True}))
+        except (urllib.error.URLError, OSError) as e:
+            emit("login_failed", agent=args.id, error=str(e))
+    end = time.monotonic() + args.duration if args.duration else None
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
+    run_agent(args.id, password, f"sip:{a.sip_bind}:{a.sip_port}", Path(args.play) if args.play else None,
+              Path(args.record_dir) if args.record_dir else None, auto_answer=args.auto_answer,
+              answer_delay=args.answer_delay,
+              should_stop=lambda: stop["now"] or (end is not None and time.monotonic() > end))
+    return 0
+
+
+def _parse_dtmf(spec: str) -> list[tuple[float, str]]:
+    """'2:1,4:1' -> [(2.0, '1'), (4.0, '1')]: seconds after answer, digits."""
+    out = []
+    for part in filter(None, (spec or "").split(",")):
+        at, _, digits = part.partition(":")
+        out.append((float(at), digits))
+    return out
+
+
+def cmd_call(args) -> int:
+    from agents.softphone import CallerScript, run_caller
+
+    cfg = _config(args)
+    a = cfg.system.asterisk
+    script = CallerScript(target=f"sip:{args.to}@{a.sip_bind}:{a.sip_port}", caller_id=args.caller,
+                          dtmf=_parse_dtmf(args.dtmf), play=Path(args.play) if args.play else None,
+                          record=Path(args.record) if args.record else None, hangup_after=args.hangup_after)
+    result = run_caller(script)
+    return 0 if result["status"] else 1
+
+
+# ------------------------------------------------------------------ prompts, config, db
+def cmd_prompts(args) -> int:
+    from ivr_flows.prompts import missing_recordings
+
+    cfg = _config(args)
+    missing = missing_recordings(cfg)
+    if args.json:
+        print(json.dumps([{"lang": m.lang, "prompt": m.prompt_id, "text": m.text, "file": str(m.path)} for m in missing],
+                         ensure_ascii=False, indent=2))
+    else:
+        t = Table("language", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
+        for m in missing:
+            t.add_row(m.lang, m.prompt_id, str(m.path.relative_to(cfg.root)), m.text)
+        Console().print(t)
+    return 1 if (missing and args.strict) else 0
+
+
+def cmd_config(args) -> int:
+    from callcenter.asterisk import confgen
+    from callcenter.asterisk.paths import InstancePaths
+
+    cfg = _config(args)
+    if args.action == "check":
+        console.print(f"[green]config OK[/green]: {len(cfg.cities)} cities, {len(cfg.agents)} agents, "
+                      f"{len(cfg.ivr.languages)} IVR languages")
+        return 0
+    secrets = confgen.Secrets("hotline", "<generated at setup>", {a.id: "<generated>" for a in cfg.agents})
+    files = confgen.generate(cfg, secrets, InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance),
+                             "/usr/lib/x86_64-linux-gnu/asterisk/modules")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    console.print(f"wrote {len(files)} files to {out}")
+    return 0
+
+
+def cmd_db(args) -> int:
+    from callcenter.store.db import migrate
+
+    cfg = _config(args)
+    migrate(cfg.system.database.url, cfg.root)
+    console.print("database at the newest revision")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from callcenter.demo import run_demo
+
+    if cmd_up(args) != 0:
+        return 1
+    return run_demo(_config(args), calls=args.calls, keep_up=args.keep_up)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotline", description="12348 public legal service hotline platform")
+    p.add_argument("--root", help="project root holding config/ and ivr_flows/ (default: this checkout)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override config/hotline.yaml, e.g. --set asterisk.sip_port=5070")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="install the Asterisk rootfs, configs, prompts and database (idempotent)").set_defaults(func=cmd_setup)
+    sub.add_parser("up", help="start Asterisk, the controller and the HTTP API in the background").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop them").set_defaults(func=cmd_down)
+    s = sub.add_parser("status", help="Asterisk, controller, agents, queues, calls in progress")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    sub.add_parser("serve", help="run the controller and HTTP API in the foreground").set_defaults(func=cmd_serve)
+    s = sub.add_parser("agent", help="a pjsua2 agent softphone")
+    s.add_argument("--id", required=True)
+    s.add_argument("--auto-answer", action="store_true")
+    s.add_argument("--answer-delay", type=float, default=1.0)
+    s.add_argument("--play", help="WAV to play into each call (the agent's voice)")
+    s.add_argument("--record-dir", help="record each call's received audio here")
+    s.add_argument("--login", action="store_true", help="log in and go ready through the HTTP API first")
+    s.add_argument("--duration", type=float, help="stop after this many seconds")
+    s.set_defaults(func=cmd_agent)
+    s = sub.add_parser("call", help="a simulated caller through the carrier trunk")
+    s.add_argument("--to", required=True, help="dialed number, e.g. 083312348")
+    s.add_argument("--caller", default="13800000000")
+    s.add_argument("--dtmf", default="", help="'secs:digits,...' after answer, e.g. 2:1,4:1")
+    s.add_argument("--play")
+    s.add_argument("--record")
+    s.add_argument("--hangup-after", type=float, default=30)
+    s.set_defaults(func=cmd_call)
+    s = sub.add_parser("prompts", help="IVR prompts")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any recording is missing")
+    s.set_defaults(func=cmd_prompts)
+    s = sub.add_parser("config", help="validate config or write the generated Asterisk files")
+    s.add_argument("action", choices=["check", "generate"])
+    s.add_argument("--out", default="build/asterisk")
+    s.set_defaults(func=cmd_config)
+    s = sub.add_parser("db", help="database migrations")
+    s.add_argument("action", choices=["upgrade"])
+    s.set_defaults(func=cmd_db)
+    s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
+    s.add_argument("--calls", type=int, default=6)
+    s.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        console.print(f"[red]configuration error[/red]\n{e}", highlight=False)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

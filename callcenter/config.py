@@ -1,0 +1,305 @@
+"""Configuration as data: YAML under config/ and ivr_flows/, validated into typed models.
+
+Errors name the file and the field (``config/cities.yaml: cities[3].area_code: ...``) so that an
+operator can fix a typo without reading code.
+"""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ivr_flows.model import IvrFlow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AreaCode = Annotated[str, Field(pattern=r"^0[1-9][0-9]{1,2}$")]
+Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+PROVINCE = "province"
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, unreadable or invalid. str() is operator-facing."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Names(Strict):
+    zh: str
+    en: str
+    bo: str
+
+
+class City(Strict):
+    id: Ident
+    area_code: AreaCode
+    names: Names
+    default: bool = False
+
+    @property
+    def did(self) -> str:
+        return f"{self.area_code}12348"
+
+
+class ProvincePool(Strict):
+    id: Ident = PROVINCE
+    names: Names
+
+
+class CitiesFile(Strict):
+    cities: list[City] = Field(min_length=1)
+    province_pool: ProvincePool
+
+    @model_validator(mode="after")
+    def check(self) -> "CitiesFile":
+        ids = [c.id for c in self.cities]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate city ids: {dup}")
+        if self.province_pool.id in ids:
+            raise ValueError(f"province_pool.id {self.province_pool.id!r} clashes with a city id")
+        by_code: dict[str, list[City]] = {}
+        for c in self.cities:
+            by_code.setdefault(c.area_code, []).append(c)
+        for code, group in by_code.items():
+            defaults = [c.id for c in group if c.default]
+            if len(group) > 1 and len(defaults) != 1:
+                raise ValueError(
+                    f"area code {code} is shared by {[c.id for c in group]}: exactly one needs "
+                    f"'default: true' (the city used when the caller chooses nothing), found {defaults}")
+            if len(group) > 9:
+                raise ValueError(f"area code {code}: at most 9 cities can share a code (one DTMF digit each)")
+        return self
+
+
+class Agent(Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,31}$")]
+    name: str
+    queues: list[str] = Field(min_length=1)
+    languages: list[str] = Field(min_length=1)
+
+
+class AgentsFile(Strict):
+    agents: list[Agent]
+
+    @model_validator(mode="after")
+    def unique(self) -> "AgentsFile":
+        ids = [a.id for a in self.agents]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate agent ids: {dup}")
+        return self
+
+
+class Node(Strict):
+    name: str
+    province: str
+
+
+class AsteriskSettings(Strict):
+    rootfs: Path
+    instance: Ident
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = Field(5060, ge=1, le=65535)
+    ami_port: int = Field(5038, ge=1, le=65535)
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(10999, ge=1024, le=65535)
+
+    @field_validator("sip_bind")
+    @classmethod
+    def ip(cls, v: str) -> str:
+        ipaddress.ip_address(v)
+        return v
+
+    @model_validator(mode="after")
+    def rtp_range(self) -> "AsteriskSettings":
+        if self.rtp_end - self.rtp_start < 20:
+            raise ValueError(f"rtp_end ({self.rtp_end}) must be at least rtp_start+20 ({self.rtp_start + 20})")
+        return self
+
+
+class Trunk(Strict):
+    name: Ident
+    match: list[str] = Field(min_length=1)
+    codecs: list[str] = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)
+        return v
+
+    @field_validator("codecs")
+    @classmethod
+    def codecs_known(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in ("alaw", "ulaw", "g722", "gsm", "opus")]
+        if bad:
+            raise ValueError(f"unsupported codecs {bad}")
+        return v
+
+
+class ControllerSettings(Strict):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8348, ge=1, le=65535)
+
+
+class Database(Strict):
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"database url must be sqlite:/// or postgresql+psycopg://, got {v!r}")
+        return v
+
+
+class RedisSettings(Strict):
+    url: str | None = "redis://127.0.0.1:6379/0"
+    prefix: str = "hotline"
+
+
+class QueueSettings(Strict):
+    strategy: str = "rrmemory"
+    wrapup_seconds: int = Field(5, ge=0, le=600)
+    ring_seconds: int = Field(15, ge=5, le=120)
+    city_wait_seconds: int = Field(120, ge=5, le=3600)
+    province_wait_seconds: int = Field(120, ge=5, le=3600)
+    max_callers: int = Field(50, ge=1, le=1000)
+
+    @field_validator("strategy")
+    @classmethod
+    def strategy_known(cls, v: str) -> str:
+        known = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
+        if v not in known:
+            raise ValueError(f"unknown strategy {v!r}; app_queue knows {', '.join(known)}")
+        return v
+
+
+class SystemFile(Strict):
+    state_dir: str = ".hotline"
+    node: Node
+    asterisk: AsteriskSettings
+    trunk: Trunk
+    controller: ControllerSettings
+    database: Database
+    redis: RedisSettings
+    queues: QueueSettings
+
+
+class HotlineConfig(Strict):
+    """Everything the platform is configured with, cross-checked."""
+    system: SystemFile
+    cities: list[City]
+    province: ProvincePool
+    agents: list[Agent]
+    ivr: IvrFlow
+    root: Path
+
+    @model_validator(mode="after")
+    def cross_check(self) -> "HotlineConfig":
+        queue_ids = {c.id for c in self.cities} | {self.province.id}
+        langs = {l.code for l in self.ivr.languages}
+        for i, a in enumerate(self.agents):
+            for q in a.queues:
+                if q not in queue_ids:
+                    raise ValueError(f"agents[{i}] ({a.id}).queues: unknown city or pool {q!r}")
+            for lang in a.languages:
+                if lang not in langs:
+                    raise ValueError(f"agents[{i}] ({a.id}).languages: {lang!r} is not an IVR language {sorted(langs)}")
+        return self
+
+    def city(self, city_id: str) -> City:
+        for c in self.cities:
+            if c.id == city_id:
+                return c
+        raise KeyError(city_id)
+
+    def agent(self, agent_id: str) -> Agent:
+        for a in self.agents:
+            if a.id == agent_id:
+                return a
+        raise KeyError(agent_id)
+
+    @property
+    def queue_ids(self) -> list[str]:
+        return [c.id for c in self.cities] + [self.province.id]
+
+    def resolve(self, path: str | Path) -> Path:
+        """Relative paths in config are relative to the project root."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.system.state_dir)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _validate(model: type[BaseModel], data: Any, path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            got = f" (got {err['input']!r})" if err["type"] not in ("missing",) and not isinstance(err["input"], dict) else ""
+            lines.append(f"{path}: {_loc(err['loc'])}: {err['msg']}{got}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(root: Path | None = None, overrides: dict[str, Any] | None = None) -> HotlineConfig:
+    """Load and validate config/ and ivr_flows/ under ``root``.
+
+    ``overrides`` deep-merges into config/hotline.yaml (tests use it for ports and instance names).
+    """
+    root = (root or REPO_ROOT).resolve()
+    cdir = root / "config"
+    sys_path, cities_path, agents_path = cdir / "hotline.yaml", cdir / "cities.yaml", cdir / "agents.yaml"
+    ivr_path = root / "ivr_flows" / "hotline.yaml"
+    sys_data = _deep_merge(_read_yaml(sys_path), overrides or {})
+    system = _validate(SystemFile, sys_data, sys_path)
+    cities = _validate(CitiesFile, _read_yaml(cities_path), cities_path)
+    agents = _validate(AgentsFile, _read_yaml(agents_path), agents_path)
+    ivr = _validate(IvrFlow, _read_yaml(ivr_path), ivr_path)
+    try:
+        return HotlineConfig(system=system, cities=cities.cities, province=cities.province_pool,
+                             agents=agents.agents, ivr=ivr, root=root)
+    except ValidationError as e:
+        msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
+        raise ConfigError(f"{agents_path}: {msgs}") from None
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

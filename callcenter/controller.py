@@ -1,0 +1,200 @@
+"""The controller daemon: follows calls over AMI, keeps records, manages agents.
+
+resources (HTTP API in dashboard/) -> services (CallTracker, AgentService) -> adapters (AMI, DB,
+Redis). It never steers a live call: the generated dialplan does, so calls go on when this
+process is down; on (re)connection the view is rebuilt from Asterisk.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from agents.service import AgentService
+from callcenter.asterisk.ami import AmiClient
+from callcenter.asterisk.confgen import Secrets
+from callcenter.bus import Bus
+from callcenter.calls import RESYNC_VARS, CallState, CallTracker
+from callcenter.config import HotlineConfig
+from callcenter.store.db import Store, migrate
+
+log = logging.getLogger("hotline.controller")
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.events = Counter("hotline_ami_events_total", "AMI events received", registry=self.registry)
+        self.bad_events = Counter("hotline_ami_events_failed_total", "AMI events that failed handling", registry=self.registry)
+        self.calls = Counter("hotline_calls_total", "Calls ended", ["city", "outcome"], registry=self.registry)
+        self.live_calls = Gauge("hotline_live_calls", "Calls in progress", registry=self.registry)
+        self.ami_up = Gauge("hotline_ami_connected", "1 when the AMI session is logged in", registry=self.registry)
+        self.event_lag = Gauge("hotline_ami_event_lag_seconds", "Last event's age when handled", registry=self.registry)
+        self.db_errors = Counter("hotline_db_errors_total", "Failed record writes (retried)", registry=self.registry)
+
+
+class Controller:
+    def __init__(self, cfg: HotlineConfig, secrets: Secrets):
+        self.cfg = cfg
+        a = cfg.system.asterisk
+        self.metrics = Metrics()
+        self.tracker = CallTracker()
+        self.store = Store(cfg.system.database.url, cfg.root)
+        self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
+        self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
+                             on_login=self._on_login, on_disconnect=self._on_disconnect)
+        self.agents = AgentService(cfg, self.ami, self.store)
+        self._dirty: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self.resynced = asyncio.Event()
+        self.started_at = time.time()
+        self.listeners: list = []  # callables(call_dict) for WebSocket fan-out
+
+    async def start(self) -> None:
+        await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
+        for call in await self.store.unfinished_calls():
+            self.tracker.calls[call.call_id] = call
+        self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
+                       asyncio.create_task(self._write(), name="record-writer")]
+        await self.ami.start()
+
+    async def stop(self) -> None:
+        self.ami.close()
+        # flush what is pending before leaving
+        try:
+            await asyncio.wait_for(self._drain(), 5)
+        except asyncio.TimeoutError:
+            log.warning("stopping with %d unsaved call updates", self._dirty.qsize())
+        for t in self._tasks:
+            t.cancel()
+        await self.store.close()
+        await self.bus.close()
+
+    async def _drain(self) -> None:
+        while not self._dirty.empty():
+            await asyncio.sleep(0.05)
+
+    # ---- AMI session
+    async def _on_login(self) -> None:
+        self.metrics.ami_up.set(1)
+        try:
+            await self.resync()
+        except Exception:
+            log.exception("resynchronisation failed; will retry on next login")
+
+    def _on_disconnect(self, exc) -> None:
+        self.metrics.ami_up.set(0)
+        self.resynced.clear()
+
+    async def resync(self) -> None:
+        """Rebuild calls and agents from what Asterisk has live right now."""
+        chans = await self.ami.list_action({"Action": "CoreShowChannels"})
+        by_bridge: dict[str, list] = {}
+        for c in chans:
+            if c.get("BridgeId"):
+                by_bridge.setdefault(c["BridgeId"], []).append(c)
+        live_ids = set()
+        trunk_prefix = f"PJSIP/{self.cfg.system.trunk.name}-"
+        for c in chans:
+            if c.get("Uniqueid") != c.get("Linkedid") or not c.get("Channel", "").startswith(trunk_prefix):
+                continue
+            values = {}
+            for var in RESYNC_VARS:
+                try:
+                    r = await self.ami.action({"Action": "Getvar", "Channel": c["Channel"], "Variable": var}, timeout=5)
+                    values[var] = r.get("Value", "") or ""
+                except Exception:
+                    values[var] = ""
+            peers = [p["Channel"] for p in by_bridge.get(c.get("BridgeId", ""), []) if p["Channel"] != c["Channel"]]
+            try:
+                started = time.time() - _hms(c.get("Duration", ""))
+            except ValueError:
+                started = None
+            call = self.tracker.adopt(c["Linkedid"], c["Channel"], values, peers[0] if peers else "", started)
+            live_ids.add(call.call_id)
+            self._mark(call)
+        for call in list(self.tracker.live()):
+            if call.call_id not in live_ids:
+                # ended while we were not listening: close the record honestly
+                call.status = "ended"
+                call.outcome = call.outcome or "unobserved"
+                call.hangup_cause_text = call.hangup_cause_text or "ended while the controller was down"
+                self._mark(call)
+        await self.agents.rebuild()
+        self.resynced.set()
+        log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
+                 sum(1 for a in self.agents.agents.values() if a.queues))
+
+    # ---- event handling, strictly in order
+    async def _consume(self) -> None:
+        while True:
+            ev = await self.ami.events.get()
+            self.metrics.events.inc()
+            try:
+                ts = ev.get("Timestamp")
+                if ts:
+                    self.metrics.event_lag.set(max(0.0, time.time() - float(ts)))
+                call = self.tracker.apply(ev)
+                if call is not None:
+                    self._mark(call)
+                self.agents.apply_event(ev)
+            except Exception:
+                # a malformed event costs us that event, never the controller
+                self.metrics.bad_events.inc()
+                log.exception("failed to handle AMI event %r", dict(ev) if hasattr(ev, "items") else ev)
+
+    def _mark(self, call: CallState) -> None:
+        self._dirty.put_nowait(call.call_id)
+        snapshot = call.as_dict()
+        for listener in list(self.listeners):
+            try:
+                listener(snapshot)
+            except Exception:
+                log.exception("listener failed")
+
+    async def _write(self) -> None:
+        """Single writer: records are saved in event order; failures are retried, not dropped."""
+        while True:
+            call_id = await self._dirty.get()
+            call = self.tracker.calls.get(call_id)
+            if call is None:
+                continue
+            delay = 0.2
+            while True:
+                try:
+                    await self.store.save_call(call)
+                    break
+                except Exception as e:
+                    self.metrics.db_errors.inc()
+                    log.warning("saving call %s failed (%s); retrying in %.1fs", call_id, e, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10)
+            await self.bus.publish_call(call.as_dict())
+            if call.status == "ended":
+                self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
+                # keep ended calls briefly so late events are ignored, then forget them
+                asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)
+            self.metrics.live_calls.set(len(self.tracker.live()))
+
+    # ---- views
+    def status(self) -> dict:
+        live = self.tracker.live()
+        queues: dict[str, dict] = {q: {"waiting": 0, "talking": 0} for q in self.cfg.queue_ids}
+        for c in live:
+            if c.queue in queues:
+                queues[c.queue]["waiting" if c.status == "queued" else "talking"] += 1 if c.status in ("queued", "talking") else 0
+        return {
+            "controller": {"up": True, "since": self.started_at, "resynced": self.resynced.is_set()},
+            "asterisk": {"ami_connected": self.ami.connected.is_set()},
+            "redis": {"configured": self.bus.client is not None, "healthy": self.bus.healthy},
+            "calls_in_progress": [c.as_dict() for c in live],
+            "queues": queues,
+            "agents": [a.as_dict() for a in self.agents.agents.values()],
+        }
+
+
+def _hms(s: str) -> float:
+    h, m, sec = (int(x) for x in s.split(":"))  # raises ValueError on anything else
+    return h * 3600 + m * 60 + sec

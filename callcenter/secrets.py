@@ -1,0 +1,36 @@
+"""Generated credentials (AMI secret, agents' SIP passwords), kept out of config and git."""
+from __future__ import annotations
+
+import json
+import os
+import secrets as pysecrets
+from pathlib import Path
+
+from callcenter.asterisk.confgen import Secrets
+from callcenter.config import HotlineConfig
+
+
+def _new() -> str:
+    return pysecrets.token_urlsafe(18)  # 144 bits
+
+
+def load_or_create(cfg: HotlineConfig) -> Secrets:
+    path = cfg.state_dir / "secrets.json"
+    data: dict = {}
+    if path.exists():
+        data = json.loads(path.read_text())
+    changed = False
+    if not data.get("ami_secret"):
+        data["ami_secret"], changed = _new(), True
+    agents = data.setdefault("agent_passwords", {})
+    for a in cfg.agents:
+        if a.id not in agents:
+            agents[a.id], changed = _new(), True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+        tmp.replace(path)
+    return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents))

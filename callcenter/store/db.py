@@ -1,0 +1,119 @@
+"""Async store over SQLAlchemy: SQLite (aiosqlite) by default, PostgreSQL (psycopg 3) by URL."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from callcenter.calls import CallState
+from callcenter.store.models import AgentEvent, CallRecord
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def sync_url(url: str, root: Path) -> str:
+    """Normalise a configured URL for the sync driver (Alembic); relative SQLite paths are under root."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and not path.startswith("/"):
+            path = str((root / path).resolve())
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def async_url(url: str, root: Path) -> str:
+    s = sync_url(url, root)
+    return s.replace("sqlite:///", "sqlite+aiosqlite:///", 1) if s.startswith("sqlite:") else s
+
+
+def migrate(url: str, root: Path) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url, root))
+    command.upgrade(cfg, "head")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, tz=timezone.utc) if ts else None
+
+
+def _epoch(dt: datetime | None) -> float | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:  # SQLite hands back naive datetimes: they were stored as UTC
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def record_to_dict(r: CallRecord) -> dict:
+    out = {c.name: getattr(r, c.name) for c in CallRecord.__table__.columns}
+    for k in ("started_at", "queued_at", "answered_at", "ended_at", "updated_at"):
+        v = out[k]
+        out[k] = datetime.fromtimestamp(_epoch(v), tz=timezone.utc).isoformat() if v else None
+    return out
+
+
+class Store:
+    def __init__(self, url: str, root: Path):
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(async_url(url, root), pool_pre_ping=True)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def save_call(self, call: CallState) -> None:
+        async with self.session.begin() as s:
+            row = (await s.execute(select(CallRecord).where(CallRecord.call_id == call.call_id))).scalar_one_or_none()
+            if row is None:
+                row = CallRecord(call_id=call.call_id)
+                s.add(row)
+            row.channel, row.dialed_number, row.caller_number = call.channel, call.dialed_number, call.caller_number
+            row.city, row.area_code, row.language = call.city, call.area_code, call.language
+            row.ivr_path, row.service, row.queue, row.overflow = call.ivr_path[:255], call.service, call.queue, call.overflow
+            row.agent, row.recording_path = call.agent, call.recording
+            row.status, row.outcome = call.status, call.outcome
+            row.hangup_cause, row.hangup_cause_text = call.hangup_cause, call.hangup_cause_text
+            row.started_at, row.queued_at = _dt(call.started_at), _dt(call.queued_at)
+            row.answered_at, row.ended_at = _dt(call.answered_at), _dt(call.ended_at)
+            row.wait_seconds, row.talk_seconds = call.wait_seconds, call.talk_seconds
+            row.updated_at = datetime.now(timezone.utc)
+
+    async def unfinished_calls(self) -> list[CallState]:
+        """Calls the store still believes are in progress (to merge with Asterisk after a restart)."""
+        async with self.session() as s:
+            rows = (await s.execute(select(CallRecord).where(CallRecord.status != "ended"))).scalars().all()
+        out = []
+        for r in rows:
+            out.append(CallState(
+                call_id=r.call_id, channel=r.channel, dialed_number=r.dialed_number, caller_number=r.caller_number,
+                city=r.city, area_code=r.area_code, language=r.language, ivr_path=r.ivr_path, service=r.service,
+                queue=r.queue, overflow=r.overflow, agent=r.agent, recording=r.recording_path, status=r.status,
+                outcome=r.outcome, hangup_cause=r.hangup_cause, hangup_cause_text=r.hangup_cause_text,
+                started_at=_epoch(r.started_at), queued_at=_epoch(r.queued_at),
+                answered_at=_epoch(r.answered_at), ended_at=_epoch(r.ended_at)))
+        return out
+
+    async def recent_calls(self, limit: int = 50, city: str | None = None) -> list[dict]:
+        q = select(CallRecord).order_by(CallRecord.id.desc()).limit(limit)
+        if city:
+            q = q.where(CallRecord.city == city)
+        async with self.session() as s:
+            return [record_to_dict(r) for r in (await s.execute(q)).scalars().all()]
+
+    async def call(self, call_id: str) -> dict | None:
+        async with self.session() as s:
+            r = (await s.execute(select(CallRecord).where(CallRecord.call_id == call_id))).scalar_one_or_none()
+            return record_to_dict(r) if r else None
+
+    async def agent_event(self, agent_id: str, action: str, reason: str = "") -> None:
+        async with self.session.begin() as s:
+            s.add(AgentEvent(agent_id=agent_id, action=action, reason=reason, at=datetime.now(timezone.utc)))

@@ -1,0 +1,1 @@
+"""HTTP API and web pages (aiohttp): status, call records, agent actions, metrics."""
