@@ -1,0 +1,46 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Stack, tts_wav
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.asterisk)
+
+
+@pytest.fixture(scope="session")
+def audio(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("audio")
+    return {
+        "caller": tts_wav("你好，我是农民工，老板拖欠了我三个月的工资，我想咨询一下应该怎么办。", "cmn", d / "caller.wav"),
+        "agent": tts_wav("您好，这里是十二三四八法律服务热线，请问有什么可以帮您。", "cmn", d / "agent.wav"),
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    if shutil.which("chroot") is None or shutil.which("espeak-ng") is None:
+        pytest.fail("the real-stack tests need chroot and espeak-ng (run `make test`, which installs them)")
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clean_stack(stack):
+    """Each test starts with every agent logged out and no stray softphones."""
+    for p in stack.parties:
+        p.stop()
+    stack.parties.clear()
+    if stack.controller is None or stack.controller.poll() is not None:
+        stack.start_controller()
+    stack.logout_all()
+    yield stack
+    for p in stack.parties:
+        p.stop()
+    stack.parties.clear()

@@ -1,0 +1,226 @@
+"""A real stack for tests: one Asterisk instance in the shared rootfs, the controller as a
+subprocess, pjsua2 callers and agents as subprocesses (each its own pjsua2 endpoint)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
+from callcenter.config import HotlineConfig, load_config
+from callcenter.secrets import load_or_create
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tts_wav(text: str, voice: str, dest: Path) -> Path:
+    """Speech for a simulated party, synthesised with espeak-ng and converted to 8 kHz mono."""
+    if not dest.exists():
+        raw = dest.with_suffix(".raw.wav")
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest)], check=True)
+        raw.unlink()
+    return dest
+
+
+@dataclass
+class Party:
+    """A running softphone subprocess and the JSON events it printed."""
+    proc: subprocess.Popen
+    log: Path
+    events: list = field(default_factory=list)
+
+    def read(self) -> list[dict]:
+        self.events = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    self.events.append(json.loads(line))
+        return self.events
+
+    def wait_event(self, name: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.read():
+                if e["event"] == name:
+                    return e
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {name!r} event within {timeout}s; log:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def result(self, timeout: float = 120) -> dict:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return self.wait_event("result", 1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Stack:
+    def __init__(self, tmp: Path, db_url: str | None = None):
+        self.tmp = tmp
+        self.name = f"t{os.getpid()}{random.randint(100, 999)}"
+        rtp = 20000 + random.randrange(0, 90) * 100
+        self.overrides = {
+            "state_dir": str(tmp / "state"),
+            "asterisk": {"instance": self.name, "sip_port": free_port(socket.SOCK_DGRAM), "ami_port": free_port(),
+                         "rtp_start": rtp, "rtp_end": rtp + 99},
+            "controller": {"http_port": free_port()},
+            "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},
+            "redis": {"prefix": f"hltest{self.name}"},
+            # short waits so that overflow and voicemail paths are testable in seconds
+            "queues": {"wrapup_seconds": 1, "ring_seconds": 10, "city_wait_seconds": 60, "province_wait_seconds": 60},
+        }
+        self.controller: subprocess.Popen | None = None
+        self.parties: list[Party] = []
+        self.reconfigure()
+
+    def reconfigure(self, **queue_overrides) -> None:
+        self.overrides["queues"].update(queue_overrides)
+        self.cfg: HotlineConfig = load_config(ROOT, self.overrides)
+        self.env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps(self.overrides), "PYTHONUNBUFFERED": "1"}
+        self.asterisk = AsteriskInstance(self.cfg)
+
+    # ---- lifecycle
+    def start(self) -> None:
+        ensure_rootfs(self.cfg.resolve(self.cfg.system.asterisk.rootfs))
+        self.secrets = load_or_create(self.cfg)
+        self.asterisk.install(self.secrets, log=lambda *a: None)
+        self.asterisk.start()
+        self.start_controller()
+
+    def close(self) -> None:
+        for p in self.parties:
+            p.stop()
+        self.stop_controller()
+        self.asterisk.stop()
+        shutil.rmtree(self.asterisk.paths.host(self.asterisk.paths.inner), ignore_errors=True)
+
+    def start_controller(self, env_extra: dict | None = None) -> None:
+        log = open(self.tmp / "controller.log", "ab")
+        self.controller = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "serve"], cwd=ROOT,
+                                           env={**self.env, **(env_extra or {})}, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_controller()
+
+    def wait_controller(self, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                st = self.api("/api/status")
+                if st["asterisk"]["ami_connected"] and st["controller"]["resynced"]:
+                    return st
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                last = e
+            if self.controller and self.controller.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"controller not ready ({last}); log:\n{(self.tmp / 'controller.log').read_text()[-3000:]}")
+
+    def kill_controller(self) -> None:
+        if self.controller and self.controller.poll() is None:
+            self.controller.send_signal(signal.SIGKILL)
+            self.controller.wait()
+
+    def stop_controller(self) -> None:
+        if self.controller and self.controller.poll() is None:
+            self.controller.send_signal(signal.SIGTERM)
+            try:
+                self.controller.wait(15)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+                self.controller.wait()
+
+    # ---- HTTP API
+    def api(self, path: str, method: str = "GET", body=None, raw: bytes | None = None):
+        c = self.cfg.system.controller
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(f"http://{c.http_host}:{c.http_port}{path}", method=method, data=data,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return json.loads(r.read())
+
+    def api_error(self, path: str, method: str = "POST", body=None, raw: bytes | None = None) -> tuple[int, dict]:
+        try:
+            self.api(path, method, body, raw)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+        raise AssertionError(f"{method} {path} unexpectedly succeeded")
+
+    # ---- parties
+    def _spawn(self, args: list[str], name: str) -> Party:
+        log = self.tmp / f"{name}-{len(self.parties)}.log"
+        proc = subprocess.Popen([sys.executable, "-m", "callcenter.cli", *args], cwd=ROOT, env=self.env,
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        party = Party(proc, log)
+        self.parties.append(party)
+        return party
+
+    def agent(self, agent_id: str, play: Path | None = None, record_dir: Path | None = None,
+              login: bool = True, answer_delay: float = 0.5) -> Party:
+        args = ["agent", "--id", agent_id, "--auto-answer", "--answer-delay", str(answer_delay)]
+        if play:
+            args += ["--play", str(play)]
+        if record_dir:
+            args += ["--record-dir", str(record_dir)]
+        party = self._spawn(args, agent_id)
+        party.wait_event("registered", 20)
+        if login:
+            self.api(f"/api/agents/{agent_id}/login", "POST", {"ready": True})
+        return party
+
+    def call(self, to: str, dtmf: str = "", play: Path | None = None, record: Path | None = None,
+             hangup_after: float = 20, caller: str = "13800000000") -> Party:
+        args = ["call", "--to", to, "--caller", caller, "--dtmf", dtmf, "--hangup-after", str(hangup_after)]
+        if play:
+            args += ["--play", str(play)]
+        if record:
+            args += ["--record", str(record)]
+        return self._spawn(args, f"caller-{to}")
+
+    def logout_all(self) -> None:
+        for a in self.cfg.agents:
+            with contextlib.suppress(Exception):
+                self.api(f"/api/agents/{a.id}/logout", "POST", {})
+
+    def records(self, limit: int = 20) -> list[dict]:
+        return self.api(f"/api/calls?limit={limit}")
+
+    def wait_record(self, pred, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        recs = []
+        while time.monotonic() < deadline:
+            recs = self.records()
+            for r in recs:
+                if pred(r):
+                    return r
+            time.sleep(0.3)
+        raise AssertionError(f"no matching record within {timeout}s; have: {json.dumps(recs, ensure_ascii=False)[:3000]}")
