@@ -224,3 +224,22 @@ class Stack:
                     return r
             time.sleep(0.3)
         raise AssertionError(f"no matching record within {timeout}s; have: {json.dumps(recs, ensure_ascii=False)[:3000]}")
+
+
+PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A fresh PostgreSQL database for one test module, dropped afterwards."""
+    import psycopg
+
+    name = f"hotline_test_{os.getpid()}_{random.randint(1000, 9999)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

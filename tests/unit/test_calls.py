@@ -1,0 +1,91 @@
+"""The call state machine as a pure function of AMI events."""
+from callcenter.calls import CallTracker
+
+L = "1700000000.1"
+
+
+def ev(name, ts, **kw):
+    return {"Event": name, "Linkedid": L, "Timestamp": str(ts), **kw}
+
+
+def story():
+    return [
+        ev("Newchannel", 100.0, Uniqueid=L, Channel="PJSIP/carrier-00000001", Context="hotline-trunk",
+           Exten="083312348", CallerIDNum="13800001111"),
+        ev("UserEvent", 100.1, UserEvent="HotlineCall", DID="083312348", City="leshan", Area="0833", Uniqueid=L),
+        ev("UserEvent", 103.0, UserEvent="HotlineIVRInvalid", Menu="language", Input="*", Uniqueid=L),
+        ev("UserEvent", 104.0, UserEvent="HotlineIVR", Step="lang", Value="zh", How="dtmf", Path="lang=zh", Uniqueid=L),
+        ev("UserEvent", 106.0, UserEvent="HotlineIVR", Step="svc", Value="consultation", How="dtmf",
+           Path="lang=zh/svc=consultation", Uniqueid=L),
+        ev("UserEvent", 106.1, UserEvent="HotlineQueue", Queue="leshan", Recording="20261125/x.wav", Uniqueid=L),
+        ev("QueueCallerJoin", 108.0, Queue="leshan", Position="1", Uniqueid=L),
+        ev("AgentCalled", 108.1, Queue="leshan", Interface="PJSIP/agent1001", Uniqueid=L),
+        ev("AgentConnect", 111.0, Queue="leshan", Interface="PJSIP/agent1001", MemberName="agent1001",
+           HoldTime="3", Uniqueid=L),
+        # the agent's leg hangs up first: not the end of the call record
+        ev("Hangup", 140.0, Uniqueid="1700000000.2", Cause="16"),
+        ev("Hangup", 140.2, Uniqueid=L, Cause="16", **{"Cause-txt": "Normal Clearing"}),
+    ]
+
+
+def test_full_story():
+    t = CallTracker()
+    for e in story():
+        t.apply(e)
+    c = t.calls[L]
+    assert (c.city, c.language, c.service, c.queue, c.agent) == ("leshan", "zh", "consultation", "leshan", "agent1001")
+    assert c.ivr_path == "lang=zh/svc=consultation" and c.recording == "20261125/x.wav"
+    assert c.status == "ended" and c.outcome == "answered" and c.hangup_cause == 16
+    assert c.wait_seconds == 3.0 and c.talk_seconds == 29.2
+    assert t.live() == []
+
+
+def test_events_after_end_and_unrelated_events_are_ignored():
+    t = CallTracker()
+    for e in story():
+        t.apply(e)
+    assert t.apply(ev("AgentConnect", 150, Interface="PJSIP/agent1002")) is None
+    assert t.calls[L].agent == "agent1001"
+    assert t.apply({"Event": "Newchannel", "Linkedid": "9", "Uniqueid": "9", "Context": "hotline-agents"}) is None
+    assert t.apply({"Event": "QueueCallerJoin", "Linkedid": "unknown"}) is None
+
+
+def test_malformed_events_do_not_raise():
+    t = CallTracker()
+    t.apply(story()[0])
+    for bad in [{}, {"Event": ""}, {"Linkedid": L}, {"Event": "Hangup", "Linkedid": L, "Uniqueid": L, "Cause": "x",
+                                                    "Timestamp": "not-a-number"},
+                {"Event": "UserEvent", "Linkedid": L, "UserEvent": "HotlineIVR", "Path": "=/==/lang="}]:
+        t.apply(bad)
+    c = t.calls[L]
+    assert c.status == "ended" and c.hangup_cause is None and c.outcome == "ivr_hangup"
+
+
+def test_abandon_in_queue():
+    t = CallTracker()
+    for e in story()[:7]:
+        t.apply(e)
+    t.apply(ev("QueueCallerAbandon", 130, Queue="leshan", HoldTime="22", Uniqueid=L))
+    t.apply(ev("Hangup", 130.1, Uniqueid=L, Cause="16"))
+    c = t.calls[L]
+    assert c.outcome == "abandoned" and c.wait_seconds == 22.1 and c.talk_seconds is None
+
+
+def test_adopt_from_channel_variables():
+    t = CallTracker()
+    c = t.adopt(L, "PJSIP/carrier-00000001", {
+        "HOTLINE_DID": "02812348", "HOTLINE_CITY": "meishan", "HOTLINE_AREA": "028",
+        "HOTLINE_IVR_PATH": "lang=bo/city=meishan/svc=mediation", "HOTLINE_QUEUE": "meishan",
+        "HOTLINE_QUEUED_AT": "200", "HOTLINE_ANSWERED_AT": "230", "HOTLINE_AGENT": "agent1003",
+        "HOTLINE_START": "190", "CALLERID(num)": "139"}, bridged_to="PJSIP/agent1003-0000000a")
+    assert (c.city, c.language, c.service, c.agent, c.status) == ("meishan", "bo", "mediation", "agent1003", "talking")
+    assert c.wait_seconds == 30.0 and c.started_at == 190.0
+    t.apply({"Event": "Hangup", "Linkedid": L, "Uniqueid": L, "Cause": "16", "Timestamp": "260"})
+    assert c.talk_seconds == 30.0
+
+
+def test_agent_channel_names():
+    from callcenter.calls import _agent_from
+    assert _agent_from("PJSIP/agent1001-0000002a") == "agent1001"
+    assert _agent_from("PJSIP/agent1001") == "agent1001"
+    assert _agent_from("PJSIP/agent-x") == "agent-x"

@@ -1,0 +1,55 @@
+"""Generated Asterisk config: every path ends, secrets are used, AMI is loopback-only."""
+from pathlib import Path
+
+from callcenter.asterisk.confgen import MODULES, Secrets, generate
+from callcenter.asterisk.paths import InstancePaths
+from callcenter.config import load_config
+
+CFG = load_config()
+SECRETS = Secrets("hotline", "s3cr3t-ami", {a.id: f"pw-{a.id}" for a in CFG.agents})
+FILES = generate(CFG, SECRETS, InstancePaths(Path("/rootfs"), "main"), "/usr/lib/x/asterisk/modules")
+
+
+def test_every_city_did_in_dialplan():
+    plan = FILES["extensions.conf"]
+    for c in CFG.cities:
+        assert f"exten => {c.did},1,Gosub(hotline-start" in plan
+    assert "[hotline-ivr-city-028]" in plan and "[hotline-ivr-city-0833]" not in plan
+
+
+def test_every_menu_has_a_default_and_queues_end_in_voicemail():
+    plan = FILES["extensions.conf"]
+    for menu in ("language", "service", "city-028"):
+        assert f"[hotline-ivr-{menu}-opt]" in plan
+        section = plan.split(f"[hotline-ivr-{menu}-opt]")[1].split("\n[")[0]
+        assert "exten => default,1" in section
+    queue = plan.split("[hotline-queue]")[1].split("\n[")[0]
+    assert queue.index("Queue(${HOTLINE_CITY}") < queue.index("Queue(province") < queue.index("hotline-voicemail")
+
+
+def test_unknown_numbers_hang_up_with_cause_1():
+    unknown = FILES["extensions.conf"].split("[hotline-unknown]")[1].split("\n[")[0]
+    assert "Progress()" in unknown and "noanswer" in unknown and "Hangup(1)" in unknown
+
+
+def test_secrets_and_least_privilege():
+    assert "secret = s3cr3t-ami" in FILES["manager.conf"]
+    assert "bindaddr = 127.0.0.1" in FILES["manager.conf"]
+    assert "write = call,agent,user,originate,reporting" in FILES["manager.conf"]
+    assert "command" not in FILES["manager.conf"].split("write =")[1].split("\n")[0]
+    for a in CFG.agents:
+        assert f"password = pw-{a.id}" in FILES["pjsip.conf"]
+    assert "endpoint_identifier_order = username,ip" in FILES["pjsip.conf"]
+
+
+def test_modules_are_trimmed():
+    mods = FILES["modules.conf"]
+    assert "autoload = no" in mods and len(MODULES) == len(set(MODULES))
+    assert "load = app_queue.so" in mods and "chan_iax2" not in mods
+
+
+def test_queue_per_city_and_pool():
+    q = FILES["queues.conf"]
+    for qid in CFG.queue_ids:
+        assert f"\n[{qid}]\n" in q
+    assert "persistentmembers = yes" in q

@@ -1,0 +1,97 @@
+"""Config loading: the shipped config is valid; broken files give errors naming file and field."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callcenter.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for d in ("config", "ivr_flows"):
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("*.py", "__pycache__", "recordings"))
+    return tmp_path
+
+
+def edit(path: Path, fn):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    fn(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+
+def test_shipped_config_is_valid():
+    cfg = load_config(ROOT)
+    assert len(cfg.cities) == 21
+    assert {c.id for c in cfg.cities if c.area_code == "028"} == {"chengdu", "meishan", "ziyang"}
+    assert {l.code for l in cfg.ivr.languages} == {"zh", "bo", "en"}
+
+
+def test_bad_area_code_names_file_and_field(tree):
+    edit(tree / "config/cities.yaml", lambda d: d["cities"][3].__setitem__("area_code", "83x"))
+    with pytest.raises(ConfigError) as e:
+        load_config(tree)
+    msg = str(e.value)
+    assert "config/cities.yaml" in msg and "cities[3].area_code" in msg and "83x" in msg
+
+
+def test_shared_area_code_needs_exactly_one_default(tree):
+    edit(tree / "config/cities.yaml", lambda d: d["cities"][0].pop("default"))
+    with pytest.raises(ConfigError, match=r"cities.yaml.*area code 028 is shared"):
+        load_config(tree)
+
+
+def test_unknown_key_and_bad_port(tree):
+    edit(tree / "config/hotline.yaml", lambda d: d["asterisk"].__setitem__("sip_prot", 5060))
+    with pytest.raises(ConfigError, match=r"hotline.yaml: asterisk.sip_prot: Extra inputs"):
+        load_config(tree)
+    with pytest.raises(ConfigError, match=r"asterisk.ami_port: .*less than or equal to 65535"):
+        load_config(ROOT, {"asterisk": {"ami_port": 99999}})
+
+
+def test_agent_in_unknown_queue(tree):
+    edit(tree / "config/agents.yaml", lambda d: d["agents"][0].__setitem__("queues", ["atlantis"]))
+    with pytest.raises(ConfigError, match=r"agents.yaml: .*agents\[0\] \(agent1001\).queues: unknown city or pool 'atlantis'"):
+        load_config(tree)
+
+
+def test_ivr_prompt_missing_a_language(tree):
+    edit(tree / "ivr_flows/hotline.yaml", lambda d: d["prompts"]["invalid"].pop("bo"))
+    with pytest.raises(ConfigError, match=r"ivr_flows/hotline.yaml: .*prompts.invalid: no text for language\(s\) bo"):
+        load_config(tree)
+
+
+def test_invalid_yaml_reports_line(tree):
+    (tree / "config/agents.yaml").write_text("agents:\n  - {id: agent1001, name: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"agents.yaml: line \d+ column \d+: invalid YAML"):
+        load_config(tree)
+
+
+def test_cli_prints_precise_error_and_exits_2(tree):
+    edit(tree / "config/cities.yaml", lambda d: d["cities"][9].__setitem__("id", "Leshan City"))
+    res = subprocess.run([sys.executable, "-m", "callcenter.cli", "--root", str(tree), "config", "check"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2
+    assert "cities[9].id" in res.stderr and "Leshan City" in res.stderr
+
+
+def test_adding_a_language_needs_no_code(tree):
+    """Yi (ii) for Liangshan: a language entry and its prompt texts, nothing else."""
+    def add_yi(d):
+        d["languages"].append({"code": "ii", "digit": "4", "name": "ꆈꌠꉙ", "tts": None})
+        for texts in d["prompts"].values():
+            texts["ii"] = "ꆈꌠ"  # placeholder text; real prompts come from Liangshan's staff
+    edit(tree / "ivr_flows/hotline.yaml", add_yi)
+    cfg = load_config(tree)
+    from callcenter.asterisk.confgen import extensions_conf
+    from callcenter.asterisk.paths import InstancePaths
+    plan = extensions_conf(cfg, InstancePaths(Path("/r"), "x"))
+    assert "exten => 4,1,NoOp(language option 4)" in plan
+    assert "Set(__HOTLINE_LANG=ii)" in plan and "/ii/lang_offer" in plan
+    from ivr_flows.prompts import missing_recordings
+    assert any(m.lang == "ii" for m in missing_recordings(cfg))

@@ -1,0 +1,33 @@
+from callcenter.config import load_config
+from ivr_flows.prompts import missing_recordings, prompt_texts, spoken_form
+
+CFG = load_config()
+
+
+def test_every_prompt_in_every_language():
+    texts = prompt_texts(CFG)
+    for lang in ("zh", "bo", "en"):
+        for pid in ("greeting", "lang_offer", "service_menu", "invalid", "please_hold", "voicemail",
+                    "unknown_number", "city_intro", "city_028"):
+            assert texts[(lang, pid)].strip(), (lang, pid)
+    assert "眉山市请按2" in texts[("zh", "city_028")]
+    assert "Meishan" in texts[("en", "city_028")]
+
+
+def test_tibetan_texts_are_in_tibetan_script():
+    texts = prompt_texts(CFG)
+    for (lang, pid), text in texts.items():
+        if lang == "bo":
+            assert any("\u0f00" <= ch <= "\u0fff" for ch in text), pid
+
+
+def test_missing_recordings_are_the_tibetan_prompts():
+    missing = missing_recordings(CFG)
+    assert missing and {m.lang for m in missing} == {"bo"}
+    assert {m.prompt_id for m in missing} >= {"greeting", "service_menu", "city_028"}
+
+
+def test_service_numbers_are_read_digit_by_digit():
+    assert spoken_form("欢迎致电12348热线", "zh") == "欢迎致电一二三四八热线"
+    assert spoken_form("the 12348 hotline", "en") == "the 1 2 3 4 8 hotline"
+    assert spoken_form("press 1", "en") == "press 1"

@@ -1,0 +1,38 @@
+"""The store on both real databases: SQLite (embedded default) and PostgreSQL (production)."""
+import pytest
+
+from callcenter.calls import CallState
+from callcenter.store.db import Store, migrate
+from tests.helpers import ROOT, postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+async def test_migrate_save_reload(db_url):
+    migrate(db_url, ROOT)
+    migrate(db_url, ROOT)  # idempotent
+    store = Store(db_url, ROOT)
+    try:
+        c = CallState(call_id="1.1", city="leshan", language="bo", ivr_path="lang=bo/svc=complaint",
+                      caller_number="13800001111", status="queued", started_at=1000.0, queued_at=1010.5)
+        await store.save_call(c)
+        (back,) = await store.unfinished_calls()
+        assert (back.city, back.language, back.queued_at, back.started_at) == ("leshan", "bo", 1010.5, 1000.0)
+        c.status, c.outcome, c.answered_at, c.ended_at, c.agent = "ended", "answered", 1020.0, 1080.0, "agent1001"
+        await store.save_call(c)  # the same row is updated, not duplicated
+        assert await store.unfinished_calls() == []
+        rows = await store.recent_calls(10)
+        assert len(rows) == 1 and rows[0]["wait_seconds"] == 9.5 and rows[0]["talk_seconds"] == 60.0
+        assert rows[0]["ivr_path"] == "lang=bo/svc=complaint"
+        assert (await store.call("1.1"))["agent"] == "agent1001"
+        assert await store.call("nope") is None
+        await store.agent_event("agent1001", "pause", "meal")
+    finally:
+        await store.close()
