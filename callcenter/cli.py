@@ -289,7 +289,10 @@ def cmd_demo(args) -> int:
 
     if cmd_up(args) != 0:
         return 1
-    return run_demo(_config(args), calls=args.calls, keep_up=args.keep_up)
+    code = run_demo(_config(args), calls=args.calls)
+    if args.stop:
+        cmd_down(args)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["upgrade"])
     s.set_defaults(func=cmd_db)
     s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
-    s.add_argument("--calls", type=int, default=6)
-    s.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    s.add_argument("--calls", type=int, default=7)
+    s.add_argument("--stop", action="store_true", help="bring the stack down afterwards (default: leave it up)")
     s.set_defaults(func=cmd_demo)
     return p
 

@@ -35,7 +35,7 @@ def tts_wav(text: str, voice: str, dest: Path) -> Path:
     if not dest.exists():
         raw = dest.with_suffix(".raw.wav")
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest)], check=True)
+        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest), "vol", "0.7"], check=True)
         raw.unlink()
     return dest
 

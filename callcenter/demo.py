@@ -1,0 +1,145 @@
+"""`hotline demo`: simulated agents and callers doing real calls through the running stack."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from callcenter.config import HotlineConfig
+
+# wide enough for the tables when output goes to a file or CI log
+console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    number: str
+    dtmf: str          # 'secs:digit,...' after answer
+    caller: str
+    voice: str         # espeak-ng voice of the caller's speech
+    words: str
+    note: str
+
+
+SCENARIOS = [
+    DemoCall("083312348", "2:1,4:1", "13800000001", "cmn", "老板拖欠了我三个月的工资，我想咨询怎么讨薪。", "乐山 普通话 法律咨询"),
+    DemoCall("02812348", "2:1,4:1,6:2", "13800000002", "cmn", "我想申请法律援助，需要带什么材料？", "成都 普通话 法律援助"),
+    DemoCall("02812348", "2:3,4:2,6:3", "13800000003", "en-us", "I need help mediating a dispute with my landlord.", "Meishan, English, mediation"),
+    DemoCall("083612348", "2:2,4:5", "13800000004", "cmn", "我要投诉。", "甘孜 藏语 服务投诉"),
+    DemoCall("02812348", "2:1,4:3,6:4", "13800000005", "cmn", "请问公证需要多长时间？", "资阳 普通话 公证"),
+    DemoCall("083712348", "2:2,4:1", "13800000006", "cmn", "我的牦牛被车撞了，怎么办？", "阿坝 藏语 法律咨询"),
+    DemoCall("099912348", "", "13800000007", "cmn", "喂？", "unknown number: apology"),
+]
+AGENT_VOICE = "您好，这里是一二三四八公共法律服务热线，我是值班律师，请讲。"
+
+
+def _wav(text: str, voice: str, dest: Path) -> Path:
+    if not dest.exists():
+        raw = dest.with_suffix(".raw.wav")
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest), "vol", "0.7"], check=True)
+        raw.unlink()
+    return dest
+
+
+def _api(cfg: HotlineConfig, path: str):
+    c = cfg.system.controller
+    with urllib.request.urlopen(f"http://{c.http_host}:{c.http_port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
+    work = cfg.state_dir / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "callcenter.cli", "--root", str(cfg.root)]
+    agent_wav = _wav(AGENT_VOICE, "cmn", work / "agent.wav")
+    agents = []
+    console.rule("[bold]12348 演示 demo[/bold]: agents log in")
+    for a in cfg.agents:
+        log = open(work / f"{a.id}.log", "wb")
+        agents.append(subprocess.Popen(cli + ["agent", "--id", a.id, "--auto-answer", "--login", "--play", str(agent_wav),
+                                              "--record-dir", str(work / "agent-audio")],
+                                       stdout=log, stderr=subprocess.STDOUT, env=env))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready = [a for a in _api(cfg, "/api/agents") if a["state"] == "ready"]
+        if len(ready) == len(cfg.agents):
+            break
+        time.sleep(0.5)
+    console.print(f"{len(ready)} agents ready: " + ", ".join(f"{a['name']}({','.join(a['queues'])})" for a in ready))
+
+    console.rule("callers dial in")
+    scenarios = (SCENARIOS * (calls // len(SCENARIOS) + 1))[:calls]
+    procs = []
+    for i, sc in enumerate(scenarios):
+        caller_id = f"{sc.caller[:-2]}{i:02d}"
+        wav = _wav(sc.words, sc.voice, work / f"caller-{sc.caller}.wav")
+        log = open(work / f"caller-{i}.log", "wb")
+        procs.append((sc, caller_id, subprocess.Popen(
+            cli + ["call", "--to", sc.number, "--caller", caller_id, "--dtmf", sc.dtmf, "--play", str(wav),
+                   "--hangup-after", "25"], stdout=log, stderr=subprocess.STDOUT, env=env)))
+        console.print(f"  {caller_id} → {sc.number}  {sc.note}")
+        time.sleep(1.5)
+    for _, _, p in procs:
+        try:
+            p.wait(120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    time.sleep(1.5)
+    for a in cfg.agents:  # simulated agents go home: log them out of their queues
+        req = urllib.request.Request(f"http://{cfg.system.controller.http_host}:{cfg.system.controller.http_port}"
+                                     f"/api/agents/{a.id}/logout", method="POST", data=b"{}")
+        urllib.request.urlopen(req, timeout=10).read()
+    for p in agents:
+        p.send_signal(signal.SIGTERM)
+    for p in agents:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+    ids = {cid for _, cid, _ in procs}
+    records = [r for r in _api(cfg, "/api/calls?limit=200") if r["caller_number"] in ids]
+    detail = Table("caller", "dialed", "city", "lang", "IVR path", "agent", "outcome", "wait s", "talk s",
+                   title="calls / 通话记录")
+    for r in sorted(records, key=lambda r: r["caller_number"]):
+        detail.add_row(r["caller_number"], r["dialed_number"], r["city"] or "-", r["language"] or "-", r["ivr_path"] or "-",
+                       r["agent"] or "-", r["outcome"], _f(r["wait_seconds"]), _f(r["talk_seconds"]))
+    console.print(detail)
+    per_city: dict[str, list[dict]] = {}
+    for r in records:
+        per_city.setdefault(r["city"] or "(unknown number)", []).append(r)
+    t = Table("city / 城市", "calls", "answered", "avg wait s", "avg talk s", title="summary per city / 各市汇总")
+    names = {c.id: f"{c.names.zh} {c.names.en}" for c in cfg.cities}
+    for city, rs in sorted(per_city.items()):
+        answered = [r for r in rs if r["outcome"] == "answered"]
+        t.add_row(names.get(city, city), str(len(rs)), str(len(answered)),
+                  _f(_avg([r["wait_seconds"] for r in answered])), _f(_avg([r["talk_seconds"] for r in answered])))
+    console.print(t)
+    c = cfg.system.controller
+    console.print(f"status page: http://{c.http_host}:{c.http_port}/   API: http://{c.http_host}:{c.http_port}/api/status")
+    console.print("stop the stack with [bold].venv/bin/hotline down[/bold]")
+    expected = sum(1 for sc, _, _ in procs if not sc.number.startswith("0999"))
+    ok = len(records) == len(procs) and sum(1 for r in records if r["outcome"] == "answered") == expected
+    if not ok:
+        console.print("[red]some demo calls were not answered as expected; see .hotline/demo/*.log[/red]")
+    return 0 if ok else 1
+
+
+def _avg(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _f(x):
+    return "-" if x is None else f"{x:.1f}"
