@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from callcenter.config import HotlineConfig
+from callcenter.workflow import memberships
 
 log = logging.getLogger("hotline.agents")
 
@@ -29,6 +30,7 @@ class AgentView:
     pause_reason: str = ""
     in_call: bool = False
     device: str = "unknown"
+    home: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -40,6 +42,7 @@ class AgentView:
 
     def as_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "state": self.state, "queues": sorted(self.queues),
+                "home": self.home,
                 "paused": self.paused, "pause_reason": self.pause_reason, "device": self.device}
 
 
@@ -51,7 +54,7 @@ DEVICE_STATES = {"0": "unknown", "1": "not_in_use", "2": "in_use", "3": "busy", 
 class AgentService:
     def __init__(self, cfg: HotlineConfig, ami, store):
         self.cfg, self.ami, self.store = cfg, ami, store
-        self.agents = {a.id: AgentView(a.id, a.name) for a in cfg.agents}
+        self.agents = {a.id: AgentView(a.id, a.name, home=list(a.queues)) for a in cfg.agents}
 
     def interface(self, agent_id: str) -> str:
         return f"PJSIP/{agent_id}"
@@ -72,10 +75,11 @@ class AgentService:
     async def login(self, agent_id: str, ready: bool = False) -> AgentView:
         agent = self._get(agent_id)
         iface = self.interface(agent_id)
-        for q in self.cfg.agent(agent_id).queues:
+        # home city, skill (language, female, specialty), neighbour, language-pool queues
+        for q, penalty in memberships(agent_id, self.cfg).items():
             # already a member (e.g. persistent from before a restart): keep it, fix the pause below
             await self._ok({"Action": "QueueAdd", "Queue": q, "Interface": iface, "MemberName": agent_id,
-                            "StateInterface": iface, "Paused": "true", "Reason": "login"},
+                            "StateInterface": iface, "Penalty": str(penalty), "Paused": "true", "Reason": "login"},
                            tolerate=("Already there",))
             agent.queues.add(q)
         await self._set_paused(agent, not ready, "" if ready else "login")
@@ -102,7 +106,7 @@ class AgentService:
 
     async def logout(self, agent_id: str) -> AgentView:
         agent = self._get(agent_id)
-        for q in sorted(agent.queues | set(self.cfg.agent(agent_id).queues)):
+        for q in sorted(agent.queues | set(memberships(agent_id, self.cfg))):
             await self._ok({"Action": "QueueRemove", "Queue": q, "Interface": self.interface(agent_id)},
                            tolerate=("Not there", "Unable to remove interface"))
         agent.queues.clear()
@@ -120,7 +124,7 @@ class AgentService:
     async def rebuild(self) -> None:
         """Replace our view with Asterisk's (QueueStatus)."""
         members = await self.ami.list_action({"Action": "QueueStatus"})
-        fresh = {a.id: AgentView(a.id, a.name) for a in self.cfg.agents}
+        fresh = {a.id: AgentView(a.id, a.name, home=list(a.queues)) for a in self.cfg.agents}
         for m in members:
             if m.get("Event") == "QueueMember":
                 self._apply_member(fresh, m)

@@ -27,9 +27,12 @@ class CallState:
     ivr_path: str = ""
     service: str = ""
     queue: str = ""
-    overflow: str = ""
+    overflow: str = ""                  # queues left and why: "leshan:TIMEOUT/leshan-near:EMPTY"
+    green: str = ""                     # green-channel category, "" for none
+    after_hours: bool = False
     agent: str = ""
     recording: str = ""
+    voicemail: str = ""                 # message file left in voicemail, if any
     status: str = "ivr"                 # ivr -> queued -> talking -> ended
     outcome: str = ""                   # answered, abandoned, voicemail, unknown_number, ivr_hangup, ...
     hangup_cause: int | None = None
@@ -132,12 +135,14 @@ class CallTracker:
             self._apply_path(call, ev.get("Path", ""))
         elif kind == "HotlineIVRInvalid":
             return False
+        elif kind == "HotlineRoute":
+            call.recording = ev.get("Recording", "") or call.recording
+            call.green = ev.get("Green", "") or call.green
+            call.after_hours = ev.get("Open") == "0"
         elif kind == "HotlineQueue":
             call.queue = ev.get("Queue", "") or call.queue
-            call.recording = ev.get("Recording", "") or call.recording
         elif kind == "HotlineOverflow":
-            call.overflow = f"{ev.get('From', '')}>{ev.get('To', '')}:{ev.get('Reason', '')}"
-            call.queue = ev.get("To", "") or call.queue
+            call.overflow = ev.get("Path", "") or call.overflow
         elif kind == "HotlineAnswered":
             call.agent = call.agent or ev.get("Agent", "")
             if call.answered_at is None:
@@ -148,6 +153,8 @@ class CallTracker:
             call.status = "voicemail"
         elif kind == "HotlineUnknownNumber":
             call.outcome = "unknown_number"
+        elif kind == "HotlineCallEnd":
+            call.voicemail = ev.get("Voicemail", "") or call.voicemail
         else:
             return False
         return True
@@ -161,8 +168,10 @@ class CallTracker:
                 call.language = value
             elif key == "city":
                 call.city = value
-            elif key == "svc":
+            elif key == "svc" and value != "green":
                 call.service = value
+            elif key == "green":
+                call.green = value
 
     # ---- app_queue
     def _on_QueueCallerJoin(self, call: CallState, ev, now) -> bool:
@@ -216,6 +225,9 @@ class CallTracker:
         call.recording = vars.get("HOTLINE_REC") or call.recording
         if vars.get("HOTLINE_OVERFLOW"):
             call.overflow = vars["HOTLINE_OVERFLOW"]
+        call.green = vars.get("HOTLINE_GREEN") or call.green
+        if vars.get("HOTLINE_OPEN") == "0":
+            call.after_hours = True
         call.started_at = call.started_at or _float(vars.get("HOTLINE_START")) or started_at
         call.queued_at = call.queued_at or _float(vars.get("HOTLINE_QUEUED_AT"))
         answered = _float(vars.get("HOTLINE_ANSWERED_AT"))
@@ -231,4 +243,4 @@ class CallTracker:
 
 RESYNC_VARS = ("HOTLINE_DID", "HOTLINE_CITY", "HOTLINE_AREA", "HOTLINE_LANG", "HOTLINE_IVR_PATH", "HOTLINE_SERVICE",
                "HOTLINE_QUEUE", "HOTLINE_REC", "HOTLINE_OVERFLOW", "HOTLINE_START", "HOTLINE_QUEUED_AT",
-               "HOTLINE_ANSWERED_AT", "HOTLINE_AGENT", "CALLERID(num)")
+               "HOTLINE_ANSWERED_AT", "HOTLINE_AGENT", "HOTLINE_GREEN", "HOTLINE_OPEN", "CALLERID(num)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -79,8 +79,10 @@ class CitiesFile(Strict):
 class Agent(Strict):
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,31}$")]
     name: str
-    queues: list[str] = Field(min_length=1)
+    queues: list[str] = Field(min_length=1)      # home cities and/or `province`
     languages: list[str] = Field(min_length=1)
+    gender: Literal["f", "m"] | None = None      # domestic-violence callers prefer a female lawyer
+    specialties: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)  # proficiency 1-5
 
 
 class AgentsFile(Strict):
@@ -168,8 +170,6 @@ class QueueSettings(Strict):
     strategy: str = "rrmemory"
     wrapup_seconds: int = Field(5, ge=0, le=600)
     ring_seconds: int = Field(15, ge=5, le=120)
-    city_wait_seconds: int = Field(120, ge=5, le=3600)
-    province_wait_seconds: int = Field(120, ge=5, le=3600)
     max_callers: int = Field(50, ge=1, le=1000)
 
     @field_validator("strategy")
@@ -192,6 +192,78 @@ class SystemFile(Strict):
     queues: QueueSettings
 
 
+class LanguageRouting(Strict):
+    served_by: Literal["city", "province"]
+
+
+class WorkflowStep(Strict):
+    target: Literal["city", "city_skill", "neighbours", "language_pool", "province"]
+    wait: int = Field(ge=5, le=3600)
+
+
+class GreenCategory(Strict):
+    digit: Annotated[str, Field(pattern=r"^[0-9]$")]
+    id: Ident
+    workflow: Ident = "green"
+
+
+class GreenChannel(Strict):
+    priority: int = Field(10, ge=1, le=100)
+    digit: Annotated[str, Field(pattern=r"^[0-9]$")]
+    categories: list[GreenCategory] = Field(min_length=1)
+
+
+class Overflow(Strict):
+    waiting_per_agent: int = Field(3, ge=1, le=100)
+
+
+class CitySchedule(Strict):
+    always_open: bool = False
+    weekly: dict[str, list[str]] | None = None
+
+
+class Schedules(Strict):
+    default: CitySchedule
+    cities: dict[str, CitySchedule] = Field(default_factory=dict)
+    holidays: str | None = None
+
+
+class RoutingFile(Strict):
+    timezone: str
+    languages: dict[str, LanguageRouting]
+    specialties: list[Ident]
+    services: dict[str, Ident] = Field(default_factory=dict)
+    neighbours: dict[str, list[str]] = Field(default_factory=dict)
+    overflow: Overflow
+    green_channel: GreenChannel
+    workflows: dict[Ident, list[WorkflowStep]]
+    schedules: Schedules
+
+    @field_validator("timezone")
+    @classmethod
+    def tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def check(self) -> "RoutingFile":
+        needed = {"standard", "specialist", "language", "green", "night"} | {c.workflow for c in self.green_channel.categories}
+        missing = sorted(needed - set(self.workflows))
+        if missing:
+            raise ValueError(f"workflows: missing {missing}")
+        for name, steps in self.workflows.items():
+            if not steps:
+                raise ValueError(f"workflows.{name}: needs at least one step")
+        for svc, spec in self.services.items():
+            if spec not in self.specialties:
+                raise ValueError(f"services.{svc}: {spec!r} is not in specialties")
+        return self
+
+
 class HotlineConfig(Strict):
     """Everything the platform is configured with, cross-checked."""
     system: SystemFile
@@ -199,12 +271,33 @@ class HotlineConfig(Strict):
     province: ProvincePool
     agents: list[Agent]
     ivr: IvrFlow
+    routing: RoutingFile
+    schedules: dict[str, Any]      # city id -> callcenter.schedule.Schedule
+    green_registry: dict[str, str]  # caller number -> green-channel category
     root: Path
 
     @model_validator(mode="after")
     def cross_check(self) -> "HotlineConfig":
         queue_ids = {c.id for c in self.cities} | {self.province.id}
         langs = {l.code for l in self.ivr.languages}
+        r = self.routing
+        for lang in langs - set(r.languages):
+            raise ValueError(f"routing.yaml: languages: no routing for IVR language {lang!r}")
+        city_ids = {c.id for c in self.cities}
+        for city, near in r.neighbours.items():
+            for n in [city, *near]:
+                if n not in city_ids:
+                    raise ValueError(f"routing.yaml: neighbours.{city}: unknown city {n!r}")
+        for city in r.schedules.cities:
+            if city not in city_ids:
+                raise ValueError(f"routing.yaml: schedules.cities: unknown city {city!r}")
+        svc_digits = {o.digit for o in self.ivr.menus.service.options}
+        if r.green_channel.digit in svc_digits:
+            raise ValueError(f"routing.yaml: green_channel.digit {r.green_channel.digit} is already a service menu digit")
+        green_ids = {c.id for c in r.green_channel.categories}
+        for number, cat in self.green_registry.items():
+            if cat not in green_ids:
+                raise ValueError(f"green_registry.yaml: {number}: unknown category {cat!r} (known: {sorted(green_ids)})")
         for i, a in enumerate(self.agents):
             for q in a.queues:
                 if q not in queue_ids:
@@ -212,6 +305,9 @@ class HotlineConfig(Strict):
             for lang in a.languages:
                 if lang not in langs:
                     raise ValueError(f"agents[{i}] ({a.id}).languages: {lang!r} is not an IVR language {sorted(langs)}")
+            for spec in a.specialties:
+                if spec not in r.specialties:
+                    raise ValueError(f"agents[{i}] ({a.id}).specialties: unknown specialty {spec!r}")
         return self
 
     def city(self, city_id: str) -> City:
@@ -279,23 +375,70 @@ def _validate(model: type[BaseModel], data: Any, path: Path) -> Any:
 def load_config(root: Path | None = None, overrides: dict[str, Any] | None = None) -> HotlineConfig:
     """Load and validate config/ and ivr_flows/ under ``root``.
 
-    ``overrides`` deep-merges into config/hotline.yaml (tests use it for ports and instance names).
+    ``overrides`` deep-merges into config/hotline.yaml (tests use it for ports and instance names);
+    its ``routing`` key, if any, merges into config/routing.yaml instead.
     """
     root = (root or REPO_ROOT).resolve()
+    overrides = dict(overrides or {})
+    routing_overrides = overrides.pop("routing", {}) or {}
     cdir = root / "config"
     sys_path, cities_path, agents_path = cdir / "hotline.yaml", cdir / "cities.yaml", cdir / "agents.yaml"
     ivr_path = root / "ivr_flows" / "hotline.yaml"
-    sys_data = _deep_merge(_read_yaml(sys_path), overrides or {})
+    sys_data = _deep_merge(_read_yaml(sys_path), overrides)
     system = _validate(SystemFile, sys_data, sys_path)
     cities = _validate(CitiesFile, _read_yaml(cities_path), cities_path)
     agents = _validate(AgentsFile, _read_yaml(agents_path), agents_path)
     ivr = _validate(IvrFlow, _read_yaml(ivr_path), ivr_path)
+    routing_path = cdir / "routing.yaml"
+    routing = _validate(RoutingFile, _deep_merge(_read_yaml(routing_path), routing_overrides), routing_path)
+    schedules = _schedules(routing, cities.cities, cdir, routing_path)
+    registry_path = cdir / "green_registry.yaml"
+    registry = _read_yaml(registry_path) if registry_path.exists() else {"callers": {}}
+    callers = registry.get("callers") or {}
+    if not isinstance(callers, dict):
+        raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
     try:
         return HotlineConfig(system=system, cities=cities.cities, province=cities.province_pool,
-                             agents=agents.agents, ivr=ivr, root=root)
+                             agents=agents.agents, ivr=ivr, routing=routing, schedules=schedules,
+                             green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
     except ValidationError as e:
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
-        raise ConfigError(f"{agents_path}: {msgs}") from None
+        where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
+        raise ConfigError(f"{where}{msgs}") from None
+
+
+def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_path: Path) -> dict:
+    from callcenter.schedule import Schedule, parse_dates, parse_days, parse_span
+
+    closed, workdays = frozenset(), frozenset()
+    sch = routing.schedules
+    if sch.holidays:
+        hpath = cdir / sch.holidays
+        data = _read_yaml(hpath)
+        try:
+            c, w = [], []
+            for year, entry in data.items():
+                c += entry.get("closed", []) or []
+                w += entry.get("workdays", []) or []
+            closed, workdays = parse_dates(c), parse_dates(w)
+        except (ValueError, AttributeError, TypeError) as e:
+            raise ConfigError(f"{hpath}: {e}") from None
+
+    def build(cs: CitySchedule, where: str) -> Schedule:
+        weekly: dict[int, tuple] = {}
+        try:
+            for days, spans in (cs.weekly or sch.default.weekly or {}).items():
+                for d in parse_days(days):
+                    weekly[d] = weekly.get(d, ()) + tuple(parse_span(x) for x in spans)
+        except ValueError as e:
+            raise ConfigError(f"{routing_path}: {where}.weekly: {e}") from None
+        return Schedule(cs.always_open, weekly, closed, workdays)
+
+    out = {}
+    for c in cities:
+        cs = sch.cities.get(c.id, sch.default)
+        out[c.id] = build(cs, f"schedules.cities.{c.id}" if c.id in sch.cities else "schedules.default")
+    return out
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:

@@ -161,22 +161,27 @@ class Controller:
             call = self.tracker.calls.get(call_id)
             if call is None:
                 continue
-            delay = 0.2
-            while True:
-                try:
-                    await self.store.save_call(call)
-                    break
-                except Exception as e:
-                    self.metrics.db_errors.inc()
-                    log.warning("saving call %s failed (%s); retrying in %.1fs", call_id, e, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10)
+            await self._retrying(lambda: self.store.save_call(call), call_id)
             await self.bus.publish_call(call.as_dict())
+            if call.status == "ended" and call.outcome == "voicemail":
+                await self._retrying(lambda: self.store.add_callback(call, "voicemail", call.voicemail), call_id)
             if call.status == "ended":
                 self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
                 # keep ended calls briefly so late events are ignored, then forget them
                 asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)
             self.metrics.live_calls.set(len(self.tracker.live()))
+
+    async def _retrying(self, op, call_id: str) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await op()
+                return
+            except Exception as e:
+                self.metrics.db_errors.inc()
+                log.warning("writing call %s failed (%s); retrying in %.1fs", call_id, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
 
     # ---- views
     def status(self) -> dict:

@@ -70,6 +70,12 @@ def make_app(controller) -> web.Application:
         rec = await ctl.store.call(request.match_info["call_id"])
         return ok(rec) if rec else json_error(404, "no such call")
 
+    async def callbacks(request):
+        status = request.query.get("status") or None
+        if status and status not in ("pending", "dialing", "done", "failed", "cancelled"):
+            return json_error(400, "status must be pending, dialing, done, failed or cancelled")
+        return ok(await ctl.store.callbacks(status))
+
     async def agents(request):
         return ok([a.as_dict() for a in ctl.agents.agents.values()])
 
@@ -105,6 +111,7 @@ def make_app(controller) -> web.Application:
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/calls", calls)
     app.router.add_get("/api/calls/{call_id}", call)
+    app.router.add_get("/api/callbacks", callbacks)
     app.router.add_get("/api/agents", agents)
     app.router.add_post("/api/agents/{agent_id}/{action}", agent_action)
     app.router.add_get("/metrics", metrics)

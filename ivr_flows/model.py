@@ -66,7 +66,7 @@ class Menus(Strict):
     service: ServiceMenu
 
 
-REQUIRED_PROMPTS = ("greeting", "lang_offer", "city_intro", "city_option", "service_menu",
+REQUIRED_PROMPTS = ("greeting", "lang_offer", "city_intro", "city_option", "service_menu", "green_menu",
                     "invalid", "please_hold", "voicemail", "unknown_number")
 
 

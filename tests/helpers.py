@@ -96,18 +96,29 @@ class Stack:
             "controller": {"http_port": free_port()},
             "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},
             "redis": {"prefix": f"hltest{self.name}"},
-            # short waits so that overflow and voicemail paths are testable in seconds
-            "queues": {"wrapup_seconds": 1, "ring_seconds": 10, "city_wait_seconds": 60, "province_wait_seconds": 60},
+            "queues": {"wrapup_seconds": 1, "ring_seconds": 10},
+            # every city open unless a test says otherwise: results must not depend on the hour
+            "routing": {"schedules": {"default": {"always_open": True}}},
         }
         self.controller: subprocess.Popen | None = None
         self.parties: list[Party] = []
         self.reconfigure()
 
-    def reconfigure(self, **queue_overrides) -> None:
-        self.overrides["queues"].update(queue_overrides)
+    def reconfigure(self) -> None:
         self.cfg: HotlineConfig = load_config(ROOT, self.overrides)
         self.env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps(self.overrides), "PYTHONUNBUFFERED": "1"}
         self.asterisk = AsteriskInstance(self.cfg)
+
+    def set_routing(self, routing: dict) -> None:
+        """Regenerate Asterisk's config with these routing.yaml overrides and reload it (no restart)."""
+        self.overrides["routing"] = routing
+        self.reconfigure()
+        self.asterisk.install(self.secrets, log=lambda *a: None)
+        self.asterisk.rx("dialplan reload")
+        self.asterisk.rx("module reload app_queue.so")
+        # the controller reads the same config (for memberships): restart it on the new one
+        self.stop_controller()
+        self.start_controller()
 
     # ---- lifecycle
     def start(self) -> None:

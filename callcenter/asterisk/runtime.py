@@ -88,7 +88,7 @@ class AsteriskInstance:
     # ---- files
     def install(self, secrets: confgen.Secrets, log=print) -> None:
         p = self.paths
-        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.run, p.lib):
+        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib):
             p.host(d).mkdir(parents=True, exist_ok=True)
         files = confgen.generate(self.cfg, secrets, p, module_dir(p.rootfs))
         for name, text in files.items():

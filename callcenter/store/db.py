@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from callcenter.calls import CallState
-from callcenter.store.models import AgentEvent, CallRecord
+from callcenter.store.models import AgentEvent, CallbackTask, CallRecord
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -78,7 +78,8 @@ class Store:
                 s.add(row)
             row.channel, row.dialed_number, row.caller_number = call.channel, call.dialed_number, call.caller_number
             row.city, row.area_code, row.language = call.city, call.area_code, call.language
-            row.ivr_path, row.service, row.queue, row.overflow = call.ivr_path[:255], call.service, call.queue, call.overflow
+            row.ivr_path, row.service, row.queue, row.overflow = call.ivr_path[:255], call.service, call.queue, call.overflow[:255]
+            row.green, row.after_hours = call.green, call.after_hours
             row.agent, row.recording_path = call.agent, call.recording
             row.status, row.outcome = call.status, call.outcome
             row.hangup_cause, row.hangup_cause_text = call.hangup_cause, call.hangup_cause_text
@@ -96,7 +97,7 @@ class Store:
             out.append(CallState(
                 call_id=r.call_id, channel=r.channel, dialed_number=r.dialed_number, caller_number=r.caller_number,
                 city=r.city, area_code=r.area_code, language=r.language, ivr_path=r.ivr_path, service=r.service,
-                queue=r.queue, overflow=r.overflow, agent=r.agent, recording=r.recording_path, status=r.status,
+                queue=r.queue, overflow=r.overflow, green=r.green, after_hours=r.after_hours, agent=r.agent, recording=r.recording_path, status=r.status,
                 outcome=r.outcome, hangup_cause=r.hangup_cause, hangup_cause_text=r.hangup_cause_text,
                 started_at=_epoch(r.started_at), queued_at=_epoch(r.queued_at),
                 answered_at=_epoch(r.answered_at), ended_at=_epoch(r.ended_at)))
@@ -117,3 +118,29 @@ class Store:
     async def agent_event(self, agent_id: str, action: str, reason: str = "") -> None:
         async with self.session.begin() as s:
             s.add(AgentEvent(agent_id=agent_id, action=action, reason=reason, at=datetime.now(timezone.utc)))
+
+    async def add_callback(self, call: CallState, reason: str, voicemail: str = "") -> bool:
+        """Create the callback task for a call once; False if it already exists (idempotent)."""
+        now = datetime.now(timezone.utc)
+        async with self.session.begin() as s:
+            exists = (await s.execute(select(CallbackTask.id).where(CallbackTask.call_id == call.call_id))).first()
+            if exists:
+                return False
+            s.add(CallbackTask(call_id=call.call_id, caller_number=call.caller_number, city=call.city,
+                               language=call.language, reason=reason, status="pending", attempts=0,
+                               voicemail=voicemail, created_at=now, updated_at=now))
+        return True
+
+    async def callbacks(self, status: str | None = None, limit: int = 100) -> list[dict]:
+        q = select(CallbackTask).order_by(CallbackTask.id.desc()).limit(limit)
+        if status:
+            q = q.where(CallbackTask.status == status)
+        async with self.session() as s:
+            rows = (await s.execute(q)).scalars().all()
+        out = []
+        for r in rows:
+            d = {c.name: getattr(r, c.name) for c in CallbackTask.__table__.columns}
+            for k in ("created_at", "updated_at"):
+                d[k] = datetime.fromtimestamp(_epoch(d[k]), tz=timezone.utc).isoformat()
+            out.append(d)
+        return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -26,7 +26,9 @@ class CallRecord(Base):
     ivr_path: Mapped[str] = mapped_column(String(255), default="")
     service: Mapped[str] = mapped_column(String(32), default="")
     queue: Mapped[str] = mapped_column(String(32), default="")
-    overflow: Mapped[str] = mapped_column(String(128), default="")
+    overflow: Mapped[str] = mapped_column(String(255), default="")
+    green: Mapped[str] = mapped_column(String(32), default="", index=True)
+    after_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     agent: Mapped[str] = mapped_column(String(64), default="", index=True)
     recording_path: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="ivr", index=True)
@@ -51,3 +53,20 @@ class AgentEvent(Base):
     action: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CallbackTask(Base):
+    """A promise to call someone back: after voicemail, or when they left the queue asking for it."""
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)  # one task per originating call
+    caller_number: Mapped[str] = mapped_column(String(32), index=True)
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    language: Mapped[str] = mapped_column(String(8), default="")
+    reason: Mapped[str] = mapped_column(String(24))           # voicemail | queue_callback
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    voicemail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -141,7 +141,8 @@ def test_agent_lifecycle_is_asterisk_state(clean_stack):
     s = clean_stack
     s.api("/api/agents/agent1005/login", "POST", {})
     view = {a["id"]: a for a in s.api("/api/agents")}["agent1005"]
-    assert view["state"] == "paused" and set(view["queues"]) == {"ganzi", "aba"}
+    assert view["state"] == "paused" and view["home"] == ["ganzi", "aba"]
+    assert {"ganzi", "aba", "ganzi-bo", "aba-bo", "lang-bo", "ganzi-near", "aba-near", "ganzi-land"} <= set(view["queues"])
     s.api("/api/agents/agent1005/ready", "POST", {})
     s.api("/api/agents/agent1005/pause", "POST", {"reason": "meal"})
     out = s.asterisk.rx("queue show ganzi") + s.asterisk.rx("queue show aba")

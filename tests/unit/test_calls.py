@@ -17,7 +17,8 @@ def story():
         ev("UserEvent", 104.0, UserEvent="HotlineIVR", Step="lang", Value="zh", How="dtmf", Path="lang=zh", Uniqueid=L),
         ev("UserEvent", 106.0, UserEvent="HotlineIVR", Step="svc", Value="consultation", How="dtmf",
            Path="lang=zh/svc=consultation", Uniqueid=L),
-        ev("UserEvent", 106.1, UserEvent="HotlineQueue", Queue="leshan", Recording="20261125/x.wav", Uniqueid=L),
+        ev("UserEvent", 106.1, UserEvent="HotlineRoute", Recording="20261125/x.wav", Open="1", Green="", Uniqueid=L),
+        ev("UserEvent", 106.2, UserEvent="HotlineQueue", Queue="leshan", Target="city", Uniqueid=L),
         ev("QueueCallerJoin", 108.0, Queue="leshan", Position="1", Uniqueid=L),
         ev("AgentCalled", 108.1, Queue="leshan", Interface="PJSIP/agent1001", Uniqueid=L),
         ev("AgentConnect", 111.0, Queue="leshan", Interface="PJSIP/agent1001", MemberName="agent1001",
@@ -35,6 +36,7 @@ def test_full_story():
     c = t.calls[L]
     assert (c.city, c.language, c.service, c.queue, c.agent) == ("leshan", "zh", "consultation", "leshan", "agent1001")
     assert c.ivr_path == "lang=zh/svc=consultation" and c.recording == "20261125/x.wav"
+    assert c.green == "" and not c.after_hours
     assert c.status == "ended" and c.outcome == "answered" and c.hangup_cause == 16
     assert c.wait_seconds == 3.0 and c.talk_seconds == 29.2
     assert t.live() == []
@@ -61,9 +63,22 @@ def test_malformed_events_do_not_raise():
     assert c.status == "ended" and c.hangup_cause is None and c.outcome == "ivr_hangup"
 
 
+def test_overflow_path_green_and_after_hours():
+    t = CallTracker()
+    for e in story()[:5]:
+        t.apply(e)
+    t.apply(ev("UserEvent", 107, UserEvent="HotlineIVR", Path="lang=zh/svc=green/green=elderly", Uniqueid=L))
+    t.apply(ev("UserEvent", 107.5, UserEvent="HotlineRoute", Recording="r.wav", Open="0", Green="elderly", Uniqueid=L))
+    t.apply(ev("UserEvent", 140, UserEvent="HotlineOverflow", From="province", Reason="TIMEOUT",
+               Path="leshan:EMPTY/province:TIMEOUT", Uniqueid=L))
+    c = t.calls[L]
+    assert c.green == "elderly" and c.after_hours and c.service == "consultation"
+    assert c.overflow == "leshan:EMPTY/province:TIMEOUT"
+
+
 def test_abandon_in_queue():
     t = CallTracker()
-    for e in story()[:7]:
+    for e in story()[:8]:
         t.apply(e)
     t.apply(ev("QueueCallerAbandon", 130, Queue="leshan", HoldTime="22", Uniqueid=L))
     t.apply(ev("Hangup", 130.1, Uniqueid=L, Cause="16"))

@@ -23,8 +23,11 @@ def test_every_menu_has_a_default_and_queues_end_in_voicemail():
         assert f"[hotline-ivr-{menu}-opt]" in plan
         section = plan.split(f"[hotline-ivr-{menu}-opt]")[1].split("\n[")[0]
         assert "exten => default,1" in section
-    queue = plan.split("[hotline-queue]")[1].split("\n[")[0]
-    assert queue.index("Queue(${HOTLINE_CITY}") < queue.index("Queue(province") < queue.index("hotline-voicemail")
+    for ctx in [l for l in plan.splitlines() if l.startswith("[hotline-wf-")]:
+        body = plan.split(ctx)[1].split("\n[")[0]
+        assert body.rstrip().endswith("Goto(hotline-voicemail,s,1)"), ctx
+    std = plan.split("[hotline-wf-standard-leshan]")[1].split("\n[")[0]
+    assert std.index("(leshan,60,city)") < std.index("(leshan-near,45,neighbours)") < std.index("(province,90,province)")
 
 
 def test_unknown_numbers_hang_up_with_cause_1():

@@ -87,11 +87,13 @@ def test_adding_a_language_needs_no_code(tree):
         for texts in d["prompts"].values():
             texts["ii"] = "ꆈꌠ"  # placeholder text; real prompts come from Liangshan's staff
     edit(tree / "ivr_flows/hotline.yaml", add_yi)
+    edit(tree / "config/routing.yaml", lambda d: d["languages"].__setitem__("ii", {"served_by": "province"}))
     cfg = load_config(tree)
     from callcenter.asterisk.confgen import extensions_conf
     from callcenter.asterisk.paths import InstancePaths
     plan = extensions_conf(cfg, InstancePaths(Path("/r"), "x"))
     assert "exten => 4,1,NoOp(language option 4)" in plan
     assert "Set(__HOTLINE_LANG=ii)" in plan and "/ii/lang_offer" in plan
+    assert "[hotline-wf-language-liangshan-ii]" in plan  # Yi speakers reach Yi-speaking agents anywhere
     from ivr_flows.prompts import missing_recordings
     assert any(m.lang == "ii" for m in missing_recordings(cfg))

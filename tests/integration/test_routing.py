@@ -1,0 +1,115 @@
+"""Routing and 24/7 coverage on the real stack (issue: routing): skills, green channel, schedules,
+overflow, voicemail with a callback task."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+OPEN = {"schedules": {"default": {"always_open": True}}}
+
+
+def closed_now_schedule() -> dict:
+    """A weekly schedule that is closed at this moment, whatever the hour (time injected by data)."""
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    span = "23:00-23:59" if now.hour < 12 else "00:00-00:59"
+    # the same keys as config/routing.yaml, so the override replaces its hours rather than adding to them
+    return {"schedules": {"default": {"always_open": False, "weekly": {"mon-fri": [span], "sat-sun": [span]}}}}
+
+
+@pytest.fixture
+def routing(clean_stack):
+    yield clean_stack.set_routing
+    if clean_stack.overrides.get("routing") != OPEN:
+        clean_stack.set_routing(OPEN)
+
+
+def test_tibetan_caller_in_garze_reaches_a_tibetan_agent_in_chengdu(clean_stack, audio):
+    s = clean_stack
+    s.agent("agent1007", play=audio["agent"])  # 次仁, Chengdu, speaks Tibetan; nobody in Garzê
+    caller = s.call("083612348", dtmf="2:2,4:1", play=audio["caller"], hangup_after=18, caller="13944440001")
+    assert caller.result(90)["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == "13944440001" and r["status"] == "ended")
+    assert rec["city"] == "ganzi" and rec["language"] == "bo"
+    assert rec["agent"] == "agent1007" and rec["queue"] == "lang-bo"
+    assert rec["overflow"] == "ganzi-bo:EMPTY"  # Garzê's Tibetan queue had nobody: skipped at once
+
+
+def test_green_channel_caller_joining_after_two_others_is_answered_first(clean_stack, audio):
+    s = clean_stack
+    agent = s.agent("agent1001", play=audio["agent"], login=False)
+    s.api("/api/agents/agent1001/login", "POST", {"ready": False})  # logged in, paused: callers queue up
+    plain = [s.call("083312348", dtmf="2:1,4:1", hangup_after=60, caller=f"1394444001{i}") for i in (1, 2)]
+    for i in (1, 2):
+        s.wait_record(lambda r, i=i: r["caller_number"] == f"1394444001{i}" and r["status"] == "queued", 30)
+    green = s.call("083312348", dtmf="2:1,4:9,6:1", play=audio["caller"], hangup_after=15, caller="13944440013")
+    s.wait_record(lambda r: r["caller_number"] == "13944440013" and r["status"] == "queued", 40)
+    s.api("/api/agents/agent1001/ready", "POST", {})
+    agent.wait_event("answered", 20)
+    first = s.wait_record(lambda r: r["status"] == "talking" and r["agent"] == "agent1001", 10)
+    assert first["caller_number"] == "13944440013"
+    assert first["green"] == "migrant_worker" and first["ivr_path"] == "lang=zh/svc=green/green=migrant_worker"
+    for r in s.records():
+        if r["caller_number"] in ("13944440011", "13944440012"):
+            assert r["status"] == "queued" and not r["answered_at"]
+    green.result(60)
+    for p in plain:
+        p.stop()
+
+
+def test_registry_caller_gets_the_green_channel_without_pressing_9(clean_stack):
+    s = clean_stack
+    s.agent("agent1001")
+    caller = s.call("083312348", dtmf="2:1,4:1", hangup_after=10, caller="13700000080")  # registry: elderly
+    caller.result(60)
+    rec = s.wait_record(lambda r: r["caller_number"] == "13700000080" and r["status"] == "ended")
+    assert rec["green"] == "elderly" and rec["service"] == "consultation"
+
+
+def test_after_hours_call_goes_to_the_night_pool(clean_stack, routing, audio):
+    s = clean_stack
+    routing(closed_now_schedule())
+    s.agent("agent1001")                        # Leshan's own agent is there, but Leshan is closed
+    s.agent("agent1006", play=audio["agent"])   # provincial night pool
+    caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=15, caller="13944440021")
+    assert caller.result(60)["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == "13944440021" and r["status"] == "ended")
+    assert rec["after_hours"] and rec["queue"] == "province" and rec["agent"] == "agent1006"
+
+
+def test_after_hours_with_nobody_anywhere_reaches_voicemail_and_a_callback_task(clean_stack, routing, audio):
+    s = clean_stack
+    routing(closed_now_schedule())
+    caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=25, caller="13944440022")
+    caller.result(60)
+    rec = s.wait_record(lambda r: r["caller_number"] == "13944440022" and r["status"] == "ended")
+    assert rec["outcome"] == "voicemail" and rec["overflow"] == "province:EMPTY"
+    deadline = time.monotonic() + 10
+    tasks = []
+    while time.monotonic() < deadline and not tasks:
+        tasks = [t for t in s.api("/api/callbacks") if t["caller_number"] == "13944440022"]
+        time.sleep(0.3)
+    assert len(tasks) == 1
+    t = tasks[0]
+    assert t["reason"] == "voicemail" and t["status"] == "pending" and t["city"] == "leshan" and t["language"] == "zh"
+    assert t["voicemail"], "the message file is linked to the task"
+    msg = s.asterisk.paths.host(t["voicemail"] + ".wav")
+    assert msg.exists()
+
+
+def test_overflow_after_wait_threshold_to_the_provincial_pool(clean_stack, routing, audio):
+    s = clean_stack
+    routing({**OPEN, "workflows": {"standard": [{"target": "city", "wait": 8},
+                                                 {"target": "neighbours", "wait": 5},
+                                                 {"target": "province", "wait": 60}]}})
+    s.agent("agent1001", login=False)
+    s.api("/api/agents/agent1001/login", "POST", {"ready": False})  # logged in, paused: never answers
+    s.agent("agent1006", play=audio["agent"])
+    caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=35, caller="13944440031")
+    assert caller.result(90)["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == "13944440031" and r["status"] == "ended")
+    assert rec["queue"] == "province" and rec["agent"] == "agent1006"
+    assert rec["overflow"] == "leshan:TIMEOUT/leshan-near:TIMEOUT"
+    assert rec["wait_seconds"] >= 13

@@ -1,0 +1,140 @@
+"""The routing workflow engine as pure functions: every rule, no Asterisk."""
+from datetime import datetime, timezone
+
+import pytest
+
+from callcenter.config import load_config
+from callcenter.schedule import is_open, parse_dates, parse_days, parse_span
+from callcenter.workflow import (CallFacts, QueueLive, Step, all_queues, choose_workflow, first_target,
+                                 memberships, plan, plan_variants, priority, router_dialplan, skip_reason,
+                                 variant_context)
+
+CFG = load_config()
+
+
+def test_mandarin_goes_city_then_neighbours_then_province():
+    wf, steps = plan(CallFacts("chengdu", "zh", "consultation"), CFG)
+    assert wf == "standard"
+    assert steps == [Step("city", "chengdu", 60), Step("neighbours", "chengdu-near", 45), Step("province", "province", 90)]
+
+
+def test_city_without_neighbours_skips_that_target():
+    _, steps = plan(CallFacts("panzhihua", "zh"), CFG)
+    assert [s.queue for s in steps] == ["panzhihua", "province"]
+
+
+def test_tibetan_caller_reaches_tibetan_speakers_anywhere():
+    wf, steps = plan(CallFacts("ganzi", "bo", "consultation"), CFG)
+    assert wf == "language"
+    assert [s.queue for s in steps] == ["ganzi-bo", "lang-bo", "province"]
+    # nobody in Garzê speaks Tibetan right now: straight to the province-wide Tibetan pool
+    step, skipped = first_target(CallFacts("ganzi", "bo"), CFG, {"lang-bo": QueueLive(1, 0)})
+    assert step.queue == "lang-bo" and skipped == [("ganzi-bo", "EMPTY")]
+
+
+def test_green_channel_priority_and_shorter_path():
+    f = CallFacts("leshan", "zh", "consultation", green="migrant_worker")
+    wf, steps = plan(f, CFG)
+    assert wf == "green" and priority(f, CFG) == 10
+    assert sum(s.wait for s in steps) < sum(s.wait for s in plan(CallFacts("leshan", "zh"), CFG)[1])
+    assert priority(CallFacts("leshan", "zh"), CFG) == 0
+
+
+def test_domestic_violence_prefers_a_female_lawyer():
+    wf, steps = plan(CallFacts("leshan", "zh", green="domestic_violence"), CFG)
+    assert wf == "domestic_violence" and steps[0].queue == "leshan-female" and steps[1].queue == "leshan"
+
+
+def test_green_wins_over_language_and_closed_wins_over_all():
+    assert choose_workflow(CallFacts("ganzi", "bo", green="elderly"), CFG) == "green"
+    assert choose_workflow(CallFacts("ganzi", "bo", green="elderly", open=False), CFG) == "night"
+    assert plan(CallFacts("leshan", "zh", open=False), CFG)[1] == [Step("province", "province", 120)]
+
+
+def test_service_specialty_prefers_specialists():
+    wf, steps = plan(CallFacts("ziyang", "zh", "notary_forensics"), CFG)
+    assert wf == "specialist" and steps[0].queue == "ziyang-notary" and steps[1].queue == "ziyang"
+
+
+@pytest.mark.parametrize("live,reason", [(QueueLive(0, 0), "EMPTY"), (QueueLive(2, 6), "BUSY"),
+                                         (QueueLive(2, 5), None), (QueueLive(1, 0), None)])
+def test_skip_rules(live, reason):
+    assert skip_reason(live, CFG) == reason
+
+
+def test_nobody_anywhere_means_voicemail():
+    step, skipped = first_target(CallFacts("leshan", "zh"), CFG, {})
+    assert step is None and [q for q, _ in skipped] == ["leshan", "leshan-near", "province"]
+
+
+def test_memberships_follow_skills():
+    m = memberships("agent1007", CFG)  # Tibetan-speaking lawyer in Chengdu, family law level 3
+    assert m["chengdu"] == 0 and m["chengdu-bo"] == 0 and m["lang-bo"] == 0
+    assert m["chengdu-family"] == 2 and m["deyang-near"] == 1 and "chengdu-female" not in m
+    f = memberships("agent1008", CFG)   # female lawyer in Leshan
+    assert f["leshan-female"] == 0 and f["meishan-near"] == 1
+    assert memberships("agent1006", CFG) == {"province": 0, "lang-en": 0}  # provincial pool, speaks English
+
+
+def test_every_plan_queue_exists_and_router_covers_every_variant():
+    queues = set(all_queues(CFG))
+    contexts = set()
+    for wf, city, skill, lang in plan_variants(CFG):
+        contexts.add(variant_context(wf, city, skill))
+        for s in plan_for_variant(wf, city, skill, lang):
+            assert s.queue in queues
+    router = "\n".join(router_dialplan(CFG))
+    for wf in ("night", "green", "language", "specialist", "standard", "domestic_violence"):
+        assert f"hotline-wf-{wf}-" in router
+    # the router's order is the rule order
+    assert router.index("night") < router.index("domestic_violence") < router.index("wf-green") \
+        < router.index("wf-language") < router.index("wf-specialist") < router.index("wf-standard")
+
+
+def plan_for_variant(wf, city, skill, lang):
+    from callcenter.workflow import plan_for
+    return plan_for(wf, city, skill, lang, CFG)
+
+
+# ---- schedules
+SH = "Asia/Shanghai"
+
+
+def at(s: str) -> datetime:  # a Shanghai local time as an aware datetime
+    from zoneinfo import ZoneInfo
+    return datetime.fromisoformat(s).replace(tzinfo=ZoneInfo(SH))
+
+
+def test_weekday_hours():
+    s = CFG.schedules["leshan"]
+    assert is_open(s, at("2026-11-25T09:00"), SH)          # Wednesday
+    assert not is_open(s, at("2026-11-25T08:29"), SH)
+    assert not is_open(s, at("2026-11-25T21:00"), SH)      # end is exclusive
+    assert is_open(s, at("2026-11-28T10:00"), SH)          # Saturday 09-17
+    assert not is_open(s, at("2026-11-28T18:00"), SH)
+
+
+def test_holidays_and_make_up_days():
+    s = CFG.schedules["leshan"]
+    assert not is_open(s, at("2026-10-02T10:00"), SH)      # National Day holiday, a Friday
+    assert is_open(s, at("2026-10-10T20:00"), SH)          # make-up Saturday: weekday hours
+    assert not is_open(s, at("2026-02-17T10:00"), SH)      # Spring Festival
+
+
+def test_chengdu_is_always_open_and_timezones_convert():
+    assert is_open(CFG.schedules["chengdu"], at("2026-02-17T03:00"), SH)
+    utc = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
+    assert is_open(CFG.schedules["leshan"], utc, SH)
+
+
+@pytest.mark.parametrize("bad", ["8:30-21:00", "21:00-08:30", "25:00-26:00", "08:30"])
+def test_bad_spans_rejected(bad):
+    with pytest.raises(ValueError):
+        parse_span(bad)
+
+
+def test_day_ranges_and_date_ranges():
+    assert parse_days("mon-fri") == [0, 1, 2, 3, 4] and parse_days("sun") == [6]
+    with pytest.raises(ValueError):
+        parse_days("fri-mon")
+    assert len(parse_dates(["2026-10-01..2026-10-07"])) == 7
