@@ -234,13 +234,28 @@ class CallerScript:
     hangup_after: float = 30.0        # seconds after answer (or after the first ring if never answered)
     max_duration: float = 120.0
     headers: dict[str, str] = field(default_factory=dict)
+    port: int = 0                     # fixed SIP port: where the carrier trunk sends callbacks
+    await_callback: float = 0.0       # after hanging up, wait this long for the hotline to call back
+    callback_talk: float = 10.0       # then talk this long on the callback
+    callback_record: Path | None = None
 
 
 def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
-    phone = Softphone(bind=bind)
+    phone = Softphone(bind=bind, port=script.port)
+    incoming: list[Call] = []
     try:
         domain = script.target.split("@", 1)[1].split(";")[0].split(":")[0]
-        acc = make_account(phone, script.caller_id, domain)
+
+        def on_incoming(acc: Account, call_id: int) -> None:
+            cb = phone.keep(Call(acc, phone, CallMedia(script.play, script.callback_record), call_id,
+                                 on_state=lambda c: emit("callback_state", state=c.state, remote=c.remote_uri)))
+            incoming.append(cb)
+            ok = pj.CallOpParam()
+            ok.statusCode = 200
+            cb.answer(ok)
+            emit("callback_answered", remote=cb.remote_uri)
+
+        acc = make_account(phone, script.caller_id, domain, on_incoming=on_incoming)
         media = CallMedia(script.play, script.record)
         call = phone.keep(Call(acc, phone, media, on_state=lambda c: emit("call_state", state=c.state, status=c.last_status)))
         prm = pj.CallOpParam(True)
@@ -269,6 +284,19 @@ def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
         call.hangup_now()
         phone.pump_until(lambda: call.ended, 5)
         phone.pump(0.3)
+        callback = None
+        if script.await_callback:
+            phone.pump_until(lambda: bool(incoming), script.await_callback)
+            if incoming:
+                cb = incoming[0]
+                phone.pump_until(lambda: cb.confirmed_at is not None or cb.ended, 10)
+                phone.pump_until(lambda: cb.ended, script.callback_talk)
+                callback = {"answered": cb.confirmed_at is not None, "from": cb.remote_uri,
+                            "hung_up_by": "remote" if cb.ended else "caller",
+                            "recording": str(script.callback_record) if script.callback_record else None}
+                cb.hangup_now()
+                phone.pump_until(lambda: cb.ended, 5)
+                callback["talk_seconds"] = round((cb.disconnected_at or time.time()) - (cb.confirmed_at or time.time()), 2)
         c = call
         result = {
             "answered": c.confirmed_at is not None,
@@ -279,6 +307,7 @@ def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
             "talk_seconds": round((c.disconnected_at or time.time()) - c.confirmed_at, 2) if c.confirmed_at else 0,
             "hung_up_by": hung_up_by,
             "recording": str(script.record) if script.record else None,
+            "callback": callback,
         }
         emit("result", **result)
         return result

@@ -33,6 +33,7 @@ class CallState:
     agent: str = ""
     recording: str = ""
     voicemail: str = ""                 # message file left in voicemail, if any
+    callback_of: str = ""               # for a callback leg: the call that asked for it
     status: str = "ivr"                 # ivr -> queued -> talking -> ended
     outcome: str = ""                   # answered, abandoned, voicemail, unknown_number, ivr_hangup, ...
     hangup_cause: int | None = None
@@ -102,6 +103,8 @@ class CallTracker:
         if not name or not linkedid:
             return None
         now = _ts(ev, self.clock())
+        if name == "UserEvent" and ev.get("UserEvent") == "HotlineCallback":
+            return self._callback_leg(linkedid, ev, now)
         if name == "Newchannel":
             if ev.get("Context") != TRUNK_CONTEXT or ev.get("Uniqueid") != linkedid:
                 return None
@@ -119,6 +122,21 @@ class CallTracker:
             return None
         changed = handler(call, ev, now)
         return self._touched(call) if changed is not False else None
+
+    def _callback_leg(self, linkedid: str, ev: Mapping[str, str], now: float) -> CallState:
+        """A callback placeholder joined a queue: a new (outbound) call, linked to the request."""
+        call = self.calls.setdefault(linkedid, CallState(call_id=linkedid))
+        call.dialed_number = ev.get("Number", "") or call.dialed_number
+        call.caller_number = call.dialed_number
+        call.city = ev.get("City", "") or call.city
+        call.language = ev.get("Lang", "") or call.language
+        call.queue = ev.get("Queue", "") or call.queue
+        call.callback_of = ev.get("Origin", "")
+        call.service = call.service or "callback"
+        call.started_at = call.started_at or now
+        call.queued_at = call.queued_at or now
+        call.status = "queued"
+        return self._touched(call)
 
     def _touched(self, call: CallState) -> CallState:
         call.events += 1
@@ -153,6 +171,12 @@ class CallTracker:
             call.status = "voicemail"
         elif kind == "HotlineUnknownNumber":
             call.outcome = "unknown_number"
+        elif kind == "HotlineCallbackRequest":
+            call.outcome = "callback_requested"
+        elif kind == "HotlineCallbackDial":
+            call.recording = ev.get("Recording", "") or call.recording
+        elif kind == "HotlineCallbackResult":
+            call.outcome = f"callback_{ev.get('Result', 'unknown')}"
         elif kind == "HotlineCallEnd":
             call.voicemail = ev.get("Voicemail", "") or call.voicemail
         else:

@@ -233,7 +233,11 @@ def cmd_call(args) -> int:
     a = cfg.system.asterisk
     script = CallerScript(target=f"sip:{args.to}@{a.sip_bind}:{a.sip_port}", caller_id=args.caller,
                           dtmf=_parse_dtmf(args.dtmf), play=Path(args.play) if args.play else None,
-                          record=Path(args.record) if args.record else None, hangup_after=args.hangup_after)
+                          record=Path(args.record) if args.record else None, hangup_after=args.hangup_after,
+                          port=args.port, await_callback=args.await_callback, callback_talk=args.callback_talk,
+                          callback_record=Path(args.callback_record) if args.callback_record else None)
+    # SIGTERM hangs up properly (a BYE), instead of leaving Asterisk with a dead call
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     result = run_caller(script)
     return 0 if result["status"] else 1
 
@@ -324,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--play")
     s.add_argument("--record")
     s.add_argument("--hangup-after", type=float, default=30)
+    s.add_argument("--port", type=int, default=0, help="fixed local SIP port (to receive a callback)")
+    s.add_argument("--await-callback", type=float, default=0, help="after hanging up, wait this long for a callback")
+    s.add_argument("--callback-talk", type=float, default=10)
+    s.add_argument("--callback-record")
     s.set_defaults(func=cmd_call)
     s = sub.add_parser("prompts", help="IVR prompts")
     s.add_argument("action", choices=["check"])

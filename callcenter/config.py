@@ -128,6 +128,8 @@ class Trunk(Strict):
     name: Ident
     match: list[str] = Field(min_length=1)
     codecs: list[str] = Field(min_length=1)
+    # where outbound calls (callbacks) go: the carrier's SIP address; none = no callbacks
+    outbound: Annotated[str, Field(pattern=r"^sip:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")] | None = None
 
     @field_validator("match")
     @classmethod
@@ -166,11 +168,20 @@ class RedisSettings(Strict):
     prefix: str = "hotline"
 
 
+class CallbackSettings(Strict):
+    key: Annotated[str, Field(pattern=r"^[0-9]$")] = "5"   # pressed while waiting in a queue
+    offer_every_seconds: int = Field(30, ge=10, le=600)   # how often the offer is announced
+    attempts: int = Field(3, ge=1, le=10)
+    retry_seconds: int = Field(120, ge=5, le=3600)
+    ring_seconds: int = Field(30, ge=5, le=120)
+
+
 class QueueSettings(Strict):
     strategy: str = "rrmemory"
     wrapup_seconds: int = Field(5, ge=0, le=600)
     ring_seconds: int = Field(15, ge=5, le=120)
     max_callers: int = Field(50, ge=1, le=1000)
+    callback: CallbackSettings = CallbackSettings()
 
     @field_validator("strategy")
     @classmethod

@@ -46,7 +46,7 @@ class Controller:
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
         self.agents = AgentService(cfg, self.ami, self.store)
-        self._dirty: asyncio.Queue[str] = asyncio.Queue()
+        self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._tasks: list[asyncio.Task] = []
         self.resynced = asyncio.Event()
         self.started_at = time.time()
@@ -139,11 +139,27 @@ class Controller:
                 call = self.tracker.apply(ev)
                 if call is not None:
                     self._mark(call)
+                self._callback_effects(ev, call)
                 self.agents.apply_event(ev)
             except Exception:
                 # a malformed event costs us that event, never the controller
                 self.metrics.bad_events.inc()
                 log.exception("failed to handle AMI event %r", dict(ev) if hasattr(ev, "items") else ev)
+
+    def _callback_effects(self, ev, call: CallState | None) -> None:
+        """Callback requests and results become durable tasks, written in event order."""
+        kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
+        if kind == "HotlineCallbackRequest" and call is not None:
+            self._dirty.put_nowait(("op", call.call_id, lambda: self.store.add_callback(call, "queue_callback")))
+        elif kind == "HotlineCallbackResult":
+            origin, result = ev.get("Origin", ""), ev.get("Result", "")
+            try:
+                attempt = int(ev.get("Attempt", "0"))
+            except ValueError:
+                attempt = 0
+            status = {"done": "done", "failed": "failed", "retry": "pending"}.get(result)
+            if origin and status:
+                self._dirty.put_nowait(("op", origin, lambda: self.store.update_callback(origin, status, attempt)))
 
     def _mark(self, call: CallState) -> None:
         self._dirty.put_nowait(call.call_id)
@@ -157,7 +173,11 @@ class Controller:
     async def _write(self) -> None:
         """Single writer: records are saved in event order; failures are retried, not dropped."""
         while True:
-            call_id = await self._dirty.get()
+            item = await self._dirty.get()
+            if isinstance(item, tuple):  # ("op", call id, coroutine factory): a side effect, in order
+                await self._retrying(item[2], item[1])
+                continue
+            call_id = item
             call = self.tracker.calls.get(call_id)
             if call is None:
                 continue

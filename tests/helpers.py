@@ -89,14 +89,17 @@ class Stack:
         self.tmp = tmp
         self.name = f"t{os.getpid()}{random.randint(100, 999)}"
         rtp = 20000 + random.randrange(0, 90) * 100
+        self.carrier_port = free_port(socket.SOCK_DGRAM)  # where callbacks to callers are sent
         self.overrides = {
             "state_dir": str(tmp / "state"),
+            "trunk": {"outbound": f"sip:127.0.0.1:{self.carrier_port}"},
             "asterisk": {"instance": self.name, "sip_port": free_port(socket.SOCK_DGRAM), "ami_port": free_port(),
                          "rtp_start": rtp, "rtp_end": rtp + 99},
             "controller": {"http_port": free_port()},
             "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},
             "redis": {"prefix": f"hltest{self.name}"},
-            "queues": {"wrapup_seconds": 1, "ring_seconds": 10},
+            "queues": {"wrapup_seconds": 1, "ring_seconds": 10,
+                       "callback": {"retry_seconds": 5, "ring_seconds": 15, "offer_every_seconds": 30}},
             # every city open unless a test says otherwise: results must not depend on the hour
             "routing": {"schedules": {"default": {"always_open": True}}},
         }
@@ -133,7 +136,7 @@ class Stack:
             p.stop()
         self.stop_controller()
         self.asterisk.stop()
-        shutil.rmtree(self.asterisk.paths.host(self.asterisk.paths.inner), ignore_errors=True)
+        self.asterisk.remove()
 
     def start_controller(self, env_extra: dict | None = None) -> None:
         log = open(self.tmp / "controller.log", "ab")
@@ -209,8 +212,9 @@ class Stack:
         return party
 
     def call(self, to: str, dtmf: str = "", play: Path | None = None, record: Path | None = None,
-             hangup_after: float = 20, caller: str = "13800000000") -> Party:
+             hangup_after: float = 20, caller: str = "13800000000", extra: list[str] | None = None) -> Party:
         args = ["call", "--to", to, "--caller", caller, "--dtmf", dtmf, "--hangup-after", str(hangup_after)]
+        args += extra or []
         if play:
             args += ["--play", str(play)]
         if record:

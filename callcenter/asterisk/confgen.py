@@ -34,7 +34,7 @@ MODULES = [
     # applications
     "app_queue.so", "app_playback.so", "app_read.so", "app_mixmonitor.so", "app_voicemail.so",
     "app_userevent.so", "app_stack.so", "app_dial.so", "app_echo.so", "app_verbose.so",
-    "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so",
+    "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so", "app_originate.so", "app_db.so",
     # dialplan functions
     "func_channel.so", "func_strings.so", "func_logic.so", "func_callerid.so", "func_cdr.so",
     "func_dialplan.so", "func_global.so", "func_math.so", "func_hangupcause.so", "func_db.so",
@@ -139,6 +139,10 @@ direct_media = no
 rtp_symmetric = yes
 send_pai = no
 trust_id_inbound = yes
+; a caller whose phone vanished without a BYE must not hold an agent forever
+rtp_timeout = 60
+rtp_timeout_hold = 600
+""" + (f"aors = {t.name}\nfrom_domain = hotline12348\n\n[{t.name}]\ntype = aor\ncontact = {t.outbound}\n" if t.outbound else "") + f"""
 
 [{t.name}]
 type = identify
@@ -157,6 +161,8 @@ direct_media = no
 rtp_symmetric = yes
 force_rport = yes
 rewrite_contact = yes
+rtp_timeout = 60
+rtp_timeout_hold = 600
 auth = {ag.id}
 aors = {ag.id}
 callerid = "{ag.name}" <{ag.id}>
@@ -203,6 +209,11 @@ eventfilter = !Event: Newexten
 
 def queues_conf(cfg: HotlineConfig) -> str:
     q = cfg.system.queues
+    cb = q.callback
+    # the callback offer, in the caller's language (sounds/<lang>/hl-<instance> links to our prompts)
+    offer = (f"context = hotline-queue-keys\nperiodic-announce = hl-{cfg.system.asterisk.instance}/callback_offer\n"
+             f"periodic-announce-frequency = {cb.offer_every_seconds}\nperiodic-announce-startdelay = 10\n"
+             if cfg.system.trunk.outbound else "")
     out = [HEADER, """[general]
 ; dynamic members survive an Asterisk restart (kept in astdb)
 persistentmembers = yes
@@ -228,7 +239,7 @@ setqueuevar = yes
 reportholdtime = no
 timeoutpriority = app
 musicclass = default
-""")
+{offer}""")
     return "".join(out)
 
 
@@ -429,13 +440,14 @@ exten => s,1,Set(LOCAL(logged)=${{QUEUE_MEMBER(${{ARG1}},logged)}})
  same => n,GotoIf($["${{LOCAL(why)}}" != ""]?left)
  same => n,Set(__HOTLINE_QUEUE=${{ARG1}})
  same => n,Set(__HOTLINE_TARGET=${{ARG3}})
+ same => n,Set(__HOTLINE_STEP_AT=${{STRFTIME(,,%s%3q)}})
  same => n,UserEvent(HotlineQueue,Queue: ${{ARG1}},Target: ${{ARG3}},Wait: ${{ARG2}})
  same => n,Queue(${{ARG1}},,,,${{ARG2}},,hotline-agent-answer)
  same => n,Set(LOCAL(why)=${{QUEUESTATUS}})
  same => n(left),Set(__HOTLINE_OVERFLOW=${{HOTLINE_OVERFLOW}}${{IF($["${{HOTLINE_OVERFLOW}}" = ""]?:/)}}${{ARG1}}:${{LOCAL(why)}})
  same => n,UserEvent(HotlineOverflow,From: ${{ARG1}},Reason: ${{LOCAL(why)}},Path: ${{HOTLINE_OVERFLOW}})
  same => n,Return()
-""" + workflow_contexts(cfg) + hours_contexts(cfg) + green_registry_context(cfg) + f"""
+""" + callback_contexts(cfg) + workflow_contexts(cfg) + hours_contexts(cfg) + green_registry_context(cfg) + f"""
 
 [hotline-agent-answer]
 ; runs on the agent's channel when connected; MASTER_CHANNEL is the caller's channel
@@ -514,3 +526,91 @@ def green_registry_context(cfg: HotlineConfig) -> str:
     out = ["\n[hotline-green-registry]\n; callers known to qualify (config/green_registry.yaml)\n"]
     out += [f"exten => {num},1,Return({cat})\n" for num, cat in sorted(cfg.green_registry.items())]
     return "".join(out)
+
+
+def callback_contexts(cfg: HotlineConfig) -> str:
+    """Callback keeping the caller's place, entirely in the dialplan (no controller needed).
+
+    The caller presses the key while queued and hangs up; a Local-channel placeholder joins the same
+    queue at the caller's place (counted from who joined earlier and with what priority), so nobody
+    who stayed is overtaken. When an agent answers the placeholder, the caller is dialled; if they do
+    not answer the placeholder returns after a pause, a few times, then gives up politely. The
+    request lives in AstDB (hlcb/<call>), so it survives restarts and exists exactly once.
+    """
+    t, cb = cfg.system.trunk, cfg.system.queues.callback
+    if not t.outbound:
+        return ""
+    return f"""
+[hotline-queue-keys]
+exten => {cb.key},1,Set(Q=${{HOTLINE_QUEUE}})
+ same => n,Set(ME=${{HOTLINE_STEP_AT}})
+ same => n,Set(PRIO=${{IF($["${{QUEUE_PRIO}}" = ""]?0:${{QUEUE_PRIO}})}})
+ ; count who is ahead: higher priority, or the same priority and joined earlier
+ same => n,Set(POS=1)
+ same => n,Set(I=1)
+ same => n(count),GotoIf($[${{I}} > ${{QUEUE_WAITING_COUNT(${{Q}})}}]?counted)
+ same => n,Set(OTHER=${{QUEUE_GET_CHANNEL(${{Q}},${{I}})}})
+ same => n,Set(OP=${{IMPORT(${{OTHER}},QUEUE_PRIO)}})
+ same => n,Set(OT=${{IMPORT(${{OTHER}},HOTLINE_STEP_AT)}})
+ same => n,ExecIf($[0${{OP}} > ${{PRIO}} | (0${{OP}} = ${{PRIO}} & 0${{OT}} < ${{ME}})]?Set(POS=$[${{POS}} + 1]))
+ same => n,Set(I=$[${{I}} + 1])
+ same => n,Goto(count)
+ same => n(counted),Set(DB(hlcb/${{UNIQUEID}}/queue)=${{Q}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/position)=${{POS}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/prio)=${{PRIO}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/number)=${{CALLERID(num)}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/did)=${{HOTLINE_DID}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/city)=${{HOTLINE_CITY}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/lang)=${{HOTLINE_LANG}})
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/attempt)=1)
+ same => n,UserEvent(HotlineCallbackRequest,Queue: ${{Q}},Position: ${{POS}},Priority: ${{PRIO}})
+ same => n,Originate(Local/${{UNIQUEID}}@hotline-cb-hold,exten,hotline-cb-dial,${{UNIQUEID}},1,86400,a)
+ same => n,Playback(${{HL_SOUNDS}}/${{HOTLINE_LANG}}/callback_confirm)
+ same => n,Hangup(16)
+
+[hotline-cb-hold]
+; the placeholder (Local ;2): waits in the queue in the caller's place
+exten => _X.,1,Set(ID=${{EXTEN}})
+ same => n,Set(Q=${{DB(hlcb/${{ID}}/queue)}})
+ same => n,GotoIf($["${{Q}}" = ""]?gone)
+ same => n,Set(ATTEMPT=${{DB(hlcb/${{ID}}/attempt)}})
+ same => n,Set(POS=${{IF($[${{ATTEMPT}} = 1]?${{DB(hlcb/${{ID}}/position)}}:1)}})
+ same => n,ExecIf($[${{ATTEMPT}} > 1]?Wait({cb.retry_seconds}))
+ same => n,Set(QUEUE_PRIO=${{DB(hlcb/${{ID}}/prio)}})
+ same => n,Set(__HOTLINE_CITY=${{DB(hlcb/${{ID}}/city)}})
+ same => n,Set(__HOTLINE_LANG=${{DB(hlcb/${{ID}}/lang)}})
+ same => n,Set(__HOTLINE_QUEUE=${{Q}})
+ same => n,Set(__HOTLINE_CALLBACK=${{ID}})
+ same => n,UserEvent(HotlineCallback,Origin: ${{ID}},Number: ${{DB(hlcb/${{ID}}/number)}},Queue: ${{Q}},City: ${{HOTLINE_CITY}},Lang: ${{HOTLINE_LANG}},Attempt: ${{ATTEMPT}},Position: ${{POS}})
+ same => n,Queue(${{Q}},,,,86400,,hotline-agent-answer,,${{POS}})
+ same => n(gone),Hangup()
+
+[hotline-cb-dial]
+; Local ;1: an agent has taken the placeholder; now ring the caller, showing the hotline's number
+exten => _X.,1,Set(ID=${{EXTEN}})
+ same => n,Set(NUM=${{DB(hlcb/${{ID}}/number)}})
+ same => n,Set(CALLERID(all)=12348 <${{DB(hlcb/${{ID}}/did)}}>)
+ same => n,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.wav)
+ same => n,MixMonitor(${{HOTLINE_REC}},b)
+ same => n,UserEvent(HotlineCallbackDial,Origin: ${{ID}},Number: ${{NUM}},Recording: ${{HOTLINE_REC}})
+ same => n,Playback(${{HL_SOUNDS}}/{cfg.ivr.default_language}/callback_agent_intro)
+ same => n,Dial(PJSIP/${{NUM}}@{t.name},{cb.ring_seconds},U(hotline-cb-answered^${{ID}}))
+ same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
+ same => n,Playback(${{HL_SOUNDS}}/{cfg.ivr.default_language}/callback_unreachable)
+ same => n,Set(ATTEMPT=$[${{DB(hlcb/${{ID}}/attempt)}} + 1])
+ same => n,GotoIf($[${{ATTEMPT}} > {cb.attempts}]?giveup)
+ same => n,Set(DB(hlcb/${{ID}}/attempt)=${{ATTEMPT}})
+ same => n,UserEvent(HotlineCallbackResult,Origin: ${{ID}},Result: retry,Attempt: ${{ATTEMPT}},Status: ${{DIALSTATUS}})
+ same => n,Originate(Local/${{ID}}@hotline-cb-hold,exten,hotline-cb-dial,${{ID}},1,86400,a)
+ same => n,Hangup(16)
+ same => n(giveup),UserEvent(HotlineCallbackResult,Origin: ${{ID}},Result: failed,Attempt: ${{ATTEMPT}},Status: ${{DIALSTATUS}})
+ same => n,DBdeltree(hlcb/${{ID}})
+ same => n,Hangup(16)
+ same => n(done),Hangup(16)
+
+[hotline-cb-answered]
+; on the caller's leg the moment they answer: the callback has happened, once
+exten => s,1,UserEvent(HotlineCallbackResult,Origin: ${{ARG1}},Result: done,Attempt: ${{DB(hlcb/${{ARG1}}/attempt)}},Status: ANSWER)
+ same => n,DBdeltree(hlcb/${{ARG1}})
+ same => n,Return()
+"""

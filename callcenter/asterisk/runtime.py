@@ -98,6 +98,12 @@ class AsteriskInstance:
             os.chmod(tmp, 0o600 if name in ("manager.conf", "pjsip.conf") else 0o644)
             tmp.replace(dest)
         statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache")
+        # app_queue plays announcements by language (sounds/<lang>/...): link our prompts in there
+        for lang in self.cfg.ivr.languages:
+            subprocess.run(["chroot", str(p.rootfs), "sh", "-c",
+                            f'mkdir -p /usr/share/asterisk/sounds/{lang.code} && '
+                            f'ln -sfn {p.sounds}/{lang.code} /usr/share/asterisk/sounds/{lang.code}/hl-{p.name}'],
+                           check=True)
         placeholders = sum(1 for s in statuses if s.source == "placeholder")
         log(f"prompts: {len(statuses)} installed ({placeholders} placeholders awaiting recordings)")
         moh = p.host(p.moh / "hold.wav")
@@ -172,6 +178,15 @@ class AsteriskInstance:
         if _alive(pid):
             os.killpg(pid, signal.SIGKILL)
         self.pidfile.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """Delete this instance's files (tests' throwaway instances)."""
+        for lang in self.cfg.ivr.languages:
+            link = self.paths.rootfs / f"usr/share/asterisk/sounds/{lang.code}"
+            subprocess.run(["chroot", str(self.paths.rootfs), "rm", "-f",
+                            f"/usr/share/asterisk/sounds/{lang.code}/hl-{self.paths.name}"], check=False)
+            del link
+        shutil.rmtree(self.paths.host(self.paths.inner), ignore_errors=True)
 
     def kill(self) -> None:
         """Hard kill (fault tests): no clean shutdown."""

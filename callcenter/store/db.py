@@ -131,6 +131,13 @@ class Store:
                                voicemail=voicemail, created_at=now, updated_at=now))
         return True
 
+    async def update_callback(self, call_id: str, status: str, attempts: int) -> None:
+        async with self.session.begin() as s:
+            row = (await s.execute(select(CallbackTask).where(CallbackTask.call_id == call_id))).scalar_one_or_none()
+            if row is None:
+                return  # requested while no controller ran: nothing to update (the call is in Asterisk's CDR)
+            row.status, row.attempts, row.updated_at = status, max(row.attempts, attempts), datetime.now(timezone.utc)
+
     async def callbacks(self, status: str | None = None, limit: int = 100) -> list[dict]:
         q = select(CallbackTask).order_by(CallbackTask.id.desc()).limit(limit)
         if status:

@@ -1,0 +1,54 @@
+"""Callback keeping the caller's place: press 5 in the queue, hang up, be called back in turn."""
+from __future__ import annotations
+
+import time
+
+
+def test_callback_keeps_place_and_happens_exactly_once(clean_stack, audio, tmp_path):
+    s = clean_stack
+    agent = s.agent("agent1001", play=audio["agent"], login=False)
+    s.api("/api/agents/agent1001/login", "POST", {"ready": False})   # paused: callers queue up
+    w = s.call("083312348", dtmf="2:1,4:1", hangup_after=120, caller="13955550001")
+    s.wait_record(lambda r: r["caller_number"] == "13955550001" and r["status"] == "queued", 30)
+    x = s.call("083312348", dtmf="2:1,4:1,13:5", play=audio["caller"], hangup_after=60, caller="13955550002",
+               extra=["--port", str(s.carrier_port), "--await-callback", "120", "--callback-talk", "8",
+                      "--callback-record", str(tmp_path / "callback.wav")])
+    s.wait_record(lambda r: r["caller_number"] == "13955550002" and r["status"] == "queued", 30)
+    y = s.call("083312348", dtmf="2:1,4:1", hangup_after=120, caller="13955550003")
+    s.wait_record(lambda r: r["caller_number"] == "13955550003" and r["status"] == "queued", 30)
+    asked = s.wait_record(lambda r: r["caller_number"] == "13955550002" and r["outcome"] == "callback_requested", 30)
+    # the controller dies and comes back: the callback does not depend on it, and is not doubled
+    s.kill_controller()
+    time.sleep(1)
+    s.start_controller()
+    waiting = {r["caller_number"]: r for r in s.records() if r["status"] == "queued"}
+    assert "13955550001" in waiting and "13955550003" in waiting
+
+    s.api("/api/agents/agent1001/ready", "POST", {})
+    agent.wait_event("answered", 20)
+    first = s.wait_record(lambda r: r["status"] == "talking" and r["agent"] == "agent1001", 10)
+    assert first["caller_number"] == "13955550001"     # W was ahead of X: served first
+    w.stop()                                          # W hangs up; next in line is X's placeholder
+    res = x.result(120)
+    assert res["callback"] and res["callback"]["answered"], res
+    assert "083312348" in res["callback"]["from"]     # the caller sees the hotline's number
+    # Y, who stayed behind X, was still waiting while X was called back
+    yrec = next(r for r in s.records(50) if r["caller_number"] == "13955550003")
+    assert not yrec["answered_at"]
+    from agents.audio import wav_stats
+    assert wav_stats(tmp_path / "callback.wav").active_seconds > 2   # X heard the agent
+
+    deadline = time.monotonic() + 15
+    task = None
+    while time.monotonic() < deadline:
+        tasks = [t for t in s.api("/api/callbacks") if t["caller_number"] == "13955550002"]
+        if tasks and tasks[0]["status"] == "done":
+            task = tasks
+            break
+        time.sleep(0.3)
+    assert task and len(task) == 1, (tasks, (s.tmp / "controller.log").read_text()[-3000:])
+    assert task[0]["reason"] == "queue_callback" and task[0]["attempts"] == 1
+    assert task[0]["call_id"] == asked["call_id"]
+    incoming = [e for e in x.read() if e["event"] == "callback_answered"]
+    assert len(incoming) == 1                          # exactly one callback
+    y.stop()
