@@ -194,10 +194,8 @@ def cmd_agent(args) -> int:
     from callcenter.secrets import load_or_create
 
     cfg = _config(args)
-    try:
-        cfg.agent(args.id)
-    except KeyError:
-        console.print(f"[red]unknown agent {args.id!r}; known: {', '.join(a.id for a in cfg.agents)}[/red]")
+    if args.id not in cfg.sip_accounts():
+        console.print(f"[red]unknown agent or interpreter {args.id!r}; known: {', '.join(cfg.sip_accounts())}[/red]")
         return 2
     password = load_or_create(cfg).agent_passwords[args.id]
     a = cfg.system.asterisk
@@ -268,7 +266,7 @@ def cmd_config(args) -> int:
         console.print(f"[green]config OK[/green]: {len(cfg.cities)} cities, {len(cfg.agents)} agents, "
                       f"{len(cfg.ivr.languages)} IVR languages")
         return 0
-    secrets = confgen.Secrets("hotline", "<generated at setup>", {a.id: "<generated>" for a in cfg.agents})
+    secrets = confgen.Secrets("hotline", "<generated at setup>", {a: "<generated>" for a in cfg.sip_accounts()})
     files = confgen.generate(cfg, secrets, InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance),
                              "/usr/lib/x86_64-linux-gnu/asterisk/modules")
     out = Path(args.out)

@@ -85,12 +85,22 @@ class Agent(Strict):
     specialties: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)  # proficiency 1-5
 
 
+class Interpreter(Strict):
+    """Conferenced in when no agent speaks the caller's language: a SIP account of ours, or a phone
+    number reached through the carrier trunk."""
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,31}$")]
+    name: str
+    languages: list[str] = Field(min_length=1)
+    number: Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")] | None = None
+
+
 class AgentsFile(Strict):
     agents: list[Agent]
+    interpreters: list[Interpreter] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def unique(self) -> "AgentsFile":
-        ids = [a.id for a in self.agents]
+        ids = [a.id for a in self.agents] + [i.id for i in self.interpreters]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate agent ids: {dup}")
@@ -210,6 +220,7 @@ class LanguageRouting(Strict):
 class WorkflowStep(Strict):
     target: Literal["city", "city_skill", "neighbours", "language_pool", "province"]
     wait: int = Field(ge=5, le=3600)
+    interpreter: bool = False   # conference in an interpreter of the caller's language on answer
 
 
 class GreenCategory(Strict):
@@ -281,6 +292,7 @@ class HotlineConfig(Strict):
     cities: list[City]
     province: ProvincePool
     agents: list[Agent]
+    interpreters: list[Interpreter]
     ivr: IvrFlow
     routing: RoutingFile
     schedules: dict[str, Any]      # city id -> callcenter.schedule.Schedule
@@ -332,6 +344,10 @@ class HotlineConfig(Strict):
             if a.id == agent_id:
                 return a
         raise KeyError(agent_id)
+
+    def sip_accounts(self) -> list[str]:
+        """Everyone with a SIP account of ours: agents and interpreters without a phone number."""
+        return [a.id for a in self.agents] + [i.id for i in self.interpreters if not i.number]
 
     @property
     def queue_ids(self) -> list[str]:
@@ -410,7 +426,8 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
         raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
     try:
         return HotlineConfig(system=system, cities=cities.cities, province=cities.province_pool,
-                             agents=agents.agents, ivr=ivr, routing=routing, schedules=schedules,
+                             agents=agents.agents, interpreters=agents.interpreters, ivr=ivr, routing=routing,
+                             schedules=schedules,
                              green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
     except ValidationError as e:
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())

@@ -23,9 +23,9 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     if not data.get("ami_secret"):
         data["ami_secret"], changed = _new(), True
     agents = data.setdefault("agent_passwords", {})
-    for a in cfg.agents:
-        if a.id not in agents:
-            agents[a.id], changed = _new(), True
+    for account in cfg.sip_accounts():
+        if account not in agents:
+            agents[account], changed = _new(), True
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

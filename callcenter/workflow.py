@@ -30,6 +30,7 @@ class Step:
     target: str
     queue: str
     wait: int
+    interpreter: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def plan_for(workflow: str, city: str, skill: str | None, language: str, cfg: Ho
     for s in cfg.routing.workflows[workflow]:
         q = queue_for(s.target, city, skill, language, cfg)
         if q is not None and all(q != x.queue for x in steps):
-            steps.append(Step(s.target, q, s.wait))
+            steps.append(Step(s.target, q, s.wait, s.interpreter))
     return steps
 
 

@@ -258,3 +258,21 @@ def postgres_database():
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def finished_wav(directory: Path, timeout: float = 10) -> Path:
+    """The newest WAV a softphone recorded, once its recorder has closed it (header finalised)."""
+    import wave
+    deadline = time.monotonic() + timeout
+    while True:
+        files = sorted(directory.glob("*.wav"))
+        if files:
+            try:
+                with wave.open(str(files[-1])) as w:
+                    if w.getnframes() > 0:
+                        return files[-1]
+            except (wave.Error, EOFError):
+                pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no finished recording in {directory}")
+        time.sleep(0.2)

@@ -35,6 +35,7 @@ MODULES = [
     "app_queue.so", "app_playback.so", "app_read.so", "app_mixmonitor.so", "app_voicemail.so",
     "app_userevent.so", "app_stack.so", "app_dial.so", "app_echo.so", "app_verbose.so",
     "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so", "app_originate.so", "app_db.so",
+    "app_bridgeaddchan.so", "app_softhangup.so",
     # dialplan functions
     "func_channel.so", "func_strings.so", "func_logic.so", "func_callerid.so", "func_cdr.so",
     "func_dialplan.so", "func_global.so", "func_math.so", "func_hangupcause.so", "func_db.so",
@@ -148,9 +149,9 @@ rtp_timeout_hold = 600
 type = identify
 endpoint = {t.name}
 """ + "".join(f"match = {m}\n" for m in t.match)]
-    for ag in cfg.agents:
+    for ag in [a for a in cfg.agents] + [i for i in cfg.interpreters if not i.number]:
         out.append(f"""
-; ---- agent {ag.id} ({ag.name})
+; ---- {"interpreter" if ag in cfg.interpreters else "agent"} {ag.id} ({ag.name})
 [{ag.id}]
 type = endpoint
 context = hotline-agents
@@ -333,6 +334,7 @@ exten => s,1,Set(__HOTLINE_DID=${ARG1})
  same => n,Set(CHANNEL(language)=${HL_DEFAULT_LANG})
  same => n,Set(__HOTLINE_IVR_PATH=)
  same => n,Set(HOTLINE_START=${EPOCH})
+ same => n,Set(__HOTLINE_CALLER_CHAN=${CHANNEL})
  same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
  same => n,UserEvent(HotlineCall,DID: ${ARG1},City: ${ARG2},Area: ${ARG3})
  same => n,Return()
@@ -351,7 +353,10 @@ exten => s,1,Set(STEP=${ARG1}=${ARG2})
 
 [hotline-hangup]
 ; hangup handler on the caller's channel: the last word on the call, whatever context it was in
-exten => s,1,UserEvent(HotlineCallEnd,City: ${HOTLINE_CITY},Lang: ${HOTLINE_LANG},Path: ${HOTLINE_IVR_PATH},Queue: ${HOTLINE_QUEUE},Agent: ${HOTLINE_AGENT},Cause: ${HANGUPCAUSE},Voicemail: ${VM_MESSAGEFILE})
+exten => s,1,GotoIf($["${SHARED(HOTLINE_INTERP_CHAN)}" = ""]?end)
+ same => n,SoftHangup(${SHARED(HOTLINE_INTERP_CHAN)})
+ same => n,ExecIf($["${HOTLINE_AGENT_CHAN}" != ""]?SoftHangup(${HOTLINE_AGENT_CHAN}))
+ same => n(end),UserEvent(HotlineCallEnd,City: ${HOTLINE_CITY},Lang: ${HOTLINE_LANG},Path: ${HOTLINE_IVR_PATH},Queue: ${HOTLINE_QUEUE},Agent: ${HOTLINE_AGENT},Cause: ${HANGUPCAUSE},Voicemail: ${VM_MESSAGEFILE})
  same => n,Return()
 """
     )
@@ -431,7 +436,8 @@ exten => s,1,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.w
  same => n,UserEvent(HotlineRoute,Recording: ${{HOTLINE_REC}},Open: ${{HOTLINE_OPEN}},Green: ${{HOTLINE_GREEN}},Priority: ${{QUEUE_PRIO}})
 """ + "".join(f" same => n,{line}\n" for line in workflow.router_dialplan(cfg)) + f"""
 [hotline-step]
-; ARG1 queue, ARG2 seconds to wait, ARG3 target. A queue nobody is logged in to (EMPTY) or with too
+; ARG1 queue, ARG2 seconds to wait, ARG3 target, ARG4 1 = conference in an interpreter on answer.
+; A queue nobody is logged in to (EMPTY) or with too
 ; many callers per agent (BUSY) is skipped at once; the record keeps every queue left and why.
 exten => s,1,Set(LOCAL(logged)=${{QUEUE_MEMBER(${{ARG1}},logged)}})
  same => n,Set(LOCAL(why)=)
@@ -441,6 +447,7 @@ exten => s,1,Set(LOCAL(logged)=${{QUEUE_MEMBER(${{ARG1}},logged)}})
  same => n,Set(__HOTLINE_QUEUE=${{ARG1}})
  same => n,Set(__HOTLINE_TARGET=${{ARG3}})
  same => n,Set(__HOTLINE_STEP_AT=${{STRFTIME(,,%s%3q)}})
+ same => n,Set(__HOTLINE_INTERPRETER=${{ARG4}})
  same => n,UserEvent(HotlineQueue,Queue: ${{ARG1}},Target: ${{ARG3}},Wait: ${{ARG2}})
  same => n,Queue(${{ARG1}},,,,${{ARG2}},,hotline-agent-answer)
  same => n,Set(LOCAL(why)=${{QUEUESTATUS}})
@@ -453,8 +460,33 @@ exten => s,1,Set(LOCAL(logged)=${{QUEUE_MEMBER(${{ARG1}},logged)}})
 ; runs on the agent's channel when connected; MASTER_CHANNEL is the caller's channel
 exten => s,1,Set(MASTER_CHANNEL(HOTLINE_ANSWERED_AT)=${{EPOCH}})
  same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT)=${{CHANNEL(endpoint)}})
+ same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT_CHAN)=${{CHANNEL}})
  same => n,UserEvent(HotlineAnswered,Agent: ${{CHANNEL(endpoint)}},Queue: ${{HOTLINE_QUEUE}})
- same => n,Return()
+ same => n,GotoIf($["${{HOTLINE_INTERPRETER}}" != "1"]?done)
+ same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-interp-dial,${{HOTLINE_LANG}},1)}}?:done)
+ ; ring the language's interpreters; the one who answers joins the caller's bridge (three-way)
+ same => n,Originate(Local/${{HOTLINE_LANG}}@hotline-interp-dial,exten,hotline-interp-join,s,1,60,av(JOIN=${{HOTLINE_CALLER_CHAN}}))
+ same => n,UserEvent(HotlineInterpreter,Lang: ${{HOTLINE_LANG}},Status: ringing)
+ same => n(done),Return()
+
+[hotline-interp-join]
+; the interpreter answered: join the bridge the caller and agent are in (it becomes a conference)
+exten => s,1,Set(TRIES=0)
+ ; the caller's hangup handler releases the interpreter and the agent (a conference outlives its
+ ; first party otherwise)
+ same => n,Set(SHARED(HOTLINE_INTERP_CHAN,${{JOIN}})=${{CHANNEL}})
+ same => n,UserEvent(HotlineInterpreter,Status: answered)
+ same => n(again),BridgeAdd(${{JOIN}})
+ same => n,GotoIf($["${{BRIDGERESULT}}" = "SUCCESS"]?:retry)
+ same => n,UserEvent(HotlineInterpreter,Status: left)
+ same => n,Hangup()
+ same => n(retry),Set(TRIES=$[${{TRIES}} + 1])
+ same => n,GotoIf($[${{TRIES}} > 10]?gone)
+ same => n,Wait(0.5)
+ same => n,Goto(again)
+ same => n(gone),UserEvent(HotlineInterpreter,Status: failed,Reason: ${{BRIDGERESULT}})
+ same => n,Hangup()
+""" + interpreter_dial_context(cfg) + f"""
 
 [hotline-voicemail]
 exten => s,1,Set(BOX=${{IF($["${{HOTLINE_CITY}}" = ""]?{cfg.province.id}:${{HOTLINE_CITY}})}})
@@ -488,7 +520,7 @@ def workflow_contexts(cfg: HotlineConfig) -> str:
         steps = workflow.plan_for(wf, city, skill, lang, cfg)
         for i, st in enumerate(steps):
             head = "exten => s,1," if i == 0 else " same => n,"
-            out.append(f"{head}Gosub(hotline-step,s,1({st.queue},{st.wait},{st.target}))\n")
+            out.append(f"{head}Gosub(hotline-step,s,1({st.queue},{st.wait},{st.target},{int(st.interpreter)}))\n")
         out.append((" same => n," if steps else "exten => s,1,") + "Goto(hotline-voicemail,s,1)\n")
     return "".join(out)
 
@@ -614,3 +646,14 @@ exten => s,1,UserEvent(HotlineCallbackResult,Origin: ${{ARG1}},Result: done,Atte
  same => n,DBdeltree(hlcb/${{ARG1}})
  same => n,Return()
 """
+
+
+def interpreter_dial_context(cfg: HotlineConfig) -> str:
+    """Per language: ring every interpreter at once (SIP accounts and phone numbers via the trunk)."""
+    out = ["\n[hotline-interp-dial]\n"]
+    for lang in [l.code for l in cfg.ivr.languages]:
+        targets = [f"PJSIP/{i.number}@{cfg.system.trunk.name}" if i.number else f"PJSIP/{i.id}"
+                   for i in cfg.interpreters if lang in i.languages]
+        if targets:
+            out.append(f"exten => {lang},1,Dial({'&'.join(targets)},45)\n same => n,Hangup()\n")
+    return "".join(out)

@@ -6,7 +6,7 @@ from callcenter.asterisk.paths import InstancePaths
 from callcenter.config import load_config
 
 CFG = load_config()
-SECRETS = Secrets("hotline", "s3cr3t-ami", {a.id: f"pw-{a.id}" for a in CFG.agents})
+SECRETS = Secrets("hotline", "s3cr3t-ami", {a: f"pw-{a}" for a in CFG.sip_accounts()})
 FILES = generate(CFG, SECRETS, InstancePaths(Path("/rootfs"), "main"), "/usr/lib/x/asterisk/modules")
 
 
@@ -27,7 +27,7 @@ def test_every_menu_has_a_default_and_queues_end_in_voicemail():
         body = plan.split(ctx)[1].split("\n[")[0]
         assert body.rstrip().endswith("Goto(hotline-voicemail,s,1)"), ctx
     std = plan.split("[hotline-wf-standard-leshan]")[1].split("\n[")[0]
-    assert std.index("(leshan,60,city)") < std.index("(leshan-near,45,neighbours)") < std.index("(province,90,province)")
+    assert std.index("(leshan,60,city,0)") < std.index("(leshan-near,45,neighbours,0)") < std.index("(province,90,province,0)")
 
 
 def test_unknown_numbers_hang_up_with_cause_1():

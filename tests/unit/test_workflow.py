@@ -26,7 +26,9 @@ def test_city_without_neighbours_skips_that_target():
 def test_tibetan_caller_reaches_tibetan_speakers_anywhere():
     wf, steps = plan(CallFacts("ganzi", "bo", "consultation"), CFG)
     assert wf == "language"
-    assert [s.queue for s in steps] == ["ganzi-bo", "lang-bo", "province"]
+    assert [s.queue for s in steps] == ["ganzi-bo", "lang-bo", "ganzi", "province"]
+    # only when no Tibetan speaker answered in time: any agent, with an interpreter conferenced in
+    assert [s.interpreter for s in steps] == [False, False, True, True]
     # nobody in Garzê speaks Tibetan right now: straight to the province-wide Tibetan pool
     step, skipped = first_target(CallFacts("ganzi", "bo"), CFG, {"lang-bo": QueueLive(1, 0)})
     assert step.queue == "lang-bo" and skipped == [("ganzi-bo", "EMPTY")]
