@@ -286,6 +286,53 @@ def cmd_db(args) -> int:
     return 0
 
 
+def cmd_staffing(args) -> int:
+    import time as _time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from callcenter.staffing import advise
+    from callcenter.store.db import Store, migrate
+
+    cfg = _config(args)
+    if args.city and args.city not in cfg.queue_ids:
+        console.print(f"[red]unknown city {args.city!r}[/red]")
+        return 2
+    migrate(cfg.system.database.url, cfg.root)
+
+    async def load():
+        store = Store(cfg.system.database.url, cfg.root)
+        try:
+            return await store.call_history(args.city, _time.time() - args.days * 86400)
+        finally:
+            await store.close()
+
+    history = asyncio.run(load())
+    tz = ZoneInfo(cfg.routing.timezone)
+    counts: dict[int, int] = {}
+    talk: dict[int, list[float]] = {}
+    for started, talk_s in history:
+        h = datetime.fromtimestamp(started, tz).hour
+        counts[h] = counts.get(h, 0) + 1
+        if talk_s:
+            talk.setdefault(h, []).append(talk_s + cfg.system.queues.wrapup_seconds)
+    arrivals = {h: c / args.days for h, c in counts.items()}
+    aht = {h: sum(v) / len(v) for h, v in talk.items()}
+    if not aht:
+        aht = {h: args.default_aht for h in range(24)}
+    plan = advise(arrivals, aht, args.target, args.within, minimum=args.minimum)
+    t = Table("hour", "calls/h", "AHT s", "agents", "service level", "ASA s", "occupancy",
+              title=f"staffing for {args.city or 'all cities'}: {len(history)} calls in {args.days} days, "
+                    f"target {args.target:.0%} answered within {args.within:.0f} s (Erlang C)")
+    for h in plan:
+        t.add_row(f"{h.hour:02d}:00", f"{h.calls_per_hour:.2f}", f"{h.aht:.0f}", str(h.agents),
+                  f"{h.service_level:.1%}", f"{h.asa:.1f}", f"{h.occupancy:.0%}")
+    Console().print(t)
+    if args.json:
+        print(json.dumps([h.__dict__ for h in plan], indent=2))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from callcenter.demo import run_demo
 
@@ -343,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("db", help="database migrations")
     s.add_argument("action", choices=["upgrade"])
     s.set_defaults(func=cmd_db)
+    s = sub.add_parser("staffing", help="agents needed per hour for a service-level target (Erlang C)")
+    s.add_argument("--city", help="city id (default: all)")
+    s.add_argument("--days", type=int, default=28, help="history to learn arrivals and handle times from")
+    s.add_argument("--target", type=float, default=0.8, help="share answered within --within seconds")
+    s.add_argument("--within", type=float, default=20)
+    s.add_argument("--minimum", type=int, default=1, help="agents on duty however quiet the hour")
+    s.add_argument("--default-aht", type=float, default=420, help="handle time when there is no history")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_staffing)
     s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
     s.add_argument("--calls", type=int, default=7)
     s.add_argument("--stop", action="store_true", help="bring the stack down afterwards (default: leave it up)")

@@ -160,6 +160,8 @@ class Trunk(Strict):
 class ControllerSettings(Strict):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8348, ge=1, le=65535)
+    rota_interval_seconds: float = Field(30, ge=0.2, le=3600)
+    rotas_enabled: bool = True
 
 
 class Database(Strict):
@@ -296,6 +298,7 @@ class HotlineConfig(Strict):
     ivr: IvrFlow
     routing: RoutingFile
     schedules: dict[str, Any]      # city id -> callcenter.schedule.Schedule
+    rotas: dict[str, Any]          # agent id -> callcenter.schedule.Schedule (on-duty hours)
     green_registry: dict[str, str]  # caller number -> green-channel category
     root: Path
 
@@ -419,6 +422,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     routing_path = cdir / "routing.yaml"
     routing = _validate(RoutingFile, _deep_merge(_read_yaml(routing_path), routing_overrides), routing_path)
     schedules = _schedules(routing, cities.cities, cdir, routing_path)
+    rotas = _rotas(cdir / "rotas.yaml", {a.id for a in agents.agents})
     registry_path = cdir / "green_registry.yaml"
     registry = _read_yaml(registry_path) if registry_path.exists() else {"callers": {}}
     callers = registry.get("callers") or {}
@@ -427,12 +431,35 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     try:
         return HotlineConfig(system=system, cities=cities.cities, province=cities.province_pool,
                              agents=agents.agents, interpreters=agents.interpreters, ivr=ivr, routing=routing,
-                             schedules=schedules,
+                             schedules=schedules, rotas=rotas,
                              green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
     except ValidationError as e:
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
         raise ConfigError(f"{where}{msgs}") from None
+
+
+def _rotas(path: Path, agent_ids: set[str]) -> dict:
+    from callcenter.schedule import Schedule, parse_days, parse_span
+
+    if not path.exists():
+        return {}
+    data = _read_yaml(path).get("rotas") or {}
+    out = {}
+    for agent_id, weekly in data.items():
+        if agent_id not in agent_ids:
+            raise ConfigError(f"{path}: rotas.{agent_id}: unknown agent")
+        if not isinstance(weekly, dict):
+            raise ConfigError(f"{path}: rotas.{agent_id}: expected day ranges mapped to lists of hours")
+        spans: dict[int, tuple] = {}
+        try:
+            for days, hours in weekly.items():
+                for d in parse_days(days):
+                    spans[d] = spans.get(d, ()) + tuple(parse_span(h) for h in hours)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{path}: rotas.{agent_id}: {e}") from None
+        out[agent_id] = Schedule(False, spans, frozenset(), frozenset())
+    return out
 
 
 def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_path: Path) -> dict:

@@ -12,6 +12,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
 from callcenter.asterisk.confgen import Secrets
@@ -46,6 +47,7 @@ class Controller:
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
         self.agents = AgentService(cfg, self.ami, self.store)
+        self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._tasks: list[asyncio.Task] = []
         self.resynced = asyncio.Event()
@@ -58,6 +60,8 @@ class Controller:
             self.tracker.calls[call.call_id] = call
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
                        asyncio.create_task(self._write(), name="record-writer")]
+        if self.cfg.system.controller.rotas_enabled and self.cfg.rotas:
+            self._tasks.append(asyncio.create_task(self.rota.run(self.resynced), name="rota"))
         await self.ami.start()
 
     async def stop(self) -> None:

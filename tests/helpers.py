@@ -95,7 +95,8 @@ class Stack:
             "trunk": {"outbound": f"sip:127.0.0.1:{self.carrier_port}"},
             "asterisk": {"instance": self.name, "sip_port": free_port(socket.SOCK_DGRAM), "ami_port": free_port(),
                          "rtp_start": rtp, "rtp_end": rtp + 99},
-            "controller": {"http_port": free_port()},
+            # rotas would log agents in by the clock: tests decide who is logged in (test_rota turns it on)
+            "controller": {"http_port": free_port(), "rotas_enabled": False, "rota_interval_seconds": 0.5},
             "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},
             "redis": {"prefix": f"hltest{self.name}"},
             "queues": {"wrapup_seconds": 1, "ring_seconds": 10,
@@ -120,6 +121,12 @@ class Stack:
         self.asterisk.rx("dialplan reload")
         self.asterisk.rx("module reload app_queue.so")
         # the controller reads the same config (for memberships): restart it on the new one
+        self.stop_controller()
+        self.start_controller()
+
+    def restart_controller_with(self, **controller) -> None:
+        self.overrides["controller"].update(controller)
+        self.reconfigure()
         self.stop_controller()
         self.start_controller()
 

@@ -151,3 +151,11 @@ class Store:
                 d[k] = datetime.fromtimestamp(_epoch(d[k]), tz=timezone.utc).isoformat()
             out.append(d)
         return out
+
+    async def call_history(self, city: str | None, since: float) -> list[tuple[float, float | None]]:
+        """(start epoch, talk seconds) of calls since ``since``, for staffing and reports."""
+        q = select(CallRecord.started_at, CallRecord.talk_seconds).where(CallRecord.started_at >= _dt(since))
+        if city:
+            q = q.where(CallRecord.city == city)
+        async with self.session() as s:
+            return [(_epoch(a), t) for a, t in (await s.execute(q)).all() if a is not None]

@@ -140,3 +140,23 @@ def test_day_ranges_and_date_ranges():
     with pytest.raises(ValueError):
         parse_days("fri-mon")
     assert len(parse_dates(["2026-10-01..2026-10-07"])) == 7
+
+
+# ---- shift rotas
+def test_rota_logs_in_on_shift_and_out_after_the_call():
+    from agents.rota import RotaAction, rota_actions
+    rotas = CFG.rotas
+    wed_10 = at("2026-11-25T10:00")
+    acts = rota_actions(wed_10, SH, rotas, logged_in=set(), in_call=set(), by_rota=set())
+    assert RotaAction("agent1001", "login") in acts and RotaAction("agent1006", "login") in acts
+    assert RotaAction("agent1008", "login") not in acts            # afternoon shift
+    wed_18 = at("2026-11-25T18:00")
+    # agent1001's shift is over, but they are on a call: finish it first
+    assert rota_actions(wed_18, SH, rotas, {"agent1001", "agent1006", "agent1008"}, {"agent1001"},
+                        {"agent1001", "agent1006", "agent1008"}) == []
+    assert rota_actions(wed_18, SH, rotas, {"agent1001", "agent1006", "agent1008"}, set(),
+                        {"agent1001", "agent1006", "agent1008"}) == [RotaAction("agent1001", "logout")]
+    # a manual login outside the rota is left alone
+    assert rota_actions(wed_18, SH, rotas, {"agent1001", "agent1006", "agent1008"}, set(), {"agent1006"}) == []
+    # the provincial pool is on all night
+    assert rota_actions(at("2026-11-26T03:00"), SH, rotas, set(), set(), set()) == [RotaAction("agent1006", "login")]
