@@ -63,7 +63,12 @@ ROUTER_RULES = (
 def router_dialplan(cfg: HotlineConfig) -> list[str]:
     """ROUTER_RULES as dialplan lines, in the same order (city in ${HOTLINE_CITY})."""
     city = "${HOTLINE_CITY}"
-    lines = ["GotoIf($[${HOTLINE_OPEN} = 0]?%s,s,1)" % variant_context("night", city, None)]
+    lines = []
+    for lang, r in cfg.routing.languages.items():
+        if r.served_by == "province":
+            lines.append('GotoIf($[${HOTLINE_OPEN} = 0 & "${HOTLINE_LANG}" = "%s"]?%s,s,1)'
+                         % (lang, variant_context("night", city, lang)))
+    lines.append("GotoIf($[${HOTLINE_OPEN} = 0]?%s,s,1)" % variant_context("night", city, None))
     for cat in cfg.routing.green_channel.categories:
         if cat.workflow != "green":
             skill = FEMALE if cat.workflow == "domestic_violence" else None
@@ -87,7 +92,7 @@ def choose_workflow(f: CallFacts, cfg: HotlineConfig) -> str:
 
 def skill_for(workflow: str, f: CallFacts, cfg: HotlineConfig) -> str | None:
     """The skill a `city_skill` target asks for in this workflow."""
-    if workflow == "language":
+    if workflow == "language" or (workflow == "night" and cfg.routing.languages[f.language].served_by == "province"):
         return f.language
     if workflow == "specialist":
         return cfg.routing.services.get(f.service)
@@ -163,6 +168,7 @@ def plan_variants(cfg: HotlineConfig) -> list[tuple[str, str, str | None, str]]:
             out.append(("specialist", c.id, spec, default_lang))
         for lang in pool_langs:
             out.append(("language", c.id, lang, lang))
+            out.append(("night", c.id, lang, lang))
         for wf in green_wfs:
             out.append((wf, c.id, FEMALE if wf == "domestic_violence" else None, default_lang))
     return out

@@ -50,7 +50,10 @@ def test_domestic_violence_prefers_a_female_lawyer():
 def test_green_wins_over_language_and_closed_wins_over_all():
     assert choose_workflow(CallFacts("ganzi", "bo", green="elderly"), CFG) == "green"
     assert choose_workflow(CallFacts("ganzi", "bo", green="elderly", open=False), CFG) == "night"
-    assert plan(CallFacts("leshan", "zh", open=False), CFG)[1] == [Step("province", "province", 120)]
+    assert plan(CallFacts("leshan", "zh", open=False), CFG)[1] == [Step("province", "province", 120, True)]
+    # at night a Tibetan caller still tries Tibetan speakers first, then the pool with an interpreter
+    assert [(s.queue, s.interpreter) for s in plan(CallFacts("ganzi", "bo", open=False), CFG)[1]] == [
+        ("lang-bo", False), ("province", True)]
 
 
 def test_service_specialty_prefers_specialists():
