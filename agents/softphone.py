@@ -242,8 +242,16 @@ class CallerScript:
 
 def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
     phone = Softphone(bind=bind, port=script.port)
-    incoming: list[Call] = []
     try:
+        # every pjsua2 object lives in _caller's frame and is gone before libDestroy
+        return _caller(phone, script)
+    finally:
+        phone.close()
+
+
+def _caller(phone: Softphone, script: CallerScript) -> dict:
+    incoming: list[Call] = []
+    if True:
         domain = script.target.split("@", 1)[1].split(";")[0].split(":")[0]
 
         def on_incoming(acc: Account, call_id: int) -> None:
@@ -311,8 +319,6 @@ def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
         }
         emit("result", **result)
         return result
-    finally:
-        phone.close()
 
 
 def run_agent(user: str, password: str, registrar: str, play: Path | None, record_dir: Path | None,

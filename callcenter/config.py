@@ -188,12 +188,18 @@ class CallbackSettings(Strict):
     ring_seconds: int = Field(30, ge=5, le=120)
 
 
+class AnnounceSettings(Strict):
+    # the handle time the wait estimate assumes until the controller has learnt it from history
+    aht_seconds: int = Field(420, ge=30, le=3600)
+
+
 class QueueSettings(Strict):
     strategy: str = "rrmemory"
     wrapup_seconds: int = Field(5, ge=0, le=600)
     ring_seconds: int = Field(15, ge=5, le=120)
     max_callers: int = Field(50, ge=1, le=1000)
     callback: CallbackSettings = CallbackSettings()
+    announce: AnnounceSettings = AnnounceSettings()
 
     @field_validator("strategy")
     @classmethod

@@ -127,6 +127,7 @@ class Controller:
                 call.hangup_cause_text = call.hangup_cause_text or "ended while the controller was down"
                 self._mark(call)
         await self.agents.rebuild()
+        await self._learn_aht()
         self.resynced.set()
         log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
                  sum(1 for a in self.agents.agents.values() if a.queues))
@@ -194,6 +195,14 @@ class Controller:
                 # keep ended calls briefly so late events are ignored, then forget them
                 asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)
             self.metrics.live_calls.set(len(self.tracker.live()))
+
+    async def _learn_aht(self) -> None:
+        """Tell the dialplan's wait estimate the recent handle time (it has a configured default)."""
+        recent = [t for _, t in await self.store.call_history(None, time.time() - 7 * 86400) if t]
+        if len(recent) >= 20:
+            aht = int(sum(recent[-500:]) / len(recent[-500:]) + self.cfg.system.queues.wrapup_seconds)
+            await self.ami.action({"Action": "Setvar", "Variable": "HL_AHT", "Value": str(aht)})
+            log.info("wait estimates now assume a handle time of %ss (%d recent calls)", aht, len(recent))
 
     async def _retrying(self, op, call_id: str) -> None:
         delay = 0.2

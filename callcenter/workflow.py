@@ -218,3 +218,19 @@ def all_queues(cfg: HotlineConfig) -> list[str]:
             if q not in names:
                 names.append(q)
     return names
+
+
+def wait_announcement(ahead: int, logged_in: int, free: int, aht_seconds: float,
+                      max_ahead: int = 20, max_minutes: int = 30) -> tuple[int, int] | None:
+    """(callers ahead, expected minutes) to say on entering a queue, or None to say nothing.
+
+    Nothing is said when an agent is free (the caller is connected at once) or nobody is logged in
+    (the step is skipped). The estimate uses a handle time, not app_queue's running average, so a
+    quiet night does not inherit the afternoon's queue: half a call for the agent busy now, then a
+    whole one per caller ahead, shared among the logged-in agents.
+    """
+    if free > 0 or logged_in <= 0:
+        return None
+    seconds = (2 * ahead + 1) * aht_seconds / (2 * logged_in)
+    minutes = max(1, min(max_minutes, -(-int(seconds) // 60)))
+    return min(ahead, max_ahead), minutes

@@ -68,6 +68,7 @@ class Menus(Strict):
 
 REQUIRED_PROMPTS = ("greeting", "lang_offer", "city_intro", "city_option", "service_menu", "green_menu",
                     "callback_offer", "callback_confirm", "callback_agent_intro", "callback_unreachable",
+                    "position_next", "position", "wait_minutes",
                     "invalid", "please_hold", "voicemail", "unknown_number")
 
 

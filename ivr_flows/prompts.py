@@ -17,6 +17,9 @@ from callcenter.config import HotlineConfig
 from callcenter.routing import cities_by_area_code, city_choices
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
+MAX_AHEAD = 20     # "20 callers ahead" is said for 20 or more
+MAX_MINUTES = 30   # likewise for the expected wait
+TEMPLATES = {"city_option", "position", "wait_minutes"}
 # Telephone audio: 8 kHz, mono, 16-bit signed PCM WAV (Asterisk's format_wav).
 SOX_OUT = ["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]
 _ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九"))
@@ -36,10 +39,15 @@ def prompt_texts(cfg: HotlineConfig) -> dict[tuple[str, str], str]:
     ivr = cfg.ivr
     texts: dict[tuple[str, str], str] = {}
     for pid, by_lang in ivr.prompts.items():
-        if pid == "city_option":
-            continue  # a template, expanded per shared area code below
+        if pid in TEMPLATES:
+            continue  # templates, expanded below
         for lang in ivr.languages:
             texts[(lang.code, pid)] = by_lang[lang.code]
+    for lang in ivr.languages:
+        for n in range(1, MAX_AHEAD + 1):
+            texts[(lang.code, f"position_{n}")] = ivr.prompts["position"][lang.code].format(n=n)
+        for n in range(1, MAX_MINUTES + 1):
+            texts[(lang.code, f"wait_{n}")] = ivr.prompts["wait_minutes"][lang.code].format(n=n)
     for area, group in cities_by_area_code(cfg.cities).items():
         if len(group) < 2:
             continue
@@ -101,6 +109,15 @@ def build_prompts(cfg: HotlineConfig, out_dir: Path, cache_dir: Path) -> list[Pr
             source = "placeholder"
         statuses.append(PromptStatus(lang_code, pid, text, source, dest))
     return statuses
+
+
+def announces_waits(cfg: HotlineConfig, lang_code: str) -> bool:
+    """Position/wait announcements only where every such prompt is real speech, never a chime."""
+    if cfg.ivr.language(lang_code).tts is not None:
+        return True
+    ids = ["position_next"] + [f"position_{n}" for n in range(1, MAX_AHEAD + 1)] + \
+          [f"wait_{n}" for n in range(1, MAX_MINUTES + 1)]
+    return all((RECORDINGS / lang_code / f"{pid}.wav").exists() for pid in ids)
 
 
 def missing_recordings(cfg: HotlineConfig) -> list[PromptStatus]:

@@ -64,14 +64,14 @@ def test_028_caller_reaches_the_city_they_choose(clean_stack, audio):
 def test_028_caller_choosing_nothing_gets_the_configured_default(clean_stack, audio):
     s = clean_stack
     s.agent("agent1002")  # Chengdu, the default for 028
-    # English, then silence through the city and service menus (2 attempts each, ~55 s)
-    caller = s.call("+862812348", dtmf="2:3", play=audio["caller"], hangup_after=75, caller="13911110003")
+    # English, then silence through the city menu (2 attempts, ~25 s), then legal consultation
+    caller = s.call("+862812348", dtmf="2:3,40:1", play=audio["caller"], hangup_after=55, caller="13911110003")
     caller.result(150)
     rec = s.wait_record(lambda r: r["caller_number"] == "13911110003" and r["status"] == "ended")
     assert rec["dialed_number"] == "02812348"  # +86 form normalised by the dialplan
     assert rec["language"] == "en"
     assert rec["city"] == "chengdu" and "city=chengdu~default" in rec["ivr_path"]
-    assert rec["ivr_path"].endswith("svc=consultation~default")
+    assert rec["ivr_path"] == "lang=en/city=chengdu~default/svc=consultation"
     assert rec["agent"] == "agent1002"
 
 

@@ -10,7 +10,7 @@ def test_callback_keeps_place_and_happens_exactly_once(clean_stack, audio, tmp_p
     s.api("/api/agents/agent1001/login", "POST", {"ready": False})   # paused: callers queue up
     w = s.call("083312348", dtmf="2:1,4:1", hangup_after=120, caller="13955550001")
     s.wait_record(lambda r: r["caller_number"] == "13955550001" and r["status"] == "queued", 30)
-    x = s.call("083312348", dtmf="2:1,4:1,13:5", play=audio["caller"], hangup_after=60, caller="13955550002",
+    x = s.call("083312348", dtmf="2:1,4:1,20:5", play=audio["caller"], hangup_after=60, caller="13955550002",
                extra=["--port", str(s.carrier_port), "--await-callback", "120", "--callback-talk", "8",
                       "--callback-record", str(tmp_path / "callback.wav")])
     s.wait_record(lambda r: r["caller_number"] == "13955550002" and r["status"] == "queued", 30)

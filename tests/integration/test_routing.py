@@ -44,8 +44,13 @@ def test_green_channel_caller_joining_after_two_others_is_answered_first(clean_s
     plain = [s.call("083312348", dtmf="2:1,4:1", hangup_after=60, caller=f"1394444001{i}") for i in (1, 2)]
     for i in (1, 2):
         s.wait_record(lambda r, i=i: r["caller_number"] == f"1394444001{i}" and r["status"] == "queued", 30)
-    green = s.call("083312348", dtmf="2:1,4:9,6:1", play=audio["caller"], hangup_after=15, caller="13944440013")
+    green = s.call("083312348", dtmf="2:1,4:9,6:1", play=audio["caller"], hangup_after=40, caller="13944440013")
     s.wait_record(lambda r: r["caller_number"] == "13944440013" and r["status"] == "queued", 40)
+    # nobody free: callers hear their place and wait on joining; the green caller, served first,
+    # is told "you are next" although two callers joined before
+    log = s.asterisk.paths.host(s.asterisk.paths.log / "messages.log").read_text(errors="replace")
+    said = [l for l in log.splitlines() if "UserEvent" in l and "HotlineWaitAnnounced" in l]
+    assert len(said) == 3 and "Ahead: 0,Minutes: " in said[-1], said
     s.api("/api/agents/agent1001/ready", "POST", {})
     agent.wait_event("answered", 20)
     first = s.wait_record(lambda r: r["status"] == "talking" and r["agent"] == "agent1001", 10)

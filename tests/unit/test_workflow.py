@@ -163,3 +163,15 @@ def test_rota_logs_in_on_shift_and_out_after_the_call():
     assert rota_actions(wed_18, SH, rotas, {"agent1001", "agent1006", "agent1008"}, set(), {"agent1006"}) == []
     # the provincial pool is on all night
     assert rota_actions(at("2026-11-26T03:00"), SH, rotas, set(), set(), set()) == [RotaAction("agent1006", "login")]
+
+
+# ---- position and expected-wait announcement
+def test_wait_announcement():
+    from callcenter.workflow import wait_announcement
+    assert wait_announcement(ahead=3, logged_in=2, free=1, aht_seconds=420) is None   # connect now
+    assert wait_announcement(ahead=0, logged_in=0, free=0, aht_seconds=420) is None   # skipped anyway
+    assert wait_announcement(ahead=0, logged_in=1, free=0, aht_seconds=420) == (0, 4)  # "you are next", ~half a call
+    assert wait_announcement(ahead=3, logged_in=2, free=0, aht_seconds=420) == (3, 13)
+    assert wait_announcement(ahead=99, logged_in=1, free=0, aht_seconds=420) == (20, 30)  # capped
+    # a quiet night: one busy lawyer, nobody ahead -> minutes, not the afternoon's half hour
+    assert wait_announcement(ahead=0, logged_in=1, free=0, aht_seconds=60)[1] == 1
