@@ -79,6 +79,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     console.print(f"{len(ready)} agents ready: " + ", ".join(f"{a['name']}({','.join(a['queues'])})" for a in ready))
 
     console.rule("callers dial in")
+    t0 = time.time()
     scenarios = (SCENARIOS * (calls // len(SCENARIOS) + 1))[:calls]
     procs = []
     for i, sc in enumerate(scenarios):
@@ -109,7 +110,9 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
             p.kill()
 
     ids = {cid for _, cid, _ in procs}
-    records = [r for r in _api(cfg, "/api/calls?limit=200") if r["caller_number"] in ids]
+    from datetime import datetime
+    records = [r for r in _api(cfg, "/api/calls?limit=200") if r["caller_number"] in ids
+               and r["started_at"] and datetime.fromisoformat(r["started_at"]).timestamp() >= t0 - 1]
     detail = Table("caller", "dialed", "city", "lang", "IVR path", "agent", "outcome", "wait s", "talk s",
                    title="calls / 通话记录")
     for r in sorted(records, key=lambda r: r["caller_number"]):
