@@ -49,6 +49,7 @@ class Controller:
         self.agents = AgentService(cfg, self.ami, self.store)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
+        self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
         self._tasks: list[asyncio.Task] = []
         self.resynced = asyncio.Event()
         self.started_at = time.time()
@@ -167,6 +168,7 @@ class Controller:
                 self._dirty.put_nowait(("op", origin, lambda: self.store.update_callback(origin, status, attempt)))
 
     def _mark(self, call: CallState) -> None:
+        self._pending[call.call_id] = self._pending.get(call.call_id, 0) + 1
         self._dirty.put_nowait(call.call_id)
         snapshot = call.as_dict()
         for listener in list(self.listeners):
@@ -183,6 +185,12 @@ class Controller:
                 await self._retrying(item[2], item[1])
                 continue
             call_id = item
+            left = self._pending.get(call_id, 1) - 1
+            if left > 0:
+                # a later save of the same call is queued: it will write the newest state
+                self._pending[call_id] = left
+                continue
+            self._pending.pop(call_id, None)
             call = self.tracker.calls.get(call_id)
             if call is None:
                 continue

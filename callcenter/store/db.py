@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from callcenter.calls import CallState
@@ -65,6 +65,16 @@ class Store:
     def __init__(self, url: str, root: Path):
         self.url = url
         self.engine: AsyncEngine = create_async_engine(async_url(url, root), pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            # WAL: readers (the API) never block the writer; NORMAL sync is durable across process
+            # crashes (a power cut may lose the last transactions, not corrupt the file)
+            @event.listens_for(self.engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn, _record):
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=5000")
+                cur.close()
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def close(self) -> None:
