@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 import wave
 from array import array
 from dataclasses import dataclass
@@ -44,3 +45,13 @@ def wav_stats(path: Path | str, start: float = 0.0, end: float | None = None) ->
             active += 1
     return AudioStats(duration=len(samples) / rate, active_seconds=active * frame / rate,
                       peak_dbfs=20 * math.log10(peak / 32768) if peak > 0 else -120.0)
+
+
+def speech_wav(text: str, voice: str, dest: Path) -> Path:
+    """Speech for a simulated caller or agent (espeak-ng), as 8 kHz mono telephone audio. Cached."""
+    if not dest.exists():
+        raw = dest.with_suffix(".raw.wav")
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest), "vol", "0.7"], check=True)
+        raw.unlink()
+    return dest

@@ -9,11 +9,11 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from agents.audio import speech_wav
 from callcenter.config import HotlineConfig
 
 # wide enough for the tables when output goes to a file or CI log
@@ -42,15 +42,6 @@ SCENARIOS = [
 AGENT_VOICE = "您好，这里是一二三四八公共法律服务热线，我是值班律师，请讲。"
 
 
-def _wav(text: str, voice: str, dest: Path) -> Path:
-    if not dest.exists():
-        raw = dest.with_suffix(".raw.wav")
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest), "vol", "0.7"], check=True)
-        raw.unlink()
-    return dest
-
-
 def _api(cfg: HotlineConfig, path: str):
     c = cfg.system.controller
     with urllib.request.urlopen(f"http://{c.http_host}:{c.http_port}{path}", timeout=10) as r:
@@ -62,7 +53,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "callcenter.cli", "--root", str(cfg.root)]
-    agent_wav = _wav(AGENT_VOICE, "cmn", work / "agent.wav")
+    agent_wav = speech_wav(AGENT_VOICE, "cmn", work / "agent.wav")
     agents = []
     console.rule("[bold]12348 演示 demo[/bold]: agents log in")
     for a in cfg.agents:
@@ -84,7 +75,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     procs = []
     for i, sc in enumerate(scenarios):
         caller_id = f"{sc.caller[:-2]}{i:02d}"
-        wav = _wav(sc.words, sc.voice, work / f"caller-{sc.caller}.wav")
+        wav = speech_wav(sc.words, sc.voice, work / f"caller-{sc.caller}.wav")
         log = open(work / f"caller-{i}.log", "wb")
         procs.append((sc, caller_id, subprocess.Popen(
             cli + ["call", "--to", sc.number, "--caller", caller_id, "--dtmf", sc.dtmf, "--play", str(wav),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import secrets as pysecrets
-from pathlib import Path
 
 from callcenter.asterisk.confgen import Secrets
 from callcenter.config import HotlineConfig

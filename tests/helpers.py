@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agents.audio import speech_wav
 from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
 from callcenter.config import HotlineConfig, load_config
 from callcenter.secrets import load_or_create
@@ -30,14 +30,7 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def tts_wav(text: str, voice: str, dest: Path) -> Path:
-    """Speech for a simulated party, synthesised with espeak-ng and converted to 8 kHz mono."""
-    if not dest.exists():
-        raw = dest.with_suffix(".raw.wav")
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dest), "vol", "0.7"], check=True)
-        raw.unlink()
-    return dest
+tts_wav = speech_wav
 
 
 @dataclass

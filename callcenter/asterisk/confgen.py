@@ -295,7 +295,6 @@ exten => s,1,Set(TRIES=0)
 def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
     ivr = cfg.ivr
     snd = "${HL_SOUNDS}"
-    q = cfg.system.queues
     default_lang = ivr.default_language
     out = [HEADER, f"""[globals]
 HL_SOUNDS={paths.sounds}
@@ -489,19 +488,19 @@ exten => s,1,Set(LOCAL(n)=0)
 [hotline-wait-langs]
 ; languages whose position and wait prompts are real speech
 """ + "".join(f"exten => {l.code},1,Return()\n" for l in cfg.ivr.languages if announces_waits(cfg, l.code)) + \
-        callback_contexts(cfg) + workflow_contexts(cfg) + hours_contexts(cfg) + green_registry_context(cfg) + f"""
+        callback_contexts(cfg) + workflow_contexts(cfg) + hours_contexts(cfg) + green_registry_context(cfg) + """
 
 [hotline-agent-answer]
 ; runs on the agent's channel when connected; MASTER_CHANNEL is the caller's channel
-exten => s,1,Set(MASTER_CHANNEL(HOTLINE_ANSWERED_AT)=${{EPOCH}})
- same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT)=${{CHANNEL(endpoint)}})
- same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT_CHAN)=${{CHANNEL}})
- same => n,UserEvent(HotlineAnswered,Agent: ${{CHANNEL(endpoint)}},Queue: ${{HOTLINE_QUEUE}})
- same => n,GotoIf($["${{HOTLINE_INTERPRETER}}" != "1"]?done)
- same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-interp-dial,${{HOTLINE_LANG}},1)}}?:done)
+exten => s,1,Set(MASTER_CHANNEL(HOTLINE_ANSWERED_AT)=${EPOCH})
+ same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT)=${CHANNEL(endpoint)})
+ same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT_CHAN)=${CHANNEL})
+ same => n,UserEvent(HotlineAnswered,Agent: ${CHANNEL(endpoint)},Queue: ${HOTLINE_QUEUE})
+ same => n,GotoIf($["${HOTLINE_INTERPRETER}" != "1"]?done)
+ same => n,GotoIf(${DIALPLAN_EXISTS(hotline-interp-dial,${HOTLINE_LANG},1)}?:done)
  ; ring the language's interpreters; the one who answers joins the caller's bridge (three-way)
- same => n,Originate(Local/${{HOTLINE_LANG}}@hotline-interp-dial,exten,hotline-interp-join,s,1,60,av(JOIN=${{HOTLINE_CALLER_CHAN}}))
- same => n,UserEvent(HotlineInterpreter,Lang: ${{HOTLINE_LANG}},Status: ringing)
+ same => n,Originate(Local/${HOTLINE_LANG}@hotline-interp-dial,exten,hotline-interp-join,s,1,60,av(JOIN=${HOTLINE_CALLER_CHAN}))
+ same => n,UserEvent(HotlineInterpreter,Lang: ${HOTLINE_LANG},Status: ringing)
  same => n(done),Return()
 
 [hotline-interp-join]
@@ -509,17 +508,17 @@ exten => s,1,Set(MASTER_CHANNEL(HOTLINE_ANSWERED_AT)=${{EPOCH}})
 exten => s,1,Set(TRIES=0)
  ; the caller's hangup handler releases the interpreter and the agent (a conference outlives its
  ; first party otherwise)
- same => n,Set(SHARED(HOTLINE_INTERP_CHAN,${{JOIN}})=${{CHANNEL}})
+ same => n,Set(SHARED(HOTLINE_INTERP_CHAN,${JOIN})=${CHANNEL})
  same => n,UserEvent(HotlineInterpreter,Status: answered)
- same => n(again),BridgeAdd(${{JOIN}})
- same => n,GotoIf($["${{BRIDGERESULT}}" = "SUCCESS"]?:retry)
+ same => n(again),BridgeAdd(${JOIN})
+ same => n,GotoIf($["${BRIDGERESULT}" = "SUCCESS"]?:retry)
  same => n,UserEvent(HotlineInterpreter,Status: left)
  same => n,Hangup()
- same => n(retry),Set(TRIES=$[${{TRIES}} + 1])
- same => n,GotoIf($[${{TRIES}} > 10]?gone)
+ same => n(retry),Set(TRIES=$[${TRIES} + 1])
+ same => n,GotoIf($[${TRIES} > 10]?gone)
  same => n,Wait(0.5)
  same => n,Goto(again)
- same => n(gone),UserEvent(HotlineInterpreter,Status: failed,Reason: ${{BRIDGERESULT}})
+ same => n(gone),UserEvent(HotlineInterpreter,Status: failed,Reason: ${BRIDGERESULT})
  same => n,Hangup()
 """ + interpreter_dial_context(cfg) + f"""
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +20,7 @@ def _ts(iso: str) -> float:
 
 def test_leshan_caller_reaches_agent_with_audio_both_ways(clean_stack, audio, tmp_path):
     s = clean_stack
-    agent = s.agent("agent1001", play=audio["agent"], record_dir=tmp_path / "agent")
+    s.agent("agent1001", play=audio["agent"], record_dir=tmp_path / "agent")
     caller_rec = tmp_path / "caller.wav"
     caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], record=caller_rec,
                     hangup_after=22, caller="13911110001")
