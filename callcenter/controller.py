@@ -16,6 +16,8 @@ from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
 from callcenter.asterisk.confgen import Secrets
+from callcenter import voicemail
+from callcenter.asterisk.paths import InstancePaths
 from callcenter.bus import Bus
 from callcenter.calls import RESYNC_VARS, CallState, CallTracker
 from callcenter.config import HotlineConfig
@@ -129,6 +131,7 @@ class Controller:
                 self._mark(call)
         await self.agents.rebuild()
         await self._learn_aht()
+        await self._reconcile_voicemail()
         self.resynced.set()
         log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
                  sum(1 for a in self.agents.agents.values() if a.queues))
@@ -203,6 +206,17 @@ class Controller:
                 # keep ended calls briefly so late events are ignored, then forget them
                 asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)
             self.metrics.live_calls.set(len(self.tracker.live()))
+
+    async def _reconcile_voicemail(self) -> None:
+        """Voicemail left while we were not listening still gets its callback task."""
+        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        # wait for the writer: a task for a message we did see may still be queued
+        await asyncio.wait_for(self._drain(), 10)
+        added = 0
+        for msg in await asyncio.to_thread(voicemail.scan, paths):
+            added += await self.store.add_voicemail_callback(msg)
+        if added:
+            log.warning("created %d callback tasks for voicemail left while the controller was down", added)
 
     async def _learn_aht(self) -> None:
         """Tell the dialplan's wait estimate the recent handle time (it has a configured default)."""

@@ -133,12 +133,26 @@ class Store:
         """Create the callback task for a call once; False if it already exists (idempotent)."""
         now = datetime.now(timezone.utc)
         async with self.session.begin() as s:
-            exists = (await s.execute(select(CallbackTask.id).where(CallbackTask.call_id == call.call_id))).first()
-            if exists:
+            same = CallbackTask.call_id == call.call_id
+            if voicemail:  # the spool reconciliation may have found this message first
+                same = same | (CallbackTask.voicemail == voicemail)
+            if (await s.execute(select(CallbackTask.id).where(same))).first():
                 return False
             s.add(CallbackTask(call_id=call.call_id, caller_number=call.caller_number, city=call.city,
                                language=call.language, reason=reason, status="pending", attempts=0,
                                voicemail=voicemail, created_at=now, updated_at=now))
+        return True
+
+    async def add_voicemail_callback(self, msg) -> bool:
+        """A task for a voicemail message no task points to yet (left while no controller ran)."""
+        async with self.session.begin() as s:
+            known = (await s.execute(select(CallbackTask.id).where(CallbackTask.voicemail == msg.path))).first()
+            if known:
+                return False
+            now = datetime.now(timezone.utc)
+            s.add(CallbackTask(call_id=f"vm:{msg.msg_id or msg.path}", caller_number=msg.caller_number,
+                               city=msg.mailbox, language="", reason="voicemail", status="pending", attempts=0,
+                               voicemail=msg.path, created_at=now, updated_at=now))
         return True
 
     async def update_callback(self, call_id: str, status: str, attempts: int) -> None:

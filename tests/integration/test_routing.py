@@ -118,3 +118,18 @@ def test_overflow_after_wait_threshold_to_the_provincial_pool(clean_stack, routi
     assert rec["queue"] == "province" and rec["agent"] == "agent1006"
     assert rec["overflow"] == "leshan:TIMEOUT/leshan-near:TIMEOUT"
     assert rec["wait_seconds"] >= 13
+
+
+def test_voicemail_left_while_the_controller_is_down_still_gets_a_callback_task(clean_stack, routing, audio):
+    s = clean_stack
+    routing(closed_now_schedule())
+    s.kill_controller()
+    caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=25, caller="13944440023")
+    caller.result(60)
+    s.start_controller()   # reads the voicemail spool on (re)connection
+    tasks = [t for t in s.api("/api/callbacks") if t["caller_number"] == "13944440023"]
+    assert len(tasks) == 1 and tasks[0]["reason"] == "voicemail" and tasks[0]["city"] == "leshan"
+    assert s.asterisk.paths.host(tasks[0]["voicemail"] + ".wav").exists()
+    s.stop_controller()
+    s.start_controller()   # and only once
+    assert len([t for t in s.api("/api/callbacks") if t["caller_number"] == "13944440023"]) == 1

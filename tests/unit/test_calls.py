@@ -104,3 +104,24 @@ def test_agent_channel_names():
     assert _agent_from("PJSIP/agent1001-0000002a") == "agent1001"
     assert _agent_from("PJSIP/agent1001") == "agent1001"
     assert _agent_from("PJSIP/agent-x") == "agent-x"
+
+
+def test_voicemail_message_file():
+    from callcenter.voicemail import parse_message
+    text = """;
+; Message Information file
+;
+[message]
+origmailbox=leshan
+context=hotline-voicemail
+callerchan=PJSIP/carrier-00000000
+callerid="13944440022" <13944440022>
+origdate=Wed Nov 25 12:33:55 PM UTC 2026
+origtime=1795610035
+msg_id=1795610035-00000000
+duration=12
+"""
+    m = parse_message(text, "/srv/hotline/x/spool/voicemail/hotline/leshan/INBOX/msg0000")
+    assert (m.mailbox, m.caller_number, m.msg_id, m.duration) == ("leshan", "13944440022", "1795610035-00000000", 12)
+    assert parse_message("not an ini file", "p") is None
+    assert parse_message("[message]\norigtime=soon\n", "p") is None
