@@ -160,7 +160,7 @@ class Trunk(Strict):
 class ControllerSettings(Strict):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8348, ge=1, le=65535)
-    rota_interval_seconds: float = Field(30, ge=0.2, le=3600)
+    rota_interval_seconds: float = Field(30, ge=0.2, le=3600)   # rotas and scheduled callbacks
     rotas_enabled: bool = True
 
 

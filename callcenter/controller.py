@@ -12,6 +12,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from agents.callbacks import CallbackScheduler
 from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
@@ -50,6 +51,7 @@ class Controller:
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
         self.agents = AgentService(cfg, self.ami, self.store)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
+        self.callbacks = CallbackScheduler(cfg, self.ami, self.store, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
         self._tasks: list[asyncio.Task] = []
@@ -63,6 +65,8 @@ class Controller:
             self.tracker.calls[call.call_id] = call
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
                        asyncio.create_task(self._write(), name="record-writer")]
+        if self.cfg.system.trunk.outbound:
+            self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
         if self.cfg.system.controller.rotas_enabled and self.cfg.rotas:
             self._tasks.append(asyncio.create_task(self.rota.run(self.resynced), name="rota"))
         await self.ami.start()

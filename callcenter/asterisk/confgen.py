@@ -627,9 +627,20 @@ exten => {cb.key},1,Set(Q=${{HOTLINE_QUEUE}})
  same => n,Hangup(16)
 
 [hotline-cb-hold]
-; the placeholder (Local ;2): waits in the queue in the caller's place
-exten => _X.,1,Set(ID=${{EXTEN}})
- same => n,Set(Q=${{DB(hlcb/${{ID}}/queue)}})
+; the placeholder (Local ;2): waits in the queue in the caller's place. ID is the caller's call id, or
+; t<task id> for a callback the controller schedules (voicemail left after hours)
+exten => _[0-9t].,1,Set(ID=${{EXTEN}})
+ ; a callback the controller scheduled arrives with its request in (inherited) variables
+ same => n,GotoIf($["${{HLCB_QUEUE}}" = "" | "${{DB(hlcb/${{ID}}/queue)}}" != ""]?load)
+ same => n,Set(DB(hlcb/${{ID}}/queue)=${{HLCB_QUEUE}})
+ same => n,Set(DB(hlcb/${{ID}}/position)=1)
+ same => n,Set(DB(hlcb/${{ID}}/prio)=0)
+ same => n,Set(DB(hlcb/${{ID}}/number)=${{HLCB_NUMBER}})
+ same => n,Set(DB(hlcb/${{ID}}/did)=${{HLCB_DID}})
+ same => n,Set(DB(hlcb/${{ID}}/city)=${{HLCB_CITY}})
+ same => n,Set(DB(hlcb/${{ID}}/lang)=${{HLCB_LANG}})
+ same => n,Set(DB(hlcb/${{ID}}/attempt)=1)
+ same => n(load),Set(Q=${{DB(hlcb/${{ID}}/queue)}})
  same => n,GotoIf($["${{Q}}" = ""]?gone)
  same => n,Set(ATTEMPT=${{DB(hlcb/${{ID}}/attempt)}})
  same => n,Set(POS=${{IF($[${{ATTEMPT}} = 1]?${{DB(hlcb/${{ID}}/position)}}:1)}})
@@ -645,7 +656,7 @@ exten => _X.,1,Set(ID=${{EXTEN}})
 
 [hotline-cb-dial]
 ; Local ;1: an agent has taken the placeholder; now ring the caller, showing the hotline's number
-exten => _X.,1,Set(ID=${{EXTEN}})
+exten => _[0-9t].,1,Set(ID=${{EXTEN}})
  same => n,Set(NUM=${{DB(hlcb/${{ID}}/number)}})
  same => n,Set(CALLERID(all)=12348 <${{DB(hlcb/${{ID}}/did)}}>)
  same => n,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.wav)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from callcenter.calls import CallState
@@ -156,11 +156,27 @@ class Store:
         return True
 
     async def update_callback(self, call_id: str, status: str, attempts: int) -> None:
+        """By the call that asked for it, or ``t<task id>`` for a callback the scheduler placed."""
+        where = (CallbackTask.id == int(call_id[1:])) if call_id[:1] == "t" and call_id[1:].isdigit() \
+            else (CallbackTask.call_id == call_id)
         async with self.session.begin() as s:
-            row = (await s.execute(select(CallbackTask).where(CallbackTask.call_id == call_id))).scalar_one_or_none()
+            row = (await s.execute(select(CallbackTask).where(where))).scalar_one_or_none()
             if row is None:
                 return  # requested while no controller ran: nothing to update (the call is in Asterisk's CDR)
             row.status, row.attempts, row.updated_at = status, max(row.attempts, attempts), datetime.now(timezone.utc)
+
+    async def due_voicemail_callbacks(self, limit: int = 20) -> list[CallbackTask]:
+        async with self.session() as s:
+            q = (select(CallbackTask).where(CallbackTask.status == "pending", CallbackTask.reason == "voicemail")
+                 .order_by(CallbackTask.id).limit(limit))
+            return list((await s.execute(q)).scalars().all())
+
+    async def mark_callback(self, task_id: int, status: str) -> bool:
+        """pending -> dialing, at most once (a compare-and-set, safe with several controllers)."""
+        async with self.session.begin() as s:
+            res = await s.execute(update(CallbackTask).where(CallbackTask.id == task_id, CallbackTask.status == "pending")
+                                  .values(status=status, updated_at=datetime.now(timezone.utc)))
+            return res.rowcount == 1
 
     async def callbacks(self, status: str | None = None, limit: int = 100) -> list[dict]:
         q = select(CallbackTask).order_by(CallbackTask.id.desc()).limit(limit)

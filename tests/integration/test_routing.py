@@ -133,3 +133,27 @@ def test_voicemail_left_while_the_controller_is_down_still_gets_a_callback_task(
     s.stop_controller()
     s.start_controller()   # and only once
     assert len([t for t in s.api("/api/callbacks") if t["caller_number"] == "13944440023"]) == 1
+
+
+def test_voicemail_is_called_back_when_the_city_opens(clean_stack, routing, audio, tmp_path):
+    s = clean_stack
+    routing(closed_now_schedule())
+    caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=20, caller="13944440024",
+                    extra=["--port", str(s.carrier_port), "--await-callback", "90", "--callback-talk", "6",
+                           "--callback-record", str(tmp_path / "cb.wav")])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not [t for t in s.api("/api/callbacks") if t["caller_number"] == "13944440024"]:
+        time.sleep(0.5)
+    agent = s.agent("agent1001", play=audio["agent"], login=False)
+    routing(OPEN)                                         # morning: Leshan opens
+    s.api("/api/agents/agent1001/login", "POST", {"ready": True})
+    res = caller.result(150)
+    assert res["callback"] and res["callback"]["answered"], res
+    agent.wait_event("answered", 5)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        tasks = [t for t in s.api("/api/callbacks") if t["caller_number"] == "13944440024"]
+        if tasks and tasks[0]["status"] == "done":
+            break
+        time.sleep(0.3)
+    assert len(tasks) == 1 and tasks[0]["status"] == "done" and tasks[0]["reason"] == "voicemail"
