@@ -333,6 +333,30 @@ def cmd_staffing(args) -> int:
     return 0
 
 
+def cmd_phone_config(args) -> int:
+    from agents.phone_config import baresip_files, linphone_rc
+    from callcenter.secrets import load_or_create
+
+    cfg = _config(args)
+    if args.id not in cfg.sip_accounts():
+        console.print(f"[red]unknown agent or interpreter {args.id!r}[/red]")
+        return 2
+    password = load_or_create(cfg).agent_passwords[args.id]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.kind == "baresip":
+        files = baresip_files(cfg, args.id, password, args.port, Path(args.play).resolve() if args.play else None,
+                              Path(args.record_dir).resolve() if args.record_dir else None)
+    else:
+        files = {"linphonerc": linphone_rc(cfg, args.id, password, args.port)}
+    for name, text in files.items():
+        (out / name).write_text(text)
+        (out / name).chmod(0o600)  # it holds the SIP password
+    run = f"baresip -f {out}" if args.kind == "baresip" else f"linphonec -c {out / 'linphonerc'}"
+    console.print(f"wrote {', '.join(files)} to {out}; run: {run}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from callcenter.demo import run_demo
 
@@ -390,6 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("db", help="database migrations")
     s.add_argument("action", choices=["upgrade"])
     s.set_defaults(func=cmd_db)
+    s = sub.add_parser("phone-config", help="configuration for a standard SIP phone (baresip, linphone) as an agent phone")
+    s.add_argument("--id", required=True)
+    s.add_argument("--kind", choices=["baresip", "linphone"], default="baresip")
+    s.add_argument("--out", required=True)
+    s.add_argument("--port", type=int, default=5092, help="the phone's own SIP port")
+    s.add_argument("--play", help="baresip: a WAV to speak instead of a microphone (headless)")
+    s.add_argument("--record-dir", help="baresip: keep the received audio of each call here")
+    s.set_defaults(func=cmd_phone_config)
     s = sub.add_parser("staffing", help="agents needed per hour for a service-level target (Erlang C)")
     s.add_argument("--city", help="city id (default: all)")
     s.add_argument("--days", type=int, default=28, help="history to learn arrivals and handle times from")

@@ -11,6 +11,7 @@ have sipp || need+=(sip-tester)
 have espeak-ng || need+=(espeak-ng)
 have sox || need+=(sox)
 have redis-server || need+=(redis-server)
+have baresip || need+=(baresip-core)   # a standard SIP phone, tested as an agent phone
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
