@@ -247,8 +247,9 @@ class Controller:
         live = self.tracker.live()
         queues: dict[str, dict] = {q: {"waiting": 0, "talking": 0} for q in self.cfg.queue_ids}
         for c in live:
-            if c.queue in queues:
-                queues[c.queue]["waiting" if c.status == "queued" else "talking"] += 1 if c.status in ("queued", "talking") else 0
+            if c.queue and c.status in ("queued", "talking"):
+                q = queues.setdefault(c.queue, {"waiting": 0, "talking": 0})  # skill and pool queues too
+                q["waiting" if c.status == "queued" else "talking"] += 1
         return {
             "controller": {"up": True, "since": self.started_at, "resynced": self.resynced.is_set()},
             "asterisk": {"ami_connected": self.ami.connected.is_set()},

@@ -23,6 +23,7 @@ def test_callback_keeps_place_and_happens_exactly_once(clean_stack, audio, tmp_p
     s.start_controller()
     waiting = {r["caller_number"]: r for r in s.records() if r["status"] == "queued"}
     assert "13955550001" in waiting and "13955550003" in waiting
+    assert s.api("/api/status")["queues"]["leshan"]["waiting"] >= 2   # rebuilt from Asterisk after the restart
 
     s.api("/api/agents/agent1001/ready", "POST", {})
     agent.wait_event("answered", 20)
