@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from callcenter.asterisk.runtime import AsteriskRuntimeError
 from callcenter.config import ConfigError, HotlineConfig, load_config
 
 console = Console(stderr=True)
@@ -445,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         console.print(f"[red]configuration error[/red]\n{e}", highlight=False)
         return 2
+    except AsteriskRuntimeError as e:
+        console.print(f"[red]Asterisk: {e}[/red]", highlight=False)
+        return 1
 
 
 if __name__ == "__main__":

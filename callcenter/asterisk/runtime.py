@@ -22,8 +22,8 @@ PACKAGES = "asterisk,asterisk-modules,asterisk-core-sounds-en-gsm"
 ASTERISK_DIRS = ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "run/asterisk")
 
 
-class RuntimeErrorWithHint(RuntimeError):
-    pass
+class AsteriskRuntimeError(RuntimeError):
+    """Asterisk could not be installed, started or reached; the message says what to do."""
 
 
 def rootfs_ready(rootfs: Path) -> bool:
@@ -35,7 +35,7 @@ def ensure_rootfs(rootfs: Path, log=print) -> None:
     if rootfs_ready(rootfs):
         return
     if shutil.which("debootstrap") is None:
-        raise RuntimeErrorWithHint("debootstrap is not installed (apt-get install debootstrap)")
+        raise AsteriskRuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     with open(rootfs.parent / ".rootfs.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -52,7 +52,7 @@ def ensure_rootfs(rootfs: Path, log=print) -> None:
         res = subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp)],
                              capture_output=True, text=True)
         if res.returncode != 0:
-            raise RuntimeErrorWithHint(f"debootstrap failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+            raise AsteriskRuntimeError(f"debootstrap failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
         _fix_ownership(tmp)
         (tmp / ".hotline-rootfs-ok").write_text("ok\n")
         if rootfs.exists():
@@ -72,7 +72,7 @@ def module_dir(rootfs: Path) -> str:
     for cand in sorted((rootfs / "usr/lib").glob("*/asterisk/modules")) + [rootfs / "usr/lib/asterisk/modules"]:
         if (cand / "app_queue.so").exists():
             return "/" + str(cand.relative_to(rootfs))
-    raise RuntimeErrorWithHint(f"no Asterisk modules found under {rootfs}/usr/lib")
+    raise AsteriskRuntimeError(f"no Asterisk modules found under {rootfs}/usr/lib")
 
 
 class AsteriskInstance:
@@ -147,17 +147,17 @@ class AsteriskInstance:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeErrorWithHint(f"Asterisk exited with {proc.returncode}; see {self.logfile}")
+                raise AsteriskRuntimeError(f"Asterisk exited with {proc.returncode}; see {self.logfile}")
             res = subprocess.run(self._cmd("-rx", "core waitfullybooted"), capture_output=True, text=True, timeout=30)
             if res.returncode == 0 and "fully booted" in res.stdout.lower():
                 return
             time.sleep(0.3)
-        raise RuntimeErrorWithHint(f"Asterisk did not boot in {timeout:.0f}s; see {self.logfile}")
+        raise AsteriskRuntimeError(f"Asterisk did not boot in {timeout:.0f}s; see {self.logfile}")
 
     def rx(self, command: str, timeout: float = 15) -> str:
         res = subprocess.run(self._cmd("-rx", command), capture_output=True, text=True, timeout=timeout)
         if res.returncode != 0:
-            raise RuntimeErrorWithHint(f"asterisk -rx {command!r} failed: {res.stderr.strip() or res.stdout.strip()}")
+            raise AsteriskRuntimeError(f"asterisk -rx {command!r} failed: {res.stderr.strip() or res.stdout.strip()}")
         return res.stdout
 
     def reload(self) -> None:
@@ -170,7 +170,7 @@ class AsteriskInstance:
             return
         try:
             self.rx("core stop now", timeout=timeout)
-        except (RuntimeErrorWithHint, subprocess.TimeoutExpired):
+        except (AsteriskRuntimeError, subprocess.TimeoutExpired):
             pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
@@ -182,10 +182,8 @@ class AsteriskInstance:
     def remove(self) -> None:
         """Delete this instance's files (tests' throwaway instances)."""
         for lang in self.cfg.ivr.languages:
-            link = self.paths.rootfs / f"usr/share/asterisk/sounds/{lang.code}"
             subprocess.run(["chroot", str(self.paths.rootfs), "rm", "-f",
                             f"/usr/share/asterisk/sounds/{lang.code}/hl-{self.paths.name}"], check=False)
-            del link
         shutil.rmtree(self.paths.host(self.paths.inner), ignore_errors=True)
 
     def kill(self) -> None:
