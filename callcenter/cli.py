@@ -190,15 +190,24 @@ def cmd_serve(args) -> int:
 
 
 # ------------------------------------------------------------------ softphones
-def cmd_agent(args) -> int:
-    from agents.softphone import run_agent, emit
+class UnknownAccount(Exception):
+    pass
+
+
+def _sip_password(cfg: HotlineConfig, account: str) -> str:
+    """The generated SIP password of an agent or interpreter."""
     from callcenter.secrets import load_or_create
 
+    if account not in cfg.sip_accounts():
+        raise UnknownAccount(f"unknown agent or interpreter {account!r}; known: {', '.join(cfg.sip_accounts())}")
+    return load_or_create(cfg).agent_passwords[account]
+
+
+def cmd_agent(args) -> int:
+    from agents.softphone import run_agent, emit
+
     cfg = _config(args)
-    if args.id not in cfg.sip_accounts():
-        console.print(f"[red]unknown agent or interpreter {args.id!r}; known: {', '.join(cfg.sip_accounts())}[/red]")
-        return 2
-    password = load_or_create(cfg).agent_passwords[args.id]
+    password = _sip_password(cfg, args.id)
     a = cfg.system.asterisk
     if args.login:
         try:
@@ -336,13 +345,9 @@ def cmd_staffing(args) -> int:
 
 def cmd_phone_config(args) -> int:
     from agents.phone_config import baresip_files, linphone_rc
-    from callcenter.secrets import load_or_create
 
     cfg = _config(args)
-    if args.id not in cfg.sip_accounts():
-        console.print(f"[red]unknown agent or interpreter {args.id!r}[/red]")
-        return 2
-    password = load_or_create(cfg).agent_passwords[args.id]
+    password = _sip_password(cfg, args.id)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.kind == "baresip":
@@ -445,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as e:
         console.print(f"[red]configuration error[/red]\n{e}", highlight=False)
+        return 2
+    except UnknownAccount as e:
+        console.print(f"[red]{e}[/red]", highlight=False)
         return 2
     except AsteriskRuntimeError as e:
         console.print(f"[red]Asterisk: {e}[/red]", highlight=False)
