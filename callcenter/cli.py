@@ -83,7 +83,10 @@ def cmd_up(args) -> int:
     cmd_setup(args)
     cfg = _config(args)
     ast = AsteriskInstance(cfg)
-    ast.start()
+    if ast.running():
+        ast.reload()  # already up: apply the configuration setup just wrote
+    else:
+        ast.start()
     pidfile = _controller_pidfile(cfg)
     if not _pid_alive(pidfile):
         log = open(cfg.state_dir / f"controller-{cfg.system.asterisk.instance}.log", "ab")

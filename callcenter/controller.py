@@ -17,7 +17,7 @@ from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
 from callcenter.asterisk.confgen import Secrets
-from callcenter import voicemail
+from callcenter import cdr, voicemail
 from callcenter.asterisk.paths import InstancePaths
 from callcenter.bus import Bus
 from callcenter.calls import RESYNC_VARS, CallState, CallTracker
@@ -126,13 +126,28 @@ class Controller:
             call = self.tracker.adopt(c["Linkedid"], c["Channel"], values, peers[0] if peers else "", started)
             live_ids.add(call.call_id)
             self._mark(call)
+        # calls that ended while we were not listening: Asterisk's CDR has them (or we say so)
+        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
         for call in list(self.tracker.live()):
-            if call.call_id not in live_ids:
-                # ended while we were not listening: close the record honestly
+            if call.call_id in live_ids:
+                continue
+            rebuilt = from_cdr.get(call.call_id)
+            if rebuilt is not None:
+                self.tracker.calls[call.call_id] = rebuilt
+                self._mark(rebuilt)
+            else:
                 call.status = "ended"
                 call.outcome = call.outcome or "unobserved"
                 call.hangup_cause_text = call.hangup_cause_text or "ended while the controller was down"
                 self._mark(call)
+        missing = await self.store.missing_call_ids(list(from_cdr))
+        for call_id in missing:
+            if call_id not in self.tracker.calls:
+                self.tracker.calls[call_id] = from_cdr[call_id]
+                self._mark(from_cdr[call_id])
+        if missing:
+            log.warning("rebuilt %d calls from Asterisk's CDR that ended while the controller was down", len(missing))
         await self.agents.rebuild()
         await self._learn_aht()
         await self._reconcile_voicemail()

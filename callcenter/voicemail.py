@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from callcenter.asterisk.paths import InstancePaths
 

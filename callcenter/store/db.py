@@ -98,6 +98,15 @@ class Store:
             row.wait_seconds, row.talk_seconds = call.wait_seconds, call.talk_seconds
             row.updated_at = datetime.now(timezone.utc)
 
+    async def missing_call_ids(self, call_ids: list[str]) -> list[str]:
+        """Those of ``call_ids`` with no call record."""
+        have: set[str] = set()
+        async with self.session() as s:
+            for i in range(0, len(call_ids), 500):
+                chunk = call_ids[i:i + 500]
+                have |= set((await s.execute(select(CallRecord.call_id).where(CallRecord.call_id.in_(chunk)))).scalars())
+        return [c for c in call_ids if c not in have]
+
     async def unfinished_calls(self) -> list[CallState]:
         """Calls the store still believes are in progress (to merge with Asterisk after a restart)."""
         async with self.session() as s:

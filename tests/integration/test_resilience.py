@@ -39,6 +39,22 @@ def test_call_started_while_controller_down_is_adopted(clean_stack, audio):
     assert rec["recording_path"]
 
 
+def test_call_that_began_and_ended_while_the_controller_was_down_is_rebuilt(clean_stack, audio):
+    s = clean_stack
+    s.agent("agent1001", play=audio["agent"])
+    s.kill_controller()
+    caller = s.call("083312348", dtmf="2:1,4:2", play=audio["caller"], hangup_after=16, caller="13922220004")
+    assert caller.result(60)["answered"]
+    s.start_controller()   # reads Asterisk's CDR on reconnection
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922220004", 10)
+    assert rec["status"] == "ended" and rec["outcome"] == "answered" and rec["agent"] == "agent1001"
+    assert rec["ivr_path"] == "lang=zh/svc=legal_aid" and rec["city"] == "leshan"
+    assert rec["talk_seconds"] > 3 and rec["wait_seconds"] is not None and rec["recording_path"]
+    s.stop_controller()
+    s.start_controller()   # a second restart does not duplicate it
+    assert len([r for r in s.records(50) if r["caller_number"] == "13922220004"]) == 1
+
+
 def test_controller_survives_asterisk_restart(clean_stack, audio):
     s = clean_stack
     s.api("/api/agents/agent1001/login", "POST", {"ready": True})

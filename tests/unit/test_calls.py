@@ -125,3 +125,18 @@ duration=12
     assert (m.mailbox, m.caller_number, m.msg_id, m.duration) == ("leshan", "13944440022", "1795610035-00000000", 12)
     assert parse_message("not an ini file", "p") is None
     assert parse_message("[message]\norigtime=soon\n", "p") is None
+
+
+def test_cdr_row_rebuilds_a_call():
+    from callcenter.cdr import parse_row
+    row = ["", "13988880001", "s", "hotline-wf-standard-leshan", '"" <13988880001>', "PJSIP/carrier-0000001e",
+           "PJSIP/agent1001-0000001f", "Queue", "leshan,,,,60", "2026-11-25 13:27:10", "2026-11-25 13:27:10",
+           "2026-11-25 13:27:52", 42, 42, "ANSWERED", "DOCUMENTATION", "1795613230.30",
+           "hl1|did=083312348|city=leshan|area=0833|lang=zh|path=lang=zh/svc=consultation|svc=consultation|"
+           "queue=leshan|overflow=|green=|open=1|agent=agent1001|start=1795613230|queued=1795613238|"
+           "answered=1795613240|rec=20261125/1795613230.30.wav|vm=|cause=16|end=1795613272"]
+    c = parse_row(row)
+    assert (c.call_id, c.caller_number, c.city, c.language, c.service, c.agent) == \
+        ("1795613230.30", "13988880001", "leshan", "zh", "consultation", "agent1001")
+    assert c.outcome == "answered" and c.wait_seconds == 2.0 and c.talk_seconds == 32.0 and c.hangup_cause == 16
+    assert parse_row(row[:17] + ["someone else's userfield"]) is None and parse_row([]) is None
