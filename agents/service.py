@@ -5,9 +5,11 @@ from QueueStatus, so it cannot drift. A pause or ready applies to every queue th
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 from callcenter.config import HotlineConfig
 from callcenter.workflow import memberships
@@ -31,19 +33,32 @@ class AgentView:
     in_call: bool = False
     device: str = "unknown"
     home: list[str] = field(default_factory=list)
+    paused_in: dict[str, bool] = field(default_factory=dict)   # per queue, to catch divergence
+    last_call: float = 0.0        # app_queue's LastCall (shared across queues: shared_lastcall)
+    wrapup: float = 0.0           # seconds of wrap-up app_queue grants after each call
+
+    @property
+    def wrapup_until(self) -> float:
+        return self.last_call + self.wrapup if self.last_call else 0.0
+
+    def state_at(self, now: float) -> str:
+        if not self.queues:
+            return "logged_out"
+        if self.in_call or self.device in ("in_use", "busy", "ringing", "ringinuse", "on_hold"):
+            return "on_call"
+        if self.paused:
+            return "paused"
+        # app_queue offers no call until LastCall + wrapuptime: show it, it is real
+        return "wrap_up" if now < self.wrapup_until else "ready"
 
     @property
     def state(self) -> str:
-        if not self.queues:
-            return "logged_out"
-        if self.in_call:
-            return "on_call"
-        return "paused" if self.paused else "ready"
+        return self.state_at(time.time())
 
     def as_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "state": self.state, "queues": sorted(self.queues),
-                "home": self.home,
-                "paused": self.paused, "pause_reason": self.pause_reason, "device": self.device}
+                "home": self.home, "paused": self.paused, "pause_reason": self.pause_reason, "device": self.device,
+                "wrapup_until": self.wrapup_until or None}
 
 
 # app_queue's numeric device states (QueueMember Status)
@@ -54,7 +69,13 @@ DEVICE_STATES = {"0": "unknown", "1": "not_in_use", "2": "in_use", "3": "busy", 
 class AgentService:
     def __init__(self, cfg: HotlineConfig, ami, store):
         self.cfg, self.ami, self.store = cfg, ami, store
-        self.agents = {a.id: AgentView(a.id, a.name, home=list(a.queues)) for a in cfg.agents}
+        self.agents = self._fresh()
+        self.listeners: list[Callable[[dict], None]] = []   # state changes, for the desk's WebSocket
+        self._aligning: set[str] = set()
+
+    def _fresh(self) -> dict[str, AgentView]:
+        wrapup = float(self.cfg.system.queues.wrapup_seconds)
+        return {a.id: AgentView(a.id, a.name, home=list(a.queues), wrapup=wrapup) for a in self.cfg.agents}
 
     def interface(self, agent_id: str) -> str:
         return f"PJSIP/{agent_id}"
@@ -83,6 +104,7 @@ class AgentService:
                            tolerate=("Already there",))
             agent.queues.add(q)
         await self._set_paused(agent, not ready, "" if ready else "login")
+        self._notify(agent)
         await self.store.agent_event(agent_id, "login")
         if ready:
             await self.store.agent_event(agent_id, "ready")
@@ -93,6 +115,7 @@ class AgentService:
         if not agent.queues:
             raise AgentError(f"{agent_id} is not logged in", 409)
         await self._set_paused(agent, False, "")
+        self._notify(agent)
         await self.store.agent_event(agent_id, "ready")
         return agent
 
@@ -101,6 +124,7 @@ class AgentService:
         if not agent.queues:
             raise AgentError(f"{agent_id} is not logged in", 409)
         await self._set_paused(agent, True, reason)
+        self._notify(agent)
         await self.store.agent_event(agent_id, "pause", reason)
         return agent
 
@@ -111,6 +135,8 @@ class AgentService:
                            tolerate=("Not there", "Unable to remove interface"))
         agent.queues.clear()
         agent.paused, agent.pause_reason = True, ""
+        agent.paused_in.clear()
+        self._notify(agent)
         await self.store.agent_event(agent_id, "logout")
         return agent
 
@@ -119,27 +145,83 @@ class AgentService:
         await self._ok({"Action": "QueuePause", "Interface": self.interface(agent.id),
                         "Paused": "true" if paused else "false", "Reason": reason})
         agent.paused, agent.pause_reason = paused, reason
+        agent.paused_in = {q: paused for q in agent.queues}
 
     # ---- view maintenance from AMI
     async def rebuild(self) -> None:
         """Replace our view with Asterisk's (QueueStatus)."""
         members = await self.ami.list_action({"Action": "QueueStatus"})
-        fresh = {a.id: AgentView(a.id, a.name, home=list(a.queues)) for a in self.cfg.agents}
+        fresh = self._fresh()
         for m in members:
             if m.get("Event") == "QueueMember":
                 self._apply_member(fresh, m)
         self.agents = fresh
+        for agent in fresh.values():
+            if len(set(agent.paused_in.values())) > 1:
+                # half paused after a crash mid-change: paused everywhere is the safe side
+                log.warning("%s was paused in only some queues; pausing in all", agent.id)
+                await self._set_paused(agent, True, agent.pause_reason or "other")
+            self._notify(agent)
 
     def apply_event(self, ev: Mapping[str, str]) -> bool:
         name = ev.get("Event", "")
+        changed = False
+        agent = self.agents.get(_member_id(ev))
         if name in ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause"):
-            return self._apply_member(self.agents, ev)
-        if name == "QueueMemberRemoved":
-            agent = self.agents.get(_member_id(ev))
-            if agent:
-                agent.queues.discard(ev.get("Queue", ""))
-                return True
-        return False
+            changed = self._apply_member(self.agents, ev)
+        elif name == "QueueMemberRemoved" and agent:
+            agent.queues.discard(ev.get("Queue", ""))
+            agent.paused_in.pop(ev.get("Queue", ""), None)
+            changed = True
+        elif name == "AgentComplete" and agent:
+            # the call just ended: app_queue's wrap-up starts now (LastCall follows in later events)
+            try:
+                agent.last_call = max(agent.last_call, float(ev.get("Timestamp") or time.time()))
+            except ValueError:
+                agent.last_call = time.time()
+            agent.in_call = False
+            changed = True
+        if changed and agent:
+            if name in ("QueueMemberPause", "QueueMemberAdded") and len(set(agent.paused_in.values())) > 1:
+                self._align_later(agent, ev)
+            self._notify(agent)
+        return changed
+
+    def _align_later(self, agent: AgentView, ev: Mapping[str, str]) -> None:
+        """A pause (or ready) that reached only some queues (a phone's feature code, the Asterisk CLI,
+        a member added while paused elsewhere) is made to apply everywhere: the newest one wins."""
+        if agent.id in self._aligning:
+            return
+        paused = ev.get("Paused") == "1"
+        reason = ev.get("PausedReason", "") if paused else ""
+
+        async def align():
+            try:
+                await self._set_paused(agent, paused, reason)
+                log.info("%s: %s in %s only; applied to all its queues", agent.id,
+                         "paused" if paused else "ready", ev.get("Queue"))
+            except Exception as e:
+                log.warning("could not align %s's pause across queues: %s", agent.id, e)
+            finally:
+                self._aligning.discard(agent.id)
+        self._aligning.add(agent.id)
+        asyncio.get_running_loop().create_task(align())
+
+    def _notify(self, agent: AgentView) -> None:
+        view = agent.as_dict()
+        for listener in list(self.listeners):
+            try:
+                listener(view)
+            except Exception:
+                log.exception("agent listener failed")
+        # wrap-up ends without an event from Asterisk: tell the desk when it does
+        left = agent.wrapup_until - time.time()
+        if view["state"] == "wrap_up" and left > 0:
+            asyncio.get_running_loop().call_later(left + 0.05, self._notify_if_changed, agent, "wrap_up")
+
+    def _notify_if_changed(self, agent: AgentView, was: str) -> None:
+        if agent.state != was:
+            self._notify(agent)
 
     @staticmethod
     def _apply_member(view: dict[str, AgentView], ev: Mapping[str, str]) -> bool:
@@ -151,10 +233,17 @@ class AgentService:
         if "Paused" in ev:
             agent.paused = ev.get("Paused") == "1"
             agent.pause_reason = ev.get("PausedReason", "") if agent.paused else ""
+            if ev.get("Queue"):
+                agent.paused_in[ev["Queue"]] = agent.paused
         if "InCall" in ev:
             agent.in_call = ev.get("InCall") == "1"
         if "Status" in ev:
             agent.device = DEVICE_STATES.get(ev.get("Status", ""), "unknown")
+        try:
+            agent.last_call = max(agent.last_call, float(ev.get("LastCall") or 0))
+            agent.wrapup = float(ev.get("Wrapuptime") or 0) or agent.wrapup
+        except ValueError:
+            pass
         return True
 
 

@@ -312,6 +312,8 @@ def _caller(phone: Softphone, script: CallerScript) -> dict:
             "reason": c.last_reason,
             "early_media": c.early_media,
             "dtmf_sent": sent,
+            "dtmf_received": list(c.dtmf_received),
+            "answered_at": c.confirmed_at,
             "talk_seconds": round((c.disconnected_at or time.time()) - c.confirmed_at, 2) if c.confirmed_at else 0,
             "hung_up_by": hung_up_by,
             "recording": str(script.record) if script.record else None,
@@ -323,8 +325,10 @@ def _caller(phone: Softphone, script: CallerScript) -> dict:
 
 def run_agent(user: str, password: str, registrar: str, play: Path | None, record_dir: Path | None,
               auto_answer: bool = True, answer_delay: float = 0.5, bind: str = "127.0.0.1",
-              should_stop: Callable[[], bool] = lambda: False) -> None:
-    """Register and take calls until ``should_stop``; one JSON line per event on stdout."""
+              should_stop: Callable[[], bool] = lambda: False, commands=None) -> None:
+    """Register and take calls until ``should_stop``; one JSON line per event on stdout.
+    ``commands`` (a queue.Queue of text lines, e.g. from stdin) drives the current call like a
+    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup."""
     phone = Softphone(bind=bind)
     calls: list[Call] = []
     pending: list[tuple[float, Call]] = []
@@ -351,6 +355,8 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
              status=acc.reg_status, reason=acc.reg_reason)
         while not should_stop():
             phone.pump(0.05)
+            for line in _drain(commands):
+                _command(line, [c for c in calls if not c.ended], user)
             now = time.monotonic()
             for due, call in list(pending):
                 if due <= now:
@@ -365,3 +371,44 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
     finally:
         emit("stopping", agent=user)
         phone.close()
+
+
+def _drain(q) -> list[str]:
+    out = []
+    while q is not None and not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+def _command(line: str, live: list[Call], user: str) -> None:
+    """One phone key press (see run_agent); the result is an event line like everything else."""
+    word, _, arg = line.strip().partition(" ")
+    if not word:
+        return
+    call = live[-1] if live else None
+    try:
+        if call is None:
+            raise ValueError("no call in progress")
+        if word == "hold":
+            call.setHold(pj.CallOpParam(True))
+        elif word == "unhold":
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            call.reinvite(prm)
+        elif word == "dtmf":
+            if not arg or any(ch not in "0123456789*#ABCD" for ch in arg):
+                raise ValueError("dtmf needs digits 0-9 * # A-D")
+            call.send_dtmf(arg)
+        elif word == "transfer":
+            if not arg:
+                raise ValueError("transfer needs an extension, e.g. agent-agent1002 or queue-leshan")
+            # REFER: Asterisk sends the caller to the extension in the agent's TRANSFER_CONTEXT
+            domain = call.remote_uri.split("@", 1)[-1].rstrip(">")
+            call.xfer(arg if arg.startswith("sip:") else f"sip:{arg}@{domain}", pj.CallOpParam(True))
+        elif word == "hangup":
+            call.hangup_now()
+        else:
+            raise ValueError(f"unknown command {word!r} (hold, unhold, dtmf, transfer, hangup)")
+        emit("command", agent=user, command=word, arg=arg, ok=True)
+    except (ValueError, pj.Error) as e:
+        emit("command", agent=user, command=word, arg=arg, ok=False, error=str(getattr(e, "info", lambda: e)()))

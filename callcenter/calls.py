@@ -31,6 +31,9 @@ class CallState:
     green: str = ""                     # green-channel category, "" for none
     after_hours: bool = False
     agent: str = ""
+    agent_channel: str = ""             # the agent's leg (what hold, transfer and ChanSpy act on)
+    ringing: str = ""                   # agent being offered the call right now (screen-pop before answer)
+    transfers: str = ""                 # "blind:agent1001>queue-leshan/attended:agent1001>agent1002"
     recording: str = ""
     voicemail: str = ""                 # message file left in voicemail, if any
     callback_of: str = ""               # for a callback leg: the call that asked for it
@@ -89,6 +92,7 @@ def _float(v: str | None) -> float | None:
 class CallTracker:
     def __init__(self, clock=time.time):
         self.calls: dict[str, CallState] = {}
+        self.bridges: dict[str, set[str]] = {}   # bridge id -> channels in it (hotline calls' channels)
         self.clock = clock
 
     def live(self) -> list[CallState]:
@@ -100,6 +104,11 @@ class CallTracker:
     def apply(self, ev: Mapping[str, str]) -> CallState | None:
         name = ev.get("Event", "")
         linkedid = ev.get("Linkedid", "")
+        if name in ("AttendedTransfer", "BlindTransfer"):   # channel snapshots carry prefixes here
+            linkedid = (ev.get("TransfereeLinkedid") or ev.get("OrigTransfererLinkedid")
+                        or ev.get("TransfererLinkedid") or "")
+        if name in ("BridgeEnter", "BridgeLeave"):
+            self._bridge_membership(name, ev)
         if not name or not linkedid:
             return None
         now = _ts(ev, self.clock())
@@ -204,13 +213,64 @@ class CallTracker:
         call.status = "queued"
         return True
 
+    def _on_AgentCalled(self, call: CallState, ev, now) -> bool:
+        call.ringing = _agent_from(ev.get("Interface", "") or ev.get("MemberName", ""))
+        return True
+
+    def _on_AgentRingNoAnswer(self, call: CallState, ev, now) -> bool:
+        call.ringing = ""
+        return True
+
     def _on_AgentConnect(self, call: CallState, ev, now) -> bool:
+        call.ringing = ""
+        call.agent_channel = ev.get("DestChannel", "") or call.agent_channel
         call.agent = _agent_from(ev.get("Interface", "") or ev.get("MemberName", "")) or call.agent
         call.queue = ev.get("Queue", call.queue)
         if call.answered_at is None:
             call.answered_at = now
         call.status = "talking"
         call.outcome = "answered"
+        return True
+
+    # ---- who the caller is talking to, through holds and transfers
+    def _bridge_membership(self, name: str, ev: Mapping[str, str]) -> None:
+        bridge, chan = ev.get("BridgeUniqueid", ""), ev.get("Channel", "")
+        if not bridge or not chan:
+            return
+        members = self.bridges.setdefault(bridge, set())
+        if name == "BridgeEnter":
+            members.add(chan)
+        else:
+            members.discard(chan)
+            if not members:
+                self.bridges.pop(bridge, None)
+
+    def _on_BridgeEnter(self, call: CallState, ev, now) -> bool:
+        """A caller bridged one-to-one with a phone is talking to that agent (after a transfer too).
+        Three or more (interpreter, supervisor barging) leave the agent as it was."""
+        members = self.bridges.get(ev.get("BridgeUniqueid", ""), set())
+        if call.channel not in members or len(members) != 2 or call.answered_at is None:
+            return False
+        other = next(iter(members - {call.channel}))
+        if not other.startswith("PJSIP/") or other == call.agent_channel:
+            return False
+        call.agent_channel, call.agent = other, _agent_from(other)
+        return True
+
+    def _on_AttendedTransfer(self, call: CallState, ev, now) -> bool:
+        target = _agent_from(ev.get("TransferTargetChannel", "") or ev.get("SecondTransfererConnectedLineNum", ""))
+        return self._transferred(call, "attended", _agent_from(ev.get("OrigTransfererChannel", "")), target, ev)
+
+    def _on_BlindTransfer(self, call: CallState, ev, now) -> bool:
+        return self._transferred(call, "blind", _agent_from(ev.get("TransfererChannel", "")),
+                                 ev.get("Extension", ""), ev)
+
+    @staticmethod
+    def _transferred(call: CallState, kind: str, by: str, to: str, ev) -> bool:
+        if ev.get("Result", "Success") != "Success":
+            return False
+        entry = f"{kind}:{by}>{to}"
+        call.transfers = (f"{call.transfers}/{entry}" if call.transfers else entry)[-255:]
         return True
 
     def _on_QueueCallerAbandon(self, call: CallState, ev, now) -> bool:
@@ -258,7 +318,8 @@ class CallTracker:
         agent = vars.get("HOTLINE_AGENT") or (_agent_from(bridged_to) if bridged_to else "")
         if answered or bridged_to:
             call.answered_at = call.answered_at or answered
-            call.agent = call.agent or agent
+            call.agent = agent or call.agent
+            call.agent_channel = bridged_to or call.agent_channel
             call.status, call.outcome = "talking", "answered"
         elif call.queued_at:
             call.status = "queued"

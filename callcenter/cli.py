@@ -40,10 +40,14 @@ def _config(args) -> HotlineConfig:
 
 
 def _api(cfg: HotlineConfig, path: str, method: str = "GET", body: dict | None = None, timeout: float = 5):
+    """Call the controller's API as the local operator (service token from .hotline/secrets.json)."""
+    from callcenter.secrets import load_or_create
+
     c = cfg.system.controller
     req = urllib.request.Request(f"http://{c.http_host}:{c.http_port}{path}", method=method,
                                  data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {load_or_create(cfg).service_token}"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
@@ -173,9 +177,10 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
-        ctl = Controller(cfg, load_or_create(cfg))
+        secrets = load_or_create(cfg)
+        ctl = Controller(cfg, secrets)
         await ctl.start()
-        runner = web.AppRunner(make_app(ctl), access_log=None)
+        runner = web.AppRunner(make_app(ctl, secrets.service_token), access_log=None)
         await runner.setup()
         c = cfg.system.controller
         await web.TCPSite(runner, c.http_host, c.http_port).start()
@@ -221,10 +226,16 @@ def cmd_agent(args) -> int:
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
+    commands = None
+    if args.commands:   # phone keys from stdin, one per line: hold, unhold, dtmf 123, transfer <exten>, hangup
+        import queue
+        import threading
+        commands = queue.Queue()
+        threading.Thread(target=lambda: [commands.put(line) for line in sys.stdin], daemon=True).start()
     run_agent(args.id, password, f"sip:{a.sip_bind}:{a.sip_port}", Path(args.play) if args.play else None,
               Path(args.record_dir) if args.record_dir else None, auto_answer=args.auto_answer,
               answer_delay=args.answer_delay,
-              should_stop=lambda: stop["now"] or (end is not None and time.monotonic() > end))
+              should_stop=lambda: stop["now"] or (end is not None and time.monotonic() > end), commands=commands)
     return 0
 
 
@@ -296,6 +307,53 @@ def cmd_db(args) -> int:
     cfg = _config(args)
     migrate(cfg.system.database.url, cfg.root)
     console.print("database at the newest revision")
+    return 0
+
+
+def _with_auth(cfg: HotlineConfig, work):
+    """Run ``work(auth)`` against the database (no controller needed): passwords and tokens."""
+    from callcenter.store.db import Store, migrate
+    from dashboard.auth import Auth
+
+    migrate(cfg.system.database.url, cfg.root)
+
+    async def run():
+        store = Store(cfg.system.database.url, cfg.root)
+        try:
+            return await work(Auth(cfg, store))
+        finally:
+            await store.close()
+    return asyncio.run(run())
+
+
+def cmd_passwd(args) -> int:
+    import getpass
+
+    cfg = _config(args)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"new password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            console.print("[red]the two passwords differ[/red]")
+            return 2
+    try:
+        _with_auth(cfg, lambda auth: auth.set_password(args.user, password))
+    except (KeyError, ValueError) as e:
+        console.print(f"[red]{e.args[0]}[/red]")
+        return 2
+    console.print(f"password set for {args.user}; their earlier sessions and tokens are ended")
+    return 0
+
+
+def cmd_token(args) -> int:
+    cfg = _config(args)
+    try:
+        token = _with_auth(cfg, lambda auth: auth.issue_api_token(args.user, args.days, args.label))
+    except KeyError as e:
+        console.print(f"[red]{e.args[0]}[/red]")
+        return 2
+    print(token)   # bare on stdout, for scripts
     return 0
 
 
@@ -398,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--record-dir", help="record each call's received audio here")
     s.add_argument("--login", action="store_true", help="log in and go ready through the HTTP API first")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
+    s.add_argument("--commands", action="store_true",
+                   help="read phone keys from stdin: hold, unhold, dtmf <digits>, transfer <extension>, hangup")
     s.set_defaults(func=cmd_agent)
     s = sub.add_parser("call", help="a simulated caller through the carrier trunk")
     s.add_argument("--to", required=True, help="dialed number, e.g. 083312348")
@@ -431,6 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--play", help="baresip: a WAV to speak instead of a microphone (headless)")
     s.add_argument("--record-dir", help="baresip: keep the received audio of each call here")
     s.set_defaults(func=cmd_phone_config)
+    s = sub.add_parser("passwd", help="set a desk user's password (agents and supervisors in config/agents.yaml)")
+    s.add_argument("user")
+    s.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    s.set_defaults(func=cmd_passwd)
+    s = sub.add_parser("token", help="issue an API token (Authorization: Bearer) for a desk user")
+    s.add_argument("user")
+    s.add_argument("--days", type=float, default=90)
+    s.add_argument("--label", default="")
+    s.set_defaults(func=cmd_token)
     s = sub.add_parser("staffing", help="agents needed per hour for a service-level target (Erlang C)")
     s.add_argument("--city", help="city id (default: all)")
     s.add_argument("--days", type=int, default=28, help="history to learn arrivals and handle times from")

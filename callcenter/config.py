@@ -94,13 +94,29 @@ class Interpreter(Strict):
     number: Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")] | None = None
 
 
+class Supervisor(Strict):
+    """A city supervisor (coaches agents of their cities: listen, whisper, barge) or a command-center
+    operator (all cities). Gets a desk login and a SIP account for listening in."""
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,31}$")]
+    name: str
+    role: Literal["supervisor", "command"]
+    cities: list[str] = Field(default_factory=list)   # a supervisor's cities (`province` for the pool)
+
+    @model_validator(mode="after")
+    def scoped(self) -> "Supervisor":
+        if self.role == "supervisor" and not self.cities:
+            raise ValueError(f"supervisor {self.id} needs at least one city")
+        return self
+
+
 class AgentsFile(Strict):
     agents: list[Agent]
     interpreters: list[Interpreter] = Field(default_factory=list)
+    supervisors: list[Supervisor] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def unique(self) -> "AgentsFile":
-        ids = [a.id for a in self.agents] + [i.id for i in self.interpreters]
+        ids = [a.id for a in self.agents] + [i.id for i in self.interpreters] + [s.id for s in self.supervisors]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate agent ids: {dup}")
@@ -162,6 +178,9 @@ class ControllerSettings(Strict):
     http_port: int = Field(8348, ge=1, le=65535)
     rota_interval_seconds: float = Field(30, ge=0.2, le=3600)   # rotas and scheduled callbacks
     rotas_enabled: bool = True
+    session_idle_minutes: float = Field(30, gt=0, le=24 * 60)     # desk sessions end after this idle time
+    session_max_hours: float = Field(12, gt=0, le=7 * 24)         # ... and after this long in any case
+    hold_limit_seconds: int = Field(300, ge=10, le=3600)          # a held caller goes back to the queue after this
 
 
 class Database(Strict):
@@ -268,6 +287,8 @@ class RoutingFile(Strict):
     green_channel: GreenChannel
     workflows: dict[Ident, list[WorkflowStep]]
     schedules: Schedules
+    # outside numbers the desk may transfer callers to (and nothing else: no toll fraud by desk)
+    transfer_numbers: dict[Annotated[str, Field(pattern=r"^[0-9]{3,20}$")], str] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -301,6 +322,7 @@ class HotlineConfig(Strict):
     province: ProvincePool
     agents: list[Agent]
     interpreters: list[Interpreter]
+    supervisors: list[Supervisor]
     ivr: IvrFlow
     routing: RoutingFile
     schedules: dict[str, Any]      # city id -> callcenter.schedule.Schedule
@@ -340,6 +362,10 @@ class HotlineConfig(Strict):
             for spec in a.specialties:
                 if spec not in r.specialties:
                     raise ValueError(f"agents[{i}] ({a.id}).specialties: unknown specialty {spec!r}")
+        for i, sup in enumerate(self.supervisors):
+            for c in sup.cities:
+                if c not in queue_ids:
+                    raise ValueError(f"supervisors[{i}] ({sup.id}).cities: unknown city or pool {c!r}")
         return self
 
     def city(self, city_id: str) -> City:
@@ -356,7 +382,8 @@ class HotlineConfig(Strict):
 
     def sip_accounts(self) -> list[str]:
         """Everyone with a SIP account of ours: agents and interpreters without a phone number."""
-        return [a.id for a in self.agents] + [i.id for i in self.interpreters if not i.number]
+        return ([a.id for a in self.agents] + [i.id for i in self.interpreters if not i.number]
+                + [s.id for s in self.supervisors])
 
     @property
     def queue_ids(self) -> list[str]:
@@ -436,7 +463,8 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
         raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
     try:
         return HotlineConfig(system=system, cities=cities.cities, province=cities.province_pool,
-                             agents=agents.agents, interpreters=agents.interpreters, ivr=ivr, routing=routing,
+                             agents=agents.agents, interpreters=agents.interpreters,
+                             supervisors=agents.supervisors, ivr=ivr, routing=routing,
                              schedules=schedules, rotas=rotas,
                              green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
     except ValidationError as e:

@@ -13,6 +13,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from agents.callbacks import CallbackScheduler
+from agents.desk import CallControl
 from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
@@ -50,6 +51,7 @@ class Controller:
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
         self.agents = AgentService(cfg, self.ami, self.store)
+        self.desk = CallControl(cfg, self.ami)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         self.callbacks = CallbackScheduler(cfg, self.ami, self.store, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
@@ -221,6 +223,7 @@ class Controller:
             if call.status == "ended" and call.outcome == "voicemail":
                 await self._retrying(lambda: self.store.add_callback(call, "voicemail", call.voicemail), call_id)
             if call.status == "ended":
+                self.desk.forget(call_id)
                 self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
                 # keep ended calls briefly so late events are ignored, then forget them
                 asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)

@@ -42,10 +42,9 @@ SCENARIOS = [
 AGENT_VOICE = "您好，这里是一二三四八公共法律服务热线，我是值班律师，请讲。"
 
 
-def _api(cfg: HotlineConfig, path: str):
-    c = cfg.system.controller
-    with urllib.request.urlopen(f"http://{c.http_host}:{c.http_port}{path}", timeout=10) as r:
-        return json.loads(r.read())
+def _api(cfg: HotlineConfig, path: str, method: str = "GET", body: dict | None = None):
+    from callcenter.cli import _api as operator_api
+    return operator_api(cfg, path, method, body, timeout=10)
 
 
 def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
@@ -89,9 +88,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
             p.kill()
     time.sleep(1.5)
     for a in cfg.agents:  # simulated agents go home: log them out of their queues
-        req = urllib.request.Request(f"http://{cfg.system.controller.http_host}:{cfg.system.controller.http_port}"
-                                     f"/api/agents/{a.id}/logout", method="POST", data=b"{}")
-        urllib.request.urlopen(req, timeout=10).read()
+        _api(cfg, f"/api/agents/{a.id}/logout", "POST", {})
     for p in agents:
         p.send_signal(signal.SIGTERM)
     for p in agents:

@@ -21,6 +21,8 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     changed = False
     if not data.get("ami_secret"):
         data["ami_secret"], changed = _new(), True
+    if not data.get("service_token"):
+        data["service_token"], changed = pysecrets.token_urlsafe(32), True
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -32,4 +34,5 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
         tmp.replace(path)
-    return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents))
+    return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents),
+                   service_token=data["service_token"])

@@ -1,4 +1,9 @@
-"""HTTP API of the controller. Binds to loopback by default (config/hotline.yaml: controller)."""
+"""HTTP API and pages of the controller. Binds to loopback by default (config/hotline.yaml: controller).
+
+Every /api/ route except login and health needs a desk session (cookie + CSRF header) or a bearer
+token (dashboard/auth.py); what a principal may see or do is callcenter.access. Refusals are 403,
+change nothing, and are written to the audit log like the actions themselves.
+"""
 from __future__ import annotations
 
 import json
@@ -8,10 +13,17 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
+from agents.desk import DeskError
+from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
+from callcenter import access
+from callcenter.workflow import all_queues
+from dashboard.auth import COOKIE, Auth
+from dashboard.live import LiveHub
 
 log = logging.getLogger("hotline.api")
 PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other")
+NOTES_MAX = 20000
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -23,12 +35,20 @@ def ok(data) -> web.Response:
     return web.json_response(data, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
 
+class Forbidden(Exception):
+    pass
+
+
 @web.middleware
 async def errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except AgentError as e:
+    except (AgentError, DeskError) as e:
         return json_error(e.status, str(e))
+    except TransferError as e:
+        return json_error(400, str(e))
+    except Forbidden as e:
+        return json_error(403, str(e))
     except ConnectionError as e:
         return json_error(503, f"Asterisk unavailable: {e}")
     except TimeoutError:
@@ -52,35 +72,186 @@ async def _body(request: web.Request) -> dict:
     return data
 
 
-def make_app(controller) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
+def make_app(controller, service_token: str = "") -> web.Application:
     ctl = controller
+    auth = Auth(ctl.cfg, ctl.store, service_token)
+    hub = LiveHub(ctl)
+    app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
+    app["auth"], app["hub"] = auth, hub
+    agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
 
+    def me(request) -> access.Principal:
+        return request["principal"]
+
+    async def refuse(request, action: str, call_id: str = "", target: str = "", why: str = "") -> None:
+        p = me(request)
+        await ctl.store.audit(p.user_id, p.role, action, call_id, target, allowed=False, detail=why)
+        raise Forbidden(why)
+
+    async def audit(request, action: str, call_id: str = "", target: str = "", detail: str = "") -> None:
+        p = me(request)
+        await ctl.store.audit(p.user_id, p.role, action, call_id, target, allowed=True, detail=detail)
+
+    # ---- session
+    async def login(request):
+        body = await _body(request)
+        user, password = body.get("user"), body.get("password")
+        if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+            return json_error(400, "user and password are required strings")
+        try:
+            principal, token, csrf = await auth.login(user, password)
+        except PermissionError as e:
+            await ctl.store.audit(user[:64], "", "login", allowed=False, detail=str(e))
+            return json_error(401, str(e))
+        await ctl.store.audit(principal.user_id, principal.role, "login")
+        resp = ok({"user": principal.as_dict(), "csrf": csrf})
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                        max_age=int(auth.max_age), secure=request.secure)
+        return resp
+
+    async def logout(request):
+        if request.get("session"):
+            await ctl.store.revoke_token(request["session"]["hash"])
+        resp = ok({"ok": True})
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    async def whoami(request):
+        session = request.get("session") or {}
+        return ok({"user": me(request).as_dict(), "csrf": session.get("csrf", ""),
+                   "pause_reasons": PAUSE_REASONS, "transfer_numbers": ctl.cfg.routing.transfer_numbers,
+                   "wrapup_seconds": ctl.cfg.system.queues.wrapup_seconds,
+                   "cities": {c.id: {"zh": c.names.zh, "en": c.names.en} for c in ctl.cfg.cities},
+                   "agents": {a.id: a.name for a in ctl.cfg.agents},
+                   "queues": all_queues(ctl.cfg)})
+
+    async def health(request):
+        return ok({"up": True, "ami_connected": ctl.ami.connected.is_set(), "resynced": ctl.resynced.is_set()})
+
+    # ---- views
     async def status(request):
-        return ok(ctl.status())
+        p = me(request)
+        if p.role == "agent":
+            await refuse(request, "view_status", why="the status board is for supervisors and the command center")
+        st = ctl.status()
+        if not p.all_cities:
+            st["calls_in_progress"] = [c for c in st["calls_in_progress"] if access.sees_city(p, c["city"])]
+            st["agents"] = [a for a in st["agents"] if p.cities & agent_cities.get(a["id"], set())]
+        return ok(st)
 
     async def calls(request):
         try:
             limit = min(max(int(request.query.get("limit", "50")), 1), 500)
         except ValueError:
             return json_error(400, "limit must be an integer")
-        return ok(await ctl.store.recent_calls(limit, request.query.get("city") or None))
+        p = me(request)
+        city = request.query.get("city") or None
+        if city and not access.sees_city(p, city):
+            await refuse(request, "view_calls", target=city, why=f"{city} is outside your cities")
+        rows = await ctl.store.recent_calls(limit if p.all_cities else 500, city)
+        rows = [r for r in rows if access.may_view_call(p, r["agent"], r["city"])][:limit]
+        return ok(rows)
+
+    async def _record(request) -> dict:
+        call_id = request.match_info["call_id"]
+        rec = await ctl.store.call(call_id)
+        if rec is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such call"}), content_type="application/json")
+        if not access.may_view_call(me(request), rec["agent"], rec["city"]):
+            await refuse(request, "view_call", call_id, why="not your call")
+        return rec
 
     async def call(request):
-        rec = await ctl.store.call(request.match_info["call_id"])
-        return ok(rec) if rec else json_error(404, "no such call")
+        return ok(await _record(request))
+
+    async def call_history(request):
+        """The screen-pop's memory: earlier calls from the same number, with their notes."""
+        rec = await _record(request)
+        return ok({"call_id": rec["call_id"], "previous_calls": await ctl.store.caller_history(
+            rec["caller_number"], rec["call_id"]), "tickets": []})
+
+    async def notes(request):
+        rec = await _record(request)
+        if not access.may_handle_call(me(request), rec["agent"], rec["city"]):
+            await refuse(request, "notes", rec["call_id"], why="not your call")
+        body = await _body(request)
+        text = body.get("notes")
+        if not isinstance(text, str) or len(text) > NOTES_MAX:
+            return json_error(400, f"notes must be a string of at most {NOTES_MAX} characters")
+        await ctl.store.set_notes(rec["call_id"], text)
+        await audit(request, "notes", rec["call_id"], detail=f"{len(text)} characters")
+        return ok({"call_id": rec["call_id"], "notes": text})
+
+    async def call_action(request):
+        call_id, action = request.match_info["call_id"], request.match_info["action"]
+        p = me(request)
+        live = ctl.tracker.calls.get(call_id)
+        if live is None or live.status == "ended":
+            return json_error(404, "no such live call")
+        body = await _body(request)
+        desk = ctl.desk
+        if action in ("listen", "whisper", "barge"):
+            if not access.may_supervise_call(p, live.city):
+                await refuse(request, action, call_id, live.agent, "supervising is for supervisors of the call's city")
+            phone = p.user_id
+            if p.user_id == access.SERVICE.user_id:   # the local operator names the phone to ring
+                phone = body.get("phone", "")
+                if phone not in ctl.cfg.sip_accounts():
+                    return json_error(400, "phone must be one of our SIP accounts")
+            await desk.spy(live, action, phone, p.name)
+            await audit(request, action, call_id, live.agent, f"phone {phone}")
+            return ok({"call_id": call_id, "action": action, "phone": phone})
+        if not access.may_handle_call(p, live.agent, live.city):
+            await refuse(request, action, call_id, live.agent, "not your call")
+        if action == "hangup":
+            await desk.hangup(live)
+        elif action in ("mute", "unmute"):
+            await desk.mute(live, action == "mute")
+        elif action == "hold":
+            await desk.hold(live)
+        elif action == "resume":
+            await desk.resume(live)
+        elif action == "transfer":
+            target = body.get("target")
+            if not isinstance(target, dict):
+                return json_error(400, "target must be an object {type, id}")
+            attended = body.get("attended", False)
+            if not isinstance(attended, bool):
+                return json_error(400, "attended must be true or false")
+            t = transfer_target(str(target.get("type", "")), str(target.get("id", "")), ctl.cfg)
+            await desk.transfer(live, t, attended)
+            await audit(request, "transfer", call_id, t.exten, "attended" if attended else "blind")
+            return ok({"call_id": call_id, "action": action, "target": t.exten, "attended": attended})
+        elif action == "complete":
+            await desk.complete_transfer(live)
+        elif action == "cancel":
+            await desk.cancel_transfer(live)
+        else:
+            return json_error(404, f"unknown call action {action!r}")
+        await audit(request, action, call_id, live.agent)
+        return ok({"call_id": call_id, "action": action})
 
     async def callbacks(request):
         status = request.query.get("status") or None
         if status and status not in ("pending", "dialing", "done", "failed", "cancelled"):
             return json_error(400, "status must be pending, dialing, done, failed or cancelled")
-        return ok(await ctl.store.callbacks(status))
+        p = me(request)
+        if p.role == "agent":
+            await refuse(request, "view_callbacks", why="callback lists are for supervisors")
+        return ok([c for c in await ctl.store.callbacks(status) if access.sees_city(p, c["city"])])
 
     async def agents(request):
-        return ok([a.as_dict() for a in ctl.agents.agents.values()])
+        p = me(request)
+        return ok([a.as_dict() for a in ctl.agents.agents.values()
+                   if access.may_manage_agent(p, a.id, agent_cities.get(a.id, set()))])
 
     async def agent_action(request):
         agent_id, action = request.match_info["agent_id"], request.match_info["action"]
+        p = me(request)
+        if agent_id not in agent_cities:
+            return json_error(404, f"unknown agent {agent_id!r}")
+        if not access.may_manage_agent(p, agent_id, agent_cities[agent_id]):
+            await refuse(request, f"agent_{action}"[:32], target=agent_id, why="not your desk or your city's agent")
         body = await _body(request)
         svc = ctl.agents
         if action == "login":
@@ -99,20 +270,50 @@ def make_app(controller) -> web.Application:
             view = await svc.logout(agent_id)
         else:
             return json_error(404, f"unknown action {action!r}")
+        if p.agent_id != agent_id:   # someone else changed this agent's state: keep a trace
+            await audit(request, f"agent_{action}", target=agent_id)
         return ok(view.as_dict())
+
+    async def audit_log(request):
+        p = me(request)
+        if p.role == "agent":
+            await refuse(request, "view_audit", why="the audit log is for supervisors")
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+        except ValueError:
+            return json_error(400, "limit must be an integer")
+        rows = await ctl.store.audit_entries(limit if p.all_cities else 1000, request.query.get("call_id") or None)
+        if not p.all_cities:
+            scope = {p.user_id} | {a for a, cities in agent_cities.items() if cities & p.cities}
+            rows = [r for r in rows if r["user_id"] in scope or r["target"] in scope][:limit]
+        return ok(rows)
 
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def index(request):
-        return web.FileResponse(STATIC / "status.html")
+    def page(name):
+        async def handler(request):
+            return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+        return handler
 
-    app.router.add_get("/", index)
+    app.router.add_get("/", page("status.html"))
+    app.router.add_get("/login", page("login.html"))
+    app.router.add_get("/desk", page("desk.html"))
+    app.router.add_static("/static/", STATIC)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", whoami)
+    app.router.add_get("/api/health", health)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/calls", calls)
     app.router.add_get("/api/calls/{call_id}", call)
+    app.router.add_get("/api/calls/{call_id}/history", call_history)
+    app.router.add_put("/api/calls/{call_id}/notes", notes)
+    app.router.add_post("/api/calls/{call_id}/{action}", call_action)
     app.router.add_get("/api/callbacks", callbacks)
     app.router.add_get("/api/agents", agents)
     app.router.add_post("/api/agents/{agent_id}/{action}", agent_action)
+    app.router.add_get("/api/audit", audit_log)
+    app.router.add_get("/ws", hub.handler)
     app.router.add_get("/metrics", metrics)
     return app

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Stack, tts_wav
+from tests.helpers import Stack, fresh, tts_wav
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,13 +34,5 @@ def stack(tmp_path_factory):
 @pytest.fixture
 def clean_stack(stack):
     """Each test starts with every agent logged out and no stray softphones."""
-    for p in stack.parties:
-        p.stop()
-    stack.parties.clear()
-    if stack.controller is None or stack.controller.poll() is not None:
-        stack.start_controller()
-    stack.logout_all()
-    yield stack
-    for p in stack.parties:
-        p.stop()
-    stack.parties.clear()
+    with fresh(stack):
+        yield stack

@@ -67,6 +67,11 @@ class Party:
             raise
         return self.wait_event("result", 1)
 
+    def send(self, line: str) -> None:
+        """A phone key for an agent started with commands=True."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -178,7 +183,8 @@ class Stack:
         c = self.cfg.system.controller
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(f"http://{c.http_host}:{c.http_port}{path}", method=method, data=data,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.secrets.service_token}"})
         with urllib.request.urlopen(req, timeout=15) as r:
             return json.loads(r.read())
 
@@ -189,23 +195,39 @@ class Stack:
             return e.code, json.loads(e.read())
         raise AssertionError(f"{method} {path} unexpectedly succeeded")
 
+    # ---- desk users
+    def set_password(self, user: str, password: str) -> None:
+        subprocess.run([sys.executable, "-m", "callcenter.cli", "passwd", user, "--password-stdin"], cwd=ROOT,
+                       env=self.env, input=password + "\n", text=True, check=True, capture_output=True, timeout=60)
+
+    def desk_session(self, user: str, password: str) -> "DeskSession":
+        c = self.cfg.system.controller
+        return DeskSession(f"http://{c.http_host}:{c.http_port}", user, password)
+
+    @property
+    def base_url(self) -> str:
+        c = self.cfg.system.controller
+        return f"http://{c.http_host}:{c.http_port}"
+
     # ---- parties
-    def _spawn(self, args: list[str], name: str) -> Party:
+    def _spawn(self, args: list[str], name: str, stdin: bool = False) -> Party:
         log = self.tmp / f"{name}-{len(self.parties)}.log"
         proc = subprocess.Popen([sys.executable, "-m", "callcenter.cli", *args], cwd=ROOT, env=self.env,
-                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, text=stdin or None)
         party = Party(proc, log)
         self.parties.append(party)
         return party
 
     def agent(self, agent_id: str, play: Path | None = None, record_dir: Path | None = None,
-              login: bool = True, answer_delay: float = 0.5) -> Party:
+              login: bool = True, answer_delay: float = 0.5, commands: bool = False) -> Party:
         args = ["agent", "--id", agent_id, "--auto-answer", "--answer-delay", str(answer_delay)]
+        args += ["--commands"] if commands else []
         if play:
             args += ["--play", str(play)]
         if record_dir:
             args += ["--record-dir", str(record_dir)]
-        party = self._spawn(args, agent_id)
+        party = self._spawn(args, agent_id, stdin=commands)
         party.wait_event("registered", 20)
         if login:
             self.api(f"/api/agents/{agent_id}/login", "POST", {"ready": True})
@@ -239,6 +261,46 @@ class Stack:
                     return r
             time.sleep(0.3)
         raise AssertionError(f"no matching record within {timeout}s; have: {json.dumps(recs, ensure_ascii=False)[:3000]}")
+
+
+class DeskSession:
+    """A desk user logged in over HTTP like the browser is: session cookie plus CSRF header."""
+
+    def __init__(self, base: str, user: str, password: str):
+        import http.cookiejar
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.csrf = ""
+        self.csrf = self.request("/api/login", "POST", {"user": user, "password": password})[1]["csrf"]
+
+    def request(self, path: str, method: str = "GET", body=None, csrf: bool = True) -> tuple[int, dict]:
+        headers = {"Content-Type": "application/json"}
+        if csrf and self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        req = urllib.request.Request(self.base + path, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with self.opener.open(req, timeout=15) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+
+@contextlib.contextmanager
+def fresh(stack: Stack):
+    """A test's start: every agent logged out, no stray softphones, the controller running."""
+    def stop_parties():
+        for p in stack.parties:
+            p.stop()
+        stack.parties.clear()
+    stop_parties()
+    if stack.controller is None or stack.controller.poll() is not None:
+        stack.start_controller()
+    stack.logout_all()
+    try:
+        yield stack
+    finally:
+        stop_parties()
 
 
 PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

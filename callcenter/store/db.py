@@ -10,7 +10,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from callcenter.calls import CallState
-from callcenter.store.models import AgentEvent, CallbackTask, CallRecord
+from callcenter.store.models import AgentEvent, AuditEntry, AuthToken, CallbackTask, CallRecord, UserCredential
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -90,7 +90,7 @@ class Store:
             row.city, row.area_code, row.language = call.city, call.area_code, call.language
             row.ivr_path, row.service, row.queue, row.overflow = call.ivr_path[:255], call.service, call.queue, call.overflow[:255]
             row.green, row.after_hours = call.green, call.after_hours
-            row.agent, row.recording_path = call.agent, call.recording
+            row.agent, row.recording_path, row.transfers = call.agent, call.recording, call.transfers
             row.status, row.outcome = call.status, call.outcome
             row.hangup_cause, row.hangup_cause_text = call.hangup_cause, call.hangup_cause_text
             row.started_at, row.queued_at = _dt(call.started_at), _dt(call.queued_at)
@@ -116,7 +116,7 @@ class Store:
             out.append(CallState(
                 call_id=r.call_id, channel=r.channel, dialed_number=r.dialed_number, caller_number=r.caller_number,
                 city=r.city, area_code=r.area_code, language=r.language, ivr_path=r.ivr_path, service=r.service,
-                queue=r.queue, overflow=r.overflow, green=r.green, after_hours=r.after_hours, agent=r.agent, recording=r.recording_path, status=r.status,
+                queue=r.queue, overflow=r.overflow, green=r.green, after_hours=r.after_hours, agent=r.agent, recording=r.recording_path, transfers=r.transfers, status=r.status,
                 outcome=r.outcome, hangup_cause=r.hangup_cause, hangup_cause_text=r.hangup_cause_text,
                 started_at=_epoch(r.started_at), queued_at=_epoch(r.queued_at),
                 answered_at=_epoch(r.answered_at), ended_at=_epoch(r.ended_at)))
@@ -208,3 +208,78 @@ class Store:
             q = q.where(CallRecord.city == city)
         async with self.session() as s:
             return [(_epoch(a), t) for a, t in (await s.execute(q)).all() if a is not None]
+
+    # ---- desk logins, sessions, tokens, audit (policy lives in dashboard/auth.py)
+    async def password_hash(self, user_id: str) -> str | None:
+        async with self.session() as s:
+            row = await s.get(UserCredential, user_id)
+            return row.password_hash if row else None
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        async with self.session.begin() as s:
+            row = await s.get(UserCredential, user_id)
+            if row is None:
+                s.add(UserCredential(user_id=user_id, password_hash=password_hash, updated_at=_now()))
+            else:
+                row.password_hash, row.updated_at = password_hash, _now()
+            # a new password ends every session and token of that user
+            await s.execute(update(AuthToken).where(AuthToken.user_id == user_id).values(revoked=True))
+
+    async def add_token(self, token_hash: str, kind: str, user_id: str, expires_at: float, csrf: str = "",
+                        label: str = "") -> None:
+        async with self.session.begin() as s:
+            s.add(AuthToken(token_hash=token_hash, kind=kind, user_id=user_id, csrf=csrf, label=label,
+                            created_at=_now(), last_seen=_now(), expires_at=_dt(expires_at), revoked=False))
+
+    async def token(self, token_hash: str) -> dict | None:
+        async with self.session() as s:
+            row = (await s.execute(select(AuthToken).where(AuthToken.token_hash == token_hash))).scalar_one_or_none()
+            if row is None or row.revoked:
+                return None
+            return {"kind": row.kind, "user_id": row.user_id, "csrf": row.csrf, "created_at": _epoch(row.created_at),
+                    "last_seen": _epoch(row.last_seen), "expires_at": _epoch(row.expires_at)}
+
+    async def touch_token(self, token_hash: str) -> None:
+        async with self.session.begin() as s:
+            await s.execute(update(AuthToken).where(AuthToken.token_hash == token_hash).values(last_seen=_now()))
+
+    async def revoke_token(self, token_hash: str) -> None:
+        async with self.session.begin() as s:
+            await s.execute(update(AuthToken).where(AuthToken.token_hash == token_hash).values(revoked=True))
+
+    async def audit(self, user_id: str, role: str, action: str, call_id: str = "", target: str = "",
+                    allowed: bool = True, detail: str = "") -> None:
+        async with self.session.begin() as s:
+            s.add(AuditEntry(at=_now(), user_id=user_id, role=role, action=action, call_id=call_id,
+                             target=target[:128], allowed=allowed, detail=detail))
+
+    async def audit_entries(self, limit: int = 100, call_id: str | None = None, user_id: str | None = None) -> list[dict]:
+        q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if call_id:
+            q = q.where(AuditEntry.call_id == call_id)
+        if user_id:
+            q = q.where(AuditEntry.user_id == user_id)
+        async with self.session() as s:
+            rows = (await s.execute(q)).scalars().all()
+        return [{"id": r.id, "at": datetime.fromtimestamp(_epoch(r.at), tz=timezone.utc).isoformat(),
+                 "user_id": r.user_id, "role": r.role, "action": r.action, "call_id": r.call_id, "target": r.target,
+                 "allowed": r.allowed, "detail": r.detail} for r in rows]
+
+    async def set_notes(self, call_id: str, notes: str) -> bool:
+        """The desk's notes on a call; the row exists from the call's first event."""
+        async with self.session.begin() as s:
+            res = await s.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(notes=notes))
+            return res.rowcount > 0
+
+    async def caller_history(self, number: str, exclude_call: str = "", limit: int = 10) -> list[dict]:
+        """Earlier calls from this number, newest first (the screen-pop's 'previous calls')."""
+        if not number:
+            return []
+        q = (select(CallRecord).where(CallRecord.caller_number == number, CallRecord.call_id != exclude_call)
+             .order_by(CallRecord.id.desc()).limit(limit))
+        async with self.session() as s:
+            return [record_to_dict(r) for r in (await s.execute(q)).scalars().all()]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -31,6 +31,8 @@ class CallRecord(Base):
     after_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     agent: Mapped[str] = mapped_column(String(64), default="", index=True)
     recording_path: Mapped[str] = mapped_column(Text, default="")
+    transfers: Mapped[str] = mapped_column(String(255), default="")   # "agent1001>agent1002:attended/..."
+    notes: Mapped[str] = mapped_column(Text, default="")              # the agent's notes from the desk
     status: Mapped[str] = mapped_column(String(16), default="ivr", index=True)
     outcome: Mapped[str] = mapped_column(String(24), default="")
     hangup_cause: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -70,3 +72,45 @@ class CallbackTask(Base):
     voicemail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UserCredential(Base):
+    """A desk login's password, as an Argon2id hash (argon2-cffi). Who the users are is config."""
+    __tablename__ = "user_credentials"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuthToken(Base):
+    """A desk session (cookie, idle and absolute expiry) or an API token (bearer, absolute expiry).
+    Only the SHA-256 of the secret is kept: a leaked database does not leak live sessions."""
+    __tablename__ = "auth_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))          # session | api
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64), default="")
+    label: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEntry(Base):
+    """Who did what to which call or agent, allowed or refused: supervisors' listen/whisper/barge,
+    transfers, notes, state changes made for someone else, logins."""
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    target: Mapped[str] = mapped_column(String(128), default="")
+    allowed: Mapped[bool] = mapped_column(Boolean, default=True)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,77 @@
+"""Who may do what: pure rules over a principal and the thing acted on (no I/O).
+
+Roles: an agent acts on their own desk and their own calls; a supervisor on the agents and calls
+of their cities; the command center on everything. The HTTP layer asks these functions and
+answers 403 (and audits the refusal) when they say no.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from callcenter.config import HotlineConfig
+
+Role = Literal["agent", "supervisor", "command"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    name: str
+    role: Role
+    cities: frozenset[str]          # empty for the command center: every city
+    agent_id: str | None = None     # an agent's own desk
+
+    @property
+    def all_cities(self) -> bool:
+        return self.role == "command"
+
+    def as_dict(self) -> dict:
+        return {"id": self.user_id, "name": self.name, "role": self.role, "cities": sorted(self.cities),
+                "agent_id": self.agent_id}
+
+
+def principals(cfg: HotlineConfig) -> dict[str, Principal]:
+    """Every desk login the config defines: agents and supervisors (interpreters have no desk)."""
+    out = {a.id: Principal(a.id, a.name, "agent", frozenset(a.queues), a.id) for a in cfg.agents}
+    for s in cfg.supervisors:
+        out[s.id] = Principal(s.id, s.name, s.role, frozenset(s.cities))
+    return out
+
+
+# the operator's own tools (CLI, demo, tests) authenticate with the local service token
+SERVICE = Principal("hotline-service", "本机运维 local operator", "command", frozenset())
+
+
+def sees_city(p: Principal, city: str) -> bool:
+    return p.all_cities or city in p.cities
+
+
+def may_manage_agent(p: Principal, agent_id: str, agent_cities: set[str] | frozenset[str]) -> bool:
+    """Log in/out, ready, pause: oneself, or a supervisor for an agent homed in one of their cities."""
+    if p.role == "agent":
+        return p.agent_id == agent_id
+    return p.all_cities or bool(p.cities & set(agent_cities))
+
+
+def may_handle_call(p: Principal, call_agent: str, call_city: str) -> bool:
+    """Hang up, hold, mute, transfer, write notes: the agent on the call, or a supervisor of its city."""
+    if p.role == "agent":
+        return bool(call_agent) and p.agent_id == call_agent
+    return sees_city(p, call_city)
+
+
+def may_view_call(p: Principal, call_agent: str, call_city: str) -> bool:
+    return may_handle_call(p, call_agent, call_city)
+
+
+def may_supervise_call(p: Principal, call_city: str) -> bool:
+    """Listen, whisper, barge: supervisors within their cities, the command center anywhere."""
+    return p.role != "agent" and sees_city(p, call_city)
+
+
+def mask_number(number: str) -> str:
+    """138****0000: enough to recognise a repeat caller on a wallboard, not to dial them."""
+    if len(number) <= 6:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]

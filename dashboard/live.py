@@ -1,0 +1,77 @@
+"""Live updates to desks over WebSocket: agent states and calls, each viewer seeing only what
+their role allows (an agent: their own desk and the calls offered to or taken by them).
+
+Updates are queued per viewer and dropped for a viewer that stops reading (it reconnects and gets
+a fresh snapshot), so one slow browser never holds up the controller.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiohttp import WSMsgType, web
+
+from callcenter import access
+
+log = logging.getLogger("hotline.live")
+QUEUE_LIMIT = 500
+
+
+class LiveHub:
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.Queue]] = {}
+        self.agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
+        ctl.listeners.append(self.on_call)
+        ctl.agents.listeners.append(self.on_agent)
+
+    def _sees_call(self, p: access.Principal, call: dict) -> bool:
+        if p.role == "agent":
+            return p.agent_id in (call.get("agent"), call.get("ringing"))
+        return access.sees_city(p, call.get("city", ""))
+
+    def _sees_agent(self, p: access.Principal, agent_id: str) -> bool:
+        return access.may_manage_agent(p, agent_id, self.agent_cities.get(agent_id, set()))
+
+    def _send(self, p_filter, message: dict) -> None:
+        data = json.dumps(message, ensure_ascii=False, default=str)
+        for ws, (p, q) in list(self.viewers.items()):
+            if not p_filter(p):
+                continue
+            if q.qsize() >= QUEUE_LIMIT:
+                log.warning("viewer %s is not reading; disconnecting it", p.user_id)
+                asyncio.get_running_loop().create_task(ws.close(code=1013, message=b"too slow"))
+                self.viewers.pop(ws, None)
+                continue
+            q.put_nowait(data)
+
+    def on_call(self, call: dict) -> None:
+        self._send(lambda p: self._sees_call(p, call), {"type": "call", "call": call})
+
+    def on_agent(self, agent: dict) -> None:
+        self._send(lambda p: self._sees_agent(p, agent["id"]), {"type": "agent", "agent": agent})
+
+    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+        p: access.Principal = request["principal"]
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        q: asyncio.Queue = asyncio.Queue()
+        self.viewers[ws] = (p, q)
+        hello = {"type": "hello", "me": p.as_dict(),
+                 "agents": [a.as_dict() for a in self.ctl.agents.agents.values() if self._sees_agent(p, a.id)],
+                 "calls": [c.as_dict() for c in self.ctl.tracker.live() if self._sees_call(p, c.as_dict())]}
+        await ws.send_str(json.dumps(hello, ensure_ascii=False, default=str))
+
+        async def pump():
+            while True:
+                await ws.send_str(await q.get())
+        sender = asyncio.create_task(pump())
+        try:
+            async for msg in ws:   # the desk sends nothing we act on; reading keeps pings answered
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            sender.cancel()
+            self.viewers.pop(ws, None)
+        return ws

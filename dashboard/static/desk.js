@@ -1,0 +1,187 @@
+// The agent desk: state buttons, screen-pop, call controls, notes; supervisors see their cities'
+// live calls with listen / whisper / barge. Live updates arrive over /ws; every action is an API call.
+const S = {me: null, csrf: "", info: {}, agents: {}, calls: {}, popId: null, history: [], ws: null, retry: 1000};
+
+async function api(path, method = "GET", body) {
+  const opts = {method, headers: {"Content-Type": "application/json"}};
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = S.csrf;
+  if (body !== undefined) opts.body = JSON.stringify(body);
+  const r = await fetch(path, opts);
+  if (r.status === 401) { location.href = "/login?next=/desk"; throw new Error("login"); }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error || r.statusText);
+  return data;
+}
+function $(id) { return document.getElementById(id); }
+function show(id, on) { $(id).hidden = !on; }
+function cityName(id) { const c = S.info.cities && S.info.cities[id]; return c ? c[LANG] || c.zh : (id || ""); }
+async function act(fn) {
+  $("action-error").textContent = "";
+  try { await fn(); } catch (e) { if (e.message !== "login") $("action-error").textContent = t("error") + ": " + e.message; }
+}
+
+// ---- what the desk shows
+function myCall() {
+  const mine = Object.values(S.calls).filter(c => c.agent === S.me.agent_id || c.ringing === S.me.agent_id);
+  mine.sort((a, b) => (b.started_at || 0) - (a.started_at || 0));
+  return mine.find(c => c.status !== "ended") || (S.popId && S.calls[S.popId]) || null;
+}
+function render() {
+  if (!S.me) return;
+  applyI18n();
+  $("whoami").textContent = S.me.name + " (" + S.me.id + ")";
+  if (S.me.role === "agent") renderAgent();
+  else renderSupervisor();
+}
+window.render = render;
+
+function renderAgent() {
+  const a = S.agents[S.me.agent_id] || {state: "logged_out"};
+  const st = $("state");
+  st.dataset.state = a.state;
+  st.textContent = t("st_" + a.state);
+  let detail = a.state === "paused" && a.pause_reason ? t("r_" + a.pause_reason) : "";
+  if (a.state === "wrap_up" && a.wrapup_until) detail = t("wrapup_left") + " " + Math.max(0, Math.ceil(a.wrapup_until - Date.now() / 1000)) + t("seconds");
+  $("state-detail").textContent = detail;
+  $("btn-login").disabled = a.state !== "logged_out";
+  $("btn-ready").disabled = !(a.state === "paused");
+  $("btn-pause").disabled = !(a.state === "ready" || a.state === "wrap_up" || a.state === "on_call");
+  $("btn-logout").disabled = a.state === "logged_out";
+  const sel = $("pause-reason");
+  if (!sel.options.length) for (const r of S.info.pause_reasons || []) sel.add(new Option("", r));
+  for (const o of sel.options) o.textContent = t("r_" + o.value);
+  renderPop(myCall());
+}
+
+function renderPop(call) {
+  const pop = $("pop");
+  if (!call) { pop.dataset.status = "none"; $("pop-title").textContent = t("no_call"); $("pop-caller").textContent = ""; show("pop-body", false); return; }
+  if (S.popId !== call.call_id) { S.popId = call.call_id; $("notes").value = ""; $("notes-saved").textContent = ""; loadHistory(call.call_id); }
+  const status = call.status === "ended" ? "ended" : (call.agent === S.me.agent_id && call.status === "talking" ? "talking" : "ringing");
+  pop.dataset.status = status;
+  pop.dataset.callId = call.call_id;
+  $("pop-title").textContent = t(status === "ringing" ? "incoming" : status === "talking" ? "connected" : "ended");
+  $("pop-caller").textContent = call.caller_number || "";
+  show("pop-body", true);
+  $("pop-city").textContent = cityName(call.city);
+  $("pop-language").textContent = call.language ? t("lang_" + call.language) : "";
+  $("pop-ivr").textContent = call.ivr_path || "";
+  $("pop-green").textContent = call.green ? t("yes") + " · " + call.green : t("none");
+  $("pop-green").className = call.green ? "green" : "";
+  $("pop-queue").textContent = call.queue || "";
+  $("pop-wait").textContent = call.wait_seconds != null ? Math.round(call.wait_seconds) + t("seconds") : "";
+  const live = status === "talking";
+  for (const id of ["btn-hold", "btn-resume", "btn-mute", "btn-unmute", "btn-hangup", "btn-xfer-blind", "btn-xfer-attended", "btn-xfer-complete", "btn-xfer-cancel"]) $(id).disabled = !live;
+  fillTargets();
+  const tb = $("history").tBodies[0];
+  tb.replaceChildren(...(S.history.length ? S.history : [null]).map(h => {
+    const tr = document.createElement("tr");
+    const cells = h ? [(h.started_at || "").replace("T", " ").slice(0, 16), cityName(h.city), h.outcome, h.agent, h.notes] : [t("none")];
+    for (const v of cells) { const td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td); }
+    return tr;
+  }));
+}
+async function loadHistory(callId) {
+  S.history = [];
+  try { S.history = (await api("/api/calls/" + encodeURIComponent(callId) + "/history")).previous_calls; } catch (e) { /* shown empty */ }
+  render();
+}
+function fillTargets() {
+  const type = $("xfer-type").value, sel = $("xfer-target");
+  if (sel.dataset.type === type + LANG) return;
+  sel.dataset.type = type + LANG;
+  const opts = type === "agent" ? Object.entries(S.info.agents || {}).filter(([id]) => id !== S.me.agent_id)
+    : type === "queue" ? (S.info.queues || []).map(q => [q, q])
+    : type === "city" ? Object.keys(S.info.cities || {}).map(c => [c, cityName(c)])
+    : Object.entries(S.info.transfer_numbers || {});
+  sel.replaceChildren(...opts.map(([v, label]) => new Option(label + (type === "agent" ? " · " + v : ""), v)));
+}
+
+function renderSupervisor() {
+  const tb = $("sup-calls").tBodies[0];
+  const calls = Object.values(S.calls).filter(c => c.status !== "ended");
+  tb.replaceChildren(...calls.map(c => {
+    const tr = document.createElement("tr");
+    tr.dataset.callId = c.call_id;
+    for (const v of [cityName(c.city), c.caller_number, c.language ? t("lang_" + c.language) : "", c.status, S.info.agents[c.agent] || c.agent]) {
+      const td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    for (const mode of ["listen", "whisper", "barge"]) {
+      const b = document.createElement("button");
+      b.textContent = t(mode); b.className = "spy-" + mode; b.disabled = c.status !== "talking";
+      b.onclick = () => act(() => api("/api/calls/" + encodeURIComponent(c.call_id) + "/" + mode, "POST", {}));
+      td.appendChild(b);
+    }
+    tr.appendChild(td);
+    return tr;
+  }));
+  const ta = $("sup-agents").tBodies[0];
+  ta.replaceChildren(...Object.values(S.agents).map(a => {
+    const tr = document.createElement("tr");
+    for (const v of [a.id, a.name]) { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); }
+    const td = document.createElement("td"); const sp = document.createElement("span");
+    sp.className = "state"; sp.dataset.state = a.state; sp.textContent = t("st_" + a.state); td.appendChild(sp); tr.appendChild(td);
+    return tr;
+  }));
+}
+
+// ---- live updates
+function connect() {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+  S.ws = ws;
+  ws.onopen = () => { S.retry = 1000; show("banner", false); };
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.type === "hello") {
+      S.agents = {}; for (const a of msg.agents) S.agents[a.id] = a;
+      const keep = {}; for (const c of msg.calls) keep[c.call_id] = c;
+      if (S.popId && S.calls[S.popId] && !keep[S.popId]) keep[S.popId] = S.calls[S.popId];
+      S.calls = keep;
+    } else if (msg.type === "agent") S.agents[msg.agent.id] = msg.agent;
+    else if (msg.type === "call") S.calls[msg.call.call_id] = msg.call;
+    render();
+  };
+  ws.onclose = () => { show("banner", true); setTimeout(connect, S.retry); S.retry = Math.min(S.retry * 2, 15000); };
+}
+
+// ---- buttons
+function callAction(action, body) {
+  return act(() => api("/api/calls/" + encodeURIComponent(S.popId) + "/" + action, "POST", body || {}));
+}
+function wire() {
+  const me = () => "/api/agents/" + encodeURIComponent(S.me.agent_id) + "/";
+  $("btn-login").onclick = () => act(() => api(me() + "login", "POST", {ready: false}));
+  $("btn-ready").onclick = () => act(() => api(me() + "ready", "POST", {}));
+  $("btn-pause").onclick = () => act(() => api(me() + "pause", "POST", {reason: $("pause-reason").value}));
+  $("btn-logout").onclick = () => act(() => api(me() + "logout", "POST", {}));
+  $("btn-hold").onclick = () => callAction("hold");
+  $("btn-resume").onclick = () => callAction("resume");
+  $("btn-mute").onclick = () => callAction("mute");
+  $("btn-unmute").onclick = () => callAction("unmute");
+  $("btn-hangup").onclick = () => callAction("hangup");
+  const target = () => ({type: $("xfer-type").value, id: $("xfer-target").value});
+  $("btn-xfer-blind").onclick = () => callAction("transfer", {target: target(), attended: false});
+  $("btn-xfer-attended").onclick = () => callAction("transfer", {target: target(), attended: true});
+  $("btn-xfer-complete").onclick = () => callAction("complete");
+  $("btn-xfer-cancel").onclick = () => callAction("cancel");
+  $("xfer-type").onchange = fillTargets;
+  $("btn-save-notes").onclick = () => act(async () => {
+    await api("/api/calls/" + encodeURIComponent(S.popId) + "/notes", "PUT", {notes: $("notes").value});
+    $("notes-saved").textContent = t("saved") + " " + new Date().toLocaleTimeString();
+  });
+  $("btn-signout").onclick = async () => { try { await api("/api/logout", "POST", {}); } finally { location.href = "/login"; } };
+}
+
+async function start() {
+  const info = await api("/api/me");
+  S.me = info.user; S.csrf = info.csrf; S.info = info;
+  show("agent-panel", S.me.role === "agent");
+  show("pop", S.me.role === "agent");
+  show("supervisor-panel", S.me.role !== "agent");
+  wire();
+  render();
+  connect();
+  setInterval(() => { if (S.me.role === "agent") renderAgent(); }, 1000);  // wrap-up countdown
+}
+start();

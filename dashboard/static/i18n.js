@@ -1,0 +1,51 @@
+// zh-CN first; English on request (remembered in this browser)
+const TEXT = {
+  zh: {
+    title: "12348 公共法律服务热线", subtitle: "坐席与值班长登录", user: "工号", password: "密码", submit: "登录",
+    login_failed: "登录失败", lang: "English", logout: "退出", desk: "坐席工作台", state: "状态",
+    st_logged_out: "未签入", st_ready: "就绪", st_paused: "小休", st_on_call: "通话中", st_wrap_up: "话后整理",
+    sign_in: "签入", ready: "就绪", pause: "小休", sign_out: "签出",
+    r_meal: "用餐", r_rest: "休息", r_training: "培训", r_meeting: "会议", r_after_call_work: "话后处理", r_outbound: "外呼", r_other: "其他", r_login: "刚签入",
+    no_call: "当前无来电", incoming: "来电振铃", connected: "通话中", ended: "通话已结束",
+    city: "城市", language: "语言", ivr_path: "导航路径", green: "绿色通道", caller: "来电号码", queue: "队列", waited: "等待",
+    seconds: "秒", previous: "历史来电", tickets: "工单", none: "无", no_tickets: "暂无工单（工单系统尚未启用）",
+    notes: "通话小记", save: "保存", saved: "已保存", hold: "保持", resume: "恢复通话", mute: "静音", unmute: "取消静音",
+    hangup: "挂断", transfer: "转接", blind: "直接转接", attended: "咨询转接", complete: "完成转接", cancel: "取消转接",
+    t_agent: "坐席", t_queue: "队列", t_city: "城市", t_external: "外部热线",
+    live_calls: "本辖区通话", agents: "坐席", listen: "监听", whisper: "耳语", barge: "强插", actions: "操作",
+    lang_zh: "普通话", lang_bo: "藏语", lang_en: "英语", wrapup_left: "整理剩余", connection_lost: "连接中断，正在重连…",
+    yes: "是", error: "操作失败",
+  },
+  en: {
+    title: "12348 Legal Service Hotline", subtitle: "Agent and supervisor sign-in", user: "User ID", password: "Password", submit: "Sign in",
+    login_failed: "Sign-in failed", lang: "中文", logout: "Sign out", desk: "Agent desk", state: "State",
+    st_logged_out: "Signed out", st_ready: "Ready", st_paused: "Paused", st_on_call: "On a call", st_wrap_up: "Wrap-up",
+    sign_in: "Log in to queues", ready: "Ready", pause: "Pause", sign_out: "Log out of queues",
+    r_meal: "Meal", r_rest: "Rest", r_training: "Training", r_meeting: "Meeting", r_after_call_work: "After-call work", r_outbound: "Outbound", r_other: "Other", r_login: "Just logged in",
+    no_call: "No call", incoming: "Ringing", connected: "Connected", ended: "Call ended",
+    city: "City", language: "Language", ivr_path: "IVR path", green: "Green channel", caller: "Caller", queue: "Queue", waited: "Waited",
+    seconds: "s", previous: "Previous calls", tickets: "Tickets", none: "none", no_tickets: "No tickets (ticketing not enabled yet)",
+    notes: "Call notes", save: "Save", saved: "Saved", hold: "Hold", resume: "Resume", mute: "Mute", unmute: "Unmute",
+    hangup: "Hang up", transfer: "Transfer", blind: "Blind transfer", attended: "Consult first", complete: "Complete transfer", cancel: "Cancel transfer",
+    t_agent: "Agent", t_queue: "Queue", t_city: "City", t_external: "Other hotline",
+    live_calls: "Live calls in my cities", agents: "Agents", listen: "Listen", whisper: "Whisper", barge: "Barge", actions: "Actions",
+    lang_zh: "Mandarin", lang_bo: "Tibetan", lang_en: "English", wrapup_left: "wrap-up left", connection_lost: "Connection lost, reconnecting…",
+    yes: "yes", error: "Action failed",
+  },
+};
+let LANG = localStorage.getItem("hl_lang") || "zh";
+function t(key) { return (TEXT[LANG] && TEXT[LANG][key]) || TEXT.zh[key] || key; }
+function applyI18n() {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach(e => { e.textContent = t(e.dataset.i18n); });
+  const b = document.getElementById("lang-toggle");
+  if (b) b.textContent = t("lang");
+}
+document.addEventListener("click", (e) => {
+  if (e.target && e.target.id === "lang-toggle") {
+    LANG = LANG === "zh" ? "en" : "zh";
+    localStorage.setItem("hl_lang", LANG);
+    applyI18n();
+    if (window.render) window.render();
+  }
+});

@@ -1,0 +1,338 @@
+"""The agent desk and supervision on the real stack: a real browser (Debian chromium), pjsua2 phones,
+Asterisk's app_queue, ChanSpy and transfers, with the audio of every leg measured."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.audio import tone_presence, tone_wav
+from tests.helpers import ROOT, Stack, finished_wav, fresh
+
+PASSWORD = "desk-test-password-12348"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("HOTLINE_ARTIFACTS", ROOT / "artifacts"))
+IVR = "2:1,4:1"   # Mandarin, legal consultation
+# each party a steady tone of its own: what a leg hears says who it hears
+CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ, SECOND_AGENT_HZ = 500, 1000, 1700, 1300
+MOH_HZ = 494      # one note of the hold music chord (callcenter/asterisk/runtime.py)
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """A stack of its own with a wrap-up long enough to watch (the shared one uses 1 s)."""
+    s = Stack(tmp_path_factory.mktemp("desk"))
+    s.overrides["queues"]["wrapup_seconds"] = 4
+    s.reconfigure()
+    s.start()
+    for user in ("agent1001", "agent1008", "sup_leshan", "sup_chengdu"):
+        s.set_password(user, PASSWORD)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def d(desk):
+    with fresh(desk):
+        yield desk
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory) -> dict[int, Path]:
+    t = tmp_path_factory.mktemp("tones")
+    return {hz: tone_wav(hz, 20, t / f"{hz}.wav") for hz in (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ, SECOND_AGENT_HZ)}
+
+
+def live_call(s: Stack, caller: str, status: str = "talking", timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in s.api("/api/status")["calls_in_progress"]:
+            if c["caller_number"] == caller and c["status"] == status:
+                return c
+        time.sleep(0.3)
+    raise AssertionError(f"no {status} call from {caller} within {timeout}s")
+
+
+def asterisk_paused(s: Stack, agent: str) -> dict[str, bool]:
+    """Asterisk's own view (CLI `queue show`): queue -> is this agent paused there."""
+    out, queue = {}, None
+    for line in s.asterisk.rx("queue show").splitlines():
+        m = re.match(r"^(\S+) has \d+ calls", line)
+        if m:
+            queue = m.group(1)
+        elif queue and re.search(rf"\(PJSIP/{agent}[ )]", line):
+            out[queue] = "(paused" in line
+    return out
+
+
+def wait_for(pred, timeout: float = 15, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+# ---------------------------------------------------------------- the desk in a browser
+def test_agent_desk_in_headless_chromium(d, audio):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed (make test installs it)")
+    s = d
+    s.agent("agent1001", play=audio["agent"], login=False)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    note = "农民工欠薪：告知先向劳动监察投诉，可申请法律援助；已建议携带劳动合同和考勤记录。"
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+            page.goto(s.base_url + "/desk")
+            page.wait_for_url("**/login?next=/desk")          # no session: the login page
+            page.fill("#user", "agent1001")
+            page.fill("#password", "wrong password!")
+            page.click("#btn-login-submit")
+            page.wait_for_selector("#login-error:has-text('登录失败')")
+            page.fill("#password", PASSWORD)
+            page.click("#btn-login-submit")
+            page.wait_for_url("**/desk")
+            state = page.locator("#state")
+            page.wait_for_selector('#state[data-state="logged_out"]')
+            assert state.text_content() == "未签入"
+            page.click("#btn-login")
+            page.wait_for_selector('#state[data-state="paused"]')
+            page.click("#btn-ready")
+            page.wait_for_selector('#state[data-state="ready"]')
+            assert state.text_content() == "就绪"
+
+            caller = s.call("083312348", dtmf=IVR, play=audio["caller"], hangup_after=60, caller="13922220001")
+            page.wait_for_selector('#pop[data-status="talking"]', timeout=60_000)
+            assert page.text_content("#pop-city") == "乐山市"
+            assert page.text_content("#pop-caller") == "13922220001"
+            assert page.text_content("#pop-language") == "普通话"
+            assert page.text_content("#pop-ivr") == "lang=zh/svc=consultation"
+            page.wait_for_selector('#state[data-state="on_call"]')
+            page.fill("#notes", note)
+            page.click("#btn-save-notes")
+            page.wait_for_selector("#notes-saved:has-text('已保存')")
+            page.screenshot(path=str(ARTIFACTS / "desk-agent-on-call-zh.png"), full_page=True)
+
+            page.click("#btn-hangup")
+            page.wait_for_selector('#pop[data-status="ended"]', timeout=15_000)
+            page.wait_for_selector('#state[data-state="wrap_up"]', timeout=10_000)
+            page.wait_for_selector('#state[data-state="ready"]', timeout=15_000)
+            page.click("#lang-toggle")
+            assert state.text_content() == "Ready"
+            page.screenshot(path=str(ARTIFACTS / "desk-agent-after-call-en.png"), full_page=True)
+        finally:
+            browser.close()
+
+    result = caller.result(timeout=30)
+    assert result["answered"] and result["hung_up_by"] == "remote"   # the desk hung up, not the caller
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922220001" and r["status"] == "ended")
+    assert rec["notes"] == note and rec["agent"] == "agent1001" and rec["outcome"] == "answered"
+    assert (ARTIFACTS / "desk-agent-on-call-zh.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- one pause everywhere, across a crash
+def test_pause_in_one_queue_applies_to_all_and_survives_controller_kill(d):
+    s = d
+    s.api("/api/agents/agent1005/login", "POST", {"ready": True})
+    queues = set(next(a for a in s.api("/api/agents") if a["id"] == "agent1005")["queues"])
+    assert len(queues) >= 3, queues    # ganzi, aba, the Tibetan pool, skill queues
+    wait_for(lambda: set(asterisk_paused(s, "agent1005")) == queues and not any(asterisk_paused(s, "agent1005").values()),
+             what="agent1005 ready in every queue")
+
+    # a pause that reaches one queue only (a phone feature code, the CLI) is applied everywhere
+    s.asterisk.rx("queue pause member PJSIP/agent1005 queue ganzi reason meal")
+    wait_for(lambda: all(asterisk_paused(s, "agent1005").values()), what="pause in every queue")
+    view = next(a for a in s.api("/api/agents") if a["id"] == "agent1005")
+    assert view["state"] == "paused" and view["pause_reason"] == "meal"
+
+    s.api("/api/agents/agent1005/ready", "POST", {})
+    wait_for(lambda: not any(asterisk_paused(s, "agent1005").values()), what="ready in every queue")
+
+    # the controller dies; meanwhile a pause lands in one queue only; the restart makes it whole
+    s.kill_controller()
+    s.asterisk.rx("queue pause member PJSIP/agent1005 queue aba reason training")
+    s.start_controller()
+    wait_for(lambda: all(asterisk_paused(s, "agent1005").values()), what="pause in every queue after restart")
+    for a in s.api("/api/agents"):
+        truth = asterisk_paused(s, a["id"])
+        if not truth:
+            assert a["state"] == "logged_out", a
+        else:
+            assert set(a["queues"]) == set(truth), a
+            assert a["paused"] == all(truth.values()), (a, truth)
+    s.api("/api/agents/agent1005/logout", "POST", {})
+
+
+# ---------------------------------------------------------------- supervisors
+def test_whisper_and_barge_reach_the_right_legs_and_are_audited(d, tones, tmp_path):
+    s = d
+    s.agent("agent1001", play=tones[AGENT_HZ], record_dir=tmp_path / "agent")
+    sup = s.agent("sup_leshan", play=tones[SUPERVISOR_HZ], record_dir=tmp_path / "sup", login=False, commands=True)
+    leshan = s.desk_session("sup_leshan", PASSWORD)
+    heard = {}
+    for n, mode in enumerate(("whisper", "barge")):
+        caller_rec = tmp_path / f"caller-{mode}.wav"
+        number = f"1393333000{n}"
+        caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=24,
+                        caller=number)
+        call = live_call(s, number)
+        if mode == "whisper":
+            _forbidden_actions_change_nothing(s, call)
+        code, body = leshan.request(f"/api/calls/{call['call_id']}/{mode}", "POST", {})
+        assert code == 200, body
+        wait_for(lambda: sum(1 for e in sup.read() if e["event"] == "answered") == n + 1, 20, "supervisor's phone answered")
+        time.sleep(8)
+        sup.send("hangup")
+        caller.result(timeout=60)
+        heard[mode] = {"caller": caller_rec, "agent": finished_wav(tmp_path / "agent"),
+                       "supervisor": finished_wav(tmp_path / "sup")}
+        # the next call must not find the agent in wrap-up
+        wait_for(lambda: next(a for a in s.api("/api/agents") if a["id"] == "agent1001")["state"] == "ready",
+                 what="agent ready again")
+
+    w, b = heard["whisper"], heard["barge"]
+    # whisper: the agent hears the supervisor, the caller never does; the supervisor hears both
+    assert tone_presence(w["agent"], SUPERVISOR_HZ) > 0.15
+    assert tone_presence(w["caller"], SUPERVISOR_HZ) < 0.02
+    assert tone_presence(w["supervisor"], CALLER_HZ) > 0.3 and tone_presence(w["supervisor"], AGENT_HZ) > 0.3
+    # barge: all three hear each other
+    assert tone_presence(b["caller"], SUPERVISOR_HZ) > 0.15
+    assert tone_presence(b["agent"], SUPERVISOR_HZ) > 0.15
+    assert tone_presence(b["supervisor"], CALLER_HZ) > 0.3 and tone_presence(b["supervisor"], AGENT_HZ) > 0.3
+
+    audit = s.api("/api/audit?limit=50")
+    done = [(e["user_id"], e["action"]) for e in audit if e["allowed"]]
+    assert ("sup_leshan", "whisper") in done and ("sup_leshan", "barge") in done
+    # the city supervisor sees their own actions in the audit, and nothing of Chengdu's
+    code, rows = leshan.request("/api/audit?limit=50")
+    assert code == 200 and {r["action"] for r in rows} >= {"whisper", "barge"}
+
+
+def _forbidden_actions_change_nothing(s: Stack, call: dict) -> None:
+    call_id = call["call_id"]
+    chengdu = s.desk_session("sup_chengdu", PASSWORD)
+    other_agent = s.desk_session("agent1008", PASSWORD)
+    attempts = [
+        (chengdu, f"/api/calls/{call_id}/barge", "POST", {}),                 # outside their city
+        (chengdu, "/api/agents/agent1001/pause", "POST", {"reason": "meal"}),
+        (chengdu, f"/api/calls/{call_id}", "GET", None),
+        (other_agent, f"/api/calls/{call_id}/hangup", "POST", {}),            # not their call
+        (other_agent, f"/api/calls/{call_id}/notes", "PUT", {"notes": "x"}),
+        (other_agent, "/api/agents/agent1001/logout", "POST", {}),
+        (other_agent, f"/api/calls/{call_id}/listen", "POST", {}),            # agents do not supervise
+        (other_agent, "/api/status", "GET", None),
+    ]
+    for session, path, method, body in attempts:
+        code, resp = session.request(path, method, body)
+        assert code == 403, (path, code, resp)
+    # a session without its CSRF token cannot act even on what it may do
+    code, _ = other_agent.request("/api/agents/agent1008/login", "POST", {}, csrf=False)
+    assert code == 403
+    # nobody at all: 401
+    import urllib.request, urllib.error
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(s.base_url + "/api/calls", timeout=5)
+    assert e.value.code == 401
+    # nothing changed: the call still talks to agent1001, who is still on it, notes empty
+    now = live_call(s, call["caller_number"])
+    assert now["agent"] == "agent1001"
+    assert next(a for a in s.api("/api/agents") if a["id"] == "agent1001")["state"] == "on_call"
+    assert s.api(f"/api/calls/{call_id}")["notes"] == ""
+    refused = [e for e in s.api(f"/api/audit?call_id={call_id}") if not e["allowed"]]
+    assert {e["user_id"] for e in refused} == {"sup_chengdu", "agent1008"}
+
+
+# ---------------------------------------------------------------- transfers and hold
+def test_attended_transfer_connects_the_caller_to_the_second_agent(d, tones, tmp_path):
+    s = d
+    first = s.agent("agent1001", play=tones[AGENT_HZ])
+    second = s.agent("agent1002", play=tones[SECOND_AGENT_HZ], login=False)   # Chengdu: not in Leshan's queue
+    caller_rec = tmp_path / "caller.wav"
+    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=32,
+                    caller="13944440001")
+    call = live_call(s, "13944440001")
+    assert call["agent"] == "agent1001"
+    time.sleep(3)                        # the caller talks to the first agent a while
+    s.api(f"/api/calls/{call['call_id']}/transfer", "POST",
+          {"target": {"type": "agent", "id": "agent1002"}, "attended": True})
+    second.wait_event("answered", 20)
+    time.sleep(2)                        # the two agents talk; the caller hears hold music
+    s.api(f"/api/calls/{call['call_id']}/complete", "POST", {})
+    wait_for(lambda: live_call(s, "13944440001")["agent"] == "agent1002", 15, "caller connected to agent1002")
+    assert any(e["event"] == "call_state" and e["state"] == "disconnected" for e in first.read())
+    result = caller.result(timeout=60)
+    assert result["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == "13944440001" and r["status"] == "ended")
+    assert rec["agent"] == "agent1002" and rec["transfers"].startswith("attended:agent1001>")
+    # the caller heard the first agent, then the second one (after the transfer completed)
+    assert tone_presence(caller_rec, AGENT_HZ) > 0.05
+    assert tone_presence(caller_rec, SECOND_AGENT_HZ) > 0.2
+
+
+def test_desk_hold_plays_music_and_resume_reconnects(d, tones, tmp_path):
+    s = d
+    s.agent("agent1001", play=tones[AGENT_HZ])
+    caller_rec = tmp_path / "caller.wav"
+    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=30,
+                    caller="13955550001")
+    call = live_call(s, "13955550001")
+    time.sleep(2)
+    t_hold = time.time()
+    s.api(f"/api/calls/{call['call_id']}/hold", "POST", {})
+    time.sleep(6)
+    t_resume = time.time()
+    s.api(f"/api/calls/{call['call_id']}/resume", "POST", {})
+    code, body = _post_error(s, f"/api/calls/{call['call_id']}/resume")
+    assert code == 409 and "not on hold" in body["error"]
+    result = caller.result(timeout=60)
+    start = result["answered_at"]
+    before = (t_hold - start - 3, t_hold - start)
+    during = (t_hold - start + 1.5, t_resume - start - 0.5)
+    after = (t_resume - start + 1.5, t_resume - start + 6)
+    assert tone_presence(caller_rec, AGENT_HZ, *before) > 0.5
+    assert tone_presence(caller_rec, AGENT_HZ, *during) < 0.05 and tone_presence(caller_rec, MOH_HZ, *during) > 0.3
+    assert tone_presence(caller_rec, AGENT_HZ, *after) > 0.5
+    rec = s.wait_record(lambda r: r["caller_number"] == "13955550001" and r["status"] == "ended")
+    assert rec["agent"] == "agent1001" and rec["outcome"] == "answered"
+
+
+def test_pjsua2_phone_keys_hold_dtmf_and_refer_transfer(d, tones, tmp_path):
+    """`hotline agent --commands`: the phone's own hold, DTMF and (REFER) transfer."""
+    s = d
+    first = s.agent("agent1001", play=tones[AGENT_HZ], commands=True)
+    s.agent("agent1002", play=tones[SECOND_AGENT_HZ], login=False)
+    caller_rec = tmp_path / "caller.wav"
+    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=30,
+                    caller="13966660001")
+    live_call(s, "13966660001")
+    time.sleep(1)
+    first.send("dtmf 59")
+    time.sleep(2)
+    first.send("hold")
+    time.sleep(5)
+    first.send("unhold")
+    time.sleep(2)
+    first.send("transfer agent-agent1002")
+    wait_for(lambda: live_call(s, "13966660001")["agent"] == "agent1002", 20, "caller with agent1002")
+    oks = [(e["command"], e["ok"]) for e in first.read() if e["event"] == "command"]
+    assert oks == [("dtmf", True), ("hold", True), ("unhold", True), ("transfer", True)], oks
+    result = caller.result(timeout=60)
+    assert "".join(result["dtmf_received"]) == "59"
+    assert tone_presence(caller_rec, MOH_HZ) > 0.05           # Asterisk's music while the phone held
+    assert tone_presence(caller_rec, SECOND_AGENT_HZ) > 0.1    # then the second agent
+    rec = s.wait_record(lambda r: r["caller_number"] == "13966660001" and r["status"] == "ended")
+    assert rec["agent"] == "agent1002" and "blind:agent1001>agent-agent1002" in rec["transfers"]
+
+
+def _post_error(s: Stack, path: str) -> tuple[int, dict]:
+    return s.api_error(path, "POST", {})
