@@ -64,8 +64,35 @@ def cmd_setup(args) -> int:
     secrets = load_or_create(cfg)
     AsteriskInstance(cfg).install(secrets, log=console.print)
     migrate(cfg.system.database.url, cfg.root)
+    created = _initial_passwords(cfg)
+    if created:
+        console.print(f"desk logins: initial passwords for {created} users in {cfg.state_dir / 'initial-passwords.txt'}"
+                      " (change them with `hotline passwd <user>`)")
     console.print("[green]setup complete[/green]")
     return 0
+
+
+def _initial_passwords(cfg: HotlineConfig) -> int:
+    """Every desk user without a password gets a random one, written once to a 0600 file for the
+    operator to hand out; only the Argon2 hash is kept in the database."""
+    import secrets as pysecrets
+
+    from callcenter.access import principals
+
+    async def work(auth):
+        fresh = {}
+        for user in principals(cfg):
+            if await auth.store.password_hash(user) is None:
+                fresh[user] = pysecrets.token_urlsafe(12)
+                await auth.set_password(user, fresh[user])
+        return fresh
+    fresh = _with_auth(cfg, work)
+    if fresh:
+        path = cfg.state_dir / "initial-passwords.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.writelines(f"{user}\t{pw}\n" for user, pw in fresh.items())
+    return len(fresh)
 
 
 def _controller_pidfile(cfg: HotlineConfig) -> Path:

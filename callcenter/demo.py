@@ -118,7 +118,8 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
                   _f(_avg([r["wait_seconds"] for r in answered])), _f(_avg([r["talk_seconds"] for r in answered])))
     console.print(t)
     c = cfg.system.controller
-    console.print(f"status page: http://{c.http_host}:{c.http_port}/   API: http://{c.http_host}:{c.http_port}/api/status")
+    console.print(f"status page: http://{c.http_host}:{c.http_port}/   agent desk: http://{c.http_host}:{c.http_port}/desk"
+                  f"   (logins: {cfg.state_dir / 'initial-passwords.txt'})")
     console.print("stop the stack with [bold].venv/bin/hotline down[/bold]")
     # Every call must be on record and ended with a real outcome. Which ones are answered depends on the
     # hour: at night closed cities share the provincial pool, and a caller may give up or leave voicemail.
