@@ -18,7 +18,7 @@ from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
 from callcenter import access
 from callcenter.workflow import all_queues
-from dashboard.auth import COOKIE, Auth
+from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
 from dashboard.live import LiveHub
 
 log = logging.getLogger("hotline.api")
@@ -77,11 +77,10 @@ def make_app(controller, service_token: str = "") -> web.Application:
     auth = Auth(ctl.cfg, ctl.store, service_token)
     hub = LiveHub(ctl)
     app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
-    app["auth"], app["hub"] = auth, hub
     agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
 
     def me(request) -> access.Principal:
-        return request["principal"]
+        return request[PRINCIPAL]
 
     async def refuse(request, action: str, call_id: str = "", target: str = "", why: str = "") -> None:
         p = me(request)
@@ -110,14 +109,14 @@ def make_app(controller, service_token: str = "") -> web.Application:
         return resp
 
     async def logout(request):
-        if request.get("session"):
-            await ctl.store.revoke_token(request["session"]["hash"])
+        if request.get(SESSION):
+            await ctl.store.revoke_token(request[SESSION]["hash"])
         resp = ok({"ok": True})
         resp.del_cookie(COOKIE, path="/")
         return resp
 
     async def whoami(request):
-        session = request.get("session") or {}
+        session = request.get(SESSION) or {}
         return ok({"user": me(request).as_dict(), "csrf": session.get("csrf", ""),
                    "pause_reasons": PAUSE_REASONS, "transfer_numbers": ctl.cfg.routing.transfer_numbers,
                    "wrapup_seconds": ctl.cfg.system.queues.wrapup_seconds,

@@ -25,6 +25,8 @@ from callcenter.config import HotlineConfig
 log = logging.getLogger("hotline.auth")
 
 COOKIE = "hl_session"
+PRINCIPAL = web.RequestKey("principal", Principal)   # who is asking, set by Auth.middleware
+SESSION = web.RequestKey("session", dict)            # their session row (cookie logins only)
 CSRF_HEADER = "X-CSRF-Token"
 # reachable without a login: the login itself, liveness, and the pages (they ask for a login)
 OPEN_PATHS = ("/api/login", "/api/health")
@@ -128,8 +130,8 @@ class Auth:
             sent = request.headers.get(CSRF_HEADER, "")
             if not (row and sent and hmac.compare_digest(sent, row["csrf"])):
                 return _error(403, "missing or wrong CSRF token")
-        request["principal"] = principal
-        request["session"] = row
+        request[PRINCIPAL] = principal
+        request[SESSION] = row
         return await handler(request)
 
 

@@ -13,6 +13,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from callcenter import access
+from dashboard.auth import PRINCIPAL
 
 log = logging.getLogger("hotline.live")
 QUEUE_LIMIT = 500
@@ -53,7 +54,7 @@ class LiveHub:
         self._send(lambda p: self._sees_agent(p, agent["id"]), {"type": "agent", "agent": agent})
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
-        p: access.Principal = request["principal"]
+        p: access.Principal = request[PRINCIPAL]
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         q: asyncio.Queue = asyncio.Queue()

@@ -25,7 +25,9 @@ def test_second_controller_on_postgresql_records_the_same_call(clean_stack, audi
         try:
             import urllib.request
             def api(path):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                             headers={"Authorization": f"Bearer {s.secrets.service_token}"})
+                with urllib.request.urlopen(req, timeout=5) as r:
                     return json.loads(r.read())
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from callcenter.config import load_config
 from callcenter.store.db import Store, migrate
 from callcenter.store.models import AuthToken
-from dashboard.auth import COOKIE, CSRF_HEADER, Auth, hash_password
+from dashboard.auth import COOKIE, CSRF_HEADER, PRINCIPAL, Auth, hash_password
 from tests.helpers import postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ async def client(request, tmp_path):
         return resp
 
     async def whoami(request):
-        return web.json_response({"user": request["principal"].user_id})
+        return web.json_response({"user": request[PRINCIPAL].user_id})
 
     app = web.Application(middlewares=[auth.middleware])
     app.router.add_post("/api/login", login)
