@@ -43,6 +43,8 @@ function renderAgent() {
   let detail = a.state === "paused" && a.pause_reason ? t("r_" + a.pause_reason) : "";
   if (a.state === "wrap_up" && a.wrapup_until) detail = t("wrapup_left") + " " + Math.max(0, Math.ceil(a.wrapup_until - Date.now() / 1000)) + t("seconds");
   $("state-detail").textContent = detail;
+  // app_queue cannot ring a phone that is not registered: say so where the agent looks
+  show("phone-offline", a.state !== "logged_out" && (a.device === "unavailable" || a.device === "invalid"));
   $("btn-login").disabled = a.state !== "logged_out";
   $("btn-ready").disabled = !(a.state === "paused");
   $("btn-pause").disabled = !(a.state === "ready" || a.state === "wrap_up" || a.state === "on_call");
@@ -103,7 +105,7 @@ function renderSupervisor() {
   tb.replaceChildren(...calls.map(c => {
     const tr = document.createElement("tr");
     tr.dataset.callId = c.call_id;
-    for (const v of [cityName(c.city), c.caller_number, c.language ? t("lang_" + c.language) : "", c.status, S.info.agents[c.agent] || c.agent]) {
+    for (const v of [cityName(c.city), c.caller_number, c.language ? t("lang_" + c.language) : "", t("cs_" + c.status), S.info.agents[c.agent] || c.agent]) {
       const td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td);
     }
     const td = document.createElement("td");

@@ -14,7 +14,8 @@ const TEXT = {
     t_agent: "坐席", t_queue: "队列", t_city: "城市", t_external: "外部热线",
     live_calls: "本辖区通话", agents: "坐席", listen: "监听", whisper: "耳语", barge: "强插", actions: "操作",
     lang_zh: "普通话", lang_bo: "藏语", lang_en: "英语", wrapup_left: "整理剩余", connection_lost: "连接中断，正在重连…",
-    yes: "是", error: "操作失败",
+    cs_ivr: "语音导航", cs_queued: "排队中", cs_talking: "通话中", cs_voicemail: "留言中", cs_ended: "已结束",
+    yes: "是", error: "操作失败", phone_offline: "话机未注册：来电无法接到，请检查话机",
   },
   en: {
     title: "12348 Legal Service Hotline", subtitle: "Agent and supervisor sign-in", user: "User ID", password: "Password", submit: "Sign in",
@@ -30,7 +31,8 @@ const TEXT = {
     t_agent: "Agent", t_queue: "Queue", t_city: "City", t_external: "Other hotline",
     live_calls: "Live calls in my cities", agents: "Agents", listen: "Listen", whisper: "Whisper", barge: "Barge", actions: "Actions",
     lang_zh: "Mandarin", lang_bo: "Tibetan", lang_en: "English", wrapup_left: "wrap-up left", connection_lost: "Connection lost, reconnecting…",
-    yes: "yes", error: "Action failed",
+    cs_ivr: "In IVR", cs_queued: "Waiting", cs_talking: "Talking", cs_voicemail: "Voicemail", cs_ended: "Ended",
+    yes: "yes", error: "Action failed", phone_offline: "Phone not registered: calls cannot reach you, check your phone",
   },
 };
 let LANG = localStorage.getItem("hl_lang") || "zh";

@@ -118,6 +118,7 @@ def test_agent_desk_in_headless_chromium(d, audio):
             assert page.text_content("#pop-language") == "普通话"
             assert page.text_content("#pop-ivr") == "lang=zh/svc=consultation"
             page.wait_for_selector('#state[data-state="on_call"]')
+            _supervisor_page_sees_the_call_and_listens(s, browser, "13922220001")
             page.fill("#notes", note)
             page.click("#btn-save-notes")
             page.wait_for_selector("#notes-saved:has-text('已保存')")
@@ -138,6 +139,30 @@ def test_agent_desk_in_headless_chromium(d, audio):
     rec = s.wait_record(lambda r: r["caller_number"] == "13922220001" and r["status"] == "ended")
     assert rec["notes"] == note and rec["agent"] == "agent1001" and rec["outcome"] == "answered"
     assert (ARTIFACTS / "desk-agent-on-call-zh.png").stat().st_size > 10_000
+
+
+def _supervisor_page_sees_the_call_and_listens(s: Stack, browser, caller: str) -> None:
+    """Leshan's supervisor, in a browser of their own, sees the live call and listens in."""
+    phone = s.agent("sup_leshan", login=False)
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 700})
+    try:
+        page = ctx.new_page()
+        page.goto(s.base_url + "/login?next=/desk")
+        page.fill("#user", "sup_leshan")
+        page.fill("#password", PASSWORD)
+        page.click("#btn-login-submit")
+        page.wait_for_url("**/desk")
+        row = page.locator("#sup-calls tbody tr", has_text=caller)
+        row.wait_for(timeout=15_000)
+        assert "乐山市" in row.text_content()
+        assert page.locator("#agent-panel").is_hidden()      # no phone desk for a supervisor
+        row.locator("button.spy-listen").click()
+        phone.wait_event("answered", 20)
+        page.screenshot(path=str(ARTIFACTS / "desk-supervisor-zh.png"), full_page=True)
+    finally:
+        ctx.close()
+    listened = [e for e in s.api("/api/audit?limit=20") if e["action"] == "listen" and e["user_id"] == "sup_leshan"]
+    assert listened and listened[0]["allowed"]
 
 
 # ---------------------------------------------------------------- one pause everywhere, across a crash
