@@ -6,6 +6,7 @@ change nothing, and are written to the audit log like the actions themselves.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -16,7 +17,7 @@ from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 from agents.desk import DeskError
 from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
-from callcenter import access
+from callcenter import access, legal_aid
 from callcenter.workflow import all_queues
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
 from dashboard.live import LiveHub
@@ -72,12 +73,45 @@ async def _body(request: web.Request) -> dict:
     return data
 
 
+PRESCREEN_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Facts)}
+PLACE_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Places)}
+
+
+def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
+    """JSON -> Facts, refusing unknown fields, matters and cities with a message that names them."""
+    unknown = set(body) - PRESCREEN_FIELDS
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(PRESCREEN_FIELDS)}")
+    if body.get("matter") not in legal_aid.Matter.__args__:
+        raise ValueError(f"matter must be one of {', '.join(legal_aid.Matter.__args__)}")
+    places = body.get("places") or {}
+    if not isinstance(places, dict) or set(places) - PLACE_FIELDS:
+        raise ValueError(f"places must be an object with keys among {sorted(PLACE_FIELDS)}")
+    for where, city in [("city", body.get("city"))] + [(f"places.{k}", v) for k, v in places.items()]:
+        if city not in cities and not (where != "city" and city == ""):
+            raise ValueError(f"{where}: unknown city {city!r}")
+    for key, kind in (("household_size", int), ("age", int), ("year", int)):
+        if body.get(key) is not None and (not isinstance(body[key], kind) or isinstance(body[key], bool)):
+            raise ValueError(f"{key} must be an integer")
+    income = body.get("household_monthly_income")
+    if income is not None and (not isinstance(income, (int, float)) or isinstance(income, bool)):
+        raise ValueError("household_monthly_income must be a number (yuan per month)")
+    groups = body.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ValueError("groups must be a list of strings")
+    for flag in ("facing_life_or_death", "blind_deaf_mute", "mental_illness_limited_control"):
+        if not isinstance(body.get(flag, False), bool):
+            raise ValueError(f"{flag} must be true or false")
+    return legal_aid.Facts(**{**body, "groups": frozenset(groups), "places": legal_aid.Places(**places)})
+
+
 def make_app(controller, service_token: str = "") -> web.Application:
     ctl = controller
     auth = Auth(ctl.cfg, ctl.store, service_token)
     hub = LiveHub(ctl)
     app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
     agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
+    rules = legal_aid.load_rules(ctl.cfg.root, {c.id for c in ctl.cfg.cities})
 
     def me(request) -> access.Principal:
         return request[PRINCIPAL]
@@ -287,6 +321,16 @@ def make_app(controller, service_token: str = "") -> web.Application:
             rows = [r for r in rows if r["user_id"] in scope or r["target"] in scope][:limit]
         return ok(rows)
 
+    async def prescreen(request):
+        """The legal-aid pre-screen the agent runs with the caller (callcenter/legal_aid.py)."""
+        body = await _body(request)
+        try:
+            facts = prescreen_facts(body, {c.id for c in ctl.cfg.cities})
+            result = legal_aid.screen(facts, rules)
+        except (ValueError, TypeError) as e:   # FactsError is a ValueError
+            return json_error(400, str(e))
+        return ok(dataclasses.asdict(result) | {"rules_version": rules.version})
+
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -313,6 +357,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_get("/api/agents", agents)
     app.router.add_post("/api/agents/{agent_id}/{action}", agent_action)
     app.router.add_get("/api/audit", audit_log)
+    app.router.add_post("/api/legal-aid/prescreen", prescreen)
     app.router.add_get("/ws", hub.handler)
     app.router.add_get("/metrics", metrics)
     return app
