@@ -411,4 +411,5 @@ def _command(line: str, live: list[Call], user: str) -> None:
             raise ValueError(f"unknown command {word!r} (hold, unhold, dtmf, transfer, hangup)")
         emit("command", agent=user, command=word, arg=arg, ok=True)
     except (ValueError, pj.Error) as e:
-        emit("command", agent=user, command=word, arg=arg, ok=False, error=str(getattr(e, "info", lambda: e)()))
+        reason = e.info() if isinstance(e, pj.Error) else str(e)
+        emit("command", agent=user, command=word, arg=arg, ok=False, error=reason)

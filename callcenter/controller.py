@@ -23,7 +23,8 @@ from callcenter.asterisk.paths import InstancePaths
 from callcenter.bus import Bus
 from callcenter.calls import RESYNC_VARS, CallState, CallTracker
 from callcenter.config import HotlineConfig
-from callcenter.store.db import Store, migrate
+from callcenter.store.db import Store, TicketStore, migrate
+from callcenter.tickets import load_ticket_rules
 
 log = logging.getLogger("hotline.controller")
 
@@ -47,6 +48,9 @@ class Controller:
         self.metrics = Metrics()
         self.tracker = CallTracker()
         self.store = Store(cfg.system.database.url, cfg.root)
+        self.tickets = TicketStore(self.store)
+        self.ticket_rules = load_ticket_rules(cfg.root)
+        self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
@@ -66,7 +70,8 @@ class Controller:
         for call in await self.store.unfinished_calls():
             self.tracker.calls[call.call_id] = call
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
-                       asyncio.create_task(self._write(), name="record-writer")]
+                       asyncio.create_task(self._write(), name="record-writer"),
+                       asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
         if self.cfg.system.controller.rotas_enabled and self.cfg.rotas:
@@ -219,6 +224,7 @@ class Controller:
             if call is None:
                 continue
             await self._retrying(lambda: self.store.save_call(call), call_id)
+            await self._retrying(lambda: self._ticket_for(call), call_id)
             await self.bus.publish_call(call.as_dict())
             if call.status == "ended" and call.outcome == "voicemail":
                 await self._retrying(lambda: self.store.add_callback(call, "voicemail", call.voicemail), call_id)
@@ -228,6 +234,33 @@ class Controller:
                 # keep ended calls briefly so late events are ignored, then forget them
                 asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)
             self.metrics.live_calls.set(len(self.tracker.live()))
+
+    async def _ticket_for(self, call: CallState) -> None:
+        """Every answered call, voicemail and callback gets its consultation ticket (once)."""
+        if call.answered_at and call.agent:
+            source = "callback" if call.callback_of else "call"
+        elif call.status == "ended" and call.outcome == "voicemail":
+            source = "voicemail"
+        else:
+            return
+        hours = self.ticket_rules.deadline(bool(call.green))
+        created = await self.tickets.ensure_for_call(call, source, hours)
+        if not created and call.transfers:
+            await self.tickets.follow_agent(call)
+
+    async def _escalate_overdue(self) -> None:
+        """限时办结: tickets past their deadline go to the city supervisor and the command center."""
+        while True:
+            await asyncio.sleep(self.cfg.system.controller.rota_interval_seconds)
+            try:
+                for t in await self.tickets.escalate_overdue():
+                    log.warning("ticket %s (%s) is past its deadline: escalated", t["id"], t["city"])
+                    await self.store.audit("system", "", "ticket_escalated", t["call_id"] or "", str(t["id"]),
+                                           detail=f"due {t['due_at']}")
+                    for listener in list(self.ticket_listeners):
+                        listener({"type": "ticket_escalated", "ticket": t})
+            except Exception as e:   # the database may be down: try again next round
+                log.warning("checking ticket deadlines failed: %s", e)
 
     async def _reconcile_voicemail(self) -> None:
         """Voicemail left while we were not listening still gets its callback task."""

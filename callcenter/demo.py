@@ -1,13 +1,11 @@
 """`hotline demo`: simulated agents and callers doing real calls through the running stack."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 
 from rich.console import Console

@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
 from agents.desk import DeskError
+from callcenter.tickets import STATUSES, TicketError, check_edit, check_transition
 from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
 from callcenter import access, legal_aid
@@ -156,7 +157,9 @@ def make_app(controller, service_token: str = "") -> web.Application:
                    "wrapup_seconds": ctl.cfg.system.queues.wrapup_seconds,
                    "cities": {c.id: {"zh": c.names.zh, "en": c.names.en} for c in ctl.cfg.cities},
                    "agents": {a.id: a.name for a in ctl.cfg.agents},
-                   "queues": all_queues(ctl.cfg)})
+                   "queues": all_queues(ctl.cfg),
+                   "ticket_categories": {k: v.model_dump() for k, v in ctl.ticket_rules.categories.items()},
+                   "ticket_outcomes": {k: v.model_dump() for k, v in ctl.ticket_rules.outcomes.items()}})
 
     async def health(request):
         return ok({"up": True, "ami_connected": ctl.ami.connected.is_set(), "resynced": ctl.resynced.is_set()})
@@ -200,8 +203,11 @@ def make_app(controller, service_token: str = "") -> web.Application:
     async def call_history(request):
         """The screen-pop's memory: earlier calls from the same number, with their notes."""
         rec = await _record(request)
+        p = me(request)
+        tickets = [t for t in await ctl.tickets.search(caller=rec["caller_number"], limit=20)
+                   if t["call_id"] == rec["call_id"] or access.sees_city(p, t["city"]) or p.agent_id == t["agent"]]
         return ok({"call_id": rec["call_id"], "previous_calls": await ctl.store.caller_history(
-            rec["caller_number"], rec["call_id"]), "tickets": []})
+            rec["caller_number"], rec["call_id"]), "tickets": tickets})
 
     async def notes(request):
         rec = await _record(request)
@@ -331,6 +337,72 @@ def make_app(controller, service_token: str = "") -> web.Application:
             return json_error(400, str(e))
         return ok(dataclasses.asdict(result) | {"rules_version": rules.version})
 
+    # ---- consultation tickets
+    async def tickets(request):
+        p = me(request)
+        q = request.query
+        status = q.get("status") or None
+        if status and status not in STATUSES:
+            return json_error(400, f"status must be one of {', '.join(STATUSES)}")
+        city = q.get("city") or None
+        if city and not access.sees_city(p, city):
+            await refuse(request, "view_tickets", target=city, why=f"{city} is outside your cities")
+        try:
+            limit = min(max(int(q.get("limit", "100")), 1), 500)
+        except ValueError:
+            return json_error(400, "limit must be an integer")
+        rows = await ctl.tickets.search(status=status, city=city, caller=q.get("caller") or None,
+                                        agent=p.agent_id if p.role == "agent" else (q.get("agent") or None),
+                                        overdue=q.get("overdue") == "1", limit=limit if p.all_cities else 500)
+        return ok([t for t in rows if access.may_view_call(p, t["agent"], t["city"])][:limit])
+
+    async def _ticket(request) -> dict:
+        try:
+            ticket_id = int(request.match_info["ticket_id"])
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "ticket id must be a number"}), content_type="application/json")
+        t = await ctl.tickets.get(ticket_id)
+        if t is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such ticket"}), content_type="application/json")
+        if not access.may_view_call(me(request), t["agent"], t["city"]):
+            await refuse(request, "view_ticket", t["call_id"] or "", str(ticket_id), "not your ticket")
+        return t
+
+    async def ticket(request):
+        return ok(await _ticket(request))
+
+    async def ticket_for_call(request):
+        rec = await _record(request)
+        t = await ctl.tickets.for_call(rec["call_id"])
+        return ok(t) if t else json_error(404, "this call has no ticket (not answered)")
+
+    async def edit_ticket(request):
+        t = await _ticket(request)
+        if t["status"] == "closed":
+            return json_error(409, "the ticket is closed")
+        try:
+            changes = check_edit(await _body(request), ctl.ticket_rules)
+        except TicketError as e:
+            return json_error(400, str(e))
+        new = await ctl.tickets.update(t["id"], changes, expect_status=t["status"])
+        if new is None:
+            return json_error(409, "the ticket changed meanwhile; reload it")
+        await audit(request, "ticket_edit", t["call_id"] or "", str(t["id"]), ",".join(sorted(changes)))
+        return ok(new)
+
+    async def ticket_status(request):
+        t = await _ticket(request)
+        body = await _body(request)
+        try:
+            check_transition(t, body.get("status"))
+        except TicketError as e:
+            return json_error(409 if body.get("status") in STATUSES else 400, str(e))
+        new = await ctl.tickets.update(t["id"], {"status": body["status"]}, expect_status=t["status"])
+        if new is None:
+            return json_error(409, "the ticket changed meanwhile; reload it")
+        await audit(request, "ticket_status", t["call_id"] or "", str(t["id"]), f"{t['status']}>{body['status']}")
+        return ok(new)
+
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -358,6 +430,11 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_post("/api/agents/{agent_id}/{action}", agent_action)
     app.router.add_get("/api/audit", audit_log)
     app.router.add_post("/api/legal-aid/prescreen", prescreen)
+    app.router.add_get("/api/tickets", tickets)
+    app.router.add_get("/api/tickets/{ticket_id}", ticket)
+    app.router.add_patch("/api/tickets/{ticket_id}", edit_ticket)
+    app.router.add_post("/api/tickets/{ticket_id}/status", ticket_status)
+    app.router.add_get("/api/calls/{call_id}/ticket", ticket_for_call)
     app.router.add_get("/ws", hub.handler)
     app.router.add_get("/metrics", metrics)
     return app

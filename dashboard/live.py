@@ -26,6 +26,7 @@ class LiveHub:
         self.agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
         ctl.listeners.append(self.on_call)
         ctl.agents.listeners.append(self.on_agent)
+        ctl.ticket_listeners.append(self.on_ticket)
 
     def _sees_call(self, p: access.Principal, call: dict) -> bool:
         if p.role == "agent":
@@ -52,6 +53,11 @@ class LiveHub:
 
     def on_agent(self, agent: dict) -> None:
         self._send(lambda p: self._sees_agent(p, agent["id"]), {"type": "agent", "agent": agent})
+
+    def on_ticket(self, event: dict) -> None:
+        """Escalations reach the city's supervisors and the command center."""
+        city = event["ticket"]["city"]
+        self._send(lambda p: p.role != "agent" and access.sees_city(p, city), event)
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         p: access.Principal = request[PRINCIPAL]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Stack, fresh, tts_wav
+from tests.helpers import Stack, fresh, postgres_database, tts_wav
 
 
 def pytest_collection_modifyitems(config, items):
@@ -36,3 +36,13 @@ def clean_stack(stack):
     """Each test starts with every agent logged out and no stray softphones."""
     with fresh(stack):
         yield stack
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Every test that touches the database runs on both: SQLite (default) and PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+    else:
+        with postgres_database() as url:
+            yield url

@@ -550,7 +550,7 @@ exten => s,1,UserEvent(HotlineUnknownNumber,DID: ${{HOTLINE_DID}})
  same => n,Playback({unknown_prompts},noanswer)
  same => n,Hangup(1)
 
-""" + desk_contexts(cfg) + f"""
+""" + desk_contexts(cfg) + """
 ; ---------------------------------------------------------------- agents' phones
 [hotline-agents]
 exten => *43,1,Answer()
@@ -564,7 +564,7 @@ def desk_contexts(cfg: HotlineConfig) -> str:
     """Where the desk's transfers, holds and listen-ins land (agents/desk.py drives them over AMI)."""
     limit = cfg.system.controller.hold_limit_seconds
     trunk = cfg.system.trunk.name
-    out = [f"""
+    out = ["""
 ; ---------------------------------------------------------------- the agent desk
 [hotline-transfer]
 ; blind: the caller is sent here; attended: the agent's consultation call dials from here.

@@ -1,7 +1,7 @@
 """Async store over SQLAlchemy: SQLite (aiosqlite) by default, PostgreSQL (psycopg 3) by URL."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +10,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from callcenter.calls import CallState
-from callcenter.store.models import AgentEvent, AuditEntry, AuthToken, CallbackTask, CallRecord, UserCredential
+from callcenter.store.models import AgentEvent, AuditEntry, AuthToken, CallbackTask, CallRecord, Ticket, UserCredential
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -53,12 +53,16 @@ def _epoch(dt: datetime | None) -> float | None:
     return dt.timestamp()
 
 
-def record_to_dict(r: CallRecord) -> dict:
-    out = {c.name: getattr(r, c.name) for c in CallRecord.__table__.columns}
-    for k in ("started_at", "queued_at", "answered_at", "ended_at", "updated_at"):
-        v = out[k]
-        out[k] = datetime.fromtimestamp(_epoch(v), tz=timezone.utc).isoformat() if v else None
+def row_to_dict(row) -> dict:
+    """A table row as JSON-ready values: every timestamp as ISO 8601 in UTC."""
+    out = {c.name: getattr(row, c.name) for c in row.__table__.columns}
+    for k, v in out.items():
+        if isinstance(v, datetime):
+            out[k] = datetime.fromtimestamp(_epoch(v), tz=timezone.utc).isoformat()
     return out
+
+
+record_to_dict = ticket_to_dict = row_to_dict
 
 
 class Store:
@@ -283,3 +287,83 @@ class Store:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class TicketStore:
+    """Tickets, on the same engine as the call records."""
+
+    def __init__(self, store: Store):
+        self.session = store.session
+
+    async def ensure_for_call(self, call: CallState, source: str, deadline_hours: float) -> bool:
+        """One ticket per call, whatever the retries; True when it was created now."""
+        from sqlalchemy.exc import IntegrityError
+        try:
+            async with self.session.begin() as s:
+                if (await s.execute(select(Ticket.id).where(Ticket.call_id == call.call_id))).first():
+                    return False
+                now = _now()
+                s.add(Ticket(call_id=call.call_id, source=source, city=call.city, caller_number=call.caller_number,
+                             language=call.language, agent=call.agent, green=call.green, category="", summary="",
+                             answer="", outcome="", follow_up=False, status="open",
+                             due_at=now + timedelta(hours=deadline_hours), created_at=now, updated_at=now))
+            return True
+        except IntegrityError:      # created concurrently (a second controller): fine, it exists
+            return False
+
+    async def follow_agent(self, call: CallState) -> None:
+        """After a transfer the ticket belongs to the agent who has the caller now."""
+        async with self.session.begin() as s:
+            await s.execute(update(Ticket).where(Ticket.call_id == call.call_id, Ticket.status != "closed")
+                            .values(agent=call.agent, updated_at=_now()))
+
+    async def get(self, ticket_id: int) -> dict | None:
+        async with self.session() as s:
+            t = await s.get(Ticket, ticket_id)
+            return ticket_to_dict(t) if t else None
+
+    async def for_call(self, call_id: str) -> dict | None:
+        async with self.session() as s:
+            t = (await s.execute(select(Ticket).where(Ticket.call_id == call_id))).scalar_one_or_none()
+            return ticket_to_dict(t) if t else None
+
+    async def search(self, *, status: str | None = None, city: str | None = None, caller: str | None = None,
+                     agent: str | None = None, overdue: bool = False, limit: int = 100) -> list[dict]:
+        q = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+        if status:
+            q = q.where(Ticket.status == status)
+        if city:
+            q = q.where(Ticket.city == city)
+        if caller:
+            q = q.where(Ticket.caller_number == caller)
+        if agent:
+            q = q.where(Ticket.agent == agent)
+        if overdue:
+            q = q.where(Ticket.escalated_at.is_not(None), Ticket.status.in_(("open", "in_progress")))
+        async with self.session() as s:
+            return [ticket_to_dict(t) for t in (await s.execute(q)).scalars().all()]
+
+    async def update(self, ticket_id: int, changes: dict, expect_status: str | None = None) -> dict | None:
+        """Apply validated changes; with ``expect_status`` only if the status is still that one
+        (two desks moving the same ticket: the second gets None and a 409)."""
+        async with self.session.begin() as s:
+            t = await s.get(Ticket, ticket_id, with_for_update=True)
+            if t is None or (expect_status and t.status != expect_status):
+                return None
+            for k, v in changes.items():
+                setattr(t, k, v)
+            t.updated_at = _now()
+            if changes.get("status") == "closed":
+                t.closed_at = t.updated_at
+            return ticket_to_dict(t)
+
+    async def escalate_overdue(self) -> list[dict]:
+        """Tickets past their deadline and still open: marked once, returned for the alerts."""
+        now = _now()
+        async with self.session.begin() as s:
+            rows = (await s.execute(select(Ticket).where(
+                Ticket.due_at < now, Ticket.escalated_at.is_(None),
+                Ticket.status.in_(("open", "in_progress"))).with_for_update())).scalars().all()
+            for t in rows:
+                t.escalated_at = now
+            return [ticket_to_dict(t) for t in rows]

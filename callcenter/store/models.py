@@ -114,3 +114,28 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(128), default="")
     allowed: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Ticket(Base):
+    """A consultation ticket: one per answered call, voicemail or callback (callcenter/tickets.py)."""
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    source: Mapped[str] = mapped_column(String(16))              # call | voicemail | callback
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    caller_number: Mapped[str] = mapped_column(String(32), default="", index=True)
+    language: Mapped[str] = mapped_column(String(8), default="")
+    agent: Mapped[str] = mapped_column(String(64), default="", index=True)
+    green: Mapped[str] = mapped_column(String(32), default="")
+    category: Mapped[str] = mapped_column(String(32), default="", index=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(24), default="")
+    follow_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,6 +1,7 @@
 // The agent desk: state buttons, screen-pop, call controls, notes; supervisors see their cities'
 // live calls with listen / whisper / barge. Live updates arrive over /ws; every action is an API call.
-const S = {me: null, csrf: "", info: {}, agents: {}, calls: {}, popId: null, history: [], ws: null, retry: 1000};
+const S = {me: null, csrf: "", info: {}, agents: {}, calls: {}, popId: null, history: [], tickets: [], ticket: null,
+           ws: null, retry: 1000};
 
 async function api(path, method = "GET", body) {
   const opts = {method, headers: {"Content-Type": "application/json"}};
@@ -75,6 +76,8 @@ function renderPop(call) {
   const live = status === "talking";
   for (const id of ["btn-hold", "btn-resume", "btn-mute", "btn-unmute", "btn-hangup", "btn-xfer-blind", "btn-xfer-attended", "btn-xfer-complete", "btn-xfer-cancel"]) $(id).disabled = !live;
   fillTargets();
+  if (status !== "ringing") fetchTicket(call.call_id);
+  renderTicket(call);
   const tb = $("history").tBodies[0];
   tb.replaceChildren(...(S.history.length ? S.history : [null]).map(h => {
     const tr = document.createElement("tr");
@@ -84,9 +87,47 @@ function renderPop(call) {
   }));
 }
 async function loadHistory(callId) {
-  S.history = [];
-  try { S.history = (await api("/api/calls/" + encodeURIComponent(callId) + "/history")).previous_calls; } catch (e) { /* shown empty */ }
+  S.history = []; S.tickets = [];
+  try {
+    const h = await api("/api/calls/" + encodeURIComponent(callId) + "/history");
+    S.history = h.previous_calls;
+    S.tickets = h.tickets.filter(tk => tk.call_id !== callId);
+    const mine = h.tickets.find(tk => tk.call_id === callId);
+    if (mine && (!S.ticket || S.ticket.id !== mine.id)) showTicket(mine);
+  } catch (e) { /* shown empty */ }
   render();
+}
+function label(kind, key) { const m = S.info[kind] || {}; return m[key] ? (m[key][LANG] || m[key].zh) : (key || ""); }
+function showTicket(tk) {
+  S.ticket = tk;
+  $("ticket-category").value = tk.category; $("ticket-outcome").value = tk.outcome;
+  $("ticket-summary").value = tk.summary; $("ticket-answer").value = tk.answer;
+  $("ticket-follow-up").checked = tk.follow_up;
+}
+function renderTicket(call) {
+  for (const [id, kind] of [["ticket-category", "ticket_categories"], ["ticket-outcome", "ticket_outcomes"]]) {
+    const sel = $(id);
+    if (sel.dataset.lang !== LANG) {
+      const v = sel.value;
+      sel.replaceChildren(new Option("—", ""), ...Object.keys(S.info[kind] || {}).map(k => new Option(label(kind, k), k)));
+      sel.value = v; sel.dataset.lang = LANG;
+    }
+  }
+  const tk = S.ticket && S.ticket.call_id === call.call_id ? S.ticket : null;
+  $("ticket-id").textContent = tk ? "#" + tk.id : t("no_ticket_yet");
+  $("ticket-status").textContent = tk ? t("ts_" + tk.status) : "";
+  for (const id of ["btn-ticket-save", "btn-ticket-resolve", "btn-ticket-refer", "btn-ticket-close"]) $(id).disabled = !tk || tk.status === "closed";
+  const tb = $("ticket-history").tBodies[0];
+  tb.replaceChildren(...(S.tickets.length ? S.tickets : [null]).map(h => {
+    const tr = document.createElement("tr");
+    const cells = h ? ["#" + h.id, (h.created_at || "").slice(0, 10), label("ticket_categories", h.category), label("ticket_outcomes", h.outcome), t("ts_" + h.status), h.summary] : [t("none")];
+    for (const v of cells) { const td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td); }
+    return tr;
+  }));
+}
+async function fetchTicket(callId) {
+  if (S.ticket && S.ticket.call_id === callId) return;
+  try { showTicket(await api("/api/calls/" + encodeURIComponent(callId) + "/ticket")); render(); } catch (e) { /* not answered yet */ }
 }
 function fillTargets() {
   const type = $("xfer-type").value, sel = $("xfer-target");
@@ -172,6 +213,19 @@ function wire() {
     await api("/api/calls/" + encodeURIComponent(S.popId) + "/notes", "PUT", {notes: $("notes").value});
     $("notes-saved").textContent = t("saved") + " " + new Date().toLocaleTimeString();
   });
+  const ticketPath = () => "/api/tickets/" + S.ticket.id;
+  $("btn-ticket-save").onclick = () => act(async () => {
+    const body = {summary: $("ticket-summary").value, answer: $("ticket-answer").value, follow_up: $("ticket-follow-up").checked};
+    if ($("ticket-category").value) body.category = $("ticket-category").value;
+    if ($("ticket-outcome").value) body.outcome = $("ticket-outcome").value;
+    showTicket(await api(ticketPath(), "PATCH", body));
+    $("ticket-saved").textContent = t("saved") + " " + new Date().toLocaleTimeString();
+    render();
+  });
+  const move = (status) => act(async () => { showTicket(await api(ticketPath() + "/status", "POST", {status})); render(); });
+  $("btn-ticket-resolve").onclick = () => move("resolved");
+  $("btn-ticket-refer").onclick = () => move("referred");
+  $("btn-ticket-close").onclick = () => move("closed");
   $("btn-signout").onclick = async () => { try { await api("/api/logout", "POST", {}); } finally { location.href = "/login"; } };
 }
 

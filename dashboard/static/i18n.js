@@ -8,12 +8,15 @@ const TEXT = {
     r_meal: "用餐", r_rest: "休息", r_training: "培训", r_meeting: "会议", r_after_call_work: "话后处理", r_outbound: "外呼", r_other: "其他", r_login: "刚签入",
     no_call: "当前无来电", incoming: "来电振铃", connected: "通话中", ended: "通话已结束",
     city: "城市", language: "语言", ivr_path: "导航路径", green: "绿色通道", caller: "来电号码", queue: "队列", waited: "等待",
-    seconds: "秒", previous: "历史来电", tickets: "工单", none: "无", no_tickets: "暂无工单（工单系统尚未启用）",
+    seconds: "秒", previous: "历史来电", tickets: "历史工单", none: "无",
     notes: "通话小记", save: "保存", saved: "已保存", hold: "保持", resume: "恢复通话", mute: "静音", unmute: "取消静音",
     hangup: "挂断", transfer: "转接", blind: "直接转接", attended: "咨询转接", complete: "完成转接", cancel: "取消转接",
     t_agent: "坐席", t_queue: "队列", t_city: "城市", t_external: "外部热线",
     live_calls: "本辖区通话", agents: "坐席", listen: "监听", whisper: "耳语", barge: "强插", actions: "操作",
     lang_zh: "普通话", lang_bo: "藏语", lang_en: "英语", wrapup_left: "整理剩余", connection_lost: "连接中断，正在重连…",
+    ticket: "本次工单", category: "类别", outcome: "办理结果", follow_up: "需回访", summary: "咨询内容摘要", answer: "解答意见",
+    resolve: "办结", refer: "转办", close_ticket: "关闭工单", ts_open: "待处理", ts_in_progress: "处理中", ts_resolved: "已办结",
+    ts_referred: "已转办", ts_closed: "已关闭", no_ticket_yet: "接通后自动生成工单",
     cs_ivr: "语音导航", cs_queued: "排队中", cs_talking: "通话中", cs_voicemail: "留言中", cs_ended: "已结束",
     yes: "是", error: "操作失败", phone_offline: "话机未注册：来电无法接到，请检查话机",
   },
@@ -25,12 +28,15 @@ const TEXT = {
     r_meal: "Meal", r_rest: "Rest", r_training: "Training", r_meeting: "Meeting", r_after_call_work: "After-call work", r_outbound: "Outbound", r_other: "Other", r_login: "Just logged in",
     no_call: "No call", incoming: "Ringing", connected: "Connected", ended: "Call ended",
     city: "City", language: "Language", ivr_path: "IVR path", green: "Green channel", caller: "Caller", queue: "Queue", waited: "Waited",
-    seconds: "s", previous: "Previous calls", tickets: "Tickets", none: "none", no_tickets: "No tickets (ticketing not enabled yet)",
+    seconds: "s", previous: "Previous calls", tickets: "Earlier tickets", none: "none",
     notes: "Call notes", save: "Save", saved: "Saved", hold: "Hold", resume: "Resume", mute: "Mute", unmute: "Unmute",
     hangup: "Hang up", transfer: "Transfer", blind: "Blind transfer", attended: "Consult first", complete: "Complete transfer", cancel: "Cancel transfer",
     t_agent: "Agent", t_queue: "Queue", t_city: "City", t_external: "Other hotline",
     live_calls: "Live calls in my cities", agents: "Agents", listen: "Listen", whisper: "Whisper", barge: "Barge", actions: "Actions",
     lang_zh: "Mandarin", lang_bo: "Tibetan", lang_en: "English", wrapup_left: "wrap-up left", connection_lost: "Connection lost, reconnecting…",
+    ticket: "Ticket", category: "Category", outcome: "Outcome", follow_up: "Follow-up visit", summary: "What the caller asked", answer: "Advice given",
+    resolve: "Resolve", refer: "Refer", close_ticket: "Close", ts_open: "Open", ts_in_progress: "In progress", ts_resolved: "Resolved",
+    ts_referred: "Referred", ts_closed: "Closed", no_ticket_yet: "A ticket is created when the call is answered",
     cs_ivr: "In IVR", cs_queued: "Waiting", cs_talking: "Talking", cs_voicemail: "Voicemail", cs_ended: "Ended",
     yes: "yes", error: "Action failed", phone_offline: "Phone not registered: calls cannot reach you, check your phone",
   },
@@ -40,6 +46,7 @@ function t(key) { return (TEXT[LANG] && TEXT[LANG][key]) || TEXT.zh[key] || key;
 function applyI18n() {
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
   document.querySelectorAll("[data-i18n]").forEach(e => { e.textContent = t(e.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach(e => { e.placeholder = t(e.dataset.i18nPlaceholder); });
   const b = document.getElementById("lang-toggle");
   if (b) b.textContent = t("lang");
 }

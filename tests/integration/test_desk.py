@@ -122,6 +122,14 @@ def test_agent_desk_in_headless_chromium(d, audio):
             page.fill("#notes", note)
             page.click("#btn-save-notes")
             page.wait_for_selector("#notes-saved:has-text('已保存')")
+            page.wait_for_selector("#ticket-id:has-text('#')", timeout=15_000)   # the call's ticket
+            page.select_option("#ticket-category", "labour_wages")
+            page.select_option("#ticket-outcome", "answered")
+            page.fill("#ticket-summary", "农民工欠薪三个月")
+            page.click("#btn-ticket-save")
+            page.wait_for_selector("#ticket-saved:has-text('已保存')")
+            page.click("#btn-ticket-resolve")
+            page.wait_for_selector("#ticket-status:has-text('已办结')")
             page.screenshot(path=str(ARTIFACTS / "desk-agent-on-call-zh.png"), full_page=True)
 
             page.click("#btn-hangup")
@@ -138,6 +146,8 @@ def test_agent_desk_in_headless_chromium(d, audio):
     assert result["answered"] and result["hung_up_by"] == "remote"   # the desk hung up, not the caller
     rec = s.wait_record(lambda r: r["caller_number"] == "13922220001" and r["status"] == "ended")
     assert rec["notes"] == note and rec["agent"] == "agent1001" and rec["outcome"] == "answered"
+    ticket = s.api(f"/api/calls/{rec['call_id']}/ticket")
+    assert (ticket["category"], ticket["outcome"], ticket["status"]) == ("labour_wages", "answered", "resolved")
     assert (ARTIFACTS / "desk-agent-on-call-zh.png").stat().st_size > 10_000
 
 
@@ -361,3 +371,47 @@ def test_pjsua2_phone_keys_hold_dtmf_and_refer_transfer(d, tones, tmp_path):
 
 def _post_error(s: Stack, path: str) -> tuple[int, dict]:
     return s.api_error(path, "POST", {})
+
+
+# ---------------------------------------------------------------- consultation tickets
+def test_answered_call_gets_a_ticket_the_agent_classifies_and_closes(d, audio):
+    s = d
+    s.agent("agent1001", play=audio["agent"])
+    caller = s.call("083312348", dtmf=IVR, play=audio["caller"], hangup_after=12, caller="13977770001")
+    call = live_call(s, "13977770001")
+    mine, other = s.desk_session("agent1001", PASSWORD), s.desk_session("agent1008", PASSWORD)
+    ticket = wait_for(lambda: (lambda r: r[1] if r[0] == 200 else None)(
+        mine.request(f"/api/calls/{call['call_id']}/ticket")), 15, "a ticket for the answered call")
+    assert (ticket["status"], ticket["agent"], ticket["city"], ticket["source"]) == ("open", "agent1001", "leshan", "call")
+    path = f"/api/tickets/{ticket['id']}"
+
+    # bad input: a clear 4xx and nothing written
+    for body, code, words in [({"category": "astrology"}, 400, "unknown category"),
+                              ({"outcome": "answered", "status": "closed"}, 400, "unknown fields"),
+                              ({"follow_up": "yes"}, 400, "true or false")]:
+        got, resp = mine.request(path, "PATCH", body)
+        assert (got, words in resp["error"]) == (code, True), resp
+    got, resp = mine.request(path + "/status", "POST", {"status": "resolved"})
+    assert got == 409 and "classify" in resp["error"]
+    assert mine.request(path)[1]["category"] == "" and mine.request(path)[1]["status"] == "open"
+    # another agent cannot touch it
+    assert other.request(path, "PATCH", {"category": "traffic"})[0] == 403
+    assert other.request(path)[0] == 403
+
+    got, t = mine.request(path, "PATCH", {"category": "labour_wages", "outcome": "referred_legal_aid",
+                                          "summary": "农民工欠薪三个月", "answer": "可向劳动监察投诉并申请法律援助",
+                                          "follow_up": True})
+    assert got == 200 and t["category"] == "labour_wages" and t["follow_up"] is True
+    for status in ("referred", "closed"):
+        got, t = mine.request(path + "/status", "POST", {"status": status})
+        assert got == 200 and t["status"] == status, t
+    assert t["closed_at"] and mine.request(path, "PATCH", {"summary": "x"})[0] == 409
+    caller.result(timeout=60)
+
+    # the next call from the same number pops up with this ticket in its history
+    s.call("083312348", dtmf=IVR, play=audio["caller"], hangup_after=20, caller="13977770001")
+    again = live_call(s, "13977770001")
+    got, hist = mine.request(f"/api/calls/{again['call_id']}/history")
+    assert got == 200 and [x["id"] for x in hist["tickets"] if x["call_id"] == call["call_id"]] == [ticket["id"]]
+    audit = [(e["action"], e["detail"]) for e in s.api(f"/api/audit?call_id={call['call_id']}")]
+    assert ("ticket_status", "referred>closed") in audit

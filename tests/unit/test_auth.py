@@ -12,19 +12,14 @@ from callcenter.config import load_config
 from callcenter.store.db import Store, migrate
 from callcenter.store.models import AuthToken
 from dashboard.auth import COOKIE, CSRF_HEADER, PRINCIPAL, Auth, hash_password
-from tests.helpers import postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PW = "correct horse battery"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def client(request, tmp_path):
-    if request.param == "sqlite":
-        url, ctx = f"sqlite:///{tmp_path}/a.db", None
-    else:
-        ctx = postgres_database()
-        url = ctx.__enter__()
+@pytest.fixture
+async def client(db_url):
+    url = db_url
     migrate(url, ROOT)
     cfg = load_config(ROOT, {"controller": {"session_idle_minutes": 1, "session_max_hours": 1}})
     store = Store(url, ROOT)
@@ -54,8 +49,6 @@ async def client(request, tmp_path):
     yield c
     await c.close()
     await store.close()
-    if ctx:
-        ctx.__exit__(None, None, None)
 
 
 async def test_login_session_and_csrf(client):

@@ -1,18 +1,8 @@
 """The store on both real databases: SQLite (embedded default) and PostgreSQL (production)."""
-import pytest
 
 from callcenter.calls import CallState
 from callcenter.store.db import Store, migrate
-from tests.helpers import ROOT, postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/t.db"
-    else:
-        with postgres_database() as url:
-            yield url
+from tests.helpers import ROOT
 
 
 async def test_migrate_save_reload(db_url):

@@ -1,0 +1,84 @@
+"""Consultation tickets: the workflow rules (pure) and the store on SQLite and PostgreSQL."""
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from callcenter.calls import CallState
+from callcenter.store.db import Store, TicketStore, migrate
+from callcenter.store.models import Ticket
+from callcenter.tickets import TicketError, check_edit, check_transition, load_ticket_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = load_ticket_rules(ROOT)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"category": "astrology"}, "unknown category 'astrology'"),
+    ({"outcome": "solved"}, "unknown outcome 'solved'"),
+    ({"status": "closed"}, "unknown fields \\['status'\\]"),
+    ({"summary": 42}, "summary must be text"),
+    ({"follow_up": "yes"}, "follow_up must be true or false"),
+])
+def test_bad_edits_are_refused_with_a_reason(changes, message):
+    with pytest.raises(TicketError, match=message):
+        check_edit(changes, RULES)
+
+
+@pytest.mark.parametrize("ticket, to, message", [
+    ({"status": "open"}, "closed", "can move to in_progress, resolved, referred, not closed"),
+    ({"status": "open", "category": "", "outcome": ""}, "resolved", "classify the ticket"),
+    ({"status": "in_progress", "category": "traffic", "outcome": "answered"}, "referred", "needs a referral outcome"),
+    ({"status": "closed", "category": "traffic", "outcome": "answered"}, "in_progress", "nothing \\(closed\\)"),
+    ({"status": "open"}, "done", "status must be one of"),
+])
+def test_workflow_refusals(ticket, to, message):
+    with pytest.raises(TicketError, match=message):
+        check_transition(ticket, to)
+
+
+def test_workflow_path():
+    t = {"status": "open", "category": "labour_wages", "outcome": "referred_legal_aid"}
+    for to in ("in_progress", "referred", "closed"):
+        check_transition(t, to)
+        t["status"] = to
+    assert RULES.deadline(green=True) < RULES.deadline(green=False)
+
+
+@pytest.fixture
+async def tickets(db_url):
+    migrate(db_url, ROOT)
+    store = Store(db_url, ROOT)
+    yield TicketStore(store)
+    await store.close()
+
+
+async def test_one_ticket_per_call_even_when_raced(tickets):
+    call = CallState(call_id="9.1", city="leshan", caller_number="13800001111", agent="agent1001",
+                     answered_at=1.0, status="talking")
+    created = await asyncio.gather(*[tickets.ensure_for_call(call, "call", 72) for _ in range(5)])
+    assert sum(created) == 1
+    (t,) = await tickets.search(caller="13800001111")
+    assert (t["status"], t["agent"], t["source"]) == ("open", "agent1001", "call")
+    # a transfer moves it to the agent who has the caller now
+    call.agent = "agent1002"
+    await tickets.follow_agent(call)
+    assert (await tickets.for_call("9.1"))["agent"] == "agent1002"
+
+
+async def test_conditional_update_and_escalation(tickets):
+    call = CallState(call_id="9.2", city="leshan", caller_number="13800002222", agent="agent1001", answered_at=1.0)
+    await tickets.ensure_for_call(call, "call", 72)
+    t = await tickets.for_call("9.2")
+    moved = await tickets.update(t["id"], {"status": "in_progress"}, expect_status="open")
+    assert moved["status"] == "in_progress"
+    assert await tickets.update(t["id"], {"status": "resolved"}, expect_status="open") is None   # lost the race
+    assert await tickets.escalate_overdue() == []
+    async with tickets.session.begin() as s:
+        await s.execute(update(Ticket).values(due_at=datetime.now(timezone.utc) - timedelta(hours=1)))
+    (late,) = await tickets.escalate_overdue()
+    assert late["id"] == t["id"] and late["escalated_at"]
+    assert await tickets.escalate_overdue() == []          # once
+    assert [x["id"] for x in await tickets.search(overdue=True)] == [t["id"]]
