@@ -23,7 +23,7 @@ from callcenter.asterisk.paths import InstancePaths
 from callcenter.bus import Bus
 from callcenter.calls import RESYNC_VARS, CallState, CallTracker
 from callcenter.config import HotlineConfig
-from callcenter.store.db import Store, TicketStore, migrate
+from callcenter.store.db import AppointmentStore, Store, TicketStore, migrate
 from callcenter.tickets import load_ticket_rules
 
 log = logging.getLogger("hotline.controller")
@@ -49,6 +49,7 @@ class Controller:
         self.tracker = CallTracker()
         self.store = Store(cfg.system.database.url, cfg.root)
         self.tickets = TicketStore(self.store)
+        self.appointments = AppointmentStore(self.store)
         self.ticket_rules = load_ticket_rules(cfg.root)
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)

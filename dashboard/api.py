@@ -9,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
 from agents.desk import DeskError
+from callcenter.appointments import BookingError, check_booking_time, load_centers, message, slot_times
+from callcenter.store.db import SlotFull
 from callcenter.tickets import STATUSES, TicketError, check_edit, check_transition
 from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
@@ -113,6 +117,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
     agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
     rules = legal_aid.load_rules(ctl.cfg.root, {c.id for c in ctl.cfg.cities})
+    centers = load_centers(ctl.cfg, ctl.cfg.root)
 
     def me(request) -> access.Principal:
         return request[PRINCIPAL]
@@ -403,6 +408,114 @@ def make_app(controller, service_token: str = "") -> web.Application:
         await audit(request, "ticket_status", t["call_id"] or "", str(t["id"]), f"{t['status']}>{body['status']}")
         return ok(new)
 
+    # ---- legal-aid appointments
+    tz = ZoneInfo(ctl.cfg.routing.timezone)
+
+    def center_view(c) -> dict:
+        return {"id": c.id, "city": c.city, "name": c.name.model_dump(), "address": c.address,
+                "slot_minutes": c.slot_minutes, "capacity": c.capacity}
+
+    def _center(cid: str):
+        c = centers.by_id.get(cid)
+        if c is None:
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"unknown center {cid!r}; known: {', '.join(centers.by_id)}"}),
+                                     content_type="application/json")
+        return c
+
+    def _day(v) -> date:
+        try:
+            return date.fromisoformat(str(v))
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"date must be YYYY-MM-DD, got {v!r}"}),
+                                     content_type="application/json")
+
+    async def list_centers(request):
+        city = request.query.get("city")
+        return ok([center_view(c) for c in centers.by_id.values() if not city or c.city == city])
+
+    async def center_slots(request):
+        c = _center(request.match_info["center_id"])
+        day = _day(request.query.get("date", ""))
+        taken = await ctl.appointments.taken(c.id, day.isoformat())
+        return ok([{"slot": t, "free": c.capacity - taken.get(t, 0)}
+                   for t in slot_times(c, day, ctl.cfg.schedules.get(c.city))])
+
+    async def book(request):
+        p = me(request)
+        body = await _body(request)
+        c = _center(body.get("center", ""))
+        day, slot = _day(body.get("date", "")), body.get("slot")
+        number, lang = body.get("caller_number"), body.get("language", "zh")
+        if not isinstance(number, str) or not number.lstrip("+").isdigit() or not 5 <= len(number) <= 20:
+            return json_error(400, "caller_number must be a phone number (digits)")
+        if lang not in {lg.code for lg in ctl.cfg.ivr.languages}:
+            return json_error(400, f"language must be one of {', '.join(l.code for l in ctl.cfg.ivr.languages)}")
+        try:
+            check_booking_time(c, day, str(slot), ctl.cfg.schedules.get(c.city), datetime.now(tz).date())
+        except BookingError as e:
+            return json_error(400, str(e))
+        ticket_id = body.get("ticket_id")
+        if ticket_id is not None:
+            t = await ctl.tickets.get(ticket_id) if isinstance(ticket_id, int) else None
+            if t is None:
+                return json_error(400, "ticket_id must be the id of an existing ticket")
+            if not access.may_handle_call(p, t["agent"], t["city"]):
+                await refuse(request, "book", t["call_id"] or "", str(ticket_id), "not your ticket")
+        elif p.role == "agent":
+            return json_error(400, "an agent books for a ticket: give ticket_id")
+        remind_at = datetime.combine(day, time(18, 0), tz) - timedelta(days=1)
+
+        def messages(code):
+            out = [("appointment_confirmation", message(centers, "confirmation", lang, c, day.isoformat(), slot, code), None)]
+            if remind_at > datetime.now(tz):
+                out.append(("appointment_reminder", message(centers, "reminder", lang, c, day.isoformat(), slot, code),
+                            remind_at))
+            return out
+        try:
+            a = await ctl.appointments.book(center_id=c.id, city=c.city, day=day.isoformat(), slot=slot,
+                                            capacity=c.capacity, caller_number=number, language=lang,
+                                            ticket_id=ticket_id, booked_by=p.user_id, messages=messages)
+        except SlotFull as e:
+            return json_error(409, f"{e}; choose another slot")
+        await audit(request, "book", "", f"appointment:{a['id']}", f"{c.id} {a['day']} {a['slot']}")
+        return web.json_response(a, status=201, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
+
+    async def cancel_appointment(request):
+        try:
+            aid = int(request.match_info["appointment_id"])
+        except ValueError:
+            return json_error(400, "appointment id must be a number")
+        a = await ctl.appointments.get(aid)
+        if a is None:
+            return json_error(404, "no such appointment")
+        p = me(request)
+        if not (access.sees_city(p, a["city"]) or a["booked_by"] == p.user_id):
+            await refuse(request, "cancel_appointment", target=f"appointment:{aid}", why="not your city's appointment")
+        c = centers.by_id.get(a["center_id"])
+        done = await ctl.appointments.cancel(aid, lambda row: message(centers, "cancellation", row.language, c,
+                                                                      row.day, row.slot, row.code))
+        if done is None:
+            return json_error(409, "the appointment is not booked (already cancelled)")
+        await audit(request, "cancel_appointment", "", f"appointment:{aid}")
+        return ok(done)
+
+    async def appointments(request):
+        p = me(request)
+        q = request.query
+        city = q.get("city") or None
+        if city and not access.sees_city(p, city):
+            await refuse(request, "view_appointments", target=city, why=f"{city} is outside your cities")
+        rows = await ctl.appointments.search(city=city, center_id=q.get("center") or None, day=q.get("date") or None,
+                                             caller=q.get("caller") or None, status=q.get("status") or None)
+        return ok([a for a in rows if access.sees_city(p, a["city"]) or a["booked_by"] == p.user_id])
+
+    async def outbox(request):
+        p = me(request)
+        if not p.all_cities:
+            await refuse(request, "view_outbox", why="the outbox is for the command center")
+        return ok(await ctl.appointments.outbox(status=request.query.get("status") or None,
+                                                related=request.query.get("related") or None))
+
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -430,6 +543,12 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_post("/api/agents/{agent_id}/{action}", agent_action)
     app.router.add_get("/api/audit", audit_log)
     app.router.add_post("/api/legal-aid/prescreen", prescreen)
+    app.router.add_get("/api/legal-aid/centers", list_centers)
+    app.router.add_get("/api/legal-aid/centers/{center_id}/slots", center_slots)
+    app.router.add_post("/api/appointments", book)
+    app.router.add_get("/api/appointments", appointments)
+    app.router.add_post("/api/appointments/{appointment_id}/cancel", cancel_appointment)
+    app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/tickets", tickets)
     app.router.add_get("/api/tickets/{ticket_id}", ticket)
     app.router.add_patch("/api/tickets/{ticket_id}", edit_ticket)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -139,3 +139,42 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Appointment(Base):
+    """A legal-aid appointment booked during a call. ``seat`` is unique per slot while booked (NULL
+    once cancelled), which is what makes double booking impossible under concurrency."""
+    __tablename__ = "appointments"
+    __table_args__ = (UniqueConstraint("center_id", "day", "slot", "seat", name="uq_appointment_seat"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    center_id: Mapped[str] = mapped_column(String(48), index=True)
+    city: Mapped[str] = mapped_column(String(32), index=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)       # YYYY-MM-DD, the center's local date
+    slot: Mapped[str] = mapped_column(String(5))                   # HH:MM
+    seat: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    caller_number: Mapped[str] = mapped_column(String(32), index=True)
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    booked_by: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="booked", index=True)   # booked | cancelled
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxMessage(Base):
+    """A message to send (SMS to a caller), written in the same transaction as the change that causes
+    it; a delivery worker (SMS gateway, issue 7's outbox) sends those due. No gateway here yet."""
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), default="sms")
+    kind: Mapped[str] = mapped_column(String(24))                  # appointment_confirmation, ..._reminder, ...
+    to_number: Mapped[str] = mapped_column(String(32), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    body: Mapped[str] = mapped_column(Text)
+    related: Mapped[str] = mapped_column(String(64), default="", index=True)   # "appointment:12"
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | cancelled | dead
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

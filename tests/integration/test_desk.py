@@ -402,6 +402,7 @@ def test_answered_call_gets_a_ticket_the_agent_classifies_and_closes(d, audio):
                                           "summary": "农民工欠薪三个月", "answer": "可向劳动监察投诉并申请法律援助",
                                           "follow_up": True})
     assert got == 200 and t["category"] == "labour_wages" and t["follow_up"] is True
+    _book_an_appointment_for(s, mine, t)
     for status in ("referred", "closed"):
         got, t = mine.request(path + "/status", "POST", {"status": status})
         assert got == 200 and t["status"] == status, t
@@ -415,3 +416,29 @@ def test_answered_call_gets_a_ticket_the_agent_classifies_and_closes(d, audio):
     assert got == 200 and [x["id"] for x in hist["tickets"] if x["call_id"] == call["call_id"]] == [ticket["id"]]
     audit = [(e["action"], e["detail"]) for e in s.api(f"/api/audit?call_id={call['call_id']}")]
     assert ("ticket_status", "referred>closed") in audit
+
+
+def _book_an_appointment_for(s: Stack, desk, ticket: dict) -> None:
+    """During the call the agent books the caller into Leshan's legal-aid center; the confirmation
+    text waits in the outbox; bad requests are refused and write nothing."""
+    from datetime import date, timedelta
+    day, slots = None, []
+    for ahead in range(1, 12):
+        day = (date.today() + timedelta(days=ahead)).isoformat()
+        slots = [x for x in desk.request(f"/api/legal-aid/centers/leshan_city/slots?date={day}")[1] if x["free"]]
+        if slots:
+            break
+    assert slots, "Leshan's center offers no slot in the next days"
+    good = {"center": "leshan_city", "date": day, "slot": slots[0]["slot"], "caller_number": ticket["caller_number"],
+            "language": "zh", "ticket_id": ticket["id"]}
+    for bad, words in [({"center": "atlantis"}, "unknown center"), ({"date": "26/11/2026"}, "YYYY-MM-DD"),
+                       ({"slot": "03:00"}, "no slot 03:00"), ({"caller_number": "call me"}, "phone number"),
+                       ({"ticket_id": 99999}, "existing ticket"), ({"language": "fr"}, "language must be")]:
+        code, resp = desk.request("/api/appointments", "POST", {**good, **bad})
+        assert code == 400 and words in resp["error"], (bad, resp)
+    assert s.api(f"/api/appointments?caller={ticket['caller_number']}") == []
+    code, appt = desk.request("/api/appointments", "POST", good)
+    assert code == 201 and appt["status"] == "booked" and appt["seat"] == 1, appt
+    sms = s.api(f"/api/outbox?related=appointment:{appt['id']}")
+    assert sms[0]["kind"] == "appointment_confirmation" and appt["code"] in sms[0]["body"]
+    assert "乐山市法律援助中心" in sms[0]["body"] and sms[0]["to_number"] == ticket["caller_number"]
