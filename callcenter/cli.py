@@ -384,6 +384,58 @@ def cmd_token(args) -> int:
     return 0
 
 
+def cmd_stats(args) -> int:
+    """Statistics straight from the database (the controller need not run)."""
+    from datetime import date, datetime, time as dtime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from rich.table import Table
+
+    from callcenter import stats
+    from callcenter.store.db import Store, migrate, report_rows
+    from callcenter.tickets import load_ticket_rules
+
+    cfg = _config(args)
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to or args.date_from)
+    except ValueError as e:
+        console.print(f"[red]dates must be YYYY-MM-DD: {e}[/red]")
+        return 2
+    if args.city and args.city not in {c.id for c in cfg.cities}:
+        console.print(f"[red]unknown city {args.city!r}[/red]")
+        return 2
+    tz = ZoneInfo(cfg.routing.timezone)
+    migrate(cfg.system.database.url, cfg.root)
+
+    async def rows():
+        store = Store(cfg.system.database.url, cfg.root)
+        try:
+            return await report_rows(store, datetime.combine(first, dtime(0), tz),
+                                     datetime.combine(last + timedelta(days=1), dtime(0), tz), args.city)
+        finally:
+            await store.close()
+    table = stats.aggregate(*asyncio.run(rows()), args.period, cfg.routing.timezone)
+    if args.city:
+        table = [r for r in table if r["city"] == args.city]
+    cats = list(load_ticket_rules(cfg.root).categories) + ["unclassified"]
+    if args.format == "csv":
+        text = stats.to_csv(table, cats)
+        Path(args.out).write_text(text, encoding="utf-8") if args.out else sys.stdout.write(text)
+    elif args.format == "xlsx":
+        if not args.out:
+            console.print("[red]--format xlsx needs --out FILE[/red]")
+            return 2
+        Path(args.out).write_bytes(stats.to_xlsx(table, cats))
+    else:
+        t = Table(title=f"12348 statistics / 统计 {first}..{last} ({args.period})")
+        for col in stats.COLUMNS:
+            t.add_column(col)
+        for r in table:
+            t.add_row(*("-" if r[c] is None else str(r[c]) for c in stats.COLUMNS))
+        console.print(t)
+    return 0
+
+
 def cmd_staffing(args) -> int:
     import time as _time
     from datetime import datetime
@@ -527,6 +579,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--days", type=float, default=90)
     s.add_argument("--label", default="")
     s.set_defaults(func=cmd_token)
+    s = sub.add_parser("stats", help="calls, answers, consultations by category, referrals, appointments per city")
+    s.add_argument("--period", choices=["day", "month", "year"], default="day")
+    s.add_argument("--from", dest="date_from", required=True, help="first local date, YYYY-MM-DD")
+    s.add_argument("--to", dest="date_to", help="last local date (default: --from)")
+    s.add_argument("--city")
+    s.add_argument("--format", choices=["table", "csv", "xlsx"], default="table")
+    s.add_argument("--out", help="file for csv/xlsx")
+    s.set_defaults(func=cmd_stats)
     s = sub.add_parser("staffing", help="agents needed per hour for a service-level target (Erlang C)")
     s.add_argument("--city", help="city id (default: all)")
     s.add_argument("--days", type=int, default=28, help="history to learn arrivals and handle times from")

@@ -18,11 +18,11 @@ from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
 from agents.desk import DeskError
 from callcenter.appointments import BookingError, check_booking_time, load_centers, message, slot_times
-from callcenter.store.db import SlotFull
+from callcenter.store.db import SlotFull, report_rows
 from callcenter.tickets import STATUSES, TicketError, check_edit, check_transition
 from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
-from callcenter import access, legal_aid
+from callcenter import access, legal_aid, stats
 from callcenter.workflow import all_queues
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
 from dashboard.live import LiveHub
@@ -516,6 +516,44 @@ def make_app(controller, service_token: str = "") -> web.Application:
         return ok(await ctl.appointments.outbox(status=request.query.get("status") or None,
                                                 related=request.query.get("related") or None))
 
+    # ---- statistics (callcenter/stats.py)
+    async def statistics(request):
+        p = me(request)
+        q = request.query
+        if p.role == "agent":
+            await refuse(request, "view_stats", why="statistics are for supervisors and the command center")
+        city = q.get("city") or None
+        if city and not access.sees_city(p, city):
+            await refuse(request, "view_stats", target=city, why=f"{city} is outside your cities")
+        if not city and not p.all_cities:
+            if len(p.cities) != 1:
+                return json_error(400, "give city= (one of yours)")
+            city = next(iter(p.cities))
+        period = q.get("period", "day")
+        if period not in ("day", "month", "year"):
+            return json_error(400, "period must be day, month or year")
+        first, last = _day(q.get("from", "")), _day(q.get("to", ""))
+        if last < first or (last - first).days > 3 * 366:
+            return json_error(400, "to must not be before from, and the range at most three years")
+        fmt = q.get("format", "json")
+        if fmt not in ("json", "csv", "xlsx"):
+            return json_error(400, "format must be json, csv or xlsx")
+        since = datetime.combine(first, time(0), tz)
+        until = datetime.combine(last + timedelta(days=1), time(0), tz)
+        rows = stats.aggregate(*await report_rows(ctl.store, since, until, city), period, ctl.cfg.routing.timezone)
+        if city:
+            rows = [r for r in rows if r["city"] == city]
+        cats = list(ctl.ticket_rules.categories) + ["unclassified"]
+        name = f"12348-{city or 'province'}-{first}-{last}-{period}"
+        if fmt == "csv":
+            return web.Response(text=stats.to_csv(rows, cats), content_type="text/csv", charset="utf-8",
+                                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        if fmt == "xlsx":
+            return web.Response(body=stats.to_xlsx(rows, cats), headers={
+                "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return ok(rows)
+
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -549,6 +587,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_get("/api/appointments", appointments)
     app.router.add_post("/api/appointments/{appointment_id}/cancel", cancel_appointment)
     app.router.add_get("/api/outbox", outbox)
+    app.router.add_get("/api/stats", statistics)
     app.router.add_get("/api/tickets", tickets)
     app.router.add_get("/api/tickets/{ticket_id}", ticket)
     app.router.add_patch("/api/tickets/{ticket_id}", edit_ticket)

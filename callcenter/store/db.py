@@ -463,3 +463,23 @@ class AppointmentStore:
             q = q.where(OutboxMessage.related == related)
         async with self.session() as s:
             return [row_to_dict(m) for m in (await s.execute(q)).scalars().all()]
+
+
+async def report_rows(store: Store, since: datetime, until: datetime, city: str | None = None
+                      ) -> tuple[list[dict], list[dict], list[dict]]:
+    """Call records and tickets in [since, until) and appointments on the local dates in between,
+    for callcenter/stats.py. ``since`` and ``until`` carry the hotline's timezone."""
+    async with store.session() as s:
+        cq = select(CallRecord.started_at, CallRecord.city, CallRecord.outcome, CallRecord.answered_at,
+                    CallRecord.green).where(CallRecord.started_at >= since, CallRecord.started_at < until)
+        tq = select(Ticket.created_at, Ticket.city, Ticket.category, Ticket.outcome).where(
+            Ticket.created_at >= since, Ticket.created_at < until)
+        aq = select(Appointment.day, Appointment.city, Appointment.status).where(
+            Appointment.day >= since.date().isoformat(), Appointment.day < until.date().isoformat())
+        # (appointment days are local dates: since/until must be local midnights)
+        if city:
+            cq, tq, aq = cq.where(CallRecord.city == city), tq.where(Ticket.city == city), aq.where(Appointment.city == city)
+        calls = [dict(r._mapping) for r in await s.execute(cq)]
+        tickets = [dict(r._mapping) for r in await s.execute(tq)]
+        appts = [dict(r._mapping) for r in await s.execute(aq)]
+    return calls, tickets, appts

@@ -416,6 +416,30 @@ def test_answered_call_gets_a_ticket_the_agent_classifies_and_closes(d, audio):
     assert got == 200 and [x["id"] for x in hist["tickets"] if x["call_id"] == call["call_id"]] == [ticket["id"]]
     audit = [(e["action"], e["detail"]) for e in s.api(f"/api/audit?call_id={call['call_id']}")]
     assert ("ticket_status", "referred>closed") in audit
+    _statistics_count_it(s)
+
+
+def _statistics_count_it(s: Stack) -> None:
+    """The day's figures for Leshan include this test's calls, referral and appointment; the CSV export
+    says the same as the JSON; an agent may not read them."""
+    import csv
+    import io
+    import urllib.request
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    today = datetime.now(ZoneInfo(s.cfg.routing.timezone)).date().isoformat()
+    q = f"/api/stats?period=day&from={today}&to={today}&city=leshan"
+    (row,) = s.api(q)
+    assert row["calls"] >= 2 and row["answered"] >= 2 and row["referrals"] >= 1
+    assert row["by_category"].get("labour_wages", 0) >= 1
+    req = urllib.request.Request(s.base_url + q + "&format=csv",
+                                 headers={"Authorization": f"Bearer {s.secrets.service_token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        (line,) = list(csv.DictReader(io.StringIO(r.read().decode())))
+    assert (int(line["calls"]), int(line["answered"]), int(line["referrals"])) == \
+        (row["calls"], row["answered"], row["referrals"])
+    code, _ = s.desk_session("agent1001", PASSWORD).request(q)
+    assert code == 403
 
 
 def _book_an_appointment_for(s: Stack, desk, ticket: dict) -> None:

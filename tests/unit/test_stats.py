@@ -1,0 +1,75 @@
+"""Statistics: known answers from a seeded day, bucketing in local time, CSV/XLSX equal to the JSON."""
+import csv
+import io
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from callcenter.calls import CallState
+from callcenter.stats import aggregate, to_csv, to_xlsx
+from callcenter.store.db import AppointmentStore, Store, TicketStore, migrate, report_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+UTC = timezone.utc
+TZ = "Asia/Shanghai"
+
+
+def call(h, city, outcome, green="", day=25):
+    return {"started_at": datetime(2026, 11, day, h, 0, tzinfo=UTC), "city": city, "outcome": outcome,
+            "answered_at": datetime(2026, 11, day, h, 1, tzinfo=UTC) if outcome == "answered" else None, "green": green}
+
+
+CALLS = [call(1, "leshan", "answered"), call(2, "leshan", "abandoned"), call(3, "leshan", "answered", "migrant_wages"),
+         call(4, "chengdu", "voicemail"), call(5, "", "unknown_number"),
+         call(17, "leshan", "answered")]          # 01:00 on the 26th in Beijing: the next day
+TICKETS = [{"created_at": datetime(2026, 11, 25, 1, 5, tzinfo=UTC), "city": "leshan", "category": "labour_wages",
+            "outcome": "referred_legal_aid"},
+           {"created_at": datetime(2026, 11, 25, 3, 5, tzinfo=UTC), "city": "leshan", "category": "", "outcome": ""}]
+APPTS = [{"day": "2026-11-25", "city": "leshan", "status": "booked"},
+         {"day": "2026-11-25", "city": "leshan", "status": "cancelled"}]
+
+
+def test_known_answers_per_city_day_and_province():
+    rows = {(r["period"], r["city"]): r for r in aggregate(CALLS, TICKETS, APPTS, "day", TZ)}
+    le = rows[("2026-11-25", "leshan")]
+    assert (le["calls"], le["answered"], le["abandoned"], le["answer_rate"]) == (3, 2, 1, 0.6667)
+    assert le["green_share"] == 0.3333 and le["referrals"] == 1 and le["appointments"] == 1
+    assert le["by_category"] == {"labour_wages": 1, "unclassified": 1}
+    assert rows[("2026-11-26", "leshan")]["calls"] == 1                      # local date, not UTC
+    prov = rows[("2026-11-25", "province")]
+    assert (prov["calls"], prov["voicemail"]) == (4, 1)                     # unknown numbers are not calls
+    month = aggregate(CALLS, TICKETS, APPTS, "month", TZ)
+    assert {(r["period"], r["city"]): r["calls"] for r in month}[("2026-11", "province")] == 5
+
+
+def test_csv_and_xlsx_carry_the_same_numbers():
+    rows = aggregate(CALLS, TICKETS, APPTS, "day", TZ)
+    cats = ["labour_wages", "unclassified"]
+    table = list(csv.DictReader(io.StringIO(to_csv(rows, cats))))
+    assert [(t["period"], t["city"], int(t["calls"]), int(t["category:labour_wages"])) for t in table] == \
+        [(r["period"], r["city"], r["calls"], r["by_category"].get("labour_wages", 0)) for r in rows]
+    book = zipfile.ZipFile(io.BytesIO(to_xlsx(rows, cats)))
+    assert "xl/worksheets/sheet1.xml" in book.namelist()
+
+
+async def test_rows_from_the_store(db_url):
+    migrate(db_url, ROOT)
+    store = Store(db_url, ROOT)
+    try:
+        c = CallState(call_id="5.1", city="leshan", caller_number="1381", status="ended", outcome="answered",
+                      agent="agent1001", started_at=datetime(2026, 11, 25, 2, tzinfo=UTC).timestamp(),
+                      answered_at=datetime(2026, 11, 25, 2, 1, tzinfo=UTC).timestamp())
+        await store.save_call(c)
+        await TicketStore(store).ensure_for_call(c, "call", 72)
+        await AppointmentStore(store).book(center_id="leshan_city", city="leshan", day="2026-11-25", slot="09:00",
+                                           capacity=1, caller_number="1381", language="zh", ticket_id=None,
+                                           booked_by="x", messages=lambda code: [])
+        from zoneinfo import ZoneInfo
+        bj = ZoneInfo(TZ)        # the 25th in Beijing, as the API asks
+        since, until = datetime(2026, 11, 25, tzinfo=bj), datetime(2026, 11, 26, tzinfo=bj)
+        calls, tickets, appts = await report_rows(store, since, until, "leshan")
+        assert len(calls) == 1 and len(appts) == 1
+        rows = {r["city"]: r for r in aggregate(calls, tickets, appts, "day", TZ)}
+        assert (rows["leshan"]["calls"], rows["leshan"]["answered"], rows["leshan"]["appointments"]) == (1, 1, 1)
+    finally:
+        await store.close()
