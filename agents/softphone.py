@@ -238,6 +238,7 @@ class CallerScript:
     await_callback: float = 0.0       # after hanging up, wait this long for the hotline to call back
     callback_talk: float = 10.0       # then talk this long on the callback
     callback_record: Path | None = None
+    callback_dtmf: list[tuple[float, str]] = field(default_factory=list)   # keys pressed in the callback
 
 
 def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
@@ -298,6 +299,13 @@ def _caller(phone: Softphone, script: CallerScript) -> dict:
             if incoming:
                 cb = incoming[0]
                 phone.pump_until(lambda: cb.confirmed_at is not None or cb.ended, 10)
+                for at, digits in sorted(script.callback_dtmf):   # e.g. a survey's ratings
+                    if cb.confirmed_at is None or cb.ended:
+                        break
+                    phone.pump_until(lambda: cb.ended, max(0.0, cb.confirmed_at + at - time.time()))
+                    if not cb.ended:
+                        cb.send_dtmf(digits)
+                        emit("callback_dtmf_sent", digits=digits)
                 phone.pump_until(lambda: cb.ended, script.callback_talk)
                 callback = {"answered": cb.confirmed_at is not None, "from": cb.remote_uri,
                             "hung_up_by": "remote" if cb.ended else "caller",

@@ -284,6 +284,7 @@ def cmd_call(args) -> int:
                           dtmf=_parse_dtmf(args.dtmf), play=Path(args.play) if args.play else None,
                           record=Path(args.record) if args.record else None, hangup_after=args.hangup_after,
                           port=args.port, await_callback=args.await_callback, callback_talk=args.callback_talk,
+                          callback_dtmf=_parse_dtmf(args.callback_dtmf),
                           callback_record=Path(args.callback_record) if args.callback_record else None)
     # SIGTERM hangs up properly (a BYE), instead of leaving Asterisk with a dead call
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
@@ -547,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hangup-after", type=float, default=30)
     s.add_argument("--port", type=int, default=0, help="fixed local SIP port (to receive a callback)")
     s.add_argument("--await-callback", type=float, default=0, help="after hanging up, wait this long for a callback")
+    s.add_argument("--callback-dtmf", default="", help="keys to press in the callback, like --dtmf (e.g. a survey)")
     s.add_argument("--callback-talk", type=float, default=10)
     s.add_argument("--callback-record")
     s.set_defaults(func=cmd_call)

@@ -173,6 +173,24 @@ class Trunk(Strict):
         return v
 
 
+class FollowUpSettings(Strict):
+    """Follow-up visits (回访) after a ticket with follow_up is closed."""
+    enabled: bool = True
+    delay_minutes: float = Field(24 * 60, ge=0, le=30 * 24 * 60)   # after closing
+    calling_hours: str = "09:00-20:00"                              # local time; never outside (quiet hours)
+    attempts: int = Field(3, ge=1, le=10)
+    retry_minutes: float = Field(120, ge=0.05, le=7 * 24 * 60)
+    ring_seconds: int = Field(30, ge=5, le=120)
+    survey_seconds: int = Field(120, ge=20, le=600)                 # an answered survey ends within this
+
+    @field_validator("calling_hours")
+    @classmethod
+    def span(cls, v: str) -> str:
+        from callcenter.schedule import parse_span
+        parse_span(v)
+        return v
+
+
 class ControllerSettings(Strict):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8348, ge=1, le=65535)
@@ -181,6 +199,7 @@ class ControllerSettings(Strict):
     session_idle_minutes: float = Field(30, gt=0, le=24 * 60)     # desk sessions end after this idle time
     session_max_hours: float = Field(12, gt=0, le=7 * 24)         # ... and after this long in any case
     hold_limit_seconds: int = Field(300, ge=10, le=3600)          # a held caller goes back to the queue after this
+    follow_up: FollowUpSettings = FollowUpSettings()
 
 
 class Database(Strict):

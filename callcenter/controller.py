@@ -23,7 +23,8 @@ from callcenter.asterisk.paths import InstancePaths
 from callcenter.bus import Bus
 from callcenter.calls import RESYNC_VARS, CallState, CallTracker
 from callcenter.config import HotlineConfig
-from callcenter.store.db import AppointmentStore, Store, TicketStore, migrate
+from callcenter.followups import FollowUpDialer
+from callcenter.store.db import AppointmentStore, FollowUpStore, Store, TicketStore, migrate
 from callcenter.tickets import load_ticket_rules
 
 log = logging.getLogger("hotline.controller")
@@ -50,6 +51,7 @@ class Controller:
         self.store = Store(cfg.system.database.url, cfg.root)
         self.tickets = TicketStore(self.store)
         self.appointments = AppointmentStore(self.store)
+        self.followups = FollowUpStore(self.store)
         self.ticket_rules = load_ticket_rules(cfg.root)
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
@@ -59,6 +61,7 @@ class Controller:
         self.desk = CallControl(cfg, self.ami)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         self.callbacks = CallbackScheduler(cfg, self.ami, self.store, cfg.system.controller.rota_interval_seconds)
+        self.dialer = FollowUpDialer(cfg, self.ami, self.followups, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
         self._tasks: list[asyncio.Task] = []
@@ -75,6 +78,8 @@ class Controller:
                        asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
+            if self.cfg.system.controller.follow_up.enabled:
+                self._tasks.append(asyncio.create_task(self.dialer.run(self.resynced), name="follow-ups"))
         if self.cfg.system.controller.rotas_enabled and self.cfg.rotas:
             self._tasks.append(asyncio.create_task(self.rota.run(self.resynced), name="rota"))
         await self.ami.start()
@@ -187,6 +192,8 @@ class Controller:
         kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
         if kind == "HotlineCallbackRequest" and call is not None:
             self._dirty.put_nowait(("op", call.call_id, lambda: self.store.add_callback(call, "queue_callback")))
+        elif kind in ("HotlineSurvey", "HotlineSurveyEnd"):
+            self._dirty.put_nowait(("op", f"follow-up {ev.get('FollowUp')}", lambda: self.dialer.on_event(ev)))
         elif kind == "HotlineCallbackResult":
             origin, result = ev.get("Origin", ""), ev.get("Result", "")
             try:

@@ -402,7 +402,9 @@ def make_app(controller, service_token: str = "") -> web.Application:
             check_transition(t, body.get("status"))
         except TicketError as e:
             return json_error(409 if body.get("status") in STATUSES else 400, str(e))
-        new = await ctl.tickets.update(t["id"], {"status": body["status"]}, expect_status=t["status"])
+        fu = ctl.cfg.system.controller.follow_up
+        new = await ctl.tickets.update(t["id"], {"status": body["status"]}, expect_status=t["status"],
+                                       follow_up_after=timedelta(minutes=fu.delay_minutes) if fu.enabled else None)
         if new is None:
             return json_error(409, "the ticket changed meanwhile; reload it")
         await audit(request, "ticket_status", t["call_id"] or "", str(t["id"]), f"{t['status']}>{body['status']}")
@@ -554,6 +556,18 @@ def make_app(controller, service_token: str = "") -> web.Application:
                 "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
         return ok(rows)
 
+    async def follow_ups(request):
+        p = me(request)
+        if p.role == "agent":
+            await refuse(request, "view_follow_ups", why="follow-up results are for supervisors")
+        q = request.query
+        try:
+            ticket_id = int(q["ticket_id"]) if q.get("ticket_id") else None
+        except ValueError:
+            return json_error(400, "ticket_id must be a number")
+        rows = await ctl.followups.search(ticket_id=ticket_id, city=q.get("city") or None, status=q.get("status") or None)
+        return ok([f for f in rows if access.sees_city(p, f["city"])])
+
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -588,6 +602,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_post("/api/appointments/{appointment_id}/cancel", cancel_appointment)
     app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/stats", statistics)
+    app.router.add_get("/api/follow-ups", follow_ups)
     app.router.add_get("/api/tickets", tickets)
     app.router.add_get("/api/tickets/{ticket_id}", ticket)
     app.router.add_patch("/api/tickets/{ticket_id}", edit_ticket)

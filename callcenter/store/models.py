@@ -178,3 +178,34 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | cancelled | dead
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FollowUp(Base):
+    """A follow-up visit (回访) call after a ticket closed: survey scores 1-5 per question."""
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, unique=True)
+    caller_number: Mapped[str] = mapped_column(String(32), index=True)
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    agent: Mapped[str] = mapped_column(String(64), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending dialing done failed opted_out
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attitude: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    efficiency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    professionalism: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    callback_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OptOut(Base):
+    """Numbers that asked never to be called for follow-ups (pressed 9, or told an agent)."""
+    __tablename__ = "opt_outs"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -27,6 +27,9 @@ def desk(tmp_path_factory):
     """A stack of its own with a wrap-up long enough to watch (the shared one uses 1 s)."""
     s = Stack(tmp_path_factory.mktemp("desk"))
     s.overrides["queues"]["wrapup_seconds"] = 4
+    # follow-up visits at once and at any hour, so the test can watch one
+    s.overrides["controller"]["follow_up"] = {"delay_minutes": 0, "calling_hours": "00:00-24:00",
+                                              "retry_minutes": 0.2, "ring_seconds": 20}
     s.reconfigure()
     s.start()
     for user in ("agent1001", "agent1008", "sup_leshan", "sup_chengdu"):
@@ -466,3 +469,34 @@ def _book_an_appointment_for(s: Stack, desk, ticket: dict) -> None:
     sms = s.api(f"/api/outbox?related=appointment:{appt['id']}")
     assert sms[0]["kind"] == "appointment_confirmation" and appt["code"] in sms[0]["body"]
     assert "乐山市法律援助中心" in sms[0]["body"] and sms[0]["to_number"] == ticket["caller_number"]
+
+
+# ---------------------------------------------------------------- follow-up visits (回访)
+def test_closed_ticket_is_followed_up_by_a_survey_call_whose_ratings_are_stored(d, audio):
+    s = d
+    s.agent("agent1001", play=audio["agent"])
+    number = "13988880001"
+    caller = s.call("083312348", dtmf=IVR, play=audio["caller"], hangup_after=10, caller=number,
+                    extra=["--port", str(s.carrier_port), "--await-callback", "90", "--callback-talk", "45",
+                           "--callback-dtmf", "3:4,7:5,11:3"])
+    call = live_call(s, number)
+    ticket = wait_for(lambda: _ticket_of(s, call["call_id"]), 15, "the call's ticket")
+    s.api(f"/api/tickets/{ticket['id']}", "PATCH", {"category": "traffic", "outcome": "answered", "follow_up": True})
+    s.wait_record(lambda r: r["caller_number"] == number and r["status"] == "ended", 30)
+    for status in ("resolved", "closed"):
+        s.api(f"/api/tickets/{ticket['id']}/status", "POST", {"status": status})
+    result = caller.result(timeout=150)
+    assert result["callback"] and result["callback"]["answered"], result
+    assert "83312348" in result["callback"]["from"]           # the caller sees their city's 12348
+    fu = wait_for(lambda: next((f for f in s.api(f"/api/follow-ups?ticket_id={ticket['id']}")
+                                if f["status"] == "done"), None), 20, "the survey's result")
+    assert (fu["attitude"], fu["efficiency"], fu["professionalism"]) == (4, 5, 3)
+    assert fu["result"] == "complete" and fu["agent"] == "agent1001" and fu["attempts"] == 1
+
+
+def _ticket_of(s: Stack, call_id: str):
+    import urllib.error
+    try:
+        return s.api(f"/api/calls/{call_id}/ticket")
+    except urllib.error.HTTPError:
+        return None

@@ -1,0 +1,88 @@
+"""Follow-up visits (回访): after a ticket with follow_up closes, the caller is called into a survey
+IVR in their language (hotline-survey: three ratings 1-5, 0 asks for a callback, 9 opts out).
+
+Only within calling hours (quiet hours respected), never a number that opted out, a bounded number
+of attempts. The dialplan reports each rating and the end as UserEvents; the controller stores them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Mapping
+from zoneinfo import ZoneInfo
+
+from callcenter.config import HotlineConfig
+from callcenter.schedule import parse_span
+
+log = logging.getLogger("hotline.followups")
+
+
+def within_calling_hours(at: datetime, hours: str, tz: str) -> bool:
+    span = parse_span(hours)
+    t = at.astimezone(ZoneInfo(tz)).time().replace(tzinfo=None)
+    return span.start <= t < span.end
+
+
+class FollowUpDialer:
+    def __init__(self, cfg: HotlineConfig, ami, followups, interval: float,
+                 clock=lambda: datetime.now(timezone.utc)):
+        self.cfg, self.ami, self.followups, self.interval, self.clock = cfg, ami, followups, interval, clock
+        self.settings = cfg.system.controller.follow_up
+
+    def _retry_at(self, now: datetime) -> datetime:
+        return now + timedelta(minutes=self.settings.retry_minutes)
+
+    async def tick(self) -> int:
+        now = self.clock()
+        s = self.settings
+        for f in await self.followups.expire_dialing(now, self._retry_at(now), s.attempts):
+            log.info("follow-up %s: no survey result (attempt %s) -> %s", f["id"], f["attempts"], f["status"])
+        if not within_calling_hours(now, s.calling_hours, self.cfg.routing.timezone):
+            return 0
+        deadline = now + timedelta(seconds=s.ring_seconds + s.survey_seconds)
+        started = 0
+        for f in await self.followups.due(now, deadline):
+            city = next((c for c in self.cfg.cities if c.id == f["city"]), None)
+            did = city.did if city else "12348"
+            resp = await self.ami.action({
+                "Action": "Originate", "Channel": f"PJSIP/{f['caller_number']}@{self.cfg.system.trunk.name}",
+                "Context": "hotline-survey", "Exten": "s", "Priority": "1", "Async": "true",
+                "Timeout": str(s.ring_seconds * 1000), "CallerID": f'"12348" <{did}>',
+                "Variable": [f"HL_FU={f['id']}", f"HL_LANG={f['language'] or self.cfg.ivr.default_language}"]})
+            if resp.get("Response") != "Success":
+                log.warning("follow-up %s not dialled: %s", f["id"], resp.get("Message"))
+                continue
+            log.info("follow-up %s: calling %s (attempt %s)", f["id"], f["caller_number"], f["attempts"])
+            started += 1
+        return started
+
+    async def on_event(self, ev: Mapping[str, str]) -> None:
+        """HotlineSurvey (one rating) and HotlineSurveyEnd (the call is over) from the survey IVR."""
+        kind = ev.get("UserEvent", "")
+        try:
+            fid = int(ev.get("FollowUp", ""))
+        except ValueError:
+            return
+        if kind == "HotlineSurvey":
+            try:
+                score = int(ev.get("Score", ""))
+            except ValueError:
+                return
+            await self.followups.score(fid, ev.get("Question", ""), score)
+        elif kind == "HotlineSurveyEnd":
+            now = self.clock()
+            done = await self.followups.end(fid, ev.get("Result", ""), ev.get("Callback") == "1",
+                                            self._retry_at(now), self.settings.attempts)
+            if done:
+                log.info("follow-up %s ended: %s (%s/%s/%s)", fid, done["status"], done["attitude"],
+                         done["efficiency"], done["professionalism"])
+
+    async def run(self, ready: asyncio.Event) -> None:
+        while True:
+            await ready.wait()
+            try:
+                await self.tick()
+            except Exception as e:   # Asterisk or the database away: next tick
+                log.warning("follow-up dialer: %s", e)
+            await asyncio.sleep(self.interval)
