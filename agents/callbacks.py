@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
+from callcenter.periodic import run_every
 from callcenter.schedule import is_open
 
 log = logging.getLogger("hotline.callbacks")
@@ -54,10 +55,4 @@ class CallbackScheduler:
         return started
 
     async def run(self, ready: asyncio.Event) -> None:
-        while True:
-            await ready.wait()
-            try:
-                await self.tick()
-            except Exception as e:  # Asterisk or the database away: next tick
-                log.warning("callback scheduler: %s", e)
-            await asyncio.sleep(self.interval)
+        await run_every(ready, self.interval, self.tick, log, "callback scheduler")

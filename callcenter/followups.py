@@ -13,6 +13,7 @@ from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from callcenter.config import HotlineConfig
+from callcenter.periodic import run_every
 from callcenter.schedule import parse_span
 
 log = logging.getLogger("hotline.followups")
@@ -79,10 +80,4 @@ class FollowUpDialer:
                          done["efficiency"], done["professionalism"])
 
     async def run(self, ready: asyncio.Event) -> None:
-        while True:
-            await ready.wait()
-            try:
-                await self.tick()
-            except Exception as e:   # Asterisk or the database away: next tick
-                log.warning("follow-up dialer: %s", e)
-            await asyncio.sleep(self.interval)
+        await run_every(ready, self.interval, self.tick, log, "follow-up dialer")
