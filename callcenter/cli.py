@@ -415,7 +415,9 @@ def cmd_stats(args) -> int:
                                      datetime.combine(last + timedelta(days=1), dtime(0), tz), args.city)
         finally:
             await store.close()
-    table = stats.aggregate(*asyncio.run(rows()), args.period, cfg.routing.timezone)
+    calls, tickets, appts, complaints, surveys = asyncio.run(rows())
+    table = stats.aggregate(calls, tickets, appts, args.period, cfg.routing.timezone, complaints=complaints,
+                            surveys=surveys)
     if args.city:
         table = [r for r in table if r["city"] == args.city]
     cats = list(load_ticket_rules(cfg.root).categories) + ["unclassified"]

@@ -24,7 +24,7 @@ from callcenter.bus import Bus
 from callcenter.calls import RESYNC_VARS, CallState, CallTracker
 from callcenter.config import HotlineConfig
 from callcenter.followups import FollowUpDialer
-from callcenter.store.db import AppointmentStore, FollowUpStore, Store, TicketStore, migrate
+from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
 from callcenter.tickets import load_ticket_rules
 
 log = logging.getLogger("hotline.controller")
@@ -52,6 +52,7 @@ class Controller:
         self.tickets = TicketStore(self.store)
         self.appointments = AppointmentStore(self.store)
         self.followups = FollowUpStore(self.store)
+        self.complaints = ComplaintStore(self.store)
         self.ticket_rules = load_ticket_rules(cfg.root)
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)

@@ -1,7 +1,8 @@
 """Statistics per city and province by day, month or year (pure aggregation + table export).
 
 Rows come from the store (call records, tickets, appointments in a date range); buckets are the
-hotline's local dates. Definitions: a call is one call record into the hotline (unknown numbers
+hotline's local dates. Definitions (satisfaction: mean of each completed follow-up's ratings 1-5,
+by the day it was answered; complaints: filed that day): a call is one call record into the hotline (unknown numbers
 excluded); answered = reached an agent; green share = green-channel calls / calls; consultations =
 tickets by category; referrals = tickets with a referral outcome; appointments = booked, not cancelled.
 """
@@ -33,13 +34,17 @@ class Figures:
     consultations: dict[str, int] = field(default_factory=dict)
     referrals: int = 0
     appointments: int = 0
+    complaints: int = 0
+    ratings: list[float] = field(default_factory=list)   # mean of a follow-up's answered ratings
 
     def as_row(self) -> dict:
         return {"calls": self.calls, "answered": self.answered, "abandoned": self.abandoned,
                 "voicemail": self.voicemail, "answer_rate": round(self.answered / self.calls, 4) if self.calls else None,
                 "green_share": round(self.green / self.calls, 4) if self.calls else None,
                 "consultations": sum(self.consultations.values()), "by_category": dict(sorted(self.consultations.items())),
-                "referrals": self.referrals, "appointments": self.appointments}
+                "referrals": self.referrals, "appointments": self.appointments, "complaints": self.complaints,
+                "satisfaction": round(sum(self.ratings) / len(self.ratings), 2) if self.ratings else None,
+                "surveys": len(self.ratings)}
 
 
 def _local_day(ts: datetime, tz: ZoneInfo) -> date:
@@ -50,7 +55,7 @@ def _local_day(ts: datetime, tz: ZoneInfo) -> date:
 
 
 def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iterable[dict], period: Period,
-              tz: str) -> list[dict]:
+              tz: str, complaints: Iterable[dict] = (), surveys: Iterable[dict] = ()) -> list[dict]:
     """[{period, city, ...figures}] per (bucket, city), plus a province row per bucket."""
     zone = ZoneInfo(tz)
     table: dict[tuple[str, str], Figures] = defaultdict(Figures)
@@ -81,11 +86,21 @@ def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iter
             def booked(f: Figures) -> None:
                 f.appointments += 1
             add(date.fromisoformat(a["day"]), a["city"], booked)
+    for c in complaints:
+        def complaint(f: Figures) -> None:
+            f.complaints += 1
+        add(_local_day(c["created_at"], zone), c["city"], complaint)
+    for sv in surveys:
+        scores = [sv[q] for q in ("attitude", "efficiency", "professionalism") if sv[q] is not None]
+        if scores:
+            def rated(f: Figures, mean=sum(scores) / len(scores)) -> None:
+                f.ratings.append(mean)
+            add(_local_day(sv["updated_at"], zone), sv["city"], rated)
     return [{"period": b, "city": city, **f.as_row()} for (b, city), f in sorted(table.items())]
 
 
 COLUMNS = ["period", "city", "calls", "answered", "abandoned", "voicemail", "answer_rate", "green_share",
-           "consultations", "referrals", "appointments"]
+           "consultations", "referrals", "appointments", "complaints", "satisfaction", "surveys"]
 
 
 def _flat(rows: list[dict], categories: list[str]) -> tuple[list[str], list[list]]:

@@ -30,10 +30,16 @@ class Label(Strict):
     en: str
 
 
+class ComplaintRules(Strict):
+    reply_due_days: Annotated[float, Field(gt=0, le=90)]
+    reply_text: dict[str, str]
+
+
 class TicketRules(Strict):
     categories: dict[str, Label]
     outcomes: dict[str, Label]
     deadline_hours: dict[str, Annotated[float, Field(gt=0, le=24 * 90)]]
+    complaints: ComplaintRules
 
     def deadline(self, green: bool) -> float:
         return self.deadline_hours.get("green" if green else "default", self.deadline_hours.get("default", 72))
@@ -79,3 +85,50 @@ def check_transition(ticket: dict, to: str) -> None:
         raise TicketError(f"classify the ticket (category and outcome) before it is {to}")
     if to == "referred" and not str(ticket.get("outcome", "")).startswith("referred_"):
         raise TicketError("a referred ticket needs a referral outcome (referred_legal_aid, referred_12345, referred_other)")
+
+
+# ---- complaints and petitions (服务投诉, 信访)
+COMPLAINT_STATUSES = ("received", "assigned", "replied", "closed")
+COMPLAINT_TRANSITIONS = {"received": ("assigned",), "assigned": ("replied", "assigned"), "replied": ("closed",),
+                         "closed": ()}
+COMPLAINT_KINDS = ("service", "petition")
+COMPLAINT_SOURCES = ("phone", "api", "letter", "visit")
+
+
+def check_complaint_intake(body: dict, cities: set[str]) -> dict:
+    """A new complaint: what is required and allowed, with messages that say so."""
+    allowed = {"kind", "source", "city", "complainant_number", "complainant_name", "language", "call_id",
+               "about_agent", "description"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise TicketError(f"unknown fields {sorted(unknown)}; known: {sorted(allowed)}")
+    out = {"kind": body.get("kind", "service"), "source": body.get("source", "api"),
+           "city": body.get("city"), "complainant_number": body.get("complainant_number", ""),
+           "complainant_name": body.get("complainant_name", ""), "language": body.get("language", "zh"),
+           "call_id": body.get("call_id") or None, "about_agent": body.get("about_agent", ""),
+           "description": body.get("description")}
+    if out["kind"] not in COMPLAINT_KINDS:
+        raise TicketError(f"kind must be one of {', '.join(COMPLAINT_KINDS)}")
+    if out["source"] not in COMPLAINT_SOURCES:
+        raise TicketError(f"source must be one of {', '.join(COMPLAINT_SOURCES)}")
+    if out["city"] not in cities:
+        raise TicketError(f"city: unknown city {out['city']!r}")
+    if not isinstance(out["description"], str) or not out["description"].strip() or len(out["description"]) > TEXT_MAX:
+        raise TicketError(f"description is required (text, at most {TEXT_MAX} characters)")
+    number = out["complainant_number"]
+    if not isinstance(number, str) or (number and (not number.lstrip("+").isdigit() or len(number) > 20)):
+        raise TicketError("complainant_number must be a phone number (digits)")
+    for key in ("complainant_name", "about_agent", "language"):
+        if not isinstance(out[key], str) or len(out[key]) > 64:
+            raise TicketError(f"{key} must be short text")
+    return out
+
+
+def check_complaint_move(current: str, to: str, reply: str | None = None) -> None:
+    if to not in COMPLAINT_STATUSES:
+        raise TicketError(f"status must be one of {', '.join(COMPLAINT_STATUSES)}")
+    if to not in COMPLAINT_TRANSITIONS[current]:
+        allowed = ", ".join(COMPLAINT_TRANSITIONS[current]) or "nothing (closed)"
+        raise TicketError(f"a {current} complaint can move to {allowed}, not {to}")
+    if to == "replied" and not (isinstance(reply, str) and reply.strip()):
+        raise TicketError("a reply to the complainant is required")

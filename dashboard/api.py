@@ -19,7 +19,8 @@ from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 from agents.desk import DeskError
 from callcenter.appointments import BookingError, check_booking_time, load_centers, message, slot_times
 from callcenter.store.db import SlotFull, report_rows
-from callcenter.tickets import STATUSES, TicketError, check_edit, check_transition
+from callcenter.tickets import (COMPLAINT_STATUSES, STATUSES, TicketError, check_complaint_intake,
+                                check_complaint_move, check_edit, check_transition)
 from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
 from callcenter import access, legal_aid, stats
@@ -542,7 +543,9 @@ def make_app(controller, service_token: str = "") -> web.Application:
             return json_error(400, "format must be json, csv or xlsx")
         since = datetime.combine(first, time(0), tz)
         until = datetime.combine(last + timedelta(days=1), time(0), tz)
-        rows = stats.aggregate(*await report_rows(ctl.store, since, until, city), period, ctl.cfg.routing.timezone)
+        calls, tickets_, appts, complaints_, surveys = await report_rows(ctl.store, since, until, city)
+        rows = stats.aggregate(calls, tickets_, appts, period, ctl.cfg.routing.timezone, complaints=complaints_,
+                               surveys=surveys)
         if city:
             rows = [r for r in rows if r["city"] == city]
         cats = list(ctl.ticket_rules.categories) + ["unclassified"]
@@ -567,6 +570,85 @@ def make_app(controller, service_token: str = "") -> web.Application:
             return json_error(400, "ticket_id must be a number")
         rows = await ctl.followups.search(ticket_id=ticket_id, city=q.get("city") or None, status=q.get("status") or None)
         return ok([f for f in rows if access.sees_city(p, f["city"])])
+
+    # ---- complaints and petitions (服务投诉, 信访)
+    async def file_complaint(request):
+        p = me(request)
+        try:
+            fields = check_complaint_intake(await _body(request), {c.id for c in ctl.cfg.cities})
+        except TicketError as e:
+            return json_error(400, str(e))
+        if p.role == "supervisor" and not access.sees_city(p, fields["city"]):
+            await refuse(request, "file_complaint", target=fields["city"], why=f"{fields['city']} is outside your cities")
+        c = await ctl.complaints.add(fields, p.user_id, ctl.ticket_rules.complaints.reply_due_days)
+        await audit(request, "file_complaint", fields["call_id"] or "", f"complaint:{c['id']}", fields["kind"])
+        return web.json_response(c, status=201, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
+
+    async def _complaint(request) -> dict:
+        p = me(request)
+        if p.role == "agent":   # a complaint may be about the agent reading it
+            await refuse(request, "view_complaint", why="complaints are handled by supervisors")
+        try:
+            cid = int(request.match_info["complaint_id"])
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "complaint id must be a number"}), content_type="application/json")
+        c = await ctl.complaints.get(cid)
+        if c is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such complaint"}), content_type="application/json")
+        if not access.sees_city(p, c["city"]):
+            await refuse(request, "view_complaint", target=f"complaint:{cid}", why="outside your cities")
+        return c
+
+    async def complaints(request):
+        p = me(request)
+        if p.role == "agent":
+            await refuse(request, "view_complaints", why="complaints are handled by supervisors")
+        q = request.query
+        status = q.get("status") or None
+        if status and status not in COMPLAINT_STATUSES:
+            return json_error(400, f"status must be one of {', '.join(COMPLAINT_STATUSES)}")
+        rows = await ctl.complaints.search(city=q.get("city") or None, status=status,
+                                           assigned_to=q.get("assigned_to") or None, overdue=q.get("overdue") == "1")
+        return ok([c for c in rows if access.sees_city(p, c["city"])])
+
+    async def complaint(request):
+        return ok(await _complaint(request))
+
+    async def complaint_action(request):
+        c = await _complaint(request)
+        action = request.match_info["action"]
+        body = await _body(request)
+        changes, message_fn = {}, None
+        try:
+            if action == "assign":
+                to = body.get("to")
+                assignee = auth.users.get(to) if isinstance(to, str) else None
+                if assignee is None or assignee.role == "agent" or not access.sees_city(assignee, c["city"]):
+                    return json_error(400, f"assign to a supervisor of {c['city']} or the command center")
+                check_complaint_move(c["status"], "assigned")
+                changes = {"status": "assigned", "assigned_to": to}
+            elif action == "reply":
+                reply = body.get("reply")
+                check_complaint_move(c["status"], "replied", reply)
+                changes = {"status": "replied", "reply": reply}
+                texts = ctl.ticket_rules.complaints.reply_text
+
+                def message_fn(row):
+                    template = texts.get(row.language) or texts["zh"]
+                    return template.format(date=row.created_at.date().isoformat(), ref=row.ref, reply=reply)
+            elif action == "close":
+                check_complaint_move(c["status"], "closed")
+                changes = {"status": "closed"}
+            else:
+                return json_error(404, f"unknown complaint action {action!r} (assign, reply, close)")
+        except TicketError as e:
+            return json_error(409, str(e)) if "can move" in str(e) else json_error(400, str(e))
+        new = await ctl.complaints.move(c["id"], c["status"], changes, message_fn)
+        if new is None:
+            return json_error(409, "the complaint changed meanwhile; reload it")
+        await audit(request, f"complaint_{action}", c["call_id"] or "", f"complaint:{c['id']}",
+                    changes.get("assigned_to", ""))
+        return ok(new)
 
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -603,6 +685,10 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_get("/api/outbox", outbox)
     app.router.add_get("/api/stats", statistics)
     app.router.add_get("/api/follow-ups", follow_ups)
+    app.router.add_post("/api/complaints", file_complaint)
+    app.router.add_get("/api/complaints", complaints)
+    app.router.add_get("/api/complaints/{complaint_id}", complaint)
+    app.router.add_post("/api/complaints/{complaint_id}/{action}", complaint_action)
     app.router.add_get("/api/tickets", tickets)
     app.router.add_get("/api/tickets/{ticket_id}", ticket)
     app.router.add_patch("/api/tickets/{ticket_id}", edit_ticket)

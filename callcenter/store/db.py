@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from callcenter.calls import CallState
 from callcenter.store.models import (AgentEvent, Appointment, AuditEntry, AuthToken, CallbackTask, CallRecord,
-                                     FollowUp, OptOut, OutboxMessage, Ticket, UserCredential)
+                                     Complaint, FollowUp, OptOut, OutboxMessage, Ticket, UserCredential)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -474,7 +474,7 @@ class AppointmentStore:
 
 
 async def report_rows(store: Store, since: datetime, until: datetime, city: str | None = None
-                      ) -> tuple[list[dict], list[dict], list[dict]]:
+                      ) -> tuple[list[dict], list[dict], list[dict], list[dict], list[dict]]:
     """Call records and tickets in [since, until) and appointments on the local dates in between,
     for callcenter/stats.py. ``since`` and ``until`` carry the hotline's timezone."""
     async with store.session() as s:
@@ -485,12 +485,17 @@ async def report_rows(store: Store, since: datetime, until: datetime, city: str 
         aq = select(Appointment.day, Appointment.city, Appointment.status).where(
             Appointment.day >= since.date().isoformat(), Appointment.day < until.date().isoformat())
         # (appointment days are local dates: since/until must be local midnights)
+        kq = select(Complaint.created_at, Complaint.city).where(Complaint.created_at >= since, Complaint.created_at < until)
+        fq = select(FollowUp.updated_at, FollowUp.city, FollowUp.attitude, FollowUp.efficiency,
+                    FollowUp.professionalism).where(FollowUp.status == "done", FollowUp.updated_at >= since,
+                                                    FollowUp.updated_at < until)
         if city:
             cq, tq, aq = cq.where(CallRecord.city == city), tq.where(Ticket.city == city), aq.where(Appointment.city == city)
-        calls = [dict(r._mapping) for r in await s.execute(cq)]
-        tickets = [dict(r._mapping) for r in await s.execute(tq)]
-        appts = [dict(r._mapping) for r in await s.execute(aq)]
-    return calls, tickets, appts
+            kq, fq = kq.where(Complaint.city == city), fq.where(FollowUp.city == city)
+        out = []
+        for q in (cq, tq, aq, kq, fq):
+            out.append([dict(r._mapping) for r in await s.execute(q)])
+    return tuple(out)
 
 
 SURVEY_QUESTIONS = ("attitude", "efficiency", "professionalism")
@@ -568,3 +573,52 @@ class FollowUpStore:
                 q = q.where(col == v)
         async with self.session() as s:
             return [row_to_dict(f) for f in (await s.execute(q)).scalars().all()]
+
+
+class ComplaintStore:
+    def __init__(self, store: Store):
+        self.session = store.session
+
+    async def add(self, fields: dict, received_by: str, due_days: float) -> dict:
+        import secrets as pysecrets
+        async with self.session.begin() as s:
+            now = _now()
+            c = Complaint(ref="C" + pysecrets.token_hex(4).upper(), received_by=received_by, status="received",
+                          assigned_to="", reply="", due_at=now + timedelta(days=due_days), created_at=now,
+                          updated_at=now, **fields)
+            s.add(c)
+            await s.flush()
+            return row_to_dict(c)
+
+    async def get(self, complaint_id: int) -> dict | None:
+        async with self.session() as s:
+            c = await s.get(Complaint, complaint_id)
+            return row_to_dict(c) if c else None
+
+    async def move(self, complaint_id: int, expect_status: str, changes: dict, message=None) -> dict | None:
+        """Conditional status change; a reply queues its text for the complainant in the same transaction."""
+        async with self.session.begin() as s:
+            c = await s.get(Complaint, complaint_id, with_for_update=True)
+            if c is None or c.status != expect_status:
+                return None
+            for k, v in changes.items():
+                setattr(c, k, v)
+            c.updated_at = _now()
+            if changes.get("status") == "replied":
+                c.replied_at = c.updated_at
+                if message and c.complainant_number:
+                    s.add(OutboxMessage(channel="sms", kind="complaint_reply", to_number=c.complainant_number,
+                                        language=c.language, body=message(c), related=f"complaint:{c.id}",
+                                        status="pending", not_before=c.updated_at, created_at=c.updated_at))
+            return row_to_dict(c)
+
+    async def search(self, *, city: str | None = None, status: str | None = None, assigned_to: str | None = None,
+                     overdue: bool = False, limit: int = 200) -> list[dict]:
+        q = select(Complaint).order_by(Complaint.id.desc()).limit(limit)
+        for col, v in ((Complaint.city, city), (Complaint.status, status), (Complaint.assigned_to, assigned_to)):
+            if v:
+                q = q.where(col == v)
+        if overdue:
+            q = q.where(Complaint.due_at < _now(), Complaint.status.in_(("received", "assigned")))
+        async with self.session() as s:
+            return [row_to_dict(c) for c in (await s.execute(q)).scalars().all()]

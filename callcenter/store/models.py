@@ -209,3 +209,29 @@ class OptOut(Base):
     number: Mapped[str] = mapped_column(String(32), primary_key=True)
     source: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Complaint(Base):
+    """A complaint about the service or a petition (服务投诉, 信访): received, assigned to a supervisor,
+    replied to the complainant (an outbox message), closed; due within a set number of days."""
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))                   # service | petition
+    source: Mapped[str] = mapped_column(String(16))                 # phone | api | letter | visit
+    city: Mapped[str] = mapped_column(String(32), index=True)
+    complainant_number: Mapped[str] = mapped_column(String(32), default="", index=True)
+    complainant_name: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    call_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    about_agent: Mapped[str] = mapped_column(String(64), default="", index=True)
+    description: Mapped[str] = mapped_column(Text)
+    assigned_to: Mapped[str] = mapped_column(String(64), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    reply: Mapped[str] = mapped_column(Text, default="")
+    received_by: Mapped[str] = mapped_column(String(64), default="")
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    replied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -500,3 +500,32 @@ def _ticket_of(s: Stack, call_id: str):
         return s.api(f"/api/calls/{call_id}/ticket")
     except urllib.error.HTTPError:
         return None
+
+
+# ---------------------------------------------------------------- complaints (服务投诉)
+def test_complaint_is_filed_assigned_replied_and_counted(d):
+    s = d
+    agent, leshan, chengdu = (s.desk_session(u, PASSWORD) for u in ("agent1008", "sup_leshan", "sup_chengdu"))
+    code, resp = agent.request("/api/complaints", "POST", {"city": "leshan", "description": ""})
+    assert code == 400 and "description" in resp["error"]
+    code, c = agent.request("/api/complaints", "POST", {
+        "city": "leshan", "kind": "service", "source": "phone", "complainant_number": "13999990001",
+        "about_agent": "agent1001", "description": "来电称律师解答不耐烦"})
+    assert code == 201 and c["status"] == "received" and c["ref"].startswith("C")
+    assert agent.request("/api/complaints")[0] == 403              # it may be about a colleague, or oneself
+    assert chengdu.request(f"/api/complaints/{c['id']}")[0] == 403
+    code, resp = leshan.request(f"/api/complaints/{c['id']}/assign", "POST", {"to": "sup_chengdu"})
+    assert code == 400 and "supervisor of leshan" in resp["error"]
+    code, resp = leshan.request(f"/api/complaints/{c['id']}/close", "POST", {})
+    assert code == 409
+    assert leshan.request(f"/api/complaints/{c['id']}/assign", "POST", {"to": "sup_leshan"})[1]["status"] == "assigned"
+    code, done = leshan.request(f"/api/complaints/{c['id']}/reply", "POST", {"reply": "已核实，已对值班律师进行提醒。"})
+    assert code == 200 and done["status"] == "replied" and done["replied_at"]
+    (sms,) = s.api(f"/api/outbox?related=complaint:{c['id']}")
+    assert sms["to_number"] == "13999990001" and c["ref"] in sms["body"] and "已核实" in sms["body"]
+    assert leshan.request(f"/api/complaints/{c['id']}/close", "POST", {})[1]["status"] == "closed"
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    today = datetime.now(ZoneInfo(s.cfg.routing.timezone)).date().isoformat()
+    (row,) = s.api(f"/api/stats?period=day&from={today}&to={today}&city=leshan")
+    assert row["complaints"] >= 1

@@ -42,6 +42,17 @@ def test_known_answers_per_city_day_and_province():
     assert {(r["period"], r["city"]): r["calls"] for r in month}[("2026-11", "province")] == 5
 
 
+def test_complaints_and_satisfaction():
+    complaints = [{"created_at": datetime(2026, 11, 25, 2, tzinfo=UTC), "city": "leshan"}]
+    surveys = [{"updated_at": datetime(2026, 11, 25, 3, tzinfo=UTC), "city": "leshan", "attitude": 4, "efficiency": 5,
+                "professionalism": 3},
+               {"updated_at": datetime(2026, 11, 25, 4, tzinfo=UTC), "city": "leshan", "attitude": 2, "efficiency": None,
+                "professionalism": None}]
+    rows = {(r["period"], r["city"]): r for r in aggregate([], [], [], "day", TZ, complaints=complaints, surveys=surveys)}
+    le = rows[("2026-11-25", "leshan")]
+    assert (le["complaints"], le["surveys"], le["satisfaction"]) == (1, 2, 3.0)   # mean of 4.0 and 2.0
+
+
 def test_csv_and_xlsx_carry_the_same_numbers():
     rows = aggregate(CALLS, TICKETS, APPTS, "day", TZ)
     cats = ["labour_wages", "unclassified"]
@@ -67,7 +78,8 @@ async def test_rows_from_the_store(db_url):
         from zoneinfo import ZoneInfo
         bj = ZoneInfo(TZ)        # the 25th in Beijing, as the API asks
         since, until = datetime(2026, 11, 25, tzinfo=bj), datetime(2026, 11, 26, tzinfo=bj)
-        calls, tickets, appts = await report_rows(store, since, until, "leshan")
+        calls, tickets, appts, complaints, surveys = await report_rows(store, since, until, "leshan")
+        assert complaints == [] and surveys == []
         assert len(calls) == 1 and len(appts) == 1
         rows = {r["city"]: r for r in aggregate(calls, tickets, appts, "day", TZ)}
         assert (rows["leshan"]["calls"], rows["leshan"]["answered"], rows["leshan"]["appointments"]) == (1, 1, 1)

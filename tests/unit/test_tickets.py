@@ -82,3 +82,27 @@ async def test_conditional_update_and_escalation(tickets):
     assert late["id"] == t["id"] and late["escalated_at"]
     assert await tickets.escalate_overdue() == []          # once
     assert [x["id"] for x in await tickets.search(overdue=True)] == [t["id"]]
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"city": "leshan"}, "description is required"),
+    ({"city": "atlantis", "description": "x"}, "unknown city"),
+    ({"city": "leshan", "description": "x", "kind": "praise"}, "kind must be"),
+    ({"city": "leshan", "description": "x", "source": "pigeon"}, "source must be"),
+    ({"city": "leshan", "description": "x", "complainant_number": "call me"}, "phone number"),
+    ({"city": "leshan", "description": "x", "status": "closed"}, "unknown fields"),
+])
+def test_complaint_intake_refusals(body, message):
+    from callcenter.tickets import check_complaint_intake
+    with pytest.raises(TicketError, match=message):
+        check_complaint_intake(body, {"leshan"})
+
+
+def test_complaint_moves():
+    from callcenter.tickets import check_complaint_move
+    check_complaint_move("received", "assigned")
+    check_complaint_move("assigned", "replied", "已核实并整改")
+    with pytest.raises(TicketError, match="reply to the complainant is required"):
+        check_complaint_move("assigned", "replied", " ")
+    with pytest.raises(TicketError, match="can move to assigned, not closed"):
+        check_complaint_move("received", "closed")
