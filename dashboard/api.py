@@ -120,6 +120,17 @@ def make_app(controller, service_token: str = "") -> web.Application:
     rules = legal_aid.load_rules(ctl.cfg.root, {c.id for c in ctl.cfg.cities})
     centers = load_centers(ctl.cfg, ctl.cfg.root)
 
+    async def _by_id(request, key: str, what: str, getter) -> dict:
+        """The row named by a numeric path parameter, or a clear 400/404."""
+        try:
+            row_id = int(request.match_info[key])
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"{what} id must be a number"}), content_type="application/json")
+        row = await getter(row_id)
+        if row is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": f"no such {what}"}), content_type="application/json")
+        return row
+
     def me(request) -> access.Principal:
         return request[PRINCIPAL]
 
@@ -363,13 +374,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
         return ok([t for t in rows if access.may_view_call(p, t["agent"], t["city"])][:limit])
 
     async def _ticket(request) -> dict:
-        try:
-            ticket_id = int(request.match_info["ticket_id"])
-        except ValueError:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "ticket id must be a number"}), content_type="application/json")
-        t = await ctl.tickets.get(ticket_id)
-        if t is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": "no such ticket"}), content_type="application/json")
+        t = await _by_id(request, "ticket_id", "ticket", ctl.tickets.get)
+        ticket_id = t["id"]
         if not access.may_view_call(me(request), t["agent"], t["city"]):
             await refuse(request, "view_ticket", t["call_id"] or "", str(ticket_id), "not your ticket")
         return t
@@ -588,13 +594,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
         p = me(request)
         if p.role == "agent":   # a complaint may be about the agent reading it
             await refuse(request, "view_complaint", why="complaints are handled by supervisors")
-        try:
-            cid = int(request.match_info["complaint_id"])
-        except ValueError:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "complaint id must be a number"}), content_type="application/json")
-        c = await ctl.complaints.get(cid)
-        if c is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": "no such complaint"}), content_type="application/json")
+        c = await _by_id(request, "complaint_id", "complaint", ctl.complaints.get)
+        cid = c["id"]
         if not access.sees_city(p, c["city"]):
             await refuse(request, "view_complaint", target=f"complaint:{cid}", why="outside your cities")
         return c

@@ -290,6 +290,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+async def _change(s, model, row_id: int, expect_status: str | None, changes: dict):
+    """Lock a row, check it is still in the expected status, apply changes (None if it moved on)."""
+    row = await s.get(model, row_id, with_for_update=True)
+    if row is None or (expect_status and row.status != expect_status):
+        return None
+    for k, v in changes.items():
+        setattr(row, k, v)
+    row.updated_at = _now()
+    return row
+
+
 class TicketStore:
     """Tickets, on the same engine as the call records."""
 
@@ -350,12 +361,9 @@ class TicketStore:
         (two desks moving the same ticket: the second gets None and a 409). Closing a ticket that
         wants a follow-up schedules the visit in the same transaction (unless the number opted out)."""
         async with self.session.begin() as s:
-            t = await s.get(Ticket, ticket_id, with_for_update=True)
-            if t is None or (expect_status and t.status != expect_status):
+            t = await _change(s, Ticket, ticket_id, expect_status, changes)
+            if t is None:
                 return None
-            for k, v in changes.items():
-                setattr(t, k, v)
-            t.updated_at = _now()
             if changes.get("status") == "closed":
                 t.closed_at = t.updated_at
                 if t.follow_up and follow_up_after is not None and t.caller_number \
@@ -598,12 +606,9 @@ class ComplaintStore:
     async def move(self, complaint_id: int, expect_status: str, changes: dict, message=None) -> dict | None:
         """Conditional status change; a reply queues its text for the complainant in the same transaction."""
         async with self.session.begin() as s:
-            c = await s.get(Complaint, complaint_id, with_for_update=True)
-            if c is None or c.status != expect_status:
+            c = await _change(s, Complaint, complaint_id, expect_status, changes)
+            if c is None:
                 return None
-            for k, v in changes.items():
-                setattr(c, k, v)
-            c.updated_at = _now()
             if changes.get("status") == "replied":
                 c.replied_at = c.updated_at
                 if message and c.complainant_number:
