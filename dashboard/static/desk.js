@@ -78,6 +78,7 @@ function renderPop(call) {
   fillTargets();
   if (status !== "ringing") fetchTicket(call.call_id);
   renderTicket(call);
+  renderForms(call);
   const tb = $("history").tBodies[0];
   tb.replaceChildren(...(S.history.length ? S.history : [null]).map(h => {
     const tr = document.createElement("tr");
@@ -125,6 +126,70 @@ function renderTicket(call) {
     return tr;
   }));
 }
+// ---- legal-aid pre-screen and appointment, run with the caller
+const MATTERS = ["wage_arrears", "work_injury", "labour_dispute", "maintenance", "social_insurance", "pension_relief",
+  "state_compensation", "domestic_violence", "traffic", "medical", "food_drug", "pollution", "fake_agri_inputs",
+  "civil_litigation", "criminal_defence", "other"];
+const GROUPS = ["migrant_worker", "five_guarantees", "unemployment_benefit", "minimum_pension", "disaster",
+  "severe_disability_no_income", "military"];
+function renderForms(call) {
+  const m = $("ps-matter");
+  if (m.dataset.lang !== LANG) {
+    const v = m.value;
+    m.replaceChildren(...MATTERS.map(k => new Option(t("m_" + k), k)));
+    if (v) m.value = v;
+    for (const id of ["ps-act", "ps-respondent"]) {
+      const sel = $(id), cur = sel.value;
+      sel.replaceChildren(new Option("—", ""), ...Object.keys(S.info.cities || {}).map(c => new Option(cityName(c), c)));
+      sel.value = cur;
+    }
+    $("ps-groups").replaceChildren(...GROUPS.map(g => {
+      const l = document.createElement("label"), cb = document.createElement("input");
+      cb.type = "checkbox"; cb.value = g; cb.className = "ps-group"; l.append(cb, " " + t("g_" + g)); return l;
+    }));
+    m.dataset.lang = LANG;
+  }
+  if ($("ap-center").dataset.city !== call.city) {
+    $("ap-center").dataset.city = call.city;
+    api("/api/legal-aid/centers").then(cs => {
+      cs.sort((a, b) => (b.city === call.city) - (a.city === call.city));
+      $("ap-center").replaceChildren(...cs.map(c => new Option(c.name[LANG] || c.name.zh, c.id)));
+      loadSlots();
+    }).catch(() => {});
+  }
+}
+async function loadSlots() {
+  const center = $("ap-center").value, day = $("ap-date").value;
+  if (!center || !day) return;
+  const slots = await api("/api/legal-aid/centers/" + encodeURIComponent(center) + "/slots?date=" + day).catch(() => []);
+  $("ap-slot").replaceChildren(...slots.filter(x => x.free > 0).map(x => new Option(x.slot + " (" + x.free + ")", x.slot)));
+}
+async function runPrescreen() {
+  const call = myCall();
+  const body = {city: call.city, matter: $("ps-matter").value, household_size: parseInt($("ps-size").value || "1", 10),
+    groups: [...document.querySelectorAll(".ps-group:checked")].map(c => c.value), places: {}};
+  if ($("ps-income").value !== "") body.household_monthly_income = parseFloat($("ps-income").value);
+  if ($("ps-act").value) body.places.act = $("ps-act").value;
+  if ($("ps-respondent").value) { body.places.respondent_domicile = $("ps-respondent").value; body.places.respondent_residence = $("ps-respondent").value; }
+  const r = await api("/api/legal-aid/prescreen", "POST", body);
+  const box = $("ps-result");
+  box.dataset.eligibility = r.eligibility;
+  box.replaceChildren();
+  const add = (text, cls) => { const p = document.createElement("p"); p.textContent = text; if (cls) p.className = cls; box.appendChild(p); };
+  add(t("e_" + r.eligibility) + "（" + r.source + "）", r.eligibility === "likely" ? "green" : "");
+  if (r.threshold != null) add(t("threshold") + ": " + r.threshold + (r.per_capita_income != null ? " / " + r.per_capita_income : ""));
+  add(t("documents") + ": " + r.documents.join("、"));
+  add(t("jurisdiction") + ": " + (r.jurisdiction.cities.map(cityName).join("、") || t("ask_place")) + "（" + r.jurisdiction.basis + "）");
+}
+async function book() {
+  const call = myCall();
+  const a = await api("/api/appointments", "POST", {center: $("ap-center").value, date: $("ap-date").value,
+    slot: $("ap-slot").value, caller_number: call.caller_number, language: call.language || "zh",
+    ticket_id: S.ticket ? S.ticket.id : null});
+  $("ap-result").textContent = t("booked") + " " + a.code + " · " + a.day + " " + a.slot;
+  loadSlots();
+}
+
 async function fetchTicket(callId) {
   if (S.ticket && S.ticket.call_id === callId) return;
   try { showTicket(await api("/api/calls/" + encodeURIComponent(callId) + "/ticket")); render(); } catch (e) { /* not answered yet */ }
@@ -226,6 +291,10 @@ function wire() {
   $("btn-ticket-resolve").onclick = () => move("resolved");
   $("btn-ticket-refer").onclick = () => move("referred");
   $("btn-ticket-close").onclick = () => move("closed");
+  $("btn-prescreen").onclick = () => act(runPrescreen);
+  $("btn-book").onclick = () => act(book);
+  $("ap-center").onchange = () => act(loadSlots);
+  $("ap-date").onchange = () => act(loadSlots);
   $("btn-signout").onclick = async () => { try { await api("/api/logout", "POST", {}); } finally { location.href = "/login"; } };
 }
 

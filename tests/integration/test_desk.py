@@ -133,6 +133,17 @@ def test_agent_desk_in_headless_chromium(d, audio):
             page.wait_for_selector("#ticket-saved:has-text('已保存')")
             page.click("#btn-ticket-resolve")
             page.wait_for_selector("#ticket-status:has-text('已办结')")
+            # the legal-aid pre-screen with the caller, then an appointment at Leshan's center
+            page.select_option("#ps-matter", "wage_arrears")
+            page.check(".ps-group[value=migrant_worker]")
+            page.click("#btn-prescreen")
+            page.wait_for_selector('#ps-result[data-eligibility="likely"]')
+            assert "欠条或工资单" in page.text_content("#ps-result")
+            page.fill("#ap-date", _a_day_with_slots(s))
+            page.dispatch_event("#ap-date", "change")
+            page.wait_for_selector("#ap-slot option", state="attached")
+            page.click("#btn-book")
+            page.wait_for_selector("#ap-result:has-text('已预约')")
             page.screenshot(path=str(ARTIFACTS / "desk-agent-on-call-zh.png"), full_page=True)
 
             page.click("#btn-hangup")
@@ -151,6 +162,17 @@ def test_agent_desk_in_headless_chromium(d, audio):
     assert rec["notes"] == note and rec["agent"] == "agent1001" and rec["outcome"] == "answered"
     ticket = s.api(f"/api/calls/{rec['call_id']}/ticket")
     assert (ticket["category"], ticket["outcome"], ticket["status"]) == ("labour_wages", "answered", "resolved")
+    (appt,) = s.api("/api/appointments?caller=13922220001")
+    assert appt["center_id"] == "leshan_city" and appt["ticket_id"] == ticket["id"]
+
+
+def _a_day_with_slots(s: Stack) -> str:
+    from datetime import date, timedelta
+    for ahead in range(1, 12):
+        day = (date.today() + timedelta(days=ahead)).isoformat()
+        if any(x["free"] for x in s.api(f"/api/legal-aid/centers/leshan_city/slots?date={day}")):
+            return day
+    raise AssertionError("Leshan's center offers no slot in the next days")
     assert (ARTIFACTS / "desk-agent-on-call-zh.png").stat().st_size > 10_000
 
 
