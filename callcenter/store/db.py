@@ -485,14 +485,16 @@ async def report_rows(store: Store, since: datetime, until: datetime, city: str 
                       ) -> tuple[list[dict], list[dict], list[dict], list[dict], list[dict]]:
     """Call records and tickets in [since, until) and appointments on the local dates in between,
     for callcenter/stats.py. ``since`` and ``until`` carry the hotline's timezone."""
+    day_from, day_until = since.date().isoformat(), until.date().isoformat()
+    # timestamps are stored in UTC, and SQLite compares the text as written: compare in UTC
+    since, until = since.astimezone(timezone.utc), until.astimezone(timezone.utc)
     async with store.session() as s:
         cq = select(CallRecord.started_at, CallRecord.city, CallRecord.outcome, CallRecord.answered_at,
                     CallRecord.green).where(CallRecord.started_at >= since, CallRecord.started_at < until)
         tq = select(Ticket.created_at, Ticket.city, Ticket.category, Ticket.outcome).where(
             Ticket.created_at >= since, Ticket.created_at < until)
         aq = select(Appointment.day, Appointment.city, Appointment.status).where(
-            Appointment.day >= since.date().isoformat(), Appointment.day < until.date().isoformat())
-        # (appointment days are local dates: since/until must be local midnights)
+            Appointment.day >= day_from, Appointment.day < day_until)   # local dates
         kq = select(Complaint.created_at, Complaint.city).where(Complaint.created_at >= since, Complaint.created_at < until)
         fq = select(FollowUp.updated_at, FollowUp.city, FollowUp.attitude, FollowUp.efficiency,
                     FollowUp.professionalism).where(FollowUp.status == "done", FollowUp.updated_at >= since,

@@ -445,24 +445,28 @@ def test_answered_call_gets_a_ticket_the_agent_classifies_and_closes(d, audio):
 
 
 def _statistics_count_it(s: Stack) -> None:
-    """The day's figures for Leshan include this test's calls, referral and appointment; the CSV export
+    """This month's figures for Leshan include this test's calls, referral and appointment; the CSV export
     says the same as the JSON; an agent may not read them."""
     import csv
     import io
     import urllib.request
-    from datetime import datetime
+    from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
-    today = datetime.now(ZoneInfo(s.cfg.routing.timezone)).date().isoformat()
-    q = f"/api/stats?period=day&from={today}&to={today}&city=leshan"
-    (row,) = s.api(q)
-    assert row["calls"] >= 2 and row["answered"] >= 2 and row["referrals"] >= 1
-    assert row["by_category"].get("labour_wages", 0) >= 1
+    # this month in the hotline's time zone (a test may straddle local midnight, not a month's end
+    # and the next day's start at once)
+    today = datetime.now(ZoneInfo(s.cfg.routing.timezone)).date()
+    first = today.replace(day=1) if today.day > 1 else today.replace(day=1) - timedelta(days=1)
+    q = f"/api/stats?period=month&from={first}&to={today}&city=leshan"
+    rows = s.api(q)
+    total = {k: sum(r[k] for r in rows) for k in ("calls", "answered", "referrals")}
+    assert total["calls"] >= 2 and total["answered"] >= 2 and total["referrals"] >= 1
+    assert sum(r["by_category"].get("labour_wages", 0) for r in rows) >= 1
     req = urllib.request.Request(s.base_url + q + "&format=csv",
                                  headers={"Authorization": f"Bearer {s.secrets.service_token}"})
     with urllib.request.urlopen(req, timeout=10) as r:
-        (line,) = list(csv.DictReader(io.StringIO(r.read().decode())))
-    assert (int(line["calls"]), int(line["answered"]), int(line["referrals"])) == \
-        (row["calls"], row["answered"], row["referrals"])
+        lines = list(csv.DictReader(io.StringIO(r.read().decode())))
+    assert [(int(x["calls"]), int(x["answered"]), int(x["referrals"])) for x in lines] == \
+        [(r["calls"], r["answered"], r["referrals"]) for r in rows]
     code, _ = s.desk_session("agent1001", PASSWORD).request(q)
     assert code == 403
 
@@ -487,7 +491,7 @@ def _book_an_appointment_for(s: Stack, desk, ticket: dict) -> None:
         assert code == 400 and words in resp["error"], (bad, resp)
     assert s.api(f"/api/appointments?caller={ticket['caller_number']}") == []
     code, appt = desk.request("/api/appointments", "POST", good)
-    assert code == 201 and appt["status"] == "booked" and appt["seat"] == 1, appt
+    assert code == 201 and appt["status"] == "booked" and appt["seat"] >= 1, appt   # seat 1 may be the browser test's
     sms = s.api(f"/api/outbox?related=appointment:{appt['id']}")
     assert sms[0]["kind"] == "appointment_confirmation" and appt["code"] in sms[0]["body"]
     assert "乐山市法律援助中心" in sms[0]["body"] and sms[0]["to_number"] == ticket["caller_number"]
@@ -548,6 +552,7 @@ def test_complaint_is_filed_assigned_replied_and_counted(d):
     assert leshan.request(f"/api/complaints/{c['id']}/close", "POST", {})[1]["status"] == "closed"
     from datetime import datetime
     from zoneinfo import ZoneInfo
-    today = datetime.now(ZoneInfo(s.cfg.routing.timezone)).date().isoformat()
-    (row,) = s.api(f"/api/stats?period=day&from={today}&to={today}&city=leshan")
-    assert row["complaints"] >= 1
+    from datetime import timedelta
+    today = datetime.now(ZoneInfo(s.cfg.routing.timezone)).date()
+    rows = s.api(f"/api/stats?period=day&from={today - timedelta(days=1)}&to={today}&city=leshan")
+    assert sum(r["complaints"] for r in rows) >= 1      # filed today (or just before local midnight)

@@ -81,7 +81,16 @@ async def test_rows_from_the_store(db_url):
         calls, tickets, appts, complaints, surveys = await report_rows(store, since, until, "leshan")
         assert complaints == [] and surveys == []
         assert len(calls) == 1 and len(appts) == 1
-        rows = {r["city"]: r for r in aggregate(calls, tickets, appts, "day", TZ)}
-        assert (rows["leshan"]["calls"], rows["leshan"]["answered"], rows["leshan"]["appointments"]) == (1, 1, 1)
+        assert all((c["started_at"] if c["started_at"].tzinfo else c["started_at"].replace(tzinfo=UTC))
+                   .astimezone(bj).date().isoformat() == "2026-11-25" for c in calls)
+        rows = {(r["period"], r["city"]): r for r in aggregate(calls, tickets, appts, "day", TZ)}
+        le = rows[("2026-11-25", "leshan")]
+        assert (le["calls"], le["answered"], le["appointments"]) == (1, 1, 1)
+        # a call at 20:00 UTC on the 25th is on the 26th in Beijing: not in the 25th's figures
+        late = CallState(call_id="5.2", city="leshan", status="ended", outcome="abandoned",
+                         started_at=datetime(2026, 11, 25, 20, tzinfo=UTC).timestamp())
+        await store.save_call(late)
+        calls, *_ = await report_rows(store, since, until, "leshan")
+        assert [c["outcome"] for c in calls] == ["answered"]
     finally:
         await store.close()
