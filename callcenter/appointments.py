@@ -1,7 +1,7 @@
 """Legal-aid appointments: centers, their slots, and the texts sent to the caller (pure).
 
 Booking itself is a database operation (callcenter/store/db.py: AppointmentStore): a slot has
-``capacity`` seats and each booking takes the lowest free seat under a unique constraint, so two
+``capacity`` seats and each booking takes a free seat under a unique constraint, so two
 desks can never get the same seat, on SQLite or PostgreSQL.
 """
 from __future__ import annotations

@@ -409,7 +409,7 @@ class AppointmentStore:
 
     async def book(self, *, center_id: str, city: str, day: str, slot: str, capacity: int, caller_number: str,
                    language: str, ticket_id: int | None, booked_by: str, messages) -> dict:
-        """Take the lowest free seat of the slot, or raise SlotFull. ``messages(code)`` gives the
+        """Take a free seat of the slot, or raise SlotFull. ``messages(code)`` gives the
         outbox rows [(kind, body, not_before)] written in the same transaction as the booking."""
         import secrets as pysecrets
         from sqlalchemy.exc import IntegrityError
@@ -423,10 +423,12 @@ class AppointmentStore:
             if not free:
                 raise SlotFull(f"{center_id} {day} {slot} is fully booked")
             code = "A" + pysecrets.token_hex(4).upper()
+            # a random free seat, not the lowest: racing desks then rarely pick the same one
+            seat = free[0] if len(free) == 1 else free[pysecrets.randbelow(len(free))]
             try:
                 async with self.session.begin() as s:
                     now = _now()
-                    a = Appointment(code=code, center_id=center_id, city=city, day=day, slot=slot, seat=free[0],
+                    a = Appointment(code=code, center_id=center_id, city=city, day=day, slot=slot, seat=seat,
                                     caller_number=caller_number, language=language, ticket_id=ticket_id,
                                     booked_by=booked_by, status="booked", created_at=now)
                     s.add(a)
