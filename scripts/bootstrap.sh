@@ -14,8 +14,9 @@ have redis-server || need+=(redis-server)
 have baresip || need+=(baresip-core)   # a standard SIP phone, tested as an agent phone
 have chromium || need+=(chromium)      # the desk's browser tests (headless, driven by playwright)
 # Chinese and Tibetan glyphs for the pages' screenshots (and any desk on this machine)
-dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
-dpkg -s fonts-tibetan-machine >/dev/null 2>&1 || need+=(fonts-tibetan-machine)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+installed fonts-wqy-microhei || need+=(fonts-wqy-microhei)
+installed fonts-tibetan-machine || need+=(fonts-tibetan-machine)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
