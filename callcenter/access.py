@@ -75,3 +75,16 @@ def mask_number(number: str) -> str:
     if len(number) <= 6:
         return "*" * len(number)
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def search_scope(p: Principal) -> tuple[set[str] | None, str | None]:
+    """What a full-text search may return: (cities or None for all, agent or None for anyone's).
+    An agent finds only the calls they handled; a supervisor their cities; the command center all."""
+    if p.role == "agent":
+        return set(p.cities), p.agent_id or "-"
+    return (None if p.all_cities else set(p.cities)), None
+
+
+def may_see_alerts(p: Principal, city: str) -> bool:
+    """Keyword and operational alerts are for supervisors and the command center."""
+    return p.role != "agent" and sees_city(p, city)

@@ -1,6 +1,7 @@
 """Live state and pub/sub on Redis. Optional by design: a Redis outage never touches a call."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -37,6 +38,81 @@ class Bus:
             if self.healthy or self.failures == 1:
                 log.warning("Redis unavailable, live state not published: %s", e)
             self.healthy = False
+
+    def _failed(self, e: Exception) -> None:
+        self.failures += 1
+        if self.healthy or self.failures == 1:
+            log.warning("Redis unavailable: %s", e)
+        self.healthy = False
+
+    async def publish(self, topic: str, message: dict) -> bool:
+        """Publish on ``<prefix>:<topic>``; False (logged once) when Redis is away."""
+        if self.client is None:
+            return False
+        try:
+            await self.client.publish(f"{self.prefix}:{topic}", json.dumps(message, ensure_ascii=False, default=str))
+            self.healthy = True
+            return True
+        except (RedisError, OSError) as e:
+            self._failed(e)
+            return False
+
+    async def put(self, key: str, value: dict, ttl_seconds: int) -> bool:
+        if self.client is None:
+            return False
+        try:
+            await self.client.set(f"{self.prefix}:{key}", json.dumps(value, ensure_ascii=False), ex=ttl_seconds)
+            self.healthy = True
+            return True
+        except (RedisError, OSError) as e:
+            self._failed(e)
+            return False
+
+    async def take(self, key: str) -> dict | None:
+        if self.client is None:
+            return None
+        try:
+            raw = await self.client.get(f"{self.prefix}:{key}")
+            self.healthy = True
+        except (RedisError, OSError) as e:
+            self._failed(e)
+            return None
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            log.warning("ignoring malformed value at %s:%s", self.prefix, key)
+            return None
+
+    async def listen(self, topic: str, handler) -> None:
+        """Call ``handler(dict)`` for every message on ``<prefix>:<topic>``, forever; reconnects after
+        a Redis outage; malformed messages are logged and skipped."""
+        if self.client is None:
+            return
+        delay = 0.5
+        while True:
+            try:
+                async with self.client.pubsub() as ps:
+                    await ps.subscribe(f"{self.prefix}:{topic}")
+                    delay = 0.5
+                    while True:
+                        msg = await ps.get_message(ignore_subscribe_messages=True, timeout=5)
+                        if msg is None or msg.get("type") != "message":
+                            continue
+                        try:
+                            data = json.loads(msg["data"])
+                            if not isinstance(data, dict):
+                                raise ValueError("not an object")
+                        except ValueError as e:
+                            log.warning("ignoring malformed message on %s: %s", topic, e)
+                            continue
+                        try:
+                            handler(data)
+                        except Exception:
+                            log.exception("handler for %s failed", topic)
+            except (RedisError, OSError) as e:
+                self._failed(e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -95,8 +95,31 @@ def _initial_passwords(cfg: HotlineConfig) -> int:
     return len(fresh)
 
 
+# background daemons of one node: `hotline up` starts them, `hotline down` stops them
+DAEMONS = ("serve", "transcriber")
+
+
+def _pidfile(cfg: HotlineConfig, daemon: str) -> Path:
+    name = "controller" if daemon == "serve" else daemon
+    return cfg.state_dir / f"{name}-{cfg.system.asterisk.instance}.pid"
+
+
 def _controller_pidfile(cfg: HotlineConfig) -> Path:
-    return cfg.state_dir / f"controller-{cfg.system.asterisk.instance}.pid"
+    return _pidfile(cfg, "serve")
+
+
+def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
+    pidfile = _pidfile(cfg, daemon)
+    if daemon == "transcriber" and not cfg.system.transcription.enabled:
+        return
+    if _pid_alive(pidfile):
+        return
+    log = open(str(pidfile)[:-4] + ".log", "ab")
+    argv = [sys.executable, "-m", "callcenter.cli"] + (["--root", args.root] if args.root else []) + \
+        sum((["--set", s] for s in (args.set or [])), []) + [daemon]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    pidfile.write_text(str(proc.pid))
 
 
 def _pid_alive(pidfile: Path) -> int | None:
@@ -118,14 +141,8 @@ def cmd_up(args) -> int:
         ast.reload()  # already up: apply the configuration setup just wrote
     else:
         ast.start()
-    pidfile = _controller_pidfile(cfg)
-    if not _pid_alive(pidfile):
-        log = open(cfg.state_dir / f"controller-{cfg.system.asterisk.instance}.log", "ab")
-        argv = [sys.executable, "-m", "callcenter.cli"] + (["--root", args.root] if args.root else []) + \
-               sum((["--set", s] for s in (args.set or [])), []) + ["serve"]
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        pidfile.write_text(str(proc.pid))
+    for daemon in DAEMONS:
+        _spawn_daemon(cfg, args, daemon)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -150,17 +167,18 @@ def cmd_down(args) -> int:
     from callcenter.asterisk.runtime import AsteriskInstance
 
     cfg = _config(args)
-    pidfile = _controller_pidfile(cfg)
-    pid = _pid_alive(pidfile)
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not _pid_alive(pidfile):
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    pidfile.unlink(missing_ok=True)
+    for daemon in DAEMONS:
+        pidfile = _pidfile(cfg, daemon)
+        pid = _pid_alive(pidfile)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _pid_alive(pidfile):
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        pidfile.unlink(missing_ok=True)
     AsteriskInstance(cfg).stop()
     console.print("down")
     return 0
@@ -219,6 +237,23 @@ def cmd_serve(args) -> int:
         await stop.wait()
         await runner.cleanup()
         await ctl.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_transcriber(args) -> int:
+    from transcription.service import serve
+
+    cfg = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(cfg, stop)
 
     asyncio.run(main())
     return 0
@@ -530,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
     sub.add_parser("serve", help="run the controller and HTTP API in the foreground").set_defaults(func=cmd_serve)
+    sub.add_parser("transcriber", help="run the transcription daemon (post-call jobs, live AudioSocket streams) "
+                                      "in the foreground").set_defaults(func=cmd_transcriber)
     s = sub.add_parser("agent", help="a pjsua2 agent softphone")
     s.add_argument("--id", required=True)
     s.add_argument("--auto-answer", action="store_true")

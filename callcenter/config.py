@@ -248,6 +248,30 @@ class QueueSettings(Strict):
         return v
 
 
+class LiveTranscription(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    partial_every_ms: int = Field(300, ge=50, le=5000)
+
+
+class Retention(Strict):
+    recordings_days: int = Field(180, ge=1, le=3650)
+    transcripts_days: int = Field(1095, ge=1, le=36500)
+
+
+class TranscriptionSettings(Strict):
+    enabled: bool = True
+    models: dict[str, list[str]] = {}
+    workers: int = Field(2, ge=1, le=64)
+    lease_seconds: float = Field(60, ge=1, le=3600)
+    max_attempts: int = Field(3, ge=1, le=20)
+    retry_seconds: float = Field(30, ge=0.1, le=86400)
+    live: LiveTranscription = LiveTranscription()
+    retention: Retention = Retention()
+    keywords_file: str = "config/keywords.yaml"
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     node: Node
@@ -257,6 +281,7 @@ class SystemFile(Strict):
     database: Database
     redis: RedisSettings
     queues: QueueSettings
+    transcription: TranscriptionSettings = TranscriptionSettings()
 
 
 class LanguageRouting(Strict):

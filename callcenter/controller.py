@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -25,7 +26,11 @@ from callcenter.calls import RESYNC_VARS, CallState, CallTracker
 from callcenter.config import HotlineConfig
 from callcenter.followups import FollowUpDialer
 from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
+from callcenter.store.transcripts import TranscriptStore
 from callcenter.tickets import load_ticket_rules
+from transcription.models import ModelRegistry
+from transcription.segment import index_text
+from transcription.tap import LiveTap
 
 log = logging.getLogger("hotline.controller")
 
@@ -69,6 +74,11 @@ class Controller:
         self.resynced = asyncio.Event()
         self.started_at = time.time()
         self.listeners: list = []  # callables(call_dict) for WebSocket fan-out
+        self.transcripts = TranscriptStore(self.store)
+        self.models = ModelRegistry(cfg)
+        self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
+        self.listeners.append(self.tap.on_call)
+        self.transcription_listeners: list = []   # callables(message) for live text and alerts
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
@@ -76,7 +86,9 @@ class Controller:
             self.tracker.calls[call.call_id] = call
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
                        asyncio.create_task(self._write(), name="record-writer"),
-                       asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines")]
+                       asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines"),
+                       asyncio.create_task(self.bus.listen("transcription", self._on_transcription),
+                                           name="transcription-relay")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:
@@ -238,6 +250,7 @@ class Controller:
             if call.status == "ended" and call.outcome == "voicemail":
                 await self._retrying(lambda: self.store.add_callback(call, "voicemail", call.voicemail), call_id)
             if call.status == "ended":
+                await self._retrying(lambda: self._transcript_for(call), call_id)
                 self.desk.forget(call_id)
                 self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
                 # keep ended calls briefly so late events are ignored, then forget them
@@ -256,6 +269,37 @@ class Controller:
         created = await self.tickets.ensure_for_call(call, source, hours)
         if not created and call.transfers:
             await self.tickets.follow_agent(call)
+
+    async def _transcript_for(self, call: CallState) -> None:
+        """An answered, recorded call gets its transcript job; without a model for the caller's
+        language the status says so at once (no_model)."""
+        ts = self.cfg.system.transcription
+        if not ts.enabled or not call.answered_at or not call.recording:
+            return
+        lang_status = self.models.status(call.language)
+        await self.transcripts.enqueue(call_id=call.call_id, city=call.city, language=call.language, agent=call.agent,
+                                       recording=call.recording, call_started_at=call.started_at,
+                                       status="pending" if lang_status == "ok" else "no_model",
+                                       reason="" if lang_status == "ok" else lang_status)
+
+    def _on_transcription(self, message: dict) -> None:
+        for listener in list(self.transcription_listeners):
+            try:
+                listener(message)
+            except Exception:
+                log.exception("transcription listener failed")
+
+    async def index_document(self, *, kind: str, ref: str, call_id: str, city: str, agent: str,
+                             at: float | None, raw: str) -> None:
+        """Put a ticket's or a call's text into the search index (segmentation off the loop);
+        the index can be rebuilt, so a failure is logged, not raised."""
+        try:
+            tokens = await asyncio.to_thread(index_text, raw)
+            await self.transcripts.index(kind=kind, ref=ref, call_id=call_id, city=city, agent=agent,
+                                         at=datetime.fromtimestamp(at or time.time(), tz=timezone.utc),
+                                         raw=raw, tokens=tokens)
+        except Exception as e:
+            log.warning("indexing %s %s for search failed: %s", kind, ref, e)
 
     async def _escalate_overdue(self) -> None:
         """限时办结: tickets past their deadline go to the city supervisor and the command center."""

@@ -28,6 +28,7 @@ from callcenter import access, legal_aid, stats
 from callcenter.workflow import all_queues
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
 from dashboard.live import LiveHub
+from dashboard.transcripts_api import add_routes as add_transcript_routes
 
 log = logging.getLogger("hotline.api")
 PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other")
@@ -110,6 +111,10 @@ def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
         if not isinstance(body.get(flag, False), bool):
             raise ValueError(f"{flag} must be true or false")
     return legal_aid.Facts(**{**body, "groups": frozenset(groups), "places": legal_aid.Places(**places)})
+
+
+def _ts(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 def make_app(controller, service_token: str = "") -> web.Application:
@@ -236,6 +241,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
         if not isinstance(text, str) or len(text) > NOTES_MAX:
             return json_error(400, f"notes must be a string of at most {NOTES_MAX} characters")
         await ctl.store.set_notes(rec["call_id"], text)
+        await ctl.index_document(kind="note", ref=rec["call_id"], call_id=rec["call_id"], city=rec["city"],
+                                 agent=rec["agent"], at=_ts(rec["started_at"]), raw=text)
         await audit(request, "notes", rec["call_id"], detail=f"{len(text)} characters")
         return ok({"call_id": rec["call_id"], "notes": text})
 
@@ -401,6 +408,9 @@ def make_app(controller, service_token: str = "") -> web.Application:
         if new is None:
             return json_error(409, "the ticket changed meanwhile; reload it")
         await audit(request, "ticket_edit", t["call_id"] or "", str(t["id"]), ",".join(sorted(changes)))
+        await ctl.index_document(kind="ticket", ref=str(new["id"]), call_id=new["call_id"] or "", city=new["city"],
+                                 agent=new["agent"], at=_ts(new["created_at"]),
+                                 raw="\n".join(x for x in (new["summary"], new["answer"]) if x))
         return ok(new)
 
     async def ticket_status(request):
@@ -697,6 +707,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_patch("/api/tickets/{ticket_id}", edit_ticket)
     app.router.add_post("/api/tickets/{ticket_id}/status", ticket_status)
     app.router.add_get("/api/calls/{call_id}/ticket", ticket_for_call)
+    add_transcript_routes(app, ctl, me=me, refuse=refuse, audit=audit, record=_record, ok=ok, json_error=json_error)
     app.router.add_get("/ws", hub.handler)
     app.router.add_get("/metrics", metrics)
     return app

@@ -27,6 +27,7 @@ class LiveHub:
         ctl.listeners.append(self.on_call)
         ctl.agents.listeners.append(self.on_agent)
         ctl.ticket_listeners.append(self.on_ticket)
+        ctl.transcription_listeners.append(self.on_transcription)
 
     def _sees_call(self, p: access.Principal, call: dict) -> bool:
         if p.role == "agent":
@@ -58,6 +59,23 @@ class LiveHub:
         """Escalations reach the city's supervisors and the command center."""
         city = event["ticket"]["city"]
         self._send(lambda p: p.role != "agent" and access.sees_city(p, city), event)
+
+    def on_transcription(self, message: dict) -> None:
+        """Live text goes to the call's agent and its city's supervisors; keyword alerts to the
+        supervisors and the command center."""
+        kind = message.get("type")
+        if kind == "transcript":
+            call = {"agent": message.get("agent", ""), "city": message.get("city", "")}
+            live = self.ctl.tracker.calls.get(message.get("call_id", ""))
+            if live is not None:   # after a transfer the text follows the call to its new agent
+                call = {"agent": live.agent, "city": live.city, "ringing": ""}
+            self._send(lambda p: self._sees_call(p, call), message)
+        elif kind in ("alert", "alert_acknowledged") and isinstance(message.get("alert"), dict):
+            city = message["alert"].get("city", "")
+            self._send(lambda p: p.role != "agent" and access.sees_city(p, city), message)
+        elif kind == "transcript_done":
+            call = {"agent": message.get("agent", ""), "city": message.get("city", "")}
+            self._send(lambda p: self._sees_call(p, call), message)
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         p: access.Principal = request[PRINCIPAL]

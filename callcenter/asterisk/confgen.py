@@ -38,6 +38,8 @@ MODULES = [
     "app_userevent.so", "app_stack.so", "app_dial.so", "app_echo.so", "app_verbose.so",
     "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so", "app_originate.so", "app_db.so",
     "app_bridgeaddchan.so", "app_softhangup.so",
+    # live transcription: an AudioSocket channel streams one speaker to the transcriber
+    "res_audiosocket.so", "chan_audiosocket.so",
     # dialplan functions
     "func_channel.so", "func_strings.so", "func_logic.so", "func_callerid.so", "func_cdr.so",
     "func_dialplan.so", "func_global.so", "func_math.so", "func_hangupcause.so", "func_db.so",
@@ -48,6 +50,12 @@ MODULES = [
     # records kept by Asterisk itself, readable even if the controller was down
     "cdr_csv.so",
 ]
+
+
+# MixMonitor on the caller's channel: b = only while bridged; r/t = per-speaker tracks next to the
+# mix, named <mix>-caller.wav / <mix>-agent.wav (transcription.service.recording_tracks)
+REC_OPTIONS = ("br(${ASTSPOOLDIR}/monitor/${HOTLINE_REC:0:-4}-caller.wav)"
+               "t(${ASTSPOOLDIR}/monitor/${HOTLINE_REC:0:-4}-agent.wav)")
 
 
 @dataclass(frozen=True)
@@ -435,8 +443,9 @@ exten => s,1,GotoIf($["${HOTLINE_CITY}" != ""]?hotline-ivr-service,s,1)
 ; ---------------------------------------------------------------- queues, overflow, voicemail
 [hotline-queue]
 exten => s,1,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.wav)
- ; record only while the caller is bridged to an agent (the prompt below announces it)
- same => n,MixMonitor(${{HOTLINE_REC}},b)
+ ; record only while the caller is bridged to an agent (the prompt below announces it): the mix,
+ ; and each speaker on its own track for transcription (r = what the caller says, t = what they hear)
+ same => n,MixMonitor(${{HOTLINE_REC}},{REC_OPTIONS})
  same => n,Playback({snd}/${{HOTLINE_LANG}}/please_hold)
  ; green channel from the registry when the caller did not choose it in the IVR
  same => n,GotoIf($["${{HOTLINE_GREEN}}" != ""]?hours)
@@ -780,7 +789,7 @@ exten => _[0-9t].,1,Set(ID=${{EXTEN}})
  same => n,Set(NUM=${{DB(hlcb/${{ID}}/number)}})
  same => n,Set(CALLERID(all)=12348 <${{DB(hlcb/${{ID}}/did)}}>)
  same => n,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.wav)
- same => n,MixMonitor(${{HOTLINE_REC}},b)
+ same => n,MixMonitor(${{HOTLINE_REC}},{REC_OPTIONS})
  same => n,UserEvent(HotlineCallbackDial,Origin: ${{ID}},Number: ${{NUM}},Recording: ${{HOTLINE_REC}})
  same => n,Playback(${{HL_SOUNDS}}/{cfg.ivr.default_language}/callback_agent_intro)
  same => n,Dial(PJSIP/${{NUM}}@{t.name},{cb.ring_seconds},U(hotline-cb-answered^${{ID}}))

@@ -235,3 +235,72 @@ class Complaint(Base):
     replied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Transcript(Base):
+    """A call's transcript and the job that makes it (transcription/): pending → running → done,
+    or failed / no_model with the reason. ``worker`` and ``lease_until`` are the claim: a worker
+    that dies stops renewing, and the job is taken up again once the lease has run out."""
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    language: Mapped[str] = mapped_column(String(8), default="")
+    agent: Mapped[str] = mapped_column(String(64), default="", index=True)
+    recording: Mapped[str] = mapped_column(Text, default="")          # base name, as Asterisk wrote it
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    segments: Mapped[str] = mapped_column(Text, default="[]")          # JSON: speaker, start, end, text, words
+    text: Mapped[str] = mapped_column(Text, default="")
+    audio_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    suggested_categories: Mapped[str] = mapped_column(String(255), default="")  # comma-separated
+    call_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recording_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SearchDoc(Base):
+    """Full-text search over transcripts, ticket texts and call notes. ``tokens`` is the segmented
+    text (transcription/segment.py); SQLite indexes it with FTS5 (search_fts, kept in step by
+    triggers), PostgreSQL with a GIN index on to_tsvector('simple', tokens)."""
+    __tablename__ = "search_docs"
+    __table_args__ = (UniqueConstraint("kind", "ref", name="uq_search_doc"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))              # transcript | ticket | note
+    ref: Mapped[str] = mapped_column(String(64))               # call id, or ticket id
+    call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    agent: Mapped[str] = mapped_column(String(64), default="", index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    tokens: Mapped[str] = mapped_column(Text, default="")
+
+
+class Alert(Base):
+    """Something a supervisor must see: keyword alerts from transcripts (live or post-call); one
+    per call and topic. Acknowledged by a person."""
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("call_id", "kind", "topic", name="uq_alert_call_topic"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)      # keyword
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    call_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    agent: Mapped[str] = mapped_column(String(64), default="")
+    topic: Mapped[str] = mapped_column(String(32), default="")
+    term: Mapped[str] = mapped_column(String(64), default="")
+    severity: Mapped[str] = mapped_column(String(8), default="normal")
+    phase: Mapped[str] = mapped_column(String(16), default="")      # live | post_call
+    speaker: Mapped[str] = mapped_column(String(16), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,94 @@
+"""Keyword alerts: which configured terms a piece of transcript contains. Pure functions over the
+rules loaded (and checked) from config/keywords.yaml."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from callcenter.config import ConfigError, Strict, _read_yaml, _validate
+
+_UNSPACED = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0f00-\u0fff\s]+$")
+
+
+class Topic(Strict):
+    names: dict[str, str]
+    severity: str = Field("normal", pattern="^(normal|high)$")
+    category: str
+
+
+class KeywordsFile(Strict):
+    topics: dict[str, Topic]
+    terms: dict[str, dict[str, list[str]]] = {}
+
+
+@dataclass(frozen=True)
+class Hit:
+    topic: str
+    term: str
+    severity: str
+    category: str
+
+
+@dataclass(frozen=True)
+class KeywordRules:
+    topics: dict[str, Topic]
+    # per language: (topic, term, compiled matcher)
+    terms: dict[str, list[tuple[str, str, re.Pattern | None]]]
+
+    def find(self, lang: str, text: str) -> list[Hit]:
+        """One hit per topic (the first term found), in the order topics are configured."""
+        if not text:
+            return []
+        squeezed = re.sub(r"\s+", "", text)
+        lowered = text.lower()
+        hits: dict[str, Hit] = {}
+        for topic, term, rx in self.terms.get(lang, []):
+            if topic in hits:
+                continue
+            found = rx.search(lowered) if rx is not None else (re.sub(r"\s+", "", term) in squeezed)
+            if found:
+                t = self.topics[topic]
+                hits[topic] = Hit(topic, term, t.severity, t.category)
+        return list(hits.values())
+
+    def categories(self, hits: list[Hit]) -> list[str]:
+        out: list[str] = []
+        for h in hits:
+            if h.category not in out:
+                out.append(h.category)
+        return out
+
+
+def compile_rules(data: KeywordsFile) -> KeywordRules:
+    terms: dict[str, list] = {}
+    for lang, by_topic in data.terms.items():
+        for topic, words in by_topic.items():
+            for w in words:
+                w = w.strip()
+                if not w:
+                    continue
+                # Chinese and Tibetan: Vosk spaces words unpredictably, so compare without spaces;
+                # spaced scripts: the term must start a word ("protest" also finds "protesters")
+                rx = None if _UNSPACED.match(w) else re.compile(
+                    r"(?<!\w)" + r"\s+".join(re.escape(p) for p in w.lower().split()), re.UNICODE)
+                terms.setdefault(lang, []).append((topic, w, rx))
+    return KeywordRules(data.topics, terms)
+
+
+def load_rules(path: Path, categories: set[str] | None = None) -> KeywordRules:
+    """Load and cross-check: every term's topic exists, every topic's category is a ticket category."""
+    if not path.exists():
+        return KeywordRules({}, {})
+    data = _validate(KeywordsFile, _read_yaml(path), path)
+    for lang, by_topic in data.terms.items():
+        for topic in by_topic:
+            if topic not in data.topics:
+                raise ConfigError(f"{path}: terms.{lang}.{topic}: unknown topic (known: {sorted(data.topics)})")
+    if categories is not None:
+        for name, t in data.topics.items():
+            if t.category not in categories:
+                raise ConfigError(f"{path}: topics.{name}.category: unknown ticket category {t.category!r}")
+    return compile_rules(data)
