@@ -103,6 +103,7 @@ class Stack:
             "routing": {"schedules": {"default": {"always_open": True}}},
         }
         self.controller: subprocess.Popen | None = None
+        self.transcriber: subprocess.Popen | None = None
         self.parties: list[Party] = []
         self.reconfigure()
 
@@ -139,6 +140,7 @@ class Stack:
     def close(self) -> None:
         for p in self.parties:
             p.stop()
+        self.stop_transcriber()
         self.stop_controller()
         self.asterisk.stop()
         self.asterisk.remove()
@@ -163,6 +165,35 @@ class Stack:
                 break
             time.sleep(0.2)
         raise AssertionError(f"controller not ready ({last}); log:\n{(self.tmp / 'controller.log').read_text()[-3000:]}")
+
+    def start_transcriber(self, timeout: float = 60) -> None:
+        """The transcription daemon; ready once its AudioSocket server listens (models loaded)."""
+        log_path = self.tmp / "transcriber.log"
+        self.transcriber = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "transcriber"], cwd=ROOT,
+                                            env=self.env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+        live = self.cfg.system.transcription.live
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.transcriber.poll() is not None:
+                break
+            with contextlib.suppress(OSError), socket.create_connection((live.host, live.port), timeout=0.5):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"transcriber not ready; log:\n{log_path.read_text()[-3000:]}")
+
+    def kill_transcriber(self) -> None:
+        if self.transcriber and self.transcriber.poll() is None:
+            self.transcriber.send_signal(signal.SIGKILL)
+            self.transcriber.wait()
+
+    def stop_transcriber(self) -> None:
+        if self.transcriber and self.transcriber.poll() is None:
+            self.transcriber.send_signal(signal.SIGTERM)
+            try:
+                self.transcriber.wait(15)
+            except subprocess.TimeoutExpired:
+                self.transcriber.kill()
+                self.transcriber.wait()
 
     def kill_controller(self) -> None:
         if self.controller and self.controller.poll() is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import socket
 import time
@@ -75,7 +76,9 @@ class Transcriber:
         self._tasks: list[asyncio.Task] = []
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.ts.workers, initializer=die_with_parent)
+        # spawn, not fork: the daemon has threads (live streams), and a forked child could inherit a held lock
+        return ProcessPoolExecutor(max_workers=self.ts.workers, initializer=die_with_parent,
+                                   mp_context=multiprocessing.get_context("spawn"))
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
