@@ -253,6 +253,9 @@ class LiveTranscription(Strict):
     host: str = "127.0.0.1"
     port: int = Field(9092, ge=1, le=65535)
     partial_every_ms: int = Field(300, ge=50, le=5000)
+    # calls transcribed live at once (two streams each); beyond it a call gets its post-call
+    # transcript only. bench/bench_vosk.py measures what a machine sustains.
+    max_calls: int = Field(3, ge=0, le=1000)
 
 
 class Retention(Strict):

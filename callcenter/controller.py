@@ -28,6 +28,7 @@ from callcenter.followups import FollowUpDialer
 from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
 from callcenter.store.transcripts import TranscriptStore
 from callcenter.tickets import load_ticket_rules
+from transcription.keywords import load_rules
 from transcription.models import ModelRegistry
 from transcription.segment import index_text
 from transcription.tap import LiveTap
@@ -79,6 +80,9 @@ class Controller:
         self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
         self.listeners.append(self.tap.on_call)
         self.transcription_listeners: list = []   # callables(message) for live text and alerts
+        # checked at start so a bad keywords file is a config error here, not in the transcriber later
+        self.keyword_rules = load_rules(cfg.resolve(cfg.system.transcription.keywords_file),
+                                        set(self.ticket_rules.categories))
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)

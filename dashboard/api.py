@@ -182,7 +182,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
                    "agents": {a.id: a.name for a in ctl.cfg.agents},
                    "queues": all_queues(ctl.cfg),
                    "ticket_categories": {k: v.model_dump() for k, v in ctl.ticket_rules.categories.items()},
-                   "ticket_outcomes": {k: v.model_dump() for k, v in ctl.ticket_rules.outcomes.items()}})
+                   "ticket_outcomes": {k: v.model_dump() for k, v in ctl.ticket_rules.outcomes.items()},
+                   "keyword_topics": {k: v.names for k, v in ctl.keyword_rules.topics.items()}})
 
     async def health(request):
         return ok({"up": True, "ami_connected": ctl.ami.connected.is_set(), "resynced": ctl.resynced.is_set()})

@@ -21,10 +21,19 @@ def load_model(model_dir: str):
     return Model(model_dir)
 
 
+def _is_word(token: str) -> bool:
+    """Models mark noise and unknown sounds with bracketed tokens ("[unk]", "[4]"): not speech."""
+    return bool(token) and not (token.startswith("[") and token.endswith("]"))
+
+
+def clean(text: str) -> str:
+    return " ".join(t for t in (text or "").split() if _is_word(t))
+
+
 def _segment(result: dict, speaker: str, offset: float = 0.0) -> dict | None:
-    words = result.get("result") or []
-    text = (result.get("text") or "").strip()
-    if not text or not words:
+    words = [w for w in result.get("result") or [] if _is_word(w.get("word", ""))]
+    text = " ".join(w["word"] for w in words)
+    if not text:
         return None
     return {"speaker": speaker, "start": round(words[0]["start"] + offset, 2), "end": round(words[-1]["end"] + offset, 2),
             "text": text,
@@ -80,17 +89,19 @@ class StreamRecognizer:
     def __init__(self, model_dir: str, rate: int = 8000):
         from vosk import KaldiRecognizer
         self.rec = KaldiRecognizer(load_model(model_dir), rate)
-        self.rec.SetWords(True)
+        # live text needs no word timings (the post-call pass has them): skipping the word
+        # alignment makes the end of each utterance cheaper, which is what keeps many streams on time
+        self.rec.SetWords(False)
         self.partial = ""
 
     def feed(self, pcm: bytes) -> tuple[str | None, str]:
         """(final text when an utterance ended, else None; current partial text)."""
         if self.rec.AcceptWaveform(pcm):
-            text = (json.loads(self.rec.Result()).get("text") or "").strip()
+            text = clean(json.loads(self.rec.Result()).get("text"))
             self.partial = ""
             return text, ""
-        self.partial = (json.loads(self.rec.PartialResult()).get("partial") or "").strip()
+        self.partial = clean(json.loads(self.rec.PartialResult()).get("partial"))
         return None, self.partial
 
     def finish(self) -> str:
-        return (json.loads(self.rec.FinalResult()).get("text") or "").strip()
+        return clean(json.loads(self.rec.FinalResult()).get("text"))

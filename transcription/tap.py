@@ -23,8 +23,10 @@ class LiveTap:
         ts = cfg.system.transcription
         self.enabled = ts.enabled and ts.live.enabled
         self.address = f"{ts.live.host}:{ts.live.port}"
+        self.max_calls = ts.live.max_calls
         self.ami, self.bus, self.models = ami, bus, models
         self.tapped: set[tuple[str, str]] = set()     # (call id, channel) already streamed
+        self.skipped: set[str] = set()                  # calls over the live limit (logged once)
         self.tasks: set[asyncio.Task] = set()
 
     def on_call(self, call: dict) -> None:
@@ -32,10 +34,18 @@ class LiveTap:
             return
         if call.get("status") == "ended":
             self.tapped = {t for t in self.tapped if t[0] != call["call_id"]}
+            self.skipped.discard(call["call_id"])
             return
         if call.get("status") != "talking" or not call.get("agent_channel") or not call.get("channel"):
             return
         if not self.models.locate(call.get("language", "")):
+            return
+        live_calls = {cid for cid, _ in self.tapped}
+        if call["call_id"] not in live_calls and len(live_calls) >= self.max_calls:
+            if call["call_id"] not in self.skipped:
+                self.skipped.add(call["call_id"])
+                log.warning("call %s: %d calls already transcribed live (live.max_calls); post-call only",
+                            call["call_id"], len(live_calls))
             return
         for speaker, channel in (("caller", call["channel"]), ("agent", call["agent_channel"])):
             if (call["call_id"], channel) in self.tapped:

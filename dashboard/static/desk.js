@@ -1,7 +1,7 @@
 // The agent desk: state buttons, screen-pop, call controls, notes; supervisors see their cities'
 // live calls with listen / whisper / barge. Live updates arrive over /ws; every action is an API call.
 const S = {me: null, csrf: "", info: {}, agents: {}, calls: {}, popId: null, history: [], tickets: [], ticket: null,
-           ws: null, retry: 1000};
+           ws: null, retry: 1000, transcripts: {}, alerts: {}};
 
 async function api(path, method = "GET", body) {
   const opts = {method, headers: {"Content-Type": "application/json"}};
@@ -54,6 +54,7 @@ function renderAgent() {
   if (!sel.options.length) for (const r of S.info.pause_reasons || []) sel.add(new Option("", r));
   for (const o of sel.options) o.textContent = t("r_" + o.value);
   renderPop(myCall());
+  renderTranscript();
 }
 
 function renderPop(call) {
@@ -206,6 +207,7 @@ function fillTargets() {
 }
 
 function renderSupervisor() {
+  renderAlerts();
   const tb = $("sup-calls").tBodies[0];
   const calls = Object.values(S.calls).filter(c => c.status !== "ended");
   tb.replaceChildren(...calls.map(c => {
@@ -234,6 +236,49 @@ function renderSupervisor() {
   }));
 }
 
+// ---- live transcript (agent) and keyword alerts (supervisors)
+function addTranscript(msg) {
+  const tr = S.transcripts[msg.call_id] || (S.transcripts[msg.call_id] = {lines: [], partial: {}});
+  if (msg.final) { tr.lines.push({speaker: msg.speaker, text: msg.text}); tr.partial[msg.speaker] = ""; }
+  else tr.partial[msg.speaker] = msg.text;
+}
+function renderTranscript() {
+  const box = $("live-transcript");
+  const tr = S.popId && S.transcripts[S.popId];
+  const line = (speaker, text, partial) => {
+    const p = document.createElement("p"); if (partial) p.className = "partial";
+    const who = document.createElement("span"); who.className = "who"; who.textContent = t("sp_" + speaker) + ":";
+    p.appendChild(who); p.appendChild(document.createTextNode(text)); return p;
+  };
+  if (!tr) { box.replaceChildren(Object.assign(document.createElement("span"), {className: "muted", textContent: t("transcript_waiting")})); return; }
+  const rows = tr.lines.map(l => line(l.speaker, l.text, false));
+  for (const [speaker, text] of Object.entries(tr.partial)) if (text) rows.push(line(speaker, text, true));
+  const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+  box.replaceChildren(...rows);
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+function renderAlerts() {
+  const open = Object.values(S.alerts).filter(a => !a.acknowledged_at).sort((a, b) => b.id - a.id);
+  const body = $("sup-alerts").tBodies[0];
+  if (!open.length) {
+    const td = Object.assign(document.createElement("td"), {colSpan: 6, className: "muted", textContent: t("no_alerts")});
+    const tr = document.createElement("tr"); tr.appendChild(td); body.replaceChildren(tr); return;
+  }
+  body.replaceChildren(...open.map(a => {
+    const tr = document.createElement("tr"); if (a.severity === "high") tr.className = "high";
+    const when = new Date(a.created_at).toLocaleTimeString();
+    const names = (S.info.keyword_topics || {})[a.topic] || {};
+    const topic = (names[LANG] || names.zh || a.topic) + " (" + t("phase_" + a.phase) + ")";
+    for (const v of [when, cityName(a.city), topic, a.term, S.info.agents[a.agent] || a.agent]) {
+      tr.appendChild(Object.assign(document.createElement("td"), {textContent: v || ""}));
+    }
+    const b = Object.assign(document.createElement("button"), {textContent: t("ack")});
+    b.onclick = () => act(async () => { S.alerts[a.id] = await api("/api/alerts/" + a.id + "/ack", "POST", {}); render(); });
+    const td = document.createElement("td"); td.appendChild(b); tr.appendChild(td);
+    return tr;
+  }));
+}
+
 // ---- live updates
 function connect() {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
@@ -248,6 +293,8 @@ function connect() {
       S.calls = keep;
     } else if (msg.type === "agent") S.agents[msg.agent.id] = msg.agent;
     else if (msg.type === "call") S.calls[msg.call.call_id] = msg.call;
+    else if (msg.type === "transcript") addTranscript(msg);
+    else if (msg.type === "alert" || msg.type === "alert_acknowledged") S.alerts[msg.alert.id] = msg.alert;
     render();
   };
   ws.onclose = () => { show("banner", true); setTimeout(connect, S.retry); S.retry = Math.min(S.retry * 2, 15000); };
@@ -306,6 +353,9 @@ async function start() {
   show("supervisor-panel", S.me.role !== "agent");
   wire();
   render();
+  if (S.me.role !== "agent") {
+    try { for (const a of await api("/api/alerts?open=1")) S.alerts[a.id] = a; } catch (e) { /* shown on next action */ }
+  }
   connect();
   setInterval(() => { if (S.me.role === "agent") renderAgent(); }, 1000);  // wrap-up countdown
 }

@@ -28,6 +28,9 @@ const TEXT = {
     g_migrant_worker: "农民工", g_five_guarantees: "五保户", g_unemployment_benefit: "领取失业金", g_minimum_pension: "领取最低养老金",
     g_disaster: "受灾困难", g_severe_disability_no_income: "重度残疾无收入", g_military: "军人军属",
     cs_ivr: "语音导航", cs_queued: "排队中", cs_talking: "通话中", cs_voicemail: "留言中", cs_ended: "已结束",
+    live_transcript: "实时转写", sp_caller: "来电人", sp_agent: "坐席", sp_mixed: "混音", transcript_waiting: "通话开始后显示转写文字",
+    kw_alerts: "关键词告警", ack: "确认", acked: "已确认", topic: "类别", term: "关键词", phase_live: "通话中", phase_post_call: "通话后",
+    no_alerts: "暂无未确认告警", time: "时间",
     yes: "是", error: "操作失败", phone_offline: "话机未注册：来电无法接到，请检查话机",
   },
   en: {
@@ -58,6 +61,9 @@ const TEXT = {
     g_migrant_worker: "Migrant worker", g_five_guarantees: "Five-guarantee household", g_unemployment_benefit: "Unemployment benefit",
     g_minimum_pension: "Minimum pension", g_disaster: "Disaster hardship", g_severe_disability_no_income: "Severe disability, no income", g_military: "Military family",
     cs_ivr: "In IVR", cs_queued: "Waiting", cs_talking: "Talking", cs_voicemail: "Voicemail", cs_ended: "Ended",
+    live_transcript: "Live transcript", sp_caller: "Caller", sp_agent: "Agent", sp_mixed: "Mixed", transcript_waiting: "Text appears once the call is connected",
+    kw_alerts: "Keyword alerts", ack: "Acknowledge", acked: "Acknowledged", topic: "Topic", term: "Term", phase_live: "during the call", phase_post_call: "after the call",
+    no_alerts: "No open alerts", time: "Time",
     yes: "yes", error: "Action failed", phone_offline: "Phone not registered: calls cannot reach you, check your phone",
   },
 };

