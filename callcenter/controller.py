@@ -362,6 +362,8 @@ class Controller:
             "controller": {"up": True, "since": self.started_at, "resynced": self.resynced.is_set()},
             "asterisk": {"ami_connected": self.ami.connected.is_set()},
             "redis": {"configured": self.bus.client is not None, "healthy": self.bus.healthy},
+            "transcription": {"enabled": self.cfg.system.transcription.enabled,
+                              "models": {lang: self.models.status(lang) for lang in self.models.entries}},
             "calls_in_progress": [c.as_dict() for c in live],
             "queues": queues,
             "agents": [a.as_dict() for a in self.agents.agents.values()],

@@ -115,6 +115,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
         t.add_row(names.get(city, city), str(len(rs)), str(len(answered)),
                   _f(_avg([r["wait_seconds"] for r in answered])), _f(_avg([r["talk_seconds"] for r in answered])))
     console.print(t)
+    _transcripts(cfg, [r for r in records if r["outcome"] == "answered"])
     c = cfg.system.controller
     console.print(f"status page: http://{c.http_host}:{c.http_port}/   agent desk: http://{c.http_host}:{c.http_port}/desk"
                   f"   (logins: {cfg.state_dir / 'initial-passwords.txt'})")
@@ -131,6 +132,31 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
         console.print(f"[red]calls without a proper record: {lost + odd}; see .hotline/demo/*.log[/red]")
         return 1
     return 0
+
+
+def _transcripts(cfg: HotlineConfig, answered: list[dict]) -> None:
+    """What the transcriber made of the answered calls (no_model until the operator installs one)."""
+    if not cfg.system.transcription.enabled or not answered:
+        return
+    deadline = time.monotonic() + 60
+    rows: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        for r in answered:
+            try:
+                rows[r["call_id"]] = _api(cfg, f"/api/calls/{r['call_id']}/transcript?reason=demo")
+            except Exception as e:   # not written yet
+                rows[r["call_id"]] = {"status": "pending", "reason": str(e)}
+        if all(x["status"] not in ("pending", "running") for x in rows.values()):
+            break
+        time.sleep(2)
+    t = Table("caller", "lang", "transcript", "text / reason", title="transcripts / 通话转写")
+    for r in sorted(answered, key=lambda r: r["caller_number"]):
+        x = rows.get(r["call_id"], {})
+        text = x.get("text") or x.get("reason") or ""
+        t.add_row(r["caller_number"], r["language"] or "-", x.get("status", "-"), text[:80])
+    console.print(t)
+    if any(x.get("status") == "no_model" for x in rows.values()):
+        console.print("no Vosk model installed for these languages: see docs/transcription.md")
 
 
 def _avg(xs):
