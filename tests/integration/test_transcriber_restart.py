@@ -122,3 +122,29 @@ def test_killed_worker_job_is_retried_and_completes_once(node):
     assert log.read_text().count("segments from") == 1          # completed once, by the second daemon
     second.send_signal(signal.SIGTERM)
     assert second.wait(20) == 0
+
+
+def test_retention_deletes_old_recordings_and_keeps_the_row(node):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from callcenter.store.models import Transcript
+    from transcription.service import Transcriber, recording_tracks
+    cfg, _, tmp = node
+
+    async def run():
+        t = Transcriber(cfg)
+        try:
+            files = recording_tracks(t.paths, REC + ".wav")
+            assert all(p.exists() for p in files.values())
+            assert (await t.purge())["files"] == 0                  # nothing is old yet
+            async with t.store.session.begin() as s:
+                await s.execute(update(Transcript).values(created_at=datetime.now(timezone.utc) - timedelta(days=181)))
+            assert (await t.purge())["files"] == 3                  # 180 days: the mix and both tracks
+            assert not any(p.exists() for p in files.values())
+            row = await t.jobs.get("1700000000.1")
+            assert row["recording_purged_at"] and row["status"] == "pending"   # the job itself is kept
+        finally:
+            await t.stop()
+    asyncio.run(run())
