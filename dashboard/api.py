@@ -389,13 +389,21 @@ def make_app(controller, service_token: str = "") -> web.Application:
             await refuse(request, "view_ticket", t["call_id"] or "", str(ticket_id), "not your ticket")
         return t
 
+    async def _with_transcript(t: dict) -> dict:
+        """A ticket shows its call's transcript status and the categories its keywords suggest
+        (the text itself is behind /transcript, which asks for a reason)."""
+        tr = await ctl.transcripts.get(t["call_id"]) if t.get("call_id") else None
+        t["transcript"] = ({"status": tr["status"], "reason": tr["reason"],
+                            "suggested_categories": tr["suggested_categories"]} if tr else None)
+        return t
+
     async def ticket(request):
-        return ok(await _ticket(request))
+        return ok(await _with_transcript(await _ticket(request)))
 
     async def ticket_for_call(request):
         rec = await _record(request)
         t = await ctl.tickets.for_call(rec["call_id"])
-        return ok(t) if t else json_error(404, "this call has no ticket (not answered)")
+        return ok(await _with_transcript(t)) if t else json_error(404, "this call has no ticket (not answered)")
 
     async def edit_ticket(request):
         t = await _ticket(request)

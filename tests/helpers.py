@@ -82,6 +82,29 @@ class Party:
                 self.proc.wait()
 
 
+def terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``grace`` seconds."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(pred, timeout: float = 15, what: str = "condition", log: Path | None = None):
+    """The first truthy value of ``pred()`` within ``timeout``; else fail, with the log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    tail = f"; log:\n{log.read_text()[-3000:]}" if log else ""
+    raise AssertionError(f"{what} not reached within {timeout}s{tail}")
+
+
 class Stack:
     def __init__(self, tmp: Path, db_url: str | None = None):
         self.tmp = tmp
@@ -181,19 +204,8 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"transcriber not ready; log:\n{log_path.read_text()[-3000:]}")
 
-    def kill_transcriber(self) -> None:
-        if self.transcriber and self.transcriber.poll() is None:
-            self.transcriber.send_signal(signal.SIGKILL)
-            self.transcriber.wait()
-
     def stop_transcriber(self) -> None:
-        if self.transcriber and self.transcriber.poll() is None:
-            self.transcriber.send_signal(signal.SIGTERM)
-            try:
-                self.transcriber.wait(15)
-            except subprocess.TimeoutExpired:
-                self.transcriber.kill()
-                self.transcriber.wait()
+        terminate(self.transcriber)
 
     def kill_controller(self) -> None:
         if self.controller and self.controller.poll() is None:
@@ -201,13 +213,7 @@ class Stack:
             self.controller.wait()
 
     def stop_controller(self) -> None:
-        if self.controller and self.controller.poll() is None:
-            self.controller.send_signal(signal.SIGTERM)
-            try:
-                self.controller.wait(15)
-            except subprocess.TimeoutExpired:
-                self.controller.kill()
-                self.controller.wait()
+        terminate(self.controller)
 
     # ---- HTTP API
     def api(self, path: str, method: str = "GET", body=None, raw: bytes | None = None):

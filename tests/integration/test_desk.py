@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agents.audio import tone_presence, tone_wav
-from tests.helpers import ROOT, Stack, finished_wav, fresh
+from tests.helpers import ROOT, Stack, finished_wav, fresh, wait_for
 
 PASSWORD = "desk-test-password-12348"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -70,16 +70,6 @@ def asterisk_paused(s: Stack, agent: str) -> dict[str, bool]:
         elif queue and re.search(rf"\(PJSIP/{agent}[ )]", line):
             out[queue] = "(paused" in line
     return out
-
-
-def wait_for(pred, timeout: float = 15, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 # ---------------------------------------------------------------- the desk in a browser

@@ -17,7 +17,7 @@ import pytest
 from callcenter.config import load_config
 from callcenter.store.db import Store, migrate
 from callcenter.store.transcripts import TranscriptStore
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, wait_for
 
 REC = "20261125/1700000000.1"
 
@@ -89,16 +89,6 @@ def job(cfg) -> dict:
         finally:
             await store.close()
     return asyncio.run(get())
-
-
-def wait_for(pred, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"{what} within {timeout}s; log:\n{log.read_text()[-3000:]}")
 
 
 def test_killed_worker_job_is_retried_and_completes_once(node):
