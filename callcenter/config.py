@@ -275,6 +275,20 @@ class TranscriptionSettings(Strict):
     keywords_file: str = "config/keywords.yaml"
 
 
+class InteropSettings(Strict):
+    """Delivery of the partner outbox (`hotline interop`)."""
+    enabled: bool = True
+    poll_seconds: float = Field(0.5, ge=0.05, le=60)
+    lease_seconds: float = Field(30, ge=1, le=3600)     # a message whose worker died is sent again after this
+    timeout_seconds: float = Field(10, ge=0.5, le=120)  # per request
+    concurrency: int = Field(8, ge=1, le=200)
+    max_attempts: int = Field(20, ge=1, le=1000)        # then a dead letter (alert; `hotline outbox retry`)
+    backoff_seconds: float = Field(1, ge=0.01, le=3600)
+    backoff_max_seconds: float = Field(300, ge=0.01, le=86400)
+    # this deployment's partner addresses, overriding config/partners.yaml: {partner: {city|default: url}}
+    endpoints: dict[str, dict[str, str]] = {}
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     node: Node
@@ -285,6 +299,7 @@ class SystemFile(Strict):
     redis: RedisSettings
     queues: QueueSettings
     transcription: TranscriptionSettings = TranscriptionSettings()
+    interop: InteropSettings = InteropSettings()
 
 
 class LanguageRouting(Strict):

@@ -51,6 +51,7 @@ class Metrics:
 class Controller:
     def __init__(self, cfg: HotlineConfig, secrets: Secrets):
         self.cfg = cfg
+        self.secrets = secrets
         a = cfg.system.asterisk
         self.metrics = Metrics()
         self.tracker = CallTracker()
@@ -80,6 +81,7 @@ class Controller:
         self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
         self.listeners.append(self.tap.on_call)
         self.transcription_listeners: list = []   # callables(message) for live text and alerts
+        self.ticket_change_effects: list = []     # async (session, ticket) run inside a ticket change (interop)
         # checked at start so a bad keywords file is a config error here, not in the transcriber later
         self.keyword_rules = load_rules(cfg.resolve(cfg.system.transcription.keywords_file),
                                         set(self.ticket_rules.categories))
@@ -92,7 +94,8 @@ class Controller:
                        asyncio.create_task(self._write(), name="record-writer"),
                        asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines"),
                        asyncio.create_task(self.bus.listen("transcription", self._on_transcription),
-                                           name="transcription-relay")]
+                                           name="transcription-relay"),
+                       asyncio.create_task(self.bus.listen("interop", self._on_transcription), name="interop-relay")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:

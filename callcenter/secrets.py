@@ -23,6 +23,12 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
         data["ami_secret"], changed = _new(), True
     if not data.get("service_token"):
         data["service_token"], changed = pysecrets.token_urlsafe(32), True
+    # shared HMAC secrets with partner systems (config/partners.yaml), handed to them out of band
+    from interop.partners import load_partners
+    partner_secrets = data.setdefault("partner_secrets", {})
+    for partner in load_partners(cfg.root, {c.id for c in cfg.cities}):
+        if partner not in partner_secrets:
+            partner_secrets[partner], changed = pysecrets.token_urlsafe(32), True
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -35,4 +41,4 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
             json.dump(data, f, indent=2)
         tmp.replace(path)
     return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents),
-                   service_token=data["service_token"])
+                   service_token=data["service_token"], partner_secrets=dict(partner_secrets))

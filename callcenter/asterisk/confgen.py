@@ -6,7 +6,7 @@ the controller observes (AMI events) and manages agents, it does not steer calls
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from callcenter.asterisk.paths import InstancePaths
 from callcenter.config import HotlineConfig
@@ -64,6 +64,7 @@ class Secrets:
     ami_secret: str
     agent_passwords: dict[str, str]
     service_token: str = ""   # the local operator's API token (CLI, demo, tests); file access = operator
+    partner_secrets: dict[str, str] = field(default_factory=dict)   # HMAC secrets shared with partners
 
 
 def generate(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:

@@ -181,7 +181,9 @@ class Store:
 
     async def due_voicemail_callbacks(self, limit: int = 20) -> list[CallbackTask]:
         async with self.session() as s:
-            q = (select(CallbackTask).where(CallbackTask.status == "pending", CallbackTask.reason == "voicemail")
+            # voicemail, and questions partners handed over with the caller's consent (interop)
+            q = (select(CallbackTask).where(CallbackTask.status == "pending",
+                                            CallbackTask.reason.in_(("voicemail", "partner_referral")))
                  .order_by(CallbackTask.id).limit(limit))
             return list((await s.execute(q)).scalars().all())
 
@@ -356,10 +358,11 @@ class TicketStore:
             return [ticket_to_dict(t) for t in (await s.execute(q)).scalars().all()]
 
     async def update(self, ticket_id: int, changes: dict, expect_status: str | None = None,
-                     follow_up_after: timedelta | None = None) -> dict | None:
+                     follow_up_after: timedelta | None = None, also=None) -> dict | None:
         """Apply validated changes; with ``expect_status`` only if the status is still that one
         (two desks moving the same ticket: the second gets None and a 409). Closing a ticket that
-        wants a follow-up schedules the visit in the same transaction (unless the number opted out)."""
+        wants a follow-up schedules the visit in the same transaction (unless the number opted out);
+        ``also(session, ticket)`` adds other effects to the same transaction."""
         async with self.session.begin() as s:
             t = await _change(s, Ticket, ticket_id, expect_status, changes)
             if t is None:
@@ -372,6 +375,8 @@ class TicketStore:
                                    city=t.city, agent=t.agent, status="pending", attempts=0,
                                    next_at=t.updated_at + follow_up_after, callback_requested=False, result="",
                                    created_at=t.updated_at, updated_at=t.updated_at))
+            if also is not None:   # effects that must commit with the change (a partner's status message)
+                await also(s, t)
             return ticket_to_dict(t)
 
     async def escalate_overdue(self) -> list[dict]:

@@ -178,6 +178,16 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | cancelled | dead
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # partner deliveries (channel "http"): interop/outbox.py
+    partner: Mapped[str] = mapped_column(String(32), default="", index=True)
+    payload: Mapped[str] = mapped_column(Text, default="")             # JSON body, as the partner receives it
+    idempotency_key: Mapped[str | None] = mapped_column(String(96), nullable=True, unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class FollowUp(Base):
@@ -304,3 +314,67 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Handoff(Base):
+    """A ticket handed to a partner (direction out: 12348 → 12345) or from one (in: 12345 → 12348),
+    with the partner's ticket id and the latest status it reported (``status_seq`` orders updates)."""
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(4))                  # out | in
+    partner: Mapped[str] = mapped_column(String(32), index=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, index=True)
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_by: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    partner_ticket_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    status_seq: Mapped[int] = mapped_column(Integer, default=0)
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InboundRequest(Base):
+    """Every signed request a partner made: its nonce (a replay is refused) and, with an
+    Idempotency-Key, the answer given (a retry gets the same answer, nothing is written twice)."""
+    __tablename__ = "inbound_requests"
+    __table_args__ = (UniqueConstraint("partner", "nonce", name="uq_inbound_nonce"),
+                      UniqueConstraint("partner", "idempotency_key", name="uq_inbound_idempotency"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    path: Mapped[str] = mapped_column(String(128), default="")
+    status_code: Mapped[int] = mapped_column(Integer, default=0)
+    response: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CityNode(Base):
+    """Command-center node: each city node's latest report and the last ticket event seq received."""
+    __tablename__ = "city_nodes"
+
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cities: Mapped[str] = mapped_column(Text, default="")              # comma-separated city ids
+    report: Mapped[str] = mapped_column(Text, default="")              # JSON CityReport
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ticket_seq: Mapped[int] = mapped_column(Integer, default=0)        # contiguous events received
+
+
+class FederatedEvent(Base):
+    """Command-center node: ticket events from city nodes, once each (node, seq)."""
+    __tablename__ = "federated_events"
+    __table_args__ = (UniqueConstraint("node", "seq", name="uq_federated_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, default=0)
+    ticket: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
