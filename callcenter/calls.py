@@ -6,6 +6,7 @@ are malformed or unrelated are ignored, never raised: the AMI stream is untruste
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
@@ -90,7 +91,8 @@ def _float(v: str | None) -> float | None:
 
 
 class CallTracker:
-    def __init__(self, clock=time.time):
+    def __init__(self, clock=time.time, aliases: Mapping[str, str] | None = None):
+        self.aliases = dict(aliases or {})   # numeric transfer alias -> named target ("912345" -> "ext-12345")
         self.calls: dict[str, CallState] = {}
         self.bridges: dict[str, set[str]] = {}   # bridge id -> channels in it (hotline calls' channels)
         self.clock = clock
@@ -258,7 +260,10 @@ class CallTracker:
         return True
 
     def _on_AttendedTransfer(self, call: CallState, ev, now) -> bool:
-        target = _agent_from(ev.get("TransferTargetChannel", "") or ev.get("SecondTransfererConnectedLineNum", ""))
+        raw = ev.get("TransferTargetChannel", "") or ev.get("SecondTransfererConnectedLineNum", "")
+        local = re.match(r"Local/([^@]+)@hotline-transfer", raw)
+        # the desk's consultation leg is a Local channel into [hotline-transfer]: name its target
+        target = self.aliases.get(local.group(1), local.group(1)) if local else _agent_from(raw)
         return self._transferred(call, "attended", _agent_from(ev.get("OrigTransfererChannel", "")), target, ev)
 
     def _on_BlindTransfer(self, call: CallState, ev, now) -> bool:

@@ -287,6 +287,8 @@ class InteropSettings(Strict):
     backoff_max_seconds: float = Field(300, ge=0.01, le=86400)
     # this deployment's partner addresses, overriding config/partners.yaml: {partner: {city|default: url}}
     endpoints: dict[str, dict[str, str]] = {}
+    # ... and their SIP trunks for warm transfers: {partner: {city|default: sip uri}}
+    sip: dict[str, dict[str, str]] = {}
 
 
 class SystemFile(Strict):

@@ -28,6 +28,7 @@ from callcenter.followups import FollowUpDialer
 from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
 from callcenter.store.transcripts import TranscriptStore
 from callcenter.tickets import load_ticket_rules
+from callcenter.transfers import transfer_extensions
 from transcription.keywords import load_rules
 from transcription.models import ModelRegistry
 from transcription.segment import index_text
@@ -54,7 +55,7 @@ class Controller:
         self.secrets = secrets
         a = cfg.system.asterisk
         self.metrics = Metrics()
-        self.tracker = CallTracker()
+        self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
         self.store = Store(cfg.system.database.url, cfg.root)
         self.tickets = TicketStore(self.store)
         self.appointments = AppointmentStore(self.store)
@@ -276,6 +277,21 @@ class Controller:
         created = await self.tickets.ensure_for_call(call, source, hours)
         if not created and call.transfers:
             await self.tickets.follow_agent(call)
+        if created and call.status != "ended":
+            await self._label_channels(call)
+
+    async def _label_channels(self, call: CallState) -> None:
+        """The call's legs carry its ticket id (inherited by any leg they dial), so a warm transfer
+        to a partner hands it over in a SIP header. Best effort: no AMI, no header, same call."""
+        t = await self.tickets.for_call(call.call_id)
+        for channel in (call.channel, call.agent_channel):
+            if not channel or t is None:
+                continue
+            try:
+                await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": "__HOTLINE_TICKET",
+                                       "Value": str(t["id"])}, timeout=5)
+            except Exception as e:
+                log.warning("could not label %s with ticket %s: %s", channel, t["id"], e)
 
     async def _transcript_for(self, call: CallState) -> None:
         """An answered, recorded call gets its transcript job; without a model for the caller's

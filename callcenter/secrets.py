@@ -24,9 +24,9 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     if not data.get("service_token"):
         data["service_token"], changed = pysecrets.token_urlsafe(32), True
     # shared HMAC secrets with partner systems (config/partners.yaml), handed to them out of band
-    from interop.partners import load_partners
+    from interop.partners import partners_of
     partner_secrets = data.setdefault("partner_secrets", {})
-    for partner in load_partners(cfg.root, {c.id for c in cfg.cities}):
+    for partner in partners_of(cfg):
         if partner not in partner_secrets:
             partner_secrets[partner], changed = pysecrets.token_urlsafe(32), True
     agents = data.setdefault("agent_passwords", {})

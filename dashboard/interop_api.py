@@ -14,7 +14,7 @@ from callcenter import access
 from callcenter.store.interop import InteropStore, Replay
 from callcenter.tickets import TicketError, check_transition
 from interop import signing
-from interop.partners import handoff_payload, load_partners
+from interop.partners import handoff_payload, partners_of
 from interop.schema import InboundTicket, StatusUpdate, openapi
 
 log = logging.getLogger("hotline.interop.api")
@@ -30,7 +30,7 @@ def validation_message(e: ValidationError) -> str:
 
 
 def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json_error) -> None:
-    partners = load_partners(ctl.cfg.root, {c.id for c in ctl.cfg.cities}, ctl.cfg.system.interop.endpoints)
+    partners = partners_of(ctl.cfg)
     store = InteropStore(ctl.store, ctl.cfg.system.node.name)
     ctl.interop = store
     keys = dict(ctl.secrets.partner_secrets)

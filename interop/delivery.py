@@ -25,7 +25,7 @@ from callcenter.store.interop import InteropStore
 from callcenter.store.models import Handoff, Ticket
 from callcenter.store.transcripts import TranscriptStore
 from interop import signing
-from interop.partners import Partner, load_partners
+from interop.partners import Partner, partners_of
 
 log = logging.getLogger("hotline.interop")
 PATHS = {"handoff": "/tickets", "status": "/status"}
@@ -56,7 +56,7 @@ class Deliverer:
         self.store = Store(cfg.system.database.url, cfg.root)
         self.outbox = InteropStore(self.store, self.node)
         self.alerts = TranscriptStore(self.store)
-        self.partners: dict[str, Partner] = load_partners(cfg.root, {c.id for c in cfg.cities}, cfg.system.interop.endpoints)
+        self.partners: dict[str, Partner] = partners_of(cfg)
         self.secrets = partner_secrets
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -15,8 +15,17 @@ PERSONAL = ("caller_number", "caller_name")   # leave 12348 only with the caller
 
 
 class SipTrunk(Strict):
-    uri: str = Field(pattern=r"^sips?:[^@\s]+@[^\s]+$")
+    uris: dict[str, str]                       # city id or "default" -> sip:number@host:port
     ticket_header: str = Field("X-12348-Ticket-Id", pattern=r"^X-[A-Za-z0-9-]+$")
+
+    @field_validator("uris")
+    @classmethod
+    def sip_uris(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+        for city, uri in v.items():
+            if not re.fullmatch(r"sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+", uri):
+                raise ValueError(f"sip.uris.{city}: expected sip:user@host[:port], got {uri!r}")
+        return v
 
 
 class Partner(Strict):
@@ -52,10 +61,10 @@ class PartnersFile(Strict):
     partners: dict[str, Partner] = {}
 
 
-def load_partners(root: Path, cities: set[str], endpoints: dict[str, dict[str, str]] | None = None
-                  ) -> dict[str, Partner]:
-    """Partners from config/partners.yaml; ``endpoints`` (hotline.yaml interop.endpoints) gives this
-    deployment's addresses."""
+def load_partners(root: Path, cities: set[str], endpoints: dict[str, dict[str, str]] | None = None,
+                  sip: dict[str, dict[str, str]] | None = None) -> dict[str, Partner]:
+    """Partners from config/partners.yaml; ``endpoints`` and ``sip`` (hotline.yaml interop.*) give
+    this deployment's addresses."""
     path = root / "config" / "partners.yaml"
     if not path.exists():
         return {}
@@ -64,11 +73,16 @@ def load_partners(root: Path, cities: set[str], endpoints: dict[str, dict[str, s
         if pid not in (raw.get("partners") or {}):
             raise ConfigError(f"config/hotline.yaml: interop.endpoints.{pid}: no such partner in {path}")
         raw["partners"][pid]["endpoints"] = {**raw["partners"][pid].get("endpoints", {}), **urls}
+    for pid, uris in (sip or {}).items():
+        if pid not in (raw.get("partners") or {}) or not raw["partners"][pid].get("sip"):
+            raise ConfigError(f"config/hotline.yaml: interop.sip.{pid}: no partner with a SIP trunk {pid!r} in {path}")
+        raw["partners"][pid]["sip"]["uris"] = {**raw["partners"][pid]["sip"].get("uris", {}), **uris}
     data = _validate(PartnersFile, raw, path)
     for pid, p in data.partners.items():
-        for city in p.endpoints:
-            if city != "default" and city not in cities:
-                raise ConfigError(f"{path}: partners.{pid}.endpoints: unknown city {city!r}")
+        for where, keys in (("endpoints", p.endpoints), ("sip.uris", p.sip.uris if p.sip else {})):
+            for city in keys:
+                if city != "default" and city not in cities:
+                    raise ConfigError(f"{path}: partners.{pid}.{where}: unknown city {city!r}")
     return data.partners
 
 
@@ -83,3 +97,9 @@ def handoff_payload(partner: Partner, facts: dict, consent: bool) -> dict:
         if value not in (None, ""):
             out[theirs] = value
     return out
+
+
+def partners_of(cfg) -> dict[str, Partner]:
+    """This deployment's partners (config/partners.yaml with hotline.yaml's addresses)."""
+    i = cfg.system.interop
+    return load_partners(cfg.root, {c.id for c in cfg.cities}, i.endpoints, i.sip)

@@ -13,6 +13,7 @@ from callcenter.config import HotlineConfig
 from callcenter.routing import cities_by_area_code, city_choices
 from callcenter.schedule import DAYS
 from callcenter import workflow
+from interop.partners import partners_of
 from callcenter.transfers import transfer_extensions
 from ivr_flows.prompts import MAX_AHEAD, MAX_MINUTES, announces_waits
 
@@ -164,6 +165,27 @@ rtp_timeout_hold = 600
 type = identify
 endpoint = {t.name}
 """ + "".join(f"match = {m}\n" for m in t.match)]
+    for pid, p in partners_of(cfg).items():
+        if p.sip is None:
+            continue
+        for city, uri in p.sip.uris.items():
+            host = uri.split("@", 1)[1]
+            out.append(f"""
+; ---- partner {pid} trunk ({city}): warm transfers out, nothing in
+[partner-{pid}-{city}]
+type = endpoint
+context = hotline-refuse
+disallow = all
+allow = {",".join(t.codecs)}
+dtmf_mode = rfc4733
+direct_media = no
+aors = partner-{pid}-{city}
+from_domain = hotline12348
+
+[partner-{pid}-{city}]
+type = aor
+contact = sip:{host}
+""")
     phones = [("agent", a) for a in cfg.agents] + [("interpreter", i) for i in cfg.interpreters if not i.number]
     phones += [("supervisor", s) for s in cfg.supervisors]
     for kind, ag in phones:
@@ -561,6 +583,11 @@ exten => s,1,UserEvent(HotlineUnknownNumber,DID: ${{HOTLINE_DID}})
  same => n,Hangup(1)
 
 """ + desk_contexts(cfg) + """
+[hotline-refuse]
+; partner trunks are for warm transfers out: nothing may come in on them
+exten => _.,1,Hangup(21)
+exten => s,1,Hangup(21)
+
 ; ---------------------------------------------------------------- agents' phones
 [hotline-agents]
 exten => *43,1,Answer()
@@ -593,10 +620,32 @@ def desk_contexts(cfg: HotlineConfig) -> str:
                    + f" same => n,Set(__HOTLINE_QUEUE={q})\n"
                    f" same => n,Queue({q},t,,,1800,,hotline-agent-answer)\n"
                    f" same => n,Goto(hotline-voicemail,s,1)\n")
+    partners = partners_of(cfg)
     for number, label in cfg.routing.transfer_numbers.items():
-        out.append(f"exten => ext-{number},1,UserEvent(HotlineTransfer,Target: ext-{number})  ; {label}\n"
-                   f" same => n,Dial(PJSIP/{number}@{trunk},60)\n"
-                   f" same => n,Hangup()\n")
+        p = partners.get(number)
+        if p is not None and p.sip is not None:
+            # the partner's own trunk (per city), the ticket id in a header for their screen-pop
+            out.append(f"exten => ext-{number},1,UserEvent(HotlineTransfer,Target: ext-{number})  ; {label}\n"
+                       f" same => n,Gosub(hotline-partner-{number},${{IF($[\"${{HOTLINE_CITY}}\" = \"\"]?default:${{HOTLINE_CITY}})}},1)\n"
+                       f" same => n,Dial(PJSIP/{number}@${{GOSUB_RETVAL}},60,b(hotline-partner-headers-{number}^s^1))\n"
+                       f" same => n,Hangup()\n")
+        else:
+            out.append(f"exten => ext-{number},1,UserEvent(HotlineTransfer,Target: ext-{number})  ; {label}\n"
+                       f" same => n,Dial(PJSIP/{number}@{trunk},60)\n"
+                       f" same => n,Hangup()\n")
+    for pid, p in partners.items():
+        if p.sip is None:
+            continue
+        out.append(f"[hotline-partner-{pid}]\n; which of {pid}'s trunks serves the caller's city\n")
+        for city in p.sip.uris:
+            if city != "default":
+                out.append(f"exten => {city},1,Return(partner-{pid}-{city})\n")
+        out.append(f"exten => _[a-z].,1,Return(partner-{pid}-default)\n"
+                   f"[hotline-partner-headers-{pid}]\n"
+                   f"; pre-dial on the outgoing leg: HOTLINE_TICKET is inherited from the call (set by the controller)\n"
+                   f"exten => s,1,Set(PJSIP_HEADER(add,{p.sip.ticket_header})=${{HOTLINE_TICKET}})\n"
+                   f" same => n,Set(PJSIP_HEADER(add,X-12348-Call-Id)=${{CHANNEL(linkedid)}})\n"
+                   f" same => n,Return()\n[hotline-transfer]\n")
     out.append("; numeric aliases: an attended transfer over AMI dials its target as DTMF digits\n")
     for named, number in transfer_extensions(cfg).items():
         out.append(f"exten => {number},1,Goto({named},1)\n")

@@ -229,3 +229,52 @@ def test_inbound_from_simulator_and_dead_letters(x):
                               and m["status"] == "dead" and m["id"] == dead[0]["id"]], 30, "retried")
     assert again
     assert any(a["action"] == "outbox_retry" for a in s.api("/api/audit?limit=20"))
+
+
+def test_warm_transfer_to_the_12345_trunk_carries_the_ticket_id(tmp_path_factory):
+    """A stack whose 12345 trunk is a sipp UAS: the agent's attended (warm) transfer reaches it with
+    the ticket id in X-12348-Ticket-Id; completing it leaves the caller with 12345."""
+    import socket as sk
+
+    from agents.audio import tone_wav
+    tmp = tmp_path_factory.mktemp("warm")
+    uas_port = free_port(sk.SOCK_DGRAM)
+    s = Stack(tmp)
+    s.overrides["interop"] = {"sip": {"12345": {"default": f"sip:12345@127.0.0.1:{uas_port}"}}}
+    s.reconfigure()
+    s.start()
+    trace = tmp / "uas-messages.log"
+    uas = subprocess.Popen(["sipp", "-sf", str(ROOT / "tests/sipp/uas_partner.xml"), "-i", "127.0.0.1",
+                            "-p", str(uas_port), "-mp", str(free_port(sk.SOCK_DGRAM) & ~1), "-m", "1",
+                            "-nostdin", "-trace_msg", "-message_file", str(trace), "-timeout", "90s"],
+                           cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        s.agent("agent1001", play=tone_wav(1000, 30, tmp / "agent.wav"))
+        s.call("083312348", dtmf="2:1,4:1", play=tone_wav(500, 30, tmp / "caller.wav"), hangup_after=30,
+               caller="13955550001")
+        live = wait_for(lambda: [c for c in s.api("/api/status")["calls_in_progress"]
+                                 if c["caller_number"] == "13955550001" and c["status"] == "talking"], 60, "answered")[0]
+        ticket = wait_for(lambda: _ticket(s, live["call_id"]), 20, "ticket")
+        time.sleep(1)   # the controller labels the legs right after creating the ticket
+        s.api(f"/api/calls/{live['call_id']}/transfer", "POST",
+              {"target": {"type": "external", "id": "12345"}, "attended": True})
+        invite = wait_for(lambda: trace.exists() and "INVITE sip:12345@" in trace.read_text(errors="replace")
+                          and trace.read_text(errors="replace"), 30, "INVITE at the 12345 trunk")
+        assert f"X-12348-Ticket-Id: {ticket['id']}" in invite, invite[:3000]
+        assert f"X-12348-Call-Id: {live['call_id']}" in invite
+        time.sleep(1)
+        s.api(f"/api/calls/{live['call_id']}/complete", "POST", {})
+        rec = s.wait_record(lambda r: r["caller_number"] == "13955550001" and r["status"] == "ended", timeout=40)
+        assert rec["transfers"] == "attended:agent1001>ext-12345", rec["transfers"]
+        assert rec["agent"] == "partner-12345-default"          # the caller ended up talking to 12345
+    finally:
+        uas.kill()
+        uas.wait()
+        s.close()
+
+
+def _ticket(s: Stack, call_id: str):
+    try:
+        return s.api(f"/api/calls/{call_id}/ticket")
+    except urllib.error.HTTPError:
+        return None
