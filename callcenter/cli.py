@@ -270,7 +270,13 @@ def cmd_interop(args) -> int:
     cfg = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secrets = load_or_create(cfg)
-    _run_until_signal(lambda stop: Deliverer(cfg, secrets.partner_secrets).run(stop))
+    async def run(stop):
+        tasks = [Deliverer(cfg, secrets.partner_secrets, secrets.federation_secret).run(stop)]
+        if cfg.system.federation.mode == "city":
+            from interop.federation import Reporter
+            tasks.append(Reporter(cfg, secrets).run(stop))
+        await asyncio.gather(*tasks)
+    _run_until_signal(run)
     return 0
 
 
@@ -287,6 +293,25 @@ def cmd_simulate_12345(args) -> int:
     c = cfg.system.controller
     target = args.target or f"http://{c.http_host}:{c.http_port}"
     _run_until_signal(lambda stop: serve(secret, cfg.system.node.name, target, args.host, args.port, stop))
+    return 0
+
+
+def cmd_federation(args) -> int:
+    from callcenter.secrets import load_or_create, trust_node
+
+    cfg = _config(args)
+    if args.action == "secret":
+        print(load_or_create(cfg).federation_secret)
+        return 0
+    if not args.node:
+        console.print("[red]trust needs the city node's name[/red]")
+        return 2
+    secret = sys.stdin.readline().strip()
+    if len(secret) < 20:
+        console.print("[red]give the node's secret on stdin (hotline federation secret, on that node)[/red]")
+        return 2
+    trust_node(cfg, args.node, secret)
+    console.print(f"trusting city node {args.node}")
     return 0
 
 
@@ -642,6 +667,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8345)
     s.add_argument("--target", help="12348's base URL for status callbacks (default: this node's HTTP API)")
     s.set_defaults(func=cmd_simulate_12345)
+    s = sub.add_parser("federation", help="command-center federation: this node's secret, or trust a city node")
+    s.add_argument("action", choices=["secret", "trust"])
+    s.add_argument("node", nargs="?", help="trust: the city node's name (node.name in its hotline.yaml); secret on stdin")
+    s.set_defaults(func=cmd_federation)
     s = sub.add_parser("outbox", help="partner outbox: list, retry dead letters, replay sent messages")
     s.add_argument("action", choices=["list", "retry", "replay"])
     s.add_argument("ids", nargs="*", help="message ids (retry, replay)")

@@ -291,6 +291,21 @@ class InteropSettings(Strict):
     sip: dict[str, dict[str, str]] = {}
 
 
+class FederationSettings(Strict):
+    """One province, one or many deployments: a city node reports to the command-center node."""
+    mode: Literal["standalone", "city", "command"] = "standalone"
+    command_center_url: str = ""           # city: the command-center node's base URL
+    report_seconds: float = Field(2, ge=0.2, le=300)
+    stale_seconds: float = Field(10, ge=1, le=3600)   # command: a node not heard from this long is stale
+    cities: list[str] = []                 # city: the cities this node serves (default: all configured)
+
+    @model_validator(mode="after")
+    def city_needs_url(self):
+        if self.mode == "city" and not self.command_center_url.startswith(("http://", "https://")):
+            raise ValueError("federation.command_center_url: a city node needs the command center's http(s) URL")
+        return self
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     node: Node
@@ -302,6 +317,7 @@ class SystemFile(Strict):
     queues: QueueSettings
     transcription: TranscriptionSettings = TranscriptionSettings()
     interop: InteropSettings = InteropSettings()
+    federation: FederationSettings = FederationSettings()
 
 
 class LanguageRouting(Strict):

@@ -28,6 +28,7 @@ from callcenter.followups import FollowUpDialer
 from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
 from callcenter.store.transcripts import TranscriptStore
 from callcenter.tickets import load_ticket_rules
+from interop.effects import ticket_effects
 from callcenter.transfers import transfer_extensions
 from transcription.keywords import load_rules
 from transcription.models import ModelRegistry
@@ -57,7 +58,8 @@ class Controller:
         self.metrics = Metrics()
         self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
         self.store = Store(cfg.system.database.url, cfg.root)
-        self.tickets = TicketStore(self.store)
+        # partner status messages and command-center events commit with the ticket change causing them
+        self.tickets = TicketStore(self.store, effects=ticket_effects(cfg))
         self.appointments = AppointmentStore(self.store)
         self.followups = FollowUpStore(self.store)
         self.complaints = ComplaintStore(self.store)
@@ -82,7 +84,6 @@ class Controller:
         self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
         self.listeners.append(self.tap.on_call)
         self.transcription_listeners: list = []   # callables(message) for live text and alerts
-        self.ticket_change_effects: list = []     # async (session, ticket) run inside a ticket change (interop)
         # checked at start so a bad keywords file is a config error here, not in the transcriber later
         self.keyword_rules = load_rules(cfg.resolve(cfg.system.transcription.keywords_file),
                                         set(self.ticket_rules.categories))

@@ -29,6 +29,11 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     for partner in partners_of(cfg):
         if partner not in partner_secrets:
             partner_secrets[partner], changed = pysecrets.token_urlsafe(32), True
+    # this node's secret for signing reports to the command center; the command center's list of
+    # the city nodes it trusts (hotline federation trust)
+    if not data.get("federation_secret"):
+        data["federation_secret"], changed = pysecrets.token_urlsafe(32), True
+    data.setdefault("federation_keys", {})
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -41,4 +46,18 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
             json.dump(data, f, indent=2)
         tmp.replace(path)
     return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents),
-                   service_token=data["service_token"], partner_secrets=dict(partner_secrets))
+                   service_token=data["service_token"], partner_secrets=dict(partner_secrets),
+                   federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]))
+
+
+def trust_node(cfg: HotlineConfig, node: str, secret: str) -> None:
+    """Command center: accept reports and events signed by this city node's secret."""
+    load_or_create(cfg)
+    path = cfg.state_dir / "secrets.json"
+    data = json.loads(path.read_text())
+    data.setdefault("federation_keys", {})[node] = secret
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    tmp.replace(path)

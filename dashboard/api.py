@@ -28,6 +28,7 @@ from callcenter import access, legal_aid, stats
 from callcenter.workflow import all_queues
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
 from dashboard.live import LiveHub
+from dashboard.federation_api import add_routes as add_federation_routes
 from dashboard.interop_api import add_routes as add_interop_routes
 from dashboard.transcripts_api import add_routes as add_transcript_routes
 
@@ -390,10 +391,6 @@ def make_app(controller, service_token: str = "") -> web.Application:
             await refuse(request, "view_ticket", t["call_id"] or "", str(ticket_id), "not your ticket")
         return t
 
-    async def ticket_effects(session, t) -> None:
-        for effect in ctl.ticket_change_effects:   # e.g. the status message to the partner that sent it
-            await effect(session, t)
-
     async def _with_transcript(t: dict) -> dict:
         """A ticket shows its call's transcript status and the categories its keywords suggest
         (the text itself is behind /transcript, which asks for a reason)."""
@@ -418,7 +415,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
             changes = check_edit(await _body(request), ctl.ticket_rules)
         except TicketError as e:
             return json_error(400, str(e))
-        new = await ctl.tickets.update(t["id"], changes, expect_status=t["status"], also=ticket_effects)
+        new = await ctl.tickets.update(t["id"], changes, expect_status=t["status"])
         if new is None:
             return json_error(409, "the ticket changed meanwhile; reload it")
         await audit(request, "ticket_edit", t["call_id"] or "", str(t["id"]), ",".join(sorted(changes)))
@@ -436,8 +433,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
             return json_error(409 if body.get("status") in STATUSES else 400, str(e))
         fu = ctl.cfg.system.controller.follow_up
         new = await ctl.tickets.update(t["id"], {"status": body["status"]}, expect_status=t["status"],
-                                       follow_up_after=timedelta(minutes=fu.delay_minutes) if fu.enabled else None,
-                                       also=ticket_effects)
+                                       follow_up_after=timedelta(minutes=fu.delay_minutes) if fu.enabled else None)
         if new is None:
             return json_error(409, "the ticket changed meanwhile; reload it")
         await audit(request, "ticket_status", t["call_id"] or "", str(t["id"]), f"{t['status']}>{body['status']}")
@@ -724,6 +720,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_get("/api/calls/{call_id}/ticket", ticket_for_call)
     add_transcript_routes(app, ctl, me=me, refuse=refuse, audit=audit, record=_record, ok=ok, json_error=json_error)
     add_interop_routes(app, ctl, me=me, refuse=refuse, audit=audit, ticket=_ticket, ok=ok, json_error=json_error)
+    add_federation_routes(app, ctl, me=me, refuse=refuse, ok=ok)
     app.router.add_get("/ws", hub.handler)
     app.router.add_get("/metrics", metrics)
     return app

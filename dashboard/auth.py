@@ -30,7 +30,7 @@ SESSION = web.RequestKey("session", dict)            # their session row (cookie
 CSRF_HEADER = "X-CSRF-Token"
 # reachable without a login: the login itself, liveness, and the pages (they ask for a login)
 OPEN_PATHS = ("/api/login", "/api/health")
-SIGNED_PREFIXES = ("/api/interop/", "/api/federation/")
+SIGNED_PREFIXES = ("/api/interop/", "/api/federation/v1/")
 LOCKOUT_FAILURES, LOCKOUT_SECONDS = 5, 60
 
 # RFC 9106's second recommendation (64 MiB, 3 passes): strong without needing a big box

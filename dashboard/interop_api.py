@@ -18,7 +18,6 @@ from interop.partners import handoff_payload, partners_of
 from interop.schema import InboundTicket, StatusUpdate, openapi
 
 log = logging.getLogger("hotline.interop.api")
-PREFIXES = ("/api/interop/", "/api/federation/")    # signed, not session-authenticated
 
 
 def _json(status: int, body: dict) -> web.Response:
@@ -128,13 +127,6 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json
         t = await ticket(request)
         return ok(await store.handoffs(ticket_id=t["id"]))
 
-    def partner_status(partner_id: str):
-        return lambda doc: doc   # our own StatusUpdate schema: partners implement it as documented
-
-    async def after_ticket_change(s, t) -> None:
-        await store.status_to_partner(s, t, partner_status(""))
-
-    ctl.ticket_change_effects.append(after_ticket_change)
     app.router.add_post("/api/interop/v1/tickets", inbound_ticket)
     app.router.add_post("/api/interop/v1/status", inbound_status)
     app.router.add_get("/api/interop/openapi.json", spec)

@@ -73,6 +73,9 @@ class LiveHub:
         elif kind in ("alert", "alert_acknowledged") and isinstance(message.get("alert"), dict):
             city = message["alert"].get("city", "")
             self._send(lambda p: p.role != "agent" and access.sees_city(p, city), message)
+        elif kind == "federation":
+            self._send(lambda p: p.role != "agent" and (p.all_cities or bool(set(message.get("cities", [])) & p.cities)),
+                       message)
         elif kind == "transcript_done":
             call = {"agent": message.get("agent", ""), "city": message.get("city", "")}
             self._send(lambda p: self._sees_call(p, call), message)

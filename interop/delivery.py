@@ -28,7 +28,8 @@ from interop import signing
 from interop.partners import Partner, partners_of
 
 log = logging.getLogger("hotline.interop")
-PATHS = {"handoff": "/tickets", "status": "/status"}
+PATHS = {"handoff": "/tickets", "status": "/status", "ticket_event": "/api/federation/v1/events"}
+COMMAND_CENTER = "command_center"
 RETRYABLE = {408, 425, 429}
 
 
@@ -49,7 +50,7 @@ def outcome(status: int) -> str:
 
 
 class Deliverer:
-    def __init__(self, cfg: HotlineConfig, partner_secrets: dict[str, str]):
+    def __init__(self, cfg: HotlineConfig, partner_secrets: dict[str, str], federation_secret: str = ""):
         self.cfg = cfg
         self.s = cfg.system.interop
         self.node = cfg.system.node.name
@@ -57,7 +58,7 @@ class Deliverer:
         self.outbox = InteropStore(self.store, self.node)
         self.alerts = TranscriptStore(self.store)
         self.partners: dict[str, Partner] = partners_of(cfg)
-        self.secrets = partner_secrets
+        self.secrets = {**partner_secrets, COMMAND_CENTER: federation_secret} if federation_secret else dict(partner_secrets)
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.http: aiohttp.ClientSession | None = None
@@ -89,6 +90,11 @@ class Deliverer:
         await self.bus.close()
 
     def target(self, m: dict) -> tuple[str, str] | tuple[None, str]:
+        if m["partner"] == COMMAND_CENTER:
+            url = self.cfg.system.federation.command_center_url
+            if not url:
+                return None, "federation.command_center_url is not set"
+            return url.rstrip("/") + PATHS[m["kind"]], ""
         partner = self.partners.get(m["partner"])
         if partner is None:
             return None, f"unknown partner {m['partner']!r} (config/partners.yaml)"

@@ -66,6 +66,8 @@ class Secrets:
     agent_passwords: dict[str, str]
     service_token: str = ""   # the local operator's API token (CLI, demo, tests); file access = operator
     partner_secrets: dict[str, str] = field(default_factory=dict)   # HMAC secrets shared with partners
+    federation_secret: str = ""                                       # this node's, for the command center
+    federation_keys: dict[str, str] = field(default_factory=dict)     # command center: trusted city nodes
 
 
 def generate(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:

@@ -304,10 +304,17 @@ async def _change(s, model, row_id: int, expect_status: str | None, changes: dic
 
 
 class TicketStore:
-    """Tickets, on the same engine as the call records."""
+    """Tickets, on the same engine as the call records. ``effects`` are async (session, ticket, kind)
+    callables run inside every ticket's creation ("created"), change ("updated") and escalation
+    ("escalated"): the messages those cause commit with them (interop.effects)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, effects: list | None = None):
         self.session = store.session
+        self.effects = list(effects or [])
+
+    async def _effects(self, s, t: Ticket, kind: str) -> None:
+        for effect in self.effects:
+            await effect(s, t, kind)
 
     async def ensure_for_call(self, call: CallState, source: str, deadline_hours: float) -> bool:
         """One ticket per call, whatever the retries; True when it was created now."""
@@ -317,10 +324,13 @@ class TicketStore:
                 if (await s.execute(select(Ticket.id).where(Ticket.call_id == call.call_id))).first():
                     return False
                 now = _now()
-                s.add(Ticket(call_id=call.call_id, source=source, city=call.city, caller_number=call.caller_number,
-                             language=call.language, agent=call.agent, green=call.green, category="", summary="",
-                             answer="", outcome="", follow_up=False, status="open",
-                             due_at=now + timedelta(hours=deadline_hours), created_at=now, updated_at=now))
+                t = Ticket(call_id=call.call_id, source=source, city=call.city, caller_number=call.caller_number,
+                           language=call.language, agent=call.agent, green=call.green, category="", summary="",
+                           answer="", outcome="", follow_up=False, status="open",
+                           due_at=now + timedelta(hours=deadline_hours), created_at=now, updated_at=now)
+                s.add(t)
+                await s.flush()
+                await self._effects(s, t, "created")
             return True
         except IntegrityError:      # created concurrently (a second controller): fine, it exists
             return False
@@ -358,11 +368,10 @@ class TicketStore:
             return [ticket_to_dict(t) for t in (await s.execute(q)).scalars().all()]
 
     async def update(self, ticket_id: int, changes: dict, expect_status: str | None = None,
-                     follow_up_after: timedelta | None = None, also=None) -> dict | None:
+                     follow_up_after: timedelta | None = None) -> dict | None:
         """Apply validated changes; with ``expect_status`` only if the status is still that one
         (two desks moving the same ticket: the second gets None and a 409). Closing a ticket that
-        wants a follow-up schedules the visit in the same transaction (unless the number opted out);
-        ``also(session, ticket)`` adds other effects to the same transaction."""
+        wants a follow-up schedules the visit in the same transaction (unless the number opted out)."""
         async with self.session.begin() as s:
             t = await _change(s, Ticket, ticket_id, expect_status, changes)
             if t is None:
@@ -375,8 +384,7 @@ class TicketStore:
                                    city=t.city, agent=t.agent, status="pending", attempts=0,
                                    next_at=t.updated_at + follow_up_after, callback_requested=False, result="",
                                    created_at=t.updated_at, updated_at=t.updated_at))
-            if also is not None:   # effects that must commit with the change (a partner's status message)
-                await also(s, t)
+            await self._effects(s, t, "updated")
             return ticket_to_dict(t)
 
     async def escalate_overdue(self) -> list[dict]:
@@ -388,6 +396,7 @@ class TicketStore:
                 Ticket.status.in_(("open", "in_progress"))).with_for_update())).scalars().all()
             for t in rows:
                 t.escalated_at = now
+                await self._effects(s, t, "escalated")
             return [ticket_to_dict(t) for t in rows]
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from callcenter.store.db import Store, row_to_dict
-from callcenter.store.models import CallbackTask, Handoff, InboundRequest, OutboxMessage, Ticket
+from callcenter.store.models import (CallbackTask, CityNode, FederatedEvent, Handoff, InboundRequest, NodeSequence,
+                                     OutboxMessage, Ticket)
 
 
 def _now() -> datetime:
@@ -222,16 +223,110 @@ class InteropStore:
         except IntegrityError:
             raise Replay(nonce) from None
 
-    async def status_to_partner(self, s, ticket: Ticket, payload_for) -> None:
-        """Inside a ticket change's transaction: tell the partner that handed us this ticket."""
-        h = (await s.execute(select(Handoff).where(Handoff.direction == "in", Handoff.ticket_id == ticket.id))
-             ).scalar_one_or_none()
-        if h is None:
-            return
-        h.status_seq += 1
-        h.status, h.updated_at = {"in_progress": "in_progress", "resolved": "resolved", "referred": "in_progress",
-                                  "closed": "closed"}.get(ticket.status, "accepted"), _now()
-        doc = {"schema_version": 1, "handoff_ref": h.partner_ticket_id, "partner_ticket_id": f"{self.node}-t{ticket.id}",
-               "status": h.status, "seq": h.status_seq, "at": _now().isoformat(), "note": ticket.answer[:2000]}
-        s.add(outbox_row(partner=h.partner, kind="status", payload=payload_for(doc),
-                         key=f"{self.node}-h{h.id}-s{h.status_seq}", related=f"ticket:{ticket.id}", city=h.city))
+
+
+async def status_to_partner(s, ticket: Ticket, node: str) -> None:
+    """Inside a ticket change's transaction: tell the partner that handed us this ticket (our
+    StatusUpdate document, as published in the interop OpenAPI)."""
+    h = (await s.execute(select(Handoff).where(Handoff.direction == "in", Handoff.ticket_id == ticket.id))
+         ).scalar_one_or_none()
+    if h is None:
+        return
+    status = {"in_progress": "in_progress", "resolved": "resolved", "referred": "in_progress",
+              "closed": "closed"}.get(ticket.status, "accepted")
+    if status == h.status and h.status_seq:
+        return       # an edit that does not change the state is not news to the partner
+    h.status_seq += 1
+    h.status, h.updated_at = status, _now()
+    doc = {"schema_version": 1, "handoff_ref": h.partner_ticket_id, "partner_ticket_id": f"{node}-t{ticket.id}",
+           "status": h.status, "seq": h.status_seq, "at": _now().isoformat(), "note": ticket.answer[:2000]}
+    s.add(outbox_row(partner=h.partner, kind="status", payload=doc, key=f"{node}-h{h.id}-s{h.status_seq}",
+                     related=f"ticket:{ticket.id}", city=h.city))
+
+
+async def next_seq(s, name: str) -> int:
+    """The next number of a gap-free counter, inside the caller's transaction."""
+    row = await s.get(NodeSequence, name, with_for_update=True)
+    if row is None:
+        row = NodeSequence(name=name, value=0)
+        s.add(row)
+    row.value += 1
+    await s.flush()
+    return row.value
+
+
+async def ticket_event(s, ticket: Ticket, kind: str, node: str) -> None:
+    """Inside a ticket's transaction on a city node: the event for the command center, numbered
+    without gaps so the command center can tell what it has not received yet."""
+    seq = await next_seq(s, "ticket_events")
+    doc = {"schema_version": 1, "node": node, "seq": seq, "kind": kind,
+           "ticket": {k: v for k, v in row_to_dict(ticket).items() if k != "caller_number"}}
+    s.add(outbox_row(partner="command_center", kind="ticket_event", payload=doc, key=f"{node}-e{seq}",
+                     related=f"ticket:{ticket.id}", city=ticket.city))
+
+
+class FederationStore:
+    """Command-center node: what each city node last reported, and its ticket events (once each)."""
+
+    def __init__(self, store: Store):
+        self.session = store.session
+
+    async def report(self, doc) -> None:
+        now = _now()
+        async with self.session.begin() as s:
+            n = await s.get(CityNode, doc.node, with_for_update=True)
+            if n is None:
+                n = CityNode(node=doc.node, ticket_seq=0)
+                s.add(n)
+            n.cities, n.last_seen = ",".join(doc.cities), now
+            n.report = doc.model_dump_json()
+
+    async def event(self, doc) -> bool:
+        """Store a ticket event once; True if it was new. Advances the node's contiguous mark."""
+        try:
+            async with self.session.begin() as s:
+                if (await s.execute(select(FederatedEvent.id).where(FederatedEvent.node == doc.node,
+                                                                    FederatedEvent.seq == doc.seq))).first():
+                    return False
+                s.add(FederatedEvent(node=doc.node, seq=doc.seq, kind=doc.kind, city=str(doc.ticket.get("city", ""))[:32],
+                                     ticket_id=int(doc.ticket.get("id") or 0),
+                                     ticket=json.dumps(doc.ticket, ensure_ascii=False, default=str), received_at=_now()))
+                n = await s.get(CityNode, doc.node, with_for_update=True)
+                if n is None:
+                    n = CityNode(node=doc.node, cities="", report="", ticket_seq=0)
+                    s.add(n)
+                await s.flush()
+                seqs = (await s.execute(select(FederatedEvent.seq).where(
+                    FederatedEvent.node == doc.node, FederatedEvent.seq > n.ticket_seq).order_by(FederatedEvent.seq))).scalars()
+                for seq in seqs:
+                    if seq != n.ticket_seq + 1:
+                        break
+                    n.ticket_seq = seq
+                return True
+        except IntegrityError:      # the same event delivered concurrently
+            return False
+
+    async def nodes(self) -> list[dict]:
+        async with self.session() as s:
+            rows = (await s.execute(select(CityNode).order_by(CityNode.node))).scalars().all()
+            counts = dict((await s.execute(select(FederatedEvent.node, func.count()).group_by(FederatedEvent.node))).all())
+        out = []
+        for n in rows:
+            report = json.loads(n.report) if n.report else {}
+            out.append({"node": n.node, "cities": [c for c in n.cities.split(",") if c], "report": report,
+                        "last_seen": n.last_seen, "events_contiguous": n.ticket_seq,
+                        "events_received": counts.get(n.node, 0), "events_sent": report.get("ticket_seq", 0)})
+        return out
+
+    async def events(self, node: str | None = None, limit: int = 500) -> list[dict]:
+        q = select(FederatedEvent).order_by(FederatedEvent.id.desc()).limit(limit)
+        if node:
+            q = q.where(FederatedEvent.node == node)
+        async with self.session() as s:
+            return [{**row_to_dict(e), "ticket": json.loads(e.ticket)} for e in (await s.execute(q)).scalars().all()]
+
+
+async def sequence_value(store: Store, name: str) -> int:
+    async with store.session() as s:
+        row = await s.get(NodeSequence, name)
+        return row.value if row else 0

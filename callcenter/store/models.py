@@ -378,3 +378,12 @@ class FederatedEvent(Base):
     ticket_id: Mapped[int] = mapped_column(Integer, default=0)
     ticket: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class NodeSequence(Base):
+    """Gap-free counters of this node (ticket events to the command center): incremented inside the
+    transaction that uses the number, so a rollback gives it back."""
+    __tablename__ = "node_sequences"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -72,6 +72,10 @@ def upgrade() -> None:
                     sa.Column('last_seen', TS, nullable=True),
                     sa.Column('ticket_seq', sa.Integer(), nullable=False),
                     sa.PrimaryKeyConstraint('node'))
+    op.create_table('node_sequences',
+                    sa.Column('name', sa.String(length=32), nullable=False),
+                    sa.Column('value', sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint('name'))
     op.create_table('federated_events',
                     sa.Column('id', sa.Integer(), nullable=False),
                     sa.Column('node', sa.String(length=64), nullable=False),
@@ -90,6 +94,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('federated_events')
+    op.drop_table('node_sequences')
     op.drop_table('city_nodes')
     op.drop_table('inbound_requests')
     op.drop_table('handoffs')
