@@ -258,6 +258,15 @@ def _caller(phone: Softphone, script: CallerScript) -> dict:
         def on_incoming(acc: Account, call_id: int) -> None:
             cb = phone.keep(Call(acc, phone, CallMedia(script.play, script.callback_record), call_id,
                                  on_state=lambda c: emit("callback_state", state=c.state, remote=c.remote_uri)))
+            # one simulated carrier address serves every caller: a call for another number is not
+            # this phone's (a real network would never deliver it here)
+            to = cb.getInfo().localUri
+            if f"{script.caller_id}@" not in to:
+                no = pj.CallOpParam()
+                no.statusCode = 404
+                cb.hangup(no)
+                emit("callback_refused", to=to)
+                return
             incoming.append(cb)
             ok = pj.CallOpParam()
             ok.statusCode = 200
