@@ -190,7 +190,8 @@ def cmd_status(args) -> int:
 
     cfg = _config(args)
     out = {"asterisk": {"running": AsteriskInstance(cfg).running()}, "controller": {"running": bool(_pid_alive(_controller_pidfile(cfg)))},
-           "transcriber": {"running": bool(_pid_alive(_pidfile(cfg, "transcriber")))}}
+           "transcriber": {"running": bool(_pid_alive(_pidfile(cfg, "transcriber")))},
+           "interop": {"running": bool(_pid_alive(_pidfile(cfg, "interop")))}}
     try:
         st = _api(cfg, "/api/status")
         out["asterisk"].update(st["asterisk"])
@@ -202,7 +203,8 @@ def cmd_status(args) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     console.print(f"Asterisk running: {out['asterisk']['running']}  AMI connected: {out['asterisk'].get('ami_connected', False)}")
-    console.print(f"controller running: {out['controller']['running']}  transcriber running: {out['transcriber']['running']}")
+    console.print(f"controller running: {out['controller']['running']}  transcriber running: "
+                  f"{out['transcriber']['running']}  interop running: {out['interop']['running']}")
     if "agents" in out:
         t = Table("agent", "state", "queues")
         for a in out["agents"]:

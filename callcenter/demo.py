@@ -116,6 +116,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
                   _f(_avg([r["wait_seconds"] for r in answered])), _f(_avg([r["talk_seconds"] for r in answered])))
     console.print(t)
     _transcripts(cfg, [r for r in records if r["outcome"] == "answered"])
+    _handoff(cfg, cli, env, work, [r for r in records if r["outcome"] == "answered"])
     c = cfg.system.controller
     console.print(f"status page: http://{c.http_host}:{c.http_port}/   agent desk: http://{c.http_host}:{c.http_port}/desk"
                   f"   (logins: {cfg.state_dir / 'initial-passwords.txt'})")
@@ -157,6 +158,41 @@ def _transcripts(cfg: HotlineConfig, answered: list[dict]) -> None:
     console.print(t)
     if any(x.get("status") == "no_model" for x in rows.values()):
         console.print("no Vosk model installed for these languages: see docs/transcription.md")
+
+
+def _handoff(cfg: HotlineConfig, cli: list[str], env: dict, work, answered: list[dict]) -> None:
+    """One consultation that is not a legal matter goes to 12345 (the simulator plays 12345)."""
+    from urllib.parse import urlsplit
+
+    from interop.partners import partners_of
+    if not answered or not cfg.system.interop.enabled:
+        return
+    url = urlsplit(partners_of(cfg)["12345"].endpoint(answered[0]["city"]) or "")
+    if url.hostname not in ("127.0.0.1", "localhost"):
+        return   # a real 12345 is configured: the demo does not send it test tickets
+    sim = subprocess.Popen(cli + ["simulate-12345", "--port", str(url.port or 80)], env=env,
+                           stdout=open(work / "sim12345.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.5)
+        t = _api(cfg, f"/api/calls/{answered[0]['call_id']}/ticket")
+        _api(cfg, f"/api/tickets/{t['id']}", "PATCH", {"category": "other", "summary": "小区噪音扰民，非法律问题，转12345"})
+        _api(cfg, f"/api/tickets/{t['id']}/handoff", "POST", {"partner": "12345", "consent": False})
+        deadline = time.monotonic() + 30
+        h = {}
+        while time.monotonic() < deadline:
+            h = _api(cfg, f"/api/tickets/{t['id']}/handoffs")[0]
+            if h["status"] == "resolved":
+                break
+            time.sleep(1)
+        table = Table("ticket", "to", "12345 ticket", "status", "updates", title="handoff to 12345 / 转办12345")
+        table.add_row(str(t["id"]), h.get("partner", ""), h.get("partner_ticket_id", ""), h.get("status", ""),
+                      str(h.get("status_seq", 0)))
+        console.print(table)
+    except Exception as e:   # the demo goes on; the outbox keeps the message for later
+        console.print(f"[yellow]handoff to 12345 not shown: {e}[/yellow]")
+    finally:
+        sim.terminate()
+        sim.wait(10)
 
 
 def _avg(xs):
