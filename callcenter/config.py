@@ -306,6 +306,23 @@ class FederationSettings(Strict):
         return self
 
 
+class AlarmThresholds(Strict):
+    service_level_target: float = Field(0.8, ge=0, le=1)     # alarm below this ...
+    min_calls_for_service_level: int = Field(5, ge=1)        # ... once this many calls were queued today
+    longest_wait_seconds: float = Field(120, ge=1)           # alarm when a caller waits longer
+    no_agent_when_open: bool = True                          # alarm when the city is open and nobody is logged in
+
+
+class WallboardSettings(Strict):
+    """KPI definitions (callcenter/kpi.py, docs/kpis.md) and alarm thresholds, per city if needed."""
+    service_level_seconds: float = Field(20, ge=1, le=600)
+    short_abandon_seconds: float = Field(5, ge=0, le=120)
+    exclude_short_abandons: bool = True
+    alarm_interval_seconds: float = Field(5, ge=0.2, le=600)
+    thresholds: AlarmThresholds = AlarmThresholds()
+    city_thresholds: dict[str, AlarmThresholds] = {}
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     node: Node
@@ -318,6 +335,7 @@ class SystemFile(Strict):
     transcription: TranscriptionSettings = TranscriptionSettings()
     interop: InteropSettings = InteropSettings()
     federation: FederationSettings = FederationSettings()
+    wallboard: WallboardSettings = WallboardSettings()
 
 
 class LanguageRouting(Strict):

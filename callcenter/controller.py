@@ -30,6 +30,7 @@ from callcenter.store.transcripts import TranscriptStore
 from callcenter.tickets import load_ticket_rules
 from interop.effects import ticket_effects
 from callcenter.transfers import transfer_extensions
+from callcenter.wallboard import Wallboard
 from transcription.keywords import load_rules
 from transcription.models import ModelRegistry
 from transcription.segment import index_text
@@ -82,6 +83,7 @@ class Controller:
         self.transcripts = TranscriptStore(self.store)
         self.models = ModelRegistry(cfg)
         self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
+        self.wallboard = Wallboard(self)
         self.listeners.append(self.tap.on_call)
         self.transcription_listeners: list = []   # callables(message) for live text and alerts
         # checked at start so a bad keywords file is a config error here, not in the transcriber later
@@ -97,7 +99,8 @@ class Controller:
                        asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines"),
                        asyncio.create_task(self.bus.listen("transcription", self._on_transcription),
                                            name="transcription-relay"),
-                       asyncio.create_task(self.bus.listen("interop", self._on_transcription), name="interop-relay")]
+                       asyncio.create_task(self.bus.listen("interop", self._on_transcription), name="interop-relay"),
+                       asyncio.create_task(self.wallboard.run(self.resynced), name="alarms")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:

@@ -31,6 +31,7 @@ from dashboard.live import LiveHub
 from dashboard.federation_api import add_routes as add_federation_routes
 from dashboard.interop_api import add_routes as add_interop_routes
 from dashboard.transcripts_api import add_routes as add_transcript_routes
+from dashboard.wallboard_api import add_routes as add_wallboard_routes
 
 log = logging.getLogger("hotline.api")
 PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other")
@@ -685,6 +686,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_get("/", page("status.html"))
     app.router.add_get("/login", page("login.html"))
     app.router.add_get("/desk", page("desk.html"))
+    add_wallboard_routes(app, ctl, me=me, refuse=refuse, audit=audit, ok=ok, page=page)
     app.router.add_static("/static/", STATIC)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)

@@ -118,8 +118,9 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
             await refuse(request, "view_alerts", why="alerts are for supervisors and the command center")
         call_id = request.query.get("call_id") or None
         open_only = request.query.get("open") in ("1", "true", "yes")
+        current = request.query.get("current") in ("1", "true", "yes")
         rows = await ctl.transcripts.alerts(cities=None if p.all_cities else set(p.cities), call_id=call_id,
-                                            open_only=open_only, kind=request.query.get("kind") or None)
+                                            open_only=open_only, current=current, kind=request.query.get("kind") or None)
         return ok(rows)
 
     async def acknowledge(request):

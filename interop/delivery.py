@@ -23,7 +23,7 @@ from callcenter.config import HotlineConfig
 from callcenter.store.db import Store, migrate
 from callcenter.store.interop import InteropStore
 from callcenter.store.models import Handoff, Ticket
-from callcenter.store.transcripts import TranscriptStore
+from callcenter.store.transcripts import AlertStore
 from interop import signing
 from interop.partners import Partner, partners_of
 
@@ -56,7 +56,7 @@ class Deliverer:
         self.node = cfg.system.node.name
         self.store = Store(cfg.system.database.url, cfg.root)
         self.outbox = InteropStore(self.store, self.node)
-        self.alerts = TranscriptStore(self.store)
+        self.alerts = AlertStore(self.store)
         self.partners: dict[str, Partner] = partners_of(cfg)
         self.secrets = {**partner_secrets, COMMAND_CENTER: federation_secret} if federation_secret else dict(partner_secrets)
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)

@@ -272,6 +272,27 @@ class Store:
                  "user_id": r.user_id, "role": r.role, "action": r.action, "call_id": r.call_id, "target": r.target,
                  "allowed": r.allowed, "detail": r.detail} for r in rows]
 
+    async def calls_since(self, since: datetime) -> list[dict]:
+        """The facts KPIs need (callcenter/kpi.py) of calls started since ``since``, times as epochs."""
+        cols = (CallRecord.call_id, CallRecord.city, CallRecord.status, CallRecord.outcome, CallRecord.green,
+                CallRecord.queued_at, CallRecord.answered_at, CallRecord.ended_at, CallRecord.talk_seconds)
+        async with self.session() as s:
+            rows = (await s.execute(select(*cols).where(CallRecord.started_at >= since.astimezone(timezone.utc)))).all()
+        out = []
+        for r in rows:
+            d = dict(r._mapping)
+            for k in ("queued_at", "answered_at", "ended_at"):
+                d[k] = _epoch(d[k])
+            out.append(d)
+        return out
+
+    async def callbacks_since(self, since: datetime) -> dict[str, int]:
+        from sqlalchemy import func
+        async with self.session() as s:
+            rows = (await s.execute(select(CallbackTask.city, func.count()).where(
+                CallbackTask.created_at >= since.astimezone(timezone.utc)).group_by(CallbackTask.city))).all()
+        return {city: n for city, n in rows}
+
     async def set_notes(self, call_id: str, notes: str) -> bool:
         """The desk's notes on a call; the row exists from the call's first event."""
         async with self.session.begin() as s:

@@ -295,8 +295,9 @@ class SearchDoc(Base):
 
 
 class Alert(Base):
-    """Something a supervisor must see: keyword alerts from transcripts (live or post-call); one
-    per call and topic. Acknowledged by a person."""
+    """Something a supervisor must see: keyword alerts from transcripts (live or post-call, one per
+    call and topic), dead letters, and wallboard alarms (kind "alarm", topic = the condition, cleared
+    when it no longer holds). Acknowledged by a person."""
     __tablename__ = "alerts"
     __table_args__ = (UniqueConstraint("call_id", "kind", "topic", name="uq_alert_call_topic"),)
 
@@ -314,6 +315,7 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # alarms: condition over
 
 
 class Handoff(Base):

@@ -39,10 +39,74 @@ async def upsert_doc(s, *, kind: str, ref: str, call_id: str, city: str, agent: 
         doc.call_id, doc.city, doc.agent, doc.text, doc.tokens = call_id, city, agent, raw, tokens
 
 
-class TranscriptStore:
+class AlertStore:
+    """Alerts for supervisors and the command center: keyword alerts, dead letters, wallboard alarms."""
+
     def __init__(self, store: Store):
         self.session = store.session
         self.dialect = store.engine.dialect.name
+
+    async def _add_alert(self, s, **fields) -> dict | None:
+        """One alert per call and topic (a live alert is not repeated by the post-call pass)."""
+        if fields.get("call_id"):
+            if (await s.execute(select(Alert.id).where(Alert.call_id == fields["call_id"], Alert.kind == fields["kind"],
+                                                        Alert.topic == fields.get("topic", "")))).first():
+                return None
+        a = Alert(created_at=_now(), acknowledged_by="", **{"agent": "", "term": "", "severity": "normal", "phase": "",
+                                                            "speaker": "", "detail": "", "topic": "", **fields})
+        s.add(a)
+        await s.flush()
+        return row_to_dict(a)
+
+    async def add_alert(self, **fields) -> dict | None:
+        try:
+            async with self.session.begin() as s:
+                return await self._add_alert(s, **fields)
+        except IntegrityError:   # the same alert raised concurrently (live and post-call)
+            return None
+
+    async def alerts(self, *, cities: set[str] | None = None, call_id: str | None = None, open_only: bool = False,
+                     kind: str | None = None, current: bool = False, limit: int = 200) -> list[dict]:
+        q = select(Alert).order_by(Alert.id.desc()).limit(limit)
+        if current:   # what still needs someone: not acknowledged, or an alarm whose condition holds
+            q = q.where(or_(Alert.acknowledged_at.is_(None), and_(Alert.kind == "alarm", Alert.cleared_at.is_(None))))
+        if cities is not None:
+            q = q.where(Alert.city.in_(cities))
+        if call_id:
+            q = q.where(Alert.call_id == call_id)
+        if kind:
+            q = q.where(Alert.kind == kind)
+        if open_only:
+            q = q.where(Alert.acknowledged_at.is_(None))
+        async with self.session() as s:
+            return [row_to_dict(a) for a in (await s.execute(q)).scalars().all()]
+
+    async def alert(self, alert_id: int) -> dict | None:
+        async with self.session() as s:
+            a = await s.get(Alert, alert_id)
+            return row_to_dict(a) if a else None
+
+    async def acknowledge(self, alert_id: int, user_id: str) -> dict | None:
+        """Once: a second acknowledgement returns None (409)."""
+        async with self.session.begin() as s:
+            res = await s.execute(update(Alert).where(Alert.id == alert_id, Alert.acknowledged_at.is_(None))
+                                  .values(acknowledged_by=user_id, acknowledged_at=_now()))
+            if res.rowcount != 1:
+                return None
+            return row_to_dict(await s.get(Alert, alert_id))
+
+    # ---- wallboard alarms: one open alarm per city and condition, cleared when it no longer holds
+    async def active_alarms(self) -> dict[tuple[str, str], dict]:
+        async with self.session() as s:
+            rows = (await s.execute(select(Alert).where(Alert.kind == "alarm", Alert.cleared_at.is_(None)))).scalars().all()
+        return {(a.city, a.topic): row_to_dict(a) for a in rows}
+
+    async def clear_alarm(self, alert_id: int) -> None:
+        async with self.session.begin() as s:
+            await s.execute(update(Alert).where(Alert.id == alert_id, Alert.cleared_at.is_(None)).values(cleared_at=_now()))
+
+
+class TranscriptStore(AlertStore):
 
     # ---- jobs
     async def enqueue(self, *, call_id: str, city: str, language: str, agent: str, recording: str,
@@ -172,54 +236,6 @@ class TranscriptStore:
                 t.segments, t.text, t.status, t.reason, t.updated_at = "[]", "", "purged", "retention period over", _now()
                 await s.execute(delete(SearchDoc).where(SearchDoc.kind == "transcript", SearchDoc.ref == t.call_id))
             return len(rows)
-
-    # ---- alerts
-    async def _add_alert(self, s, **fields) -> dict | None:
-        """One alert per call and topic (a live alert is not repeated by the post-call pass)."""
-        if fields.get("call_id"):
-            if (await s.execute(select(Alert.id).where(Alert.call_id == fields["call_id"], Alert.kind == fields["kind"],
-                                                        Alert.topic == fields.get("topic", "")))).first():
-                return None
-        a = Alert(created_at=_now(), acknowledged_by="", **{"agent": "", "term": "", "severity": "normal", "phase": "",
-                                                            "speaker": "", "detail": "", "topic": "", **fields})
-        s.add(a)
-        await s.flush()
-        return row_to_dict(a)
-
-    async def add_alert(self, **fields) -> dict | None:
-        try:
-            async with self.session.begin() as s:
-                return await self._add_alert(s, **fields)
-        except IntegrityError:   # the same alert raised concurrently (live and post-call)
-            return None
-
-    async def alerts(self, *, cities: set[str] | None = None, call_id: str | None = None, open_only: bool = False,
-                     kind: str | None = None, limit: int = 200) -> list[dict]:
-        q = select(Alert).order_by(Alert.id.desc()).limit(limit)
-        if cities is not None:
-            q = q.where(Alert.city.in_(cities))
-        if call_id:
-            q = q.where(Alert.call_id == call_id)
-        if kind:
-            q = q.where(Alert.kind == kind)
-        if open_only:
-            q = q.where(Alert.acknowledged_at.is_(None))
-        async with self.session() as s:
-            return [row_to_dict(a) for a in (await s.execute(q)).scalars().all()]
-
-    async def alert(self, alert_id: int) -> dict | None:
-        async with self.session() as s:
-            a = await s.get(Alert, alert_id)
-            return row_to_dict(a) if a else None
-
-    async def acknowledge(self, alert_id: int, user_id: str) -> dict | None:
-        """Once: a second acknowledgement returns None (409)."""
-        async with self.session.begin() as s:
-            res = await s.execute(update(Alert).where(Alert.id == alert_id, Alert.acknowledged_at.is_(None))
-                                  .values(acknowledged_by=user_id, acknowledged_at=_now()))
-            if res.rowcount != 1:
-                return None
-            return row_to_dict(await s.get(Alert, alert_id))
 
     # ---- search
     async def index(self, **doc) -> None:

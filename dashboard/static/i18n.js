@@ -31,6 +31,11 @@ const TEXT = {
     live_transcript: "实时转写", sp_caller: "来电人", sp_agent: "坐席", sp_mixed: "混音", transcript_waiting: "通话开始后显示转写文字",
     kw_alerts: "关键词告警", ack: "确认", acked: "已确认", topic: "类别", term: "关键词", phase_live: "通话中", phase_post_call: "通话后",
     no_alerts: "暂无未确认告警", time: "时间",
+    wallboard: "全省12348指挥中心 · 实时大屏", waiting: "排队", longest: "最长等待", logged_in: "签入", on_call: "通话",
+    paused_n: "小休", wrap_n: "整理", ready_n: "就绪", sl: "服务水平", abandon: "放弃率", calls_today: "今日来电", asa: "平均应答",
+    closed: "非工作时间", alarms: "告警", al_no_agent: "工作时间无坐席签入", al_long_wait: "等待超时", al_low_service_level: "服务水平偏低",
+    al_keyword: "关键词", al_dead_letter: "转办投递失败", city_detail: "城市详情", live_calls_city: "在线通话", updated: "更新于",
+    desk_link: "坐席工作台",
     yes: "是", error: "操作失败", phone_offline: "话机未注册：来电无法接到，请检查话机",
   },
   en: {
@@ -64,6 +69,11 @@ const TEXT = {
     live_transcript: "Live transcript", sp_caller: "Caller", sp_agent: "Agent", sp_mixed: "Mixed", transcript_waiting: "Text appears once the call is connected",
     kw_alerts: "Keyword alerts", ack: "Acknowledge", acked: "Acknowledged", topic: "Topic", term: "Term", phase_live: "during the call", phase_post_call: "after the call",
     no_alerts: "No open alerts", time: "Time",
+    wallboard: "Sichuan 12348 command center · live wallboard", waiting: "Waiting", longest: "Longest wait", logged_in: "Logged in",
+    on_call: "On call", paused_n: "Paused", wrap_n: "Wrap-up", ready_n: "Ready", sl: "Service level", abandon: "Abandoned",
+    calls_today: "Calls today", asa: "ASA", closed: "Closed", alarms: "Alarms", al_no_agent: "Open, no agent logged in",
+    al_long_wait: "Long wait", al_low_service_level: "Low service level", al_keyword: "Keyword", al_dead_letter: "Handoff failed",
+    city_detail: "City detail", live_calls_city: "Live calls", updated: "Updated", desk_link: "Agent desk",
     yes: "yes", error: "Action failed", phone_offline: "Phone not registered: calls cannot reach you, check your phone",
   },
 };

@@ -1,0 +1,132 @@
+"""The command center's wallboard on the real stack, in headless Chromium: a call waiting in Leshan's
+queue shows on Leshan's tile without a reload and leaves it when an agent answers; a city supervisor
+sees only their city; the no-agent alarm fires, is acknowledged and clears once an agent logs in."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.audio import tone_wav
+from tests.helpers import ROOT, Stack, fresh, wait_for
+
+PASSWORD = "wallboard-2026!"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def wb(tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("wallboard"))
+    s.overrides["wallboard"] = {"alarm_interval_seconds": 0.5}
+    s.reconfigure()
+    s.start()
+    for user in ("command1", "sup_leshan"):
+        s.set_password(user, PASSWORD)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def w(wb):
+    with fresh(wb):
+        yield wb
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed (make test installs it)")
+    with playwright.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def login(page, s: Stack, user: str) -> None:
+    page.goto(s.base_url + "/login?next=/wallboard")
+    page.fill("#user", user)
+    page.fill("#password", PASSWORD)
+    page.click("#btn-login-submit")
+    page.wait_for_url("**/wallboard")
+
+
+def test_a_waiting_call_appears_on_its_city_tile_and_leaves_when_answered(w, browser, tmp_path):
+    s = w
+    s.agent("agent1001", play=tone_wav(1000, 30, tmp_path / "a.wav"), login=False)
+    s.api("/api/agents/agent1001/login", "POST", {"ready": False})       # logged in, paused: the caller waits
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1600, "height": 1000})
+    try:
+        login(page, s, "command1")
+        page.wait_for_selector("#tiles article.tile")
+        assert page.locator("#tiles article.tile").count() == len(s.cfg.cities)   # all 21 cities
+        leshan = page.locator('article.tile[data-city="leshan"]')
+        assert leshan.get_attribute("data-waiting") == "0" and "乐山市" in leshan.text_content()
+        s.call("083312348", dtmf="2:1,4:1", play=tone_wav(500, 40, tmp_path / "c.wav"), hangup_after=30,
+               caller="13970000001")
+        page.wait_for_selector('article.tile[data-city="leshan"][data-waiting="1"]', timeout=60_000)
+        assert leshan.get_attribute("data-health") in ("amber", "red")   # a caller waits, nobody is ready
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wallboard-leshan-waiting-zh.png"), full_page=True)
+        # drill down: the live call, its number masked
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        leshan.click()
+        try:
+            page.wait_for_selector("#detail-calls tr", timeout=10_000)
+        except Exception:
+            raise AssertionError(f"no drill-down: {errors} {page.text_content('#action-error')}")
+        assert "139****0001" in page.text_content("#detail-calls")
+        s.api("/api/agents/agent1001/ready", "POST", {})
+        page.wait_for_selector('article.tile[data-city="leshan"][data-waiting="0"]', timeout=30_000)
+        page.click("#lang-toggle")
+        page.wait_for_selector("text=Leshan")
+        page.screenshot(path=str(ARTIFACTS / "wallboard-after-answer-en.png"), full_page=True)
+        page.click("#lang-toggle")
+    finally:
+        page.close()
+    assert any(a["action"] == "view_city" and a["user_id"] == "command1" for a in s.api("/api/audit?limit=50"))
+
+
+def test_a_city_supervisor_sees_only_their_city(w, browser):
+    s = w
+    sup = s.desk_session("sup_leshan", PASSWORD)
+    code, board = sup.request("/api/wallboard")
+    assert code == 200 and [c["city"] for c in board["cities"]] == ["leshan"]
+    assert sup.request("/api/wallboard/chengdu")[0] == 403
+    assert sup.request("/api/wallboard/leshan")[0] == 200
+    page = browser.new_page(locale="zh-CN")
+    try:
+        login(page, s, "sup_leshan")
+        page.wait_for_selector("#tiles article.tile")
+        assert page.locator("#tiles article.tile").count() == 1
+        assert page.locator('article.tile[data-city="chengdu"]').count() == 0
+    finally:
+        page.close()
+    refused = [a for a in s.api("/api/audit?limit=50") if a["action"] == "view_wallboard" and not a["allowed"]]
+    assert refused and refused[0]["user_id"] == "sup_leshan" and refused[0]["target"] == "chengdu"
+
+
+def test_no_agent_alarm_fires_is_acknowledged_and_clears_on_login(w, tmp_path):
+    s = w
+    def leshan_alarm():
+        return next((a for a in s.api("/api/alerts?kind=alarm&current=1")
+                     if a["city"] == "leshan" and a["topic"] == "no_agent"), None)
+    alarm = wait_for(leshan_alarm, 20, "the no-agent alarm for Leshan")    # open all day here, nobody logged in
+    sup = s.desk_session("sup_leshan", PASSWORD)
+    code, acked = sup.request(f"/api/alerts/{alarm['id']}/ack", "POST", {})
+    assert code == 200 and acked["acknowledged_by"] == "sup_leshan"
+    time.sleep(1.5)
+    assert alarm["id"] in {a["id"] for a in s.api("/api/alerts?kind=alarm&current=1")}   # condition holds: still shown
+    s.agent("agent1001", play=tone_wav(1000, 5, tmp_path / "a.wav"))       # logs in
+    # cleared and acknowledged: no longer on the board (an earlier, unacknowledged one would stay)
+    wait_for(lambda: alarm["id"] not in {a["id"] for a in s.api("/api/alerts?kind=alarm&current=1")}, 20,
+             "the alarm cleared")
+    done = [a for a in s.api("/api/alerts?kind=alarm") if a["id"] == alarm["id"]][0]
+    assert done["cleared_at"] and done["acknowledged_at"]
+    assert any(a["action"] == "ack_alert" and a["target"] == str(alarm["id"]) for a in s.api("/api/audit?limit=50"))
