@@ -110,3 +110,41 @@ def occupancy(agent_states: Iterable[str]) -> float | None:
         elif s == "ready":
             avail += 1
     return round(busy / avail, 4) if avail else None
+
+
+def by_day(calls: Iterable, tz: str, policy: Policy = Policy()) -> list[dict]:
+    """KPIs per local date (service-level trend, volume), in date order."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(tz)
+    days: dict[str, list] = {}
+    for c in calls:
+        started = _get(c, "started_at")
+        if started is None:
+            continue
+        days.setdefault(datetime.fromtimestamp(started, zone).date().isoformat(), []).append(c)
+    return [{"date": d, **compute(cs, policy).as_dict()} for d, cs in sorted(days.items())]
+
+
+def by_hour(calls: Iterable, tz: str) -> list[int]:
+    """Calls per local hour of the day (0-23), over the whole range."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(tz)
+    hours = [0] * 24
+    for c in calls:
+        started = _get(c, "started_at")
+        if started is not None and _get(c, "outcome") != "unknown_number":
+            hours[datetime.fromtimestamp(started, zone).hour] += 1
+    return hours
+
+
+def by_agent(calls: Iterable, policy: Policy = Policy()) -> list[dict]:
+    """Answered calls, ASA and AHT per agent, busiest first."""
+    agents: dict[str, list] = {}
+    for c in calls:
+        if _get(c, "agent") and _get(c, "answered_at") is not None:
+            agents.setdefault(_get(c, "agent"), []).append(c)
+    rows = [{"agent": a, "answered": k.answered, "asa_seconds": k.asa_seconds, "aht_seconds": k.aht_seconds}
+            for a, k in ((a, compute(cs, policy)) for a, cs in agents.items())]
+    return sorted(rows, key=lambda r: (-r["answered"], r["agent"]))

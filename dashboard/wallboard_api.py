@@ -3,11 +3,20 @@ own), drill-down to one city. Caller numbers are masked here; opening a city's l
 of personal data and is audited."""
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from callcenter import access, kpi
+
+
+VENDOR = Path(__file__).resolve().parent / "node_modules"
 
 
 def add_routes(app: web.Application, ctl, *, me, refuse, audit, ok, page) -> None:
@@ -47,6 +56,52 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ok, page) -> Non
         return ok({"tile": tile, "calls": calls, "agents": agents,
                    "thresholds": ctl.wallboard.thresholds(cid).model_dump()})
 
+    tz = ZoneInfo(ctl.cfg.routing.timezone)
+
+    def _date(value: str, name: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be a date YYYY-MM-DD"}),
+                                     content_type="application/json")
+
+    async def reports(request):
+        """KPIs over a date range for the report charts: per day, per hour of day, per agent."""
+        p = me(request)
+        if p.role == "agent":
+            await refuse(request, "view_reports", why="reports are for supervisors and the command center")
+        q = request.query
+        city = q.get("city") or None
+        if city and city not in {c.id for c in ctl.cfg.cities}:
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"unknown city {city!r}"}), content_type="application/json")
+        if city and not access.sees_city(p, city):
+            await refuse(request, "view_reports", target=city, why=f"{city} is outside your cities")
+        if not city and not p.all_cities:
+            city = sorted(p.cities)[0]
+        first, last = _date(q.get("from", ""), "from"), _date(q.get("to", ""), "to")
+        if last < first or (last - first).days > 366:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "to must not be before from; at most a year"}),
+                                     content_type="application/json")
+        rows = await ctl.store.calls_since(datetime.combine(first, dtime(0), tz),
+                                           datetime.combine(last + timedelta(days=1), dtime(0), tz), city)
+        policy = ctl.wallboard.policy
+        tzname = ctl.cfg.routing.timezone
+        out = await asyncio.to_thread(lambda: {"days": kpi.by_day(rows, tzname, policy), "hours": kpi.by_hour(rows, tzname),
+                                               "agents": kpi.by_agent(rows, policy),
+                                               "total": kpi.compute(rows, policy).as_dict()})
+        return ok({"city": city, "from": first.isoformat(), "to": last.isoformat(), "definitions": definitions(), **out})
+
+    async def echarts(request):
+        """The chart library, installed locally by setup (npm; never from a CDN)."""
+        path = VENDOR / "echarts" / "dist" / "echarts.min.js"
+        if not path.exists():
+            return web.Response(status=404, text="// echarts is not installed: run `make demo` or scripts/bootstrap.sh",
+                                content_type="application/javascript")
+        return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})
+
+    app.router.add_get("/reports", page("reports.html"))
+    app.router.add_get("/api/reports", reports)
+    app.router.add_get("/vendor/echarts.min.js", echarts)
     app.router.add_get("/wallboard", page("wallboard.html"))
     app.router.add_get("/api/wallboard", board)
     app.router.add_get("/api/wallboard/{city}", city)

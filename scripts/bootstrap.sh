@@ -15,6 +15,7 @@ have baresip || need+=(baresip-core)   # a standard SIP phone, tested as an agen
 have chromium || need+=(chromium)      # the desk's browser tests (headless, driven by playwright)
 # Chinese and Tibetan glyphs for the pages' screenshots (and any desk on this machine)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+have npm || need+=(npm)                # the dashboard's chart library (ECharts), served locally
 installed fonts-wqy-microhei || need+=(fonts-wqy-microhei)
 installed fonts-tibetan-machine || need+=(fonts-tibetan-machine)
 if [ ${#need[@]} -gt 0 ]; then
@@ -40,6 +41,11 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]'
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# ECharts for the report pages, pinned in dashboard/package.json, served by the dashboard itself
+if [ ! -f dashboard/node_modules/echarts/dist/echarts.min.js ]; then
+  (cd dashboard && npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null)
 fi
 
 .venv/bin/hotline setup

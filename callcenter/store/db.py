@@ -272,16 +272,22 @@ class Store:
                  "user_id": r.user_id, "role": r.role, "action": r.action, "call_id": r.call_id, "target": r.target,
                  "allowed": r.allowed, "detail": r.detail} for r in rows]
 
-    async def calls_since(self, since: datetime) -> list[dict]:
-        """The facts KPIs need (callcenter/kpi.py) of calls started since ``since``, times as epochs."""
-        cols = (CallRecord.call_id, CallRecord.city, CallRecord.status, CallRecord.outcome, CallRecord.green,
-                CallRecord.queued_at, CallRecord.answered_at, CallRecord.ended_at, CallRecord.talk_seconds)
+    async def calls_since(self, since: datetime, until: datetime | None = None, city: str | None = None) -> list[dict]:
+        """The facts KPIs need (callcenter/kpi.py) of calls started in [since, until), times as epochs."""
+        cols = (CallRecord.call_id, CallRecord.city, CallRecord.agent, CallRecord.status, CallRecord.outcome,
+                CallRecord.green, CallRecord.started_at, CallRecord.queued_at, CallRecord.answered_at,
+                CallRecord.ended_at, CallRecord.talk_seconds)
+        q = select(*cols).where(CallRecord.started_at >= since.astimezone(timezone.utc))
+        if until is not None:
+            q = q.where(CallRecord.started_at < until.astimezone(timezone.utc))
+        if city:
+            q = q.where(CallRecord.city == city)
         async with self.session() as s:
-            rows = (await s.execute(select(*cols).where(CallRecord.started_at >= since.astimezone(timezone.utc)))).all()
+            rows = (await s.execute(q)).all()
         out = []
         for r in rows:
             d = dict(r._mapping)
-            for k in ("queued_at", "answered_at", "ended_at"):
+            for k in ("started_at", "queued_at", "answered_at", "ended_at"):
                 d[k] = _epoch(d[k])
             out.append(d)
         return out

@@ -35,7 +35,10 @@ const TEXT = {
     paused_n: "小休", wrap_n: "整理", ready_n: "就绪", sl: "服务水平", abandon: "放弃率", calls_today: "今日来电", asa: "平均应答",
     closed: "非工作时间", alarms: "告警", al_no_agent: "工作时间无坐席签入", al_long_wait: "等待超时", al_low_service_level: "服务水平偏低",
     al_keyword: "关键词", al_dead_letter: "转办投递失败", city_detail: "城市详情", live_calls_city: "在线通话", updated: "更新于",
-    desk_link: "坐席工作台",
+    desk_link: "坐席工作台", reports: "统计报表", report_title: "12348 统计报表", from: "从", to: "至", show: "查询",
+    export_csv: "导出 CSV", export_xlsx: "导出 Excel", volume_day: "每日来电量", volume_hour: "来电时段分布",
+    sl_trend: "服务水平趋势", by_category: "咨询类别", satisfaction: "满意度（回访）", per_agent: "坐席接听量",
+    answered_n: "接通", calls_n: "来电", abandoned_n: "放弃", province: "全省", wallboard_link: "实时大屏",
     yes: "是", error: "操作失败", phone_offline: "话机未注册：来电无法接到，请检查话机",
   },
   en: {
@@ -74,6 +77,10 @@ const TEXT = {
     calls_today: "Calls today", asa: "ASA", closed: "Closed", alarms: "Alarms", al_no_agent: "Open, no agent logged in",
     al_long_wait: "Long wait", al_low_service_level: "Low service level", al_keyword: "Keyword", al_dead_letter: "Handoff failed",
     city_detail: "City detail", live_calls_city: "Live calls", updated: "Updated", desk_link: "Agent desk",
+    reports: "Reports", report_title: "12348 reports", from: "From", to: "To", show: "Show", export_csv: "Export CSV",
+    export_xlsx: "Export Excel", volume_day: "Calls per day", volume_hour: "Calls by hour of day", sl_trend: "Service level",
+    by_category: "Consultations by category", satisfaction: "Satisfaction (follow-ups)", per_agent: "Answered per agent",
+    answered_n: "Answered", calls_n: "Calls", abandoned_n: "Abandoned", province: "Province", wallboard_link: "Wallboard",
     yes: "yes", error: "Action failed", phone_offline: "Phone not registered: calls cannot reach you, check your phone",
   },
 };

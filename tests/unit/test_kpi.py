@@ -63,3 +63,17 @@ def test_no_calls_no_ratios_and_occupancy():
     assert k.service_level is None and k.asa_seconds is None and k.aht_seconds is None
     assert occupancy(["ready", "on_call", "wrap_up", "paused", "logged_out"]) == round(2 / 3, 4)
     assert occupancy(["paused"]) is None
+
+
+def test_reports_by_day_hour_and_agent():
+    from callcenter.kpi import by_agent, by_day, by_hour
+    calls = _calls([dict(wait=10, answered=True, talk=100), dict(wait=30, answered=True, talk=200),
+                    dict(wait=40, answered=False)])
+    for c in calls:
+        c.started_at = c.started_at or T0
+    days = by_day(calls, "Asia/Shanghai", Policy(service_level_seconds=20))
+    assert len(days) == 1 and days[0]["queued"] == 3 and days[0]["service_level"] == round(1 / 3, 4)
+    hours = by_hour(calls, "Asia/Shanghai")
+    assert sum(hours) == 3 and len(hours) == 24
+    [a] = by_agent(calls, Policy(wrapup_seconds=0))
+    assert a == {"agent": "agent1001", "answered": 2, "asa_seconds": 20.0, "aht_seconds": 150.0}
