@@ -50,6 +50,31 @@ class Metrics:
         self.event_lag = Gauge("hotline_ami_event_lag_seconds", "Last event's age when handled", registry=self.registry)
         self.db_errors = Counter("hotline_db_errors_total", "Failed record writes (retried)", registry=self.registry)
 
+    def watch(self, ctl: "Controller") -> None:
+        """Queue sizes and agents by state, read from the live view when Prometheus scrapes."""
+        self.registry.register(_LiveCollector(ctl))
+
+
+class _LiveCollector:
+    def __init__(self, ctl: "Controller"):
+        self.ctl = ctl
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        st = self.ctl.status()
+        waiting = GaugeMetricFamily("hotline_queue_waiting", "Callers waiting in a queue", labels=["queue"])
+        talking = GaugeMetricFamily("hotline_queue_talking", "Calls of a queue connected to an agent", labels=["queue"])
+        for q, v in sorted(st["queues"].items()):
+            waiting.add_metric([q], v["waiting"])
+            talking.add_metric([q], v["talking"])
+        agents = GaugeMetricFamily("hotline_agents", "Agents by state", labels=["state"])
+        counts: dict[str, int] = {}
+        for a in st["agents"]:
+            counts[a["state"]] = counts.get(a["state"], 0) + 1
+        for state in ("logged_out", "ready", "on_call", "paused", "wrap_up"):
+            agents.add_metric([state], counts.get(state, 0))
+        yield from (waiting, talking, agents)
+
 
 class Controller:
     def __init__(self, cfg: HotlineConfig, secrets: Secrets):
@@ -84,6 +109,7 @@ class Controller:
         self.models = ModelRegistry(cfg)
         self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
         self.wallboard = Wallboard(self)
+        self.metrics.watch(self)
         self.listeners.append(self.tap.on_call)
         self.transcription_listeners: list = []   # callables(message) for live text and alerts
         # checked at start so a bad keywords file is a config error here, not in the transcriber later

@@ -118,6 +118,9 @@ class Wallboard:
             for a in alarms_for(t, self.thresholds(t["city"])):
                 now_true[(t["city"], a.kind)] = a
         raised = []
+        if self.cfg.system.federation.mode == "command":
+            for key, a in (await self.stale_nodes()).items():
+                now_true[key] = a
         for key, a in now_true.items():
             if key not in active:
                 row = await self.ctl.transcripts.add_alert(kind="alarm", city=key[0], topic=a.kind, term="",
@@ -128,6 +131,22 @@ class Wallboard:
             if key not in now_true:
                 await self.ctl.transcripts.clear_alarm(row["id"])
         return raised
+
+    async def stale_nodes(self) -> dict[tuple[str, str], Alarm]:
+        """Command center: every city of a node that stopped reporting has a node_stale alarm."""
+        from datetime import timezone
+
+        from callcenter.store.interop import FederationStore
+        out = {}
+        now = datetime.now(timezone.utc)
+        for n in await FederationStore(self.ctl.store).nodes():
+            seen = n["last_seen"]
+            if seen is not None and seen.tzinfo is None:
+                seen = seen.replace(tzinfo=timezone.utc)
+            if seen is None or (now - seen).total_seconds() > self.cfg.system.federation.stale_seconds:
+                for city in n["cities"]:
+                    out[(city, "node_stale")] = Alarm("node_stale", f"city node {n['node']} stopped reporting")
+        return out
 
     async def run(self, ready: asyncio.Event) -> None:
         await ready.wait()

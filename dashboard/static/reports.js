@@ -34,7 +34,7 @@ function draw() {
   for (const r of rows) for (const [k, v] of Object.entries(r.by_category || {})) cats[k] = (cats[k] || 0) + v;
   const names = R.info.ticket_categories || {};
   chart("ch-category").setOption({tooltip: {trigger: "item"}, series: [{type: "pie", radius: "65%",
-    data: Object.entries(cats).map(([k, v]) => ({name: (names[k] && (names[k][LANG] || names[k].zh)) || k, value: v}))}]}, true);
+    data: Object.entries(cats).map(([k, v]) => ({name: (names[k] && (names[k][LANG] || names[k].zh)) || t(k), value: v}))}]}, true);
   chart("ch-satisfaction").setOption({tooltip: {trigger: "axis"}, xAxis: {type: "category", data: rows.map(r => r.period)},
     yAxis: {type: "value", min: 1, max: 5}, series: [{name: t("satisfaction"), type: "line", data: rows.map(r => r.satisfaction)}]}, true);
   chart("ch-agents").setOption({tooltip: {trigger: "axis"}, xAxis: {type: "category", data: d.agents.map(a => (R.info.agents || {})[a.agent] || a.agent)},

@@ -96,6 +96,9 @@ def test_command_center_sees_both_cities_and_a_stopped_node_catches_up(province,
     v = wait_for(lambda: (v := province_view(command)) and v["chengdu-node"]["stale"] and v, 20, "chengdu stale")
     stale_after = time.monotonic() - stopped
     assert not v["leshan-node"]["stale"]
+    # ... and the wallboard's alarm for its city
+    wait_for(lambda: [a for a in command.api("/api/alerts?kind=alarm&current=1")
+                      if a["city"] == "chengdu" and a["topic"] == "node_stale"], 20, "node_stale alarm")
     # ... while it is down, its tickets pile up in its own outbox
     sent = tickets_on(chengdu, "chengdu", 5, "c")
     assert sent == sent_before + 5

@@ -70,6 +70,9 @@ def test_a_waiting_call_appears_on_its_city_tile_and_leaves_when_answered(w, bro
                caller="13970000001")
         page.wait_for_selector('article.tile[data-city="leshan"][data-waiting="1"]', timeout=60_000)
         assert leshan.get_attribute("data-health") in ("amber", "red")   # a caller waits, nobody is ready
+        import urllib.request
+        with urllib.request.urlopen(s.base_url + "/metrics", timeout=10) as r:
+            assert 'hotline_queue_waiting{queue="leshan"} 1.0' in r.read().decode()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wallboard-leshan-waiting-zh.png"), full_page=True)
         # drill down: the live call, its number masked
