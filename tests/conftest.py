@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Stack, fresh, postgres_database, tts_wav
+from tests.helpers import CHROMIUM, Stack, fresh, postgres_database, tts_wav
 
 
 def pytest_collection_modifyitems(config, items):
@@ -36,6 +36,19 @@ def clean_stack(stack):
     """Each test starts with every agent logged out and no stray softphones."""
     with fresh(stack):
         yield stack
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium driven by playwright (one per test module)."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed (make test installs it)")
+    with playwright.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

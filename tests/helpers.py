@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,6 +81,18 @@ class Party:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def page_login(page, base_url: str, user: str, password: str, next_path: str) -> None:
+    """Log in on the login page like a person, and wait until the app page has taken over."""
+    page.goto(f"{base_url}/login?next={next_path}")
+    page.fill("#user", user)
+    page.fill("#password", password)
+    page.click("#btn-login-submit")
+    page.wait_for_url(lambda url: "/login" not in url)     # a "**/desk" glob would match login?next=/desk
 
 
 def terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:

@@ -294,7 +294,7 @@ function connect() {
     } else if (msg.type === "agent") S.agents[msg.agent.id] = msg.agent;
     else if (msg.type === "call") S.calls[msg.call.call_id] = msg.call;
     else if (msg.type === "transcript") addTranscript(msg);
-    else if (msg.type === "alert" || msg.type === "alert_acknowledged") S.alerts[msg.alert.id] = msg.alert;
+    else if ((msg.type === "alert" || msg.type === "alert_acknowledged") && msg.alert.kind === "keyword") S.alerts[msg.alert.id] = msg.alert;
     render();
   };
   ws.onclose = () => { show("banner", true); setTimeout(connect, S.retry); S.retry = Math.min(S.retry * 2, 15000); };
@@ -354,7 +354,8 @@ async function start() {
   wire();
   render();
   if (S.me.role !== "agent") {
-    try { for (const a of await api("/api/alerts?open=1")) S.alerts[a.id] = a; } catch (e) { /* shown on next action */ }
+    // the desk lists keyword alerts; alarms and the rest are on the wallboard
+    try { for (const a of await api("/api/alerts?open=1&kind=keyword")) S.alerts[a.id] = a; } catch (e) { /* shown on next action */ }
   }
   connect();
   setInterval(() => { if (S.me.role === "agent") renderAgent(); }, 1000);  // wrap-up countdown

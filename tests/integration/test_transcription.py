@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -14,9 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import ROOT, Stack, free_port, fresh
+from tests.helpers import ROOT, Stack, free_port, fresh, page_login
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
 
 PASSWORD = "transcribe-me-2026"
@@ -74,24 +72,8 @@ def speech(tmp_path_factory) -> dict[str, Path]:
             "agent": korean_wav("네. 네. 라디오. 네.", d / "agent.wav", 160)}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is not installed (make test installs it)")
-    with playwright.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
-
-
 def login(page, s: Stack, user: str) -> None:
-    page.goto(s.base_url + "/login?next=/desk")
-    page.fill("#user", user)
-    page.fill("#password", PASSWORD)
-    page.click("#btn-login-submit")
-    page.wait_for_url(lambda url: "/login" not in url)
+    page_login(page, s.base_url, user, PASSWORD, "/desk")
 
 
 class DeskSocket:

@@ -3,17 +3,14 @@ queue shows on Leshan's tile without a reload and leaves it when an agent answer
 sees only their city; the no-agent alarm fires, is acknowledged and clears once an agent logs in."""
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from agents.audio import tone_wav
-from tests.helpers import ROOT, Stack, fresh, wait_for
+from tests.helpers import ROOT, Stack, fresh, page_login, wait_for
 
 PASSWORD = "wallboard-2026!"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
 
 
@@ -35,24 +32,8 @@ def w(wb):
         yield wb
 
 
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is not installed (make test installs it)")
-    with playwright.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
-
-
 def login(page, s: Stack, user: str) -> None:
-    page.goto(s.base_url + "/login?next=/wallboard")
-    page.fill("#user", user)
-    page.fill("#password", PASSWORD)
-    page.click("#btn-login-submit")
-    page.wait_for_url(lambda url: "/login" not in url)     # "**/wallboard" would match login?next=/wallboard
+    page_login(page, s.base_url, user, PASSWORD, "/wallboard")
 
 
 def test_a_waiting_call_appears_on_its_city_tile_and_leaves_when_answered(w, browser, tmp_path):
