@@ -61,8 +61,15 @@ function render() {
     $("detail-city").textContent = cityName(W.detail.tile);
     $("detail-agents").tBodies[0].replaceChildren(...W.detail.agents.map(a => el("tr", {},
       el("td", {textContent: a.name}), el("td", {}, stateBadge(a.state)))));
+    // the same listen / whisper / barge as the supervisors' desk (their SIP phone rings; audited)
+    const spy = (c) => ["listen", "whisper", "barge"].map(mode => {
+      const b = el("button", {textContent: t(mode), className: "spy-" + mode, disabled: c.status !== "talking"});
+      b.onclick = () => act(() => api("/api/calls/" + encodeURIComponent(c.call_id) + "/" + mode, "POST", {}));
+      return b;
+    });
     $("detail-calls").tBodies[0].replaceChildren(...W.detail.calls.map(c => el("tr", {},
-      el("td", {textContent: c.caller}), el("td", {textContent: t("cs_" + c.status)}), el("td", {textContent: c.agent || c.queue}))));
+      el("td", {textContent: c.caller}), el("td", {textContent: t("cs_" + c.status)}), el("td", {textContent: c.agent || c.queue}),
+      el("td", {}, ...(W.me.role === "agent" ? [] : spy(c))))));
   }
 }
 async function act(fn) { $("action-error").textContent = ""; try { await fn(); } catch (e) { $("action-error").textContent = e.message; } }

@@ -66,8 +66,13 @@ def test_a_waiting_call_appears_on_its_city_tile_and_leaves_when_answered(w, bro
         except Exception:
             raise AssertionError(f"no drill-down: {errors} {page.text_content('#action-error')}")
         assert "139****0001" in page.text_content("#detail-calls")
+        phone = s.agent("command1", login=False)       # the command center's own SIP phone
         s.api("/api/agents/agent1001/ready", "POST", {})
         page.wait_for_selector('article.tile[data-city="leshan"][data-waiting="0"]', timeout=30_000)
+        # drill-down on the answered call: listen in from the wallboard, like from the desk
+        page.wait_for_selector("#detail-calls button.spy-listen:not([disabled])", timeout=15_000)
+        page.click("#detail-calls button.spy-listen")
+        phone.wait_event("answered", 20)
         page.click("#lang-toggle")
         page.wait_for_selector("text=Leshan")
         page.screenshot(path=str(ARTIFACTS / "wallboard-after-answer-en.png"), full_page=True)
