@@ -67,9 +67,11 @@ def test_command_center_sees_both_cities_and_a_stopped_node_catches_up(province,
     daemons = {}
     for city, s in cities.items():
         daemons[city] = s._spawn(["interop"], f"interop-{city}")
-    # a caller waiting in each city's queue (its agent is logged in but paused)
-    leshan.api("/api/agents/agent1001/login", "POST", {"ready": False})
-    chengdu.api("/api/agents/agent1002/login", "POST", {"ready": False})
+    # a caller waiting in each city's queue: its agent's phone is registered (app_queue counts only
+    # reachable members as logged in) and the agent is logged in but paused
+    for stack, agent in ((leshan, "agent1001"), (chengdu, "agent1002")):
+        stack.agent(agent, login=False)
+        stack.api(f"/api/agents/{agent}/login", "POST", {"ready": False})
     hold = tone_wav(500, 60, tmp_path / "caller.wav")
     leshan.call("083312348", dtmf="2:1,4:1", play=hold, hangup_after=45, caller="13960000001")
     chengdu.call("02812348", dtmf="2:1,4:1,6:1", play=hold, hangup_after=45, caller="13960000002")
