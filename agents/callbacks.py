@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timezone
 
 from callcenter.periodic import run_every
+from callcenter.routing import dialable
 from callcenter.schedule import is_open
 
 log = logging.getLogger("hotline.callbacks")
@@ -34,6 +35,10 @@ class CallbackScheduler:
         for task in await self.store.due_voicemail_callbacks():
             queue = self.queue_for(task.city)
             if queue is None or not task.caller_number:
+                continue
+            if not dialable(task.caller_number):
+                log.warning("callback task %s: %r is not a dialable number; marked failed", task.id, task.caller_number)
+                await self.store.mark_callback(task.id, "failed")
                 continue
             if not await self.store.mark_callback(task.id, "dialing"):
                 continue  # another controller took it

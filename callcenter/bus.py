@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -17,9 +18,15 @@ class Bus:
         self.client = aioredis.from_url(url, socket_timeout=1, socket_connect_timeout=1) if url else None
         self.healthy = False
         self.failures = 0
+        self._retry_at = 0.0   # while Redis is away, try again only after this (monotonic) time
+
+    def _skip(self) -> bool:
+        """True while Redis is known to be away: the record writer must not wait on every call for a
+        connect timeout (up to 1 s each) — a few seconds of live state are lost instead, nothing else."""
+        return self.client is None or (not self.healthy and self.failures > 0 and time.monotonic() < self._retry_at)
 
     async def publish_call(self, call: dict) -> None:
-        if self.client is None:
+        if self._skip():
             return
         key = f"{self.prefix}:call:{call['call_id']}"
         try:
@@ -34,20 +41,18 @@ class Bus:
                 await p.execute()
             self.healthy = True
         except (RedisError, OSError) as e:
-            self.failures += 1
-            if self.healthy or self.failures == 1:
-                log.warning("Redis unavailable, live state not published: %s", e)
-            self.healthy = False
+            self._failed(e)
 
     def _failed(self, e: Exception) -> None:
         self.failures += 1
         if self.healthy or self.failures == 1:
-            log.warning("Redis unavailable: %s", e)
+            log.warning("Redis unavailable, live state not published until it is back: %s", e)
         self.healthy = False
+        self._retry_at = time.monotonic() + 2.0
 
     async def publish(self, topic: str, message: dict) -> bool:
         """Publish on ``<prefix>:<topic>``; False (logged once) when Redis is away."""
-        if self.client is None:
+        if self._skip():
             return False
         try:
             await self.client.publish(f"{self.prefix}:{topic}", json.dumps(message, ensure_ascii=False, default=str))
@@ -58,7 +63,7 @@ class Bus:
             return False
 
     async def put(self, key: str, value: dict, ttl_seconds: int) -> bool:
-        if self.client is None:
+        if self._skip():
             return False
         try:
             await self.client.set(f"{self.prefix}:{key}", json.dumps(value, ensure_ascii=False), ex=ttl_seconds)
@@ -69,7 +74,7 @@ class Bus:
             return False
 
     async def take(self, key: str) -> dict | None:
-        if self.client is None:
+        if self._skip():
             return None
         try:
             raw = await self.client.get(f"{self.prefix}:{key}")

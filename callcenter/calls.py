@@ -68,12 +68,37 @@ class CallState:
         return d
 
 
+class _Headers:
+    """An event's headers, each a single string. panoramisk turns a header repeated in one message
+    into a list: which value is right cannot be told, so it reads as absent. (A list used to raise
+    here, or land in a call's fields, where the record writer cannot store it and retries forever.)"""
+    __slots__ = ("ev",)
+
+    def __init__(self, ev: Mapping[str, str]):
+        self.ev = ev
+
+    def get(self, key: str, default=None):
+        v = self.ev.get(key, default)
+        return v if isinstance(v, str) else default
+
+
+# 9999-12-31 23:59:59 UTC: the last instant a datetime, so a call record, can hold
+_LATEST = 253402300799.0
+
+
+def _epoch(v) -> float | None:
+    """A usable Unix time, else None. nan, inf, 1e400 or a year past 9999 would reach the record
+    writer as a datetime it cannot build, and stall it (it retries a failed write forever)."""
+    try:
+        t = float(v)
+    except (TypeError, ValueError):
+        return None
+    return t if 0 < t <= _LATEST else None
+
+
 def _ts(ev: Mapping[str, str], now: float) -> float:
     # manager.conf has timestampevents=yes: Asterisk's own clock, immune to our backlog
-    try:
-        return float(ev.get("Timestamp", "")) or now
-    except ValueError:
-        return now
+    return _epoch(ev.get("Timestamp")) or now
 
 
 def _agent_from(value: str) -> str:
@@ -81,13 +106,6 @@ def _agent_from(value: str) -> str:
     v = value.split("/", 1)[-1]
     head, sep, tail = v.rpartition("-")
     return head if sep and len(tail) == 8 and all(c in "0123456789abcdef" for c in tail) else v
-
-
-def _float(v: str | None) -> float | None:
-    try:
-        return float(v) if v not in (None, "") else None
-    except ValueError:
-        return None
 
 
 class CallTracker:
@@ -104,6 +122,7 @@ class CallTracker:
         self.calls.pop(call_id, None)
 
     def apply(self, ev: Mapping[str, str]) -> CallState | None:
+        ev = _Headers(ev)
         name = ev.get("Event", "")
         linkedid = ev.get("Linkedid", "")
         if name in ("AttendedTransfer", "BlindTransfer"):   # channel snapshots carry prefixes here
@@ -291,6 +310,8 @@ class CallTracker:
             call.hangup_cause = int(ev.get("Cause", ""))
         except ValueError:
             call.hangup_cause = None
+        if call.hangup_cause is not None and not 0 <= call.hangup_cause < 2 ** 31:
+            call.hangup_cause = None   # the record's INTEGER column cannot hold it: the writer would stall
         call.hangup_cause_text = ev.get("Cause-txt", "")
         if not call.outcome:
             call.outcome = ("answered" if call.answered_at else
@@ -301,6 +322,7 @@ class CallTracker:
     def adopt(self, call_id: str, channel: str, vars: Mapping[str, str], bridged_to: str = "",
               started_at: float | None = None) -> CallState:
         """Rebuild (or complete) a call from its live channel's variables (see the dialplan)."""
+        vars = _Headers(vars)   # Getvar answers: a repeated Value header would be a list
         call = self.calls.setdefault(call_id, CallState(call_id=call_id))
         call.channel = channel or call.channel
         call.dialed_number = vars.get("HOTLINE_DID") or call.dialed_number
@@ -313,13 +335,13 @@ class CallTracker:
         call.queue = vars.get("HOTLINE_QUEUE") or call.queue
         call.recording = vars.get("HOTLINE_REC") or call.recording
         if vars.get("HOTLINE_OVERFLOW"):
-            call.overflow = vars["HOTLINE_OVERFLOW"]
+            call.overflow = vars.get("HOTLINE_OVERFLOW")
         call.green = vars.get("HOTLINE_GREEN") or call.green
         if vars.get("HOTLINE_OPEN") == "0":
             call.after_hours = True
-        call.started_at = call.started_at or _float(vars.get("HOTLINE_START")) or started_at
-        call.queued_at = call.queued_at or _float(vars.get("HOTLINE_QUEUED_AT"))
-        answered = _float(vars.get("HOTLINE_ANSWERED_AT"))
+        call.started_at = call.started_at or _epoch(vars.get("HOTLINE_START")) or _epoch(started_at)
+        call.queued_at = call.queued_at or _epoch(vars.get("HOTLINE_QUEUED_AT"))
+        answered = _epoch(vars.get("HOTLINE_ANSWERED_AT"))
         agent = vars.get("HOTLINE_AGENT") or (_agent_from(bridged_to) if bridged_to else "")
         if answered or bridged_to:
             call.answered_at = call.answered_at or answered

@@ -325,6 +325,8 @@ class WallboardSettings(Strict):
 
 class SystemFile(Strict):
     state_dir: str = ".hotline"
+    # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
+    agents_file: str = "config/agents.yaml"
     node: Node
     asterisk: AsteriskSettings
     trunk: Trunk
@@ -502,10 +504,14 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except OSError as e:          # a directory where the file should be, no permission…
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -547,6 +553,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     ivr_path = root / "ivr_flows" / "hotline.yaml"
     sys_data = _deep_merge(_read_yaml(sys_path), overrides)
     system = _validate(SystemFile, sys_data, sys_path)
+    agents_path = root / system.agents_file
     cities = _validate(CitiesFile, _read_yaml(cities_path), cities_path)
     agents = _validate(AgentsFile, _read_yaml(agents_path), agents_path)
     ivr = _validate(IvrFlow, _read_yaml(ivr_path), ivr_path)
@@ -576,7 +583,10 @@ def _rotas(path: Path, agent_ids: set[str]) -> dict:
 
     if not path.exists():
         return {}
-    data = _read_yaml(path).get("rotas") or {}
+    raw = _read_yaml(path)
+    data = (raw.get("rotas") if isinstance(raw, dict) else raw) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: rotas: expected agent ids mapped to their weekly hours")
     out = {}
     for agent_id, weekly in data.items():
         if agent_id not in agent_ids:
@@ -586,7 +596,7 @@ def _rotas(path: Path, agent_ids: set[str]) -> dict:
         spans: dict[int, tuple] = {}
         try:
             for days, hours in weekly.items():
-                for d in parse_days(days):
+                for d in parse_days(str(days)):
                     spans[d] = spans.get(d, ()) + tuple(parse_span(h) for h in hours)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{path}: rotas.{agent_id}: {e}") from None
@@ -615,12 +625,14 @@ def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_pat
         weekly: dict[int, tuple] = {}
         try:
             for days, spans in (cs.weekly or sch.default.weekly or {}).items():
-                for d in parse_days(days):
+                for d in parse_days(str(days)):
                     weekly[d] = weekly.get(d, ()) + tuple(parse_span(x) for x in spans)
         except ValueError as e:
-            raise ConfigError(f"{routing_path}: {where}.weekly: {e}") from None
+            src = where if cs.weekly or where == "schedules.default" else "schedules.default"
+            raise ConfigError(f"{routing_path}: {src}.weekly: {e}") from None
         return Schedule(cs.always_open, weekly, closed, workdays)
 
+    build(sch.default, "schedules.default")   # a bad default is named as the default, not as a city's
     out = {}
     for c in cities:
         cs = sch.cities.get(c.id, sch.default)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import datetime, timezone
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agents.callbacks import CallbackScheduler
 from agents.desk import CallControl
@@ -39,6 +40,16 @@ from transcription.tap import LiveTap
 log = logging.getLogger("hotline.controller")
 
 
+def event_time(ev) -> float | None:
+    """Asterisk's Timestamp header (timestampevents=yes), or None if missing or garbled: a bad
+    timestamp must not cost the event itself."""
+    try:
+        ts = float(ev.get("Timestamp") or "nan")
+    except (TypeError, ValueError):
+        return None
+    return ts if math.isfinite(ts) and ts > 0 else None
+
+
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
@@ -49,6 +60,13 @@ class Metrics:
         self.ami_up = Gauge("hotline_ami_connected", "1 when the AMI session is logged in", registry=self.registry)
         self.event_lag = Gauge("hotline_ami_event_lag_seconds", "Last event's age when handled", registry=self.registry)
         self.db_errors = Counter("hotline_db_errors_total", "Failed record writes (retried)", registry=self.registry)
+        fine = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+        # from Asterisk's own event timestamps: is the controller keeping up, is the dialplan fast under load
+        self.event_delay = Histogram("hotline_ami_event_delay_seconds", "Event's age when handled",
+                                     buckets=fine, registry=self.registry)
+        self.routing = Histogram("hotline_routing_decision_seconds",
+                                 "Dialplan routing: hours, priority and queue checks until the caller joins or is told "
+                                 "the wait", buckets=fine, registry=self.registry)
 
     def watch(self, ctl: "Controller") -> None:
         """Queue sizes and agents by state, read from the live view when Prometheus scrapes."""
@@ -101,6 +119,7 @@ class Controller:
         self.dialer = FollowUpDialer(cfg, self.ami, self.followups, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
+        self._routing_from: dict[str, float] = {}   # channel -> HotlineRoute event time (routing histogram)
         self._tasks: list[asyncio.Task] = []
         self.resynced = asyncio.Event()
         self.started_at = time.time()
@@ -225,18 +244,38 @@ class Controller:
             ev = await self.ami.events.get()
             self.metrics.events.inc()
             try:
-                ts = ev.get("Timestamp")
-                if ts:
-                    self.metrics.event_lag.set(max(0.0, time.time() - float(ts)))
+                ts = event_time(ev)
+                if ts is not None:
+                    delay = max(0.0, time.time() - ts)
+                    self.metrics.event_lag.set(delay)
+                    self.metrics.event_delay.observe(delay)
+                    self._time_routing(ev, ts)
                 call = self.tracker.apply(ev)
                 if call is not None:
-                    self._mark(call)
+                    self._mark(call, ts)
                 self._callback_effects(ev, call)
                 self.agents.apply_event(ev)
             except Exception:
                 # a malformed event costs us that event, never the controller
                 self.metrics.bad_events.inc()
                 log.exception("failed to handle AMI event %r", dict(ev) if hasattr(ev, "items") else ev)
+
+    def _time_routing(self, ev, ts: float) -> None:
+        """HotlineRoute -> the first queue step's wait announcement or join, per channel."""
+        if not isinstance(ev.get("Uniqueid", ""), str):
+            return   # repeated header (a list, unhashable): raising here would cost the tracker the event
+        if ev.get("Event") == "Hangup":
+            self._routing_from.pop(ev.get("Uniqueid", ""), None)
+            return
+        kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
+        if kind == "HotlineRoute":
+            if len(self._routing_from) > 10000:     # never grows without bound, whatever Asterisk sends
+                self._routing_from.clear()
+            self._routing_from[ev.get("Uniqueid", "")] = ts
+        elif kind in ("HotlineWaitAnnounced", "HotlineQueue"):
+            start = self._routing_from.pop(ev.get("Uniqueid", ""), None)
+            if start is not None:
+                self.metrics.routing.observe(max(0.0, ts - start))
 
     def _callback_effects(self, ev, call: CallState | None) -> None:
         """Callback requests and results become durable tasks, written in event order."""
@@ -255,10 +294,12 @@ class Controller:
             if origin and status:
                 self._dirty.put_nowait(("op", origin, lambda: self.store.update_callback(origin, status, attempt)))
 
-    def _mark(self, call: CallState) -> None:
+    def _mark(self, call: CallState, event_at: float | None = None) -> None:
         self._pending[call.call_id] = self._pending.get(call.call_id, 0) + 1
         self._dirty.put_nowait(call.call_id)
         snapshot = call.as_dict()
+        if event_at is not None:   # when Asterisk saw what changed: viewers can tell how fresh it is
+            snapshot["event_at"] = event_at
         for listener in list(self.listeners):
             try:
                 listener(snapshot)

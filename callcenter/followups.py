@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.config import HotlineConfig
 from callcenter.periodic import run_every
+from callcenter.routing import dialable
 from callcenter.schedule import parse_span
 
 log = logging.getLogger("hotline.followups")
@@ -44,6 +45,9 @@ class FollowUpDialer:
         deadline = now + timedelta(seconds=s.ring_seconds + s.survey_seconds)
         started = 0
         for f in await self.followups.due(now, deadline):
+            if not dialable(f["caller_number"]):
+                log.warning("follow-up %s: %r is not a dialable number; not called", f["id"], f["caller_number"])
+                continue
             city = next((c for c in self.cfg.cities if c.id == f["city"]), None)
             did = city.did if city else "12348"
             resp = await self.ami.action({

@@ -51,6 +51,15 @@ def normalise_dialed(number: str) -> str:
     return "0" + m.group(1) if m else n
 
 
+DIALABLE = re.compile(r"\+?[0-9]{3,20}")
+
+
+def dialable(number: str) -> bool:
+    """A number we may dial back through the trunk: digits only (a caller ID is the caller's to set,
+    and '&' or ',' in a Dial or Originate string would add targets or options)."""
+    return bool(DIALABLE.fullmatch(number or ""))
+
+
 def cities_by_area_code(cities: list[City]) -> dict[str, list[City]]:
     groups: dict[str, list[City]] = {}
     for c in cities:

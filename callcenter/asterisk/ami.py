@@ -11,9 +11,24 @@ import logging
 import random
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 log = logging.getLogger("hotline.ami")
+
+
+class AmiProtocol(AMIProtocol):
+    """panoramisk's protocol, where one malformed message costs that message only.
+
+    panoramisk turns a header repeated in a message into a list, then fails on a repeated Event or
+    ActionID (a list has no .lower(), cannot be a dict key) inside data_received: asyncio would
+    drop the AMI connection, and the events after it in the same read, over one bad message."""
+
+    def handle_message(self, message):
+        try:
+            return super().handle_message(message)
+        except Exception as e:
+            log.warning("dropped a malformed AMI message (%s): %.300r", e, message)
 
 
 class BackoffManager(Manager):
@@ -63,6 +78,7 @@ class AmiClient:
         self.manager = BackoffManager(host=host, port=port, username=username, secret=secret,
                                       ping_delay=5, ping_interval=5, events="on",
                                       on_login=self._logged_in, on_disconnect=self._disconnected,
+                                      protocol_factory=AmiProtocol,
                                       forgetable_actions=("ping", "login", "queuestatus", "coreshowchannels", "getvar"))
         self.manager.register_event("*", self._enqueue)
 

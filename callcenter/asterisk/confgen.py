@@ -150,6 +150,8 @@ bind = {a.sip_bind}:{a.sip_port}
 ; ---- carrier trunk: inbound <area code>12348 calls
 [{t.name}]
 type = endpoint
+; only by source address: a request merely saying it is from user "{t.name}" must not become the trunk
+identify_by = ip
 context = hotline-trunk
 disallow = all
 allow = {",".join(t.codecs)}
@@ -176,6 +178,7 @@ endpoint = {t.name}
 ; ---- partner {pid} trunk ({city}): warm transfers out, nothing in
 [partner-{pid}-{city}]
 type = endpoint
+identify_by = ip
 context = hotline-refuse
 disallow = all
 allow = {",".join(t.codecs)}
@@ -797,7 +800,8 @@ exten => {cb.key},1,Set(Q=${{HOTLINE_QUEUE}})
  same => n,Set(DB(hlcb/${{UNIQUEID}}/queue)=${{Q}})
  same => n,Set(DB(hlcb/${{UNIQUEID}}/position)=${{POS}})
  same => n,Set(DB(hlcb/${{UNIQUEID}}/prio)=${{PRIO}})
- same => n,Set(DB(hlcb/${{UNIQUEID}}/number)=${{CALLERID(num)}})
+ ; digits only: the number goes into a Dial() string later (a caller ID is the caller's to set)
+ same => n,Set(DB(hlcb/${{UNIQUEID}}/number)=${{FILTER(0123456789+,${{CALLERID(num)}})}})
  same => n,Set(DB(hlcb/${{UNIQUEID}}/did)=${{HOTLINE_DID}})
  same => n,Set(DB(hlcb/${{UNIQUEID}}/city)=${{HOTLINE_CITY}})
  same => n,Set(DB(hlcb/${{UNIQUEID}}/lang)=${{HOTLINE_LANG}})
@@ -816,7 +820,7 @@ exten => _[0-9t].,1,Set(ID=${{EXTEN}})
  same => n,Set(DB(hlcb/${{ID}}/queue)=${{HLCB_QUEUE}})
  same => n,Set(DB(hlcb/${{ID}}/position)=1)
  same => n,Set(DB(hlcb/${{ID}}/prio)=0)
- same => n,Set(DB(hlcb/${{ID}}/number)=${{HLCB_NUMBER}})
+ same => n,Set(DB(hlcb/${{ID}}/number)=${{FILTER(0123456789+,${{HLCB_NUMBER}})}})
  same => n,Set(DB(hlcb/${{ID}}/did)=${{HLCB_DID}})
  same => n,Set(DB(hlcb/${{ID}}/city)=${{HLCB_CITY}})
  same => n,Set(DB(hlcb/${{ID}}/lang)=${{HLCB_LANG}})

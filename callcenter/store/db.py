@@ -91,17 +91,16 @@ class Store:
             if row is None:
                 row = CallRecord(call_id=call.call_id)
                 s.add(row)
-            row.channel, row.dialed_number, row.caller_number = call.channel, call.dialed_number, call.caller_number
-            row.city, row.area_code, row.language = call.city, call.area_code, call.language
-            row.ivr_path, row.service, row.queue, row.overflow = call.ivr_path[:255], call.service, call.queue, call.overflow[:255]
-            row.green, row.after_hours = call.green, call.after_hours
-            row.agent, row.recording_path, row.transfers = call.agent, call.recording, call.transfers
-            row.status, row.outcome = call.status, call.outcome
-            row.hangup_cause, row.hangup_cause_text = call.hangup_cause, call.hangup_cause_text
-            row.started_at, row.queued_at = _dt(call.started_at), _dt(call.queued_at)
-            row.answered_at, row.ended_at = _dt(call.answered_at), _dt(call.ended_at)
-            row.wait_seconds, row.talk_seconds = call.wait_seconds, call.talk_seconds
-            row.updated_at = datetime.now(timezone.utc)
+            _fit(row, channel=call.channel, dialed_number=call.dialed_number, caller_number=call.caller_number,
+                 city=call.city, area_code=call.area_code, language=call.language, ivr_path=call.ivr_path,
+                 service=call.service, queue=call.queue, overflow=call.overflow, green=call.green,
+                 after_hours=call.after_hours, agent=call.agent, recording_path=call.recording,
+                 transfers=call.transfers, status=call.status, outcome=call.outcome,
+                 hangup_cause=call.hangup_cause, hangup_cause_text=call.hangup_cause_text,
+                 started_at=_dt(call.started_at), queued_at=_dt(call.queued_at),
+                 answered_at=_dt(call.answered_at), ended_at=_dt(call.ended_at),
+                 wait_seconds=call.wait_seconds, talk_seconds=call.talk_seconds,
+                 updated_at=datetime.now(timezone.utc))
 
     async def missing_call_ids(self, call_ids: list[str]) -> list[str]:
         """Those of ``call_ids`` with no call record."""
@@ -315,6 +314,20 @@ class Store:
             return [record_to_dict(r) for r in (await s.execute(q)).scalars().all()]
 
 
+def _fit(row, **values) -> None:
+    """Set columns from what Asterisk reported, cut to each column's length and without NUL bytes:
+    a caller ID is the caller's to choose, and PostgreSQL refuses an over-long or NUL-bearing value —
+    the record writer would retry that row forever and no later call would be saved."""
+    cols = type(row).__table__.c
+    for name, v in values.items():
+        if isinstance(v, str):
+            v = v.replace("\x00", "")
+            length = getattr(cols[name].type, "length", None)
+            if length:
+                v = v[:length]
+        setattr(row, name, v)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -351,10 +364,11 @@ class TicketStore:
                 if (await s.execute(select(Ticket.id).where(Ticket.call_id == call.call_id))).first():
                     return False
                 now = _now()
-                t = Ticket(call_id=call.call_id, source=source, city=call.city, caller_number=call.caller_number,
-                           language=call.language, agent=call.agent, green=call.green, category="", summary="",
-                           answer="", outcome="", follow_up=False, status="open",
-                           due_at=now + timedelta(hours=deadline_hours), created_at=now, updated_at=now)
+                t = Ticket()
+                _fit(t, call_id=call.call_id, source=source, city=call.city, caller_number=call.caller_number,
+                     language=call.language, agent=call.agent, green=call.green, category="", summary="",
+                     answer="", outcome="", follow_up=False, status="open",
+                     due_at=now + timedelta(hours=deadline_hours), created_at=now, updated_at=now)
                 s.add(t)
                 await s.flush()
                 await self._effects(s, t, "created")

@@ -104,13 +104,13 @@ def test_sipp_call_through_trunk_is_answered_from_the_queue(clean_stack):
     s.agent("agent1001")
     a = s.cfg.system.asterisk
     res = subprocess.run(["sipp", f"127.0.0.1:{a.sip_port}", "-sf", str(ROOT / "tests/sipp/uac_ivr_queue.xml"),
-                          "-s", "083312348", "-key", "caller", "13911110006", "-d", "12000",
+                          "-s", "083312348", "-key", "caller", "1391111006", "-d", "12000",
                           "-m", "1", "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
                           "-mp", str(free_port(socket.SOCK_DGRAM) & ~1),
                           "-timeout", "60s", "-timeout_error", "-nostdin", "-trace_err"],
                          capture_output=True, text=True, timeout=90, cwd=s.tmp)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    rec = s.wait_record(lambda r: r["caller_number"] == "13911110006" and r["status"] == "ended")
+    rec = s.wait_record(lambda r: r["caller_number"] == "13911110061" and r["status"] == "ended")
     assert rec["ivr_path"] == "lang=zh/svc=legal_aid"  # RFC 2833 from sipp's pcaps reached Read()
     assert rec["queue"] == "leshan" and rec["agent"] == "agent1001" and rec["outcome"] == "answered"
 

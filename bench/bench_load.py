@@ -1,0 +1,215 @@
+"""SIPp load through the carrier trunk into IVR, queue and auto-answering agents, at rising call rates:
+our stack against the same Asterisk running a pure-dialplan IVR+queue, all measured in one run.
+
+    .venv/bin/python bench/bench_load.py [--rates 5,10,20] [--seconds 15] [--hold 10000] [--agents 100]
+
+Three setups on one Asterisk instance, restarted between runs, interleaved per rate so that a noisy
+neighbour on the machine affects all three alike:
+  baseline    a hand-written dialplan: answer, the same two menus and prompts (Read), recording, Queue()
+              with static members — what Asterisk alone does for an IVR+queue
+  dialplan    our generated dialplan (hours, priority, overflow, wait announcements, events) with the
+              controller stopped: what our routing costs Asterisk
+  controller  our dialplan with the controller up (AMI events, records, tickets, wallboard, metrics)
+Each caller: INVITE, DTMF 1 (Mandarin) and 2 (legal aid) from sip-tester's RFC 2833 pcaps, 7 s of G.711
+audio, then ``--hold`` ms in the queue or with an agent, then BYE. Agents: one sipp UAS answering for
+``--agents`` registered accounts.
+
+Setup latency = INVITE -> 200 OK at the caller (sipp's response time). Concurrency = calls open at once
+(sipp's CurrentCall). Zero failures = every call completed its scenario (sipp) and, with the controller,
+every call has its ended record in the database.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from callcenter.asterisk.confgen import REC_OPTIONS  # noqa: E402
+from tests.helpers import Stack  # noqa: E402
+from tests.sipp_load import AgentPhones, LoadResult, ProcSampler, load_stack, run_callers  # noqa: E402
+
+SETUPS = ("baseline", "dialplan", "controller")
+console = Console(width=230)
+
+
+def baseline_configs(stack: Stack, agents: list[str]) -> dict[str, str]:
+    """extensions.conf and queues.conf of a pure-dialplan IVR+queue doing the same job for these callers."""
+    snd = stack.asterisk.paths.sounds
+    langs = [l.code for l in stack.cfg.ivr.languages]
+    first = "&".join([f"{snd}/zh/greeting"] + [f"{snd}/{c}/lang_offer" for c in langs])
+    q = stack.cfg.system.queues
+    extensions = f"""[general]
+[globals]
+[hotline-trunk]
+exten => _X.,1,Answer()
+ same => n,Read(LANG,{first},1,,1,5)
+ same => n,Set(CHANNEL(language)=zh)
+ same => n,Read(SVC,{snd}/zh/service_menu,1,,1,5)
+ same => n,Set(HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.wav)
+ same => n,MixMonitor(${{HOTLINE_REC}},{REC_OPTIONS})
+ same => n,Playback({snd}/zh/please_hold)
+ same => n,Queue(leshan,t,,,600)
+ same => n,Hangup()
+[hotline-agents]
+"""
+    queues = f"""[general]
+persistentmembers = no
+[leshan]
+strategy = {q.strategy}
+timeout = {q.ring_seconds}
+retry = 2
+wrapuptime = {q.wrapup_seconds}
+ringinuse = no
+autofill = yes
+musicclass = default
+""" + "".join(f"member => PJSIP/{a}\n" for a in agents)
+    return {"extensions.conf": extensions, "queues.conf": queues}
+
+
+def prepare(stack: Stack, setup: str, phones: AgentPhones, agents: list[str]) -> None:
+    """Restart Asterisk with this setup's dialplan; agents registered, logged in, answering."""
+    phones.stop()
+    stack.stop_controller()
+    stack.asterisk.stop()
+    stack.asterisk.install(stack.secrets, log=lambda *a: None)
+    if setup == "baseline":
+        for name, text in baseline_configs(stack, agents).items():
+            stack.asterisk.paths.host(stack.asterisk.paths.etc / name).write_text(text)
+    stack.asterisk.start()
+    phones.start(stack.asterisk.rx)
+    if setup != "baseline":
+        stack.start_controller()
+        for a in agents:
+            stack.api(f"/api/agents/{a}/login", "POST", {"ready": True})
+        if setup == "dialplan":
+            stack.stop_controller()     # queue memberships stay in Asterisk (astdb)
+    time.sleep(1)
+
+
+def ended_records(db: Path, prefix: str) -> int:
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT count(*) FROM call_records WHERE caller_number LIKE ? AND status = 'ended'",
+                         (prefix + "%",)).fetchone()[0]
+
+
+def histogram(stack: Stack, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of a Prometheus histogram from the controller's /metrics."""
+    req = urllib.request.Request(stack.base_url + "/metrics",
+                                 headers={"Authorization": f"Bearer {stack.secrets.service_token}"})
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    out = []
+    for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} ([0-9.e+]+)$', text, re.M):
+        out.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+    return out
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Upper bound of the bucket holding the q-quantile (Prometheus buckets: an upper estimate)."""
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return float("nan")
+    for le, n in buckets:
+        if n >= q * total:
+            return le
+    return float("inf")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rates", default="5,10,20", help="calls per second, comma separated")
+    ap.add_argument("--seconds", type=float, default=15, help="how long each rate is offered")
+    ap.add_argument("--hold", type=int, default=10000, help="ms each caller stays after the IVR")
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+
+    stack, agents = load_stack(Path(tempfile.mkdtemp(prefix="bench-load-")), args.agents)
+    tmp = stack.tmp
+    results: dict[tuple[float, str], dict] = {}
+    try:
+        stack.start()
+        phones = AgentPhones(tmp, stack.cfg.system.asterisk.sip_port, agents, stack.secrets.agent_passwords)
+        db = Path(stack.cfg.system.database.url.removeprefix("sqlite:///"))
+        for ri, rate in enumerate(rates):
+            calls = max(1, int(rate * args.seconds))
+            for setup in SETUPS:
+                prepare(stack, setup, phones, agents)
+                prefix = f"139{ri}{SETUPS.index(setup)}"
+                pids = {"asterisk": stack.asterisk.pid()}
+                if setup == "controller":
+                    pids["controller"] = stack.controller.pid
+                sampler = ProcSampler(pids)
+                console.print(f"[bold]{rate:g} calls/s[/] × {calls} calls — {setup} …")
+                res: LoadResult = run_callers(tmp, stack.cfg.system.asterisk.sip_port, rate, calls, args.hold,
+                                              prefix, timeout=args.seconds + args.hold / 1000 + 240,
+                                              on_progress=sampler.sample)
+                usage = sampler.result()
+                row = {"rate": rate, "setup": setup, "calls": calls, "successful": res.successful,
+                       "failed": res.failed, "max_concurrent": res.max_concurrent,
+                       "setup_p50_ms": res.percentile(50), "setup_p99_ms": res.percentile(99),
+                       "asterisk_cpu": usage["asterisk"][0], "asterisk_rss_mb": usage["asterisk"][1]}
+                if setup == "controller":
+                    t0 = time.monotonic()
+                    while time.monotonic() - t0 < 60 and ended_records(db, prefix) < calls:
+                        time.sleep(0.5)
+                    row["records"] = ended_records(db, prefix)
+                    row["records_lag_s"] = time.monotonic() - t0
+                    row["controller_cpu"], row["controller_rss_mb"] = usage["controller"]
+                    for key, metric in (("routing", "hotline_routing_decision_seconds"),
+                                        ("event_delay", "hotline_ami_event_delay_seconds")):
+                        h = histogram(stack, metric)
+                        row[f"{key}_p50_ms"] = 1000 * quantile(h, 0.5)
+                        row[f"{key}_p99_ms"] = 1000 * quantile(h, 0.99)
+                        row[f"{key}_n"] = h[-1][1] if h else 0
+                if res.failed or res.successful < calls:
+                    console.print(f"  [red]{res.failed} failed[/] — sipp: {res.log_tail[-600:]}")
+                results[(rate, setup)] = row
+        phones.stop()
+    finally:
+        stack.close()
+
+    table = Table(title="SIPp load: our stack vs a pure-dialplan IVR+queue on the same Asterisk")
+    for col in ("calls/s", "setup", "ok / failed", "max conc.", "setup p50 / p99 ms", "p50 vs baseline",
+                "p50 vs dialplan", "Asterisk CPU %", "controller CPU % / RSS MB", "records", "routing p50/p99 ms",
+                "event delay p50/p99 ms"):
+        table.add_column(col)
+    for (rate, setup), r in results.items():
+        base, dial = results[(rate, "baseline")], results[(rate, "dialplan")]
+        table.add_row(
+            f"{rate:g}", setup, f"{r['successful']} / {r['failed']}", str(r["max_concurrent"]),
+            f"{r['setup_p50_ms']:.1f} / {r['setup_p99_ms']:.1f}",
+            f"{r['setup_p50_ms'] / base['setup_p50_ms']:.2f}×",
+            f"{r['setup_p50_ms'] / dial['setup_p50_ms']:.2f}×" if setup == "controller" else "",
+            f"{r['asterisk_cpu']:.0f}",
+            f"{r['controller_cpu']:.0f} / {r['controller_rss_mb']}" if setup == "controller" else "",
+            f"{r['records']}/{r['calls']} ({r['records_lag_s']:.1f} s)" if setup == "controller" else "",
+            f"{r['routing_p50_ms']:.1f} / {r['routing_p99_ms']:.1f}" if setup == "controller" else "",
+            f"{r['event_delay_p50_ms']:.1f} / {r['event_delay_p99_ms']:.1f}" if setup == "controller" else "")
+    console.print(table)
+    for setup in SETUPS:
+        clean = [r for (_, s), r in results.items() if s == setup and r["failed"] == 0
+                 and r["successful"] == r["calls"] and r.get("records", r["calls"]) == r["calls"]]
+        best = max((r["max_concurrent"] for r in clean), default=0)
+        console.print(f"max concurrent calls with zero failures — {setup}: [bold]{best}[/]")
+    console.print("routing and event delay come from Prometheus buckets: upper bounds of the bucket holding "
+                  "the percentile (the controller restarts for each run)")
+    if args.json:
+        args.json.write_text(json.dumps([r for r in results.values()], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""AMI event -> wallboard WebSocket latency, with 1 and with 100 connected viewers, in one run.
+
+    .venv/bin/python bench/bench_wallboard.py [--viewers 100] [--rate 5] [--seconds 20]
+
+A real stack (Asterisk + controller) takes sipp calls through IVR and queue to auto-answering agents
+while N viewers hold the wallboard's WebSocket (/ws) open, as the wallboard page does. Every call update
+carries ``event_at``, the Timestamp Asterisk put on the AMI event that produced it; a viewer's latency is
+its receive time minus that (same host clock). The run with one viewer is the baseline for the ratio.
+Viewers only store what arrives; decoding happens after the run, so the measuring side stays light.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from tests.helpers import Stack  # noqa: E402
+from tests.sipp_load import AgentPhones, ProcSampler, load_stack, run_callers  # noqa: E402
+
+console = Console(width=160)
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+async def watch(stack: Stack, viewers: int, load) -> tuple[list[float], int]:
+    """Open ``viewers`` WebSockets, run ``load`` (blocking) in a thread, return latencies in ms."""
+    got: list[list[tuple[float, str]]] = [[] for _ in range(viewers)]
+    url = stack.base_url.replace("http", "ws", 1) + "/ws"
+    headers = {"Authorization": f"Bearer {stack.secrets.service_token}"}
+    async with aiohttp.ClientSession() as http:
+        sockets = [await http.ws_connect(url, headers=headers, heartbeat=None) for _ in range(viewers)]
+
+        async def read(i, ws):
+            async for msg in ws:
+                got[i].append((time.time(), msg.data))
+        readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(sockets)]
+        await asyncio.to_thread(load)
+        await asyncio.sleep(2)
+        for ws in sockets:
+            await ws.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+    lat, messages = [], 0
+    for per_viewer in got:
+        for at, raw in per_viewer:
+            m = json.loads(raw)
+            if m.get("type") == "call" and m["call"].get("event_at"):
+                messages += 1
+                lat.append(1000 * (at - float(m["call"]["event_at"])))
+    return lat, messages
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--viewers", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=5, help="calls per second")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--agents", type=int, default=40)
+    args = ap.parse_args()
+
+    stack, agents = load_stack(Path(tempfile.mkdtemp(prefix="bench-wallboard-")), args.agents)
+    tmp = stack.tmp
+    rows = []
+    try:
+        stack.start()
+        phones = AgentPhones(tmp, stack.cfg.system.asterisk.sip_port, agents, stack.secrets.agent_passwords)
+        phones.start(stack.asterisk.rx)
+        for a in agents:
+            stack.api(f"/api/agents/{a}/login", "POST", {"ready": True})
+        calls = int(args.rate * args.seconds)
+        for i, n in enumerate((1, args.viewers)):
+            sampler = ProcSampler({"controller": stack.controller.pid})
+
+            def load(prefix=f"1380{i}"):
+                res = run_callers(tmp, stack.cfg.system.asterisk.sip_port, args.rate, calls, 4000, prefix,
+                                  on_progress=sampler.sample)
+                if res.failed:
+                    console.print(f"[red]{res.failed} calls failed[/]")
+            console.print(f"{n} viewer(s), {calls} calls at {args.rate:g}/s …")
+            lat, messages = asyncio.run(watch(stack, n, load))
+            cpu, rss = sampler.result()["controller"]
+            rows.append((n, messages, pct(lat, 50), pct(lat, 99), max(lat, default=float("nan")), cpu, rss))
+        phones.stop()
+    finally:
+        stack.close()
+
+    table = Table(title="AMI event -> wallboard WebSocket latency")
+    for col in ("viewers", "call updates received", "p50 ms", "p99 ms", "max ms", "p99 vs 1 viewer",
+                "controller CPU %", "controller RSS MB"):
+        table.add_column(col)
+    for n, messages, p50, p99, mx, cpu, rss in rows:
+        table.add_row(str(n), str(messages), f"{p50:.1f}", f"{p99:.1f}", f"{mx:.1f}", f"{p99 / rows[0][3]:.2f}×",
+                      f"{cpu:.0f}", str(rss))
+    console.print(table)
+    console.print(f"updates per call per viewer: {rows[-1][1] / max(1, args.viewers) / (args.rate * args.seconds):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
