@@ -71,10 +71,14 @@ def may_supervise_call(p: Principal, call_city: str) -> bool:
 
 
 def mask_number(number: str) -> str:
-    """138****0000: enough to recognise a repeat caller on a wallboard, not to dial them."""
+    """138****0000: enough to recognise a repeat caller on a wallboard, not to dial them. At least
+    four digits are hidden, however short the number (a 7-digit local number was shown whole)."""
     if len(number) <= 6:
         return "*" * len(number)
-    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    shown = len(number) - max(4, len(number) - 7)
+    tail = min(4, (shown + 1) // 2)
+    head = shown - tail
+    return number[:head] + "*" * (len(number) - shown) + number[-tail:]
 
 
 def search_scope(p: Principal) -> tuple[set[str] | None, str | None]:

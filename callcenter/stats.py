@@ -18,6 +18,17 @@ from zoneinfo import ZoneInfo
 
 Period = Literal["day", "month", "year"]
 PROVINCE = "province"
+# the dates a report, a statistic or a search may name: local midnight and the day after, in UTC,
+# stay inside datetime's years 1..9999 (0001-01-01 or 9999-12-31 was a 500: OverflowError)
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
+def parse_day(value: str) -> date:
+    """An ISO date (YYYY-MM-DD) between FIRST_DAY and LAST_DAY; ValueError otherwise."""
+    d = date.fromisoformat(value)
+    if not FIRST_DAY <= d <= LAST_DAY:
+        raise ValueError(f"{d} is not between {FIRST_DAY} and {LAST_DAY}")
+    return d
 
 
 def bucket(d: date, period: Period) -> str:

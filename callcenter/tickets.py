@@ -61,9 +61,10 @@ def check_edit(changes: dict, rules: TicketRules) -> dict:
         raise TicketError(f"unknown fields {sorted(unknown)}; editable: {', '.join(EDITABLE)}")
     out = {}
     for key, value in changes.items():
-        if key == "category" and value not in rules.categories:
+        # a list or object is no id either (it was a 500: unhashable in the dict lookup)
+        if key == "category" and (not isinstance(value, str) or value not in rules.categories):
             raise TicketError(f"unknown category {value!r}; known: {', '.join(rules.categories)}")
-        if key == "outcome" and value not in rules.outcomes:
+        if key == "outcome" and (not isinstance(value, str) or value not in rules.outcomes):
             raise TicketError(f"unknown outcome {value!r}; known: {', '.join(rules.outcomes)}")
         if key in ("summary", "answer") and (not isinstance(value, str) or len(value) > TEXT_MAX):
             raise TicketError(f"{key} must be text of at most {TEXT_MAX} characters")
@@ -111,16 +112,21 @@ def check_complaint_intake(body: dict, cities: set[str]) -> dict:
         raise TicketError(f"kind must be one of {', '.join(COMPLAINT_KINDS)}")
     if out["source"] not in COMPLAINT_SOURCES:
         raise TicketError(f"source must be one of {', '.join(COMPLAINT_SOURCES)}")
-    if out["city"] not in cities:
+    if not isinstance(out["city"], str) or out["city"] not in cities:   # a list was a 500 (unhashable)
         raise TicketError(f"city: unknown city {out['city']!r}")
     if not isinstance(out["description"], str) or not out["description"].strip() or len(out["description"]) > TEXT_MAX:
         raise TicketError(f"description is required (text, at most {TEXT_MAX} characters)")
+    call_id = body.get("call_id")
+    # stored as is: a number, list or object (or, on PostgreSQL, more than 64 characters) was a 500
+    if call_id is not None and (not isinstance(call_id, str) or len(call_id) > 64):
+        raise TicketError("call_id must be the id of a call (text, at most 64 characters)")
     number = out["complainant_number"]
     if not isinstance(number, str) or (number and (not number.lstrip("+").isdigit() or len(number) > 20)):
         raise TicketError("complainant_number must be a phone number (digits)")
-    for key in ("complainant_name", "about_agent", "language"):
-        if not isinstance(out[key], str) or len(out[key]) > 64:
-            raise TicketError(f"{key} must be short text")
+    # each at most its column's width (PostgreSQL refuses longer text: it was a 500 there)
+    for key, width in (("complainant_name", 64), ("about_agent", 64), ("language", 8)):
+        if not isinstance(out[key], str) or len(out[key]) > width:
+            raise TicketError(f"{key} must be short text (at most {width} characters)")
     return out
 
 

@@ -20,22 +20,29 @@ from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 from agents.desk import DeskError
 from callcenter.appointments import BookingError, check_booking_time, load_centers, message, slot_times
 from callcenter.store.db import SlotFull, report_rows
-from callcenter.tickets import (COMPLAINT_STATUSES, STATUSES, TicketError, check_complaint_intake,
-                                check_complaint_move, check_edit, check_transition)
+from callcenter.store.models import ID_MAX
+from callcenter.tickets import (COMPLAINT_KINDS, COMPLAINT_SOURCES, COMPLAINT_STATUSES, STATUSES, TEXT_MAX,
+                                TicketError, check_complaint_intake, check_complaint_move, check_edit,
+                                check_transition)
 from callcenter.transfers import TransferError, transfer_target
 from agents.service import AgentError
 from callcenter import access, legal_aid, stats
 from callcenter.workflow import all_queues
+from interop.partners import partners_of
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
 from dashboard.live import LiveHub
+from dashboard.openapi import openapi
 from dashboard.federation_api import add_routes as add_federation_routes
 from dashboard.interop_api import add_routes as add_interop_routes
+from dashboard.transcripts_api import JOB_STATUSES, REASON_MAX
 from dashboard.transcripts_api import add_routes as add_transcript_routes
 from dashboard.wallboard_api import add_routes as add_wallboard_routes
 
 log = logging.getLogger("hotline.api")
 PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other")
+CALLBACK_STATUSES = ("pending", "dialing", "done", "failed", "cancelled")
 NOTES_MAX = 20000
+HOUSEHOLD_MAX, INCOME_MAX = 1000, 1e12   # far past any real household; keeps the per-capita division finite
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -65,7 +72,14 @@ async def errors(request: web.Request, handler):
         return json_error(503, f"Asterisk unavailable: {e}")
     except TimeoutError:
         return json_error(504, "Asterisk did not answer in time")
-    except web.HTTPException:
+    except web.HTTPException as e:
+        # aiohttp's own refusals (no such route, wrong method, body too large) are text/plain:
+        # under /api/ they get the API's error shape like every other error
+        if request.path.startswith("/api/") and e.status >= 400 and e.content_type != "application/json":
+            resp = json_error(e.status, e.reason)
+            if "Allow" in e.headers:   # 405
+                resp.headers["Allow"] = e.headers["Allow"]
+            return resp
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -95,18 +109,26 @@ def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
         raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(PRESCREEN_FIELDS)}")
     if body.get("matter") not in legal_aid.Matter.__args__:
         raise ValueError(f"matter must be one of {', '.join(legal_aid.Matter.__args__)}")
-    places = body.get("places") or {}
+    places = {} if body.get("places") is None else body["places"]   # false, "" or [] is no object
     if not isinstance(places, dict) or set(places) - PLACE_FIELDS:
         raise ValueError(f"places must be an object with keys among {sorted(PLACE_FIELDS)}")
     for where, city in [("city", body.get("city"))] + [(f"places.{k}", v) for k, v in places.items()]:
         if city not in cities and not (where != "city" and city == ""):
             raise ValueError(f"{where}: unknown city {city!r}")
+    if "year" in body and body["year"] is None:   # null would replace the default year, and fail only sometimes
+        raise ValueError("year must be an integer (or left out: the current standards)")
     for key, kind in (("household_size", int), ("age", int), ("year", int)):
         if body.get(key) is not None and (not isinstance(body[key], kind) or isinstance(body[key], bool)):
             raise ValueError(f"{key} must be an integer")
     income = body.get("household_monthly_income")
     if income is not None and (not isinstance(income, (int, float)) or isinstance(income, bool)):
         raise ValueError("household_monthly_income must be a number (yuan per month)")
+    # income / household size is float division: a huge integer was a 500 (OverflowError), NaN or
+    # Infinity (accepted by the JSON parser) an answer that is not JSON; each fails this comparison
+    if income is not None and not -INCOME_MAX <= income <= INCOME_MAX:
+        raise ValueError(f"household_monthly_income must be a finite number of at most {INCOME_MAX:g}")
+    if body.get("household_size") is not None and body["household_size"] > HOUSEHOLD_MAX:
+        raise ValueError(f"household_size must be at most {HOUSEHOLD_MAX}")
     groups = body.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise ValueError("groups must be a list of strings")
@@ -135,7 +157,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
             row_id = int(request.match_info[key])
         except ValueError:
             raise web.HTTPBadRequest(text=json.dumps({"error": f"{what} id must be a number"}), content_type="application/json")
-        row = await getter(row_id)
+        # an id past the INTEGER column's range was a 500 (the database driver refused to bind it)
+        row = await getter(row_id) if 0 < row_id <= ID_MAX else None
         if row is None:
             raise web.HTTPNotFound(text=json.dumps({"error": f"no such {what}"}), content_type="application/json")
         return row
@@ -233,8 +256,10 @@ def make_app(controller, service_token: str = "") -> web.Application:
         p = me(request)
         tickets = [t for t in await ctl.tickets.search(caller=rec["caller_number"], limit=20)
                    if t["call_id"] == rec["call_id"] or access.sees_city(p, t["city"]) or p.agent_id == t["agent"]]
-        return ok({"call_id": rec["call_id"], "previous_calls": await ctl.store.caller_history(
-            rec["caller_number"], rec["call_id"]), "tickets": tickets})
+        # earlier calls to other cities are not this desk's business (same rule as the tickets)
+        previous = [c for c in await ctl.store.caller_history(rec["caller_number"], rec["call_id"])
+                    if access.sees_city(p, c["city"]) or p.agent_id == c["agent"]]
+        return ok({"call_id": rec["call_id"], "previous_calls": previous, "tickets": tickets})
 
     async def notes(request):
         rec = await _record(request)
@@ -301,7 +326,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
 
     async def callbacks(request):
         status = request.query.get("status") or None
-        if status and status not in ("pending", "dialing", "done", "failed", "cancelled"):
+        if status and status not in CALLBACK_STATUSES:
             return json_error(400, "status must be pending, dialing, done, failed or cancelled")
         p = me(request)
         if p.role == "agent":
@@ -448,7 +473,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
                 "slot_minutes": c.slot_minutes, "capacity": c.capacity}
 
     def _center(cid: str):
-        c = centers.by_id.get(cid)
+        c = centers.by_id.get(cid) if isinstance(cid, str) else None   # a list was a 500 (unhashable)
         if c is None:
             raise web.HTTPBadRequest(text=json.dumps({"error": f"unknown center {cid!r}; known: {', '.join(centers.by_id)}"}),
                                      content_type="application/json")
@@ -456,9 +481,10 @@ def make_app(controller, service_token: str = "") -> web.Application:
 
     def _day(v) -> date:
         try:
-            return date.fromisoformat(str(v))
+            return stats.parse_day(str(v))
         except ValueError:
-            raise web.HTTPBadRequest(text=json.dumps({"error": f"date must be YYYY-MM-DD, got {v!r}"}),
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"date must be YYYY-MM-DD (from {stats.FIRST_DAY} to "
+                                                               f"{stats.LAST_DAY}), got {v!r}"}),
                                      content_type="application/json")
 
     async def list_centers(request):
@@ -480,7 +506,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         number, lang = body.get("caller_number"), body.get("language", "zh")
         if not isinstance(number, str) or not number.lstrip("+").isdigit() or not 5 <= len(number) <= 20:
             return json_error(400, "caller_number must be a phone number (digits)")
-        if lang not in {lg.code for lg in ctl.cfg.ivr.languages}:
+        if not isinstance(lang, str) or lang not in {lg.code for lg in ctl.cfg.ivr.languages}:   # list: a 500
             return json_error(400, f"language must be one of {', '.join(l.code for l in ctl.cfg.ivr.languages)}")
         try:
             check_booking_time(c, day, str(slot), ctl.cfg.schedules.get(c.city), datetime.now(tz).date())
@@ -488,7 +514,9 @@ def make_app(controller, service_token: str = "") -> web.Application:
             return json_error(400, str(e))
         ticket_id = body.get("ticket_id")
         if ticket_id is not None:
-            t = await ctl.tickets.get(ticket_id) if isinstance(ticket_id, int) else None
+            # true is no ticket id, and an id past the INTEGER range was a 500 (the driver refused it)
+            t = await ctl.tickets.get(ticket_id) if isinstance(ticket_id, int) and not isinstance(ticket_id, bool) \
+                and 0 < ticket_id <= ID_MAX else None
             if t is None:
                 return json_error(400, "ticket_id must be the id of an existing ticket")
             if not access.may_handle_call(p, t["agent"], t["city"]):
@@ -517,7 +545,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
             aid = int(request.match_info["appointment_id"])
         except ValueError:
             return json_error(400, "appointment id must be a number")
-        a = await ctl.appointments.get(aid)
+        a = await ctl.appointments.get(aid) if 0 < aid <= ID_MAX else None   # out of range: was a 500
         if a is None:
             return json_error(404, "no such appointment")
         p = me(request)
@@ -555,6 +583,10 @@ def make_app(controller, service_token: str = "") -> web.Application:
         if p.role == "agent":
             await refuse(request, "view_stats", why="statistics are for supervisors and the command center")
         city = q.get("city") or None
+        # the city names the CSV/XLSX file (Content-Disposition): control characters there made
+        # aiohttp drop the connection without an answer, so only our city ids are taken
+        if city and city not in {c.id for c in ctl.cfg.cities}:
+            return json_error(400, f"unknown city {city!r}")
         if city and not access.sees_city(p, city):
             await refuse(request, "view_stats", target=city, why=f"{city} is outside your cities")
         if not city and not p.all_cities:
@@ -598,6 +630,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
             ticket_id = int(q["ticket_id"]) if q.get("ticket_id") else None
         except ValueError:
             return json_error(400, "ticket_id must be a number")
+        if ticket_id is not None and not 0 < ticket_id <= ID_MAX:   # the database refused to bind it: a 500
+            return json_error(400, "ticket_id is out of range")
         rows = await ctl.followups.search(ticket_id=ticket_id, city=q.get("city") or None, status=q.get("status") or None)
         return ok([f for f in rows if access.sees_city(p, f["city"])])
 
@@ -675,6 +709,18 @@ def make_app(controller, service_token: str = "") -> web.Application:
                     changes.get("assigned_to", ""))
         return ok(new)
 
+    spec = openapi(ctl.cfg, ticket_rules=ctl.ticket_rules, centers=centers, partners=list(partners_of(ctl.cfg)),
+                   pause_reasons=PAUSE_REASONS, notes_max=NOTES_MAX, text_max=TEXT_MAX, reason_max=REASON_MAX,
+                   household_max=HOUSEHOLD_MAX, income_max=INCOME_MAX,
+                   transcript_statuses=JOB_STATUSES, callback_statuses=CALLBACK_STATUSES, ticket_statuses=STATUSES,
+                   complaint_statuses=COMPLAINT_STATUSES, complaint_kinds=COMPLAINT_KINDS,
+                   complaint_sources=COMPLAINT_SOURCES, matters=legal_aid.Matter.__args__,
+                   prescreen_places=sorted(PLACE_FIELDS),
+                   no_means_test_groups=sorted(rules.no_means_test) + ["migrant_worker"])
+
+    async def api_spec(request):
+        return ok(spec)
+
     async def metrics(request):
         return web.Response(body=generate_latest(ctl.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -692,6 +738,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", whoami)
     app.router.add_get("/api/health", health)
+    app.router.add_get("/api/openapi.json", api_spec)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/calls", calls)
     app.router.add_get("/api/calls/{call_id}", call)

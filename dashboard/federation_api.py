@@ -26,9 +26,19 @@ def add_routes(app: web.Application, ctl, *, me, refuse, ok) -> None:
     f = ctl.cfg.system.federation
     nonces: dict[str, float] = {}
 
+    trusted: dict = {"mtime": None, "keys": {}}
+
     def keys() -> dict[str, str]:
-        # re-read: a node trusted with `hotline federation trust` is accepted without a restart
-        return load_or_create(ctl.cfg).federation_keys
+        # a node trusted with `hotline federation trust` is accepted without a restart: re-read the
+        # secrets file only when it changed (a stat per request, not a read and parse per report)
+        path = ctl.cfg.state_dir / "secrets.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime is None or mtime != trusted["mtime"]:
+            trusted["keys"], trusted["mtime"] = load_or_create(ctl.cfg).federation_keys, mtime
+        return trusted["keys"]
 
     async def signed(request, model):
         body = await request.read()

@@ -105,7 +105,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json
         except ValueError:
             return json_error(400, "body is not valid JSON")
         partner = body.get("partner") if isinstance(body, dict) else None
-        if partner not in partners:
+        if not isinstance(partner, str) or partner not in partners:   # a list or object was a 500 (unhashable)
             return json_error(400, f"partner must be one of {', '.join(partners)}")
         consent = body.get("consent")
         if not isinstance(consent, bool):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -82,6 +83,10 @@ class LiveHub:
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         p: access.Principal = request[PRINCIPAL]
+        origin = request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != request.host:
+            # another site's page opening our socket with the viewer's cookie (cross-site WebSocket hijacking)
+            return web.json_response({"error": "cross-origin WebSocket refused"}, status=403)
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         q: asyncio.Queue = asyncio.Queue()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from callcenter import access
+from callcenter.stats import FIRST_DAY, LAST_DAY, parse_day
+from callcenter.store.models import ID_MAX
 from transcription.segment import query_tokens
 from transcription.service import recording_tracks
 
 REASON_MAX = 200
 TRACKS = ("mixed", "caller", "agent")
+JOB_STATUSES = ("pending", "running", "done", "failed", "no_model", "purged")
 
 
 def _bad(message: str) -> web.HTTPBadRequest:
@@ -70,7 +73,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
         if p.role == "agent":
             await refuse(request, "view_transcripts", why="the transcription queue is for supervisors")
         status = request.query.get("status") or None
-        if status and status not in ("pending", "running", "done", "failed", "no_model", "purged"):
+        if status and status not in JOB_STATUSES:
             raise _bad("status must be pending, running, done, failed, no_model or purged")
         return ok(await ctl.transcripts.search_jobs(status=status, cities=None if p.all_cities else set(p.cities)))
 
@@ -78,9 +81,9 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
         if not value:
             return None
         try:
-            return datetime.combine(date.fromisoformat(value), time(0), tz)
+            return datetime.combine(parse_day(value), time(0), tz)
         except ValueError:
-            raise _bad(f"{name} must be a date YYYY-MM-DD")
+            raise _bad(f"{name} must be a date YYYY-MM-DD ({FIRST_DAY} to {LAST_DAY})")
 
     async def search(request):
         p = me(request)
@@ -128,7 +131,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
             alert_id = int(request.match_info["alert_id"])
         except ValueError:
             raise _bad("alert id must be a number")
-        a = await ctl.transcripts.alert(alert_id)
+        a = await ctl.transcripts.alert(alert_id) if 0 < alert_id <= ID_MAX else None   # out of range: was a 500
         if a is None:
             return json_error(404, "no such alert")
         p = me(request)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from callcenter import access, kpi
+from callcenter.stats import FIRST_DAY, LAST_DAY, parse_day
 
 
 VENDOR = Path(__file__).resolve().parent / "node_modules"
@@ -60,9 +61,10 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ok, page) -> Non
 
     def _date(value: str, name: str) -> date:
         try:
-            return date.fromisoformat(value)
+            return parse_day(value)
         except ValueError:
-            raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be a date YYYY-MM-DD"}),
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be a date YYYY-MM-DD "
+                                                               f"({FIRST_DAY} to {LAST_DAY})"}),
                                      content_type="application/json")
 
     async def reports(request):

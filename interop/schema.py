@@ -54,13 +54,13 @@ class CityReport(Doc):
     queues: dict[str, QueueSnapshot]
     agents: dict[str, int] = Field(description="agents per state: ready, on_call, paused, wrap_up, logged_in")
     calls_today: int = Field(0, ge=0)
-    ticket_seq: int = Field(0, ge=0, description="the last ticket event this node has sent")
+    ticket_seq: int = Field(0, ge=0, le=2**31 - 1, description="the last ticket event this node has sent")
 
 
 class TicketEvent(Doc):
     """A ticket created or changed on a city node, or an escalation, for the command center."""
     node: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1, description="per node, without gaps: the command center sees what it missed")
+    seq: int = Field(ge=1, le=2**31 - 1, description="per node, without gaps: the command center sees what it missed")
     kind: Literal["created", "updated", "escalated"]
     ticket: dict
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,17 +46,17 @@ class RedisServer:
 
 
 class PostgresServer:
-    """initdb + pg_ctl as the postgres user (PostgreSQL refuses to run as root), on a free port."""
+    """initdb + pg_ctl as the postgres user (PostgreSQL refuses to run as root), on a free port, in a
+    directory of its own under /tmp (pytest's are private to root)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self):
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
         if not bins:
             raise AssertionError("PostgreSQL server binaries not found under /usr/lib/postgresql (package postgresql)")
         self.bin = Path(bins[-1]).parent
-        self.workdir, self.port = workdir, free_port()
-        self.data = workdir / "pgdata"
-        workdir.mkdir(parents=True, exist_ok=True)
-        shutil.chown(workdir, "postgres", "postgres")
+        self.workdir, self.port = Path(tempfile.mkdtemp(prefix="hotline-pg-")), free_port()
+        self.data = self.workdir / "pgdata"
+        shutil.chown(self.workdir, "postgres", "postgres")
         self._as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                            "-E", "UTF8", "--no-sync"])
 
@@ -84,3 +85,7 @@ class PostgresServer:
         except AssertionError:
             pid = int(pidfile.read_text().split()[0])
             os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        self.stop("fast")
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -11,6 +11,11 @@ class Base(DeclarativeBase):
     pass
 
 
+# ids are INTEGER columns (int4 on PostgreSQL): a larger id names no row, and binding one fails
+# (SQLite: OverflowError past 2**63; PostgreSQL: "integer out of range"), so the API refuses it first
+ID_MAX = 2 ** 31 - 1
+
+
 class CallRecord(Base):
     """One row per call into the hotline, written as the call progresses."""
     __tablename__ = "call_records"

@@ -26,7 +26,7 @@ RECOVERY: dict[str, dict] = {}
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
-    redis, pg = RedisServer(tmp / "redis"), PostgresServer(tmp / "pg")
+    redis, pg = RedisServer(tmp / "redis"), PostgresServer()
     redis.start()
     pg.start()
     stack, agents = load_stack(tmp, AGENTS, db_url=pg.url, redis_url=redis.url, rtp_ports=400)  # ~80 calls
@@ -41,7 +41,7 @@ def faults(tmp_path_factory):
     finally:
         phones.stop()
         stack.close()
-        pg.stop("fast")
+        pg.remove()
         redis.stop()
         out = ROOT / "artifacts" / "fault-recovery.json"
         out.parent.mkdir(exist_ok=True)

@@ -53,6 +53,6 @@ def test_the_local_operator_is_the_command_center():
 
 
 @pytest.mark.parametrize("number, masked", [("13800001111", "138****1111"), ("12345", "*****"),
-                                            ("02887654321", "028****4321")])
+                                            ("02887654321", "028****4321"), ("8123456", "8****56")])
 def test_mask_number(number, masked):
     assert access.mask_number(number) == masked

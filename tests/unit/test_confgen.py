@@ -56,3 +56,19 @@ def test_queue_per_city_and_pool():
     for qid in CFG.queue_ids:
         assert f"\n[{qid}]\n" in q
     assert "persistentmembers = yes" in q
+
+
+def test_trunk_and_partners_are_identified_by_address_only():
+    # a request from anywhere saying From: carrier must not be taken for the trunk (docs/security.md §1)
+    pjsip = FILES["pjsip.conf"]
+    trunk = pjsip.split(f"[{CFG.system.trunk.name}]\ntype = endpoint")[1].split("\n[")[0]
+    assert "identify_by = ip" in trunk
+    for section in pjsip.split("\n[partner-")[1:]:
+        if "type = endpoint" in section.split("\n[")[0]:
+            assert "identify_by = ip" in section.split("\n[")[0]
+
+
+def test_numbers_dialled_back_are_digits_only():
+    plan = FILES["extensions.conf"]
+    assert "/number)=${FILTER(0123456789+,${CALLERID(num)})}" in plan
+    assert "/number)=${FILTER(0123456789+,${HLCB_NUMBER})}" in plan
