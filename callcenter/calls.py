@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Mapping
 
 from callcenter.routing import parse_ivr_path
@@ -62,10 +62,13 @@ class CallState:
         return round(self.ended_at - self.answered_at, 3)
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("events")
+        # every field is a scalar: a flat copy (dataclasses.asdict deep-copies, and this runs per event)
+        d = {name: getattr(self, name) for name in _FIELDS}
         d["wait_seconds"], d["talk_seconds"] = self.wait_seconds, self.talk_seconds
         return d
+
+
+_FIELDS = tuple(f.name for f in fields(CallState) if f.name != "events")
 
 
 class _Headers:

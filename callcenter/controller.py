@@ -119,6 +119,8 @@ class Controller:
         self.dialer = FollowUpDialer(cfg, self.ami, self.followups, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
+        self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
+        self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._routing_from: dict[str, float] = {}   # channel -> HotlineRoute event time (routing histogram)
         self._tasks: list[asyncio.Task] = []
         self.resynced = asyncio.Event()
@@ -295,9 +297,15 @@ class Controller:
                 self._dirty.put_nowait(("op", origin, lambda: self.store.update_callback(origin, status, attempt)))
 
     def _mark(self, call: CallState, event_at: float | None = None) -> None:
+        snapshot = call.as_dict()
+        # most AMI events about a call change nothing we keep (Newstate, DialState, QueueMemberStatus…):
+        # no write, no publish, no WebSocket message for those
+        if self._last_marked.get(call.call_id) == snapshot:
+            return
+        self._last_marked[call.call_id] = snapshot
         self._pending[call.call_id] = self._pending.get(call.call_id, 0) + 1
         self._dirty.put_nowait(call.call_id)
-        snapshot = call.as_dict()
+        snapshot = dict(snapshot)
         if event_at is not None:   # when Asterisk saw what changed: viewers can tell how fresh it is
             snapshot["event_at"] = event_at
         for listener in list(self.listeners):
@@ -333,8 +341,13 @@ class Controller:
                 self.desk.forget(call_id)
                 self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
                 # keep ended calls briefly so late events are ignored, then forget them
-                asyncio.get_running_loop().call_later(60, self.tracker.forget, call_id)
+                asyncio.get_running_loop().call_later(60, self._forget, call_id)
             self.metrics.live_calls.set(len(self.tracker.live()))
+
+    def _forget(self, call_id: str) -> None:
+        self.tracker.forget(call_id)
+        self._last_marked.pop(call_id, None)
+        self._ticketed.pop(call_id, None)
 
     async def _ticket_for(self, call: CallState) -> None:
         """Every answered call, voicemail and callback gets its consultation ticket (once)."""
@@ -344,12 +357,15 @@ class Controller:
             source = "voicemail"
         else:
             return
+        if self._ticketed.get(call.call_id) == call.transfers:
+            return      # its ticket exists and follows the current agent: no query per record write
         hours = self.ticket_rules.deadline(bool(call.green))
         created = await self.tickets.ensure_for_call(call, source, hours)
         if not created and call.transfers:
             await self.tickets.follow_agent(call)
         if created and call.status != "ended":
             await self._label_channels(call)
+        self._ticketed[call.call_id] = call.transfers
 
     async def _label_channels(self, call: CallState) -> None:
         """The call's legs carry its ticket id (inherited by any leg they dial), so a warm transfer

@@ -6,6 +6,7 @@ Used by the load benchmark (bench/bench_load.py) and the fault suite (tests/inte
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 import os
 import re
 import socket
@@ -144,7 +145,7 @@ def run_callers(workdir: Path, sip_port: int, rate: float, calls: int, hold_ms: 
            "-key", "caller", caller_prefix, "-d", str(hold_ms), "-r", str(rate), "-m", str(calls),
            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port() & ~1),
            "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-nd", "-max_socket", "2048",
-           "-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1", "-trace_err"]
+           "-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_msg", "-trace_err"]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
@@ -165,15 +166,35 @@ def run_callers(workdir: Path, sip_port: int, rate: float, calls: int, hold_ms: 
         res.successful = int(last.get("SuccessfulCall(C)", 0) or 0)
         res.failed = int(last.get("FailedCall(C)", 0) or 0)
         res.max_concurrent = max(int(r.get("CurrentCall", 0) or 0) for r in rows)
-    for rtt in run.glob("*_rtt.csv"):
-        with rtt.open(newline="") as f:
-            for r in csv.DictReader(f, delimiter=";"):
-                v = r.get("response_time_ms") or r.get("response_time(ms)")
-                if v:
-                    res.setup_ms.append(float(v))
+    for trace in run.glob("*_messages.log"):
+        res.setup_ms = setup_times(trace)
     if proc.returncode not in (0, 1) and not rows:
         raise AssertionError(f"sipp failed to run ({proc.returncode}): {out[-2000:]}")
     return res
+
+
+def setup_times(trace: Path) -> list[float]:
+    """INVITE sent -> 200 OK received per call, in ms, from sipp's message trace (microsecond times;
+    its response-time statistics tick in 4 ms steps, too coarse for a few-ms setup)."""
+    sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
+    text = trace.read_text(errors="replace")
+    for block in text.split("----------------------------------------------- ")[1:]:
+        head, _, msg = block.partition("\n")
+        try:
+            at = datetime.strptime(head.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        except ValueError:
+            continue
+        body = msg.split("\n\n", 1)[1] if "\n\n" in msg else msg
+        call_id = re.search(r"^Call-ID:\s*(\S+)", body, re.M | re.I)
+        if not call_id:
+            continue
+        cid = call_id.group(1)
+        if body.startswith("INVITE ") and "sent" in msg.split("\n", 1)[0]:
+            sent.setdefault(cid, at)
+        elif body.startswith("SIP/2.0 200") and re.search(r"^CSeq:\s*\d+ INVITE", body, re.M | re.I):
+            answered.setdefault(cid, at)
+    return [1000 * (answered[c] - sent[c]) for c in sent if c in answered]
 
 
 class ProcSampler:

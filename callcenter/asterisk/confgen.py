@@ -134,6 +134,11 @@ def rtp_conf(cfg: HotlineConfig) -> str:
 
 def pjsip_conf(cfg: HotlineConfig, secrets: Secrets) -> str:
     a, t = cfg.system.asterisk, cfg.system.trunk
+    # RTP on the SIP address, not on every interface: nothing listens where it need not, and Asterisk
+    # does not look up its own address (gethostname + DNS) for every RTP session — a lookup that took
+    # 5 s under load held up every request behind it (bench/bench_load.py, docs/performance.md)
+    media = ("" if a.sip_bind in ("0.0.0.0", "::", "[::]") else
+             f"media_address = {a.sip_bind}\nbind_rtp_to_media_address = yes\n")
     out = [HEADER, f"""[global]
 type = global
 ; Agents are identified by their SIP user before the trunk is matched by source address, so an
@@ -157,7 +162,7 @@ disallow = all
 allow = {",".join(t.codecs)}
 dtmf_mode = rfc4733
 direct_media = no
-rtp_symmetric = yes
+{media}rtp_symmetric = yes
 send_pai = no
 trust_id_inbound = yes
 ; a caller whose phone vanished without a BYE must not hold an agent forever
@@ -184,7 +189,7 @@ disallow = all
 allow = {",".join(t.codecs)}
 dtmf_mode = rfc4733
 direct_media = no
-aors = partner-{pid}-{city}
+{media}aors = partner-{pid}-{city}
 from_domain = hotline12348
 
 [partner-{pid}-{city}]
@@ -203,7 +208,7 @@ disallow = all
 allow = alaw,ulaw
 dtmf_mode = rfc4733
 direct_media = no
-rtp_symmetric = yes
+{media}rtp_symmetric = yes
 force_rport = yes
 rewrite_contact = yes
 rtp_timeout = 60
@@ -243,13 +248,21 @@ authlimit = 20
 secret = {secrets.ami_secret}
 deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.1/255.255.255.255
-read = system,call,agent,user,dtmf,reporting,cdr
+read = call,agent,user
 write = call,agent,user,originate,reporting
 writetimeout = 5000
-eventfilter = !Event: RTCP*
-eventfilter = !Event: VarSet
-eventfilter = !Event: Newexten
-"""
+""" + "".join(f"eventfilter = !Event: {e}\n" for e in UNUSED_EVENTS)
+
+
+# Events of the classes we read that the controller never looks at (calls.py, agents/service.py): not
+# sent, not parsed. Read classes are the other half — Asterisk builds no event of a class nobody reads,
+# so RTCP reports (reporting), DTMF and CDR events are not even made (bench/bench_load.py: Asterisk
+# used 16 points of a core more at 20 calls/s with the controller connected, before this).
+UNUSED_EVENTS = ("Newstate", "NewCallerid", "NewConnectedLine", "NewAccountCode", "DialBegin", "DialState",
+                 "DialEnd", "DeviceStateChange", "ExtensionStatus", "HangupRequest", "SoftHangupRequest",
+                 "MusicOnHoldStart", "MusicOnHoldStop", "LocalBridge", "LocalOptimizationBegin",
+                 "LocalOptimizationEnd", "MixMonitorStart", "MixMonitorStop", "ChanSpyStart", "ChanSpyStop",
+                 "BridgeCreate", "BridgeDestroy", "Hold", "Unhold", "VarSet", "Newexten", "RTCP")
 
 
 def queues_conf(cfg: HotlineConfig) -> str:
