@@ -89,7 +89,7 @@ class _Headers:
 _LATEST = 253402300799.0
 
 
-def _epoch(v) -> float | None:
+def usable_epoch(v) -> float | None:
     """A usable Unix time, else None. nan, inf, 1e400 or a year past 9999 would reach the record
     writer as a datetime it cannot build, and stall it (it retries a failed write forever)."""
     try:
@@ -101,7 +101,7 @@ def _epoch(v) -> float | None:
 
 def _ts(ev: Mapping[str, str], now: float) -> float:
     # manager.conf has timestampevents=yes: Asterisk's own clock, immune to our backlog
-    return _epoch(ev.get("Timestamp")) or now
+    return usable_epoch(ev.get("Timestamp")) or now
 
 
 def _agent_from(value: str) -> str:
@@ -342,9 +342,9 @@ class CallTracker:
         call.green = vars.get("HOTLINE_GREEN") or call.green
         if vars.get("HOTLINE_OPEN") == "0":
             call.after_hours = True
-        call.started_at = call.started_at or _epoch(vars.get("HOTLINE_START")) or _epoch(started_at)
-        call.queued_at = call.queued_at or _epoch(vars.get("HOTLINE_QUEUED_AT"))
-        answered = _epoch(vars.get("HOTLINE_ANSWERED_AT"))
+        call.started_at = call.started_at or usable_epoch(vars.get("HOTLINE_START")) or usable_epoch(started_at)
+        call.queued_at = call.queued_at or usable_epoch(vars.get("HOTLINE_QUEUED_AT"))
+        answered = usable_epoch(vars.get("HOTLINE_ANSWERED_AT"))
         agent = vars.get("HOTLINE_AGENT") or (_agent_from(bridged_to) if bridged_to else "")
         if answered or bridged_to:
             call.answered_at = call.answered_at or answered

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from datetime import datetime, timezone
 
@@ -23,7 +22,7 @@ from callcenter.asterisk.confgen import Secrets
 from callcenter import cdr, voicemail
 from callcenter.asterisk.paths import InstancePaths
 from callcenter.bus import Bus
-from callcenter.calls import RESYNC_VARS, CallState, CallTracker
+from callcenter.calls import RESYNC_VARS, CallState, CallTracker, usable_epoch
 from callcenter.config import HotlineConfig
 from callcenter.followups import FollowUpDialer
 from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
@@ -43,11 +42,7 @@ log = logging.getLogger("hotline.controller")
 def event_time(ev) -> float | None:
     """Asterisk's Timestamp header (timestampevents=yes), or None if missing or garbled: a bad
     timestamp must not cost the event itself."""
-    try:
-        ts = float(ev.get("Timestamp") or "nan")
-    except (TypeError, ValueError):
-        return None
-    return ts if math.isfinite(ts) and ts > 0 else None
+    return usable_epoch(ev.get("Timestamp"))
 
 
 class Metrics:
