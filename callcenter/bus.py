@@ -25,19 +25,21 @@ class Bus:
         connect timeout (up to 1 s each) — a few seconds of live state are lost instead, nothing else."""
         return self.client is None or (not self.healthy and self.failures > 0 and time.monotonic() < self._retry_at)
 
-    async def publish_call(self, call: dict) -> None:
-        if self._skip():
+    async def publish_calls(self, calls: list[dict]) -> None:
+        """Live call state for other processes (dashboards, the transcriber): one round trip per batch."""
+        if not calls or self._skip():
             return
-        key = f"{self.prefix}:call:{call['call_id']}"
         try:
             async with self.client.pipeline(transaction=False) as p:
-                if call["status"] == "ended":
-                    p.delete(key)
-                    p.srem(f"{self.prefix}:calls", call["call_id"])
-                else:
-                    p.set(key, json.dumps(call, ensure_ascii=False), ex=6 * 3600)
-                    p.sadd(f"{self.prefix}:calls", call["call_id"])
-                p.publish(f"{self.prefix}:events", json.dumps({"type": "call", "call": call}, ensure_ascii=False))
+                for call in calls:
+                    key = f"{self.prefix}:call:{call['call_id']}"
+                    if call["status"] == "ended":
+                        p.delete(key)
+                        p.srem(f"{self.prefix}:calls", call["call_id"])
+                    else:
+                        p.set(key, json.dumps(call, ensure_ascii=False), ex=6 * 3600)
+                        p.sadd(f"{self.prefix}:calls", call["call_id"])
+                    p.publish(f"{self.prefix}:events", json.dumps({"type": "call", "call": call}, ensure_ascii=False))
                 await p.execute()
             self.healthy = True
         except (RedisError, OSError) as e:

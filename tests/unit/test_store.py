@@ -26,3 +26,25 @@ async def test_migrate_save_reload(db_url):
         await store.agent_event("agent1001", "pause", "meal")
     finally:
         await store.close()
+
+
+async def test_batch_save_keeps_notes_and_fits_values(db_url):
+    """The record writer's batch: new and known calls in one statement; the agent's notes are not
+    overwritten by a later state; over-long or NUL-bearing caller IDs are cut, not refused."""
+    migrate(db_url, ROOT)
+    store = Store(db_url, ROOT)
+    try:
+        first = CallState(call_id="b.1", city="leshan", status="talking", started_at=1000.0, agent="agent1001")
+        await store.save_calls([first])
+        assert await store.set_notes("b.1", "caller asks about wages owed")
+        first.status, first.outcome, first.ended_at = "ended", "answered", 1100.0
+        others = [CallState(call_id=f"b.{i}", city="chengdu", status="ivr", started_at=1000.0 + i,
+                            caller_number=("1\x00" + "9" * 100)) for i in range(2, 52)]
+        await store.save_calls([first, *others])
+        await store.save_calls([])
+        rows = {r["call_id"]: r for r in await store.recent_calls(100)}
+        assert len(rows) == 51
+        assert rows["b.1"]["status"] == "ended" and rows["b.1"]["notes"] == "caller asks about wages owed"
+        assert rows["b.7"]["caller_number"] == ("1" + "9" * 100)[:32] and rows["b.7"]["notes"] == ""
+    finally:
+        await store.close()
