@@ -83,6 +83,7 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=5000")
                 cur.close()
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._upsert_call = _call_upsert(self.engine.dialect.name)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -106,12 +107,8 @@ class Store:
             "hangup_cause_text": c.hangup_cause_text, "started_at": _dt(c.started_at),
             "queued_at": _dt(c.queued_at), "answered_at": _dt(c.answered_at), "ended_at": _dt(c.ended_at),
             "wait_seconds": c.wait_seconds, "talk_seconds": c.talk_seconds, "updated_at": now}) for c in calls]
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(CallRecord).values([{**r, "notes": ""} for r in rows])
-        stmt = stmt.on_conflict_do_update(index_elements=[CallRecord.call_id],
-                                          set_={k: stmt.excluded[k] for k in rows[0] if k != "call_id"})
-        async with self.session.begin() as s:
-            await s.execute(stmt)
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert_call, [{**r, "notes": ""} for r in rows])
 
     async def missing_call_ids(self, call_ids: list[str]) -> list[str]:
         """Those of ``call_ids`` with no call record."""
@@ -323,6 +320,16 @@ class Store:
              .order_by(CallRecord.id.desc()).limit(limit))
         async with self.session() as s:
             return [record_to_dict(r) for r in (await s.execute(q)).scalars().all()]
+
+
+def _call_upsert(dialect: str):
+    """Insert a call record, or update every column but the agent's notes: a Core statement built once,
+    so SQLAlchemy compiles it once and runs a batch as one executemany."""
+    table = CallRecord.__table__
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    keep = {"id", "call_id", "notes"}
+    return stmt.on_conflict_do_update(index_elements=[table.c.call_id],
+                                      set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keep})
 
 
 def _fitted(model, values: dict) -> dict:

@@ -43,8 +43,9 @@ def test_green_channel_caller_joining_after_two_others_is_answered_first(clean_s
     log_start = log_path.stat().st_size   # this test's part of the shared instance's log
     agent = s.agent("agent1001", play=audio["agent"], login=False)
     s.api("/api/agents/agent1001/login", "POST", {"ready": False})  # logged in, paused: callers queue up
-    plain = [s.call("083312348", dtmf="2:1,4:1", hangup_after=60, caller=f"1394444001{i}") for i in (1, 2)]
-    for i in (1, 2):
+    plain = []
+    for i in (1, 2):    # one after the other: the second hears one caller ahead
+        plain.append(s.call("083312348", dtmf="2:1,4:1", hangup_after=60, caller=f"1394444001{i}"))
         s.wait_record(lambda r, i=i: r["caller_number"] == f"1394444001{i}" and r["status"] == "queued", 30)
     green = s.call("083312348", dtmf="2:1,4:9,6:1", play=audio["caller"], hangup_after=40, caller="13944440013")
     s.wait_record(lambda r: r["caller_number"] == "13944440013" and r["status"] == "queued", 40)
@@ -55,6 +56,9 @@ def test_green_channel_caller_joining_after_two_others_is_answered_first(clean_s
         log = f.read().decode(errors="replace")
     said = [l for l in log.splitlines() if "UserEvent" in l and "HotlineWaitAnnounced" in l]
     assert len(said) == 3 and "Ahead: 0,Minutes: " in said[-1], said
+    # the plain callers' places (counted without walking the queue): the second has one more ahead
+    ahead = [int(l.split("Ahead: ")[1].split(",")[0]) for l in said[:2]]
+    assert ahead[1] == ahead[0] + 1, "\n".join(said)
     s.api("/api/agents/agent1001/ready", "POST", {})
     agent.wait_event("answered", 20)
     first = s.wait_record(lambda r: r["status"] == "talking" and r["agent"] == "agent1001", 10)

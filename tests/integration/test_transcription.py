@@ -20,7 +20,10 @@ ARTIFACTS = ROOT / "artifacts"
 PASSWORD = "transcribe-me-2026"
 ZH_LESHAN = "2:1,4:1"      # IVR: Mandarin, legal consultation (the model configured for zh is Korean)
 BO_GANZI = "2:2,4:1"       # IVR: Tibetan, legal consultation
-CALLER_WORDS = {"엄마", "알아", "예요"}
+# what the caller's synthetic speech says, as the Korean model may split it; espeak's voice through
+# G.711 is recognised loosely (one CI run heard 알아요 as "아 나요"), so the check counts words heard
+# from this set, not a fixed few
+CALLER_WORDS = {"엄마", "알아", "알아요", "뭐", "예요", "뭐예요", "라디오", "네"}
 KEYWORDS = """
 topics:
   family_test: {names: {zh: 家庭(测试词), en: Family (test term)}, severity: high, category: marriage_family}
@@ -157,8 +160,10 @@ def test_live_and_post_call_transcript_with_alert_and_search(t, speech, browser)
     assert tr["status"] == "done", tr
     speakers = {seg["speaker"] for seg in tr["segments"]}
     assert speakers == {"caller", "agent"}, speakers
-    caller_words = {w["w"] for seg in tr["segments"] if seg["speaker"] == "caller" for w in seg["words"]}
-    assert len(CALLER_WORDS & caller_words) >= 2, caller_words
+    caller_words = [w["w"] for seg in tr["segments"] if seg["speaker"] == "caller" for w in seg["words"]]
+    (ARTIFACTS / "transcript-caller-words.json").write_text(json.dumps(caller_words, ensure_ascii=False))
+    heard_words = [w for w in caller_words if w in CALLER_WORDS]
+    assert "엄마" in heard_words and len(heard_words) >= 2, caller_words
     assert all(0 <= w["s"] <= w["e"] for seg in tr["segments"] for w in seg["words"])
     assert "marriage_family" in tr["suggested_categories"]
     ticket = t.api(f"/api/calls/{rec['call_id']}/ticket")
