@@ -1,8 +1,9 @@
 """Who may do what: pure rules over a principal and the thing acted on (no I/O).
 
 Roles: an agent acts on their own desk and their own calls; a supervisor on the agents and calls
-of their cities; the command center on everything. The HTTP layer asks these functions and
-answers 403 (and audits the refusal) when they say no.
+of their cities; the command center on everything; a wall display (``wallboard``) only reads the
+wallboard, with numbers masked. The HTTP layer asks these functions and answers 403 (and audits the
+refusal) when they say no.
 """
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from typing import Literal
 
 from callcenter.config import HotlineConfig
 
-Role = Literal["agent", "supervisor", "command"]
+Role = Literal["agent", "supervisor", "command", "wallboard"]
+# all a wall display may reach (method, path or path prefix ending in "/"): checked before any handler,
+# so a new endpoint is closed to it until listed here
+WALLBOARD_ROUTES = frozenset({("GET", "/api/wallboard"), ("GET", "/api/wallboard/"), ("GET", "/api/me"),
+                              ("GET", "/ws"), ("POST", "/api/logout")})
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,12 @@ class Principal:
 
     @property
     def all_cities(self) -> bool:
-        return self.role == "command"
+        return self.role == "command" or (self.role == "wallboard" and not self.cities)
+
+    @property
+    def masked(self) -> bool:
+        """Sees callers' numbers masked (a wall display is read from across a room)."""
+        return self.role == "wallboard"
 
     def as_dict(self) -> dict:
         return {"id": self.user_id, "name": self.name, "role": self.role, "cities": sorted(self.cities),
@@ -36,7 +46,21 @@ def principals(cfg: HotlineConfig) -> dict[str, Principal]:
     out = {a.id: Principal(a.id, a.name, "agent", frozenset(a.queues), a.id) for a in cfg.agents}
     for s in cfg.supervisors:
         out[s.id] = Principal(s.id, s.name, s.role, frozenset(s.cities))
+    for w in cfg.wallboards:
+        out[w.id] = Principal(w.id, w.name, "wallboard", frozenset(w.cities))
     return out
+
+
+def may_reach(p: Principal, method: str, path: str) -> bool:
+    """Whether this principal's role may call this route at all (handlers check the rest). Fail-closed
+    for wall displays: only WALLBOARD_ROUTES."""
+    if p.role != "wallboard":
+        return True
+    method = "GET" if method == "HEAD" else method
+    if (method, path) in WALLBOARD_ROUTES:
+        return True
+    parent = path.rsplit("/", 1)[0] + "/"
+    return (method, parent) in WALLBOARD_ROUTES and path.count("/") == parent.count("/")
 
 
 # the operator's own tools (CLI, demo, tests) authenticate with the local service token

@@ -253,6 +253,8 @@ def cmd_transcriber(args) -> int:
 
     cfg = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # raise our niceness to the configured value (threads and worker processes inherit it)
+    os.nice(max(0, cfg.system.transcription.nice - os.nice(0)))
     _run_until_signal(lambda stop: serve(cfg, stop))
     return 0
 

@@ -109,14 +109,24 @@ class Supervisor(Strict):
         return self
 
 
+class Wallboard(Strict):
+    """A wall display's login: sees the wallboard of its cities (none listed: every city) with numbers
+    masked, and nothing else — no calls, recordings, transcripts or actions; no SIP account."""
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,31}$")]
+    name: str
+    cities: list[str] = Field(default_factory=list)
+
+
 class AgentsFile(Strict):
     agents: list[Agent]
     interpreters: list[Interpreter] = Field(default_factory=list)
     supervisors: list[Supervisor] = Field(default_factory=list)
+    wallboards: list[Wallboard] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def unique(self) -> "AgentsFile":
-        ids = [a.id for a in self.agents] + [i.id for i in self.interpreters] + [s.id for s in self.supervisors]
+        ids = [a.id for a in self.agents] + [i.id for i in self.interpreters] + [s.id for s in self.supervisors] \
+            + [w.id for w in self.wallboards]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate agent ids: {dup}")
@@ -267,6 +277,9 @@ class TranscriptionSettings(Strict):
     enabled: bool = True
     models: dict[str, list[str]] = {}
     workers: int = Field(2, ge=1, le=64)
+    # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
+    # never urgent; with the cores busy, Asterisk's calls and the controller go first
+    nice: int = Field(10, ge=0, le=19)
     lease_seconds: float = Field(60, ge=1, le=3600)
     max_attempts: int = Field(3, ge=1, le=20)
     retry_seconds: float = Field(30, ge=0.1, le=86400)
@@ -423,6 +436,7 @@ class HotlineConfig(Strict):
     agents: list[Agent]
     interpreters: list[Interpreter]
     supervisors: list[Supervisor]
+    wallboards: list[Wallboard] = Field(default_factory=list)
     ivr: IvrFlow
     routing: RoutingFile
     schedules: dict[str, Any]      # city id -> callcenter.schedule.Schedule
@@ -462,10 +476,11 @@ class HotlineConfig(Strict):
             for spec in a.specialties:
                 if spec not in r.specialties:
                     raise ValueError(f"agents[{i}] ({a.id}).specialties: unknown specialty {spec!r}")
-        for i, sup in enumerate(self.supervisors):
-            for c in sup.cities:
-                if c not in queue_ids:
-                    raise ValueError(f"supervisors[{i}] ({sup.id}).cities: unknown city or pool {c!r}")
+        for kind, people in (("supervisors", self.supervisors), ("wallboards", self.wallboards)):
+            for i, sup in enumerate(people):
+                for c in sup.cities:
+                    if c not in queue_ids:
+                        raise ValueError(f"{kind}[{i}] ({sup.id}).cities: unknown city or pool {c!r}")
         return self
 
     def city(self, city_id: str) -> City:
@@ -569,7 +584,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     try:
         return HotlineConfig(system=system, cities=cities.cities, province=cities.province_pool,
                              agents=agents.agents, interpreters=agents.interpreters,
-                             supervisors=agents.supervisors, ivr=ivr, routing=routing,
+                             supervisors=agents.supervisors, wallboards=agents.wallboards, ivr=ivr, routing=routing,
                              schedules=schedules, rotas=rotas,
                              green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
     except ValidationError as e:

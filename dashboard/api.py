@@ -29,7 +29,7 @@ from agents.service import AgentError
 from callcenter import access, legal_aid, stats
 from callcenter.workflow import all_queues
 from interop.partners import partners_of
-from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth
+from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth, login_refused
 from dashboard.live import LiveHub
 from dashboard.openapi import openapi
 from dashboard.federation_api import add_routes as add_federation_routes
@@ -182,10 +182,10 @@ def make_app(controller, service_token: str = "") -> web.Application:
         if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
             return json_error(400, "user and password are required strings")
         try:
-            principal, token, csrf = await auth.login(user, password)
+            principal, token, csrf = await auth.login(user, password, request.remote or "")
         except PermissionError as e:
-            await ctl.store.audit(user[:64], "", "login", allowed=False, detail=str(e))
-            return json_error(401, str(e))
+            await ctl.store.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {request.remote})")
+            return login_refused(e)
         await ctl.store.audit(principal.user_id, principal.role, "login")
         resp = ok({"user": principal.as_dict(), "csrf": csrf})
         resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",

@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
+from callcenter import access
 from callcenter.access import SERVICE, Principal, principals
 from callcenter.config import HotlineConfig
 
@@ -31,10 +32,72 @@ CSRF_HEADER = "X-CSRF-Token"
 # reachable without a login: the login itself, liveness, and the pages (they ask for a login)
 OPEN_PATHS = ("/api/login", "/api/health")
 SIGNED_PREFIXES = ("/api/interop/", "/api/federation/v1/")
-LOCKOUT_FAILURES, LOCKOUT_SECONDS = 5, 60
+# failed logins within LOCKOUT_SECONDS: per user from one client, per client over all users (spraying),
+# per user over all clients (a guess spread over many addresses; high, so one client cannot lock a user out)
+LOCKOUT_SECONDS, LOCKOUT_FAILURES, CLIENT_FAILURES, USER_FAILURES = 60, 5, 20, 50
+ARGON2_PARALLEL, ARGON2_QUEUE = 2, 16      # 64 MiB and ~0.1 s of a core per verification
 
 # RFC 9106's second recommendation (64 MiB, 3 passes): strong without needing a big box
 hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
+
+
+class Throttled(PermissionError):
+    """Too many attempts, or too many logins being checked at once: try again after ``retry_after`` s."""
+
+    def __init__(self, why: str, retry_after: float):
+        super().__init__(why)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class LoginThrottle:
+    """Failed logins in a sliding window, counted per (user, client), per client and per user.
+    Memory is bounded: entries older than the window are dropped, and at most ``max_keys`` are kept."""
+
+    def __init__(self, window: float = LOCKOUT_SECONDS, per_pair: int = LOCKOUT_FAILURES,
+                 per_client: int = CLIENT_FAILURES, per_user: int = USER_FAILURES, max_keys: int = 10_000,
+                 clock=time.monotonic):
+        self.window, self.clock, self.max_keys = window, clock, max_keys
+        self.limits = {"pair": per_pair, "client": per_client, "user": per_user}
+        self._failures: dict[tuple, list[float]] = {}
+
+    def _keys(self, user: str, client: str) -> dict[str, tuple]:
+        return {"pair": ("pair", user, client), "client": ("client", client), "user": ("user", user)}
+
+    def _recent(self, key: tuple, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, ()) if t > now - self.window]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def wait(self, user: str, client: str) -> tuple[str, float]:
+        """('', 0) when another try is allowed, else (which limit, seconds until it is)."""
+        now = self.clock()
+        for kind, key in self._keys(user, client).items():
+            times = self._recent(key, now)
+            if len(times) >= self.limits[kind]:
+                return kind, times[-self.limits[kind]] + self.window - now
+        return "", 0.0
+
+    def failed(self, user: str, client: str) -> None:
+        now = self.clock()
+        if len(self._failures) >= self.max_keys:     # flooded with made-up names: forget the stalest
+            for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[:len(self._failures) // 2]:
+                del self._failures[key]
+        for key in self._keys(user, client).values():
+            self._failures[key] = self._recent(key, now) + [now]
+
+    def succeeded(self, user: str, client: str) -> None:
+        self._failures.pop(("pair", user, client), None)
+
+
+def login_refused(e: PermissionError) -> web.Response:
+    """The answer to a refused login: 429 with Retry-After when throttled, else 401."""
+    if isinstance(e, Throttled):
+        return web.json_response({"error": str(e), "retry_after": e.retry_after}, status=429,
+                                 headers={"Retry-After": str(e.retry_after)})
+    return web.json_response({"error": str(e)}, status=401)
 
 
 def digest(token: str) -> str:
@@ -59,24 +122,36 @@ class Auth:
         self.cfg, self.store = cfg, store
         self.users = principals(cfg)
         self._service = digest(service_token) if service_token else ""
-        self._failures: dict[str, list[float]] = {}
+        self.throttle = LoginThrottle()
+        self._verifying = asyncio.Semaphore(ARGON2_PARALLEL)
+        self._queued = 0
         c = cfg.system.controller
         self.idle, self.max_age = c.session_idle_minutes * 60, c.session_max_hours * 3600
 
     # ---- logging in and out
-    async def login(self, user_id: str, password: str) -> tuple[Principal, str, str]:
-        """(principal, session token, CSRF token); raises PermissionError with a reason for the log."""
-        recent = [t for t in self._failures.get(user_id, []) if t > time.time() - LOCKOUT_SECONDS]
-        if len(recent) >= LOCKOUT_FAILURES:
-            raise PermissionError("too many failed logins; wait a minute")
+    async def login(self, user_id: str, password: str, client: str = "") -> tuple[Principal, str, str]:
+        """(principal, session token, CSRF token); raises PermissionError with a reason for the log,
+        Throttled when this user, this client or the server has had too many attempts."""
+        limit, wait = self.throttle.wait(user_id, client)
+        if limit:
+            raise Throttled({"pair": "too many failed logins for this user from here",
+                             "client": "too many failed logins from this address",
+                             "user": "too many failed logins for this user"}[limit], wait)
+        if self._queued >= ARGON2_QUEUE:     # each check holds 64 MiB: a flood waits outside, not in memory
+            raise Throttled("too many logins being checked; try again", 1)
         principal = self.users.get(user_id)
         stored = await self.store.password_hash(user_id) if principal else None
-        # verify even for unknown users, so timing does not tell which ids exist
-        ok = await asyncio.to_thread(_verify, stored or _DUMMY, password)
+        self._queued += 1
+        try:
+            async with self._verifying:
+                # verify even for unknown users, so timing does not tell which ids exist
+                ok = await asyncio.to_thread(_verify, stored or _DUMMY, password)
+        finally:
+            self._queued -= 1
         if not (principal and stored and ok):
-            self._failures[user_id] = recent + [time.time()]
+            self.throttle.failed(user_id, client)
             raise PermissionError("wrong user or password")
-        self._failures.pop(user_id, None)
+        self.throttle.succeeded(user_id, client)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         await self.store.add_token(digest(token), "session", user_id, time.time() + self.max_age, csrf=csrf)
         return principal, token, csrf
@@ -132,6 +207,8 @@ class Auth:
             sent = request.headers.get(CSRF_HEADER, "")
             if not (row and sent and hmac.compare_digest(sent, row["csrf"])):
                 return _error(403, "missing or wrong CSRF token")
+        if not access.may_reach(principal, request.method, request.path):
+            return _error(403, f"a {principal.role} login may not use {request.method} {request.path}")
         request[PRINCIPAL] = principal
         request[SESSION] = row
         return await handler(request)

@@ -40,15 +40,22 @@ class LiveHub:
 
     def _send(self, p_filter, message: dict) -> None:
         data = json.dumps(message, ensure_ascii=False, default=str)
+        masked = None    # encoded once, for wall displays, when one of them gets this message
         for ws, (p, q) in list(self.viewers.items()):
             if not p_filter(p):
                 continue
+            if p.masked:
+                if masked is None:
+                    masked = json.dumps(_masked(message), ensure_ascii=False, default=str)
+                wire = masked
+            else:
+                wire = data
             if q.qsize() >= QUEUE_LIMIT:
                 log.warning("viewer %s is not reading; disconnecting it", p.user_id)
                 asyncio.get_running_loop().create_task(ws.close(code=1013, message=b"too slow"))
                 self.viewers.pop(ws, None)
                 continue
-            q.put_nowait(data)
+            q.put_nowait(wire)
 
     def on_call(self, call: dict) -> None:
         self._send(lambda p: self._sees_call(p, call), {"type": "call", "call": call})
@@ -59,7 +66,7 @@ class LiveHub:
     def on_ticket(self, event: dict) -> None:
         """Escalations reach the city's supervisors and the command center."""
         city = event["ticket"]["city"]
-        self._send(lambda p: p.role != "agent" and access.sees_city(p, city), event)
+        self._send(lambda p: _supervises(p) and access.sees_city(p, city), event)
 
     def on_transcription(self, message: dict) -> None:
         """Live text goes to the call's agent and its city's supervisors; keyword alerts to the
@@ -70,16 +77,16 @@ class LiveHub:
             live = self.ctl.tracker.calls.get(message.get("call_id", ""))
             if live is not None:   # after a transfer the text follows the call to its new agent
                 call = {"agent": live.agent, "city": live.city, "ringing": ""}
-            self._send(lambda p: self._sees_call(p, call), message)
+            self._send(lambda p: not p.masked and self._sees_call(p, call), message)
         elif kind in ("alert", "alert_acknowledged") and isinstance(message.get("alert"), dict):
             city = message["alert"].get("city", "")
-            self._send(lambda p: p.role != "agent" and access.sees_city(p, city), message)
+            self._send(lambda p: _supervises(p) and access.sees_city(p, city), message)
         elif kind == "federation":
-            self._send(lambda p: p.role != "agent" and (p.all_cities or bool(set(message.get("cities", [])) & p.cities)),
+            self._send(lambda p: _supervises(p) and (p.all_cities or bool(set(message.get("cities", [])) & p.cities)),
                        message)
         elif kind == "transcript_done":
             call = {"agent": message.get("agent", ""), "city": message.get("city", "")}
-            self._send(lambda p: self._sees_call(p, call), message)
+            self._send(lambda p: not p.masked and self._sees_call(p, call), message)
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         p: access.Principal = request[PRINCIPAL]
@@ -94,7 +101,7 @@ class LiveHub:
         hello = {"type": "hello", "me": p.as_dict(),
                  "agents": [a.as_dict() for a in self.ctl.agents.agents.values() if self._sees_agent(p, a.id)],
                  "calls": [c.as_dict() for c in self.ctl.tracker.live() if self._sees_call(p, c.as_dict())]}
-        await ws.send_str(json.dumps(hello, ensure_ascii=False, default=str))
+        await ws.send_str(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str))
 
         async def pump():
             while True:
@@ -108,3 +115,26 @@ class LiveHub:
             sender.cancel()
             self.viewers.pop(ws, None)
         return ws
+
+
+def _supervises(p: access.Principal) -> bool:
+    """Escalations, alerts (with transcript excerpts) and federation news: supervisors and the command center."""
+    return p.role in ("supervisor", "command")
+
+
+# call fields a wall display gets masked, or not at all (file paths; transfers may name outside numbers)
+_NUMBER_FIELDS = ("caller_number",)
+_HIDDEN_FIELDS = ("recording", "voicemail", "transfers")
+
+
+def _masked(message: dict) -> dict:
+    """A message as a wall display gets it: callers' numbers masked, recordings and transfers left out."""
+    def call(c: dict) -> dict:
+        return {k: access.mask_number(v) if k in _NUMBER_FIELDS and isinstance(v, str) else v
+                for k, v in c.items() if k not in _HIDDEN_FIELDS}
+    out = dict(message)
+    if isinstance(out.get("call"), dict):
+        out["call"] = call(out["call"])
+    if isinstance(out.get("calls"), list):
+        out["calls"] = [call(c) if isinstance(c, dict) else c for c in out["calls"]]
+    return out

@@ -348,6 +348,7 @@ function wire() {
 async function start() {
   const info = await api("/api/me");
   S.me = info.user; S.csrf = info.csrf; S.info = info;
+  if (S.me.role === "wallboard") { location.href = "/wallboard"; return; }   // a wall display reads the board only
   show("agent-panel", S.me.role === "agent");
   show("pop", S.me.role === "agent");
   show("supervisor-panel", S.me.role !== "agent");

@@ -2,7 +2,7 @@
 const TEXT = {
   zh: {
     title: "12348 公共法律服务热线", subtitle: "坐席与值班长登录", user: "工号", password: "密码", submit: "登录",
-    login_failed: "登录失败", lang: "English", logout: "退出", desk: "坐席工作台", state: "状态",
+    login_failed: "登录失败", login_throttled: "尝试次数过多，请 {s} 秒后再试", lang: "English", logout: "退出", desk: "坐席工作台", state: "状态",
     st_logged_out: "未签入", st_ready: "就绪", st_paused: "小休", st_on_call: "通话中", st_wrap_up: "话后整理",
     sign_in: "签入", ready: "就绪", pause: "小休", sign_out: "签出",
     r_meal: "用餐", r_rest: "休息", r_training: "培训", r_meeting: "会议", r_after_call_work: "话后处理", r_outbound: "外呼", r_other: "其他", r_login: "刚签入",
@@ -43,7 +43,7 @@ const TEXT = {
   },
   en: {
     title: "12348 Legal Service Hotline", subtitle: "Agent and supervisor sign-in", user: "User ID", password: "Password", submit: "Sign in",
-    login_failed: "Sign-in failed", lang: "中文", logout: "Sign out", desk: "Agent desk", state: "State",
+    login_failed: "Sign-in failed", login_throttled: "Too many attempts; try again in {s} s", lang: "中文", logout: "Sign out", desk: "Agent desk", state: "State",
     st_logged_out: "Signed out", st_ready: "Ready", st_paused: "Paused", st_on_call: "On a call", st_wrap_up: "Wrap-up",
     sign_in: "Log in to queues", ready: "Ready", pause: "Pause", sign_out: "Log out of queues",
     r_meal: "Meal", r_rest: "Rest", r_training: "Training", r_meeting: "Meeting", r_after_call_work: "After-call work", r_outbound: "Outbound", r_other: "Other", r_login: "Just logged in",

@@ -56,6 +56,7 @@ async function show() {
 async function start() {
   const info = await api("/api/me");
   R.info = info;
+  if (info.user.role === "wallboard") { location.href = "/wallboard"; return; }
   const sel = $("city");
   if (info.user.role === "command") sel.add(new Option("全省 Province", ""));
   for (const [id, n] of Object.entries(info.cities)) {

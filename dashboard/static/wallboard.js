@@ -1,6 +1,8 @@
 // The command center's wallboard: one tile per city the viewer may see, refreshed from
 // /api/wallboard whenever the WebSocket says a call or an agent changed (and every 5 s for clocks).
 const W = {me: null, csrf: "", info: {}, tiles: [], alarms: {}, detail: null, pending: null};
+// a wall display's login only reads the board (numbers masked by the server): no alert list, no actions
+const display = () => W.me && W.me.role === "wallboard";
 
 async function api(path, method = "GET", body) {
   const opts = {method, headers: {"Content-Type": "application/json"}};
@@ -44,6 +46,7 @@ function render() {
   applyI18n();
   $("whoami").textContent = W.me ? W.me.name : "";
   $("tiles").replaceChildren(...W.tiles.map(tile));
+  $("alarms-box").hidden = $("desk-link").hidden = display();
   const open = Object.values(W.alarms).filter(a => !a.acknowledged_at || (a.kind === "alarm" && !a.cleared_at))
     .sort((a, b) => b.id - a.id);
   $("alarms").tBodies[0].replaceChildren(...(open.length ? open.map(a => {
@@ -69,7 +72,7 @@ function render() {
     });
     $("detail-calls").tBodies[0].replaceChildren(...W.detail.calls.map(c => el("tr", {},
       el("td", {textContent: c.caller}), el("td", {textContent: t("cs_" + c.status)}), el("td", {textContent: c.agent || c.queue}),
-      el("td", {}, ...(W.me.role === "agent" ? [] : spy(c))))));
+      el("td", {}, ...(W.me.role === "agent" || display() ? [] : spy(c))))));
   }
 }
 async function act(fn) { $("action-error").textContent = ""; try { await fn(); } catch (e) { $("action-error").textContent = e.message; } }
@@ -77,7 +80,7 @@ async function act(fn) { $("action-error").textContent = ""; try { await fn(); }
 async function refresh() {
   const data = await api("/api/wallboard");
   W.tiles = data.cities;
-  for (const a of await api("/api/alerts?current=1")) W.alarms[a.id] = a;
+  if (!display()) for (const a of await api("/api/alerts?current=1")) W.alarms[a.id] = a;
   for (const id of Object.keys(W.alarms)) { const a = W.alarms[id]; if (a.acknowledged_at && (a.kind !== "alarm" || a.cleared_at)) delete W.alarms[id]; }
   if (W.detail) W.detail = await api("/api/wallboard/" + encodeURIComponent(W.detail.tile.city));
   $("updated").textContent = t("updated") + " " + new Date().toLocaleTimeString();

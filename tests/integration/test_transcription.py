@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import threading
 import time
@@ -168,6 +169,8 @@ def test_live_and_post_call_transcript_with_alert_and_search(t, speech, browser)
     assert "marriage_family" in tr["suggested_categories"]
     ticket = t.api(f"/api/calls/{rec['call_id']}/ticket")
     assert ticket["transcript"] == {"status": "done", "reason": "", "suggested_categories": ["marriage_family"]}
+    # recognition yields the CPU to calls: the transcriber runs at the configured niceness (10)
+    assert os.getpriority(os.PRIO_PROCESS, t.transcriber.pid) == 10
 
     # the keyword raised one alert for the call, visible to Leshan's supervisor and the command center
     alerts = t.api(f"/api/alerts?call_id={rec['call_id']}")

@@ -13,7 +13,7 @@ HOME = {a.id: set(a.queues) for a in CFG.agents}
 
 
 def test_every_agent_and_supervisor_has_a_login_interpreters_do_not():
-    assert {a.id for a in CFG.agents} | {s.id for s in CFG.supervisors} == set(USERS)
+    assert {a.id for a in CFG.agents} | {s.id for s in CFG.supervisors} | {w.id for w in CFG.wallboards} == set(USERS)
     assert USERS["agent1001"].role == "agent" and USERS["agent1001"].agent_id == "agent1001"
     assert USERS["sup_leshan"].cities == {"leshan"} and USERS["command1"].all_cities
     assert "interp2001" not in USERS
@@ -56,3 +56,21 @@ def test_the_local_operator_is_the_command_center():
                                             ("02887654321", "028****4321"), ("8123456", "8****56")])
 def test_mask_number(number, masked):
     assert access.mask_number(number) == masked
+
+
+def test_wall_displays_read_the_board_only():
+    wall, hall = USERS["wall_province"], USERS["wall_leshan"]
+    assert wall.role == hall.role == "wallboard" and wall.masked and not USERS["command1"].masked
+    assert wall.all_cities and not hall.all_cities and access.sees_city(hall, "leshan")
+    assert not access.sees_city(hall, "chengdu")
+    for method, path in (("GET", "/api/wallboard"), ("GET", "/api/wallboard/leshan"), ("HEAD", "/api/wallboard"),
+                         ("GET", "/api/me"), ("GET", "/ws"), ("POST", "/api/logout")):
+        assert access.may_reach(wall, method, path), (method, path)
+    for method, path in (("POST", "/api/wallboard"), ("GET", "/api/wallboard/leshan/calls"), ("GET", "/api/calls"),
+                         ("GET", "/api/status"), ("GET", "/api/alerts"), ("POST", "/api/alerts/1/ack"),
+                         ("POST", "/api/calls/1.1/listen"), ("GET", "/api/recordings/1.1"), ("GET", "/api/me/x"),
+                         ("GET", "/api/wallboardx"), ("GET", "/api/reports")):
+        assert not access.may_reach(wall, method, path), (method, path)
+    # other roles: the handlers decide
+    assert all(access.may_reach(USERS[u], "GET", "/api/calls") for u in ("agent1001", "sup_leshan", "command1"))
+    assert "wall_province" not in CFG.sip_accounts()

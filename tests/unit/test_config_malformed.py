@@ -187,6 +187,8 @@ def test_ten_cities_cannot_share_an_area_code(tree):
     (lambda d: d["interpreters"][0].__setitem__("number", "+86 138 0000 0000"), "interpreters[0].number"),
     (lambda d: d["supervisors"][0].__setitem__("role", "boss"), "supervisors[0].role"),
     (lambda d: d["supervisors"][0].__setitem__("cities", []), "supervisor sup_leshan needs at least one city"),
+    (lambda d: d["wallboards"][0].__setitem__("role", "command"), "wallboards[0].role"),
+    (lambda d: d["wallboards"][0].__setitem__("id", d["agents"][0]["id"]), "duplicate agent ids: ['agent1001']"),
 ])
 def test_agents_wrong_type_or_value(tree, fn, fragment):
     edit(tree / "config/agents.yaml", fn)
@@ -298,6 +300,8 @@ def test_ivr_duplicates(tree, fn, fragment):
      "agents[0] (agent1001).specialties: unknown specialty 'tax'"),
     ("config/agents.yaml", lambda d: d["supervisors"][0].__setitem__("cities", ["atlantis"]), "config/agents.yaml",
      "supervisors[0] (sup_leshan).cities: unknown city or pool 'atlantis'"),
+    ("config/agents.yaml", lambda d: d["wallboards"][1].__setitem__("cities", ["atlantis"]), "config/agents.yaml",
+     "wallboards[1] (wall_leshan).cities: unknown city or pool 'atlantis'"),
     ("config/rotas.yaml", lambda d: d["rotas"].__setitem__("agent9999", {"mon": ["08:00-12:00"]}), "config/rotas.yaml",
      "rotas.agent9999: unknown agent"),
     ("config/green_registry.yaml", lambda d: d["callers"].__setitem__("13700000099", "vip"), "green_registry.yaml",
