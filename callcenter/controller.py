@@ -49,7 +49,9 @@ def event_time(ev) -> float | None:
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.events = Counter("hotline_ami_events_total", "AMI events received", registry=self.registry)
+        # by event name (a bounded set: Asterisk's event types that pass the AMI user's filters)
+        self.events = Counter("hotline_ami_events_total", "AMI events received", ["event"], registry=self.registry)
+        self._event_names: set[str] = set()
         self.bad_events = Counter("hotline_ami_events_failed_total", "AMI events that failed handling", registry=self.registry)
         self.calls = Counter("hotline_calls_total", "Calls ended", ["city", "outcome"], registry=self.registry)
         self.live_calls = Gauge("hotline_live_calls", "Calls in progress", registry=self.registry)
@@ -63,6 +65,16 @@ class Metrics:
         self.routing = Histogram("hotline_routing_decision_seconds",
                                  "Dialplan routing: hours, priority and queue checks until the caller joins or is told "
                                  "the wait", buckets=fine, registry=self.registry)
+
+    def event_label(self, name) -> str:
+        """The event name as a label; malformed or past the 100th distinct name: "other" (bounded series)."""
+        if isinstance(name, str) and name in self._event_names:
+            return name
+        if not (isinstance(name, str) and name.isascii() and name.isalnum() and len(name) <= 40) \
+                or len(self._event_names) >= 100:
+            return "other"
+        self._event_names.add(name)
+        return name
 
     def watch(self, ctl: "Controller") -> None:
         """Queue sizes and agents by state, read from the live view when Prometheus scrapes."""
@@ -241,7 +253,7 @@ class Controller:
     async def _consume(self) -> None:
         while True:
             ev = await self.ami.events.get()
-            self.metrics.events.inc()
+            self.metrics.events.labels(self.metrics.event_label(ev.get("Event"))).inc()
             try:
                 ts = event_time(ev)
                 if ts is not None:
