@@ -3,12 +3,14 @@ our stack against the same Asterisk running a pure-dialplan IVR+queue, all measu
 
     .venv/bin/python bench/bench_load.py [--rates 10,20,30] [--seconds 15] [--hold 10000] [--agents 100]
 
-Three setups on one Asterisk instance, restarted between runs, interleaved per rate so that a noisy
-neighbour on the machine affects all three alike:
+Four setups on one Asterisk instance, restarted between runs, interleaved per rate so that a noisy
+neighbour on the machine affects all alike:
   baseline    a hand-written dialplan: answer, the same two menus and prompts (Read), recording, Queue()
               with static members — what Asterisk alone does for an IVR+queue
   dialplan    our generated dialplan (hours, priority, overflow, wait announcements, events) with the
               controller stopped: what our routing costs Asterisk
+  ami         our dialplan, the controller stopped, and a bare AMI client with the controller's login
+              reading every event and doing nothing with it: what the AMI session alone costs Asterisk
   controller  our dialplan with the controller up (AMI events, records, tickets, wallboard, metrics)
 Each caller: INVITE, DTMF 1 (Mandarin) and 2 (legal aid) from sip-tester's RFC 2833 pcaps, 7 s of G.711
 audio, then ``--hold`` ms in the queue or with an agent, then BYE. Agents: one sipp UAS answering for
@@ -21,9 +23,13 @@ every call has its ended record in the database.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import re
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +46,7 @@ from callcenter.asterisk.confgen import REC_OPTIONS  # noqa: E402
 from tests.helpers import Stack  # noqa: E402
 from tests.sipp_load import CALLER_DID, AgentPhones, LoadResult, ProcSampler, load_stack, run_callers  # noqa: E402
 
-SETUPS = ("baseline", "dialplan", "controller")
+SETUPS = ("baseline", "dialplan", "ami", "controller")
 console = Console(width=230)
 
 
@@ -78,6 +84,45 @@ musicclass = default
     return {"extensions.conf": extensions, "queues.conf": queues}
 
 
+def listen_ami(port: int) -> None:
+    """The ``ami`` setup's client (own process): the controller's AMI login and filters, events read and
+    dropped; prints how many it read when stopped."""
+    from callcenter.asterisk.ami import AmiClient
+
+    async def run() -> None:
+        ami = AmiClient("127.0.0.1", port, os.environ["HOTLINE_AMI_USER"], os.environ["HOTLINE_AMI_SECRET"])
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await ami.start()
+        n = 0
+
+        async def drain() -> None:
+            nonlocal n
+            while True:
+                await ami.events.get()
+                n += 1
+        task = asyncio.create_task(drain())
+        await stop.wait()
+        task.cancel()
+        ami.close()
+        print(n, flush=True)
+    asyncio.run(run())
+
+
+def start_listener(stack: Stack) -> subprocess.Popen:
+    env = {**os.environ, "HOTLINE_AMI_USER": stack.secrets.ami_user, "HOTLINE_AMI_SECRET": stack.secrets.ami_secret}
+    proc = subprocess.Popen([sys.executable, __file__, "--listen-ami", str(stack.cfg.system.asterisk.ami_port)],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)    # logged in before the first call
+    return proc
+
+
+def stop_listener(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    return int(out.strip() or 0)
+
+
 def prepare(stack: Stack, setup: str, phones: AgentPhones, agents: list[str]) -> None:
     """Restart Asterisk with this setup's dialplan; agents registered, logged in, answering."""
     phones.stop()
@@ -93,7 +138,7 @@ def prepare(stack: Stack, setup: str, phones: AgentPhones, agents: list[str]) ->
         stack.start_controller()
         for a in agents:
             stack.api(f"/api/agents/{a}/login", "POST", {"ready": True})
-        if setup == "dialplan":
+        if setup in ("dialplan", "ami"):
             stack.stop_controller()     # queue memberships stay in Asterisk (astdb)
     time.sleep(1)
 
@@ -137,9 +182,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15, help="how long each rate is offered")
     ap.add_argument("--hold", type=int, default=10000, help="ms each caller stays after the IVR")
     ap.add_argument("--agents", type=int, default=100)
-    ap.add_argument("--setups", default=",".join(SETUPS), help="which of baseline,dialplan,controller to run")
+    ap.add_argument("--setups", default=",".join(SETUPS), help="which of " + ",".join(SETUPS) + " to run")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--listen-ami", type=int, help=argparse.SUPPRESS)   # the ami setup's client process
     args = ap.parse_args()
+    if args.listen_ami:
+        listen_ami(args.listen_ami)
+        return 0
     rates = [float(r) for r in args.rates.split(",")]
 
     stack, agents = load_stack(Path(tempfile.mkdtemp(prefix="bench-load-")), args.agents)
@@ -155,6 +204,7 @@ def main() -> int:
                 prepare(stack, setup, phones, agents)
                 prefix = f"139{ri}{SETUPS.index(setup)}"
                 pids = {"asterisk": stack.asterisk.pid()}
+                listener = start_listener(stack) if setup == "ami" else None
                 if setup == "controller":
                     pids["controller"] = stack.controller.pid
                 sampler = ProcSampler(pids)
@@ -167,6 +217,8 @@ def main() -> int:
                        "failed": res.failed, "max_concurrent": res.max_concurrent,
                        "setup_p50_ms": res.percentile(50), "setup_p99_ms": res.percentile(99),
                        "asterisk_cpu": usage["asterisk"][0], "asterisk_rss_mb": usage["asterisk"][1]}
+                if listener is not None:
+                    row["ami_events"] = stop_listener(listener)
                 if setup == "controller":
                     t0 = time.monotonic()
                     while time.monotonic() - t0 < 60 and ended_records(db, prefix) < calls:
@@ -198,10 +250,11 @@ def main() -> int:
             f"{rate:g}", setup, f"{r['successful']} / {r['failed']}", str(r["max_concurrent"]),
             f"{r['setup_p50_ms']:.1f} / {r['setup_p99_ms']:.1f}",
             ratio(r["setup_p50_ms"], base["setup_p50_ms"]),
-            ratio(r["setup_p50_ms"], dial["setup_p50_ms"]) if setup == "controller" else "",
+            ratio(r["setup_p50_ms"], dial["setup_p50_ms"]) if setup in ("ami", "controller") else "",
             f"{r['asterisk_cpu']:.0f}",
             f"{r['controller_cpu']:.0f} / {r['controller_rss_mb']}" if setup == "controller" else "",
-            f"{r['records']}/{r['calls']} ({r['records_lag_s']:.1f} s)" if setup == "controller" else "",
+            f"{r['records']}/{r['calls']} ({r['records_lag_s']:.1f} s)" if setup == "controller"
+            else (f"{r['ami_events']} events read" if setup == "ami" else ""),
             f"{r['routing_p50_ms']:.1f} / {r['routing_p99_ms']:.1f}" if setup == "controller" else "",
             f"{r['event_delay_p50_ms']:.1f} / {r['event_delay_p99_ms']:.1f}" if setup == "controller" else "")
     console.print(table)
