@@ -1,6 +1,6 @@
 """Call controls for the agent desk and supervisors, as AMI actions on live channels.
 
-hang up: Hangup of the agent's leg. mute: MuteAudio on the agent's leg (the caller stops hearing
+hang up: Hangup of the agent's leg. mute: MUTEAUDIO(in) set on the agent's leg (the caller stops hearing
 the agent). hold: Redirect of both legs, the caller to music (hotline-hold), the agent to quiet
 (hotline-held); resume: AMI Bridge puts them back together. transfers: BlindTransfer (the caller
 goes straight to the target) and Atxfer (the agent consults the target first; hanging up the
@@ -54,8 +54,10 @@ class CallControl:
         await self._ok({"Action": "Hangup", "Channel": self._agent_leg(call), "Cause": "16"}, "hang up")
 
     async def mute(self, call: CallState, on: bool) -> None:
-        await self._ok({"Action": "MuteAudio", "Channel": self._agent_leg(call), "Direction": "in",
-                        "State": "on" if on else "off"}, "mute")
+        """The caller stops hearing the agent (the agent still hears the caller). MUTEAUDIO() through
+        Setvar needs only the `call` write class; the MuteAudio action would need `system`."""
+        await self._ok({"Action": "Setvar", "Channel": self._agent_leg(call), "Variable": "MUTEAUDIO(in)",
+                        "Value": "on" if on else "off"}, "mute")
 
     async def hold(self, call: CallState) -> None:
         agent = self._agent_leg(call)

@@ -39,6 +39,8 @@ MODULES = [
     "app_userevent.so", "app_stack.so", "app_dial.so", "app_echo.so", "app_verbose.so",
     "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so", "app_originate.so", "app_db.so",
     "app_bridgeaddchan.so", "app_softhangup.so",
+    # the desk's mute button (MUTEAUDIO(), set over AMI with Setvar: no `system` write class needed)
+    "res_mutestream.so",
     # live transcription: an AudioSocket channel streams one speaker to the transcriber
     "res_audiosocket.so", "chan_audiosocket.so",
     # dialplan functions
@@ -249,7 +251,7 @@ secret = {secrets.ami_secret}
 deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.1/255.255.255.255
 read = call,agent,user
-write = call,agent,user,originate,reporting
+write = call,agent,originate,reporting
 writetimeout = 5000
 """ + "".join(f"eventfilter = !Event: {e}\n" for e in UNUSED_EVENTS)
 

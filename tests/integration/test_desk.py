@@ -356,6 +356,26 @@ def test_desk_hold_plays_music_and_resume_reconnects(d, tones, tmp_path):
     assert rec["agent"] == "agent1001" and rec["outcome"] == "answered"
 
 
+def test_desk_mute_silences_the_agent_for_the_caller_and_unmute_brings_them_back(d, tones, tmp_path):
+    s = d
+    s.agent("agent1001", play=tones[AGENT_HZ])
+    caller_rec = tmp_path / "caller.wav"
+    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=22,
+                    caller="13955550007")
+    call = live_call(s, "13955550007")
+    time.sleep(2)
+    t_mute = time.time()
+    s.api(f"/api/calls/{call['call_id']}/mute", "POST", {})
+    time.sleep(5)
+    t_unmute = time.time()
+    s.api(f"/api/calls/{call['call_id']}/unmute", "POST", {})
+    result = caller.result(timeout=60)
+    start = result["answered_at"]
+    assert tone_presence(caller_rec, AGENT_HZ, t_mute - start - 2, t_mute - start) > 0.5
+    assert tone_presence(caller_rec, AGENT_HZ, t_mute - start + 1, t_unmute - start - 0.5) < 0.05
+    assert tone_presence(caller_rec, AGENT_HZ, t_unmute - start + 1, t_unmute - start + 5) > 0.5
+
+
 def test_pjsua2_phone_keys_hold_dtmf_and_refer_transfer(d, tones, tmp_path):
     """`hotline agent --commands`: the phone's own hold, DTMF and (REFER) transfer."""
     s = d

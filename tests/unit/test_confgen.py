@@ -38,7 +38,7 @@ def test_unknown_numbers_hang_up_with_cause_1():
 def test_secrets_and_least_privilege():
     assert "secret = s3cr3t-ami" in FILES["manager.conf"]
     assert "bindaddr = 127.0.0.1" in FILES["manager.conf"]
-    assert "write = call,agent,user,originate,reporting" in FILES["manager.conf"]
+    assert "write = call,agent,originate,reporting" in FILES["manager.conf"]   # no UserEvent action: no user write
     assert "command" not in FILES["manager.conf"].split("write =")[1].split("\n")[0]
     for a in CFG.agents:
         assert f"password = pw-{a.id}" in FILES["pjsip.conf"]
