@@ -329,51 +329,49 @@ def test_attended_transfer_connects_the_caller_to_the_second_agent(d, tones, tmp
     assert tone_presence(caller_rec, SECOND_AGENT_HZ) > 0.2
 
 
-def test_desk_hold_plays_music_and_resume_reconnects(d, tones, tmp_path):
-    s = d
+def _interrupted_call(s: Stack, tones, tmp_path, caller_number: str, action: str, undo: str, seconds: float,
+                      then=None) -> tuple[Path, tuple, tuple, tuple]:
+    """The agent plays their tone to a caller who records; after 2 s the desk sends ``action``, after
+    ``seconds`` ``undo`` (then ``then(call)``). The caller's recording and the windows before, during and
+    after, in seconds from the answer."""
     s.agent("agent1001", play=tones[AGENT_HZ])
     caller_rec = tmp_path / "caller.wav"
-    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=30,
-                    caller="13955550001")
-    call = live_call(s, "13955550001")
+    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=seconds + 18,
+                    caller=caller_number)
+    call = live_call(s, caller_number)
     time.sleep(2)
-    t_hold = time.time()
-    s.api(f"/api/calls/{call['call_id']}/hold", "POST", {})
-    time.sleep(6)
-    t_resume = time.time()
-    s.api(f"/api/calls/{call['call_id']}/resume", "POST", {})
-    code, body = _post_error(s, f"/api/calls/{call['call_id']}/resume")
-    assert code == 409 and "not on hold" in body["error"]
-    result = caller.result(timeout=60)
-    start = result["answered_at"]
-    before = (t_hold - start - 3, t_hold - start)
-    during = (t_hold - start + 1.5, t_resume - start - 0.5)
-    after = (t_resume - start + 1.5, t_resume - start + 6)
-    assert tone_presence(caller_rec, AGENT_HZ, *before) > 0.5
-    assert tone_presence(caller_rec, AGENT_HZ, *during) < 0.05 and tone_presence(caller_rec, MOH_HZ, *during) > 0.3
-    assert tone_presence(caller_rec, AGENT_HZ, *after) > 0.5
+    t_on = time.time()
+    s.api(f"/api/calls/{call['call_id']}/{action}", "POST", {})
+    time.sleep(seconds)
+    t_off = time.time()
+    s.api(f"/api/calls/{call['call_id']}/{undo}", "POST", {})
+    if then:
+        then(call)
+    start = caller.result(timeout=60)["answered_at"]
+    return (caller_rec, (t_on - start - 2, t_on - start), (t_on - start + 1.5, t_off - start - 0.5),
+            (t_off - start + 1.5, t_off - start + 5))
+
+
+def test_desk_hold_plays_music_and_resume_reconnects(d, tones, tmp_path):
+    s = d
+
+    def resume_again(call):
+        code, body = _post_error(s, f"/api/calls/{call['call_id']}/resume")
+        assert code == 409 and "not on hold" in body["error"]
+    rec_path, before, during, after = _interrupted_call(s, tones, tmp_path, "13955550001", "hold", "resume", 6,
+                                                        then=resume_again)
+    assert tone_presence(rec_path, AGENT_HZ, *before) > 0.5
+    assert tone_presence(rec_path, AGENT_HZ, *during) < 0.05 and tone_presence(rec_path, MOH_HZ, *during) > 0.3
+    assert tone_presence(rec_path, AGENT_HZ, *after) > 0.5
     rec = s.wait_record(lambda r: r["caller_number"] == "13955550001" and r["status"] == "ended")
     assert rec["agent"] == "agent1001" and rec["outcome"] == "answered"
 
 
 def test_desk_mute_silences_the_agent_for_the_caller_and_unmute_brings_them_back(d, tones, tmp_path):
-    s = d
-    s.agent("agent1001", play=tones[AGENT_HZ])
-    caller_rec = tmp_path / "caller.wav"
-    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=22,
-                    caller="13955550007")
-    call = live_call(s, "13955550007")
-    time.sleep(2)
-    t_mute = time.time()
-    s.api(f"/api/calls/{call['call_id']}/mute", "POST", {})
-    time.sleep(5)
-    t_unmute = time.time()
-    s.api(f"/api/calls/{call['call_id']}/unmute", "POST", {})
-    result = caller.result(timeout=60)
-    start = result["answered_at"]
-    assert tone_presence(caller_rec, AGENT_HZ, t_mute - start - 2, t_mute - start) > 0.5
-    assert tone_presence(caller_rec, AGENT_HZ, t_mute - start + 1, t_unmute - start - 0.5) < 0.05
-    assert tone_presence(caller_rec, AGENT_HZ, t_unmute - start + 1, t_unmute - start + 5) > 0.5
+    rec_path, before, during, after = _interrupted_call(d, tones, tmp_path, "13955550007", "mute", "unmute", 5)
+    assert tone_presence(rec_path, AGENT_HZ, *before) > 0.5
+    assert tone_presence(rec_path, AGENT_HZ, *during) < 0.05
+    assert tone_presence(rec_path, AGENT_HZ, *after) > 0.5
 
 
 def test_pjsua2_phone_keys_hold_dtmf_and_refer_transfer(d, tones, tmp_path):
