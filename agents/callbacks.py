@@ -10,9 +10,9 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
-from callcenter.periodic import run_every
-from callcenter.routing import dialable
-from callcenter.schedule import is_open
+from core.periodic import run_every
+from core.routing import dialable
+from core.schedule import is_open
 
 log = logging.getLogger("hotline.callbacks")
 

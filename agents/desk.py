@@ -8,16 +8,16 @@ agent's leg completes it, hanging up the target's cancels it). listen/whisper/ba
 the supervisor's phone running ChanSpy on the agent's leg (q quiet, E ends with the call,
 d lets the supervisor switch mode with 4/5/6 on the keypad).
 
-Routing of who may do what is callcenter.access; this module only checks the call is in a state
+Routing of who may do what is core.access; this module only checks the call is in a state
 where the action makes sense.
 """
 from __future__ import annotations
 
 import logging
 
-from callcenter.calls import CallState
-from callcenter.config import HotlineConfig
-from callcenter.transfers import TransferTarget, transfer_extensions
+from core.calls import CallState
+from core.config import HotlineConfig
+from core.transfers import TransferTarget, transfer_extensions
 
 log = logging.getLogger("hotline.desk")
 

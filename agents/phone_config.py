@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callcenter.config import HotlineConfig
+from core.config import HotlineConfig
 
 
 def baresip_files(cfg: HotlineConfig, agent_id: str, password: str, listen_port: int,

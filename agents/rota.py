@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from callcenter.schedule import Schedule, is_open
+from core.schedule import Schedule, is_open
 
 log = logging.getLogger("hotline.rota")
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from callcenter.config import HotlineConfig
-from callcenter.workflow import memberships
+from core.config import HotlineConfig
+from core.workflow import memberships
 
 log = logging.getLogger("hotline.agents")
 

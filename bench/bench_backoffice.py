@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from callcenter.config import load_config  # noqa: E402
-from callcenter.legal_aid import Facts, load_rules, screen  # noqa: E402
-from callcenter.stats import aggregate  # noqa: E402
-from callcenter.store.db import AppointmentStore, SlotFull, Store, migrate  # noqa: E402
+from core.config import load_config  # noqa: E402
+from backoffice.legal_aid import Facts, load_rules, screen  # noqa: E402
+from backoffice.stats import aggregate  # noqa: E402
+from store.db import AppointmentStore, SlotFull, Store, migrate  # noqa: E402
 from dashboard.auth import hasher  # noqa: E402
 
 

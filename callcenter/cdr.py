@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-from callcenter.asterisk.paths import InstancePaths
-from callcenter.calls import CallState, CallTracker
+from core.paths import InstancePaths
+from core.calls import CallState, CallTracker
 
 MARK = "hl1|"
 # cdr_csv column order with loguniqueid and loguserfield on

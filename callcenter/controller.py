@@ -18,18 +18,18 @@ from agents.desk import CallControl
 from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
-from callcenter.asterisk.confgen import Secrets
+from store.secrets import Secrets
 from callcenter import cdr, voicemail
-from callcenter.asterisk.paths import InstancePaths
-from callcenter.bus import Bus
-from callcenter.calls import RESYNC_VARS, CallState, CallTracker, usable_epoch
-from callcenter.config import HotlineConfig
-from callcenter.followups import FollowUpDialer
-from callcenter.store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
-from callcenter.store.transcripts import TranscriptStore
-from callcenter.tickets import load_ticket_rules
+from core.paths import InstancePaths
+from store.bus import Bus
+from core.calls import RESYNC_VARS, CallState, CallTracker, usable_epoch
+from core.config import HotlineConfig
+from backoffice.followups import FollowUpDialer
+from store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
+from store.transcripts import TranscriptStore
+from backoffice.tickets import load_ticket_rules
 from interop.effects import ticket_effects
-from callcenter.transfers import transfer_extensions
+from core.transfers import transfer_extensions
 from callcenter.wallboard import Wallboard
 from transcription.keywords import load_rules
 from transcription.models import ModelRegistry

@@ -6,7 +6,7 @@ import configparser
 import re
 from dataclasses import dataclass
 
-from callcenter.asterisk.paths import InstancePaths
+from core.paths import InstancePaths
 
 VOICEMAIL_CONTEXT = "hotline"  # voicemail.conf context holding one mailbox per city
 

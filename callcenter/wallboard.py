@@ -1,5 +1,5 @@
 """The wallboard's figures per city: live (waiting callers, longest wait, agents by state, from the
-controller's AMI-fed state) and today's KPIs (callcenter/kpi.py over today's call records), plus the
+controller's AMI-fed state) and today's KPIs (core/kpi.py over today's call records), plus the
 alarms they raise. Tiles and alarm rules are plain data; the service caches today's KPIs briefly."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from callcenter import kpi
-from callcenter.config import AlarmThresholds, HotlineConfig
-from callcenter.schedule import is_open
+from core import kpi
+from core.config import AlarmThresholds, HotlineConfig
+from core.schedule import is_open
 
 log = logging.getLogger("hotline.wallboard")
 KPI_TTL = 2.0     # seconds today's KPIs are reused (a DB aggregate; live figures are always fresh)
@@ -136,7 +136,7 @@ class Wallboard:
         """Command center: every city of a node that stopped reporting has a node_stale alarm."""
         from datetime import timezone
 
-        from callcenter.store.interop import FederationStore
+        from store.interop import FederationStore
         out = {}
         now = datetime.now(timezone.utc)
         for n in await FederationStore(self.ctl.store).nodes():

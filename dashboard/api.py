@@ -1,7 +1,7 @@
 """HTTP API and pages of the controller. Binds to loopback by default (config/hotline.yaml: controller).
 
 Every /api/ route except login and health needs a desk session (cookie + CSRF header) or a bearer
-token (dashboard/auth.py); what a principal may see or do is callcenter.access. Refusals are 403,
+token (dashboard/auth.py); what a principal may see or do is core.access. Refusals are 403,
 change nothing, and are written to the audit log like the actions themselves.
 """
 from __future__ import annotations
@@ -18,16 +18,17 @@ from aiohttp import web
 from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
 from agents.desk import DeskError
-from callcenter.appointments import BookingError, check_booking_time, load_centers, message, slot_times
-from callcenter.store.db import SlotFull, report_rows
-from callcenter.store.models import ID_MAX
-from callcenter.tickets import (COMPLAINT_KINDS, COMPLAINT_SOURCES, COMPLAINT_STATUSES, STATUSES, TEXT_MAX,
+from backoffice.appointments import BookingError, check_booking_time, load_centers, message, slot_times
+from store.db import SlotFull, report_rows
+from store.models import ID_MAX
+from backoffice.tickets import (COMPLAINT_KINDS, COMPLAINT_SOURCES, COMPLAINT_STATUSES, STATUSES, TEXT_MAX,
                                 TicketError, check_complaint_intake, check_complaint_move, check_edit,
                                 check_transition)
-from callcenter.transfers import TransferError, transfer_target
+from core.transfers import TransferError, transfer_target
 from agents.service import AgentError
-from callcenter import access, legal_aid, stats
-from callcenter.workflow import all_queues
+from core import access
+from backoffice import legal_aid, stats
+from core.workflow import all_queues
 from interop.partners import partners_of
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth, login_refused
 from dashboard.live import LiveHub
@@ -382,7 +383,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         return ok(rows)
 
     async def prescreen(request):
-        """The legal-aid pre-screen the agent runs with the caller (callcenter/legal_aid.py)."""
+        """The legal-aid pre-screen the agent runs with the caller (backoffice/legal_aid.py)."""
         body = await _body(request)
         try:
             facts = prescreen_facts(body, {c.id for c in ctl.cfg.cities})
@@ -576,7 +577,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         return ok(await ctl.appointments.outbox(status=request.query.get("status") or None,
                                                 related=request.query.get("related") or None))
 
-    # ---- statistics (callcenter/stats.py)
+    # ---- statistics (backoffice/stats.py)
     async def statistics(request):
         p = me(request)
         q = request.query

@@ -19,9 +19,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
-from callcenter import access
-from callcenter.access import SERVICE, Principal, principals
-from callcenter.config import HotlineConfig
+from core import access
+from core.access import SERVICE, Principal, principals
+from core.config import HotlineConfig
 
 log = logging.getLogger("hotline.auth")
 

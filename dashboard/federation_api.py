@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from aiohttp import web
 from pydantic import ValidationError
 
-from callcenter.secrets import load_or_create
-from callcenter.store.interop import FederationStore
+from store.secrets import load_or_create
+from store.interop import FederationStore
 from dashboard.interop_api import validation_message
 from interop import signing
 from interop.schema import CityReport, TicketEvent

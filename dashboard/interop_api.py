@@ -10,9 +10,9 @@ import time
 from aiohttp import web
 from pydantic import ValidationError
 
-from callcenter import access
-from callcenter.store.interop import InteropStore, Replay
-from callcenter.tickets import TicketError, check_transition
+from core import access
+from store.interop import InteropStore, Replay
+from backoffice.tickets import TicketError, check_transition
 from interop import signing
 from interop.partners import handoff_payload, partners_of
 from interop.schema import InboundTicket, StatusUpdate, openapi

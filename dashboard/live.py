@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from callcenter import access
+from core import access
 from dashboard.auth import PRINCIPAL
 
 log = logging.getLogger("hotline.live")

@@ -3,7 +3,7 @@
 Built from the handlers in dashboard/ (what each one reads, refuses and answers), with the ids the
 running config knows (cities, agents, ticket categories, centers, partners) as enums wherever a
 handler refuses other values. Response rows are derived from the database tables
-(callcenter/store/models.py) as ``row_to_dict`` serialises them. Not covered here: the signed
+(store/models.py) as ``row_to_dict`` serialises them. Not covered here: the signed
 partner and city-node endpoints under /api/interop/v1/ and /api/federation/v1/ (their own document,
 interop/schema.py, at /api/interop/openapi.json), login/logout, the WebSocket, pages and static files.
 tests/integration/test_api_fuzz.py fuzzes the live controller against this document (schemathesis).
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from callcenter.store import models as m
-from callcenter.store.models import ID_MAX
+from store import models as m
+from store.models import ID_MAX
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JSON = "application/json"
@@ -46,7 +46,7 @@ def _col_schema(col) -> dict:
 
 
 def row(model, *, drop: tuple[str, ...] = (), override: dict | None = None, description: str = "") -> dict:
-    """A table row as callcenter.store.db.row_to_dict gives it: every column, timestamps ISO 8601."""
+    """A table row as store.db.row_to_dict gives it: every column, timestamps ISO 8601."""
     props = {c.name: _col_schema(c) for c in model.__table__.columns if c.name not in drop}
     props.update(override or {})
     return {"type": "object", "description": description or (model.__doc__ or "").strip().split("\n")[0],
@@ -464,7 +464,7 @@ def openapi(cfg, *, ticket_rules, centers, partners, pause_reasons, notes_max: i
                                 "(POST /api/login sets the hl_session cookie; every non-GET request then needs "
                                 "the X-CSRF-Token header from the login answer) or with a bearer token (an API "
                                 "token, or the local service token). Errors are {\"error\": \"...\"}. What a "
-                                "principal may see or do is callcenter/access.py; refusals are 403 and audited."},
+                                "principal may see or do is core/access.py; refusals are 403 and audited."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"session": []}],
         "paths": paths,

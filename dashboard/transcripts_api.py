@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from callcenter import access
-from callcenter.stats import FIRST_DAY, LAST_DAY, parse_day
-from callcenter.store.models import ID_MAX
+from core import access
+from backoffice.stats import FIRST_DAY, LAST_DAY, parse_day
+from store.models import ID_MAX
 from transcription.segment import query_tokens
 from transcription.service import recording_tracks
 
@@ -38,7 +38,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
     def instance_paths():
         nonlocal paths
         if paths is None:
-            from callcenter.asterisk.paths import InstancePaths
+            from core.paths import InstancePaths
             paths = InstancePaths(ctl.cfg.resolve(ctl.cfg.system.asterisk.rootfs), ctl.cfg.system.asterisk.instance)
         return paths
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from callcenter import access, kpi
-from callcenter.stats import FIRST_DAY, LAST_DAY, parse_day
+from core import access, kpi
+from backoffice.stats import FIRST_DAY, LAST_DAY, parse_day
 
 
 VENDOR = Path(__file__).resolve().parent / "node_modules"

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy import select
 
-from callcenter.bus import Bus
-from callcenter.config import HotlineConfig
-from callcenter.store.db import Store, migrate
-from callcenter.store.interop import InteropStore
-from callcenter.store.models import Handoff, Ticket
-from callcenter.store.transcripts import AlertStore
+from store.bus import Bus
+from core.config import HotlineConfig
+from store.db import Store, migrate
+from store.interop import InteropStore
+from store.models import Handoff, Ticket
+from store.transcripts import AlertStore
 from interop import signing
 from interop.partners import Partner, partners_of
 

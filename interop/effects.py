@@ -3,8 +3,8 @@
 node, the command center gets the event."""
 from __future__ import annotations
 
-from callcenter.config import HotlineConfig
-from callcenter.store.interop import status_to_partner, ticket_event
+from core.config import HotlineConfig
+from store.interop import status_to_partner, ticket_event
 
 
 def ticket_effects(cfg: HotlineConfig) -> list:

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from callcenter.config import HotlineConfig
-from callcenter.store.db import Store
-from callcenter.store.interop import sequence_value
+from core.config import HotlineConfig
+from store.db import Store
+from store.interop import sequence_value
 from interop import signing
 from interop.schema import CityReport, QueueSnapshot
 

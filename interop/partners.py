@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from callcenter.config import ConfigError, Strict, _read_yaml, _validate
+from core.config import ConfigError, Strict, _read_yaml, _validate
 
 # the fields of a handoff we can send; which of them a partner gets is its mapping
 HANDOFF_FIELDS = ("handoff_id", "ticket_id", "city", "category", "summary", "language", "caller_number",

@@ -13,8 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from callcenter.config import HotlineConfig
-from callcenter.routing import cities_by_area_code, city_choices
+from core.config import HotlineConfig
+from core.routing import cities_by_area_code, city_choices
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 MAX_AHEAD = 20     # "20 callers ahead" is said for 20 or more

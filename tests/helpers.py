@@ -17,10 +17,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.audio import speech_wav
+from simulators.audio import speech_wav
 from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
-from callcenter.config import HotlineConfig, load_config
-from callcenter.secrets import load_or_create
+from core.config import HotlineConfig, load_config
+from store.secrets import load_or_create
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,7 +183,7 @@ class Stack:
 
     def start_controller(self, env_extra: dict | None = None) -> None:
         log = open(self.tmp / "controller.log", "ab")
-        self.controller = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "serve"], cwd=ROOT,
+        self.controller = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], cwd=ROOT,
                                            env={**self.env, **(env_extra or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.wait_controller()
 
@@ -205,7 +205,7 @@ class Stack:
     def start_transcriber(self, timeout: float = 60) -> None:
         """The transcription daemon; ready once its AudioSocket server listens (models loaded)."""
         log_path = self.tmp / "transcriber.log"
-        self.transcriber = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "transcriber"], cwd=ROOT,
+        self.transcriber = subprocess.Popen([sys.executable, "-m", "hotline.cli", "transcriber"], cwd=ROOT,
                                             env=self.env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
         live = self.cfg.system.transcription.live
         deadline = time.monotonic() + timeout
@@ -247,7 +247,7 @@ class Stack:
 
     # ---- desk users
     def set_password(self, user: str, password: str) -> None:
-        subprocess.run([sys.executable, "-m", "callcenter.cli", "passwd", user, "--password-stdin"], cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "hotline.cli", "passwd", user, "--password-stdin"], cwd=ROOT,
                        env=self.env, input=password + "\n", text=True, check=True, capture_output=True, timeout=60)
 
     def desk_session(self, user: str, password: str) -> "DeskSession":
@@ -262,7 +262,7 @@ class Stack:
     # ---- parties
     def _spawn(self, args: list[str], name: str, stdin: bool = False) -> Party:
         log = self.tmp / f"{name}-{len(self.parties)}.log"
-        proc = subprocess.Popen([sys.executable, "-m", "callcenter.cli", *args], cwd=ROOT, env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "hotline.cli", *args], cwd=ROOT, env=self.env,
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, text=stdin or None)
         party = Party(proc, log)

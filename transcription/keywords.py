@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from callcenter.config import ConfigError, Strict, _read_yaml, _validate
+from core.config import ConfigError, Strict, _read_yaml, _validate
 
 _UNSPACED = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0f00-\u0fff\s]+$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from callcenter.config import HotlineConfig
+from core.config import HotlineConfig
 
 # files every Vosk (Kaldi nnet3) model directory has
 _MARKERS = ("am/final.mdl", "conf/model.conf")

@@ -18,12 +18,12 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from callcenter.asterisk.paths import InstancePaths
-from callcenter.bus import Bus
-from callcenter.config import HotlineConfig
-from callcenter.store.db import Store, migrate
-from callcenter.store.transcripts import TranscriptStore
-from callcenter.tickets import load_ticket_rules
+from core.paths import InstancePaths
+from store.bus import Bus
+from core.config import HotlineConfig
+from store.db import Store, migrate
+from store.transcripts import TranscriptStore
+from backoffice.tickets import load_ticket_rules
 from transcription import audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
 from transcription.keywords import KeywordRules, load_rules

@@ -10,8 +10,8 @@ import asyncio
 import logging
 import uuid
 
-from callcenter.bus import Bus
-from callcenter.config import HotlineConfig
+from store.bus import Bus
+from core.config import HotlineConfig
 from transcription.models import ModelRegistry
 
 log = logging.getLogger("hotline.tap")

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from callcenter.asterisk import confgen
-from callcenter.asterisk.paths import InstancePaths
-from callcenter.config import HotlineConfig
+from core.paths import InstancePaths
+from core.config import HotlineConfig
 from ivr_flows.prompts import build_prompts, SOX_OUT
 
 PACKAGES = "asterisk,asterisk-modules,asterisk-core-sounds-en-gsm"

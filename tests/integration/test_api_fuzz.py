@@ -38,9 +38,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, negativ
                                                response_schema_conformance, status_code_conformance)
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from callcenter.calls import CallState  # noqa: E402
-from callcenter.store.db import Store, TicketStore, sync_url  # noqa: E402
-from callcenter.store.transcripts import TranscriptStore  # noqa: E402
+from core.calls import CallState  # noqa: E402
+from store.db import Store, TicketStore, sync_url  # noqa: E402
+from store.transcripts import TranscriptStore  # noqa: E402
 from interop import signing  # noqa: E402
 from tests.helpers import fresh  # noqa: E402
 

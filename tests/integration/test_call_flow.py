@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.audio import wav_stats
+from simulators.audio import wav_stats
 from tests.helpers import finished_wav, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,7 +39,7 @@ def test_callback_keeps_place_and_happens_exactly_once(clean_stack, audio, tmp_p
     callback_over = x.wait_event("result", 1)["t"]
     yrec = next(r for r in s.records(50) if r["caller_number"] == "13955550003")
     assert not yrec["answered_at"] or datetime.fromisoformat(yrec["answered_at"]).timestamp() > callback_over - 2
-    from agents.audio import wav_stats
+    from simulators.audio import wav_stats
     assert wav_stats(tmp_path / "callback.wav").active_seconds > 2   # X heard the agent
 
     deadline = time.monotonic() + 15

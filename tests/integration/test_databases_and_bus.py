@@ -20,7 +20,7 @@ def test_second_controller_on_postgresql_records_the_same_call(clean_stack, audi
         overrides["controller"] = {"http_port": port}
         env = {**s.env, "HOTLINE_CONFIG_OVERRIDES": json.dumps(overrides)}
         log = open(s.tmp / "controller-pg.log", "wb")
-        pg = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "serve"], cwd=ROOT, env=env,
+        pg = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], cwd=ROOT, env=env,
                               stdout=log, stderr=subprocess.STDOUT)
         try:
             import urllib.request

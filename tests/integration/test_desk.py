@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.audio import tone_presence, tone_wav
+from simulators.audio import tone_presence, tone_wav
 from tests.helpers import ROOT, Stack, finished_wav, fresh, wait_for
 
 PASSWORD = "desk-test-password-12348"

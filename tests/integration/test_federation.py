@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from agents.audio import tone_wav
-from callcenter.calls import CallState
-from callcenter.secrets import load_or_create, trust_node
-from callcenter.store.db import Store, TicketStore
-from callcenter.store.interop import sequence_value
+from simulators.audio import tone_wav
+from core.calls import CallState
+from store.secrets import load_or_create, trust_node
+from store.db import Store, TicketStore
+from store.interop import sequence_value
 from interop.effects import ticket_effects
 from tests.helpers import Stack, wait_for
 

@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from callcenter.calls import CallState
-from callcenter.store.db import Store, TicketStore
+from core.calls import CallState
+from store.db import Store, TicketStore
 from interop import signing
 from tests.helpers import ROOT, Stack, free_port, fresh, wait_for
 
@@ -83,7 +83,7 @@ def classified_tickets(s: Stack, n: int, tag: str) -> list[int]:
 
 
 def outbox(s: Stack, *args: str) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "callcenter.cli", "outbox", *args, "--json"], cwd=ROOT, env=s.env,
+    out = subprocess.run([sys.executable, "-m", "hotline.cli", "outbox", *args, "--json"], cwd=ROOT, env=s.env,
                          capture_output=True, text=True, timeout=60, check=True)
     return json.loads(out.stdout)
 
@@ -223,7 +223,7 @@ def test_inbound_from_simulator_and_dead_letters(x):
     assert "404" in dead[0]["last_error"]
     alerts = wait_for(lambda: [a for a in s.api("/api/alerts") if a["kind"] == "dead_letter"], 10, "an alert")
     assert alerts[0]["topic"] == "12333" and alerts[0]["city"] == "leshan"
-    subprocess.run([sys.executable, "-m", "callcenter.cli", "outbox", "retry", str(dead[0]["id"])], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "hotline.cli", "outbox", "retry", str(dead[0]["id"])], cwd=ROOT,
                    env=s.env, check=True, capture_output=True, timeout=60)
     again = wait_for(lambda: [m for m in outbox(s, "list", "--partner", "12333") if m["attempts"] >= 1
                               and m["status"] == "dead" and m["id"] == dead[0]["id"]], 30, "retried")
@@ -236,7 +236,7 @@ def test_warm_transfer_to_the_12345_trunk_carries_the_ticket_id(tmp_path_factory
     the ticket id in X-12348-Ticket-Id; completing it leaves the caller with 12345."""
     import socket as sk
 
-    from agents.audio import tone_wav
+    from simulators.audio import tone_wav
     tmp = tmp_path_factory.mktemp("warm")
     uas_port = free_port(sk.SOCK_DGRAM)
     s = Stack(tmp)

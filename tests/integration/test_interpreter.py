@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agents.audio import wav_stats
+from simulators.audio import wav_stats
 from tests.helpers import finished_wav, tts_wav
 
 

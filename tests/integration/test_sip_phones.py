@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from agents.audio import wav_stats
+from simulators.audio import wav_stats
 from tests.helpers import ROOT, free_port
 
 
@@ -21,7 +21,7 @@ def test_baresip_agent_answers_a_queue_call_with_audio_both_ways(clean_stack, au
     subprocess.run(["sox", str(audio["agent"]), str(long_voice), "repeat", "30"], check=True)
     conf, rec = tmp_path / "baresip", tmp_path / "heard"
     rec.mkdir()
-    res = subprocess.run([sys.executable, "-m", "callcenter.cli", "phone-config", "--id", "agent1002", "--kind",
+    res = subprocess.run([sys.executable, "-m", "hotline.cli", "phone-config", "--id", "agent1002", "--kind",
                           "baresip", "--out", str(conf), "--port", str(free_port(socket.SOCK_DGRAM)),
                           "--play", str(long_voice), "--record-dir", str(rec)],
                          cwd=ROOT, env=s.env, capture_output=True, text=True, timeout=30)

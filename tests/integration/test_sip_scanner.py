@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from agents.audio import wav_stats
+from simulators.audio import wav_stats
 from tests.helpers import ROOT, free_port
 
 SCANNER_IP = "127.0.0.2"    # Linux routes all of 127/8 to loopback; the trunk matches 127.0.0.1/32 only

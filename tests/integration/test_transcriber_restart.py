@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.config import load_config
-from callcenter.store.db import Store, migrate
-from callcenter.store.transcripts import TranscriptStore
+from core.config import load_config
+from store.db import Store, migrate
+from store.transcripts import TranscriptStore
 from tests.helpers import ROOT, free_port, wait_for
 
 REC = "20261125/1700000000.1"
@@ -70,7 +70,7 @@ def node(tmp_path):
     procs = []
 
     def start():
-        p = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "transcriber"], cwd=ROOT, env=env,
+        p = subprocess.Popen([sys.executable, "-m", "hotline.cli", "transcriber"], cwd=ROOT, env=env,
                              stdout=open(tmp_path / "transcriber.log", "ab"), stderr=subprocess.STDOUT)
         procs.append(p)
         return p
@@ -119,7 +119,7 @@ def test_retention_deletes_old_recordings_and_keeps_the_row(node):
 
     from sqlalchemy import update
 
-    from callcenter.store.models import Transcript
+    from store.models import Transcript
     from transcription.service import Transcriber, recording_tracks
     cfg, _, tmp = node
 

@@ -219,7 +219,7 @@ def test_live_and_post_call_transcript_with_alert_and_search(t, speech, browser)
 
 
 def test_a_language_without_a_model_gets_status_no_model(t, tmp_path):
-    from agents.audio import tone_wav
+    from simulators.audio import tone_wav
     t.agent("agent1005", play=tone_wav(700, 10, tmp_path / "a.wav"))
     t.agent("agent1007", play=tone_wav(700, 10, tmp_path / "b.wav"))
     caller = t.call("083612348", dtmf=BO_GANZI, play=tone_wav(500, 10, tmp_path / "c.wav"), hangup_after=14,

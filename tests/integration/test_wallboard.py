@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agents.audio import tone_wav
+from simulators.audio import tone_wav
 from tests.helpers import ROOT, Stack, fresh, page_login, wait_for
 
 PASSWORD = "wallboard-2026!"
@@ -168,8 +168,8 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
     import urllib.request
     from datetime import date, timedelta
 
-    from callcenter.calls import CallState
-    from callcenter.store.db import Store, TicketStore
+    from core.calls import CallState
+    from store.db import Store, TicketStore
     s = w
     now = time.time()
 

@@ -1,10 +1,10 @@
-"""Who may do what (callcenter.access), table-driven, over the shipped config's users."""
+"""Who may do what (core.access), table-driven, over the shipped config's users."""
 from pathlib import Path
 
 import pytest
 
-from callcenter import access
-from callcenter.config import load_config
+from core import access
+from core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load_config(ROOT)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.appointments import BookingError, check_booking_time, load_centers, message, slot_times
-from callcenter.config import load_config
-from callcenter.schedule import Schedule
-from callcenter.store.db import AppointmentStore, SlotFull, Store, migrate
+from backoffice.appointments import BookingError, check_booking_time, load_centers, message, slot_times
+from core.config import load_config
+from core.schedule import Schedule
+from store.db import AppointmentStore, SlotFull, Store, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load_config(ROOT)

@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
-from callcenter.config import load_config
-from callcenter.store.db import Store, migrate
-from callcenter.store.models import AuthToken
+from core.config import load_config
+from store.db import Store, migrate
+from store.models import AuthToken
 import dashboard.auth
 from dashboard.auth import (COOKIE, CSRF_HEADER, PRINCIPAL, Auth, LoginThrottle, Throttled, hash_password,
                             login_refused)

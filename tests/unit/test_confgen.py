@@ -1,9 +1,10 @@
 """Generated Asterisk config: every path ends, secrets are used, AMI is loopback-only."""
 from pathlib import Path
 
-from callcenter.asterisk.confgen import MODULES, Secrets, generate
-from callcenter.asterisk.paths import InstancePaths
-from callcenter.config import load_config
+from callcenter.asterisk.confgen import MODULES, generate
+from store.secrets import Secrets
+from core.paths import InstancePaths
+from core.config import load_config
 
 CFG = load_config()
 SECRETS = Secrets("hotline", "s3cr3t-ami", {a: f"pw-{a}" for a in CFG.sip_accounts()})

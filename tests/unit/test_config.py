@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from callcenter.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_invalid_yaml_reports_line(tree):
 
 def test_cli_prints_precise_error_and_exits_2(tree):
     edit(tree / "config/cities.yaml", lambda d: d["cities"][9].__setitem__("id", "Leshan City"))
-    res = subprocess.run([sys.executable, "-m", "callcenter.cli", "--root", str(tree), "config", "check"],
+    res = subprocess.run([sys.executable, "-m", "hotline.cli", "--root", str(tree), "config", "check"],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2
     assert "cities[9].id" in res.stderr and "Leshan City" in res.stderr
@@ -90,7 +90,7 @@ def test_adding_a_language_needs_no_code(tree):
     edit(tree / "config/routing.yaml", lambda d: d["languages"].__setitem__("ii", {"served_by": "province"}))
     cfg = load_config(tree)
     from callcenter.asterisk.confgen import extensions_conf
-    from callcenter.asterisk.paths import InstancePaths
+    from core.paths import InstancePaths
     plan = extensions_conf(cfg, InstancePaths(Path("/r"), "x"))
     assert "exten => 4,1,NoOp(language option 4)" in plan
     assert "Set(__HOTLINE_LANG=ii)" in plan and "/ii/lang_offer" in plan

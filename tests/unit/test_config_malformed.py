@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callcenter.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("config/hotline.yaml", "config/cities.yaml", "config/agents.yaml", "config/routing.yaml",

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from agents.service import AgentView
-from callcenter.calls import CallTracker
-from callcenter.config import load_config
-from callcenter.transfers import TransferError, transfer_extensions, transfer_target
+from core.calls import CallTracker
+from core.config import load_config
+from core.transfers import TransferError, transfer_extensions, transfer_target
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load_config(ROOT)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.calls import CallState
-from callcenter.followups import within_calling_hours
-from callcenter.store.db import FollowUpStore, Store, TicketStore, migrate
+from core.calls import CallState
+from backoffice.followups import within_calling_hours
+from store.db import FollowUpStore, Store, TicketStore, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc

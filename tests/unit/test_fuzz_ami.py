@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from panoramisk.message import Message
 
-from callcenter.calls import RESYNC_VARS, CallState, CallTracker
+from core.calls import RESYNC_VARS, CallState, CallTracker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,7 +180,7 @@ STATUSES = {"ivr", "queued", "talking", "voicemail", "ended"}
 
 
 def assert_storable(c: CallState) -> None:
-    """Field types the record writer (callcenter/store/db.py) and the JSON API can take: a float
+    """Field types the record writer (store/db.py) and the JSON API can take: a float
     it cannot turn into a datetime, a list, or a cause beyond INTEGER would make it retry forever."""
     for f in fields(CallState):
         v = getattr(c, f.name)
@@ -468,7 +468,7 @@ def test_where_reads_split_the_stream_changes_nothing(kinds, junk, where, data):
 # ---- through the controller's own event loop (Controller._consume), no Asterisk needed
 @pytest.fixture(scope="module")
 def cfg():
-    from callcenter.config import load_config
+    from core.config import load_config
     d = tempfile.mkdtemp(prefix="fuzz-ami-")
     return load_config(ROOT, {"database": {"url": f"sqlite:///{d}/t.db"}, "redis": {"url": None}, "state_dir": d,
                               "transcription": {"live": {"enabled": False}}})
@@ -487,7 +487,7 @@ def test_controller_hands_every_event_to_the_tracker(cfg, kinds, junk, stamps, r
     """Whatever comes in (bad timestamps or a repeated header on a call's own events, junk in
     between), the controller's view of the calls is exactly what the tracker makes of the same
     events, and its consumer lives on."""
-    from callcenter.asterisk.confgen import Secrets
+    from store.secrets import Secrets
     from callcenter.controller import Controller
 
     events = [e for n, kind in enumerate(kinds, start=1) for e in story(n, kind)]

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from callcenter.calls import CallState
-from callcenter.config import ConfigError
-from callcenter.store.db import Store, TicketStore, migrate
-from callcenter.store.interop import InteropStore, Replay
+from core.calls import CallState
+from core.config import ConfigError
+from store.db import Store, TicketStore, migrate
+from store.interop import InteropStore, Replay
 from interop import signing
 from interop.delivery import backoff, outcome
 from interop.partners import handoff_payload, load_partners
 from interop.schema import InboundTicket, StatusUpdate, openapi
-from interop.simulator import check_ticket
+from simulators.partner_hotline import check_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 CITIES = {"leshan", "chengdu"}

@@ -1,7 +1,7 @@
 """KPIs from AMI event sequences run through the call tracker: known answers for service level,
-ASA, abandonment and AHT (definitions in callcenter/kpi.py and docs/kpis.md)."""
-from callcenter.calls import CallTracker
-from callcenter.kpi import Policy, compute, occupancy
+ASA, abandonment and AHT (definitions in core/kpi.py and docs/kpis.md)."""
+from core.calls import CallTracker
+from core.kpi import Policy, compute, occupancy
 
 T0 = 1_800_000_000.0
 
@@ -66,7 +66,7 @@ def test_no_calls_no_ratios_and_occupancy():
 
 
 def test_reports_by_day_hour_and_agent():
-    from callcenter.kpi import by_agent, by_day, by_hour
+    from core.kpi import by_agent, by_day, by_hour
     calls = _calls([dict(wait=10, answered=True, talk=100), dict(wait=30, answered=True, talk=200),
                     dict(wait=40, answered=False)])
     for c in calls:

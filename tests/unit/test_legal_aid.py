@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.config import ConfigError
-from callcenter.legal_aid import Facts, FactsError, Places, hardship_threshold, jurisdiction, load_rules, screen
+from core.config import ConfigError
+from backoffice.legal_aid import Facts, FactsError, Places, hardship_threshold, jurisdiction, load_rules, screen
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules(ROOT, {"chengdu", "leshan", "meishan"})

@@ -1,4 +1,4 @@
-from callcenter.config import load_config
+from core.config import load_config
 from ivr_flows.prompts import missing_recordings, prompt_texts, spoken_form
 
 CFG = load_config()

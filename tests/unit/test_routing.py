@@ -1,7 +1,7 @@
 import pytest
 
-from callcenter.config import load_config
-from callcenter.routing import ChooseCityRoute, CityRoute, UnknownRoute, normalise_dialed, parse_ivr_path, route_dialed
+from core.config import load_config
+from core.routing import ChooseCityRoute, CityRoute, UnknownRoute, normalise_dialed, parse_ivr_path, route_dialed
 
 CFG = load_config()
 

@@ -3,7 +3,7 @@ from math import factorial
 
 import pytest
 
-from callcenter.staffing import advise, agents_needed, asa, erlang_c, service_level
+from backoffice.staffing import advise, agents_needed, asa, erlang_c, service_level
 
 
 def erlang_c_reference(n: int, a: int) -> float:
@@ -47,8 +47,8 @@ def test_staffing_command_reads_history(tmp_path):
     import sys
     import time
 
-    from callcenter.calls import CallState
-    from callcenter.store.db import Store, migrate
+    from core.calls import CallState
+    from store.db import Store, migrate
     from tests.helpers import ROOT
 
     url = f"sqlite:///{tmp_path}/h.db"
@@ -64,7 +64,7 @@ def test_staffing_command_reads_history(tmp_path):
         await store.close()
     asyncio.run(seed())
     env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps({"database": {"url": url}})}
-    res = subprocess.run([sys.executable, "-m", "callcenter.cli", "staffing", "--city", "leshan", "--days", "1",
+    res = subprocess.run([sys.executable, "-m", "hotline.cli", "staffing", "--city", "leshan", "--days", "1",
                           "--json"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert res.returncode == 0, res.stderr
     plan = json.loads(res.stdout[res.stdout.index("["):])

@@ -5,9 +5,9 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from callcenter.calls import CallState
-from callcenter.stats import aggregate, to_csv, to_xlsx
-from callcenter.store.db import AppointmentStore, Store, TicketStore, migrate, report_rows
+from core.calls import CallState
+from backoffice.stats import aggregate, to_csv, to_xlsx
+from store.db import AppointmentStore, Store, TicketStore, migrate, report_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc

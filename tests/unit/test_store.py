@@ -1,7 +1,7 @@
 """The store on both real databases: SQLite (embedded default) and PostgreSQL (production)."""
 
-from callcenter.calls import CallState
-from callcenter.store.db import Store, migrate
+from core.calls import CallState
+from store.db import Store, migrate
 from tests.helpers import ROOT
 
 

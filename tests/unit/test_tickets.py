@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from callcenter.calls import CallState
-from callcenter.store.db import Store, TicketStore, migrate
-from callcenter.store.models import Ticket
-from callcenter.tickets import TicketError, check_edit, check_transition, load_ticket_rules
+from core.calls import CallState
+from store.db import Store, TicketStore, migrate
+from store.models import Ticket
+from backoffice.tickets import TicketError, check_edit, check_transition, load_ticket_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_ticket_rules(ROOT)
@@ -93,13 +93,13 @@ async def test_conditional_update_and_escalation(tickets):
     ({"city": "leshan", "description": "x", "status": "closed"}, "unknown fields"),
 ])
 def test_complaint_intake_refusals(body, message):
-    from callcenter.tickets import check_complaint_intake
+    from backoffice.tickets import check_complaint_intake
     with pytest.raises(TicketError, match=message):
         check_complaint_intake(body, {"leshan"})
 
 
 def test_complaint_moves():
-    from callcenter.tickets import check_complaint_move
+    from backoffice.tickets import check_complaint_move
     check_complaint_move("received", "assigned")
     check_complaint_move("assigned", "replied", "已核实并整改")
     with pytest.raises(TicketError, match="reply to the complainant is required"):

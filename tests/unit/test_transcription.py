@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from callcenter.config import ConfigError, load_config
-from callcenter.store.db import Store, TicketStore, migrate
-from callcenter.store.models import Transcript
-from callcenter.store.transcripts import TranscriptStore
-from callcenter.tickets import load_ticket_rules
+from core.config import ConfigError, load_config
+from store.db import Store, TicketStore, migrate
+from store.models import Transcript
+from store.transcripts import TranscriptStore
+from backoffice.tickets import load_ticket_rules
 from transcription import audiosocket
 from transcription.keywords import load_rules
 from transcription.models import ModelRegistry, is_model_dir, resolve_entry
@@ -200,7 +200,7 @@ async def test_search_finds_words_within_the_viewers_cities(tstore):
 
 async def test_search_by_ticket_category(tstore, tmp_path):
     ts, store = tstore
-    from callcenter.calls import CallState
+    from core.calls import CallState
     tickets = TicketStore(store)
     now = datetime.now(timezone.utc)
     for cid, cat in (("c1", "labour_wages"), ("c2", "traffic")):

@@ -3,9 +3,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from callcenter.config import load_config
-from callcenter.schedule import is_open, parse_dates, parse_days, parse_span
-from callcenter.workflow import (CallFacts, QueueLive, Step, all_queues, choose_workflow, first_target,
+from core.config import load_config
+from core.schedule import is_open, parse_dates, parse_days, parse_span
+from core.workflow import (CallFacts, QueueLive, Step, all_queues, choose_workflow, first_target,
                                  memberships, plan, plan_variants, priority, router_dialplan, skip_reason,
                                  variant_context)
 
@@ -97,7 +97,7 @@ def test_every_plan_queue_exists_and_router_covers_every_variant():
 
 
 def plan_for_variant(wf, city, skill, lang):
-    from callcenter.workflow import plan_for
+    from core.workflow import plan_for
     return plan_for(wf, city, skill, lang, CFG)
 
 
@@ -167,7 +167,7 @@ def test_rota_logs_in_on_shift_and_out_after_the_call():
 
 # ---- position and expected-wait announcement
 def test_wait_announcement():
-    from callcenter.workflow import wait_announcement
+    from core.workflow import wait_announcement
     assert wait_announcement(ahead=3, logged_in=2, free=1, aht_seconds=420) is None   # connect now
     assert wait_announcement(ahead=0, logged_in=0, free=0, aht_seconds=420) is None   # skipped anyway
     assert wait_announcement(ahead=0, logged_in=1, free=0, aht_seconds=420) == (0, 4)  # "you are next", ~half a call

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from callcenter.store.db import Store, _epoch, row_to_dict
-from callcenter.store.models import Alert, SearchDoc, Ticket, Transcript
+from store.db import Store, _epoch, row_to_dict
+from store.models import Alert, SearchDoc, Ticket, Transcript
 
 SNIPPET = 160
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ivr_flows.model import IvrFlow
+from core.ivr import IvrFlow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AreaCode = Annotated[str, Field(pattern=r"^0[1-9][0-9]{1,2}$")]
@@ -196,7 +196,7 @@ class FollowUpSettings(Strict):
     @field_validator("calling_hours")
     @classmethod
     def span(cls, v: str) -> str:
-        from callcenter.schedule import parse_span
+        from core.schedule import parse_span
         parse_span(v)
         return v
 
@@ -327,7 +327,7 @@ class AlarmThresholds(Strict):
 
 
 class WallboardSettings(Strict):
-    """KPI definitions (callcenter/kpi.py, docs/kpis.md) and alarm thresholds, per city if needed."""
+    """KPI definitions (core/kpi.py, docs/kpis.md) and alarm thresholds, per city if needed."""
     service_level_seconds: float = Field(20, ge=1, le=600)
     short_abandon_seconds: float = Field(5, ge=0, le=120)
     exclude_short_abandons: bool = True
@@ -439,8 +439,8 @@ class HotlineConfig(Strict):
     wallboards: list[Wallboard] = Field(default_factory=list)
     ivr: IvrFlow
     routing: RoutingFile
-    schedules: dict[str, Any]      # city id -> callcenter.schedule.Schedule
-    rotas: dict[str, Any]          # agent id -> callcenter.schedule.Schedule (on-duty hours)
+    schedules: dict[str, Any]      # city id -> core.schedule.Schedule
+    rotas: dict[str, Any]          # agent id -> core.schedule.Schedule (on-duty hours)
     green_registry: dict[str, str]  # caller number -> green-channel category
     root: Path
 
@@ -594,7 +594,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
 
 
 def _rotas(path: Path, agent_ids: set[str]) -> dict:
-    from callcenter.schedule import Schedule, parse_days, parse_span
+    from core.schedule import Schedule, parse_days, parse_span
 
     if not path.exists():
         return {}
@@ -620,7 +620,7 @@ def _rotas(path: Path, agent_ids: set[str]) -> dict:
 
 
 def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_path: Path) -> dict:
-    from callcenter.schedule import Schedule, parse_dates, parse_days, parse_span
+    from core.schedule import Schedule, parse_dates, parse_days, parse_span
 
     closed, workdays = frozenset(), frozenset()
     sch = routing.schedules

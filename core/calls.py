@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Mapping
 
-from callcenter.routing import parse_ivr_path
+from core.routing import parse_ivr_path
 
 TRUNK_CONTEXT = "hotline-trunk"
 

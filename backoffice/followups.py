@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
-from callcenter.config import HotlineConfig
-from callcenter.periodic import run_every
-from callcenter.routing import dialable
-from callcenter.schedule import parse_span
+from core.config import HotlineConfig
+from core.periodic import run_every
+from core.routing import dialable
+from core.schedule import parse_span
 
 log = logging.getLogger("hotline.followups")
 

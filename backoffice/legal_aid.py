@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from callcenter.config import REPO_ROOT, ConfigError, Strict, _read_yaml, _validate
+from core.config import REPO_ROOT, ConfigError, Strict, _read_yaml, _validate
 
 Matter = Literal[
     "wage_arrears", "work_injury", "labour_dispute", "maintenance", "social_insurance", "pension_relief",

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
-from callcenter.config import ConfigError, HotlineConfig, load_config
+from dashboard.client import operator_api as _api
+from core.config import ConfigError, HotlineConfig, load_config
 
 console = Console(stderr=True)
 OVERRIDES_ENV = "HOTLINE_CONFIG_OVERRIDES"  # JSON merged into config/hotline.yaml (tests, second nodes)
@@ -39,24 +40,11 @@ def _config(args) -> HotlineConfig:
     return load_config(Path(args.root) if args.root else None, overrides)
 
 
-def _api(cfg: HotlineConfig, path: str, method: str = "GET", body: dict | None = None, timeout: float = 5):
-    """Call the controller's API as the local operator (service token from .hotline/secrets.json)."""
-    from callcenter.secrets import load_or_create
-
-    c = cfg.system.controller
-    req = urllib.request.Request(f"http://{c.http_host}:{c.http_port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          "Authorization": f"Bearer {load_or_create(cfg).service_token}"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
 # ------------------------------------------------------------------ setup / up / down
 def cmd_setup(args) -> int:
     from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
-    from callcenter.secrets import load_or_create
-    from callcenter.store.db import migrate
+    from store.secrets import load_or_create
+    from store.db import migrate
 
     cfg = _config(args)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +67,7 @@ def _initial_passwords(cfg: HotlineConfig) -> int:
     operator to hand out; only the Argon2 hash is kept in the database."""
     import secrets as pysecrets
 
-    from callcenter.access import principals
+    from core.access import principals
 
     async def work(auth):
         fresh = {}
@@ -118,7 +106,7 @@ def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
     if _pid_alive(pidfile):
         return
     log = open(str(pidfile)[:-4] + ".log", "ab")
-    argv = [sys.executable, "-m", "callcenter.cli"] + (["--root", args.root] if args.root else []) + \
+    argv = [sys.executable, "-m", "hotline.cli"] + (["--root", args.root] if args.root else []) + \
         sum((["--set", s] for s in (args.set or [])), []) + [daemon]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -221,7 +209,7 @@ def cmd_serve(args) -> int:
     from aiohttp import web
 
     from callcenter.controller import Controller
-    from callcenter.secrets import load_or_create
+    from store.secrets import load_or_create
     from dashboard.api import make_app
 
     cfg = _config(args)
@@ -270,7 +258,7 @@ def _run_until_signal(coro_factory) -> None:
 
 
 def cmd_interop(args) -> int:
-    from callcenter.secrets import load_or_create
+    from store.secrets import load_or_create
     from interop.delivery import Deliverer
 
     cfg = _config(args)
@@ -287,8 +275,8 @@ def cmd_interop(args) -> int:
 
 
 def cmd_simulate_12345(args) -> int:
-    from callcenter.secrets import load_or_create
-    from interop.simulator import serve
+    from store.secrets import load_or_create
+    from simulators.partner_hotline import serve
 
     cfg = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -303,7 +291,7 @@ def cmd_simulate_12345(args) -> int:
 
 
 def cmd_federation(args) -> int:
-    from callcenter.secrets import load_or_create, trust_node
+    from store.secrets import load_or_create, trust_node
 
     cfg = _config(args)
     if args.action == "secret":
@@ -322,8 +310,8 @@ def cmd_federation(args) -> int:
 
 
 def cmd_outbox(args) -> int:
-    from callcenter.store.db import Store
-    from callcenter.store.interop import InteropStore
+    from store.db import Store
+    from store.interop import InteropStore
 
     cfg = _config(args)
 
@@ -368,7 +356,7 @@ class UnknownAccount(Exception):
 
 def _sip_password(cfg: HotlineConfig, account: str) -> str:
     """The generated SIP password of an agent or interpreter."""
-    from callcenter.secrets import load_or_create
+    from store.secrets import load_or_create
 
     if account not in cfg.sip_accounts():
         raise UnknownAccount(f"unknown agent or interpreter {account!r}; known: {', '.join(cfg.sip_accounts())}")
@@ -413,7 +401,7 @@ def _parse_dtmf(spec: str) -> list[tuple[float, str]]:
 
 
 def cmd_call(args) -> int:
-    from agents.softphone import CallerScript, run_caller
+    from simulators.caller import CallerScript, run_caller
 
     cfg = _config(args)
     a = cfg.system.asterisk
@@ -448,7 +436,7 @@ def cmd_prompts(args) -> int:
 
 def cmd_config(args) -> int:
     from callcenter.asterisk import confgen
-    from callcenter.asterisk.paths import InstancePaths
+    from core.paths import InstancePaths
 
     cfg = _config(args)
     if args.action == "check":
@@ -467,7 +455,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from callcenter.store.db import migrate
+    from store.db import migrate
 
     cfg = _config(args)
     migrate(cfg.system.database.url, cfg.root)
@@ -477,7 +465,7 @@ def cmd_db(args) -> int:
 
 def _with_auth(cfg: HotlineConfig, work):
     """Run ``work(auth)`` against the database (no controller needed): passwords and tokens."""
-    from callcenter.store.db import Store, migrate
+    from store.db import Store, migrate
     from dashboard.auth import Auth
 
     migrate(cfg.system.database.url, cfg.root)
@@ -529,9 +517,9 @@ def cmd_stats(args) -> int:
 
     from rich.table import Table
 
-    from callcenter import stats
-    from callcenter.store.db import Store, migrate, report_rows
-    from callcenter.tickets import load_ticket_rules
+    from backoffice import stats
+    from store.db import Store, migrate, report_rows
+    from backoffice.tickets import load_ticket_rules
 
     cfg = _config(args)
     try:
@@ -581,8 +569,8 @@ def cmd_staffing(args) -> int:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from callcenter.staffing import advise
-    from callcenter.store.db import Store, migrate
+    from backoffice.staffing import advise
+    from store.db import Store, migrate
 
     cfg = _config(args)
     if args.city and args.city not in cfg.queue_ids:
@@ -644,7 +632,7 @@ def cmd_phone_config(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from callcenter.demo import run_demo
+    from simulators.demo import run_demo
 
     if cmd_up(args) != 0:
         return 1

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from callcenter.calls import CallState
-from callcenter.store.models import (AgentEvent, Appointment, AuditEntry, AuthToken, CallbackTask, CallRecord,
+from core.calls import CallState
+from store.models import (AgentEvent, Appointment, AuditEntry, AuthToken, CallbackTask, CallRecord,
                                      Complaint, FollowUp, OptOut, OutboxMessage, Ticket, UserCredential)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -280,7 +280,7 @@ class Store:
                  "allowed": r.allowed, "detail": r.detail} for r in rows]
 
     async def calls_since(self, since: datetime, until: datetime | None = None, city: str | None = None) -> list[dict]:
-        """The facts KPIs need (callcenter/kpi.py) of calls started in [since, until), times as epochs."""
+        """The facts KPIs need (core/kpi.py) of calls started in [since, until), times as epochs."""
         cols = (CallRecord.call_id, CallRecord.city, CallRecord.agent, CallRecord.status, CallRecord.outcome,
                 CallRecord.green, CallRecord.started_at, CallRecord.queued_at, CallRecord.answered_at,
                 CallRecord.ended_at, CallRecord.talk_seconds)
@@ -566,7 +566,7 @@ class AppointmentStore:
 async def report_rows(store: Store, since: datetime, until: datetime, city: str | None = None
                       ) -> tuple[list[dict], list[dict], list[dict], list[dict], list[dict]]:
     """Call records and tickets in [since, until) and appointments on the local dates in between,
-    for callcenter/stats.py. ``since`` and ``until`` carry the hotline's timezone."""
+    for backoffice/stats.py. ``since`` and ``until`` carry the hotline's timezone."""
     day_from, day_until = since.date().isoformat(), until.date().isoformat()
     # timestamps are stored in UTC, and SQLite compares the text as written: compare in UTC
     since, until = since.astimezone(timezone.utc), until.astimezone(timezone.utc)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from callcenter.config import REPO_ROOT, Strict, _read_yaml, _validate
+from core.config import REPO_ROOT, Strict, _read_yaml, _validate
 
 STATUSES = ("open", "in_progress", "resolved", "referred", "closed")
 TRANSITIONS: dict[str, tuple[str, ...]] = {

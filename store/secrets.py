@@ -4,9 +4,20 @@ from __future__ import annotations
 import json
 import os
 import secrets as pysecrets
+from dataclasses import dataclass, field
 
-from callcenter.asterisk.confgen import Secrets
-from callcenter.config import HotlineConfig
+from core.config import HotlineConfig
+
+
+@dataclass(frozen=True)
+class Secrets:
+    ami_user: str
+    ami_secret: str
+    agent_passwords: dict[str, str]
+    service_token: str = ""   # the local operator's API token (CLI, demo, tests); file access = operator
+    partner_secrets: dict[str, str] = field(default_factory=dict)   # HMAC secrets shared with partners
+    federation_secret: str = ""                                       # this node's, for the command center
+    federation_keys: dict[str, str] = field(default_factory=dict)     # command center: trusted city nodes
 
 
 def _new() -> str:

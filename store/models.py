@@ -1,4 +1,4 @@
-"""Database tables. Changes go through an Alembic migration (callcenter/store/migrations)."""
+"""Database tables. Changes go through an Alembic migration (store/migrations)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -122,7 +122,7 @@ class AuditEntry(Base):
 
 
 class Ticket(Base):
-    """A consultation ticket: one per answered call, voicemail or callback (callcenter/tickets.py)."""
+    """A consultation ticket: one per answered call, voicemail or callback (backoffice/tickets.py)."""
     __tablename__ = "tickets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

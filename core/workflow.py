@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from callcenter.config import HotlineConfig
+from core.config import HotlineConfig
 
 NEIGHBOURS_SUFFIX = "-near"
 LANG_POOL_PREFIX = "lang-"

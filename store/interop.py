@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from callcenter.store.db import Store, row_to_dict
-from callcenter.store.models import (CallbackTask, CityNode, FederatedEvent, Handoff, InboundRequest, NodeSequence,
+from store.db import Store, row_to_dict
+from store.models import (CallbackTask, CityNode, FederatedEvent, Handoff, InboundRequest, NodeSequence,
                                      OutboxMessage, Ticket)
 
 

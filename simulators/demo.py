@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from agents.audio import speech_wav
-from callcenter.config import HotlineConfig
+from simulators.audio import speech_wav
+from core.config import HotlineConfig
+from dashboard.client import operator_api
 
 # wide enough for the tables when output goes to a file or CI log
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -41,7 +42,6 @@ AGENT_VOICE = "您好，这里是一二三四八公共法律服务热线，我�
 
 
 def _api(cfg: HotlineConfig, path: str, method: str = "GET", body: dict | None = None):
-    from callcenter.cli import _api as operator_api
     return operator_api(cfg, path, method, body, timeout=10)
 
 
@@ -49,7 +49,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     work = cfg.state_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cli = [sys.executable, "-m", "callcenter.cli", "--root", str(cfg.root)]
+    cli = [sys.executable, "-m", "hotline.cli", "--root", str(cfg.root)]
     agent_wav = speech_wav(AGENT_VOICE, "cmn", work / "agent.wav")
     agents = []
     console.rule("[bold]12348 演示 demo[/bold]: agents log in")

@@ -1,8 +1,8 @@
-"""Alembic environment: runs against the URL set by callcenter.store.db.migrate()."""
+"""Alembic environment: runs against the URL set by store.db.migrate()."""
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from callcenter.store.models import Base
+from store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

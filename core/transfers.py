@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from callcenter.config import HotlineConfig
-from callcenter.workflow import all_queues
+from core.config import HotlineConfig
+from core.workflow import all_queues
 
 TransferKind = Literal["agent", "queue", "city", "external"]
 

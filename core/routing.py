@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from callcenter.config import City, HotlineConfig
+from core.config import City, HotlineConfig
 
 SERVICE_NUMBER = "12348"
 # Carriers deliver the called number in national (083312348), international (+8683312348,

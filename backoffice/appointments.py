@@ -1,6 +1,6 @@
 """Legal-aid appointments: centers, their slots, and the texts sent to the caller (pure).
 
-Booking itself is a database operation (callcenter/store/db.py: AppointmentStore): a slot has
+Booking itself is a database operation (store/db.py: AppointmentStore): a slot has
 ``capacity`` seats and each booking takes a free seat under a unique constraint, so two
 desks can never get the same seat, on SQLite or PostgreSQL.
 """
@@ -13,8 +13,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from callcenter.config import REPO_ROOT, ConfigError, HotlineConfig, Strict, _read_yaml, _validate
-from callcenter.schedule import Schedule, parse_days, parse_span
+from core.config import REPO_ROOT, ConfigError, HotlineConfig, Strict, _read_yaml, _validate
+from core.schedule import Schedule, parse_days, parse_span
 
 Lang = str
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from callcenter.config import HotlineConfig
+from core.config import HotlineConfig
 
 Role = Literal["agent", "supervisor", "command", "wallboard"]
 # all a wall display may reach (method, path or path prefix ending in "/"): checked before any handler,
