@@ -8,47 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field, field_validator
-
-from core.config import REPO_ROOT, ConfigError, HotlineConfig, Strict, _read_yaml, _validate
+from core.config import Center, HotlineConfig
 from core.schedule import Schedule, parse_days, parse_span
 
 Lang = str
-
-
-class CenterName(Strict):
-    zh: str
-    en: str
-    bo: str
-
-
-class Center(Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,40}$")]
-    city: str
-    name: CenterName
-    address: str
-    hours: dict[str, list[str]]
-    slot_minutes: Annotated[int, Field(ge=10, le=240)]
-    capacity: Annotated[int, Field(ge=1, le=50)]
-
-    @field_validator("hours")
-    @classmethod
-    def spans(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        for days, spans in v.items():
-            parse_days(days)
-            for s in spans:
-                parse_span(s)
-        return v
-
-
-class CentersFile(Strict):
-    centers: list[Center]
-    confirmation: dict[str, str]
-    reminder: dict[str, str]
-    cancellation: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -57,19 +21,9 @@ class Centers:
     texts: dict[str, dict[str, str]]        # kind -> language -> template
 
 
-def load_centers(cfg: HotlineConfig, root: Path | None = None) -> Centers:
-    path = (root or REPO_ROOT) / "config" / "legal_aid_centers.yaml"
-    f: CentersFile = _validate(CentersFile, _read_yaml(path), path)
-    cities = {c.id for c in cfg.cities}
-    for i, c in enumerate(f.centers):
-        if c.city not in cities:
-            raise ConfigError(f"{path}: centers[{i}] ({c.id}).city: unknown city {c.city!r}")
-    for kind in ("confirmation", "reminder", "cancellation"):
-        if "zh" not in getattr(f, kind):
-            raise ConfigError(f"{path}: {kind}: needs at least the zh text")
-    ids = [c.id for c in f.centers]
-    if len(ids) != len(set(ids)):
-        raise ConfigError(f"{path}: duplicate center ids")
+def centers_of(cfg: HotlineConfig) -> Centers:
+    """The centers (config/legal_aid_centers.yaml, checked by the loader) by id, and the texts."""
+    f = cfg.centers
     return Centers({c.id: c for c in f.centers},
                    {"confirmation": f.confirmation, "reminder": f.reminder, "cancellation": f.cancellation})
 

@@ -7,75 +7,11 @@ legal-aid office decides. So "needs_review" is an honest outcome when the facts 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from core.config import LegalAidRules, Matter
 
-from core.config import REPO_ROOT, ConfigError, Strict, _read_yaml, _validate
-
-Matter = Literal[
-    "wage_arrears", "work_injury", "labour_dispute", "maintenance", "social_insurance", "pension_relief",
-    "state_compensation", "domestic_violence", "traffic", "medical", "food_drug", "pollution",
-    "fake_agri_inputs", "civil_litigation", "criminal_defence", "other"]
 Eligibility = Literal["likely", "not", "needs_review"]
-
-# ---- rule data (validated like every config file: precise errors with the file and field)
-
-
-class Hardship(Strict):
-    basis: Literal["dibao_multiple", "minimum_wage"]
-    multiple: Annotated[float, Field(gt=0, le=10)]
-    source: str
-
-
-class HardshipRules(Strict):
-    default: Hardship
-    cities: dict[str, Hardship] = Field(default_factory=dict)
-
-
-class Standards(Strict):
-    dibao: dict[str, Annotated[float, Field(gt=0)]]
-    minimum_wage: dict[str, Annotated[float, Field(gt=0)]]
-
-    @model_validator(mode="after")
-    def defaults(self) -> "Standards":
-        for name in ("dibao", "minimum_wage"):
-            if "default" not in getattr(self, name):
-                raise ValueError(f"{name} needs a `default` figure")
-        return self
-
-
-class Documents(Strict):
-    always: list[str]
-    hardship: list[str]
-    group: list[str]
-    matters: dict[str, list[str]]
-
-
-class LegalAidRules(Strict):
-    version: str
-    hardship: HardshipRules
-    standards: dict[str, Standards]           # year -> figures
-    no_means_test: dict[str, str]             # group id -> description
-    migrant_worker_matters: list[str]
-    documents: Documents
-
-
-def load_rules(root: Path | None = None, city_ids: set[str] | None = None) -> LegalAidRules:
-    path = (root or REPO_ROOT) / "config" / "legal_aid.yaml"
-    rules: LegalAidRules = _validate(LegalAidRules, _read_yaml(path), path)
-    matters = set(Matter.__args__)
-    for where, names in (("migrant_worker_matters", rules.migrant_worker_matters),
-                         ("documents.matters", list(rules.documents.matters))):
-        for m in names:
-            if m not in matters:
-                raise ConfigError(f"{path}: {where}: unknown matter {m!r}")
-    if city_ids is not None:
-        for c in rules.hardship.cities:
-            if c not in city_ids:
-                raise ConfigError(f"{path}: hardship.cities: unknown city {c!r}")
-    return rules
 
 
 # ---- the caller's facts

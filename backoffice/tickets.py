@@ -6,12 +6,7 @@ which it is escalated. Storage is callcenter/store; HTTP is dashboard/api.py.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-from pydantic import Field
-
-from core.config import REPO_ROOT, Strict, _read_yaml, _validate
+from core.config import TicketRules
 
 STATUSES = ("open", "in_progress", "resolved", "referred", "closed")
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -23,31 +18,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 EDITABLE = ("category", "summary", "answer", "outcome", "follow_up")
 TEXT_MAX = 20000
-
-
-class Label(Strict):
-    zh: str
-    en: str
-
-
-class ComplaintRules(Strict):
-    reply_due_days: Annotated[float, Field(gt=0, le=90)]
-    reply_text: dict[str, str]
-
-
-class TicketRules(Strict):
-    categories: dict[str, Label]
-    outcomes: dict[str, Label]
-    deadline_hours: dict[str, Annotated[float, Field(gt=0, le=24 * 90)]]
-    complaints: ComplaintRules
-
-    def deadline(self, green: bool) -> float:
-        return self.deadline_hours.get("green" if green else "default", self.deadline_hours.get("default", 72))
-
-
-def load_ticket_rules(root: Path | None = None) -> TicketRules:
-    path = (root or REPO_ROOT) / "config" / "tickets.yaml"
-    return _validate(TicketRules, _read_yaml(path), path)
 
 
 class TicketError(ValueError):

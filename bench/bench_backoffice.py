@@ -23,7 +23,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from core.config import load_config  # noqa: E402
-from backoffice.legal_aid import Facts, load_rules, screen  # noqa: E402
+from backoffice.legal_aid import Facts, screen  # noqa: E402
 from backoffice.stats import aggregate  # noqa: E402
 from store.db import AppointmentStore, SlotFull, Store, migrate  # noqa: E402
 from dashboard.auth import hasher  # noqa: E402
@@ -76,7 +76,7 @@ def main() -> None:
     verify = timed(lambda: hasher.verify(stored, "a desk password 12348"), 10)
     t.add_row("login: Argon2id verify", f"{verify * 1000:.1f} ms", "deliberately slow; run in a thread")
 
-    rules = load_rules(ROOT)
+    rules = load_config(ROOT).legal_aid
     facts = [Facts(random.choice(["leshan", "chengdu", "meishan"]), "maintenance", household_size=3,
                    household_monthly_income=random.uniform(0, 9000)) for _ in range(2000)]
     t0 = time.perf_counter()

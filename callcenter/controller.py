@@ -27,11 +27,10 @@ from core.config import HotlineConfig
 from backoffice.followups import FollowUpDialer
 from store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
 from store.transcripts import TranscriptStore
-from backoffice.tickets import load_ticket_rules
 from interop.effects import ticket_effects
 from core.transfers import transfer_extensions
 from callcenter.wallboard import Wallboard
-from transcription.keywords import load_rules
+from transcription.keywords import compile_rules
 from transcription.models import ModelRegistry
 from transcription.segment import index_text
 from transcription.tap import LiveTap
@@ -115,7 +114,7 @@ class Controller:
         self.appointments = AppointmentStore(self.store)
         self.followups = FollowUpStore(self.store)
         self.complaints = ComplaintStore(self.store)
-        self.ticket_rules = load_ticket_rules(cfg.root)
+        self.ticket_rules = cfg.tickets
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
@@ -142,9 +141,7 @@ class Controller:
         self.metrics.watch(self)
         self.listeners.append(self.tap.on_call)
         self.transcription_listeners: list = []   # callables(message) for live text and alerts
-        # checked at start so a bad keywords file is a config error here, not in the transcriber later
-        self.keyword_rules = load_rules(cfg.resolve(cfg.system.transcription.keywords_file),
-                                        set(self.ticket_rules.categories))
+        self.keyword_rules = compile_rules(cfg.keywords)
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)

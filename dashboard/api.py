@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
 from agents.desk import DeskError
-from backoffice.appointments import BookingError, check_booking_time, load_centers, message, slot_times
+from backoffice.appointments import BookingError, check_booking_time, centers_of, message, slot_times
 from store.db import SlotFull, report_rows
 from store.models import ID_MAX
 from backoffice.tickets import (COMPLAINT_KINDS, COMPLAINT_SOURCES, COMPLAINT_STATUSES, STATUSES, TEXT_MAX,
@@ -29,7 +29,6 @@ from agents.service import AgentError
 from core import access
 from backoffice import legal_aid, stats
 from core.workflow import all_queues
-from interop.partners import partners_of
 from dashboard.auth import COOKIE, PRINCIPAL, SESSION, Auth, login_refused
 from dashboard.live import LiveHub
 from dashboard.openapi import openapi
@@ -149,8 +148,8 @@ def make_app(controller, service_token: str = "") -> web.Application:
     hub = LiveHub(ctl)
     app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
     agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
-    rules = legal_aid.load_rules(ctl.cfg.root, {c.id for c in ctl.cfg.cities})
-    centers = load_centers(ctl.cfg, ctl.cfg.root)
+    rules = ctl.cfg.legal_aid
+    centers = centers_of(ctl.cfg)
 
     async def _by_id(request, key: str, what: str, getter) -> dict:
         """The row named by a numeric path parameter, or a clear 400/404."""
@@ -710,7 +709,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
                     changes.get("assigned_to", ""))
         return ok(new)
 
-    spec = openapi(ctl.cfg, ticket_rules=ctl.ticket_rules, centers=centers, partners=list(partners_of(ctl.cfg)),
+    spec = openapi(ctl.cfg, ticket_rules=ctl.ticket_rules, centers=centers, partners=list(ctl.cfg.partners),
                    pause_reasons=PAUSE_REASONS, notes_max=NOTES_MAX, text_max=TEXT_MAX, reason_max=REASON_MAX,
                    household_max=HOUSEHOLD_MAX, income_max=INCOME_MAX,
                    transcript_statuses=JOB_STATUSES, callback_statuses=CALLBACK_STATUSES, ticket_statuses=STATUSES,

@@ -14,7 +14,7 @@ from core import access
 from store.interop import InteropStore, Replay
 from backoffice.tickets import TicketError, check_transition
 from interop import signing
-from interop.partners import handoff_payload, partners_of
+from interop.partners import handoff_payload
 from interop.schema import InboundTicket, StatusUpdate, openapi
 
 log = logging.getLogger("hotline.interop.api")
@@ -29,7 +29,7 @@ def validation_message(e: ValidationError) -> str:
 
 
 def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json_error) -> None:
-    partners = partners_of(ctl.cfg)
+    partners = ctl.cfg.partners
     store = InteropStore(ctl.store, ctl.cfg.system.node.name)
     ctl.interop = store
     keys = dict(ctl.secrets.partner_secrets)

@@ -435,22 +435,28 @@ def cmd_prompts(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from callcenter.asterisk import confgen
-    from core.paths import InstancePaths
+    from hotline.config_check import check, generate_asterisk
 
-    cfg = _config(args)
     if args.action == "check":
-        console.print(f"[green]config OK[/green]: {len(cfg.cities)} cities, {len(cfg.agents)} agents, "
-                      f"{len(cfg.ivr.languages)} IVR languages")
-        return 0
-    secrets = confgen.Secrets("hotline", "<generated at setup>", {a: "<generated>" for a in cfg.sip_accounts()})
-    files = confgen.generate(cfg, secrets, InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance),
-                             "/usr/lib/x86_64-linux-gnu/asterisk/modules")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-    console.print(f"wrote {len(files)} files to {out}")
+        overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
+        report = check(Path(args.root) if args.root else None, overrides)
+        if args.json:
+            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        elif report.ok:
+            s = report.summary
+            console.print(f"[green]config OK[/green]: {s['cities']} cities, {s['agents']} agents, "
+                          f"{s['ivr_languages']} IVR languages, {s['ticket_categories']} ticket categories, "
+                          f"{s['legal_aid_centers']} legal-aid centers, {s['keyword_topics']} keyword topics, "
+                          f"partners {', '.join(s['partners']) or 'none'}; "
+                          f"{len(s['asterisk_files'])} Asterisk files generated")
+        else:
+            console.print(f"[red]configuration error[/red] ({len(report.problems)})", highlight=False)
+            for pr in report.problems:
+                where = ": ".join(x for x in (pr.file, pr.field) if x)
+                console.print(f"{where}: {pr.message}" if where else pr.message, highlight=False)
+        return 0 if report.ok else 2
+    files = generate_asterisk(_config(args), Path(args.out))
+    console.print(f"wrote {len(files)} files to {args.out}")
     return 0
 
 
@@ -519,7 +525,6 @@ def cmd_stats(args) -> int:
 
     from backoffice import stats
     from store.db import Store, migrate, report_rows
-    from backoffice.tickets import load_ticket_rules
 
     cfg = _config(args)
     try:
@@ -545,7 +550,7 @@ def cmd_stats(args) -> int:
                             surveys=surveys)
     if args.city:
         table = [r for r in table if r["city"] == args.city]
-    cats = list(load_ticket_rules(cfg.root).categories) + ["unclassified"]
+    cats = list(cfg.tickets.categories) + ["unclassified"]
     if args.format == "csv":
         text = stats.to_csv(table, cats)
         Path(args.out).write_text(text, encoding="utf-8") if args.out else sys.stdout.write(text)
@@ -708,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("config", help="validate config or write the generated Asterisk files")
     s.add_argument("action", choices=["check", "generate"])
     s.add_argument("--out", default="build/asterisk")
+    s.add_argument("--json", action="store_true", help="check: the report as JSON on stdout")
     s.set_defaults(func=cmd_config)
     s = sub.add_parser("db", help="database migrations")
     s.add_argument("action", choices=["upgrade"])

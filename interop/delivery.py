@@ -25,7 +25,7 @@ from store.interop import InteropStore
 from store.models import Handoff, Ticket
 from store.transcripts import AlertStore
 from interop import signing
-from interop.partners import Partner, partners_of
+from core.config import Partner
 
 log = logging.getLogger("hotline.interop")
 PATHS = {"handoff": "/tickets", "status": "/status", "ticket_event": "/api/federation/v1/events"}
@@ -57,7 +57,7 @@ class Deliverer:
         self.store = Store(cfg.system.database.url, cfg.root)
         self.outbox = InteropStore(self.store, self.node)
         self.alerts = AlertStore(self.store)
-        self.partners: dict[str, Partner] = partners_of(cfg)
+        self.partners: dict[str, Partner] = dict(cfg.partners)
         self.secrets = {**partner_secrets, COMMAND_CENTER: federation_secret} if federation_secret else dict(partner_secrets)
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -164,10 +164,9 @@ def _handoff(cfg: HotlineConfig, cli: list[str], env: dict, work, answered: list
     """One consultation that is not a legal matter goes to 12345 (the simulator plays 12345)."""
     from urllib.parse import urlsplit
 
-    from interop.partners import partners_of
     if not answered or not cfg.system.interop.enabled:
         return
-    url = urlsplit(partners_of(cfg)["12345"].endpoint(answered[0]["city"]) or "")
+    url = urlsplit(cfg.partners["12345"].endpoint(answered[0]["city"]) or "")
     if url.hostname not in ("127.0.0.1", "localhost"):
         return   # a real 12345 is configured: the demo does not send it test tickets
     sim = subprocess.Popen(cli + ["simulate-12345", "--port", str(url.port or 80)], env=env,

@@ -35,9 +35,8 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     if not data.get("service_token"):
         data["service_token"], changed = pysecrets.token_urlsafe(32), True
     # shared HMAC secrets with partner systems (config/partners.yaml), handed to them out of band
-    from interop.partners import partners_of
     partner_secrets = data.setdefault("partner_secrets", {})
-    for partner in partners_of(cfg):
+    for partner in cfg.partners:
         if partner not in partner_secrets:
             partner_secrets[partner], changed = pysecrets.token_urlsafe(32), True
     # this node's secret for signing reports to the command center; the command center's list of

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-from pydantic import Field
-
-from core.config import ConfigError, Strict, _read_yaml, _validate
+from core.config import KeywordsFile, Topic
 
 _UNSPACED = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0f00-\u0fff\s]+$")
-
-
-class Topic(Strict):
-    names: dict[str, str]
-    severity: str = Field("normal", pattern="^(normal|high)$")
-    category: str
-
-
-class KeywordsFile(Strict):
-    topics: dict[str, Topic]
-    terms: dict[str, dict[str, list[str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -76,19 +62,3 @@ def compile_rules(data: KeywordsFile) -> KeywordRules:
                     r"(?<!\w)" + r"\s+".join(re.escape(p) for p in w.lower().split()), re.UNICODE)
                 terms.setdefault(lang, []).append((topic, w, rx))
     return KeywordRules(data.topics, terms)
-
-
-def load_rules(path: Path, categories: set[str] | None = None) -> KeywordRules:
-    """Load and cross-check: every term's topic exists, every topic's category is a ticket category."""
-    if not path.exists():
-        return KeywordRules({}, {})
-    data = _validate(KeywordsFile, _read_yaml(path), path)
-    for lang, by_topic in data.terms.items():
-        for topic in by_topic:
-            if topic not in data.topics:
-                raise ConfigError(f"{path}: terms.{lang}.{topic}: unknown topic (known: {sorted(data.topics)})")
-    if categories is not None:
-        for name, t in data.topics.items():
-            if t.category not in categories:
-                raise ConfigError(f"{path}: topics.{name}.category: unknown ticket category {t.category!r}")
-    return compile_rules(data)

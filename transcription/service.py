@@ -23,10 +23,9 @@ from store.bus import Bus
 from core.config import HotlineConfig
 from store.db import Store, migrate
 from store.transcripts import TranscriptStore
-from backoffice.tickets import load_ticket_rules
 from transcription import audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
-from transcription.keywords import KeywordRules, load_rules
+from transcription.keywords import KeywordRules, compile_rules
 from transcription.models import ModelRegistry
 from transcription.recognize import StreamRecognizer, load_model
 
@@ -64,7 +63,7 @@ class Transcriber:
         self.store = Store(cfg.system.database.url, cfg.root)
         self.jobs = TranscriptStore(self.store)
         self.models = ModelRegistry(cfg)
-        self.rules = load_rules(cfg.resolve(self.ts.keywords_file), set(load_ticket_rules(cfg.root).categories))
+        self.rules = compile_rules(cfg.keywords)
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.paths = InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

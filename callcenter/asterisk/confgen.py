@@ -13,7 +13,6 @@ from core.config import HotlineConfig
 from core.routing import cities_by_area_code, city_choices
 from core.schedule import DAYS
 from core import workflow
-from interop.partners import partners_of
 from core.transfers import transfer_extensions
 from ivr_flows.prompts import MAX_AHEAD, MAX_MINUTES, announces_waits
 
@@ -165,7 +164,7 @@ rtp_timeout_hold = 600
 type = identify
 endpoint = {t.name}
 """ + "".join(f"match = {m}\n" for m in t.match)]
-    for pid, p in partners_of(cfg).items():
+    for pid, p in cfg.partners.items():
         if p.sip is None:
             continue
         for city, uri in p.sip.uris.items():
@@ -633,7 +632,7 @@ def desk_contexts(cfg: HotlineConfig) -> str:
                    + f" same => n,Set(__HOTLINE_QUEUE={q})\n"
                    f" same => n,Queue({q},t,,,1800,,hotline-agent-answer)\n"
                    f" same => n,Goto(hotline-voicemail,s,1)\n")
-    partners = partners_of(cfg)
+    partners = cfg.partners
     for number, label in cfg.routing.transfer_numbers.items():
         p = partners.get(number)
         if p is not None and p.sip is not None:

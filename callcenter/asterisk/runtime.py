@@ -15,6 +15,7 @@ from pathlib import Path
 
 from callcenter.asterisk import confgen
 from core.paths import InstancePaths
+from store.secrets import Secrets
 from core.config import HotlineConfig
 from ivr_flows.prompts import build_prompts, SOX_OUT
 
@@ -86,7 +87,7 @@ class AsteriskInstance:
         self.logfile = cfg.state_dir / f"asterisk-{a.instance}.out"
 
     # ---- files
-    def install(self, secrets: confgen.Secrets, log=print) -> None:
+    def install(self, secrets: Secrets, log=print) -> None:
         p = self.paths
         for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib):
             p.host(d).mkdir(parents=True, exist_ok=True)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from backoffice.appointments import BookingError, check_booking_time, load_centers, message, slot_times
+from backoffice.appointments import BookingError, centers_of, check_booking_time, message, slot_times
 from core.config import load_config
 from core.schedule import Schedule
 from store.db import AppointmentStore, SlotFull, Store, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load_config(ROOT)
-CENTERS = load_centers(CFG, ROOT)
+CENTERS = centers_of(CFG)
 LESHAN = CENTERS.by_id["leshan_city"]
 
 

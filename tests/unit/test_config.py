@@ -1,28 +1,19 @@
 """Config loading: the shipped config is valid; broken files give errors naming file and field."""
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from core.config import ConfigError, load_config
+from tests.config_tree import copy_tree, edit
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def tree(tmp_path):
-    for d in ("config", "ivr_flows"):
-        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("*.py", "__pycache__", "recordings"))
-    return tmp_path
-
-
-def edit(path: Path, fn):
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    fn(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return copy_tree(tmp_path)
 
 
 def test_shipped_config_is_valid():

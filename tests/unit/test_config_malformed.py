@@ -14,27 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import ConfigError, load_config
+from tests.config_tree import copy_tree, edit
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("config/hotline.yaml", "config/cities.yaml", "config/agents.yaml", "config/routing.yaml",
-         "config/rotas.yaml", "config/holidays.yaml", "config/green_registry.yaml", "ivr_flows/hotline.yaml")
-
-
-def copy_tree(dest: Path) -> Path:
-    for d in ("config", "ivr_flows"):
-        shutil.copytree(ROOT / d, dest / d, ignore=shutil.ignore_patterns("*.py", "__pycache__", "recordings"))
-    return dest
+         "config/rotas.yaml", "config/holidays.yaml", "config/green_registry.yaml", "ivr_flows/hotline.yaml",
+         "config/tickets.yaml", "config/legal_aid.yaml", "config/legal_aid_centers.yaml", "config/keywords.yaml",
+         "config/partners.yaml")
 
 
 @pytest.fixture
 def tree(tmp_path):
     return copy_tree(tmp_path)
-
-
-def edit(path: Path, fn) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    fn(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def replace(path: Path, old: str, new: str) -> None:

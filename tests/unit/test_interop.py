@@ -9,17 +9,18 @@ import pytest
 from pydantic import ValidationError
 
 from core.calls import CallState
-from core.config import ConfigError
+from core.config import ConfigError, load_config
 from store.db import Store, TicketStore, migrate
 from store.interop import InteropStore, Replay
 from interop import signing
 from interop.delivery import backoff, outcome
-from interop.partners import handoff_payload, load_partners
+from interop.partners import handoff_payload
+from tests.config_tree import copy_tree
 from interop.schema import InboundTicket, StatusUpdate, openapi
 from simulators.partner_hotline import check_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
-CITIES = {"leshan", "chengdu"}
+PARTNERS = load_config(ROOT).partners
 NOW = 1_800_000_000.0
 
 
@@ -44,36 +45,37 @@ def test_signature_round_trip_and_every_refusal():
 
 
 def test_partner_gets_only_its_fields_and_personal_data_only_with_consent():
-    p = load_partners(ROOT, CITIES)["12345"]
+    p = PARTNERS["12345"]
     facts = {"handoff_id": "n-h1", "ticket_id": 7, "city": "leshan", "category": "land_housing", "summary": "噪音",
              "language": "zh", "caller_number": "13900000000", "caller_name": "张三", "created_at": "2026-11-25"}
     without = handoff_payload(p, facts, consent=False)
     assert "citizen_phone" not in without and "citizen_name" not in without
     assert without["source_ref"] == "n-h1" and without["region"] == "leshan" and without["content"] == "噪音"
     assert handoff_payload(p, facts, consent=True)["citizen_phone"] == "13900000000"
-    other = load_partners(ROOT, CITIES)["12333"]
+    other = PARTNERS["12333"]
     assert set(handoff_payload(other, facts, True)) == {"ref", "ticket", "area", "description", "phone", "time"}
 
 
 def test_partner_config_errors_are_precise(tmp_path):
-    (tmp_path / "config").mkdir()
+    tree = copy_tree(tmp_path)
     bad = {"version": 1, "partners": {"x": {"name": {"zh": "x"}, "endpoints": {"default": "ftp://x"},
                                             "fields": {"handoff_id": "ref"}}}}
-    (tmp_path / "config" / "partners.yaml").write_text(json.dumps(bad))
+    (tree / "config" / "partners.yaml").write_text(json.dumps(bad))
     with pytest.raises(ConfigError, match="expected an http"):
-        load_partners(tmp_path, CITIES)
+        load_config(tree)
     bad["partners"]["x"]["endpoints"] = {"default": "http://x", "atlantis": "http://y"}
-    (tmp_path / "config" / "partners.yaml").write_text(json.dumps(bad))
+    (tree / "config" / "partners.yaml").write_text(json.dumps(bad))
     with pytest.raises(ConfigError, match="unknown city 'atlantis'"):
-        load_partners(tmp_path, CITIES)
+        load_config(tree)
     bad["partners"]["x"]["endpoints"] = {"default": "http://x"}
     bad["partners"]["x"]["fields"] = {"ticket_id": "t"}
-    (tmp_path / "config" / "partners.yaml").write_text(json.dumps(bad))
+    (tree / "config" / "partners.yaml").write_text(json.dumps(bad))
     with pytest.raises(ConfigError, match="handoff_id must be mapped"):
-        load_partners(tmp_path, CITIES)
+        load_config(tree)
     with pytest.raises(ConfigError, match="interop.endpoints.nope"):
-        load_partners(ROOT, CITIES, {"nope": {"default": "http://x"}})
-    assert load_partners(ROOT, CITIES, {"12345": {"chengdu": "http://cd"}})["12345"].endpoint("chengdu") == "http://cd"
+        load_config(ROOT, {"interop": {"endpoints": {"nope": {"default": "http://x"}}}})
+    cfg = load_config(ROOT, {"interop": {"endpoints": {"12345": {"chengdu": "http://cd"}}}})
+    assert cfg.partners["12345"].endpoint("chengdu") == "http://cd"
 
 
 def test_retry_policy():

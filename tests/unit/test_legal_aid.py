@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 
 from core.config import ConfigError
-from backoffice.legal_aid import Facts, FactsError, Places, hardship_threshold, jurisdiction, load_rules, screen
+from backoffice.legal_aid import Facts, FactsError, Places, hardship_threshold, jurisdiction, screen
+from core.config import load_config
+from tests.config_tree import copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = load_rules(ROOT, {"chengdu", "leshan", "meishan"})
+RULES = load_config(ROOT).legal_aid
 
 
 @pytest.mark.parametrize("facts, eligibility, rule", [
@@ -100,13 +102,15 @@ def test_bad_facts_are_refused_with_a_reason(facts, message):
 
 
 def test_rule_file_errors_name_the_file_and_field(tmp_path):
-    (tmp_path / "config").mkdir()
-    text = (ROOT / "config" / "legal_aid.yaml").read_text().replace("multiple: 2\n", "multiple: -2\n", 1)
-    (tmp_path / "config" / "legal_aid.yaml").write_text(text)
+    tree = copy_tree(tmp_path)
+    path = tree / "config" / "legal_aid.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("multiple: 2\n", "multiple: -2\n", 1))
     with pytest.raises(ConfigError, match=r"legal_aid.yaml: hardship.default.multiple"):
-        load_rules(tmp_path)
-    with pytest.raises(ConfigError, match="unknown city 'chengdu'"):
-        load_rules(ROOT, {"leshan"})
+        load_config(tree)
+    path.write_text(text.replace("  cities:\n    chengdu:", "  cities:\n    atlantis:", 1))
+    with pytest.raises(ConfigError, match="hardship.cities: unknown city 'atlantis'"):
+        load_config(tree)
 
 
 @pytest.mark.parametrize("body, message", [

@@ -9,10 +9,11 @@ from sqlalchemy import update
 from core.calls import CallState
 from store.db import Store, TicketStore, migrate
 from store.models import Ticket
-from backoffice.tickets import TicketError, check_edit, check_transition, load_ticket_rules
+from backoffice.tickets import TicketError, check_edit, check_transition
+from core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = load_ticket_rules(ROOT)
+RULES = load_config(ROOT).tickets
 
 
 @pytest.mark.parametrize("changes, message", [

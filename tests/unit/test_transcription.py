@@ -13,15 +13,14 @@ from core.config import ConfigError, load_config
 from store.db import Store, TicketStore, migrate
 from store.models import Transcript
 from store.transcripts import TranscriptStore
-from backoffice.tickets import load_ticket_rules
 from transcription import audiosocket
-from transcription.keywords import load_rules
+from transcription.keywords import compile_rules
+from tests.config_tree import copy_tree
 from transcription.models import ModelRegistry, is_model_dir, resolve_entry
 from transcription.segment import index_text, query_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
-CATEGORIES = set(load_ticket_rules(ROOT).categories)
-RULES = load_rules(ROOT / "config" / "keywords.yaml", CATEGORIES)
+RULES = compile_rules(load_config(ROOT).keywords)
 
 
 # ---- keyword rules (pure)
@@ -46,16 +45,17 @@ def test_keyword_hits_suggest_categories_once():
 
 
 def test_keyword_file_errors_are_precise(tmp_path):
-    p = tmp_path / "k.yaml"
+    tree = copy_tree(tmp_path)
+    p = tree / "config" / "keywords.yaml"
     p.write_text("topics:\n  a: {names: {zh: 甲}, category: astrology}\nterms: {zh: {a: [x]}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="topics.a.category: unknown ticket category 'astrology'"):
-        load_rules(p, CATEGORIES)
+        load_config(tree)
     p.write_text("topics:\n  a: {names: {zh: 甲}, category: other}\nterms: {zh: {b: [x]}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="terms.zh.b: unknown topic"):
-        load_rules(p, CATEGORIES)
+        load_config(tree)
     p.write_text("topics:\n  a: {names: {zh: 甲}, category: other, severity: extreme}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="severity"):
-        load_rules(p, CATEGORIES)
+        load_config(tree)
 
 
 # ---- segmentation

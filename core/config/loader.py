@@ -1,0 +1,295 @@
+"""The one loader: every config file under config/ and ivr_flows/, validated into one typed
+HotlineConfig and cross-checked. Errors name the file and the field
+(``config/cities.yaml: cities[3].area_code: ...``) so an operator can fix a typo without reading code.
+Every daemon and `hotline config check` load through here, so the check sees what a daemon would."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from core.config.base import REPO_ROOT, ConfigError, Strict, deep_merge, read_yaml, validate
+from core.config.people import Agent, AgentsFile, CitiesFile, City, Interpreter, ProvincePool, Supervisor, Wallboard
+from core.config.routing_file import CitySchedule, RoutingFile
+from core.config.services import (CentersFile, KeywordsFile, LegalAidRules, Matter, Partner, PartnersFile,
+                                  TicketRules)
+from core.config.system import SystemFile
+from core.ivr import IvrFlow
+
+
+class HotlineConfig(Strict):
+    """Everything the platform is configured with, cross-checked."""
+    system: SystemFile
+    cities: list[City]
+    province: ProvincePool
+    agents: list[Agent]
+    interpreters: list[Interpreter]
+    supervisors: list[Supervisor]
+    wallboards: list[Wallboard] = Field(default_factory=list)
+    ivr: IvrFlow
+    routing: RoutingFile
+    schedules: dict[str, Any]      # city id -> core.schedule.Schedule
+    rotas: dict[str, Any]          # agent id -> core.schedule.Schedule (on-duty hours)
+    green_registry: dict[str, str]  # caller number -> green-channel category
+    tickets: TicketRules
+    legal_aid: LegalAidRules
+    centers: CentersFile
+    keywords: KeywordsFile
+    partners: dict[str, Partner] = Field(default_factory=dict)   # with this deployment's addresses
+    root: Path
+
+    @model_validator(mode="after")
+    def cross_check(self) -> "HotlineConfig":
+        queue_ids = {c.id for c in self.cities} | {self.province.id}
+        langs = {l.code for l in self.ivr.languages}
+        r = self.routing
+        for lang in langs - set(r.languages):
+            raise ValueError(f"routing.yaml: languages: no routing for IVR language {lang!r}")
+        city_ids = {c.id for c in self.cities}
+        for city, near in r.neighbours.items():
+            for n in [city, *near]:
+                if n not in city_ids:
+                    raise ValueError(f"routing.yaml: neighbours.{city}: unknown city {n!r}")
+        for city in r.schedules.cities:
+            if city not in city_ids:
+                raise ValueError(f"routing.yaml: schedules.cities: unknown city {city!r}")
+        svc_digits = {o.digit for o in self.ivr.menus.service.options}
+        if r.green_channel.digit in svc_digits:
+            raise ValueError(f"routing.yaml: green_channel.digit {r.green_channel.digit} is already a service menu digit")
+        green_ids = {c.id for c in r.green_channel.categories}
+        for number, cat in self.green_registry.items():
+            if cat not in green_ids:
+                raise ValueError(f"green_registry.yaml: {number}: unknown category {cat!r} (known: {sorted(green_ids)})")
+        for i, a in enumerate(self.agents):
+            for q in a.queues:
+                if q not in queue_ids:
+                    raise ValueError(f"agents[{i}] ({a.id}).queues: unknown city or pool {q!r}")
+            for lang in a.languages:
+                if lang not in langs:
+                    raise ValueError(f"agents[{i}] ({a.id}).languages: {lang!r} is not an IVR language {sorted(langs)}")
+            for spec in a.specialties:
+                if spec not in r.specialties:
+                    raise ValueError(f"agents[{i}] ({a.id}).specialties: unknown specialty {spec!r}")
+        for kind, people in (("supervisors", self.supervisors), ("wallboards", self.wallboards)):
+            for i, sup in enumerate(people):
+                for c in sup.cities:
+                    if c not in queue_ids:
+                        raise ValueError(f"{kind}[{i}] ({sup.id}).cities: unknown city or pool {c!r}")
+        return self
+
+    def city(self, city_id: str) -> City:
+        for c in self.cities:
+            if c.id == city_id:
+                return c
+        raise KeyError(city_id)
+
+    def agent(self, agent_id: str) -> Agent:
+        for a in self.agents:
+            if a.id == agent_id:
+                return a
+        raise KeyError(agent_id)
+
+    def sip_accounts(self) -> list[str]:
+        """Everyone with a SIP account of ours: agents and interpreters without a phone number."""
+        return ([a.id for a in self.agents] + [i.id for i in self.interpreters if not i.number]
+                + [s.id for s in self.supervisors])
+
+    @property
+    def queue_ids(self) -> list[str]:
+        return [c.id for c in self.cities] + [self.province.id]
+
+    def resolve(self, path: str | Path) -> Path:
+        """Relative paths in config are relative to the project root."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.system.state_dir)
+
+
+def load_config(root: Path | None = None, overrides: dict[str, Any] | None = None) -> HotlineConfig:
+    """Load and validate config/ and ivr_flows/ under ``root``.
+
+    ``overrides`` deep-merges into config/hotline.yaml (tests use it for ports and instance names);
+    its ``routing`` key, if any, merges into config/routing.yaml instead.
+    """
+    root = (root or REPO_ROOT).resolve()
+    overrides = dict(overrides or {})
+    routing_overrides = overrides.pop("routing", {}) or {}
+    cdir = root / "config"
+    sys_path, cities_path, agents_path = cdir / "hotline.yaml", cdir / "cities.yaml", cdir / "agents.yaml"
+    ivr_path = root / "ivr_flows" / "hotline.yaml"
+    sys_data = deep_merge(read_yaml(sys_path), overrides)
+    system = validate(SystemFile, sys_data, sys_path)
+    agents_path = root / system.agents_file
+    cities = validate(CitiesFile, read_yaml(cities_path), cities_path)
+    agents = validate(AgentsFile, read_yaml(agents_path), agents_path)
+    ivr = validate(IvrFlow, read_yaml(ivr_path), ivr_path)
+    routing_path = cdir / "routing.yaml"
+    routing = validate(RoutingFile, deep_merge(read_yaml(routing_path), routing_overrides), routing_path)
+    schedules = _schedules(routing, cities.cities, cdir, routing_path)
+    rotas = _rotas(cdir / "rotas.yaml", {a.id for a in agents.agents})
+    registry_path = cdir / "green_registry.yaml"
+    registry = read_yaml(registry_path) if registry_path.exists() else {"callers": {}}
+    callers = registry.get("callers") or {}
+    if not isinstance(callers, dict):
+        raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
+    files = _service_files(root, system, {c.id for c in cities.cities})
+    try:
+        return HotlineConfig(**files, system=system, cities=cities.cities, province=cities.province_pool,
+                             agents=agents.agents, interpreters=agents.interpreters,
+                             supervisors=agents.supervisors, wallboards=agents.wallboards, ivr=ivr, routing=routing,
+                             schedules=schedules, rotas=rotas,
+                             green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
+    except ValidationError as e:
+        msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
+        where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
+        raise ConfigError(f"{where}{msgs}") from None
+
+
+def _rotas(path: Path, agent_ids: set[str]) -> dict:
+    from core.schedule import Schedule, parse_days, parse_span
+
+    if not path.exists():
+        return {}
+    raw = read_yaml(path)
+    data = (raw.get("rotas") if isinstance(raw, dict) else raw) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: rotas: expected agent ids mapped to their weekly hours")
+    out = {}
+    for agent_id, weekly in data.items():
+        if agent_id not in agent_ids:
+            raise ConfigError(f"{path}: rotas.{agent_id}: unknown agent")
+        if not isinstance(weekly, dict):
+            raise ConfigError(f"{path}: rotas.{agent_id}: expected day ranges mapped to lists of hours")
+        spans: dict[int, tuple] = {}
+        try:
+            for days, hours in weekly.items():
+                for d in parse_days(str(days)):
+                    spans[d] = spans.get(d, ()) + tuple(parse_span(h) for h in hours)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{path}: rotas.{agent_id}: {e}") from None
+        out[agent_id] = Schedule(False, spans, frozenset(), frozenset())
+    return out
+
+
+def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_path: Path) -> dict:
+    from core.schedule import Schedule, parse_dates, parse_days, parse_span
+
+    closed, workdays = frozenset(), frozenset()
+    sch = routing.schedules
+    if sch.holidays:
+        hpath = cdir / sch.holidays
+        data = read_yaml(hpath)
+        try:
+            c, w = [], []
+            for year, entry in data.items():
+                c += entry.get("closed", []) or []
+                w += entry.get("workdays", []) or []
+            closed, workdays = parse_dates(c), parse_dates(w)
+        except (ValueError, AttributeError, TypeError) as e:
+            raise ConfigError(f"{hpath}: {e}") from None
+
+    def build(cs: CitySchedule, where: str) -> Schedule:
+        weekly: dict[int, tuple] = {}
+        try:
+            for days, spans in (cs.weekly or sch.default.weekly or {}).items():
+                for d in parse_days(str(days)):
+                    weekly[d] = weekly.get(d, ()) + tuple(parse_span(x) for x in spans)
+        except ValueError as e:
+            src = where if cs.weekly or where == "schedules.default" else "schedules.default"
+            raise ConfigError(f"{routing_path}: {src}.weekly: {e}") from None
+        return Schedule(cs.always_open, weekly, closed, workdays)
+
+    build(sch.default, "schedules.default")   # a bad default is named as the default, not as a city's
+    out = {}
+    for c in cities:
+        cs = sch.cities.get(c.id, sch.default)
+        out[c.id] = build(cs, f"schedules.cities.{c.id}" if c.id in sch.cities else "schedules.default")
+    return out
+
+
+def _service_files(root: Path, system: SystemFile, city_ids: set[str]) -> dict[str, Any]:
+    """The back-office, keyword and partner files, each cross-checked against the others."""
+    cdir = root / "config"
+    path = cdir / "tickets.yaml"
+    tickets: TicketRules = validate(TicketRules, read_yaml(path), path)
+    return {"tickets": tickets,
+            "legal_aid": _legal_aid(cdir / "legal_aid.yaml", city_ids),
+            "centers": _centers(cdir / "legal_aid_centers.yaml", city_ids),
+            "keywords": _keywords(_resolve(root, system.transcription.keywords_file), set(tickets.categories)),
+            "partners": _partners(cdir / "partners.yaml", city_ids, system.interop.endpoints, system.interop.sip)}
+
+
+def _resolve(root: Path, path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+def _legal_aid(path: Path, city_ids: set[str]) -> LegalAidRules:
+    rules: LegalAidRules = validate(LegalAidRules, read_yaml(path), path)
+    matters = set(Matter.__args__)
+    for where, names in (("migrant_worker_matters", rules.migrant_worker_matters),
+                         ("documents.matters", list(rules.documents.matters))):
+        for m in names:
+            if m not in matters:
+                raise ConfigError(f"{path}: {where}: unknown matter {m!r}")
+    for c in rules.hardship.cities:
+        if c not in city_ids:
+            raise ConfigError(f"{path}: hardship.cities: unknown city {c!r}")
+    return rules
+
+
+def _centers(path: Path, city_ids: set[str]) -> CentersFile:
+    f: CentersFile = validate(CentersFile, read_yaml(path), path)
+    for i, c in enumerate(f.centers):
+        if c.city not in city_ids:
+            raise ConfigError(f"{path}: centers[{i}] ({c.id}).city: unknown city {c.city!r}")
+    for kind in ("confirmation", "reminder", "cancellation"):
+        if "zh" not in getattr(f, kind):
+            raise ConfigError(f"{path}: {kind}: needs at least the zh text")
+    ids = [c.id for c in f.centers]
+    if len(ids) != len(set(ids)):
+        raise ConfigError(f"{path}: duplicate center ids")
+    return f
+
+
+def _keywords(path: Path, categories: set[str]) -> KeywordsFile:
+    """Every term's topic exists, every topic's category is a ticket category; no file, no alerts."""
+    if not path.exists():
+        return KeywordsFile(topics={})
+    data: KeywordsFile = validate(KeywordsFile, read_yaml(path), path)
+    for lang, by_topic in data.terms.items():
+        for topic in by_topic:
+            if topic not in data.topics:
+                raise ConfigError(f"{path}: terms.{lang}.{topic}: unknown topic (known: {sorted(data.topics)})")
+    for name, t in data.topics.items():
+        if t.category not in categories:
+            raise ConfigError(f"{path}: topics.{name}.category: unknown ticket category {t.category!r}")
+    return data
+
+
+def _partners(path: Path, city_ids: set[str], endpoints: dict[str, dict[str, str]] | None = None,
+              sip: dict[str, dict[str, str]] | None = None) -> dict[str, Partner]:
+    """Partners from config/partners.yaml; ``endpoints`` and ``sip`` (hotline.yaml interop.*) give
+    this deployment's addresses."""
+    if not path.exists():
+        return {}
+    raw = read_yaml(path)
+    for pid, urls in (endpoints or {}).items():
+        if pid not in (raw.get("partners") or {}):
+            raise ConfigError(f"config/hotline.yaml: interop.endpoints.{pid}: no such partner in {path}")
+        raw["partners"][pid]["endpoints"] = {**raw["partners"][pid].get("endpoints", {}), **urls}
+    for pid, uris in (sip or {}).items():
+        if pid not in (raw.get("partners") or {}) or not raw["partners"][pid].get("sip"):
+            raise ConfigError(f"config/hotline.yaml: interop.sip.{pid}: no partner with a SIP trunk {pid!r} in {path}")
+        raw["partners"][pid]["sip"]["uris"] = {**raw["partners"][pid]["sip"].get("uris", {}), **uris}
+    data = validate(PartnersFile, raw, path)
+    for pid, p in data.partners.items():
+        for where, keys in (("endpoints", p.endpoints), ("sip.uris", p.sip.uris if p.sip else {})):
+            for city in keys:
+                if city != "default" and city not in city_ids:
+                    raise ConfigError(f"{path}: partners.{pid}.{where}: unknown city {city!r}")
+    return data.partners

@@ -1,0 +1,85 @@
+"""config/routing.yaml: workflows per language, green channel, overflow, opening hours."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from core.config.base import Ident, Strict
+
+
+class LanguageRouting(Strict):
+    served_by: Literal["city", "province"]
+
+
+class WorkflowStep(Strict):
+    target: Literal["city", "city_skill", "neighbours", "language_pool", "province"]
+    wait: int = Field(ge=5, le=3600)
+    interpreter: bool = False   # conference in an interpreter of the caller's language on answer
+
+
+class GreenCategory(Strict):
+    digit: Annotated[str, Field(pattern=r"^[0-9]$")]
+    id: Ident
+    workflow: Ident = "green"
+
+
+class GreenChannel(Strict):
+    priority: int = Field(10, ge=1, le=100)
+    digit: Annotated[str, Field(pattern=r"^[0-9]$")]
+    categories: list[GreenCategory] = Field(min_length=1)
+
+
+class Overflow(Strict):
+    waiting_per_agent: int = Field(3, ge=1, le=100)
+
+
+class CitySchedule(Strict):
+    always_open: bool = False
+    weekly: dict[str, list[str]] | None = None
+
+
+class Schedules(Strict):
+    default: CitySchedule
+    cities: dict[str, CitySchedule] = Field(default_factory=dict)
+    holidays: str | None = None
+
+
+class RoutingFile(Strict):
+    timezone: str
+    languages: dict[str, LanguageRouting]
+    specialties: list[Ident]
+    services: dict[str, Ident] = Field(default_factory=dict)
+    neighbours: dict[str, list[str]] = Field(default_factory=dict)
+    overflow: Overflow
+    green_channel: GreenChannel
+    workflows: dict[Ident, list[WorkflowStep]]
+    schedules: Schedules
+    # outside numbers the desk may transfer callers to (and nothing else: no toll fraud by desk)
+    transfer_numbers: dict[Annotated[str, Field(pattern=r"^[0-9]{3,20}$")], str] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def check(self) -> "RoutingFile":
+        needed = {"standard", "specialist", "language", "green", "night"} | {c.workflow for c in self.green_channel.categories}
+        missing = sorted(needed - set(self.workflows))
+        if missing:
+            raise ValueError(f"workflows: missing {missing}")
+        for name, steps in self.workflows.items():
+            if not steps:
+                raise ValueError(f"workflows.{name}: needs at least one step")
+        for svc, spec in self.services.items():
+            if spec not in self.specialties:
+                raise ValueError(f"services.{svc}: {spec!r} is not in specialties")
+        return self
+
+

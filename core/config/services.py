@@ -1,0 +1,181 @@
+"""The back-office and partner files: config/tickets.yaml, legal_aid.yaml, legal_aid_centers.yaml,
+keywords.yaml and partners.yaml. Models only; core/config/loader.py reads and cross-checks them with
+everything else, so `hotline config check` sees every error a daemon would hit at start."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from core.config.base import Strict
+from core.schedule import parse_days, parse_span
+
+# ---- config/tickets.yaml: ticket taxonomy, outcomes, deadlines, complaint replies
+
+class Label(Strict):
+    zh: str
+    en: str
+
+
+class ComplaintRules(Strict):
+    reply_due_days: Annotated[float, Field(gt=0, le=90)]
+    reply_text: dict[str, str]
+
+
+class TicketRules(Strict):
+    categories: dict[str, Label]
+    outcomes: dict[str, Label]
+    deadline_hours: dict[str, Annotated[float, Field(gt=0, le=24 * 90)]]
+    complaints: ComplaintRules
+
+    def deadline(self, green: bool) -> float:
+        return self.deadline_hours.get("green" if green else "default", self.deadline_hours.get("default", 72))
+
+
+# ---- config/legal_aid.yaml: the legal-aid pre-screen rules
+
+Matter = Literal[
+    "wage_arrears", "work_injury", "labour_dispute", "maintenance", "social_insurance", "pension_relief",
+    "state_compensation", "domestic_violence", "traffic", "medical", "food_drug", "pollution",
+    "fake_agri_inputs", "civil_litigation", "criminal_defence", "other"]
+
+
+class Hardship(Strict):
+    basis: Literal["dibao_multiple", "minimum_wage"]
+    multiple: Annotated[float, Field(gt=0, le=10)]
+    source: str
+
+
+class HardshipRules(Strict):
+    default: Hardship
+    cities: dict[str, Hardship] = Field(default_factory=dict)
+
+
+class Standards(Strict):
+    dibao: dict[str, Annotated[float, Field(gt=0)]]
+    minimum_wage: dict[str, Annotated[float, Field(gt=0)]]
+
+    @model_validator(mode="after")
+    def defaults(self) -> "Standards":
+        for name in ("dibao", "minimum_wage"):
+            if "default" not in getattr(self, name):
+                raise ValueError(f"{name} needs a `default` figure")
+        return self
+
+
+class Documents(Strict):
+    always: list[str]
+    hardship: list[str]
+    group: list[str]
+    matters: dict[str, list[str]]
+
+
+class LegalAidRules(Strict):
+    version: str
+    hardship: HardshipRules
+    standards: dict[str, Standards]           # year -> figures
+    no_means_test: dict[str, str]             # group id -> description
+    migrant_worker_matters: list[str]
+    documents: Documents
+
+
+# ---- config/legal_aid_centers.yaml: appointment centers and the texts sent to callers
+
+class CenterName(Strict):
+    zh: str
+    en: str
+    bo: str
+
+
+class Center(Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,40}$")]
+    city: str
+    name: CenterName
+    address: str
+    hours: dict[str, list[str]]
+    slot_minutes: Annotated[int, Field(ge=10, le=240)]
+    capacity: Annotated[int, Field(ge=1, le=50)]
+
+    @field_validator("hours")
+    @classmethod
+    def spans(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for days, spans in v.items():
+            parse_days(days)
+            for s in spans:
+                parse_span(s)
+        return v
+
+
+class CentersFile(Strict):
+    centers: list[Center]
+    confirmation: dict[str, str]
+    reminder: dict[str, str]
+    cancellation: dict[str, str]
+
+
+# ---- config/keywords.yaml: keyword alert topics and terms per language
+
+class Topic(Strict):
+    names: dict[str, str]
+    severity: str = Field("normal", pattern="^(normal|high)$")
+    category: str
+
+
+class KeywordsFile(Strict):
+    topics: dict[str, Topic]
+    terms: dict[str, dict[str, list[str]]] = {}
+
+
+# ---- config/partners.yaml: partner hotlines (12345, 12333, 12338)
+
+# the fields of a handoff we can send; which of them a partner gets is its mapping
+HANDOFF_FIELDS = ("handoff_id", "ticket_id", "city", "category", "summary", "language", "caller_number",
+                  "caller_name", "created_at")
+PERSONAL = ("caller_number", "caller_name")   # leave 12348 only with the caller's consent
+
+
+class SipTrunk(Strict):
+    uris: dict[str, str]                       # city id or "default" -> sip:number@host:port
+    ticket_header: str = Field("X-12348-Ticket-Id", pattern=r"^X-[A-Za-z0-9-]+$")
+
+    @field_validator("uris")
+    @classmethod
+    def sip_uris(cls, v: dict[str, str]) -> dict[str, str]:
+        for city, uri in v.items():
+            if not re.fullmatch(r"sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+", uri):
+                raise ValueError(f"sip.uris.{city}: expected sip:user@host[:port], got {uri!r}")
+        return v
+
+
+class Partner(Strict):
+    name: dict[str, str]
+    endpoints: dict[str, str]                  # city id or "default" -> base URL
+    fields: dict[str, str]
+    sip: SipTrunk | None = None
+
+    @field_validator("endpoints")
+    @classmethod
+    def urls(cls, v: dict[str, str]) -> dict[str, str]:
+        for city, url in v.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"endpoints.{city}: expected an http(s) URL, got {url!r}")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = set(v) - set(HANDOFF_FIELDS)
+        if unknown:
+            raise ValueError(f"fields: unknown {sorted(unknown)}; we can send {', '.join(HANDOFF_FIELDS)}")
+        if "handoff_id" not in v:
+            raise ValueError("fields: handoff_id must be mapped (it is how status updates find the handoff)")
+        return v
+
+    def endpoint(self, city: str) -> str | None:
+        return self.endpoints.get(city) or self.endpoints.get("default")
+
+
+class PartnersFile(Strict):
+    version: int
+    partners: dict[str, Partner] = {}

@@ -1,0 +1,233 @@
+"""config/hotline.yaml: this node's settings (Asterisk, trunk, controller, database, Redis, queues,
+transcription, interop, federation, wallboard)."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from core.config.base import Ident, Strict
+
+
+class Node(Strict):
+    name: str
+    province: str
+
+
+class AsteriskSettings(Strict):
+    rootfs: Path
+    instance: Ident
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = Field(5060, ge=1, le=65535)
+    ami_port: int = Field(5038, ge=1, le=65535)
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(10999, ge=1024, le=65535)
+
+    @field_validator("sip_bind")
+    @classmethod
+    def ip(cls, v: str) -> str:
+        ipaddress.ip_address(v)
+        return v
+
+    @model_validator(mode="after")
+    def rtp_range(self) -> "AsteriskSettings":
+        if self.rtp_end - self.rtp_start < 20:
+            raise ValueError(f"rtp_end ({self.rtp_end}) must be at least rtp_start+20 ({self.rtp_start + 20})")
+        return self
+
+
+class Trunk(Strict):
+    name: Ident
+    match: list[str] = Field(min_length=1)
+    codecs: list[str] = Field(min_length=1)
+    # where outbound calls (callbacks) go: the carrier's SIP address; none = no callbacks
+    outbound: Annotated[str, Field(pattern=r"^sip:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")] | None = None
+
+    @field_validator("match")
+    @classmethod
+    def networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)
+        return v
+
+    @field_validator("codecs")
+    @classmethod
+    def codecs_known(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in ("alaw", "ulaw", "g722", "gsm", "opus")]
+        if bad:
+            raise ValueError(f"unsupported codecs {bad}")
+        return v
+
+
+class FollowUpSettings(Strict):
+    """Follow-up visits (回访) after a ticket with follow_up is closed."""
+    enabled: bool = True
+    delay_minutes: float = Field(24 * 60, ge=0, le=30 * 24 * 60)   # after closing
+    calling_hours: str = "09:00-20:00"                              # local time; never outside (quiet hours)
+    attempts: int = Field(3, ge=1, le=10)
+    retry_minutes: float = Field(120, ge=0.05, le=7 * 24 * 60)
+    ring_seconds: int = Field(30, ge=5, le=120)
+    survey_seconds: int = Field(120, ge=20, le=600)                 # an answered survey ends within this
+
+    @field_validator("calling_hours")
+    @classmethod
+    def span(cls, v: str) -> str:
+        from core.schedule import parse_span
+        parse_span(v)
+        return v
+
+
+class ControllerSettings(Strict):
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8348, ge=1, le=65535)
+    rota_interval_seconds: float = Field(30, ge=0.2, le=3600)   # rotas and scheduled callbacks
+    rotas_enabled: bool = True
+    session_idle_minutes: float = Field(30, gt=0, le=24 * 60)     # desk sessions end after this idle time
+    session_max_hours: float = Field(12, gt=0, le=7 * 24)         # ... and after this long in any case
+    hold_limit_seconds: int = Field(300, ge=10, le=3600)          # a held caller goes back to the queue after this
+    follow_up: FollowUpSettings = FollowUpSettings()
+
+
+class Database(Strict):
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"database url must be sqlite:/// or postgresql+psycopg://, got {v!r}")
+        return v
+
+
+class RedisSettings(Strict):
+    url: str | None = "redis://127.0.0.1:6379/0"
+    prefix: str = "hotline"
+
+
+class CallbackSettings(Strict):
+    key: Annotated[str, Field(pattern=r"^[0-9]$")] = "5"   # pressed while waiting in a queue
+    offer_every_seconds: int = Field(30, ge=10, le=600)   # how often the offer is announced
+    attempts: int = Field(3, ge=1, le=10)
+    retry_seconds: int = Field(120, ge=5, le=3600)
+    ring_seconds: int = Field(30, ge=5, le=120)
+
+
+class AnnounceSettings(Strict):
+    # the handle time the wait estimate assumes until the controller has learnt it from history
+    aht_seconds: int = Field(420, ge=30, le=3600)
+
+
+class QueueSettings(Strict):
+    strategy: str = "rrmemory"
+    wrapup_seconds: int = Field(5, ge=0, le=600)
+    ring_seconds: int = Field(15, ge=5, le=120)
+    max_callers: int = Field(50, ge=1, le=1000)
+    callback: CallbackSettings = CallbackSettings()
+    announce: AnnounceSettings = AnnounceSettings()
+
+    @field_validator("strategy")
+    @classmethod
+    def strategy_known(cls, v: str) -> str:
+        known = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
+        if v not in known:
+            raise ValueError(f"unknown strategy {v!r}; app_queue knows {', '.join(known)}")
+        return v
+
+
+class LiveTranscription(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    partial_every_ms: int = Field(300, ge=50, le=5000)
+    # calls transcribed live at once (two streams each); beyond it a call gets its post-call
+    # transcript only. bench/bench_vosk.py measures what a machine sustains.
+    max_calls: int = Field(3, ge=0, le=1000)
+
+
+class Retention(Strict):
+    recordings_days: int = Field(180, ge=1, le=3650)
+    transcripts_days: int = Field(1095, ge=1, le=36500)
+
+
+class TranscriptionSettings(Strict):
+    enabled: bool = True
+    models: dict[str, list[str]] = {}
+    workers: int = Field(2, ge=1, le=64)
+    # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
+    # never urgent; with the cores busy, Asterisk's calls and the controller go first
+    nice: int = Field(10, ge=0, le=19)
+    lease_seconds: float = Field(60, ge=1, le=3600)
+    max_attempts: int = Field(3, ge=1, le=20)
+    retry_seconds: float = Field(30, ge=0.1, le=86400)
+    live: LiveTranscription = LiveTranscription()
+    retention: Retention = Retention()
+    keywords_file: str = "config/keywords.yaml"
+
+
+class InteropSettings(Strict):
+    """Delivery of the partner outbox (`hotline interop`)."""
+    enabled: bool = True
+    poll_seconds: float = Field(0.5, ge=0.05, le=60)
+    lease_seconds: float = Field(30, ge=1, le=3600)     # a message whose worker died is sent again after this
+    timeout_seconds: float = Field(10, ge=0.5, le=120)  # per request
+    concurrency: int = Field(8, ge=1, le=200)
+    max_attempts: int = Field(20, ge=1, le=1000)        # then a dead letter (alert; `hotline outbox retry`)
+    backoff_seconds: float = Field(1, ge=0.01, le=3600)
+    backoff_max_seconds: float = Field(300, ge=0.01, le=86400)
+    # this deployment's partner addresses, overriding config/partners.yaml: {partner: {city|default: url}}
+    endpoints: dict[str, dict[str, str]] = {}
+    # ... and their SIP trunks for warm transfers: {partner: {city|default: sip uri}}
+    sip: dict[str, dict[str, str]] = {}
+
+
+class FederationSettings(Strict):
+    """One province, one or many deployments: a city node reports to the command-center node."""
+    mode: Literal["standalone", "city", "command"] = "standalone"
+    command_center_url: str = ""           # city: the command-center node's base URL
+    report_seconds: float = Field(2, ge=0.2, le=300)
+    stale_seconds: float = Field(10, ge=1, le=3600)   # command: a node not heard from this long is stale
+    cities: list[str] = []                 # city: the cities this node serves (default: all configured)
+
+    @model_validator(mode="after")
+    def city_needs_url(self):
+        if self.mode == "city" and not self.command_center_url.startswith(("http://", "https://")):
+            raise ValueError("federation.command_center_url: a city node needs the command center's http(s) URL")
+        return self
+
+
+class AlarmThresholds(Strict):
+    service_level_target: float = Field(0.8, ge=0, le=1)     # alarm below this ...
+    min_calls_for_service_level: int = Field(5, ge=1)        # ... once this many calls were queued today
+    longest_wait_seconds: float = Field(120, ge=1)           # alarm when a caller waits longer
+    no_agent_when_open: bool = True                          # alarm when the city is open and nobody is logged in
+
+
+class WallboardSettings(Strict):
+    """KPI definitions (core/kpi.py, docs/kpis.md) and alarm thresholds, per city if needed."""
+    service_level_seconds: float = Field(20, ge=1, le=600)
+    short_abandon_seconds: float = Field(5, ge=0, le=120)
+    exclude_short_abandons: bool = True
+    alarm_interval_seconds: float = Field(5, ge=0.2, le=600)
+    thresholds: AlarmThresholds = AlarmThresholds()
+    city_thresholds: dict[str, AlarmThresholds] = {}
+
+
+class SystemFile(Strict):
+    state_dir: str = ".hotline"
+    # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
+    agents_file: str = "config/agents.yaml"
+    node: Node
+    asterisk: AsteriskSettings
+    trunk: Trunk
+    controller: ControllerSettings
+    database: Database
+    redis: RedisSettings
+    queues: QueueSettings
+    transcription: TranscriptionSettings = TranscriptionSettings()
+    interop: InteropSettings = InteropSettings()
+    federation: FederationSettings = FederationSettings()
+    wallboard: WallboardSettings = WallboardSettings()
+
+
