@@ -21,7 +21,8 @@ from panoramisk.message import Message  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from core.calls import CallState, CallTracker  # noqa: E402
+from callcenter.tracker import CallTracker  # noqa: E402
+from core.calls import CallState  # noqa: E402
 from core.config import load_config  # noqa: E402
 from store.db import Store, migrate  # noqa: E402
 from core.workflow import CallFacts, QueueLive, first_target  # noqa: E402

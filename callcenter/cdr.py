@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 from core.paths import InstancePaths
-from core.calls import CallState, CallTracker
+from callcenter.tracker import CallTracker
+from core.calls import CallState
 
 MARK = "hl1|"
 # cdr_csv column order with loguniqueid and loguserfield on

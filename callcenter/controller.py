@@ -22,7 +22,9 @@ from store.secrets import Secrets
 from callcenter import cdr, voicemail
 from core.paths import InstancePaths
 from store.bus import Bus
-from core.calls import RESYNC_VARS, CallState, CallTracker, usable_epoch
+from callcenter.tracker import CallTracker
+from core.calls import CallState, usable_epoch
+from core.contract import RESYNC_VARS, Ev, Var
 from core.config import HotlineConfig
 from backoffice.followups import FollowUpDialer
 from store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
@@ -276,11 +278,11 @@ class Controller:
             self._routing_from.pop(ev.get("Uniqueid", ""), None)
             return
         kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
-        if kind == "HotlineRoute":
+        if kind == Ev.ROUTE:
             if len(self._routing_from) > 10000:     # never grows without bound, whatever Asterisk sends
                 self._routing_from.clear()
             self._routing_from[ev.get("Uniqueid", "")] = ts
-        elif kind in ("HotlineWaitAnnounced", "HotlineQueue"):
+        elif kind in (Ev.WAIT_ANNOUNCED, Ev.QUEUE):
             start = self._routing_from.pop(ev.get("Uniqueid", ""), None)
             if start is not None:
                 self.metrics.routing.observe(max(0.0, ts - start))
@@ -288,11 +290,11 @@ class Controller:
     def _callback_effects(self, ev, call: CallState | None) -> None:
         """Callback requests and results become durable tasks, written in event order."""
         kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
-        if kind == "HotlineCallbackRequest" and call is not None:
+        if kind == Ev.CALLBACK_REQUEST and call is not None:
             self._dirty.put_nowait(("op", call.call_id, lambda: self.store.add_callback(call, "queue_callback")))
-        elif kind in ("HotlineSurvey", "HotlineSurveyEnd"):
+        elif kind in (Ev.SURVEY, Ev.SURVEY_END):
             self._dirty.put_nowait(("op", f"follow-up {ev.get('FollowUp')}", lambda: self.dialer.on_event(ev)))
-        elif kind == "HotlineCallbackResult":
+        elif kind == Ev.CALLBACK_RESULT:
             origin, result = ev.get("Origin", ""), ev.get("Result", "")
             try:
                 attempt = int(ev.get("Attempt", "0"))
@@ -405,7 +407,7 @@ class Controller:
             if not channel or t is None:
                 continue
             try:
-                await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": "__HOTLINE_TICKET",
+                await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": f"__{Var.TICKET}",
                                        "Value": str(t["id"])}, timeout=5)
             except Exception as e:
                 log.warning("could not label %s with ticket %s: %s", channel, t["id"], e)

@@ -6,10 +6,13 @@ the controller observes (AMI events) and manages agents, it does not steer calls
 """
 from __future__ import annotations
 
+import re
+
 
 from core.paths import InstancePaths
 from store.secrets import Secrets
 from core.config import HotlineConfig
+from core.contract import TRUNK_CONTEXT, Ev, Var
 from core.routing import cities_by_area_code, city_choices
 from core.schedule import DAYS
 from core import workflow
@@ -61,6 +64,21 @@ REC_OPTIONS = ("br(${ASTSPOOLDIR}/monitor/${HOTLINE_REC:0:-4}-caller.wav)"
 
 
 def generate(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:
+    files = _files(cfg, secrets, paths, moddir)
+    check_contract(files["extensions.conf"])
+    return files
+
+
+def check_contract(plan: str) -> None:
+    """The dialplan keeps the contract the tracker reads (core/contract.py): every UserEvent it emits
+    and every HOTLINE_* variable it sets has a name there."""
+    events = set(re.findall(r"UserEvent\((\w+)", plan)) - {e.value for e in Ev}
+    variables = set(re.findall(r"Set\(_{0,2}(HOTLINE_\w+)=", plan)) - {v.value for v in Var}
+    if events or variables:
+        raise ValueError(f"the dialplan uses names outside core/contract.py: {sorted(events | variables)}")
+
+
+def _files(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:
     return {
         "asterisk.conf": asterisk_conf(paths, moddir),
         "modules.conf": modules_conf(),
@@ -147,7 +165,7 @@ bind = {a.sip_bind}:{a.sip_port}
 type = endpoint
 ; only by source address: a request merely saying it is from user "{t.name}" must not become the trunk
 identify_by = ip
-context = hotline-trunk
+context = {TRUNK_CONTEXT}
 disallow = all
 allow = {",".join(t.codecs)}
 dtmf_mode = rfc4733
@@ -350,7 +368,7 @@ HL_DEFAULT_LANG={default_lang}
 HL_AHT={cfg.system.queues.announce.aht_seconds}
 
 ; ---------------------------------------------------------------- carrier trunk
-[hotline-trunk]
+[{TRUNK_CONTEXT}]
 """]
     groups = cities_by_area_code(cfg.cities)
     for area, group in groups.items():

@@ -1,5 +1,5 @@
 """The call state machine as a pure function of AMI events."""
-from core.calls import CallTracker
+from callcenter.tracker import CallTracker
 
 L = "1700000000.1"
 
@@ -100,7 +100,7 @@ def test_adopt_from_channel_variables():
 
 
 def test_agent_channel_names():
-    from core.calls import _agent_from
+    from callcenter.tracker import _agent_from
     assert _agent_from("PJSIP/agent1001-0000002a") == "agent1001"
     assert _agent_from("PJSIP/agent1001") == "agent1001"
     assert _agent_from("PJSIP/agent-x") == "agent-x"

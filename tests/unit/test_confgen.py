@@ -73,3 +73,20 @@ def test_numbers_dialled_back_are_digits_only():
     plan = FILES["extensions.conf"]
     assert "/number)=${FILTER(0123456789+,${CALLERID(num)})}" in plan
     assert "/number)=${FILTER(0123456789+,${HLCB_NUMBER})}" in plan
+
+
+def test_dialplan_names_come_from_the_contract():
+    """Every UserEvent and HOTLINE_* variable in the generated dialplan is named in core/contract.py,
+    and a name outside it is refused at generation time."""
+    import pytest
+
+    from callcenter.asterisk.confgen import check_contract
+    from core.contract import Ev
+    plan = FILES["extensions.conf"]
+    for ev in (Ev.CALL, Ev.IVR, Ev.ROUTE, Ev.QUEUE, Ev.ANSWERED, Ev.CALL_END):
+        assert f"UserEvent({ev.value}," in plan
+    check_contract("exten => s,1,UserEvent(HotlineCall,DID: 1)\n same => n,Set(__HOTLINE_CITY=leshan)\n")
+    with pytest.raises(ValueError, match="HotlineTypo"):
+        check_contract("exten => s,1,UserEvent(HotlineTypo,DID: 1)\n")
+    with pytest.raises(ValueError, match="HOTLINE_CTIY"):
+        check_contract("exten => s,1,Set(__HOTLINE_CTIY=leshan)\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from agents.service import AgentView
-from core.calls import CallTracker
+from callcenter.tracker import CallTracker
 from core.config import load_config
 from core.transfers import TransferError, transfer_extensions, transfer_target
 

@@ -24,7 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from panoramisk.message import Message
 
-from core.calls import RESYNC_VARS, CallState, CallTracker
+from callcenter.tracker import CallTracker
+from core.calls import CallState
+from core.contract import RESYNC_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """KPIs from AMI event sequences run through the call tracker: known answers for service level,
 ASA, abandonment and AHT (definitions in core/kpi.py and docs/kpis.md)."""
-from core.calls import CallTracker
+from callcenter.tracker import CallTracker
 from core.kpi import Policy, compute, occupancy
 
 T0 = 1_800_000_000.0

@@ -1,0 +1,288 @@
+"""Follow calls through AMI events: a pure state machine, no I/O.
+
+A call is keyed by Asterisk's ``Linkedid`` (the caller's channel uniqueid). ``CallTracker.apply``
+takes one event (a mapping of AMI headers) and returns the call it changed, or None. Events that
+are malformed or unrelated are ignored, never raised: the AMI stream is untrusted input. The event
+and variable names are the dialplan contract's (core/contract.py).
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Mapping
+
+from core.calls import CallState, usable_epoch
+from core.contract import TRUNK_CONTEXT, Ev, Var
+from core.routing import parse_ivr_path
+
+
+class _Headers:
+    """An event's headers, each a single string. panoramisk turns a header repeated in one message
+    into a list: which value is right cannot be told, so it reads as absent. (A list used to raise
+    here, or land in a call's fields, where the record writer cannot store it and retries forever.)"""
+    __slots__ = ("ev",)
+
+    def __init__(self, ev: Mapping[str, str]):
+        self.ev = ev
+
+    def get(self, key: str, default=None):
+        v = self.ev.get(key, default)
+        return v if isinstance(v, str) else default
+
+
+# 9999-12-31 23:59:59 UTC: the last instant a datetime, so a call record, can hold
+def _ts(ev: Mapping[str, str], now: float) -> float:
+    # manager.conf has timestampevents=yes: Asterisk's own clock, immune to our backlog
+    return usable_epoch(ev.get("Timestamp")) or now
+
+
+def _agent_from(value: str) -> str:
+    """'PJSIP/agent1001' or 'PJSIP/agent1001-0000002a' -> 'agent1001'."""
+    v = value.split("/", 1)[-1]
+    head, sep, tail = v.rpartition("-")
+    return head if sep and len(tail) == 8 and all(c in "0123456789abcdef" for c in tail) else v
+
+
+class CallTracker:
+    def __init__(self, clock=time.time, aliases: Mapping[str, str] | None = None):
+        self.aliases = dict(aliases or {})   # numeric transfer alias -> named target ("912345" -> "ext-12345")
+        self.calls: dict[str, CallState] = {}
+        self.bridges: dict[str, set[str]] = {}   # bridge id -> channels in it (hotline calls' channels)
+        self.clock = clock
+
+    def live(self) -> list[CallState]:
+        return [c for c in self.calls.values() if c.status != "ended"]
+
+    def forget(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+
+    def apply(self, ev: Mapping[str, str]) -> CallState | None:
+        ev = _Headers(ev)
+        name = ev.get("Event", "")
+        linkedid = ev.get("Linkedid", "")
+        if name in ("AttendedTransfer", "BlindTransfer"):   # channel snapshots carry prefixes here
+            linkedid = (ev.get("TransfereeLinkedid") or ev.get("OrigTransfererLinkedid")
+                        or ev.get("TransfererLinkedid") or "")
+        if name in ("BridgeEnter", "BridgeLeave"):
+            self._bridge_membership(name, ev)
+        if not name or not linkedid:
+            return None
+        now = _ts(ev, self.clock())
+        if name == "UserEvent" and ev.get("UserEvent") == Ev.CALLBACK:
+            return self._callback_leg(linkedid, ev, now)
+        if name == "Newchannel":
+            if ev.get("Context") != TRUNK_CONTEXT or ev.get("Uniqueid") != linkedid:
+                return None
+            call = self.calls.setdefault(linkedid, CallState(call_id=linkedid))
+            call.channel = ev.get("Channel", call.channel)
+            call.dialed_number = call.dialed_number or ev.get("Exten", "")
+            call.caller_number = call.caller_number or ev.get("CallerIDNum", "")
+            call.started_at = call.started_at or now
+            return self._touched(call)
+        call = self.calls.get(linkedid)
+        if call is None or call.status == "ended":
+            return None
+        handler = getattr(self, f"_on_{name}", None)
+        if handler is None:
+            return None
+        changed = handler(call, ev, now)
+        return self._touched(call) if changed is not False else None
+
+    def _callback_leg(self, linkedid: str, ev: Mapping[str, str], now: float) -> CallState:
+        """A callback placeholder joined a queue: a new (outbound) call, linked to the request."""
+        call = self.calls.setdefault(linkedid, CallState(call_id=linkedid))
+        call.dialed_number = ev.get("Number", "") or call.dialed_number
+        call.caller_number = call.dialed_number
+        call.city = ev.get("City", "") or call.city
+        call.language = ev.get("Lang", "") or call.language
+        call.queue = ev.get("Queue", "") or call.queue
+        call.callback_of = ev.get("Origin", "")
+        call.service = call.service or "callback"
+        call.started_at = call.started_at or now
+        call.queued_at = call.queued_at or now
+        call.status = "queued"
+        return self._touched(call)
+
+    def _touched(self, call: CallState) -> CallState:
+        call.events += 1
+        return call
+
+    # ---- dialplan user events
+    def _on_UserEvent(self, call: CallState, ev: Mapping[str, str], now: float) -> bool:
+        kind = ev.get("UserEvent", "")
+        if kind == Ev.CALL:
+            call.dialed_number = ev.get("DID", "") or call.dialed_number
+            call.city = ev.get("City", "") or call.city
+            call.area_code = ev.get("Area", "") or call.area_code
+        elif kind == Ev.IVR:
+            self._apply_path(call, ev.get("Path", ""))
+        elif kind == Ev.IVR_INVALID:
+            return False
+        elif kind == Ev.ROUTE:
+            call.recording = ev.get("Recording", "") or call.recording
+            call.green = ev.get("Green", "") or call.green
+            call.after_hours = ev.get("Open") == "0"
+        elif kind == Ev.QUEUE:
+            call.queue = ev.get("Queue", "") or call.queue
+        elif kind == Ev.OVERFLOW:
+            call.overflow = ev.get("Path", "") or call.overflow
+        elif kind == Ev.ANSWERED:
+            call.agent = call.agent or ev.get("Agent", "")
+            if call.answered_at is None:
+                call.answered_at = now
+                call.status = "talking"
+        elif kind == Ev.VOICEMAIL:
+            call.outcome = "voicemail"
+            call.status = "voicemail"
+        elif kind == Ev.UNKNOWN_NUMBER:
+            call.outcome = "unknown_number"
+        elif kind == Ev.CALLBACK_REQUEST:
+            call.outcome = "callback_requested"
+        elif kind == Ev.CALLBACK_DIAL:
+            call.recording = ev.get("Recording", "") or call.recording
+        elif kind == Ev.CALLBACK_RESULT:
+            call.outcome = f"callback_{ev.get('Result', 'unknown')}"
+        elif kind == Ev.CALL_END:
+            call.voicemail = ev.get("Voicemail", "") or call.voicemail
+        else:
+            return False
+        return True
+
+    @staticmethod
+    def _apply_path(call: CallState, path: str) -> None:
+        call.ivr_path = path or call.ivr_path
+        for key, value in parse_ivr_path(call.ivr_path):
+            value = value.split("~", 1)[0]
+            if key == "lang":
+                call.language = value
+            elif key == "city":
+                call.city = value
+            elif key == "svc" and value != "green":
+                call.service = value
+            elif key == "green":
+                call.green = value
+
+    # ---- app_queue
+    def _on_QueueCallerJoin(self, call: CallState, ev, now) -> bool:
+        call.queue = ev.get("Queue", call.queue)
+        call.queued_at = call.queued_at or now
+        call.status = "queued"
+        return True
+
+    def _on_AgentCalled(self, call: CallState, ev, now) -> bool:
+        call.ringing = _agent_from(ev.get("Interface", "") or ev.get("MemberName", ""))
+        return True
+
+    def _on_AgentRingNoAnswer(self, call: CallState, ev, now) -> bool:
+        call.ringing = ""
+        return True
+
+    def _on_AgentConnect(self, call: CallState, ev, now) -> bool:
+        call.ringing = ""
+        call.agent_channel = ev.get("DestChannel", "") or call.agent_channel
+        call.agent = _agent_from(ev.get("Interface", "") or ev.get("MemberName", "")) or call.agent
+        call.queue = ev.get("Queue", call.queue)
+        if call.answered_at is None:
+            call.answered_at = now
+        call.status = "talking"
+        call.outcome = "answered"
+        return True
+
+    # ---- who the caller is talking to, through holds and transfers
+    def _bridge_membership(self, name: str, ev: Mapping[str, str]) -> None:
+        bridge, chan = ev.get("BridgeUniqueid", ""), ev.get("Channel", "")
+        if not bridge or not chan:
+            return
+        members = self.bridges.setdefault(bridge, set())
+        if name == "BridgeEnter":
+            members.add(chan)
+        else:
+            members.discard(chan)
+            if not members:
+                self.bridges.pop(bridge, None)
+
+    def _on_BridgeEnter(self, call: CallState, ev, now) -> bool:
+        """A caller bridged one-to-one with a phone is talking to that agent (after a transfer too).
+        Three or more (interpreter, supervisor barging) leave the agent as it was."""
+        members = self.bridges.get(ev.get("BridgeUniqueid", ""), set())
+        if call.channel not in members or len(members) != 2 or call.answered_at is None:
+            return False
+        other = next(iter(members - {call.channel}))
+        if not other.startswith("PJSIP/") or other == call.agent_channel:
+            return False
+        call.agent_channel, call.agent = other, _agent_from(other)
+        return True
+
+    def _on_AttendedTransfer(self, call: CallState, ev, now) -> bool:
+        raw = ev.get("TransferTargetChannel", "") or ev.get("SecondTransfererConnectedLineNum", "")
+        local = re.match(r"Local/([^@]+)@hotline-transfer", raw)
+        # the desk's consultation leg is a Local channel into [hotline-transfer]: name its target
+        target = self.aliases.get(local.group(1), local.group(1)) if local else _agent_from(raw)
+        return self._transferred(call, "attended", _agent_from(ev.get("OrigTransfererChannel", "")), target, ev)
+
+    def _on_BlindTransfer(self, call: CallState, ev, now) -> bool:
+        return self._transferred(call, "blind", _agent_from(ev.get("TransfererChannel", "")),
+                                 ev.get("Extension", ""), ev)
+
+    @staticmethod
+    def _transferred(call: CallState, kind: str, by: str, to: str, ev) -> bool:
+        if ev.get("Result", "Success") != "Success":
+            return False
+        entry = f"{kind}:{by}>{to}"
+        call.transfers = (f"{call.transfers}/{entry}" if call.transfers else entry)[-255:]
+        return True
+
+    def _on_QueueCallerAbandon(self, call: CallState, ev, now) -> bool:
+        call.outcome = "abandoned"
+        return True
+
+    def _on_Hangup(self, call: CallState, ev, now) -> bool:
+        if ev.get("Uniqueid") != call.call_id:
+            return False  # an agent's leg ending is not the call ending
+        call.ended_at = now
+        call.status = "ended"
+        try:
+            call.hangup_cause = int(ev.get("Cause", ""))
+        except ValueError:
+            call.hangup_cause = None
+        if call.hangup_cause is not None and not 0 <= call.hangup_cause < 2 ** 31:
+            call.hangup_cause = None   # the record's INTEGER column cannot hold it: the writer would stall
+        call.hangup_cause_text = ev.get("Cause-txt", "")
+        if not call.outcome:
+            call.outcome = ("answered" if call.answered_at else
+                            "abandoned" if call.queued_at else "ivr_hangup")
+        return True
+
+    # ---- resynchronisation after a controller restart
+    def adopt(self, call_id: str, channel: str, vars: Mapping[str, str], bridged_to: str = "",
+              started_at: float | None = None) -> CallState:
+        """Rebuild (or complete) a call from its live channel's variables (see the dialplan)."""
+        vars = _Headers(vars)   # Getvar answers: a repeated Value header would be a list
+        call = self.calls.setdefault(call_id, CallState(call_id=call_id))
+        call.channel = channel or call.channel
+        call.dialed_number = vars.get(Var.DID) or call.dialed_number
+        call.city = vars.get(Var.CITY) or call.city
+        call.area_code = vars.get(Var.AREA) or call.area_code
+        call.caller_number = vars.get("CALLERID(num)") or call.caller_number
+        self._apply_path(call, vars.get(Var.IVR_PATH, ""))
+        call.language = vars.get(Var.LANG) or call.language
+        call.service = vars.get(Var.SERVICE) or call.service
+        call.queue = vars.get(Var.QUEUE) or call.queue
+        call.recording = vars.get(Var.REC) or call.recording
+        if vars.get(Var.OVERFLOW):
+            call.overflow = vars.get(Var.OVERFLOW)
+        call.green = vars.get(Var.GREEN) or call.green
+        if vars.get(Var.OPEN) == "0":
+            call.after_hours = True
+        call.started_at = call.started_at or usable_epoch(vars.get(Var.START)) or usable_epoch(started_at)
+        call.queued_at = call.queued_at or usable_epoch(vars.get(Var.QUEUED_AT))
+        answered = usable_epoch(vars.get(Var.ANSWERED_AT))
+        agent = vars.get(Var.AGENT) or (_agent_from(bridged_to) if bridged_to else "")
+        if answered or bridged_to:
+            call.answered_at = call.answered_at or answered
+            call.agent = agent or call.agent
+            call.agent_channel = bridged_to or call.agent_channel
+            call.status, call.outcome = "talking", "answered"
+        elif call.queued_at:
+            call.status = "queued"
+        return self._touched(call)

@@ -1,0 +1,65 @@
+"""The dialplan contract: the UserEvent names the generated dialplan emits and the channel variables
+it keeps, which the call tracker and the controller read. Both sides use these names: the tracker
+and controller through the constants, the generator by checking its output against them at
+generation time (callcenter/asterisk/confgen.py: generate), so the two cannot drift apart."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+TRUNK_CONTEXT = "hotline-trunk"     # where carrier calls enter the dialplan
+
+
+class Ev(StrEnum):
+    """UserEvent names (the event's ``UserEvent`` header)."""
+    CALL = "HotlineCall"                          # a trunk call reached a known number: DID, city, area
+    IVR = "HotlineIVR"                            # an IVR step taken; Path is the whole path so far
+    IVR_INVALID = "HotlineIVRInvalid"             # garbage DTMF at a menu
+    ROUTE = "HotlineRoute"                        # routing decided: recording file, open, green, priority
+    WAIT_ANNOUNCED = "HotlineWaitAnnounced"       # position and expected wait told to the caller
+    QUEUE = "HotlineQueue"                        # the caller joins a queue
+    OVERFLOW = "HotlineOverflow"                  # the caller moves on to the next queue of the workflow
+    ANSWERED = "HotlineAnswered"                  # an agent answered (sent from the agent's side)
+    INTERPRETER = "HotlineInterpreter"            # the interpreter leg: ringing, answered, left, failed
+    VOICEMAIL = "HotlineVoicemail"                # the caller left a message: a callback task
+    UNKNOWN_NUMBER = "HotlineUnknownNumber"       # a dialled number no city has
+    TRANSFER = "HotlineTransfer"                  # a desk transfer's target
+    HOLD = "HotlineHold"                          # hold on / the hold limit reached
+    CALLBACK_REQUEST = "HotlineCallbackRequest"   # "press 5": a place-keeping callback asked for
+    CALLBACK = "HotlineCallback"                  # the callback's placeholder reached an agent
+    CALLBACK_DIAL = "HotlineCallbackDial"         # the caller is being dialled back
+    CALLBACK_RESULT = "HotlineCallbackResult"     # done, retry or failed
+    SURVEY = "HotlineSurvey"                      # one follow-up survey answer
+    SURVEY_END = "HotlineSurveyEnd"               # the follow-up survey ended
+    CALL_END = "HotlineCallEnd"                   # the caller's hangup handler: the call's facts
+
+
+class Var(StrEnum):
+    """Channel variables on the caller's channel (inherited with ``__`` where the dialplan sets them)."""
+    DID = "HOTLINE_DID"
+    CITY = "HOTLINE_CITY"
+    AREA = "HOTLINE_AREA"
+    LANG = "HOTLINE_LANG"
+    IVR_PATH = "HOTLINE_IVR_PATH"
+    SERVICE = "HOTLINE_SERVICE"
+    QUEUE = "HOTLINE_QUEUE"
+    REC = "HOTLINE_REC"
+    OVERFLOW = "HOTLINE_OVERFLOW"
+    START = "HOTLINE_START"
+    QUEUED_AT = "HOTLINE_QUEUED_AT"
+    ANSWERED_AT = "HOTLINE_ANSWERED_AT"
+    AGENT = "HOTLINE_AGENT"
+    GREEN = "HOTLINE_GREEN"
+    OPEN = "HOTLINE_OPEN"
+    TICKET = "HOTLINE_TICKET"                     # set by the controller: the call's ticket id
+    # the dialplan's own bookkeeping, named here so the generator's check knows them
+    CALLBACK = "HOTLINE_CALLBACK"
+    CALLER_CHAN = "HOTLINE_CALLER_CHAN"
+    INTERPRETER = "HOTLINE_INTERPRETER"
+    STEP_AT = "HOTLINE_STEP_AT"
+    TARGET = "HOTLINE_TARGET"
+    UNHELD = "HOTLINE_UNHELD"
+
+
+# what a restarted controller reads back from each live caller channel (Getvar) to rebuild a call
+RESYNC_VARS = (Var.DID, Var.CITY, Var.AREA, Var.LANG, Var.IVR_PATH, Var.SERVICE, Var.QUEUE, Var.REC, Var.OVERFLOW,
+               Var.START, Var.QUEUED_AT, Var.ANSWERED_AT, Var.AGENT, Var.GREEN, Var.OPEN, "CALLERID(num)")
