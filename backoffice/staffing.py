@@ -2,11 +2,17 @@
 
 pyworkforce has the same formula but pulls in OR-Tools and pandas; the formula is a few lines, so
 it lives here, pure and tested. Erlang C assumes nobody abandons, so it errs on the safe side.
+
+The service level, ASA and occupancy here are the model's forecasts for a number of agents; the
+measured ones, and the history staffing learns from (calls per hour, AHT), are core/kpi.py's.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable
+
+from core import kpi
 
 
 def erlang_c(agents: int, load: float) -> float:
@@ -62,6 +68,13 @@ def agents_needed(calls_per_hour: float, aht: float, target_sl: float = 0.8, ans
     while service_level(n, load, aht, answer_within) < target_sl:
         n += 1
     return n
+
+
+def history(calls: Iterable, days: float, tz: str, policy: kpi.Policy) -> tuple[dict[int, float], dict[int, float]]:
+    """What staffing learns from ``days`` of call records: calls per local hour of the day (a day's
+    mean) and AHT per hour of the day, both as core/kpi.py counts and defines them."""
+    arrivals = {h: n / days for h, n in enumerate(kpi.by_hour(calls, tz)) if n}
+    return arrivals, kpi.aht_by_hour(calls, tz, policy)
 
 
 def advise(arrivals_by_hour: dict[int, float], aht_by_hour: dict[int, float], target_sl: float = 0.8,

@@ -1,10 +1,12 @@
 """Statistics per city and province by day, month or year (pure aggregation + table export).
 
 Rows come from the store (call records, tickets, appointments in a date range); buckets are the
-hotline's local dates. Definitions (satisfaction: mean of each completed follow-up's ratings 1-5,
-by the day it was answered; complaints: filed that day): a call is one call record into the hotline (unknown numbers
-excluded); answered = reached an agent; green share = green-channel calls / calls; consultations =
-tickets by category; referrals = tickets with a referral outcome; appointments = booked, not cancelled.
+hotline's local dates. The call figures (calls, answered, abandoned, service level, ASA, abandonment
+rate, AHT, green share) are core/kpi.py's, the same as the wallboard's and /api/reports'; here are
+only: voicemail = calls that ended in voicemail; answer rate = answered / calls; satisfaction = mean of
+each completed follow-up's ratings 1-5, by the day it was answered; complaints = filed that day;
+consultations = tickets by category; referrals = tickets with a referral outcome; appointments =
+booked, not cancelled.
 """
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Iterable, Literal
 from zoneinfo import ZoneInfo
+
+from core import kpi
 
 Period = Literal["day", "month", "year"]
 PROVINCE = "province"
@@ -37,37 +41,32 @@ def bucket(d: date, period: Period) -> str:
 
 @dataclass
 class Figures:
-    calls: int = 0
-    answered: int = 0
-    abandoned: int = 0
+    calls: list = field(default_factory=list)            # call records into the hotline (core/kpi.py)
     voicemail: int = 0
-    green: int = 0
     consultations: dict[str, int] = field(default_factory=dict)
     referrals: int = 0
     appointments: int = 0
     complaints: int = 0
     ratings: list[float] = field(default_factory=list)   # mean of a follow-up's answered ratings
 
-    def as_row(self) -> dict:
-        return {"calls": self.calls, "answered": self.answered, "abandoned": self.abandoned,
-                "voicemail": self.voicemail, "answer_rate": round(self.answered / self.calls, 4) if self.calls else None,
-                "green_share": round(self.green / self.calls, 4) if self.calls else None,
+    def as_row(self, policy: kpi.Policy) -> dict:
+        k = kpi.compute(self.calls, policy)
+        return {"calls": k.calls, "answered": k.answered, "abandoned": k.abandoned,
+                "voicemail": self.voicemail, "answer_rate": round(k.answered / k.calls, 4) if k.calls else None,
+                "green_share": k.green_share, "queued": k.queued, "short_abandons": k.short_abandons,
+                "service_level": k.service_level, "asa_seconds": k.asa_seconds,
+                "abandonment_rate": k.abandonment_rate, "aht_seconds": k.aht_seconds,
                 "consultations": sum(self.consultations.values()), "by_category": dict(sorted(self.consultations.items())),
                 "referrals": self.referrals, "appointments": self.appointments, "complaints": self.complaints,
                 "satisfaction": round(sum(self.ratings) / len(self.ratings), 2) if self.ratings else None,
                 "surveys": len(self.ratings)}
 
 
-def _local_day(ts: datetime, tz: ZoneInfo) -> date:
-    if ts.tzinfo is None:        # SQLite hands back naive UTC
-        from datetime import timezone
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(tz).date()
-
-
 def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iterable[dict], period: Period,
-              tz: str, complaints: Iterable[dict] = (), surveys: Iterable[dict] = ()) -> list[dict]:
-    """[{period, city, ...figures}] per (bucket, city), plus a province row per bucket."""
+              tz: str, complaints: Iterable[dict] = (), surveys: Iterable[dict] = (),
+              policy: kpi.Policy = kpi.Policy()) -> list[dict]:
+    """[{period, city, ...figures}] per (bucket, city), plus a province row per bucket. ``policy`` is
+    the configured KPI policy (service-level threshold, short abandons, wrap-up): kpi.Policy.of(cfg)."""
     zone = ZoneInfo(tz)
     table: dict[tuple[str, str], Figures] = defaultdict(Figures)
 
@@ -77,21 +76,18 @@ def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iter
             fn(table[(b, c)])
 
     for c in calls:
-        if c["outcome"] == "unknown_number":
+        if not kpi.is_call(c):
             continue
         def count(f: Figures, c=c) -> None:
-            f.calls += 1
-            f.answered += c["outcome"] == "answered" or bool(c["answered_at"])
-            f.abandoned += c["outcome"] == "abandoned"
+            f.calls.append(c)
             f.voicemail += c["outcome"] == "voicemail"
-            f.green += bool(c["green"])
-        add(_local_day(c["started_at"], zone), c["city"], count)
+        add(kpi.local_date(c["started_at"], zone), c["city"], count)
     for t in tickets:
         def consult(f: Figures, t=t) -> None:
             cat = t["category"] or "unclassified"
             f.consultations[cat] = f.consultations.get(cat, 0) + 1
             f.referrals += str(t["outcome"]).startswith("referred_")
-        add(_local_day(t["created_at"], zone), t["city"], consult)
+        add(kpi.local_date(t["created_at"], zone), t["city"], consult)
     for a in appointments:
         if a["status"] == "booked":
             def booked(f: Figures) -> None:
@@ -100,17 +96,18 @@ def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iter
     for c in complaints:
         def complaint(f: Figures) -> None:
             f.complaints += 1
-        add(_local_day(c["created_at"], zone), c["city"], complaint)
+        add(kpi.local_date(c["created_at"], zone), c["city"], complaint)
     for sv in surveys:
         scores = [sv[q] for q in ("attitude", "efficiency", "professionalism") if sv[q] is not None]
         if scores:
             def rated(f: Figures, mean=sum(scores) / len(scores)) -> None:
                 f.ratings.append(mean)
-            add(_local_day(sv["updated_at"], zone), sv["city"], rated)
-    return [{"period": b, "city": city, **f.as_row()} for (b, city), f in sorted(table.items())]
+            add(kpi.local_date(sv["updated_at"], zone), sv["city"], rated)
+    return [{"period": b, "city": city, **f.as_row(policy)} for (b, city), f in sorted(table.items())]
 
 
 COLUMNS = ["period", "city", "calls", "answered", "abandoned", "voicemail", "answer_rate", "green_share",
+           "queued", "short_abandons", "service_level", "asa_seconds", "abandonment_rate", "aht_seconds",
            "consultations", "referrals", "appointments", "complaints", "satisfaction", "surveys"]
 
 

@@ -105,9 +105,17 @@ def main() -> None:
 
     base = datetime(2026, 11, 1, tzinfo=timezone.utc)
     cities = [c.id for c in cfg.cities]
-    calls = [{"started_at": base + timedelta(seconds=random.randrange(30 * 86400)), "city": random.choice(cities),
-              "outcome": random.choice(["answered", "answered", "abandoned", "voicemail"]), "answered_at": None,
-              "green": random.choice(["", "", "", "migrant_wages"])} for _ in range(args.calls)]
+    def call() -> dict:
+        # a record as report_rows gives it (core/kpi.py computes the figures from these columns)
+        start = base + timedelta(seconds=random.randrange(30 * 86400))
+        queued, wait = start + timedelta(seconds=20), timedelta(seconds=random.randrange(120))
+        outcome = random.choice(["answered", "answered", "abandoned", "voicemail"])
+        answered = queued + wait if outcome == "answered" else None
+        ended = answered + timedelta(seconds=300) if answered else queued + wait
+        return {"started_at": start, "city": random.choice(cities), "outcome": outcome, "status": "ended",
+                "queued_at": queued, "answered_at": answered, "ended_at": ended,
+                "talk_seconds": 300.0 if answered else None, "green": random.choice(["", "", "", "migrant_wages"])}
+    calls = [call() for _ in range(args.calls)]
     t0 = time.perf_counter()
     rows = aggregate(calls, [], [], "day", cfg.routing.timezone)
     el = time.perf_counter() - t0

@@ -23,6 +23,7 @@ from callcenter import cdr, voicemail
 from core.paths import InstancePaths
 from store.bus import Bus
 from callcenter.tracker import CallTracker
+from core import kpi
 from core.calls import CallState, usable_epoch
 from core.contract import RESYNC_VARS, Ev, Var
 from core.config import HotlineConfig
@@ -470,11 +471,12 @@ class Controller:
 
     async def _learn_aht(self) -> None:
         """Tell the dialplan's wait estimate the recent handle time (it has a configured default)."""
-        recent = [t for _, t in await self.store.call_history(None, time.time() - 7 * 86400) if t]
-        if len(recent) >= 20:
-            aht = int(sum(recent[-500:]) / len(recent[-500:]) + self.cfg.system.queues.wrapup_seconds)
+        week = await self.store.calls_since(datetime.fromtimestamp(time.time() - 7 * 86400, timezone.utc))
+        k = kpi.compute(week, self.wallboard.policy)      # the wallboard's AHT, over the last week
+        if k.aht_seconds is not None and k.answered >= 20:
+            aht = int(k.aht_seconds)
             await self.ami.action({"Action": "Setvar", "Variable": "HL_AHT", "Value": str(aht)})
-            log.info("wait estimates now assume a handle time of %ss (%d recent calls)", aht, len(recent))
+            log.info("wait estimates now assume a handle time of %ss (%d calls answered this week)", aht, k.answered)
 
     async def _retrying(self, op, call_id: str) -> None:
         delay = 0.2

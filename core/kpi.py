@@ -12,11 +12,18 @@ while queued). Following Amazon Connect:
 * green share = green-channel calls / calls; callbacks = callback requests and voicemail tasks.
 
 Occupancy is a snapshot of agents (on call + wrap-up) / (logged in, not paused).
+
+Every output takes its figures from here: the wallboard and ``/api/reports`` (callcenter/wallboard.py),
+``/api/stats`` and ``hotline stats`` (backoffice/stats.py), ``hotline staffing`` (backoffice/staffing.py)
+and the dialplan's wait estimate (the controller's learned AHT). A call is a mapping or an object with
+the call record's fields; times are epochs or datetimes (naive ones are UTC, as SQLite hands them back).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
 from typing import Iterable, Mapping
+from zoneinfo import ZoneInfo
 
 LEFT_QUEUE_UNANSWERED = ("abandoned", "voicemail", "callback_requested")
 
@@ -27,6 +34,13 @@ class Policy:
     short_abandon_seconds: float = 5
     exclude_short_abandons: bool = True
     wrapup_seconds: float = 0          # after-call work added to talk time for AHT
+
+    @classmethod
+    def of(cls, cfg) -> "Policy":
+        """The configured policy (``wallboard`` and ``queues.wrapup_seconds`` of a HotlineConfig)."""
+        w = cfg.system.wallboard
+        return cls(w.service_level_seconds, w.short_abandon_seconds, w.exclude_short_abandons,
+                   cfg.system.queues.wrapup_seconds)
 
 
 @dataclass
@@ -52,18 +66,39 @@ def _get(c, key):
     return c.get(key) if isinstance(c, Mapping) else getattr(c, key, None)
 
 
+def epoch(t: float | datetime | None) -> float | None:
+    """A time as an epoch; a naive datetime is UTC (SQLite hands those back)."""
+    if isinstance(t, datetime):
+        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    return t
+
+
+def _time(c, key) -> float | None:
+    return epoch(_get(c, key))
+
+
+def local_date(t: float | datetime, zone: ZoneInfo) -> date:
+    """The hotline's local date of a time (figures are bucketed by local date, not UTC)."""
+    return datetime.fromtimestamp(epoch(t), zone).date()
+
+
+def is_call(c) -> bool:
+    """A call into the hotline: every call record except unknown numbers (a number that is not 12348)."""
+    return _get(c, "outcome") != "unknown_number"
+
+
 def compute(calls: Iterable, policy: Policy = Policy(), callbacks: int = 0) -> Kpis:
     k = Kpis(callbacks=callbacks)
     waits_answered: list[float] = []
     handle: list[float] = []
     green = 0
     for c in calls:
-        if _get(c, "outcome") == "unknown_number":
-            continue            # not a call into the hotline
+        if not is_call(c):
+            continue
         k.calls += 1
         if _get(c, "green"):
             green += 1
-        queued_at, answered_at = _get(c, "queued_at"), _get(c, "answered_at")
+        queued_at, answered_at = _time(c, "queued_at"), _time(c, "answered_at")
         if queued_at is None:
             continue
         if answered_at is not None:
@@ -77,7 +112,7 @@ def compute(calls: Iterable, policy: Policy = Policy(), callbacks: int = 0) -> K
             if talk is not None and _get(c, "status") == "ended":
                 handle.append(talk + policy.wrapup_seconds)
         elif _get(c, "status") == "ended" and _get(c, "outcome") in LEFT_QUEUE_UNANSWERED:
-            ended = _get(c, "ended_at")
+            ended = _time(c, "ended_at")
             wait = max(0.0, (ended or queued_at) - queued_at)
             if wait < policy.short_abandon_seconds:
                 k.short_abandons += 1
@@ -114,29 +149,40 @@ def occupancy(agent_states: Iterable[str]) -> float | None:
 
 def by_day(calls: Iterable, tz: str, policy: Policy = Policy()) -> list[dict]:
     """KPIs per local date (service-level trend, volume), in date order."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
     zone = ZoneInfo(tz)
     days: dict[str, list] = {}
     for c in calls:
         started = _get(c, "started_at")
         if started is None:
             continue
-        days.setdefault(datetime.fromtimestamp(started, zone).date().isoformat(), []).append(c)
+        days.setdefault(local_date(started, zone).isoformat(), []).append(c)
     return [{"date": d, **compute(cs, policy).as_dict()} for d, cs in sorted(days.items())]
+
+
+def _hours(calls: Iterable, tz: str) -> list[list]:
+    """The calls started in each local hour of the day (0-23)."""
+    zone = ZoneInfo(tz)
+    hours: list[list] = [[] for _ in range(24)]
+    for c in calls:
+        started = _time(c, "started_at")
+        if started is not None and is_call(c):
+            hours[datetime.fromtimestamp(started, zone).hour].append(c)
+    return hours
 
 
 def by_hour(calls: Iterable, tz: str) -> list[int]:
     """Calls per local hour of the day (0-23), over the whole range."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-    zone = ZoneInfo(tz)
-    hours = [0] * 24
-    for c in calls:
-        started = _get(c, "started_at")
-        if started is not None and _get(c, "outcome") != "unknown_number":
-            hours[datetime.fromtimestamp(started, zone).hour] += 1
-    return hours
+    return [len(cs) for cs in _hours(calls, tz)]
+
+
+def aht_by_hour(calls: Iterable, tz: str, policy: Policy = Policy()) -> dict[int, float]:
+    """AHT per local hour of the day, for the hours that have one (staffing's handle times)."""
+    out = {}
+    for h, cs in enumerate(_hours(calls, tz)):
+        aht = compute(cs, policy).aht_seconds
+        if aht is not None:
+            out[h] = aht
+    return out
 
 
 def by_agent(calls: Iterable, policy: Policy = Policy()) -> list[dict]:

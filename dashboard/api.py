@@ -607,7 +607,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         calls, tickets_, appts, complaints_, surveys = await report_rows(ctl.store, since, until, city)
         # a year of a province's calls is seconds of CPU: off the event loop that follows the calls
         rows = await asyncio.to_thread(stats.aggregate, calls, tickets_, appts, period, ctl.cfg.routing.timezone,
-                                       complaints=complaints_, surveys=surveys)
+                                       complaints=complaints_, surveys=surveys, policy=ctl.wallboard.policy)
         if city:
             rows = [r for r in rows if r["city"] == city]
         cats = list(ctl.ticket_rules.categories) + ["unclassified"]

@@ -3,13 +3,10 @@ own), drill-down to one city. Caller numbers are masked here; opening a city's l
 of personal data and is audited."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from datetime import date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -57,8 +54,6 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ok, page) -> Non
         return ok({"tile": tile, "calls": calls, "agents": agents,
                    "thresholds": ctl.wallboard.thresholds(cid).model_dump()})
 
-    tz = ZoneInfo(ctl.cfg.routing.timezone)
-
     def _date(value: str, name: str) -> date:
         try:
             return parse_day(value)
@@ -84,13 +79,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ok, page) -> Non
         if last < first or (last - first).days > 366:
             raise web.HTTPBadRequest(text=json.dumps({"error": "to must not be before from; at most a year"}),
                                      content_type="application/json")
-        rows = await ctl.store.calls_since(datetime.combine(first, dtime(0), tz),
-                                           datetime.combine(last + timedelta(days=1), dtime(0), tz), city)
-        policy = ctl.wallboard.policy
-        tzname = ctl.cfg.routing.timezone
-        out = await asyncio.to_thread(lambda: {"days": kpi.by_day(rows, tzname, policy), "hours": kpi.by_hour(rows, tzname),
-                                               "agents": kpi.by_agent(rows, policy),
-                                               "total": kpi.compute(rows, policy).as_dict()})
+        out = await ctl.wallboard.report(first, last, city)
         return ok({"city": city, "from": first.isoformat(), "to": last.isoformat(), "definitions": definitions(), **out})
 
     async def echarts(request):

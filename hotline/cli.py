@@ -524,6 +524,7 @@ def cmd_stats(args) -> int:
     from rich.table import Table
 
     from backoffice import stats
+    from core.kpi import Policy
     from store.db import Store, migrate, report_rows
 
     cfg = _config(args)
@@ -547,7 +548,7 @@ def cmd_stats(args) -> int:
             await store.close()
     calls, tickets, appts, complaints, surveys = asyncio.run(rows())
     table = stats.aggregate(calls, tickets, appts, args.period, cfg.routing.timezone, complaints=complaints,
-                            surveys=surveys)
+                            surveys=surveys, policy=Policy.of(cfg))
     if args.city:
         table = [r for r in table if r["city"] == args.city]
     cats = list(cfg.tickets.categories) + ["unclassified"]
@@ -570,11 +571,10 @@ def cmd_stats(args) -> int:
 
 
 def cmd_staffing(args) -> int:
-    import time as _time
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from datetime import datetime, timedelta, timezone
 
-    from backoffice.staffing import advise
+    from backoffice.staffing import advise, history as learned
+    from core.kpi import Policy
     from store.db import Store, migrate
 
     cfg = _config(args)
@@ -586,21 +586,12 @@ def cmd_staffing(args) -> int:
     async def load():
         store = Store(cfg.system.database.url, cfg.root)
         try:
-            return await store.call_history(args.city, _time.time() - args.days * 86400)
+            return await store.calls_since(datetime.now(timezone.utc) - timedelta(days=args.days), None, args.city)
         finally:
             await store.close()
 
     history = asyncio.run(load())
-    tz = ZoneInfo(cfg.routing.timezone)
-    counts: dict[int, int] = {}
-    talk: dict[int, list[float]] = {}
-    for started, talk_s in history:
-        h = datetime.fromtimestamp(started, tz).hour
-        counts[h] = counts.get(h, 0) + 1
-        if talk_s:
-            talk.setdefault(h, []).append(talk_s + cfg.system.queues.wrapup_seconds)
-    arrivals = {h: c / args.days for h, c in counts.items()}
-    aht = {h: sum(v) / len(v) for h, v in talk.items()}
+    arrivals, aht = learned(history, args.days, cfg.routing.timezone, Policy.of(cfg))
     if not aht:
         aht = {h: args.default_aht for h in range(24)}
     plan = advise(arrivals, aht, args.target, args.within, minimum=args.minimum)

@@ -56,6 +56,12 @@ def _epoch(dt: datetime | None) -> float | None:
     return dt.timestamp()
 
 
+# what core/kpi.py reads of a call record: every query feeding the figures selects these
+KPI_FACTS = (CallRecord.call_id, CallRecord.city, CallRecord.agent, CallRecord.status, CallRecord.outcome,
+             CallRecord.green, CallRecord.started_at, CallRecord.queued_at, CallRecord.answered_at,
+             CallRecord.ended_at, CallRecord.talk_seconds)
+
+
 def row_to_dict(row) -> dict:
     """A table row as JSON-ready values: every timestamp as ISO 8601 in UTC."""
     out = {c.name: getattr(row, c.name) for c in row.__table__.columns}
@@ -215,14 +221,6 @@ class Store:
             out.append(d)
         return out
 
-    async def call_history(self, city: str | None, since: float) -> list[tuple[float, float | None]]:
-        """(start epoch, talk seconds) of calls since ``since``, for staffing and reports."""
-        q = select(CallRecord.started_at, CallRecord.talk_seconds).where(CallRecord.started_at >= _dt(since))
-        if city:
-            q = q.where(CallRecord.city == city)
-        async with self.session() as s:
-            return [(_epoch(a), t) for a, t in (await s.execute(q)).all() if a is not None]
-
     # ---- desk logins, sessions, tokens, audit (policy lives in dashboard/auth.py)
     async def password_hash(self, user_id: str) -> str | None:
         async with self.session() as s:
@@ -281,10 +279,7 @@ class Store:
 
     async def calls_since(self, since: datetime, until: datetime | None = None, city: str | None = None) -> list[dict]:
         """The facts KPIs need (core/kpi.py) of calls started in [since, until), times as epochs."""
-        cols = (CallRecord.call_id, CallRecord.city, CallRecord.agent, CallRecord.status, CallRecord.outcome,
-                CallRecord.green, CallRecord.started_at, CallRecord.queued_at, CallRecord.answered_at,
-                CallRecord.ended_at, CallRecord.talk_seconds)
-        q = select(*cols).where(CallRecord.started_at >= since.astimezone(timezone.utc))
+        q = select(*KPI_FACTS).where(CallRecord.started_at >= since.astimezone(timezone.utc))
         if until is not None:
             q = q.where(CallRecord.started_at < until.astimezone(timezone.utc))
         if city:
@@ -571,8 +566,7 @@ async def report_rows(store: Store, since: datetime, until: datetime, city: str 
     # timestamps are stored in UTC, and SQLite compares the text as written: compare in UTC
     since, until = since.astimezone(timezone.utc), until.astimezone(timezone.utc)
     async with store.session() as s:
-        cq = select(CallRecord.started_at, CallRecord.city, CallRecord.outcome, CallRecord.answered_at,
-                    CallRecord.green).where(CallRecord.started_at >= since, CallRecord.started_at < until)
+        cq = select(*KPI_FACTS).where(CallRecord.started_at >= since, CallRecord.started_at < until)
         tq = select(Ticket.created_at, Ticket.city, Ticket.category, Ticket.outcome).where(
             Ticket.created_at >= since, Ticket.created_at < until)
         aq = select(Appointment.day, Appointment.city, Appointment.status).where(

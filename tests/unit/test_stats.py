@@ -15,8 +15,14 @@ TZ = "Asia/Shanghai"
 
 
 def call(h, city, outcome, green="", day=25):
+    """A call record as the store gives it: answered and abandoned calls were queued (core/calls.py sets
+    "abandoned" only for a caller who left a queue; the abandon here is a long one, 50 s)."""
+    queued = outcome in ("answered", "abandoned")
     return {"started_at": datetime(2026, 11, day, h, 0, tzinfo=UTC), "city": city, "outcome": outcome,
-            "answered_at": datetime(2026, 11, day, h, 1, tzinfo=UTC) if outcome == "answered" else None, "green": green}
+            "status": "ended", "queued_at": datetime(2026, 11, day, h, 0, 10, tzinfo=UTC) if queued else None,
+            "answered_at": datetime(2026, 11, day, h, 1, tzinfo=UTC) if outcome == "answered" else None,
+            "ended_at": datetime(2026, 11, day, h, 5 if outcome == "answered" else 1, tzinfo=UTC),
+            "talk_seconds": 240.0 if outcome == "answered" else None, "green": green}
 
 
 CALLS = [call(1, "leshan", "answered"), call(2, "leshan", "abandoned"), call(3, "leshan", "answered", "migrant_wages"),
@@ -69,6 +75,7 @@ async def test_rows_from_the_store(db_url):
     try:
         c = CallState(call_id="5.1", city="leshan", caller_number="1381", status="ended", outcome="answered",
                       agent="agent1001", started_at=datetime(2026, 11, 25, 2, tzinfo=UTC).timestamp(),
+                      queued_at=datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC).timestamp(),
                       answered_at=datetime(2026, 11, 25, 2, 1, tzinfo=UTC).timestamp())
         await store.save_call(c)
         await TicketStore(store).ensure_for_call(c, "call", 72)
