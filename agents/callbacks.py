@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
+from core.outbound import Outbound
 from core.periodic import run_every
 from core.routing import dialable
 from core.schedule import is_open
@@ -18,8 +19,9 @@ log = logging.getLogger("hotline.callbacks")
 
 
 class CallbackScheduler:
-    def __init__(self, cfg, ami, store, interval: float = 30.0, clock=lambda: datetime.now(timezone.utc)):
-        self.cfg, self.ami, self.store, self.interval, self.clock = cfg, ami, store, interval, clock
+    def __init__(self, cfg, originate, store, interval: float = 30.0, clock=lambda: datetime.now(timezone.utc)):
+        """``originate`` places an Outbound call (callcenter/originate.py), True when Asterisk took it."""
+        self.cfg, self.originate, self.store, self.interval, self.clock = cfg, originate, store, interval, clock
 
     def queue_for(self, city: str) -> str | None:
         """Where a callback for this mailbox waits: the city's queue while it is open (None if closed)."""
@@ -48,15 +50,12 @@ class CallbackScheduler:
             # controller needs no 'system' AMI privilege for that)
             values = {"QUEUE": queue, "NUMBER": task.caller_number, "DID": city.did if city else "12348",
                       "CITY": task.city, "LANG": task.language or self.cfg.ivr.default_language}
-            resp = await self.ami.action({"Action": "Originate", "Channel": f"Local/{rid}@hotline-cb-hold",
-                                          "Context": "hotline-cb-dial", "Exten": rid, "Priority": "1",
-                                          "Timeout": str(86400 * 1000), "Async": "true",
-                                          "Variable": [f"__HLCB_{k}={v}" for k, v in values.items()]})
-            if resp.get("Response") != "Success":
-                log.warning("callback %s not started: %s", rid, resp.get("Message"))
-                continue
-            log.info("callback for voicemail task %s (%s) queued in %s", task.id, task.caller_number, queue)
-            started += 1
+            # the placeholder waits in the queue (a day at most); the caller is dialled once an agent answers
+            call = Outbound("callback", rid, task.caller_number, f"Local/{rid}@hotline-cb-hold", "hotline-cb-dial",
+                            rid, 86400, {f"__HLCB_{k}": v for k, v in values.items()})
+            if await self.originate(call):
+                log.info("callback for voicemail task %s queued in %s", task.id, queue)
+                started += 1
         return started
 
     async def run(self, ready: asyncio.Event) -> None:

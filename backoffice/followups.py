@@ -13,6 +13,7 @@ from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from core.config import HotlineConfig
+from core.outbound import Outbound
 from core.periodic import run_every
 from core.routing import dialable
 from core.schedule import parse_span
@@ -27,9 +28,10 @@ def within_calling_hours(at: datetime, hours: str, tz: str) -> bool:
 
 
 class FollowUpDialer:
-    def __init__(self, cfg: HotlineConfig, ami, followups, interval: float,
+    def __init__(self, cfg: HotlineConfig, originate, followups, interval: float,
                  clock=lambda: datetime.now(timezone.utc)):
-        self.cfg, self.ami, self.followups, self.interval, self.clock = cfg, ami, followups, interval, clock
+        """``originate`` places an Outbound call (callcenter/originate.py), True when Asterisk took it."""
+        self.cfg, self.originate, self.followups, self.interval, self.clock = cfg, originate, followups, interval, clock
         self.settings = cfg.system.controller.follow_up
 
     def _retry_at(self, now: datetime) -> datetime:
@@ -50,16 +52,13 @@ class FollowUpDialer:
                 continue
             city = next((c for c in self.cfg.cities if c.id == f["city"]), None)
             did = city.did if city else "12348"
-            resp = await self.ami.action({
-                "Action": "Originate", "Channel": f"PJSIP/{f['caller_number']}@{self.cfg.system.trunk.name}",
-                "Context": "hotline-survey", "Exten": "s", "Priority": "1", "Async": "true",
-                "Timeout": str(s.ring_seconds * 1000), "CallerID": f'"12348" <{did}>',
-                "Variable": [f"HL_FU={f['id']}", f"HL_LANG={f['language'] or self.cfg.ivr.default_language}"]})
-            if resp.get("Response") != "Success":
-                log.warning("follow-up %s not dialled: %s", f["id"], resp.get("Message"))
-                continue
-            log.info("follow-up %s: calling %s (attempt %s)", f["id"], f["caller_number"], f["attempts"])
-            started += 1
+            call = Outbound("follow_up", f"{f['id']} (attempt {f['attempts']})", f["caller_number"],
+                            f"PJSIP/{f['caller_number']}@{self.cfg.system.trunk.name}", "hotline-survey", "s",
+                            s.ring_seconds, {"HL_FU": str(f["id"]),
+                                             "HL_LANG": f["language"] or self.cfg.ivr.default_language},
+                            caller_id=f'"12348" <{did}>')
+            if await self.originate(call):
+                started += 1
         return started
 
     async def on_event(self, ev: Mapping[str, str]) -> None:

@@ -22,6 +22,7 @@ from store.secrets import Secrets
 from callcenter import cdr, voicemail
 from core.paths import InstancePaths
 from store.bus import Bus
+from callcenter.originate import Originator
 from callcenter.tracker import CallTracker
 from core import kpi
 from core.calls import CallState, usable_epoch
@@ -125,8 +126,10 @@ class Controller:
         self.agents = AgentService(cfg, self.ami, self.store)
         self.desk = CallControl(cfg, self.ami)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
-        self.callbacks = CallbackScheduler(cfg, self.ami, self.store, cfg.system.controller.rota_interval_seconds)
-        self.dialer = FollowUpDialer(cfg, self.ami, self.followups, cfg.system.controller.rota_interval_seconds)
+        # callbacks and follow-up surveys place their calls through the one originate path
+        originate = Originator(self.ami)
+        self.callbacks = CallbackScheduler(cfg, originate, self.store, cfg.system.controller.rota_interval_seconds)
+        self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
         self._writing = False                # the writer holds items taken off the queue

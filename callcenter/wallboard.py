@@ -58,7 +58,7 @@ class Wallboard:
         self.cfg: HotlineConfig = ctl.cfg
         self.policy = kpi.Policy.of(self.cfg)
         self.tz = ZoneInfo(self.cfg.routing.timezone)
-        self.homes = {a.id: set(a.queues) for a in self.cfg.agents}
+        self.homes = self.cfg.agent_cities()
         self._today: tuple[float, dict] | None = None
         self._lock = asyncio.Lock()
 

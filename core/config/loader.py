@@ -95,6 +95,11 @@ class HotlineConfig(Strict):
         return ([a.id for a in self.agents] + [i.id for i in self.interpreters if not i.number]
                 + [s.id for s in self.supervisors])
 
+    def agent_cities(self) -> dict[str, frozenset[str]]:
+        """Agent id -> the cities (and pool) whose queues they serve: who may manage them, whose
+        wallboard they count on. The one place this map is built."""
+        return {a.id: frozenset(a.queues) for a in self.agents}
+
     @property
     def queue_ids(self) -> list[str]:
         return [c.id for c in self.cities] + [self.province.id]
