@@ -23,6 +23,7 @@ from core import kpi
 from core.calls import CallState
 from core.config import load_config
 from hotline import cli
+from hotline.common import OVERRIDES_ENV
 from store.db import Store, migrate, report_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +128,7 @@ def test_every_output_gives_the_same_figures(db_url, monkeypatch, capsys):
         assert _pick(by[(today.isoformat(), city)]) == want
 
     # `hotline stats`: the same figures in its CSV
-    monkeypatch.setenv(cli.OVERRIDES_ENV, json.dumps({"database": {"url": db_url}}))
+    monkeypatch.setenv(OVERRIDES_ENV, json.dumps({"database": {"url": db_url}}))
     capsys.readouterr()
     assert cli.main(["--root", str(ROOT), "stats", "--from", today.isoformat(), "--city", CITY,
                      "--format", "csv"]) == 0

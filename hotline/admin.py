@@ -1,0 +1,122 @@
+"""Operator commands on config and data: prompts, config check/generate, migrations, desk
+passwords and API tokens."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+from hotline.common import OVERRIDES_ENV, _config, console, with_auth
+
+
+# ------------------------------------------------------------------ prompts, config, db
+def cmd_prompts(args) -> int:
+    from ivr_flows.prompts import missing_recordings
+
+    cfg = _config(args)
+    missing = missing_recordings(cfg)
+    if args.json:
+        print(json.dumps([{"lang": m.lang, "prompt": m.prompt_id, "text": m.text, "file": str(m.path)} for m in missing],
+                         ensure_ascii=False, indent=2))
+    else:
+        t = Table("language", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
+        for m in missing:
+            t.add_row(m.lang, m.prompt_id, str(m.path.relative_to(cfg.root)), m.text)
+        Console().print(t)
+    return 1 if (missing and args.strict) else 0
+
+
+def cmd_config(args) -> int:
+    from hotline.config_check import check, generate_asterisk
+
+    if args.action == "check":
+        overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
+        report = check(Path(args.root) if args.root else None, overrides)
+        if args.json:
+            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        elif report.ok:
+            s = report.summary
+            console.print(f"[green]config OK[/green]: {s['cities']} cities, {s['agents']} agents, "
+                          f"{s['ivr_languages']} IVR languages, {s['ticket_categories']} ticket categories, "
+                          f"{s['legal_aid_centers']} legal-aid centers, {s['keyword_topics']} keyword topics, "
+                          f"partners {', '.join(s['partners']) or 'none'}; "
+                          f"{len(s['asterisk_files'])} Asterisk files generated")
+        else:
+            console.print(f"[red]configuration error[/red] ({len(report.problems)})", highlight=False)
+            for pr in report.problems:
+                where = ": ".join(x for x in (pr.file, pr.field) if x)
+                console.print(f"{where}: {pr.message}" if where else pr.message, highlight=False)
+        return 0 if report.ok else 2
+    files = generate_asterisk(_config(args), Path(args.out))
+    console.print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def cmd_db(args) -> int:
+    from store.db import migrate
+
+    cfg = _config(args)
+    migrate(cfg.system.database.url, cfg.root)
+    console.print("database at the newest revision")
+    return 0
+
+
+def cmd_passwd(args) -> int:
+    import getpass
+
+    cfg = _config(args)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"new password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            console.print("[red]the two passwords differ[/red]")
+            return 2
+    try:
+        with_auth(cfg, lambda auth: auth.set_password(args.user, password))
+    except (KeyError, ValueError) as e:
+        console.print(f"[red]{e.args[0]}[/red]")
+        return 2
+    console.print(f"password set for {args.user}; their earlier sessions and tokens are ended")
+    return 0
+
+
+def cmd_token(args) -> int:
+    cfg = _config(args)
+    try:
+        token = with_auth(cfg, lambda auth: auth.issue_api_token(args.user, args.days, args.label))
+    except KeyError as e:
+        console.print(f"[red]{e.args[0]}[/red]")
+        return 2
+    print(token)   # bare on stdout, for scripts
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("prompts", help="IVR prompts")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any recording is missing")
+    s.set_defaults(func=cmd_prompts)
+    s = sub.add_parser("config", help="validate config or write the generated Asterisk files")
+    s.add_argument("action", choices=["check", "generate"])
+    s.add_argument("--out", default="build/asterisk")
+    s.add_argument("--json", action="store_true", help="check: the report as JSON on stdout")
+    s.set_defaults(func=cmd_config)
+    s = sub.add_parser("db", help="database migrations")
+    s.add_argument("action", choices=["upgrade"])
+    s.set_defaults(func=cmd_db)
+    s = sub.add_parser("passwd", help="set a desk user's password (agents and supervisors in config/agents.yaml)")
+    s.add_argument("user")
+    s.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    s.set_defaults(func=cmd_passwd)
+    s = sub.add_parser("token", help="issue an API token (Authorization: Bearer) for a desk user")
+    s.add_argument("user")
+    s.add_argument("--days", type=float, default=90)
+    s.add_argument("--label", default="")
+    s.set_defaults(func=cmd_token)

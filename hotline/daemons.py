@@ -1,0 +1,186 @@
+"""The long-running daemons (serve, transcriber, interop), the 12345 simulator, and the operator's
+federation and partner-outbox commands."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+
+from hotline.common import _config, console
+
+
+# ------------------------------------------------------------------ controller
+def cmd_serve(args) -> int:
+    from aiohttp import web
+
+    from callcenter.controller import Controller
+    from store.secrets import load_or_create
+    from dashboard.api import make_app
+
+    cfg = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        secrets = load_or_create(cfg)
+        ctl = Controller(cfg, secrets)
+        await ctl.start()
+        runner = web.AppRunner(make_app(ctl, secrets.service_token), access_log=None)
+        await runner.setup()
+        c = cfg.system.controller
+        await web.TCPSite(runner, c.http_host, c.http_port).start()
+        logging.getLogger("hotline").info("HTTP API on http://%s:%s", c.http_host, c.http_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+        await ctl.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_transcriber(args) -> int:
+    from transcription.service import serve
+
+    cfg = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # raise our niceness to the configured value (threads and worker processes inherit it)
+    os.nice(max(0, cfg.system.transcription.nice - os.nice(0)))
+    _run_until_signal(lambda stop: serve(cfg, stop))
+    return 0
+
+
+def _run_until_signal(coro_factory) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await coro_factory(stop)
+    asyncio.run(main())
+
+
+def cmd_interop(args) -> int:
+    from store.secrets import load_or_create
+    from interop.delivery import Deliverer
+
+    cfg = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    secrets = load_or_create(cfg)
+    async def run(stop):
+        tasks = [Deliverer(cfg, secrets.partner_secrets, secrets.federation_secret).run(stop)]
+        if cfg.system.federation.mode == "city":
+            from interop.federation import Reporter
+            tasks.append(Reporter(cfg, secrets).run(stop))
+        await asyncio.gather(*tasks)
+    _run_until_signal(run)
+    return 0
+
+
+def cmd_simulate_12345(args) -> int:
+    from store.secrets import load_or_create
+    from simulators.partner_hotline import serve
+
+    cfg = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    secret = load_or_create(cfg).partner_secrets.get("12345")
+    if not secret:
+        console.print("[red]no shared secret for partner 12345 (config/partners.yaml)[/red]")
+        return 1
+    c = cfg.system.controller
+    target = args.target or f"http://{c.http_host}:{c.http_port}"
+    _run_until_signal(lambda stop: serve(secret, cfg.system.node.name, target, args.host, args.port, stop))
+    return 0
+
+
+def cmd_federation(args) -> int:
+    from store.secrets import load_or_create, trust_node
+
+    cfg = _config(args)
+    if args.action == "secret":
+        print(load_or_create(cfg).federation_secret)
+        return 0
+    if not args.node:
+        console.print("[red]trust needs the city node's name[/red]")
+        return 2
+    secret = sys.stdin.readline().strip()
+    if len(secret) < 20:
+        console.print("[red]give the node's secret on stdin (hotline federation secret, on that node)[/red]")
+        return 2
+    trust_node(cfg, args.node, secret)
+    console.print(f"trusting city node {args.node}")
+    return 0
+
+
+def cmd_outbox(args) -> int:
+    from store.db import Store
+    from store.interop import InteropStore
+
+    cfg = _config(args)
+
+    async def main() -> int:
+        store = Store(cfg.system.database.url, cfg.root)
+        box = InteropStore(store, cfg.system.node.name)
+        try:
+            if args.action == "list":
+                rows = await box.outbox(status=args.status, partner=args.partner, limit=args.limit)
+                if args.json:
+                    print(json.dumps(rows, ensure_ascii=False, indent=2))
+                    return 0
+                t = Table("id", "partner", "kind", "status", "attempts", "key", "last error", title="outbox")
+                for m in rows:
+                    if m["channel"] == "http":
+                        t.add_row(str(m["id"]), m["partner"], m["kind"], m["status"], str(m["attempts"]),
+                                  m["idempotency_key"] or "", (m["last_error"] or "")[:60])
+                Console().print(t)
+                console.print(" ".join(f"{p}: {c}" for p, c in (await box.counts()).items()) or "outbox empty")
+                return 0
+            ids = [int(x) for x in args.ids]
+            if args.action == "retry" and args.dead:
+                ids += [m["id"] for m in await box.outbox(status="dead", limit=10000)]
+            done = []
+            for mid in ids:
+                if await box.requeue(mid, replay=args.action == "replay"):
+                    done.append(mid)
+                    await store.audit("hotline-cli", "command", f"outbox_{args.action}", target=str(mid))
+                else:
+                    console.print(f"[yellow]{mid}: not found or not in a state to {args.action}[/yellow]")
+            console.print(f"{args.action}: {len(done)} message(s) queued again; `hotline interop` sends them")
+            return 0 if len(done) == len(ids) else 1
+        finally:
+            await store.close()
+    return asyncio.run(main())
+
+
+def register(sub) -> None:
+    sub.add_parser("serve", help="run the controller and HTTP API in the foreground").set_defaults(func=cmd_serve)
+    sub.add_parser("interop", help="run the partner outbox delivery daemon in the foreground").set_defaults(func=cmd_interop)
+    sub.add_parser("transcriber", help="run the transcription daemon (post-call jobs, live AudioSocket streams) "
+                                      "in the foreground").set_defaults(func=cmd_transcriber)
+    s = sub.add_parser("simulate-12345", help="a faithful 12345 ticket system for tests and the demo")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8345)
+    s.add_argument("--target", help="12348's base URL for status callbacks (default: this node's HTTP API)")
+    s.set_defaults(func=cmd_simulate_12345)
+    s = sub.add_parser("federation", help="command-center federation: this node's secret, or trust a city node")
+    s.add_argument("action", choices=["secret", "trust"])
+    s.add_argument("node", nargs="?", help="trust: the city node's name (node.name in its hotline.yaml); secret on stdin")
+    s.set_defaults(func=cmd_federation)
+    s = sub.add_parser("outbox", help="partner outbox: list, retry dead letters, replay sent messages")
+    s.add_argument("action", choices=["list", "retry", "replay"])
+    s.add_argument("ids", nargs="*", help="message ids (retry, replay)")
+    s.add_argument("--dead", action="store_true", help="retry: every dead letter")
+    s.add_argument("--status", choices=["pending", "sending", "sent", "dead", "cancelled"])
+    s.add_argument("--partner")
+    s.add_argument("--limit", type=int, default=200)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_outbox)

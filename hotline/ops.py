@@ -1,0 +1,207 @@
+"""Install and run the stack: setup, up/down (daemons with pid files), status, demo."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from core.config import HotlineConfig
+
+from hotline.common import _api, _config, console, with_auth
+
+
+# ------------------------------------------------------------------ setup / up / down
+def cmd_setup(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
+    from store.secrets import load_or_create
+    from store.db import migrate
+
+    cfg = _config(args)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    # the database, logs, secrets and initial passwords live here: nobody else on the host reads them
+    cfg.state_dir.chmod(0o700)
+    ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print)
+    secrets = load_or_create(cfg)
+    AsteriskInstance(cfg).install(secrets, log=console.print)
+    migrate(cfg.system.database.url, cfg.root)
+    created = _initial_passwords(cfg)
+    if created:
+        console.print(f"desk logins: initial passwords for {created} users in {cfg.state_dir / 'initial-passwords.txt'}"
+                      " (change them with `hotline passwd <user>`)")
+    console.print("[green]setup complete[/green]")
+    return 0
+
+
+def _initial_passwords(cfg: HotlineConfig) -> int:
+    """Every desk user without a password gets a random one, written once to a 0600 file for the
+    operator to hand out; only the Argon2 hash is kept in the database."""
+    import secrets as pysecrets
+
+    from core.access import principals
+
+    async def work(auth):
+        fresh = {}
+        for user in principals(cfg):
+            if await auth.store.password_hash(user) is None:
+                fresh[user] = pysecrets.token_urlsafe(12)
+                await auth.set_password(user, fresh[user])
+        return fresh
+    fresh = with_auth(cfg, work)
+    if fresh:
+        path = cfg.state_dir / "initial-passwords.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.writelines(f"{user}\t{pw}\n" for user, pw in fresh.items())
+    return len(fresh)
+
+
+# background daemons of one node: `hotline up` starts them, `hotline down` stops them
+DAEMONS = ("serve", "transcriber", "interop")
+
+
+def _pidfile(cfg: HotlineConfig, daemon: str) -> Path:
+    name = "controller" if daemon == "serve" else daemon
+    return cfg.state_dir / f"{name}-{cfg.system.asterisk.instance}.pid"
+
+
+def _controller_pidfile(cfg: HotlineConfig) -> Path:
+    return _pidfile(cfg, "serve")
+
+
+def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
+    pidfile = _pidfile(cfg, daemon)
+    if (daemon == "transcriber" and not cfg.system.transcription.enabled) or \
+            (daemon == "interop" and not cfg.system.interop.enabled):
+        return
+    if _pid_alive(pidfile):
+        return
+    log = open(str(pidfile)[:-4] + ".log", "ab")
+    argv = [sys.executable, "-m", "hotline.cli"] + (["--root", args.root] if args.root else []) + \
+        sum((["--set", s] for s in (args.set or [])), []) + [daemon]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    pidfile.write_text(str(proc.pid))
+
+
+def _pid_alive(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+
+
+def cmd_up(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+
+    cmd_setup(args)
+    cfg = _config(args)
+    ast = AsteriskInstance(cfg)
+    if ast.running():
+        ast.reload()  # already up: apply the configuration setup just wrote
+    else:
+        ast.start()
+    for daemon in DAEMONS:
+        _spawn_daemon(cfg, args, daemon)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            st = _api(cfg, "/api/status")
+            if st["asterisk"]["ami_connected"]:
+                break
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.3)
+    else:
+        console.print("[red]controller did not come up; see .hotline/controller-*.log[/red]")
+        return 1
+    a, c = cfg.system.asterisk, cfg.system.controller
+    console.print(f"[green]up[/green]: SIP trunk udp {a.sip_bind}:{a.sip_port} (dial <area code>12348), "
+                  f"AMI 127.0.0.1:{a.ami_port}, RTP {a.rtp_start}-{a.rtp_end}")
+    console.print(f"status page http://{c.http_host}:{c.http_port}/  API http://{c.http_host}:{c.http_port}/api/status  "
+                  f"metrics http://{c.http_host}:{c.http_port}/metrics")
+    return 0
+
+
+def cmd_down(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+
+    cfg = _config(args)
+    for daemon in DAEMONS:
+        pidfile = _pidfile(cfg, daemon)
+        pid = _pid_alive(pidfile)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _pid_alive(pidfile):
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        pidfile.unlink(missing_ok=True)
+    AsteriskInstance(cfg).stop()
+    console.print("down")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+
+    cfg = _config(args)
+    out = {"asterisk": {"running": AsteriskInstance(cfg).running()}, "controller": {"running": bool(_pid_alive(_controller_pidfile(cfg)))},
+           "transcriber": {"running": bool(_pid_alive(_pidfile(cfg, "transcriber")))},
+           "interop": {"running": bool(_pid_alive(_pidfile(cfg, "interop")))}}
+    try:
+        st = _api(cfg, "/api/status")
+        out["asterisk"].update(st["asterisk"])
+        out["controller"].update(st["controller"], connected=st["asterisk"]["ami_connected"])
+        out.update({k: st[k] for k in ("redis", "agents", "queues", "calls_in_progress")})
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        out["controller"]["api_error"] = str(e)
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    console.print(f"Asterisk running: {out['asterisk']['running']}  AMI connected: {out['asterisk'].get('ami_connected', False)}")
+    console.print(f"controller running: {out['controller']['running']}  transcriber running: "
+                  f"{out['transcriber']['running']}  interop running: {out['interop']['running']}")
+    if "agents" in out:
+        t = Table("agent", "state", "queues")
+        for a in out["agents"]:
+            t.add_row(a["id"], a["state"], ", ".join(a["queues"]))
+        Console().print(t)
+        console.print(f"calls in progress: {len(out['calls_in_progress'])}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from simulators.demo import run_demo
+
+    if cmd_up(args) != 0:
+        return 1
+    code = run_demo(_config(args), calls=args.calls)
+    if args.stop:
+        cmd_down(args)
+    return code
+
+
+def register(sub) -> None:
+    sub.add_parser("setup", help="install the Asterisk rootfs, configs, prompts and database (idempotent)").set_defaults(func=cmd_setup)
+    sub.add_parser("up", help="start Asterisk, the controller and the HTTP API in the background").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop them").set_defaults(func=cmd_down)
+    s = sub.add_parser("status", help="Asterisk, controller, agents, queues, calls in progress")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
+    s.add_argument("--calls", type=int, default=7)
+    s.add_argument("--stop", action="store_true", help="bring the stack down afterwards (default: leave it up)")
+    s.set_defaults(func=cmd_demo)
