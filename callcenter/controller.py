@@ -11,8 +11,6 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from agents.callbacks import CallbackScheduler
 from agents.desk import CallControl
 from agents.rota import RotaService
@@ -22,6 +20,7 @@ from store.secrets import Secrets
 from callcenter import cdr, voicemail
 from core.paths import InstancePaths
 from store.bus import Bus
+from callcenter.metrics import Metrics
 from callcenter.originate import Originator
 from callcenter.tracker import CallTracker
 from core import kpi
@@ -47,62 +46,6 @@ def event_time(ev) -> float | None:
     """Asterisk's Timestamp header (timestampevents=yes), or None if missing or garbled: a bad
     timestamp must not cost the event itself."""
     return usable_epoch(ev.get("Timestamp"))
-
-
-class Metrics:
-    def __init__(self):
-        self.registry = CollectorRegistry()
-        # by event name (a bounded set: Asterisk's event types that pass the AMI user's filters)
-        self.events = Counter("hotline_ami_events_total", "AMI events received", ["event"], registry=self.registry)
-        self._event_names: set[str] = set()
-        self.bad_events = Counter("hotline_ami_events_failed_total", "AMI events that failed handling", registry=self.registry)
-        self.calls = Counter("hotline_calls_total", "Calls ended", ["city", "outcome"], registry=self.registry)
-        self.live_calls = Gauge("hotline_live_calls", "Calls in progress", registry=self.registry)
-        self.ami_up = Gauge("hotline_ami_connected", "1 when the AMI session is logged in", registry=self.registry)
-        self.event_lag = Gauge("hotline_ami_event_lag_seconds", "Last event's age when handled", registry=self.registry)
-        self.db_errors = Counter("hotline_db_errors_total", "Failed record writes (retried)", registry=self.registry)
-        fine = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-        # from Asterisk's own event timestamps: is the controller keeping up, is the dialplan fast under load
-        self.event_delay = Histogram("hotline_ami_event_delay_seconds", "Event's age when handled",
-                                     buckets=fine, registry=self.registry)
-        self.routing = Histogram("hotline_routing_decision_seconds",
-                                 "Dialplan routing: hours, priority and queue checks until the caller joins or is told "
-                                 "the wait", buckets=fine, registry=self.registry)
-
-    def event_label(self, name) -> str:
-        """The event name as a label; malformed or past the 100th distinct name: "other" (bounded series)."""
-        if isinstance(name, str) and name in self._event_names:
-            return name
-        if not (isinstance(name, str) and name.isascii() and name.isalnum() and len(name) <= 40) \
-                or len(self._event_names) >= 100:
-            return "other"
-        self._event_names.add(name)
-        return name
-
-    def watch(self, ctl: "Controller") -> None:
-        """Queue sizes and agents by state, read from the live view when Prometheus scrapes."""
-        self.registry.register(_LiveCollector(ctl))
-
-
-class _LiveCollector:
-    def __init__(self, ctl: "Controller"):
-        self.ctl = ctl
-
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-        st = self.ctl.status()
-        waiting = GaugeMetricFamily("hotline_queue_waiting", "Callers waiting in a queue", labels=["queue"])
-        talking = GaugeMetricFamily("hotline_queue_talking", "Calls of a queue connected to an agent", labels=["queue"])
-        for q, v in sorted(st["queues"].items()):
-            waiting.add_metric([q], v["waiting"])
-            talking.add_metric([q], v["talking"])
-        agents = GaugeMetricFamily("hotline_agents", "Agents by state", labels=["state"])
-        counts: dict[str, int] = {}
-        for a in st["agents"]:
-            counts[a["state"]] = counts.get(a["state"], 0) + 1
-        for state in ("logged_out", "ready", "on_call", "paused", "wrap_up"):
-            agents.add_metric([state], counts.get(state, 0))
-        yield from (waiting, talking, agents)
 
 
 class Controller:

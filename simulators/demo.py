@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
@@ -50,71 +51,16 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "hotline.cli", "--root", str(cfg.root)]
-    agent_wav = speech_wav(AGENT_VOICE, "cmn", work / "agent.wav")
-    agents = []
     console.rule("[bold]12348 演示 demo[/bold]: agents log in")
-    for a in cfg.agents:
-        log = open(work / f"{a.id}.log", "wb")
-        agents.append(subprocess.Popen(cli + ["agent", "--id", a.id, "--auto-answer", "--login", "--play", str(agent_wav),
-                                              "--record-dir", str(work / "agent-audio")],
-                                       stdout=log, stderr=subprocess.STDOUT, env=env))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready = [a for a in _api(cfg, "/api/agents") if a["state"] == "ready"]
-        if len(ready) == len(cfg.agents):
-            break
-        time.sleep(0.5)
-    console.print(f"{len(ready)} agents ready: " + ", ".join(f"{a['name']}({','.join(a['queues'])})" for a in ready))
-
+    agents = _agents_log_in(cfg, cli, env, work)
     console.rule("callers dial in")
     t0 = time.time()
-    scenarios = (SCENARIOS * (calls // len(SCENARIOS) + 1))[:calls]
-    procs = []
-    for i, sc in enumerate(scenarios):
-        caller_id = f"{sc.caller[:-2]}{i:02d}"
-        wav = speech_wav(sc.words, sc.voice, work / f"caller-{sc.caller}.wav")
-        log = open(work / f"caller-{i}.log", "wb")
-        procs.append((sc, caller_id, subprocess.Popen(
-            cli + ["call", "--to", sc.number, "--caller", caller_id, "--dtmf", sc.dtmf, "--play", str(wav),
-                   "--hangup-after", "25"], stdout=log, stderr=subprocess.STDOUT, env=env)))
-        console.print(f"  {caller_id} → {sc.number}  {sc.note}")
-        time.sleep(1.5)
-    for _, _, p in procs:
-        try:
-            p.wait(120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    time.sleep(1.5)
-    for a in cfg.agents:  # simulated agents go home: log them out of their queues
-        _api(cfg, f"/api/agents/{a.id}/logout", "POST", {})
-    for p in agents:
-        p.send_signal(signal.SIGTERM)
-    for p in agents:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
+    procs = _callers_dial(cli, env, work, calls)
+    _agents_go_home(cfg, agents)
     ids = {cid for _, cid, _ in procs}
-    from datetime import datetime
     records = [r for r in _api(cfg, "/api/calls?limit=200") if r["caller_number"] in ids
                and r["started_at"] and datetime.fromisoformat(r["started_at"]).timestamp() >= t0 - 1]
-    detail = Table("caller", "dialed", "city", "lang", "IVR path", "agent", "outcome", "wait s", "talk s",
-                   title="calls / 通话记录")
-    for r in sorted(records, key=lambda r: r["caller_number"]):
-        detail.add_row(r["caller_number"], r["dialed_number"], r["city"] or "-", r["language"] or "-", r["ivr_path"] or "-",
-                       r["agent"] or "-", r["outcome"], _f(r["wait_seconds"]), _f(r["talk_seconds"]))
-    console.print(detail)
-    per_city: dict[str, list[dict]] = {}
-    for r in records:
-        per_city.setdefault(r["city"] or "(unknown number)", []).append(r)
-    t = Table("city / 城市", "calls", "answered", "avg wait s", "avg talk s", title="summary per city / 各市汇总")
-    names = {c.id: f"{c.names.zh} {c.names.en}" for c in cfg.cities}
-    for city, rs in sorted(per_city.items()):
-        answered = [r for r in rs if r["outcome"] == "answered"]
-        t.add_row(names.get(city, city), str(len(rs)), str(len(answered)),
-                  _f(_avg([r["wait_seconds"] for r in answered])), _f(_avg([r["talk_seconds"] for r in answered])))
-    console.print(t)
+    _print_records(cfg, records)
     _transcripts(cfg, [r for r in records if r["outcome"] == "answered"])
     _handoff(cfg, cli, env, work, [r for r in records if r["outcome"] == "answered"])
     c = cfg.system.controller
@@ -133,6 +79,79 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
         console.print(f"[red]calls without a proper record: {lost + odd}; see .hotline/demo/*.log[/red]")
         return 1
     return 0
+
+
+def _agents_log_in(cfg: HotlineConfig, cli: list[str], env: dict, work) -> list[subprocess.Popen]:
+    """Every configured agent at a pjsua2 softphone that answers by itself and speaks a greeting."""
+    agent_wav = speech_wav(AGENT_VOICE, "cmn", work / "agent.wav")
+    agents = []
+    for a in cfg.agents:
+        log = open(work / f"{a.id}.log", "wb")
+        agents.append(subprocess.Popen(cli + ["agent", "--id", a.id, "--auto-answer", "--login", "--play", str(agent_wav),
+                                              "--record-dir", str(work / "agent-audio")],
+                                       stdout=log, stderr=subprocess.STDOUT, env=env))
+    ready: list[dict] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready = [a for a in _api(cfg, "/api/agents") if a["state"] == "ready"]
+        if len(ready) == len(cfg.agents):
+            break
+        time.sleep(0.5)
+    console.print(f"{len(ready)} agents ready: " + ", ".join(f"{a['name']}({','.join(a['queues'])})" for a in ready))
+    return agents
+
+
+def _callers_dial(cli: list[str], env: dict, work, calls: int) -> list[tuple[DemoCall, str, subprocess.Popen]]:
+    """The scenarios' callers dial in 1.5 s apart; returns once every call is over."""
+    scenarios = (SCENARIOS * (calls // len(SCENARIOS) + 1))[:calls]
+    procs = []
+    for i, sc in enumerate(scenarios):
+        caller_id = f"{sc.caller[:-2]}{i:02d}"
+        wav = speech_wav(sc.words, sc.voice, work / f"caller-{sc.caller}.wav")
+        log = open(work / f"caller-{i}.log", "wb")
+        procs.append((sc, caller_id, subprocess.Popen(
+            cli + ["call", "--to", sc.number, "--caller", caller_id, "--dtmf", sc.dtmf, "--play", str(wav),
+                   "--hangup-after", "25"], stdout=log, stderr=subprocess.STDOUT, env=env)))
+        console.print(f"  {caller_id} → {sc.number}  {sc.note}")
+        time.sleep(1.5)
+    for _, _, p in procs:
+        try:
+            p.wait(120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    time.sleep(1.5)
+    return procs
+
+
+def _agents_go_home(cfg: HotlineConfig, agents: list[subprocess.Popen]) -> None:
+    for a in cfg.agents:  # log them out of their queues
+        _api(cfg, f"/api/agents/{a.id}/logout", "POST", {})
+    for p in agents:
+        p.send_signal(signal.SIGTERM)
+    for p in agents:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _print_records(cfg: HotlineConfig, records: list[dict]) -> None:
+    detail = Table("caller", "dialed", "city", "lang", "IVR path", "agent", "outcome", "wait s", "talk s",
+                   title="calls / 通话记录")
+    for r in sorted(records, key=lambda r: r["caller_number"]):
+        detail.add_row(r["caller_number"], r["dialed_number"], r["city"] or "-", r["language"] or "-", r["ivr_path"] or "-",
+                       r["agent"] or "-", r["outcome"], _f(r["wait_seconds"]), _f(r["talk_seconds"]))
+    console.print(detail)
+    per_city: dict[str, list[dict]] = {}
+    for r in records:
+        per_city.setdefault(r["city"] or "(unknown number)", []).append(r)
+    t = Table("city / 城市", "calls", "answered", "avg wait s", "avg talk s", title="summary per city / 各市汇总")
+    names = {c.id: f"{c.names.zh} {c.names.en}" for c in cfg.cities}
+    for city, rs in sorted(per_city.items()):
+        answered = [r for r in rs if r["outcome"] == "answered"]
+        t.add_row(names.get(city, city), str(len(rs)), str(len(answered)),
+                  _f(_avg([r["wait_seconds"] for r in answered])), _f(_avg([r["talk_seconds"] for r in answered])))
+    console.print(t)
 
 
 def _transcripts(cfg: HotlineConfig, answered: list[dict]) -> None:
