@@ -90,3 +90,30 @@ def test_dialplan_names_come_from_the_contract():
         check_contract("exten => s,1,UserEvent(HotlineTypo,DID: 1)\n")
     with pytest.raises(ValueError, match="HOTLINE_CTIY"):
         check_contract("exten => s,1,Set(__HOTLINE_CTIY=leshan)\n")
+
+
+def test_files_and_dialplan_sections_keep_their_order():
+    """The generated files are read by Asterisk admins and diffed across releases: refactoring the
+    generator must not reorder them. Per-city/per-partner contexts collapse to one name with `*`."""
+    import re
+
+    assert list(FILES) == [
+        "asterisk.conf", "modules.conf", "logger.conf", "rtp.conf", "pjsip.conf", "manager.conf", "queues.conf",
+        "extensions.conf", "voicemail.conf", "musiconhold.conf", "cdr.conf", "cel.conf", "acl.conf", "udptl.conf",
+        "pjproject.conf", "ccss.conf", "indications.conf", "features.conf", "confbridge.conf"]
+    sections = []
+    for name in re.findall(r"^\[([^\]]+)\]$", FILES["extensions.conf"], re.M):
+        name = re.sub(r"^hotline-(ivr-city|wf|hours|partner-headers|partner)-.*", r"hotline-\1-*", name)
+        if not sections or sections[-1] != name:
+            sections.append(name)
+    assert sections == [
+        "globals", "hotline-trunk", "hotline-start", "hotline-ivr-step", "hotline-hangup",
+        "hotline-ivr-language", "hotline-ivr-language-opt", "hotline-after-language", "hotline-ivr-city-*",
+        "hotline-ivr-service", "hotline-ivr-service-opt", "hotline-ivr-green", "hotline-ivr-green-opt",
+        "hotline-queue", "hotline-step", "hotline-ahead", "hotline-wait-langs",
+        "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered",
+        "hotline-wf-*", "hotline-closed-days", "hotline-make-up-days", "hotline-hours-*", "hotline-green-registry",
+        "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial", "hotline-voicemail", "hotline-unknown",
+        "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
+        "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
+        "hotline-refuse", "hotline-agents"]

@@ -1,0 +1,124 @@
+"""pjsip.conf: the carrier trunk, the partners' trunks (warm transfers out) and one account per
+agent, SIP-connected interpreter and supervisor."""
+from __future__ import annotations
+
+from core.config import HotlineConfig
+from core.contract import TRUNK_CONTEXT
+from store.secrets import Secrets
+
+from .common import HEADER
+
+
+def pjsip_conf(cfg: HotlineConfig, secrets: Secrets) -> str:
+    a = cfg.system.asterisk
+    # RTP on the SIP address, not on every interface: nothing listens where it need not, and Asterisk
+    # does not look up its own address (gethostname + DNS) for every RTP session — a lookup that took
+    # 5 s under load held up every request behind it (bench/bench_load.py, docs/performance.md)
+    media = ("" if a.sip_bind in ("0.0.0.0", "::", "[::]") else
+             f"media_address = {a.sip_bind}\nbind_rtp_to_media_address = yes\n")
+    return HEADER + _global_and_trunk(cfg, media) + _partner_trunks(cfg, media) + _phones(cfg, secrets, media)
+
+
+def _global_and_trunk(cfg: HotlineConfig, media: str) -> str:
+    a, t = cfg.system.asterisk, cfg.system.trunk
+    return f"""[global]
+type = global
+; Agents are identified by their SIP user before the trunk is matched by source address, so an
+; agent's phone on the carrier's network (or on loopback in the demo) is never taken for the trunk.
+endpoint_identifier_order = username,ip
+user_agent = 12348-hotline
+default_realm = hotline12348
+
+[transport-udp]
+type = transport
+protocol = udp
+bind = {a.sip_bind}:{a.sip_port}
+
+; ---- carrier trunk: inbound <area code>12348 calls
+[{t.name}]
+type = endpoint
+; only by source address: a request merely saying it is from user "{t.name}" must not become the trunk
+identify_by = ip
+context = {TRUNK_CONTEXT}
+disallow = all
+allow = {",".join(t.codecs)}
+dtmf_mode = rfc4733
+direct_media = no
+{media}rtp_symmetric = yes
+send_pai = no
+trust_id_inbound = yes
+; a caller whose phone vanished without a BYE must not hold an agent forever
+rtp_timeout = 60
+rtp_timeout_hold = 600
+""" + (f"aors = {t.name}\nfrom_domain = hotline12348\n\n[{t.name}]\ntype = aor\ncontact = {t.outbound}\n" if t.outbound else "") + f"""
+
+[{t.name}]
+type = identify
+endpoint = {t.name}
+""" + "".join(f"match = {m}\n" for m in t.match)
+
+
+def _partner_trunks(cfg: HotlineConfig, media: str) -> str:
+    t = cfg.system.trunk
+    out = []
+    for pid, p in cfg.partners.items():
+        if p.sip is None:
+            continue
+        for city, uri in p.sip.uris.items():
+            host = uri.split("@", 1)[1]
+            out.append(f"""
+; ---- partner {pid} trunk ({city}): warm transfers out, nothing in
+[partner-{pid}-{city}]
+type = endpoint
+identify_by = ip
+context = hotline-refuse
+disallow = all
+allow = {",".join(t.codecs)}
+dtmf_mode = rfc4733
+direct_media = no
+{media}aors = partner-{pid}-{city}
+from_domain = hotline12348
+
+[partner-{pid}-{city}]
+type = aor
+contact = sip:{host}
+""")
+    return "".join(out)
+
+
+def _phones(cfg: HotlineConfig, secrets: Secrets, media: str) -> str:
+    out = []
+    phones = [("agent", a) for a in cfg.agents] + [("interpreter", i) for i in cfg.interpreters if not i.number]
+    phones += [("supervisor", s) for s in cfg.supervisors]
+    for kind, ag in phones:
+        out.append(f"""
+; ---- {kind} {ag.id} ({ag.name})
+[{ag.id}]
+type = endpoint
+context = hotline-agents
+disallow = all
+allow = alaw,ulaw
+dtmf_mode = rfc4733
+direct_media = no
+{media}rtp_symmetric = yes
+force_rport = yes
+rewrite_contact = yes
+rtp_timeout = 60
+rtp_timeout_hold = 600
+auth = {ag.id}
+aors = {ag.id}
+callerid = "{ag.name}" <{ag.id}>
+
+[{ag.id}]
+type = auth
+auth_type = userpass
+username = {ag.id}
+password = {secrets.agent_passwords[ag.id]}
+
+[{ag.id}]
+type = aor
+max_contacts = 1
+remove_existing = yes
+qualify_frequency = 30
+""")
+    return "".join(out)

@@ -1,0 +1,108 @@
+"""Asterisk's small files: directories, modules, logging, RTP, music on hold, voicemail boxes, and
+the fixed ones (CDR, indications, features, ConfBridge, and empty files that only silence errors)."""
+from __future__ import annotations
+
+from core.config import HotlineConfig
+from core.paths import InstancePaths
+
+from .common import HEADER
+
+# Only what the platform uses is loaded: a smaller attack surface and a faster start.
+MODULES = [
+    # core plumbing
+    "res_sorcery_config.so", "res_sorcery_memory.so", "res_sorcery_astdb.so", "res_timing_timerfd.so",
+    "res_rtp_asterisk.so", "res_musiconhold.so", "pbx_config.so", "func_sorcery.so",
+    # SIP (PJSIP) for the carrier trunk and agents' phones
+    "res_pjproject.so", "res_pjsip.so", "res_pjsip_session.so", "chan_pjsip.so",
+    "res_pjsip_authenticator_digest.so", "res_pjsip_endpoint_identifier_ip.so",
+    "res_pjsip_endpoint_identifier_user.so", "res_pjsip_registrar.so", "res_pjsip_sdp_rtp.so",
+    "res_pjsip_caller_id.so", "res_pjsip_dtmf_info.so", "res_pjsip_refer.so", "res_pjsip_nat.so",
+    "res_pjsip_header_funcs.so", "res_pjsip_logger.so", "res_pjsip_rfc3326.so", "res_pjsip_pubsub.so",
+    "res_pjsip_outbound_authenticator_digest.so", "func_pjsip_endpoint.so",
+    # bridging
+    "bridge_simple.so", "bridge_native_rtp.so", "bridge_softmix.so", "bridge_holding.so",
+    "bridge_builtin_features.so",
+    # applications
+    "app_queue.so", "app_playback.so", "app_read.so", "app_mixmonitor.so", "app_voicemail.so",
+    "app_userevent.so", "app_stack.so", "app_dial.so", "app_echo.so", "app_verbose.so",
+    "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so", "app_originate.so", "app_db.so",
+    "app_bridgeaddchan.so", "app_softhangup.so",
+    # the desk's mute button (MUTEAUDIO(), set over AMI with Setvar: no `system` write class needed)
+    "res_mutestream.so",
+    # live transcription: an AudioSocket channel streams one speaker to the transcriber
+    "res_audiosocket.so", "chan_audiosocket.so",
+    # dialplan functions
+    "func_channel.so", "func_strings.so", "func_logic.so", "func_callerid.so", "func_cdr.so",
+    "func_dialplan.so", "func_global.so", "func_math.so", "func_hangupcause.so", "func_db.so",
+    "func_sprintf.so",
+    # codecs and file formats (prompts are 8 kHz WAV, recordings WAV)
+    "codec_ulaw.so", "codec_alaw.so", "codec_a_mu.so", "codec_gsm.so", "codec_resample.so",
+    "format_wav.so", "format_gsm.so", "format_pcm.so", "format_sln.so", "format_wav_gsm.so",
+    # records kept by Asterisk itself, readable even if the controller was down
+    "cdr_csv.so",
+]
+
+
+
+def asterisk_conf(paths: InstancePaths, moddir: str) -> str:
+    i = paths.inner
+    return HEADER + f"""[directories]
+astetcdir => {paths.etc}
+astmoddir => {moddir}
+astvarlibdir => {paths.lib}
+astdbdir => {paths.lib}
+astkeydir => {paths.lib}
+astdatadir => /usr/share/asterisk
+astagidir => /usr/share/asterisk/agi-bin
+astspooldir => {paths.spool}
+astrundir => {paths.run}
+astlogdir => {paths.log}
+astsbindir => /usr/sbin
+
+[options]
+documentation_language = en_US
+; {i}: one instance of several sharing this rootfs
+transmit_silence = yes
+defaultlanguage = zh
+"""
+
+
+def modules_conf() -> str:
+    return HEADER + "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in MODULES)
+
+
+def logger_conf() -> str:
+    return HEADER + "[general]\ndateformat = %F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\nconsole => notice,warning,error\n"
+
+
+def rtp_conf(cfg: HotlineConfig) -> str:
+    a = cfg.system.asterisk
+    return HEADER + f"[general]\nrtpstart = {a.rtp_start}\nrtpend = {a.rtp_end}\nstrictrtp = yes\n"
+
+def voicemail_conf(cfg: HotlineConfig) -> str:
+    lines = [HEADER, "[general]\nformat = wav\nmaxsecs = 180\nmaxsilence = 10\nattach = no\n"
+                     "skipms = 3000\nmaxlogins = 3\n\n[hotline]\n"]
+    for qid, names in [(c.id, c.names) for c in cfg.cities] + [(cfg.province.id, cfg.province.names)]:
+        lines.append(f"{qid} => 0,{names.en} 12348\n")
+    return "".join(lines)
+
+
+def musiconhold_conf(paths: InstancePaths) -> str:
+    return HEADER + f"[default]\nmode = files\ndirectory = {paths.moh}\nsort = alpha\n"
+
+
+CDR_CONF = ("[general]\nenable = yes\nunanswered = yes\n\n[csv]\nusegmtime = no\nloguniqueid = yes\n"
+            "loguserfield = yes\naccountlogs = no\n")
+
+# present so Asterisk does not log errors about them; defaults are what we want
+EMPTY_FILES = ("cel.conf", "acl.conf", "udptl.conf", "pjproject.conf", "ccss.conf")
+
+INDICATIONS_CONF = ("[general]\ncountry=cn\n\n[cn]\ndescription = China\nringcadence = 1000,4000\n"
+                    "dial = 450\nbusy = 450/350,0/350\nring = 450/1000,0/4000\n"
+                    "congestion = 450/700,0/700\ncallwaiting = 450/400,0/4000\n")
+
+# the desk's transfers (AMI Atxfer) use the attended-transfer feature; agents' phones may
+# also dial them as DTMF codes (Queue option t lets the agent, never the caller, transfer)
+FEATURES_CONF = "[general]\natxferabort = *3\natxfercomplete = *4\n\n[featuremap]\nblindxfer = #1\natxfer = *2\n"
+
+CONFBRIDGE_CONF = "[general]\n"
