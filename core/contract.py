@@ -1,7 +1,7 @@
 """The dialplan contract: the UserEvent names the generated dialplan emits and the channel variables
 it keeps, which the call tracker and the controller read. Both sides use these names: the tracker
 and controller through the constants, the generator by checking its output against them at
-generation time (callcenter/asterisk/confgen.py: generate), so the two cannot drift apart."""
+generation time (callcenter/asterisk/confgen/__init__.py: generate), so the two cannot drift apart."""
 from __future__ import annotations
 
 from enum import StrEnum
