@@ -44,7 +44,7 @@ def _config(args) -> HotlineConfig:
 def cmd_setup(args) -> int:
     from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
     from store.secrets import load_or_create
-    from store.db import migrate
+    from store.engine import migrate
 
     cfg = _config(args)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -310,14 +310,15 @@ def cmd_federation(args) -> int:
 
 
 def cmd_outbox(args) -> int:
-    from store.db import Store
+    from store.auth import AuditLog
+    from store.engine import Database
     from store.interop import InteropStore
 
     cfg = _config(args)
 
     async def main() -> int:
-        store = Store(cfg.system.database.url, cfg.root)
-        box = InteropStore(store, cfg.system.node.name)
+        db = Database(cfg.system.database.url, cfg.root)
+        box = InteropStore(db, cfg.system.node.name)
         try:
             if args.action == "list":
                 rows = await box.outbox(status=args.status, partner=args.partner, limit=args.limit)
@@ -339,13 +340,13 @@ def cmd_outbox(args) -> int:
             for mid in ids:
                 if await box.requeue(mid, replay=args.action == "replay"):
                     done.append(mid)
-                    await store.audit("hotline-cli", "command", f"outbox_{args.action}", target=str(mid))
+                    await AuditLog(db).audit("hotline-cli", "command", f"outbox_{args.action}", target=str(mid))
                 else:
                     console.print(f"[yellow]{mid}: not found or not in a state to {args.action}[/yellow]")
             console.print(f"{args.action}: {len(done)} message(s) queued again; `hotline interop` sends them")
             return 0 if len(done) == len(ids) else 1
         finally:
-            await store.close()
+            await db.close()
     return asyncio.run(main())
 
 
@@ -461,7 +462,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from store.db import migrate
+    from store.engine import migrate
 
     cfg = _config(args)
     migrate(cfg.system.database.url, cfg.root)
@@ -471,17 +472,18 @@ def cmd_db(args) -> int:
 
 def _with_auth(cfg: HotlineConfig, work):
     """Run ``work(auth)`` against the database (no controller needed): passwords and tokens."""
-    from store.db import Store, migrate
+    from store.auth import AuthStore
+    from store.engine import Database, migrate
     from dashboard.auth import Auth
 
     migrate(cfg.system.database.url, cfg.root)
 
     async def run():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await work(Auth(cfg, store))
+            return await work(Auth(cfg, AuthStore(db)))
         finally:
-            await store.close()
+            await db.close()
     return asyncio.run(run())
 
 
@@ -525,7 +527,8 @@ def cmd_stats(args) -> int:
 
     from backoffice import stats
     from core.kpi import Policy
-    from store.db import Store, migrate, report_rows
+    from store.engine import Database, migrate
+    from store.reports import report_rows
 
     cfg = _config(args)
     try:
@@ -540,12 +543,12 @@ def cmd_stats(args) -> int:
     migrate(cfg.system.database.url, cfg.root)
 
     async def rows():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await report_rows(store, datetime.combine(first, dtime(0), tz),
+            return await report_rows(db, datetime.combine(first, dtime(0), tz),
                                      datetime.combine(last + timedelta(days=1), dtime(0), tz), args.city)
         finally:
-            await store.close()
+            await db.close()
     calls, tickets, appts, complaints, surveys = asyncio.run(rows())
     table = stats.aggregate(calls, tickets, appts, args.period, cfg.routing.timezone, complaints=complaints,
                             surveys=surveys, policy=Policy.of(cfg))
@@ -575,7 +578,8 @@ def cmd_staffing(args) -> int:
 
     from backoffice.staffing import advise, history as learned
     from core.kpi import Policy
-    from store.db import Store, migrate
+    from store.calls import CallStore
+    from store.engine import Database, migrate
 
     cfg = _config(args)
     if args.city and args.city not in cfg.queue_ids:
@@ -584,11 +588,11 @@ def cmd_staffing(args) -> int:
     migrate(cfg.system.database.url, cfg.root)
 
     async def load():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await store.calls_since(datetime.now(timezone.utc) - timedelta(days=args.days), None, args.city)
+            return await CallStore(db).calls_since(datetime.now(timezone.utc) - timedelta(days=args.days), None, args.city)
         finally:
-            await store.close()
+            await db.close()
 
     history = asyncio.run(load())
     arrivals, aht = learned(history, args.days, cfg.routing.timezone, Policy.of(cfg))

@@ -516,7 +516,7 @@ def test_controller_hands_every_event_to_the_tracker(cfg, kinds, junk, stamps, r
         alive = not consumer.done()
         consumer.cancel()
         ctl.ami.close()
-        await ctl.store.engine.dispose()
+        await ctl.db.engine.dispose()
         return ctl, got, alive
 
     ctl, got, alive = asyncio.run(go())
