@@ -1,6 +1,6 @@
 """Legal-aid appointments: centers, their slots, and the texts sent to the caller (pure).
 
-Booking itself is a database operation (store/db.py: AppointmentStore): a slot has
+Booking itself is a database operation (store/appointments.py: AppointmentStore): a slot has
 ``capacity`` seats and each booking takes a free seat under a unique constraint, so two
 desks can never get the same seat, on SQLite or PostgreSQL.
 """

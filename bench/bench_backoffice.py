@@ -25,7 +25,8 @@ from rich.table import Table  # noqa: E402
 from core.config import load_config  # noqa: E402
 from backoffice.legal_aid import Facts, screen  # noqa: E402
 from backoffice.stats import aggregate  # noqa: E402
-from store.db import AppointmentStore, SlotFull, Store, migrate  # noqa: E402
+from store.appointments import AppointmentStore, SlotFull  # noqa: E402
+from store.engine import Database, migrate  # noqa: E402
 from dashboard.auth import hasher  # noqa: E402
 
 
@@ -38,8 +39,8 @@ def timed(fn, n: int) -> float:
 
 async def bookings(url: str, n: int, same_slot: bool) -> tuple[float, int]:
     migrate(url, ROOT)
-    store = Store(url, ROOT)
-    appts = AppointmentStore(store)
+    db = Database(url, ROOT)
+    appts = AppointmentStore(db)
     slots = [f"{h:02d}:{m:02d}" for h in range(8, 18) for m in (0, 30)]
     try:
         async def one(i):
@@ -56,7 +57,7 @@ async def bookings(url: str, n: int, same_slot: bool) -> tuple[float, int]:
         done = sum(await asyncio.gather(*[one(i) for i in range(n)]))
         return n / (time.perf_counter() - t0), done
     finally:
-        await store.close()
+        await db.close()
 
 
 def main() -> None:

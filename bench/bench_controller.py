@@ -24,7 +24,8 @@ from rich.table import Table  # noqa: E402
 from callcenter.tracker import CallTracker  # noqa: E402
 from core.calls import CallState  # noqa: E402
 from core.config import load_config  # noqa: E402
-from store.db import Store, migrate  # noqa: E402
+from store.calls import CallStore  # noqa: E402
+from store.engine import Database, migrate  # noqa: E402
 from core.workflow import CallFacts, QueueLive, first_target  # noqa: E402
 
 
@@ -94,12 +95,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             url = f"sqlite:///{d}/b.db"
             migrate(url, ROOT)
-            store = Store(url, ROOT)
+            db = Database(url, ROOT)
+            store = CallStore(db)
             t = time.perf_counter()
             for i in range(500):
                 await store.save_call(CallState(call_id=f"b{i}", city="leshan", status="ended", started_at=1e9))
             dt = time.perf_counter() - t
-            await store.close()
+            await db.close()
             return dt
     t_db = asyncio.run(writes())
 

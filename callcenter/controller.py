@@ -28,7 +28,16 @@ from core.calls import CallState, usable_epoch
 from core.contract import RESYNC_VARS, Ev, Var
 from core.config import HotlineConfig
 from backoffice.followups import FollowUpDialer
-from store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore, migrate
+from store.agents import AgentEventStore
+from store.alerts import AlertStore
+from store.appointments import AppointmentStore
+from store.auth import AuditLog, AuthStore
+from store.callbacks import CallbackStore
+from store.calls import CallStore
+from store.complaints import ComplaintStore
+from store.engine import Database, migrate
+from store.followups import FollowUpStore
+from store.tickets import TicketStore
 from store.transcripts import TranscriptStore
 from interop.effects import ticket_effects
 from core.transfers import transfer_extensions
@@ -55,23 +64,27 @@ class Controller:
         a = cfg.system.asterisk
         self.metrics = Metrics()
         self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
-        self.store = Store(cfg.system.database.url, cfg.root)
+        self.db = Database(cfg.system.database.url, cfg.root)
+        self.call_records = CallStore(self.db)
+        self.callback_tasks = CallbackStore(self.db)
+        self.auth_store = AuthStore(self.db)
+        self.audit_log = AuditLog(self.db)
         # partner status messages and command-center events commit with the ticket change causing them
-        self.tickets = TicketStore(self.store, effects=ticket_effects(cfg))
-        self.appointments = AppointmentStore(self.store)
-        self.followups = FollowUpStore(self.store)
-        self.complaints = ComplaintStore(self.store)
+        self.tickets = TicketStore(self.db, effects=ticket_effects(cfg))
+        self.appointments = AppointmentStore(self.db)
+        self.followups = FollowUpStore(self.db)
+        self.complaints = ComplaintStore(self.db)
         self.ticket_rules = cfg.tickets
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
-        self.agents = AgentService(cfg, self.ami, self.store)
+        self.agents = AgentService(cfg, self.ami, AgentEventStore(self.db))
         self.desk = CallControl(cfg, self.ami)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         # callbacks and follow-up surveys place their calls through the one originate path
         originate = Originator(self.ami)
-        self.callbacks = CallbackScheduler(cfg, originate, self.store, cfg.system.controller.rota_interval_seconds)
+        self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
         self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
         self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
@@ -83,7 +96,8 @@ class Controller:
         self.resynced = asyncio.Event()
         self.started_at = time.time()
         self.listeners: list = []  # callables(call_dict) for WebSocket fan-out
-        self.transcripts = TranscriptStore(self.store)
+        self.transcripts = TranscriptStore(self.db)
+        self.alerts = AlertStore(self.db)
         self.models = ModelRegistry(cfg)
         self.tap = LiveTap(cfg, self.ami, self.bus, self.models)
         self.wallboard = Wallboard(self)
@@ -94,7 +108,7 @@ class Controller:
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
-        for call in await self.store.unfinished_calls():
+        for call in await self.call_records.unfinished_calls():
             self.tracker.calls[call.call_id] = call
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
                        asyncio.create_task(self._write(), name="record-writer"),
@@ -120,7 +134,7 @@ class Controller:
             log.warning("stopping with %d unsaved call updates", self._dirty.qsize())
         for t in self._tasks:
             t.cancel()
-        await self.store.close()
+        await self.db.close()
         await self.bus.close()
 
     async def _drain(self) -> None:
@@ -181,7 +195,7 @@ class Controller:
                 call.outcome = call.outcome or "unobserved"
                 call.hangup_cause_text = call.hangup_cause_text or "ended while the controller was down"
                 self._mark(call)
-        missing = await self.store.missing_call_ids(list(from_cdr))
+        missing = await self.call_records.missing_call_ids(list(from_cdr))
         for call_id in missing:
             if call_id not in self.tracker.calls:
                 self.tracker.calls[call_id] = from_cdr[call_id]
@@ -238,7 +252,7 @@ class Controller:
         """Callback requests and results become durable tasks, written in event order."""
         kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
         if kind == Ev.CALLBACK_REQUEST and call is not None:
-            self._dirty.put_nowait(("op", call.call_id, lambda: self.store.add_callback(call, "queue_callback")))
+            self._dirty.put_nowait(("op", call.call_id, lambda: self.callback_tasks.add_callback(call, "queue_callback")))
         elif kind in (Ev.SURVEY, Ev.SURVEY_END):
             self._dirty.put_nowait(("op", f"follow-up {ev.get('FollowUp')}", lambda: self.dialer.on_event(ev)))
         elif kind == Ev.CALLBACK_RESULT:
@@ -249,7 +263,7 @@ class Controller:
                 attempt = 0
             status = {"done": "done", "failed": "failed", "retry": "pending"}.get(result)
             if origin and status:
-                self._dirty.put_nowait(("op", origin, lambda: self.store.update_callback(origin, status, attempt)))
+                self._dirty.put_nowait(("op", origin, lambda: self.callback_tasks.update_callback(origin, status, attempt)))
 
     def _mark(self, call: CallState, event_at: float | None = None) -> None:
         snapshot = call.as_dict()
@@ -307,7 +321,7 @@ class Controller:
                 calls.append(call)
         if not calls:
             return
-        await self._retrying(lambda: self.store.save_calls(calls), calls[0].call_id)
+        await self._retrying(lambda: self.call_records.save_calls(calls), calls[0].call_id)
         for call in calls:
             await self._retrying(lambda: self._ticket_for(call), call.call_id)
         await self.bus.publish_calls([c.as_dict() for c in calls])
@@ -315,7 +329,7 @@ class Controller:
             if call.status != "ended":
                 continue
             if call.outcome == "voicemail":
-                await self._retrying(lambda: self.store.add_callback(call, "voicemail", call.voicemail), call.call_id)
+                await self._retrying(lambda: self.callback_tasks.add_callback(call, "voicemail", call.voicemail), call.call_id)
             await self._retrying(lambda: self._transcript_for(call), call.call_id)
             self.desk.forget(call.call_id)
             self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
@@ -397,7 +411,7 @@ class Controller:
             try:
                 for t in await self.tickets.escalate_overdue():
                     log.warning("ticket %s (%s) is past its deadline: escalated", t["id"], t["city"])
-                    await self.store.audit("system", "", "ticket_escalated", t["call_id"] or "", str(t["id"]),
+                    await self.audit_log.audit("system", "", "ticket_escalated", t["call_id"] or "", str(t["id"]),
                                            detail=f"due {t['due_at']}")
                     for listener in list(self.ticket_listeners):
                         listener({"type": "ticket_escalated", "ticket": t})
@@ -411,13 +425,13 @@ class Controller:
         await asyncio.wait_for(self._drain(), 10)
         added = 0
         for msg in await asyncio.to_thread(voicemail.scan, paths):
-            added += await self.store.add_voicemail_callback(msg)
+            added += await self.callback_tasks.add_voicemail_callback(msg)
         if added:
             log.warning("created %d callback tasks for voicemail left while the controller was down", added)
 
     async def _learn_aht(self) -> None:
         """Tell the dialplan's wait estimate the recent handle time (it has a configured default)."""
-        week = await self.store.calls_since(datetime.fromtimestamp(time.time() - 7 * 86400, timezone.utc))
+        week = await self.call_records.calls_since(datetime.fromtimestamp(time.time() - 7 * 86400, timezone.utc))
         k = kpi.compute(week, self.wallboard.policy)      # the wallboard's AHT, over the last week
         if k.aht_seconds is not None and k.answered >= 20:
             aht = int(k.aht_seconds)

@@ -72,8 +72,8 @@ class Wallboard:
                 return self._today[1]
             now = datetime.now(self.tz)
             midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-            rows = await self.ctl.store.calls_since(midnight)
-            callbacks = await self.ctl.store.callbacks_since(midnight)
+            rows = await self.ctl.call_records.calls_since(midnight)
+            callbacks = await self.ctl.callback_tasks.callbacks_since(midnight)
             by_city: dict[str, list] = {}
             for r in rows:
                 by_city.setdefault(r["city"], []).append(r)
@@ -84,7 +84,7 @@ class Wallboard:
 
     async def report(self, first: date, last: date, city: str | None = None) -> dict:
         """KPIs over local dates first..last (/api/reports): per day, per hour of day, per agent, total."""
-        rows = await self.ctl.store.calls_since(datetime.combine(first, dtime(0), self.tz),
+        rows = await self.ctl.call_records.calls_since(datetime.combine(first, dtime(0), self.tz),
                                                 datetime.combine(last + timedelta(days=1), dtime(0), self.tz), city)
         tzname = self.cfg.routing.timezone
         # a year of a province's calls is seconds of CPU: off the event loop that follows the calls
@@ -121,7 +121,7 @@ class Wallboard:
     async def raise_alarms(self) -> list[dict]:
         """Raise alarms whose condition began, clear those whose condition ended; returns the new ones."""
         tiles = await self.tiles()
-        active = await self.ctl.transcripts.active_alarms()
+        active = await self.ctl.alerts.active_alarms()
         now_true = {}
         for t in tiles:
             for a in alarms_for(t, self.thresholds(t["city"])):
@@ -132,13 +132,13 @@ class Wallboard:
                 now_true[key] = a
         for key, a in now_true.items():
             if key not in active:
-                row = await self.ctl.transcripts.add_alert(kind="alarm", city=key[0], topic=a.kind, term="",
+                row = await self.ctl.alerts.add_alert(kind="alarm", city=key[0], topic=a.kind, term="",
                                                            severity="high", phase="live", detail=a.detail)
                 if row:
                     raised.append(row)
         for key, row in active.items():
             if key not in now_true:
-                await self.ctl.transcripts.clear_alarm(row["id"])
+                await self.ctl.alerts.clear_alarm(row["id"])
         return raised
 
     async def stale_nodes(self) -> dict[tuple[str, str], Alarm]:
@@ -148,7 +148,7 @@ class Wallboard:
         from store.interop import FederationStore
         out = {}
         now = datetime.now(timezone.utc)
-        for n in await FederationStore(self.ctl.store).nodes():
+        for n in await FederationStore(self.ctl.db).nodes():
             seen = n["last_seen"]
             if seen is not None and seen.tzinfo is None:
                 seen = seen.replace(tzinfo=timezone.utc)

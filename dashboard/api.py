@@ -19,7 +19,8 @@ from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
 
 from agents.desk import DeskError
 from backoffice.appointments import BookingError, check_booking_time, centers_of, message, slot_times
-from store.db import SlotFull, report_rows
+from store.appointments import SlotFull
+from store.reports import report_rows
 from store.models import ID_MAX
 from backoffice.tickets import (COMPLAINT_KINDS, COMPLAINT_SOURCES, COMPLAINT_STATUSES, STATUSES, TEXT_MAX,
                                 TicketError, check_complaint_intake, check_complaint_move, check_edit,
@@ -144,7 +145,7 @@ def _ts(iso: str | None) -> float | None:
 
 def make_app(controller, service_token: str = "") -> web.Application:
     ctl = controller
-    auth = Auth(ctl.cfg, ctl.store, service_token)
+    auth = Auth(ctl.cfg, ctl.auth_store, service_token)
     hub = LiveHub(ctl)
     app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
     agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
@@ -168,12 +169,12 @@ def make_app(controller, service_token: str = "") -> web.Application:
 
     async def refuse(request, action: str, call_id: str = "", target: str = "", why: str = "") -> None:
         p = me(request)
-        await ctl.store.audit(p.user_id, p.role, action, call_id, target, allowed=False, detail=why)
+        await ctl.audit_log.audit(p.user_id, p.role, action, call_id, target, allowed=False, detail=why)
         raise Forbidden(why)
 
     async def audit(request, action: str, call_id: str = "", target: str = "", detail: str = "") -> None:
         p = me(request)
-        await ctl.store.audit(p.user_id, p.role, action, call_id, target, allowed=True, detail=detail)
+        await ctl.audit_log.audit(p.user_id, p.role, action, call_id, target, allowed=True, detail=detail)
 
     # ---- session
     async def login(request):
@@ -184,9 +185,9 @@ def make_app(controller, service_token: str = "") -> web.Application:
         try:
             principal, token, csrf = await auth.login(user, password, request.remote or "")
         except PermissionError as e:
-            await ctl.store.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {request.remote})")
+            await ctl.audit_log.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {request.remote})")
             return login_refused(e)
-        await ctl.store.audit(principal.user_id, principal.role, "login")
+        await ctl.audit_log.audit(principal.user_id, principal.role, "login")
         resp = ok({"user": principal.as_dict(), "csrf": csrf})
         resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                         max_age=int(auth.max_age), secure=request.secure)
@@ -194,7 +195,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
 
     async def logout(request):
         if request.get(SESSION):
-            await ctl.store.revoke_token(request[SESSION]["hash"])
+            await ctl.auth_store.revoke_token(request[SESSION]["hash"])
         resp = ok({"ok": True})
         resp.del_cookie(COOKIE, path="/")
         return resp
@@ -234,13 +235,13 @@ def make_app(controller, service_token: str = "") -> web.Application:
         city = request.query.get("city") or None
         if city and not access.sees_city(p, city):
             await refuse(request, "view_calls", target=city, why=f"{city} is outside your cities")
-        rows = await ctl.store.recent_calls(limit if p.all_cities else 500, city)
+        rows = await ctl.call_records.recent_calls(limit if p.all_cities else 500, city)
         rows = [r for r in rows if access.may_view_call(p, r["agent"], r["city"])][:limit]
         return ok(rows)
 
     async def _record(request) -> dict:
         call_id = request.match_info["call_id"]
-        rec = await ctl.store.call(call_id)
+        rec = await ctl.call_records.call(call_id)
         if rec is None:
             raise web.HTTPNotFound(text=json.dumps({"error": "no such call"}), content_type="application/json")
         if not access.may_view_call(me(request), rec["agent"], rec["city"]):
@@ -257,7 +258,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         tickets = [t for t in await ctl.tickets.search(caller=rec["caller_number"], limit=20)
                    if t["call_id"] == rec["call_id"] or access.sees_city(p, t["city"]) or p.agent_id == t["agent"]]
         # earlier calls to other cities are not this desk's business (same rule as the tickets)
-        previous = [c for c in await ctl.store.caller_history(rec["caller_number"], rec["call_id"])
+        previous = [c for c in await ctl.call_records.caller_history(rec["caller_number"], rec["call_id"])
                     if access.sees_city(p, c["city"]) or p.agent_id == c["agent"]]
         return ok({"call_id": rec["call_id"], "previous_calls": previous, "tickets": tickets})
 
@@ -269,7 +270,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         text = body.get("notes")
         if not isinstance(text, str) or len(text) > NOTES_MAX:
             return json_error(400, f"notes must be a string of at most {NOTES_MAX} characters")
-        await ctl.store.set_notes(rec["call_id"], text)
+        await ctl.call_records.set_notes(rec["call_id"], text)
         await ctl.index_document(kind="note", ref=rec["call_id"], call_id=rec["call_id"], city=rec["city"],
                                  agent=rec["agent"], at=_ts(rec["started_at"]), raw=text)
         await audit(request, "notes", rec["call_id"], detail=f"{len(text)} characters")
@@ -331,7 +332,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
         p = me(request)
         if p.role == "agent":
             await refuse(request, "view_callbacks", why="callback lists are for supervisors")
-        return ok([c for c in await ctl.store.callbacks(status) if access.sees_city(p, c["city"])])
+        return ok([c for c in await ctl.callback_tasks.callbacks(status) if access.sees_city(p, c["city"])])
 
     async def agents(request):
         p = me(request)
@@ -375,7 +376,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
             limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
         except ValueError:
             return json_error(400, "limit must be an integer")
-        rows = await ctl.store.audit_entries(limit if p.all_cities else 1000, request.query.get("call_id") or None)
+        rows = await ctl.audit_log.audit_entries(limit if p.all_cities else 1000, request.query.get("call_id") or None)
         if not p.all_cities:
             scope = {p.user_id} | {a for a, cities in agent_cities.items() if cities & p.cities}
             rows = [r for r in rows if r["user_id"] in scope or r["target"] in scope][:limit]
@@ -604,7 +605,7 @@ def make_app(controller, service_token: str = "") -> web.Application:
             return json_error(400, "format must be json, csv or xlsx")
         since = datetime.combine(first, time(0), tz)
         until = datetime.combine(last + timedelta(days=1), time(0), tz)
-        calls, tickets_, appts, complaints_, surveys = await report_rows(ctl.store, since, until, city)
+        calls, tickets_, appts, complaints_, surveys = await report_rows(ctl.db, since, until, city)
         # a year of a province's calls is seconds of CPU: off the event loop that follows the calls
         rows = await asyncio.to_thread(stats.aggregate, calls, tickets_, appts, period, ctl.cfg.routing.timezone,
                                        complaints=complaints_, surveys=surveys, policy=ctl.wallboard.policy)

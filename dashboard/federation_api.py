@@ -22,7 +22,7 @@ def _json(status: int, body) -> web.Response:
 
 
 def add_routes(app: web.Application, ctl, *, me, refuse, ok) -> None:
-    fed = FederationStore(ctl.store)
+    fed = FederationStore(ctl.db)
     f = ctl.cfg.system.federation
     nonces: dict[str, float] = {}
 
@@ -46,14 +46,14 @@ def add_routes(app: web.Application, ctl, *, me, refuse, ok) -> None:
         try:
             node, nonce = signing.verify(request.headers, request.method, request.path, body, keys(), now)
         except signing.SignatureError as e:
-            await ctl.store.audit(request.headers.get(signing.KEY, "")[:64], "node", "federation_refused",
+            await ctl.audit_log.audit(request.headers.get(signing.KEY, "")[:64], "node", "federation_refused",
                                   target=request.path, allowed=False, detail=str(e))
             return _json(401, {"error": str(e)})
         for n, seen in list(nonces.items()):
             if now - seen > 2 * signing.WINDOW:
                 nonces.pop(n, None)
         if f"{node}:{nonce}" in nonces:
-            await ctl.store.audit(node, "node", "federation_refused", target=request.path, allowed=False,
+            await ctl.audit_log.audit(node, "node", "federation_refused", target=request.path, allowed=False,
                                   detail=f"replayed nonce {nonce}")
             return _json(401, {"error": "replayed request (nonce already used)"})
         nonces[f"{node}:{nonce}"] = now

@@ -30,7 +30,7 @@ def validation_message(e: ValidationError) -> str:
 
 def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json_error) -> None:
     partners = ctl.cfg.partners
-    store = InteropStore(ctl.store, ctl.cfg.system.node.name)
+    store = InteropStore(ctl.db, ctl.cfg.system.node.name)
     ctl.interop = store
     keys = dict(ctl.secrets.partner_secrets)
     cities = {c.id for c in ctl.cfg.cities}
@@ -41,7 +41,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json
         try:
             partner, nonce = signing.verify(request.headers, request.method, request.path, body, keys, time.time())
         except signing.SignatureError as e:
-            await ctl.store.audit(request.headers.get(signing.KEY, "")[:64], "partner", "interop_refused",
+            await ctl.audit_log.audit(request.headers.get(signing.KEY, "")[:64], "partner", "interop_refused",
                                   target=request.path, allowed=False, detail=str(e))
             return _json(401, {"error": str(e)})
         try:
@@ -61,7 +61,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json
                 return _json(earlier["status"], {**earlier["body"], "idempotent_replay": True})
             result = await work(key)
         except Replay:
-            await ctl.store.audit(partner, "partner", "interop_refused", target=request.path, allowed=False,
+            await ctl.audit_log.audit(partner, "partner", "interop_refused", target=request.path, allowed=False,
                                   detail=f"replayed nonce {nonce}")
             return _json(401, {"error": "replayed request (nonce already used)"})
         return _json(result["status"], result["body"])
@@ -77,7 +77,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, ticket, ok, json
         resp = await answered(request, partner, nonce, lambda key: store.receive_ticket(
             partner, nonce, key, request.path, doc, hours))
         if resp.status == 201:
-            await ctl.store.audit(partner, "partner", "ticket_received", target=doc.partner_ticket_id,
+            await ctl.audit_log.audit(partner, "partner", "ticket_received", target=doc.partner_ticket_id,
                                   detail=f"city={doc.city} callback={doc.consent}")
         return resp
 

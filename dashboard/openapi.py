@@ -46,7 +46,7 @@ def _col_schema(col) -> dict:
 
 
 def row(model, *, drop: tuple[str, ...] = (), override: dict | None = None, description: str = "") -> dict:
-    """A table row as store.db.row_to_dict gives it: every column, timestamps ISO 8601."""
+    """A table row as store.engine.row_to_dict gives it: every column, timestamps ISO 8601."""
     props = {c.name: _col_schema(c) for c in model.__table__.columns if c.name not in drop}
     props.update(override or {})
     return {"type": "object", "description": description or (model.__doc__ or "").strip().split("\n")[0],

@@ -122,7 +122,7 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
         call_id = request.query.get("call_id") or None
         open_only = request.query.get("open") in ("1", "true", "yes")
         current = request.query.get("current") in ("1", "true", "yes")
-        rows = await ctl.transcripts.alerts(cities=None if p.all_cities else set(p.cities), call_id=call_id,
+        rows = await ctl.alerts.alerts(cities=None if p.all_cities else set(p.cities), call_id=call_id,
                                             open_only=open_only, current=current, kind=request.query.get("kind") or None)
         return ok(rows)
 
@@ -131,13 +131,13 @@ def add_routes(app: web.Application, ctl, *, me, refuse, audit, record, ok, json
             alert_id = int(request.match_info["alert_id"])
         except ValueError:
             raise _bad("alert id must be a number")
-        a = await ctl.transcripts.alert(alert_id) if 0 < alert_id <= ID_MAX else None   # out of range: was a 500
+        a = await ctl.alerts.alert(alert_id) if 0 < alert_id <= ID_MAX else None   # out of range: was a 500
         if a is None:
             return json_error(404, "no such alert")
         p = me(request)
         if not access.may_see_alerts(p, a["city"]):
             await refuse(request, "ack_alert", a.get("call_id") or "", str(alert_id), "not your city's alert")
-        done = await ctl.transcripts.acknowledge(alert_id, p.user_id)
+        done = await ctl.alerts.acknowledge(alert_id, p.user_id)
         if done is None:
             return json_error(409, "already acknowledged")
         await audit(request, "ack_alert", a.get("call_id") or "", str(alert_id), a["topic"])

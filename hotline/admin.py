@@ -58,7 +58,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from store.db import migrate
+    from store.engine import migrate
 
     cfg = _config(args)
     migrate(cfg.system.database.url, cfg.root)

@@ -35,15 +35,16 @@ def _config(args) -> HotlineConfig:
 
 def with_auth(cfg: HotlineConfig, work):
     """Run ``work(auth)`` against the database (no controller needed): passwords and tokens."""
-    from store.db import Store, migrate
+    from store.auth import AuthStore
+    from store.engine import Database, migrate
     from dashboard.auth import Auth
 
     migrate(cfg.system.database.url, cfg.root)
 
     async def run():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await work(Auth(cfg, store))
+            return await work(Auth(cfg, AuthStore(db)))
         finally:
-            await store.close()
+            await db.close()
     return asyncio.run(run())

@@ -122,14 +122,15 @@ def cmd_federation(args) -> int:
 
 
 def cmd_outbox(args) -> int:
-    from store.db import Store
+    from store.auth import AuditLog
+    from store.engine import Database
     from store.interop import InteropStore
 
     cfg = _config(args)
 
     async def main() -> int:
-        store = Store(cfg.system.database.url, cfg.root)
-        box = InteropStore(store, cfg.system.node.name)
+        db = Database(cfg.system.database.url, cfg.root)
+        box = InteropStore(db, cfg.system.node.name)
         try:
             if args.action == "list":
                 rows = await box.outbox(status=args.status, partner=args.partner, limit=args.limit)
@@ -151,13 +152,13 @@ def cmd_outbox(args) -> int:
             for mid in ids:
                 if await box.requeue(mid, replay=args.action == "replay"):
                     done.append(mid)
-                    await store.audit("hotline-cli", "command", f"outbox_{args.action}", target=str(mid))
+                    await AuditLog(db).audit("hotline-cli", "command", f"outbox_{args.action}", target=str(mid))
                 else:
                     console.print(f"[yellow]{mid}: not found or not in a state to {args.action}[/yellow]")
             console.print(f"{args.action}: {len(done)} message(s) queued again; `hotline interop` sends them")
             return 0 if len(done) == len(ids) else 1
         finally:
-            await store.close()
+            await db.close()
     return asyncio.run(main())
 
 

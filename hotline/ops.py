@@ -23,7 +23,7 @@ from hotline.common import _api, _config, console, with_auth
 def cmd_setup(args) -> int:
     from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
     from store.secrets import load_or_create
-    from store.db import migrate
+    from store.engine import migrate
 
     cfg = _config(args)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ def cmd_stats(args) -> int:
 
     from backoffice import stats
     from core.kpi import Policy
-    from store.db import Store, migrate, report_rows
+    from store.engine import Database, migrate
+    from store.reports import report_rows
 
     cfg = _config(args)
     try:
@@ -37,12 +38,12 @@ def cmd_stats(args) -> int:
     migrate(cfg.system.database.url, cfg.root)
 
     async def rows():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await report_rows(store, datetime.combine(first, dtime(0), tz),
+            return await report_rows(db, datetime.combine(first, dtime(0), tz),
                                      datetime.combine(last + timedelta(days=1), dtime(0), tz), args.city)
         finally:
-            await store.close()
+            await db.close()
     calls, tickets, appts, complaints, surveys = asyncio.run(rows())
     table = stats.aggregate(calls, tickets, appts, args.period, cfg.routing.timezone, complaints=complaints,
                             surveys=surveys, policy=Policy.of(cfg))
@@ -72,7 +73,8 @@ def cmd_staffing(args) -> int:
 
     from backoffice.staffing import advise, history as learned
     from core.kpi import Policy
-    from store.db import Store, migrate
+    from store.calls import CallStore
+    from store.engine import Database, migrate
 
     cfg = _config(args)
     if args.city and args.city not in cfg.queue_ids:
@@ -81,11 +83,11 @@ def cmd_staffing(args) -> int:
     migrate(cfg.system.database.url, cfg.root)
 
     async def load():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await store.calls_since(datetime.now(timezone.utc) - timedelta(days=args.days), None, args.city)
+            return await CallStore(db).calls_since(datetime.now(timezone.utc) - timedelta(days=args.days), None, args.city)
         finally:
-            await store.close()
+            await db.close()
 
     history = asyncio.run(load())
     arrivals, aht = learned(history, args.days, cfg.routing.timezone, Policy.of(cfg))

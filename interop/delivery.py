@@ -20,10 +20,10 @@ from sqlalchemy import select
 
 from store.bus import Bus
 from core.config import HotlineConfig
-from store.db import Store, migrate
+from store.engine import Database, migrate
 from store.interop import InteropStore
+from store.alerts import AlertStore
 from store.models import Handoff, Ticket
-from store.transcripts import AlertStore
 from interop import signing
 from core.config import Partner
 
@@ -54,9 +54,9 @@ class Deliverer:
         self.cfg = cfg
         self.s = cfg.system.interop
         self.node = cfg.system.node.name
-        self.store = Store(cfg.system.database.url, cfg.root)
-        self.outbox = InteropStore(self.store, self.node)
-        self.alerts = AlertStore(self.store)
+        self.db = Database(cfg.system.database.url, cfg.root)
+        self.outbox = InteropStore(self.db, self.node)
+        self.alerts = AlertStore(self.db)
         self.partners: dict[str, Partner] = dict(cfg.partners)
         self.secrets = {**partner_secrets, COMMAND_CENTER: federation_secret} if federation_secret else dict(partner_secrets)
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
@@ -86,7 +86,7 @@ class Deliverer:
                     async with sem:
                         await self.deliver(m)
                 await asyncio.gather(*(one(m) for m in batch))
-        await self.store.close()
+        await self.db.close()
         await self.bus.close()
 
     def target(self, m: dict) -> tuple[str, str] | tuple[None, str]:
@@ -172,7 +172,7 @@ class Deliverer:
             return m["to_number"]
         related = m.get("related", "")
         if related.startswith("ticket:") and related[7:].isdigit():
-            async with self.store.session() as s:
+            async with self.db.session() as s:
                 city = (await s.execute(select(Ticket.city).where(Ticket.id == int(related[7:])))).scalar_one_or_none()
                 return city or ""
         return ""

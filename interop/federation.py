@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from core.config import HotlineConfig
-from store.db import Store
+from store.engine import Database
 from store.interop import sequence_value
 from interop import signing
 from interop.schema import CityReport, QueueSnapshot
@@ -54,11 +54,11 @@ class Reporter:
         self.failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        store = Store(self.cfg.system.database.url, self.cfg.root)
+        db = Database(self.cfg.system.database.url, self.cfg.root)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             while not stop.is_set():
                 try:
-                    await self.once(http, store)
+                    await self.once(http, db)
                     if self.failing:
                         log.info("reporting to the command center again")
                     self.failing = False
@@ -70,13 +70,13 @@ class Reporter:
                     await asyncio.wait_for(stop.wait(), self.f.report_seconds)
                 except asyncio.TimeoutError:
                     pass
-        await store.close()
+        await db.close()
 
-    async def once(self, http: aiohttp.ClientSession, store: Store) -> None:
+    async def once(self, http: aiohttp.ClientSession, db: Database) -> None:
         async with http.get(self.local, headers={"Authorization": f"Bearer {self.token}"}) as r:
             r.raise_for_status()
             status = await r.json()
-        report = build_report(self.node, self.cities, status, await sequence_value(store, "ticket_events"), time.time())
+        report = build_report(self.node, self.cities, status, await sequence_value(db, "ticket_events"), time.time())
         body = report.model_dump_json().encode()
         headers = signing.sign(self.node, self.secret, "POST", urlsplit(self.url).path, body, time.time())
         async with http.post(self.url, data=body, headers=headers) as r:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from store.db import Store, row_to_dict
+from store.engine import Database, row_to_dict
 from store.models import (CallbackTask, CityNode, FederatedEvent, Handoff, InboundRequest, NodeSequence,
                                      OutboxMessage, Ticket)
 
@@ -31,8 +31,8 @@ def outbox_row(*, partner: str, kind: str, payload: dict, key: str, related: str
 
 
 class InteropStore:
-    def __init__(self, store: Store, node: str):
-        self.session = store.session
+    def __init__(self, db: Database, node: str):
+        self.session = db.session
         self.node = node
 
     # ---- 12348 -> partner
@@ -268,8 +268,8 @@ async def ticket_event(s, ticket: Ticket, kind: str, node: str) -> None:
 class FederationStore:
     """Command-center node: what each city node last reported, and its ticket events (once each)."""
 
-    def __init__(self, store: Store):
-        self.session = store.session
+    def __init__(self, db: Database):
+        self.session = db.session
 
     async def report(self, doc) -> None:
         now = _now()
@@ -326,7 +326,7 @@ class FederationStore:
             return [{**row_to_dict(e), "ticket": json.loads(e.ticket)} for e in (await s.execute(q)).scalars().all()]
 
 
-async def sequence_value(store: Store, name: str) -> int:
-    async with store.session() as s:
+async def sequence_value(db: Database, name: str) -> int:
+    async with db.session() as s:
         row = await s.get(NodeSequence, name)
         return row.value if row else 0

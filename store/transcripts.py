@@ -1,20 +1,18 @@
-"""Transcripts (and their jobs), the full-text search index and alerts, on the call store's engine."""
+"""Transcripts (and their jobs), retention and the full-text search index. Alerts raised from a
+transcript are kept by store/alerts.py (in the same transaction as the transcript)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from store.db import Store, _epoch, row_to_dict
-from store.models import Alert, SearchDoc, Ticket, Transcript
+from store.alerts import add_alert_in
+from store.engine import Database, from_epoch, iso, row_to_dict, utcnow
+from store.models import SearchDoc, Ticket, Transcript
 
 SNIPPET = 160
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def transcript_to_dict(t: Transcript, with_segments: bool = True) -> dict:
@@ -39,80 +37,19 @@ async def upsert_doc(s, *, kind: str, ref: str, call_id: str, city: str, agent: 
         doc.call_id, doc.city, doc.agent, doc.text, doc.tokens = call_id, city, agent, raw, tokens
 
 
-class AlertStore:
-    """Alerts for supervisors and the command center: keyword alerts, dead letters, wallboard alarms."""
+class TranscriptStore:
+    """Transcription jobs (claimed with leases by transcription/service.py), their transcripts,
+    retention, and the full-text search index (transcripts and other documents)."""
 
-    def __init__(self, store: Store):
-        self.session = store.session
-        self.dialect = store.engine.dialect.name
-
-    async def _add_alert(self, s, **fields) -> dict | None:
-        """One alert per call and topic (a live alert is not repeated by the post-call pass)."""
-        if fields.get("call_id"):
-            if (await s.execute(select(Alert.id).where(Alert.call_id == fields["call_id"], Alert.kind == fields["kind"],
-                                                        Alert.topic == fields.get("topic", "")))).first():
-                return None
-        a = Alert(created_at=_now(), acknowledged_by="", **{"agent": "", "term": "", "severity": "normal", "phase": "",
-                                                            "speaker": "", "detail": "", "topic": "", **fields})
-        s.add(a)
-        await s.flush()
-        return row_to_dict(a)
-
-    async def add_alert(self, **fields) -> dict | None:
-        try:
-            async with self.session.begin() as s:
-                return await self._add_alert(s, **fields)
-        except IntegrityError:   # the same alert raised concurrently (live and post-call)
-            return None
-
-    async def alerts(self, *, cities: set[str] | None = None, call_id: str | None = None, open_only: bool = False,
-                     kind: str | None = None, current: bool = False, limit: int = 200) -> list[dict]:
-        q = select(Alert).order_by(Alert.id.desc()).limit(limit)
-        if current:   # what still needs someone: not acknowledged, or an alarm whose condition holds
-            q = q.where(or_(Alert.acknowledged_at.is_(None), and_(Alert.kind == "alarm", Alert.cleared_at.is_(None))))
-        if cities is not None:
-            q = q.where(Alert.city.in_(cities))
-        if call_id:
-            q = q.where(Alert.call_id == call_id)
-        if kind:
-            q = q.where(Alert.kind == kind)
-        if open_only:
-            q = q.where(Alert.acknowledged_at.is_(None))
-        async with self.session() as s:
-            return [row_to_dict(a) for a in (await s.execute(q)).scalars().all()]
-
-    async def alert(self, alert_id: int) -> dict | None:
-        async with self.session() as s:
-            a = await s.get(Alert, alert_id)
-            return row_to_dict(a) if a else None
-
-    async def acknowledge(self, alert_id: int, user_id: str) -> dict | None:
-        """Once: a second acknowledgement returns None (409)."""
-        async with self.session.begin() as s:
-            res = await s.execute(update(Alert).where(Alert.id == alert_id, Alert.acknowledged_at.is_(None))
-                                  .values(acknowledged_by=user_id, acknowledged_at=_now()))
-            if res.rowcount != 1:
-                return None
-            return row_to_dict(await s.get(Alert, alert_id))
-
-    # ---- wallboard alarms: one open alarm per city and condition, cleared when it no longer holds
-    async def active_alarms(self) -> dict[tuple[str, str], dict]:
-        async with self.session() as s:
-            rows = (await s.execute(select(Alert).where(Alert.kind == "alarm", Alert.cleared_at.is_(None)))).scalars().all()
-        return {(a.city, a.topic): row_to_dict(a) for a in rows}
-
-    async def clear_alarm(self, alert_id: int) -> None:
-        async with self.session.begin() as s:
-            await s.execute(update(Alert).where(Alert.id == alert_id, Alert.cleared_at.is_(None)).values(cleared_at=_now()))
-
-
-class TranscriptStore(AlertStore):
+    def __init__(self, db: Database):
+        self.session = db.session
+        self.dialect = db.dialect
 
     # ---- jobs
     async def enqueue(self, *, call_id: str, city: str, language: str, agent: str, recording: str,
                       call_started_at: float | None, status: str = "pending", reason: str = "") -> bool:
         """One transcript per call; a second enqueue of the same call changes nothing."""
-        now = _now()
+        now = utcnow()
         try:
             async with self.session.begin() as s:
                 if (await s.execute(select(Transcript.id).where(Transcript.call_id == call_id))).first():
@@ -120,8 +57,7 @@ class TranscriptStore(AlertStore):
                 s.add(Transcript(call_id=call_id, city=city, language=language, agent=agent, recording=recording,
                                  status=status, reason=reason, attempts=0, worker="", next_try_at=now,
                                  segments="[]", text="", suggested_categories="",
-                                 call_started_at=datetime.fromtimestamp(call_started_at, tz=timezone.utc)
-                                 if call_started_at else None, created_at=now, updated_at=now))
+                                 call_started_at=from_epoch(call_started_at), created_at=now, updated_at=now))
             return True
         except IntegrityError:   # enqueued concurrently
             return False
@@ -129,7 +65,7 @@ class TranscriptStore(AlertStore):
     async def claim(self, worker: str, lease_seconds: float, max_attempts: int) -> dict | None:
         """Take the oldest due job (or one whose worker stopped renewing its lease). Safe with many
         workers: the conditional UPDATE lets exactly one of them have it."""
-        now = _now()
+        now = utcnow()
         due = or_(and_(Transcript.status == "pending", Transcript.next_try_at <= now),
                   and_(Transcript.status == "running", Transcript.lease_until < now))
         async with self.session.begin() as s:
@@ -157,7 +93,7 @@ class TranscriptStore(AlertStore):
         async with self.session.begin() as s:
             res = await s.execute(update(Transcript).where(
                 Transcript.id == job_id, Transcript.worker == worker, Transcript.status == "running")
-                .values(lease_until=_now() + timedelta(seconds=lease_seconds)))
+                .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
             return res.rowcount == 1
 
     async def complete(self, job_id: int, worker: str, result: dict, tokens: str, categories: list[str],
@@ -165,7 +101,7 @@ class TranscriptStore(AlertStore):
         """Store the transcript, index it and raise its alerts in one transaction, only if this
         worker still holds the job (a worker that lost its lease must not complete it twice).
         Returns (completed, alerts actually raised)."""
-        now = _now()
+        now = utcnow()
         async with self.session.begin() as s:
             t = await s.get(Transcript, job_id, with_for_update=True)
             if t is None or t.worker != worker or t.status != "running":
@@ -178,7 +114,7 @@ class TranscriptStore(AlertStore):
                              at=t.call_started_at or now, raw=t.text, tokens=tokens)
             raised = []
             for a in alerts:
-                row = await self._add_alert(s, **a)
+                row = await add_alert_in(s, **a)
                 if row is not None:
                     raised.append(row)
             return True, raised
@@ -188,8 +124,8 @@ class TranscriptStore(AlertStore):
         async with self.session.begin() as s:
             res = await s.execute(update(Transcript).where(
                 Transcript.id == job_id, Transcript.worker == worker, Transcript.status == "running").values(
-                status="pending" if retry_at else status, reason=reason, next_try_at=retry_at or _now(),
-                lease_until=None, updated_at=_now()))
+                status="pending" if retry_at else status, reason=reason, next_try_at=retry_at or utcnow(),
+                lease_until=None, updated_at=utcnow()))
             return res.rowcount == 1
 
     async def release(self, job_id: int, worker: str) -> None:
@@ -197,7 +133,7 @@ class TranscriptStore(AlertStore):
         async with self.session.begin() as s:
             await s.execute(update(Transcript).where(
                 Transcript.id == job_id, Transcript.worker == worker, Transcript.status == "running").values(
-                status="pending", lease_until=None, attempts=Transcript.attempts - 1, updated_at=_now()))
+                status="pending", lease_until=None, attempts=Transcript.attempts - 1, updated_at=utcnow()))
 
     async def get(self, call_id: str) -> dict | None:
         async with self.session() as s:
@@ -215,7 +151,7 @@ class TranscriptStore(AlertStore):
 
     # ---- retention
     async def expired_recordings(self, recordings_days: float, limit: int = 500) -> list[dict]:
-        cutoff = _now() - timedelta(days=recordings_days)
+        cutoff = utcnow() - timedelta(days=recordings_days)
         async with self.session() as s:
             rows = (await s.execute(select(Transcript.id, Transcript.recording).where(
                 Transcript.recording_purged_at.is_(None), Transcript.recording != "",
@@ -224,16 +160,16 @@ class TranscriptStore(AlertStore):
 
     async def mark_recording_purged(self, job_id: int) -> None:
         async with self.session.begin() as s:
-            await s.execute(update(Transcript).where(Transcript.id == job_id).values(recording_purged_at=_now()))
+            await s.execute(update(Transcript).where(Transcript.id == job_id).values(recording_purged_at=utcnow()))
 
     async def purge_transcripts(self, transcripts_days: float) -> int:
         """Transcripts past their retention lose their text and leave the search index."""
-        cutoff = _now() - timedelta(days=transcripts_days)
+        cutoff = utcnow() - timedelta(days=transcripts_days)
         async with self.session.begin() as s:
             rows = (await s.execute(select(Transcript).where(
                 Transcript.status == "done", Transcript.created_at < cutoff).with_for_update())).scalars().all()
             for t in rows:
-                t.segments, t.text, t.status, t.reason, t.updated_at = "[]", "", "purged", "retention period over", _now()
+                t.segments, t.text, t.status, t.reason, t.updated_at = "[]", "", "purged", "retention period over", utcnow()
                 await s.execute(delete(SearchDoc).where(SearchDoc.kind == "transcript", SearchDoc.ref == t.call_id))
             return len(rows)
 
@@ -272,7 +208,7 @@ class TranscriptStore(AlertStore):
         out = []
         for d in rows:
             out.append({"kind": d.kind, "ref": d.ref, "call_id": d.call_id, "city": d.city, "agent": d.agent,
-                        "at": datetime.fromtimestamp(_epoch(d.at), tz=timezone.utc).isoformat(),
+                        "at": iso(d.at),
                         "snippet": _snippet(d.text, words)})
         return out
 

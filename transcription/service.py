@@ -21,7 +21,8 @@ from pathlib import Path
 from core.paths import InstancePaths
 from store.bus import Bus
 from core.config import HotlineConfig
-from store.db import Store, migrate
+from store.alerts import AlertStore
+from store.engine import Database, migrate
 from store.transcripts import TranscriptStore
 from transcription import audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
@@ -60,8 +61,9 @@ class Transcriber:
     def __init__(self, cfg: HotlineConfig):
         self.cfg = cfg
         self.ts = cfg.system.transcription
-        self.store = Store(cfg.system.database.url, cfg.root)
-        self.jobs = TranscriptStore(self.store)
+        self.db = Database(cfg.system.database.url, cfg.root)
+        self.jobs = TranscriptStore(self.db)
+        self.alerts = AlertStore(self.db)
         self.models = ModelRegistry(cfg)
         self.rules = compile_rules(cfg.keywords)
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
@@ -103,7 +105,7 @@ class Transcriber:
             await self.jobs.release(job_id, self.worker_id)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.live_threads.shutdown(wait=False, cancel_futures=True)
-        await self.store.close()
+        await self.db.close()
         await self.bus.close()
 
     # ---- post-call jobs
@@ -275,7 +277,7 @@ class Transcriber:
         if not final:
             return
         for h in self.rules.find(info.get("language", ""), text):
-            a = await self.jobs.add_alert(kind="keyword", city=info.get("city", ""), call_id=info["call_id"],
+            a = await self.alerts.add_alert(kind="keyword", city=info.get("city", ""), call_id=info["call_id"],
                                           agent=info.get("agent", ""), topic=h.topic, term=h.term, severity=h.severity,
                                           phase="live", speaker=info.get("speaker", ""), detail=text[:500])
             if a is not None:

@@ -1,4 +1,4 @@
-"""Alembic environment: runs against the URL set by store.db.migrate()."""
+"""Alembic environment: runs against the URL set by store.engine.migrate()."""
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 

@@ -39,8 +39,10 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, negativ
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from core.calls import CallState  # noqa: E402
-from store.db import Store, TicketStore, sync_url  # noqa: E402
-from store.transcripts import TranscriptStore  # noqa: E402
+from store.alerts import AlertStore  # noqa: E402
+from store.calls import CallStore  # noqa: E402
+from store.engine import Database, sync_url  # noqa: E402
+from store.tickets import TicketStore  # noqa: E402
 from interop import signing  # noqa: E402
 from tests.helpers import fresh  # noqa: E402
 
@@ -92,8 +94,8 @@ def _seed(s) -> dict[str, list]:
     tag = f"fuzz{s.name}-{next(_SEEDS)}"
 
     async def make():
-        store = Store(s.cfg.system.database.url, s.cfg.root)
-        tickets, alerts = TicketStore(store), TranscriptStore(store)
+        db = Database(s.cfg.system.database.url, s.cfg.root)
+        store, tickets, alerts = CallStore(db), TicketStore(db), AlertStore(db)
         calls, ticket_ids, alert_ids = [], [], []
         now = time.time()
         try:
@@ -109,7 +111,7 @@ def _seed(s) -> dict[str, list]:
                                        topic="fuzz", term="fuzz", detail="seeded by test_api_fuzz")
             alert_ids.append(a["id"])
         finally:
-            await store.close()
+            await db.close()
         return calls, ticket_ids, alert_ids
 
     calls, ticket_ids, alert_ids = asyncio.run(make())

@@ -11,7 +11,8 @@ import pytest
 from simulators.audio import tone_wav
 from core.calls import CallState
 from store.secrets import load_or_create, trust_node
-from store.db import Store, TicketStore
+from store.engine import Database
+from store.tickets import TicketStore
 from store.interop import sequence_value
 from interop.effects import ticket_effects
 from tests.helpers import Stack, wait_for
@@ -51,12 +52,12 @@ def tickets_on(s: Stack, city: str, n: int, tag: str) -> int:
     """Tickets created on a node the way its controller does (with its effects), even while the
     node's daemons are down; returns the node's ticket-event counter."""
     async def make():
-        store = Store(s.cfg.system.database.url, s.cfg.root)
-        tickets = TicketStore(store, effects=ticket_effects(s.cfg))
+        db = Database(s.cfg.system.database.url, s.cfg.root)
+        tickets = TicketStore(db, effects=ticket_effects(s.cfg))
         for i in range(n):
             await tickets.ensure_for_call(CallState(call_id=f"{tag}-{i}", city=city, agent="agent1001"), "call", 72)
-        seq = await sequence_value(store, "ticket_events")
-        await store.close()
+        seq = await sequence_value(db, "ticket_events")
+        await db.close()
         return seq
     return asyncio.run(make())
 

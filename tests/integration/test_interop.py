@@ -14,7 +14,8 @@ import urllib.request
 import pytest
 
 from core.calls import CallState
-from store.db import Store, TicketStore
+from store.engine import Database
+from store.tickets import TicketStore
 from interop import signing
 from tests.helpers import ROOT, Stack, free_port, fresh, wait_for
 
@@ -66,15 +67,15 @@ def sim(s: Stack, path: str, body: dict | None = None) -> dict:
 def classified_tickets(s: Stack, n: int, tag: str) -> list[int]:
     """n tickets as answered calls leave them (the store's own path), classified on the API."""
     async def make():
-        store = Store(s.cfg.system.database.url, s.cfg.root)
-        tickets = TicketStore(store)
+        db = Database(s.cfg.system.database.url, s.cfg.root)
+        tickets = TicketStore(db)
         ids = []
         for i in range(n):
             call = CallState(call_id=f"{tag}-{i}", city="leshan", agent="agent1001", caller_number=f"1390000{i:04d}",
                              language="zh")
             await tickets.ensure_for_call(call, "call", 72)
             ids.append((await tickets.for_call(call.call_id))["id"])
-        await store.close()
+        await db.close()
         return ids
     ids = asyncio.run(make())
     for tid in ids:

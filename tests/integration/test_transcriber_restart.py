@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.config import load_config
-from store.db import Store, migrate
+from store.engine import Database, migrate
 from store.transcripts import TranscriptStore
 from tests.helpers import ROOT, free_port, wait_for
 
@@ -61,10 +61,10 @@ def node(tmp_path):
 
     async def enqueue():
         migrate(cfg.system.database.url, cfg.root)
-        store = Store(cfg.system.database.url, cfg.root)
-        await TranscriptStore(store).enqueue(call_id="1700000000.1", city="leshan", language="zh", agent="agent1001",
+        db = Database(cfg.system.database.url, cfg.root)
+        await TranscriptStore(db).enqueue(call_id="1700000000.1", city="leshan", language="zh", agent="agent1001",
                                              recording=REC + ".wav", call_started_at=time.time())
-        await store.close()
+        await db.close()
     asyncio.run(enqueue())
     env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps(overrides), "PYTHONUNBUFFERED": "1"}
     procs = []
@@ -83,11 +83,11 @@ def node(tmp_path):
 
 def job(cfg) -> dict:
     async def get():
-        store = Store(cfg.system.database.url, cfg.root)
+        db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await TranscriptStore(store).get("1700000000.1")
+            return await TranscriptStore(db).get("1700000000.1")
         finally:
-            await store.close()
+            await db.close()
     return asyncio.run(get())
 
 
@@ -129,7 +129,7 @@ def test_retention_deletes_old_recordings_and_keeps_the_row(node):
             files = recording_tracks(t.paths, REC + ".wav")
             assert all(p.exists() for p in files.values())
             assert (await t.purge())["files"] == 0                  # nothing is old yet
-            async with t.store.session.begin() as s:
+            async with t.db.session.begin() as s:
                 await s.execute(update(Transcript).values(created_at=datetime.now(timezone.utc) - timedelta(days=181)))
             assert (await t.purge())["files"] == 3                  # 180 days: the mix and both tracks
             assert not any(p.exists() for p in files.values())

@@ -169,13 +169,15 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
     from datetime import date, timedelta
 
     from core.calls import CallState
-    from store.db import Store, TicketStore
+    from store.calls import CallStore
+    from store.engine import Database
+    from store.tickets import TicketStore
     s = w
     now = time.time()
 
     async def seed():
-        store = Store(s.cfg.system.database.url, s.cfg.root)
-        tickets = TicketStore(store)
+        db = Database(s.cfg.system.database.url, s.cfg.root)
+        store, tickets = CallStore(db), TicketStore(db)
         for i in range(12):     # 8 answered (waits 5..40 s), 4 abandoned after 30 s
             start = now - 3600 + i * 120
             answered = i < 8
@@ -188,7 +190,7 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
                 await tickets.ensure_for_call(c, "call", 72)
                 t = await tickets.for_call(c.call_id)
                 await tickets.update(t["id"], {"category": "labour_wages" if i % 2 else "traffic"})
-        await store.close()
+        await db.close()
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as ex:      # playwright's sync API holds this thread's event loop
         ex.submit(asyncio.run, seed()).result()

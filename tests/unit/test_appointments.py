@@ -9,7 +9,8 @@ import pytest
 from backoffice.appointments import BookingError, centers_of, check_booking_time, message, slot_times
 from core.config import load_config
 from core.schedule import Schedule
-from store.db import AppointmentStore, SlotFull, Store, migrate
+from store.appointments import AppointmentStore, SlotFull
+from store.engine import Database, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load_config(ROOT)
@@ -51,8 +52,8 @@ def test_texts_in_the_callers_language():
 
 async def test_fifty_desks_race_for_the_last_five_seats(db_url):
     migrate(db_url, ROOT)
-    store = Store(db_url, ROOT)
-    appts = AppointmentStore(store)
+    db = Database(db_url, ROOT)
+    appts = AppointmentStore(db)
     try:
         def book(n):
             return appts.book(center_id="leshan_city", city="leshan", day="2026-11-26", slot="09:00", capacity=8,
@@ -77,4 +78,4 @@ async def test_fifty_desks_race_for_the_last_five_seats(db_url):
         kinds = [m["kind"] for m in await appts.outbox(related=f"appointment:{first['id']}")]
         assert kinds == ["appointment_confirmation", "appointment_cancelled"]
     finally:
-        await store.close()
+        await db.close()

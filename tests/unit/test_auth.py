@@ -10,7 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
 from core.config import load_config
-from store.db import Store, migrate
+from store.auth import AuthStore
+from store.engine import Database, migrate
 from store.models import AuthToken
 import dashboard.auth
 from dashboard.auth import (COOKIE, CSRF_HEADER, PRINCIPAL, Auth, LoginThrottle, Throttled, hash_password,
@@ -25,7 +26,8 @@ async def client(db_url):
     url = db_url
     migrate(url, ROOT)
     cfg = load_config(ROOT, {"controller": {"session_idle_minutes": 1, "session_max_hours": 1}})
-    store = Store(url, ROOT)
+    db = Database(url, ROOT)
+    store = AuthStore(db)
     auth = Auth(cfg, store, service_token="svc-token-for-tests")
     await auth.set_password("agent1001", PW)
 
@@ -51,7 +53,7 @@ async def client(db_url):
     c.auth, c.store = auth, store
     yield c
     await c.close()
-    await store.close()
+    await db.close()
 
 
 async def test_login_session_and_csrf(client):

@@ -24,7 +24,10 @@ from core.calls import CallState
 from core.config import load_config
 from hotline import cli
 from hotline.common import OVERRIDES_ENV
-from store.db import Store, migrate, report_rows
+from store.callbacks import CallbackStore
+from store.calls import CallStore
+from store.engine import Database, migrate
+from store.reports import report_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 CITY = "leshan"
@@ -93,19 +96,20 @@ def test_every_output_gives_the_same_figures(db_url, monkeypatch, capsys):
     midnight = datetime.combine(today, datetime.min.time(), tz)
 
     async def server_side() -> tuple[dict, dict, list[dict]]:
-        store = Store(db_url, ROOT)
+        db = Database(db_url, ROOT)
+        calls = CallStore(db)
         try:
             for c in _seed_calls(midnight):
-                await store.save_call(c)
-            board = Wallboard(SimpleNamespace(cfg=cfg, store=store))
+                await calls.save_call(c)
+            board = Wallboard(SimpleNamespace(cfg=cfg, call_records=calls, callback_tasks=CallbackStore(db)))
             wallboard = (await board.today())[CITY]                               # GET /api/wallboard
             report = await board.report(today, today, CITY)                       # GET /api/reports
-            rows = await report_rows(store, midnight, midnight + timedelta(days=1), CITY)   # GET /api/stats
+            rows = await report_rows(db, midnight, midnight + timedelta(days=1), CITY)   # GET /api/stats
             table = stats.aggregate(*rows[:3], "day", cfg.routing.timezone, complaints=rows[3], surveys=rows[4],
                                     policy=board.policy)
             return wallboard, report, table
         finally:
-            await store.close()
+            await db.close()
 
     wallboard, report, table = asyncio.run(server_side())
 

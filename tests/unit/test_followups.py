@@ -7,7 +7,9 @@ import pytest
 
 from core.calls import CallState
 from backoffice.followups import within_calling_hours
-from store.db import FollowUpStore, Store, TicketStore, migrate
+from store.engine import Database, migrate
+from store.followups import FollowUpStore
+from store.tickets import TicketStore
 
 ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
@@ -20,8 +22,8 @@ def test_calling_hours_are_local(utc_hour, allowed):
     assert within_calling_hours(at, "09:00-20:00", "Asia/Shanghai") is allowed
 
 
-async def closed_ticket(store: Store, call_id: str, number: str, follow_up: bool = True) -> dict:
-    tickets = TicketStore(store)
+async def closed_ticket(db: Database, call_id: str, number: str, follow_up: bool = True) -> dict:
+    tickets = TicketStore(db)
     c = CallState(call_id=call_id, city="leshan", caller_number=number, agent="agent1001", answered_at=1.0,
                   language="bo")
     await tickets.ensure_for_call(c, "call", 72)
@@ -32,11 +34,11 @@ async def closed_ticket(store: Store, call_id: str, number: str, follow_up: bool
 
 async def test_follow_up_life(db_url):
     migrate(db_url, ROOT)
-    store = Store(db_url, ROOT)
-    fus = FollowUpStore(store)
+    db = Database(db_url, ROOT)
+    fus = FollowUpStore(db)
     try:
-        t = await closed_ticket(store, "8.1", "13811112222")
-        await closed_ticket(store, "8.2", "13833334444", follow_up=False)      # no follow-up wanted
+        t = await closed_ticket(db, "8.1", "13811112222")
+        await closed_ticket(db, "8.2", "13833334444", follow_up=False)      # no follow-up wanted
         now = datetime.now(UTC) + timedelta(seconds=1)
         (f,) = await fus.due(now, now + timedelta(minutes=2))
         assert (f["ticket_id"], f["language"], f["attempts"], f["status"]) == (t["id"], "bo", 1, "dialing")
@@ -49,15 +51,15 @@ async def test_follow_up_life(db_url):
         (gone,) = await fus.expire_dialing(later + timedelta(minutes=5), later, attempts=2)
         assert gone["status"] == "failed" and gone["result"] == "no_answer"
     finally:
-        await store.close()
+        await db.close()
 
 
 async def test_ratings_and_opt_out(db_url):
     migrate(db_url, ROOT)
-    store = Store(db_url, ROOT)
-    fus = FollowUpStore(store)
+    db = Database(db_url, ROOT)
+    fus = FollowUpStore(db)
     try:
-        await closed_ticket(store, "8.3", "13855556666")
+        await closed_ticket(db, "8.3", "13855556666")
         now = datetime.now(UTC) + timedelta(seconds=1)
         (f,) = await fus.due(now, now + timedelta(minutes=2))
         assert await fus.score(f["id"], "attitude", 4) and not await fus.score(f["id"], "attitude", 7)
@@ -66,11 +68,11 @@ async def test_ratings_and_opt_out(db_url):
         assert (done["status"], done["result"], done["attitude"], done["callback_requested"]) == ("done", "partial", 4, True)
         assert await fus.end(f["id"], "done", False, now, 3) is None            # one end only
         # pressing 9: opted out, and a later ticket of the same number is never dialled
-        await closed_ticket(store, "8.4", "13877778888")
+        await closed_ticket(db, "8.4", "13877778888")
         (g,) = await fus.due(now, now + timedelta(minutes=2))
         out = await fus.end(g["id"], "optout", False, now, 3)
         assert out["status"] == "opted_out"
-        t5 = await closed_ticket(store, "8.5", "13877778888")
+        t5 = await closed_ticket(db, "8.5", "13877778888")
         assert await fus.search(ticket_id=t5["id"]) == []                        # not even scheduled
     finally:
-        await store.close()
+        await db.close()

@@ -182,7 +182,7 @@ STATUSES = {"ivr", "queued", "talking", "voicemail", "ended"}
 
 
 def assert_storable(c: CallState) -> None:
-    """Field types the record writer (store/db.py) and the JSON API can take: a float
+    """Field types the record writer (store/calls.py) and the JSON API can take: a float
     it cannot turn into a datetime, a list, or a cause beyond INTEGER would make it retry forever."""
     for f in fields(CallState):
         v = getattr(c, f.name)
@@ -516,7 +516,7 @@ def test_controller_hands_every_event_to_the_tracker(cfg, kinds, junk, stamps, r
         alive = not consumer.done()
         consumer.cancel()
         ctl.ami.close()
-        await ctl.store.engine.dispose()
+        await ctl.db.engine.dispose()
         return ctl, got, alive
 
     ctl, got, alive = asyncio.run(go())

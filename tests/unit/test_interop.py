@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from core.calls import CallState
 from core.config import ConfigError, load_config
-from store.db import Store, TicketStore, migrate
+from store.engine import Database, migrate
+from store.tickets import TicketStore
 from store.interop import InteropStore, Replay
 from interop import signing
 from interop.delivery import backoff, outcome
@@ -112,9 +113,9 @@ def test_simulator_schema_is_strict():
 @pytest.fixture
 async def istore(db_url, tmp_path):
     await asyncio.to_thread(migrate, db_url, tmp_path)
-    store = Store(db_url, tmp_path)
-    yield InteropStore(store, "node1"), TicketStore(store)
-    await store.close()
+    db = Database(db_url, tmp_path)
+    yield InteropStore(db, "node1"), TicketStore(db)
+    await db.close()
 
 
 async def _referred(box, tickets, n=1):

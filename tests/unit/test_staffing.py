@@ -48,20 +48,22 @@ def test_staffing_command_reads_history(tmp_path):
     import time
 
     from core.calls import CallState
-    from store.db import Store, migrate
+    from store.calls import CallStore
+    from store.engine import Database, migrate
     from tests.helpers import ROOT
 
     url = f"sqlite:///{tmp_path}/h.db"
     migrate(url, ROOT)
 
     async def seed():
-        store = Store(url, ROOT)
+        db = Database(url, ROOT)
+        store = CallStore(db)
         now = time.time()
         for i in range(48):  # 48 calls over the last day, 5 minutes each
             start = now - 86400 + 120 + i * 1790
             await store.save_call(CallState(call_id=f"c{i}", city="leshan", status="ended", started_at=start,
                                             answered_at=start + 10, ended_at=start + 310))
-        await store.close()
+        await db.close()
     asyncio.run(seed())
     env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps({"database": {"url": url}})}
     res = subprocess.run([sys.executable, "-m", "hotline.cli", "staffing", "--city", "leshan", "--days", "1",

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from core.calls import CallState
 from backoffice.stats import aggregate, to_csv, to_xlsx
-from store.db import AppointmentStore, Store, TicketStore, migrate, report_rows
+from store.appointments import AppointmentStore
+from store.calls import CallStore
+from store.engine import Database, migrate
+from store.reports import report_rows
+from store.tickets import TicketStore
 
 ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
@@ -71,21 +75,22 @@ def test_csv_and_xlsx_carry_the_same_numbers():
 
 async def test_rows_from_the_store(db_url):
     migrate(db_url, ROOT)
-    store = Store(db_url, ROOT)
+    db = Database(db_url, ROOT)
+    calls_store = CallStore(db)
     try:
         c = CallState(call_id="5.1", city="leshan", caller_number="1381", status="ended", outcome="answered",
                       agent="agent1001", started_at=datetime(2026, 11, 25, 2, tzinfo=UTC).timestamp(),
                       queued_at=datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC).timestamp(),
                       answered_at=datetime(2026, 11, 25, 2, 1, tzinfo=UTC).timestamp())
-        await store.save_call(c)
-        await TicketStore(store).ensure_for_call(c, "call", 72)
-        await AppointmentStore(store).book(center_id="leshan_city", city="leshan", day="2026-11-25", slot="09:00",
+        await calls_store.save_call(c)
+        await TicketStore(db).ensure_for_call(c, "call", 72)
+        await AppointmentStore(db).book(center_id="leshan_city", city="leshan", day="2026-11-25", slot="09:00",
                                            capacity=1, caller_number="1381", language="zh", ticket_id=None,
                                            booked_by="x", messages=lambda code: [])
         from zoneinfo import ZoneInfo
         bj = ZoneInfo(TZ)        # the 25th in Beijing, as the API asks
         since, until = datetime(2026, 11, 25, tzinfo=bj), datetime(2026, 11, 26, tzinfo=bj)
-        calls, tickets, appts, complaints, surveys = await report_rows(store, since, until, "leshan")
+        calls, tickets, appts, complaints, surveys = await report_rows(db, since, until, "leshan")
         assert complaints == [] and surveys == []
         assert len(calls) == 1 and len(appts) == 1
         assert all((c["started_at"] if c["started_at"].tzinfo else c["started_at"].replace(tzinfo=UTC))
@@ -96,8 +101,8 @@ async def test_rows_from_the_store(db_url):
         # a call at 20:00 UTC on the 25th is on the 26th in Beijing: not in the 25th's figures
         late = CallState(call_id="5.2", city="leshan", status="ended", outcome="abandoned",
                          started_at=datetime(2026, 11, 25, 20, tzinfo=UTC).timestamp())
-        await store.save_call(late)
-        calls, *_ = await report_rows(store, since, until, "leshan")
+        await calls_store.save_call(late)
+        calls, *_ = await report_rows(db, since, until, "leshan")
         assert [c["outcome"] for c in calls] == ["answered"]
     finally:
-        await store.close()
+        await db.close()

@@ -1,14 +1,17 @@
 """The store on both real databases: SQLite (embedded default) and PostgreSQL (production)."""
 
 from core.calls import CallState
-from store.db import Store, migrate
+from store.agents import AgentEventStore
+from store.calls import CallStore
+from store.engine import Database, migrate
 from tests.helpers import ROOT
 
 
 async def test_migrate_save_reload(db_url):
     migrate(db_url, ROOT)
     migrate(db_url, ROOT)  # idempotent
-    store = Store(db_url, ROOT)
+    db = Database(db_url, ROOT)
+    store = CallStore(db)
     try:
         c = CallState(call_id="1.1", city="leshan", language="bo", ivr_path="lang=bo/svc=complaint",
                       caller_number="13800001111", status="queued", started_at=1000.0, queued_at=1010.5)
@@ -23,16 +26,17 @@ async def test_migrate_save_reload(db_url):
         assert rows[0]["ivr_path"] == "lang=bo/svc=complaint"
         assert (await store.call("1.1"))["agent"] == "agent1001"
         assert await store.call("nope") is None
-        await store.agent_event("agent1001", "pause", "meal")
+        await AgentEventStore(db).agent_event("agent1001", "pause", "meal")
     finally:
-        await store.close()
+        await db.close()
 
 
 async def test_batch_save_keeps_notes_and_fits_values(db_url):
     """The record writer's batch: new and known calls in one statement; the agent's notes are not
     overwritten by a later state; over-long or NUL-bearing caller IDs are cut, not refused."""
     migrate(db_url, ROOT)
-    store = Store(db_url, ROOT)
+    db = Database(db_url, ROOT)
+    store = CallStore(db)
     try:
         first = CallState(call_id="b.1", city="leshan", status="talking", started_at=1000.0, agent="agent1001")
         await store.save_calls([first])
@@ -47,4 +51,4 @@ async def test_batch_save_keeps_notes_and_fits_values(db_url):
         assert rows["b.1"]["status"] == "ended" and rows["b.1"]["notes"] == "caller asks about wages owed"
         assert rows["b.7"]["caller_number"] == ("1" + "9" * 100)[:32] and rows["b.7"]["notes"] == ""
     finally:
-        await store.close()
+        await db.close()

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import update
 
 from core.calls import CallState
-from store.db import Store, TicketStore, migrate
+from store.engine import Database, migrate
+from store.tickets import TicketStore
 from store.models import Ticket
 from backoffice.tickets import TicketError, check_edit, check_transition
 from core.config import load_config
@@ -51,9 +52,9 @@ def test_workflow_path():
 @pytest.fixture
 async def tickets(db_url):
     migrate(db_url, ROOT)
-    store = Store(db_url, ROOT)
-    yield TicketStore(store)
-    await store.close()
+    db = Database(db_url, ROOT)
+    yield TicketStore(db)
+    await db.close()
 
 
 async def test_one_ticket_per_call_even_when_raced(tickets):

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import update
 
 from core.config import ConfigError, load_config
-from store.db import Store, TicketStore, migrate
+from store.alerts import AlertStore
+from store.engine import Database, migrate
 from store.models import Transcript
+from store.tickets import TicketStore
 from store.transcripts import TranscriptStore
 from transcription import audiosocket
 from transcription.keywords import compile_rules
@@ -105,9 +107,9 @@ def test_model_lookup_says_which_language_has_none(tmp_path):
 @pytest.fixture
 async def tstore(db_url, tmp_path):
     await asyncio.to_thread(migrate, db_url, tmp_path)
-    store = Store(db_url, tmp_path)
-    yield TranscriptStore(store), store
-    await store.close()
+    db = Database(db_url, tmp_path)
+    yield TranscriptStore(db), db
+    await db.close()
 
 
 async def _job(ts, call_id="c1", city="leshan", lang="zh"):
@@ -116,7 +118,7 @@ async def _job(ts, call_id="c1", city="leshan", lang="zh"):
 
 
 async def test_a_job_is_claimed_by_one_worker_and_completed_once(tstore):
-    ts, store = tstore
+    ts, db = tstore
     await _job(ts)
     assert not await ts.enqueue(call_id="c1", city="leshan", language="zh", agent="", recording="", call_started_at=None)
     claims = await asyncio.gather(*(ts.claim(f"w{i}", 60, 3) for i in range(5)))
@@ -136,11 +138,11 @@ async def test_a_job_is_claimed_by_one_worker_and_completed_once(tstore):
 
 
 async def test_a_job_whose_worker_died_is_taken_up_after_its_lease(tstore):
-    ts, store = tstore
+    ts, db = tstore
     await _job(ts)
     first = await ts.claim("dead", 60, 3)
     assert await ts.claim("alive", 60, 3) is None                     # lease still running
-    async with store.session.begin() as s:                            # ... until it runs out
+    async with db.session.begin() as s:                            # ... until it runs out
         await s.execute(update(Transcript).values(lease_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
     again = await ts.claim("alive", 60, 3)
     assert again["id"] == first["id"] and again["attempts"] == 2
@@ -149,11 +151,11 @@ async def test_a_job_whose_worker_died_is_taken_up_after_its_lease(tstore):
 
 
 async def test_a_job_that_kills_every_worker_fails_for_good(tstore):
-    ts, store = tstore
+    ts, db = tstore
     await _job(ts)
     for _ in range(2):
         assert await ts.claim("w", 60, 2)
-        async with store.session.begin() as s:
+        async with db.session.begin() as s:
             await s.execute(update(Transcript).values(lease_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
     assert await ts.claim("w", 60, 2) is None
     t = await ts.get("c1")
@@ -174,7 +176,7 @@ async def test_retry_then_no_model_status(tstore):
 
 
 async def test_search_finds_words_within_the_viewers_cities(tstore):
-    ts, store = tstore
+    ts, db = tstore
     now = datetime.now(timezone.utc)
     docs = [("transcript", "c1", "leshan", "agent1001", "老板拖欠了我三个月的工资"),
             ("transcript", "c2", "chengdu", "agent1003", "工地老板拖欠工资不给"),
@@ -199,9 +201,9 @@ async def test_search_finds_words_within_the_viewers_cities(tstore):
 
 
 async def test_search_by_ticket_category(tstore, tmp_path):
-    ts, store = tstore
+    ts, db = tstore
     from core.calls import CallState
-    tickets = TicketStore(store)
+    tickets = TicketStore(db)
     now = datetime.now(timezone.utc)
     for cid, cat in (("c1", "labour_wages"), ("c2", "traffic")):
         await tickets.ensure_for_call(CallState(call_id=cid, city="leshan", agent="agent1001"), "call", 72)
@@ -213,23 +215,23 @@ async def test_search_by_ticket_category(tstore, tmp_path):
 
 
 async def test_alerts_once_per_call_and_topic_and_acknowledged_once(tstore):
-    ts, _ = tstore
-    a = await ts.add_alert(kind="keyword", city="leshan", call_id="c1", topic="self_harm", term="不想活了", phase="live")
+    alerts = AlertStore(tstore[1])
+    a = await alerts.add_alert(kind="keyword", city="leshan", call_id="c1", topic="self_harm", term="不想活了", phase="live")
     assert a and a["phase"] == "live"
-    assert await ts.add_alert(kind="keyword", city="leshan", call_id="c1", topic="self_harm", term="自杀", phase="post_call") is None
-    assert len(await ts.alerts(cities={"leshan"})) == 1 and await ts.alerts(cities={"chengdu"}) == []
-    assert (await ts.acknowledge(a["id"], "sup_leshan"))["acknowledged_by"] == "sup_leshan"
-    assert await ts.acknowledge(a["id"], "command1") is None
-    assert await ts.alerts(cities=None, open_only=True) == []
+    assert await alerts.add_alert(kind="keyword", city="leshan", call_id="c1", topic="self_harm", term="自杀", phase="post_call") is None
+    assert len(await alerts.alerts(cities={"leshan"})) == 1 and await alerts.alerts(cities={"chengdu"}) == []
+    assert (await alerts.acknowledge(a["id"], "sup_leshan"))["acknowledged_by"] == "sup_leshan"
+    assert await alerts.acknowledge(a["id"], "command1") is None
+    assert await alerts.alerts(cities=None, open_only=True) == []
 
 
 async def test_retention_purges_recordings_then_transcripts(tstore):
-    ts, store = tstore
+    ts, db = tstore
     await _job(ts)
     job = await ts.claim("w", 60, 3)
     await ts.complete(job["id"], "w", {"segments": [], "text": "caller: 工资", "audio_seconds": 1.0}, "工资", [], [])
     assert await ts.expired_recordings(1) == []
-    async with store.session.begin() as s:
+    async with db.session.begin() as s:
         await s.execute(update(Transcript).values(created_at=datetime.now(timezone.utc) - timedelta(days=10)))
     old = await ts.expired_recordings(5)
     assert [r["recording"] for r in old] == ["x/c1.wav"]

@@ -1,0 +1,129 @@
+"""The database every aggregate store shares: one async SQLAlchemy engine and its sessions (SQLite via
+aiosqlite by default, PostgreSQL via psycopg 3 by URL), Alembic's ``migrate()``, and the helpers the
+aggregate stores (store/calls.py, store/tickets.py, ...) have in common."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def sync_url(url: str, root: Path) -> str:
+    """Normalise a configured URL for the sync driver (Alembic); relative SQLite paths are under root."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and not path.startswith("/"):
+            path = str((root / path).resolve())
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def async_url(url: str, root: Path) -> str:
+    s = sync_url(url, root)
+    return s.replace("sqlite:///", "sqlite+aiosqlite:///", 1) if s.startswith("sqlite:") else s
+
+
+def migrate(url: str, root: Path) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url, root))
+    command.upgrade(cfg, "head")
+
+
+class Database:
+    """The engine and its session factory; each aggregate store is built on one (``TicketStore(db)``)."""
+
+    def __init__(self, url: str, root: Path):
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(async_url(url, root), pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            # WAL: readers (the API) never block the writer; NORMAL sync is durable across process
+            # crashes (a power cut may lose the last transactions, not corrupt the file)
+            @event.listens_for(self.engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn, _record):
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=5000")
+                cur.close()
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+# ---- shared helpers
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def from_epoch(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, tz=timezone.utc) if ts else None
+
+
+def to_epoch(dt: datetime | None) -> float | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:  # SQLite hands back naive datetimes: they were stored as UTC
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def iso(dt: datetime) -> str:
+    """A stored timestamp as ISO 8601 in UTC."""
+    return datetime.fromtimestamp(to_epoch(dt), tz=timezone.utc).isoformat()
+
+
+def row_to_dict(row) -> dict:
+    """A table row as JSON-ready values: every timestamp as ISO 8601 in UTC."""
+    out = {c.name: getattr(row, c.name) for c in row.__table__.columns}
+    for k, v in out.items():
+        if isinstance(v, datetime):
+            out[k] = iso(v)
+    return out
+
+
+def fitted(model, values: dict) -> dict:
+    """Column values from what Asterisk reported, cut to each column's length and without NUL bytes:
+    a caller ID is the caller's to choose, and PostgreSQL refuses an over-long or NUL-bearing value —
+    the record writer would retry that row forever and no later call would be saved."""
+    cols = model.__table__.c
+    out = {}
+    for name, v in values.items():
+        if isinstance(v, str):
+            v = v.replace("\x00", "")
+            length = getattr(cols[name].type, "length", None)
+            if length:
+                v = v[:length]
+        out[name] = v
+    return out
+
+
+def fit(row, **values) -> None:
+    for name, v in fitted(type(row), values).items():
+        setattr(row, name, v)
+
+
+async def change_row(s, model, row_id: int, expect_status: str | None, changes: dict):
+    """Lock a row, check it is still in the expected status, apply changes (None if it moved on)."""
+    row = await s.get(model, row_id, with_for_update=True)
+    if row is None or (expect_status and row.status != expect_status):
+        return None
+    for k, v in changes.items():
+        setattr(row, k, v)
+    row.updated_at = utcnow()
+    return row

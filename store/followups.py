@@ -1,0 +1,86 @@
+"""Follow-up visits (satisfaction surveys): scheduled when a ticket closes (store/tickets.py),
+claimed and dialled by agents/followups.py, scored by the survey IVR, ended once."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from store.engine import Database, row_to_dict, utcnow
+from store.models import FollowUp, OptOut
+
+SURVEY_QUESTIONS = ("attitude", "efficiency", "professionalism")
+
+
+class FollowUpStore:
+    """Follow-up visits: scheduled when a ticket closes, dialled by agents/followups.py, scored by
+    the survey IVR's events. Every state change is a conditional update: a restart never dials twice."""
+
+    def __init__(self, db: Database):
+        self.session = db.session
+
+    async def due(self, now: datetime, deadline: datetime, limit: int = 10) -> list[dict]:
+        """Claim pending follow-ups whose time has come (pending -> dialing, attempts + 1)."""
+        async with self.session.begin() as s:
+            rows = (await s.execute(select(FollowUp).where(FollowUp.status == "pending", FollowUp.next_at <= now)
+                                    .order_by(FollowUp.next_at).limit(limit).with_for_update(skip_locked=True))).scalars().all()
+            out = []
+            for f in rows:
+                if await s.get(OptOut, f.caller_number):
+                    f.status, f.result, f.updated_at = "opted_out", "opted_out", now
+                    continue
+                f.status, f.attempts, f.next_at, f.updated_at = "dialing", f.attempts + 1, deadline, now
+                out.append(row_to_dict(f))
+            return out
+
+    async def expire_dialing(self, now: datetime, retry_at: datetime, attempts: int) -> list[dict]:
+        """Dialled but never finished (no answer, busy, hung up before any rating): retry or give up."""
+        async with self.session.begin() as s:
+            rows = (await s.execute(select(FollowUp).where(FollowUp.status == "dialing", FollowUp.next_at <= now)
+                                    .with_for_update())).scalars().all()
+            for f in rows:
+                if f.attempts >= attempts:
+                    f.status, f.result = "failed", f.result or "no_answer"
+                else:
+                    f.status, f.next_at = "pending", retry_at
+                f.updated_at = now
+            return [row_to_dict(f) for f in rows]
+
+    async def score(self, follow_up_id: int, question: str, value: int) -> bool:
+        if question not in SURVEY_QUESTIONS or not 1 <= value <= 5:
+            return False
+        async with self.session.begin() as s:
+            res = await s.execute(update(FollowUp).where(FollowUp.id == follow_up_id)
+                                  .values({question: value, "updated_at": utcnow()}))
+            return res.rowcount > 0
+
+    async def end(self, follow_up_id: int, result: str, callback: bool, retry_at: datetime, attempts: int) -> dict | None:
+        """The survey call ended: done (some ratings), opted out, or a failed attempt (none)."""
+        async with self.session.begin() as s:
+            f = await s.get(FollowUp, follow_up_id, with_for_update=True)
+            if f is None or f.status != "dialing":
+                return None
+            now = utcnow()
+            rated = any(getattr(f, q) is not None for q in SURVEY_QUESTIONS)
+            f.callback_requested = f.callback_requested or callback
+            if result == "optout":
+                f.status, f.result = "opted_out", "opted_out"
+                if not await s.get(OptOut, f.caller_number):
+                    s.add(OptOut(number=f.caller_number, source=f"follow_up:{f.id}", created_at=now))
+            elif rated or callback:
+                f.status, f.result = "done", "complete" if result == "done" else "partial"
+            elif f.attempts >= attempts:
+                f.status, f.result = "failed", "no_rating"
+            else:
+                f.status, f.next_at = "pending", retry_at
+            f.updated_at = now
+            return row_to_dict(f)
+
+    async def search(self, *, ticket_id: int | None = None, city: str | None = None, status: str | None = None,
+                     limit: int = 200) -> list[dict]:
+        q = select(FollowUp).order_by(FollowUp.id.desc()).limit(limit)
+        for col, v in ((FollowUp.ticket_id, ticket_id), (FollowUp.city, city), (FollowUp.status, status)):
+            if v:
+                q = q.where(col == v)
+        async with self.session() as s:
+            return [row_to_dict(f) for f in (await s.execute(q)).scalars().all()]

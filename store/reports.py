@@ -1,0 +1,37 @@
+"""The statistics' rows (backoffice/stats.py: /api/stats, hotline stats): call records, tickets,
+appointments, complaints and survey scores of a period, in one read."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from store.calls import KPI_FACTS
+from store.engine import Database
+from store.models import Appointment, CallRecord, Complaint, FollowUp, Ticket
+
+
+async def report_rows(db: Database, since: datetime, until: datetime, city: str | None = None
+                      ) -> tuple[list[dict], list[dict], list[dict], list[dict], list[dict]]:
+    """Call records and tickets in [since, until) and appointments on the local dates in between,
+    for backoffice/stats.py. ``since`` and ``until`` carry the hotline's timezone."""
+    day_from, day_until = since.date().isoformat(), until.date().isoformat()
+    # timestamps are stored in UTC, and SQLite compares the text as written: compare in UTC
+    since, until = since.astimezone(timezone.utc), until.astimezone(timezone.utc)
+    async with db.session() as s:
+        cq = select(*KPI_FACTS).where(CallRecord.started_at >= since, CallRecord.started_at < until)
+        tq = select(Ticket.created_at, Ticket.city, Ticket.category, Ticket.outcome).where(
+            Ticket.created_at >= since, Ticket.created_at < until)
+        aq = select(Appointment.day, Appointment.city, Appointment.status).where(
+            Appointment.day >= day_from, Appointment.day < day_until)   # local dates
+        kq = select(Complaint.created_at, Complaint.city).where(Complaint.created_at >= since, Complaint.created_at < until)
+        fq = select(FollowUp.updated_at, FollowUp.city, FollowUp.attitude, FollowUp.efficiency,
+                    FollowUp.professionalism).where(FollowUp.status == "done", FollowUp.updated_at >= since,
+                                                    FollowUp.updated_at < until)
+        if city:
+            cq, tq, aq = cq.where(CallRecord.city == city), tq.where(Ticket.city == city), aq.where(Appointment.city == city)
+            kq, fq = kq.where(Complaint.city == city), fq.where(FollowUp.city == city)
+        out = []
+        for q in (cq, tq, aq, kq, fq):
+            out.append([dict(r._mapping) for r in await s.execute(q)])
+    return tuple(out)
