@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import date, datetime
 
 from aiohttp import web
 
 from agents.desk import DeskError
 from agents.service import AgentError
+from backoffice import stats
 from core import access
 from core.transfers import TransferError
 from dashboard.auth import PRINCIPAL, Auth
@@ -138,6 +139,14 @@ async def ticket_row(request: web.Request) -> dict:
     if not access.may_view_call(me(request), t["agent"], t["city"]):
         await refuse(request, "view_ticket", t["call_id"] or "", str(t["id"]), "not your ticket")
     return t
+
+
+def parse_date(value) -> date:
+    """A date parameter (YYYY-MM-DD within stats' range), or a 400 that names the range."""
+    try:
+        return stats.parse_day(str(value))
+    except ValueError:
+        raise bad_request(f"date must be YYYY-MM-DD (from {stats.FIRST_DAY} to {stats.LAST_DAY}), got {value!r}")
 
 
 def timestamp(iso: str | None) -> float | None:

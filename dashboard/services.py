@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -18,6 +18,7 @@ from callcenter.wallboard import Wallboard
 from core.calls import CallTracker
 from core.config import HotlineConfig
 from core.paths import InstancePaths
+from interop.partners import Partner
 from store.db import AppointmentStore, ComplaintStore, FollowUpStore, Store, TicketStore
 from store.interop import FederationStore, InteropStore
 from store.transcripts import TranscriptStore
@@ -55,7 +56,7 @@ class ApiServices:
     keyword_rules: KeywordRules
     legal_aid_rules: LegalAidRules
     centers: Centers
-    partners: dict[str, Any]           # partner id -> interop.partners.Partner
+    partners: dict[str, Partner]       # partner id -> its config
     partner_keys: dict[str, str]       # partner id -> shared secret (signed requests)
     federation_keys: Callable[[], dict[str, str]]   # node -> shared secret, re-read when trusted anew
     paths: InstancePaths               # where recordings are on the host

@@ -67,18 +67,16 @@ async def signed(request, model):
     return doc
 
 
-def _not_command(request) -> web.Response | None:
+async def from_node(request, model):
+    """What a city node sent the command center, or the refusal (404 on any other node)."""
     if services(request).cfg.system.federation.mode != "command":
         return _json(404, {"error": "this node is not the command center"})
-    return None
+    return await signed(request, model)
 
 
 @routes.post("/api/federation/v1/report")
 async def report(request):
-    refused = _not_command(request)
-    if refused:
-        return refused
-    doc = await signed(request, CityReport)
+    doc = await from_node(request, CityReport)
     if isinstance(doc, web.Response):
         return doc
     svc = services(request)
@@ -90,10 +88,7 @@ async def report(request):
 
 @routes.post("/api/federation/v1/events")
 async def event(request):
-    refused = _not_command(request)
-    if refused:
-        return refused
-    doc = await signed(request, TicketEvent)
+    doc = await from_node(request, TicketEvent)
     if isinstance(doc, web.Response):
         return doc
     return _json(200, {"stored": await services(request).federation.event(doc)})

@@ -3,17 +3,17 @@ and their slots, appointments (booking queues the SMS confirmation and reminder)
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, create_model
 
-from backoffice import legal_aid, stats
+from backoffice import legal_aid
 from backoffice.appointments import BookingError, check_booking_time, message, slot_times
 from core import access
-from dashboard.common import audit, bad_request, json_error, me, ok, refuse, services
+from dashboard.common import audit, bad_request, json_error, me, ok, parse_date, refuse, services
 from dashboard.common import body as read_body
 from dashboard.schemas import (HOUSEHOLD_MAX, INCOME_MAX, Appointment, Center, CityId, Date, OutboxMessage,
                                PreScreen, Strict, Unset, Vocab)
@@ -127,12 +127,6 @@ def _center(request, cid):
     return c
 
 
-def _day(v) -> date:
-    try:
-        return stats.parse_day(str(v))
-    except ValueError:
-        raise bad_request(f"date must be YYYY-MM-DD (from {stats.FIRST_DAY} to {stats.LAST_DAY}), got {v!r}")
-
 
 @routes.post("/api/legal-aid/prescreen")
 @op("prescreen", "legal-aid pre-screen of the caller's facts", tag="legal-aid", errors=("400", "403"), body=Facts,
@@ -162,7 +156,7 @@ async def list_centers(request):
 async def center_slots(request):
     svc = services(request)
     c = _center(request, request.match_info["center_id"])
-    day = _day(request.query.get("date", ""))
+    day = parse_date(request.query.get("date", ""))
     taken = await svc.appointments.taken(c.id, day.isoformat())
     return ok([{"slot": t, "free": c.capacity - taken.get(t, 0)}
                for t in slot_times(c, day, svc.cfg.schedules.get(c.city))])
@@ -176,7 +170,7 @@ async def book(request):
     cfg, tz = svc.cfg, ZoneInfo(svc.cfg.routing.timezone)
     body = await read_body(request)
     c = _center(request, body.get("center", ""))
-    day, slot = _day(body.get("date", "")), body.get("slot")
+    day, slot = parse_date(body.get("date", "")), body.get("slot")
     number, lang = body.get("caller_number"), body.get("language", "zh")
     if not isinstance(number, str) or not number.lstrip("+").isdigit() or not 5 <= len(number) <= 20:
         return json_error(400, "caller_number must be a phone number (digits)")

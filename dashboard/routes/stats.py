@@ -3,7 +3,7 @@ and the follow-up visits (回访) with their survey scores."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from backoffice import stats
 from core import access
-from dashboard.common import bad_request, json_error, me, ok, refuse, services
+from dashboard.common import json_error, me, ok, parse_date, refuse, services
 from dashboard.schemas import AnyCity, Binary, Date, FollowUp, Id, StatsRow, Unset
 from dashboard.spec import JSON, op
 from store.db import report_rows
@@ -36,12 +36,6 @@ class FollowUpsQuery(BaseModel):
     status: str = Unset
 
 
-def _day(v) -> date:
-    try:
-        return stats.parse_day(str(v))
-    except ValueError:
-        raise bad_request(f"date must be YYYY-MM-DD (from {stats.FIRST_DAY} to {stats.LAST_DAY}), got {v!r}")
-
 
 @routes.get("/api/stats")
 @op("stats", "statistics per city and province by day, month or year", tag="reports", errors=("400", "403"),
@@ -64,7 +58,7 @@ async def statistics(request):
     period = q.get("period", "day")
     if period not in ("day", "month", "year"):
         return json_error(400, "period must be day, month or year")
-    first, last = _day(q.get("from", "")), _day(q.get("to", ""))
+    first, last = parse_date(q.get("from", "")), parse_date(q.get("to", ""))
     if last < first or (last - first).days > 3 * 366:
         return json_error(400, "to must not be before from, and the range at most three years")
     fmt = q.get("format", "json")
