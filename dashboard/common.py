@@ -141,12 +141,34 @@ async def ticket_row(request: web.Request) -> dict:
     return t
 
 
+async def city_param(request: web.Request, action: str) -> str | None:
+    """The ``city`` query parameter: None when left out, else one of our cities that this principal
+    sees (400 for another string, 403 and audited for a city outside theirs)."""
+    city = request.query.get("city") or None
+    if city and city not in services(request).city_ids:
+        raise bad_request(f"unknown city {city!r}")
+    if city and not access.sees_city(me(request), city):
+        await refuse(request, action, target=city, why=f"{city} is outside your cities")
+    return city
+
+
 def parse_date(value) -> date:
     """A date parameter (YYYY-MM-DD within stats' range), or a 400 that names the range."""
     try:
         return stats.parse_day(str(value))
     except ValueError:
         raise bad_request(f"date must be YYYY-MM-DD (from {stats.FIRST_DAY} to {stats.LAST_DAY}), got {value!r}")
+
+
+def date_param(request: web.Request, name: str, required: bool = True) -> date | None:
+    """A date query parameter (YYYY-MM-DD); None when optional and left out; else a 400 naming it."""
+    value = request.query.get(name, "")
+    if not value and not required:
+        return None
+    try:
+        return stats.parse_day(value)
+    except ValueError:
+        raise bad_request(f"{name} must be a date YYYY-MM-DD ({stats.FIRST_DAY} to {stats.LAST_DAY})")
 
 
 def timestamp(iso: str | None) -> float | None:

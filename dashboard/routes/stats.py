@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from backoffice import stats
 from core import access
-from dashboard.common import json_error, me, ok, parse_date, refuse, services
+from dashboard.common import city_param, json_error, me, ok, parse_date, refuse, services
 from dashboard.schemas import AnyCity, Binary, Date, FollowUp, Id, StatsRow, Unset
 from dashboard.spec import JSON, op
 from store.db import report_rows
@@ -44,13 +44,9 @@ async def statistics(request):
     p, q, svc = me(request), request.query, services(request)
     if p.role == "agent":
         await refuse(request, "view_stats", why="statistics are for supervisors and the command center")
-    city = q.get("city") or None
     # the city names the CSV/XLSX file (Content-Disposition): control characters there made
     # aiohttp drop the connection without an answer, so only our city ids are taken
-    if city and city not in svc.city_ids:
-        return json_error(400, f"unknown city {city!r}")
-    if city and not access.sees_city(p, city):
-        await refuse(request, "view_stats", target=city, why=f"{city} is outside your cities")
+    city = await city_param(request, "view_stats")
     if not city and not p.all_cities:
         if len(p.cities) != 1:
             return json_error(400, "give city= (one of yours)")

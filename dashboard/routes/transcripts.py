@@ -10,9 +10,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from backoffice.stats import FIRST_DAY, LAST_DAY, parse_day
 from core import access
-from dashboard.common import audit, bad_request, call_record, json_error, me, ok, refuse, services
+from dashboard.common import audit, bad_request, call_record, date_param, json_error, me, ok, refuse, services
 from dashboard.schemas import (JOB_STATUSES, REASON_MAX, TRACKS, Alert, AnyCity, Binary, Date, Transcript, Unset,
                                Vocab, WholeNumber, one_of, one_of_or_empty)
 from dashboard.spec import op
@@ -125,13 +124,9 @@ async def jobs(request):
 
 
 def _day(request, name: str) -> datetime | None:
-    value = request.query.get(name)
-    if not value:
-        return None
-    try:
-        return datetime.combine(parse_day(value), time(0), ZoneInfo(services(request).cfg.routing.timezone))
-    except ValueError:
-        raise bad_request(f"{name} must be a date YYYY-MM-DD ({FIRST_DAY} to {LAST_DAY})")
+    """Midnight (local) of an optional date parameter."""
+    day = date_param(request, name, required=False)
+    return datetime.combine(day, time(0), ZoneInfo(services(request).cfg.routing.timezone)) if day else None
 
 
 @routes.get("/api/search")

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from backoffice.stats import FIRST_DAY, LAST_DAY, parse_day
 from core import access, kpi
-from dashboard.common import audit, bad_request, me, not_found, ok, refuse, services
+from dashboard.common import audit, bad_request, city_param, date_param, me, not_found, ok, refuse, services
 from dashboard.schemas import Agent, AnyCity, Date, Tile, Unset
 from dashboard.spec import op
 
@@ -93,13 +92,6 @@ async def city(request):
     return ok({"tile": tile, "calls": calls, "agents": agents, "thresholds": svc.wallboard.thresholds(cid).model_dump()})
 
 
-def _date(value: str, name: str) -> date:
-    try:
-        return parse_day(value)
-    except ValueError:
-        raise bad_request(f"{name} must be a date YYYY-MM-DD ({FIRST_DAY} to {LAST_DAY})")
-
-
 @routes.get("/api/reports")
 @op("reports", "KPIs over a date range: per day, hour of day, agent", tag="reports", errors=("400", "403"),
     query=ReportsQuery, ok=Report)
@@ -108,14 +100,10 @@ async def reports(request):
     p, q, svc = me(request), request.query, services(request)
     if p.role == "agent":
         await refuse(request, "view_reports", why="reports are for supervisors and the command center")
-    city = q.get("city") or None
-    if city and city not in svc.city_ids:
-        raise bad_request(f"unknown city {city!r}")
-    if city and not access.sees_city(p, city):
-        await refuse(request, "view_reports", target=city, why=f"{city} is outside your cities")
+    city = await city_param(request, "view_reports")
     if not city and not p.all_cities:
         city = sorted(p.cities)[0]
-    first, last = _date(q.get("from", ""), "from"), _date(q.get("to", ""), "to")
+    first, last = date_param(request, "from"), date_param(request, "to")
     if last < first or (last - first).days > 366:
         raise bad_request("to must not be before from; at most a year")
     tzname = svc.cfg.routing.timezone
