@@ -113,9 +113,9 @@ class Controller:
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
                        asyncio.create_task(self._write(), name="record-writer"),
                        asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines"),
-                       asyncio.create_task(self.bus.listen("transcription", self._on_transcription),
+                       asyncio.create_task(self.bus.listen("transcription", self.broadcast),
                                            name="transcription-relay"),
-                       asyncio.create_task(self.bus.listen("interop", self._on_transcription), name="interop-relay"),
+                       asyncio.create_task(self.bus.listen("interop", self.broadcast), name="interop-relay"),
                        asyncio.create_task(self.wallboard.run(self.resynced), name="alarms")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
@@ -385,7 +385,8 @@ class Controller:
                                        status="pending" if lang_status == "ok" else "no_model",
                                        reason="" if lang_status == "ok" else lang_status)
 
-    def _on_transcription(self, message: dict) -> None:
+    def broadcast(self, message: dict) -> None:
+        """Live text, alerts and federation news to every transcription listener (the live hub)."""
         for listener in list(self.transcription_listeners):
             try:
                 listener(message)

@@ -163,7 +163,7 @@ class Wallboard:
             try:
                 for row in await self.raise_alarms():
                     log.warning("alarm in %s: %s (%s)", row["city"], row["topic"], row["detail"])
-                    self.ctl._on_transcription({"type": "alert", "alert": row})
+                    self.ctl.broadcast({"type": "alert", "alert": row})
             except Exception as e:    # database away: next round
                 log.warning("evaluating alarms failed: %s", e)
             await asyncio.sleep(self.cfg.system.wallboard.alarm_interval_seconds)

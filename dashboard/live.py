@@ -15,20 +15,22 @@ from aiohttp import WSMsgType, web
 
 from core import access
 from dashboard.auth import PRINCIPAL
+from dashboard.services import SERVICES, ApiServices
 
 log = logging.getLogger("hotline.live")
 QUEUE_LIMIT = 500
 
 
 class LiveHub:
-    def __init__(self, ctl):
-        self.ctl = ctl
+    def __init__(self, services: ApiServices):
+        self.services = services
         self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.Queue]] = {}
-        self.agent_cities = {a.id: set(a.queues) for a in ctl.cfg.agents}
-        ctl.listeners.append(self.on_call)
-        ctl.agents.listeners.append(self.on_agent)
-        ctl.ticket_listeners.append(self.on_ticket)
-        ctl.transcription_listeners.append(self.on_transcription)
+        self.agent_cities = services.agent_cities
+        events = services.events
+        events.calls.append(self.on_call)
+        events.agents.append(self.on_agent)
+        events.tickets.append(self.on_ticket)
+        events.transcription.append(self.on_transcription)
 
     def _sees_call(self, p: access.Principal, call: dict) -> bool:
         if p.role == "agent":
@@ -74,7 +76,7 @@ class LiveHub:
         kind = message.get("type")
         if kind == "transcript":
             call = {"agent": message.get("agent", ""), "city": message.get("city", "")}
-            live = self.ctl.tracker.calls.get(message.get("call_id", ""))
+            live = self.services.tracker.calls.get(message.get("call_id", ""))
             if live is not None:   # after a transfer the text follows the call to its new agent
                 call = {"agent": live.agent, "city": live.city, "ringing": ""}
             self._send(lambda p: not p.masked and self._sees_call(p, call), message)
@@ -99,8 +101,8 @@ class LiveHub:
         q: asyncio.Queue = asyncio.Queue()
         self.viewers[ws] = (p, q)
         hello = {"type": "hello", "me": p.as_dict(),
-                 "agents": [a.as_dict() for a in self.ctl.agents.agents.values() if self._sees_agent(p, a.id)],
-                 "calls": [c.as_dict() for c in self.ctl.tracker.live() if self._sees_call(p, c.as_dict())]}
+                 "agents": [a.as_dict() for a in self.services.agents.agents.values() if self._sees_agent(p, a.id)],
+                 "calls": [c.as_dict() for c in self.services.tracker.live() if self._sees_call(p, c.as_dict())]}
         await ws.send_str(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str))
 
         async def pump():
@@ -115,6 +117,19 @@ class LiveHub:
             sender.cancel()
             self.viewers.pop(ws, None)
         return ws
+
+
+HUB = web.AppKey("live_hub", LiveHub)
+routes = web.RouteTableDef()
+
+
+def setup(app: web.Application) -> None:
+    app[HUB] = LiveHub(app[SERVICES])
+
+
+@routes.get("/ws")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    return await request.app[HUB].handler(request)
 
 
 def _supervises(p: access.Principal) -> bool:

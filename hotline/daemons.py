@@ -20,18 +20,17 @@ from hotline.common import _config, console
 def cmd_serve(args) -> int:
     from aiohttp import web
 
-    from callcenter.controller import Controller
+    from hotline import compose
     from store.secrets import load_or_create
-    from dashboard.api import make_app
 
     cfg = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
         secrets = load_or_create(cfg)
-        ctl = Controller(cfg, secrets)
+        ctl = compose.controller(cfg, secrets)
         await ctl.start()
-        runner = web.AppRunner(make_app(ctl, secrets.service_token), access_log=None)
+        runner = web.AppRunner(compose.api(ctl, secrets), access_log=None)
         await runner.setup()
         c = cfg.system.controller
         await web.TCPSite(runner, c.http_host, c.http_port).start()

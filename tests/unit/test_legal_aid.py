@@ -124,13 +124,13 @@ def test_rule_file_errors_name_the_file_and_field(tmp_path):
     ({"city": "leshan", "matter": "traffic", "groups": "migrant_worker"}, "groups must be a list"),
 ])
 def test_prescreen_request_validation(body, message):
-    from dashboard.api import prescreen_facts
+    from dashboard.routes.legal_aid import prescreen_facts
     with pytest.raises(ValueError, match=message):
         prescreen_facts(body, {"leshan", "chengdu"})
 
 
 def test_prescreen_request_becomes_facts():
-    from dashboard.api import prescreen_facts
+    from dashboard.routes.legal_aid import prescreen_facts
     f = prescreen_facts({"city": "chengdu", "matter": "wage_arrears", "groups": ["migrant_worker"],
                          "places": {"contract_performance": "leshan"}}, {"leshan", "chengdu"})
     r = screen(f, RULES)

@@ -1,0 +1,47 @@
+"""HTTP API and pages of the controller. Binds to loopback by default (config/hotline.yaml: controller).
+
+Every /api/ route except login and health needs a desk session (cookie + CSRF header) or a bearer
+token (dashboard/auth.py); what a principal may see or do is core.access. Refusals are 403,
+change nothing, and are written to the audit log like the actions themselves.
+
+The app gets what its handlers need as one ``ApiServices`` (dashboard/services.py), built by the
+composition root (hotline/compose.py); the routes are one module per resource (dashboard/routes/).
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from dashboard import live, spec
+from dashboard.auth import Auth
+from dashboard.common import AUTH, SPEC, errors
+from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, session,
+                              stats, tickets, transcripts, wallboard)
+from dashboard.schemas import PATH_PARAMS
+from dashboard.services import SERVICES, ApiServices
+
+MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, tickets, transcripts, interop,
+           federation, wallboard, live)
+
+
+def make_app(services: ApiServices) -> web.Application:
+    auth = Auth(services.cfg, services.auth_store, services.service_token)
+    app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
+    app[SERVICES] = services
+    app[AUTH] = auth
+    for module in MODULES:
+        app.router.add_routes(module.routes)
+        if hasattr(module, "setup"):
+            module.setup(app)
+    app[SPEC] = spec.document(app, vocabulary(services), PATH_PARAMS)
+    return app
+
+
+def vocabulary(services: ApiServices) -> dict[str, list[str]]:
+    """The ids of the running config that the API document lists as enums."""
+    cfg = services.cfg
+    return {"cities": [c.id for c in cfg.cities], "agents": [a.id for a in cfg.agents],
+            "sip_accounts": cfg.sip_accounts(), "languages": [lg.code for lg in cfg.ivr.languages],
+            "categories": list(services.ticket_rules.categories), "outcomes": list(services.ticket_rules.outcomes),
+            "centers": list(services.centers.by_id), "partners": list(services.partners),
+            "supervisors": [s.id for s in cfg.supervisors],
+            "groups": sorted(services.legal_aid_rules.no_means_test) + ["migrant_worker"]}

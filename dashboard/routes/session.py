@@ -1,0 +1,105 @@
+"""Logging in and out, who is asking (with the desk's reference data), liveness, the API document."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from core.workflow import all_queues
+from dashboard.auth import COOKIE, SESSION, login_refused
+from dashboard.common import AUTH, SPEC, json_error, me, ok, services
+from dashboard.common import body as read_body
+from dashboard.schemas import PAUSE_REASONS, PauseReason, Principal
+from dashboard.spec import op
+
+routes = web.RouteTableDef()
+
+
+class CityNames(BaseModel):
+    zh: str
+    en: str
+
+
+class Me(BaseModel):
+    user: Principal
+    csrf: str
+    pause_reasons: list[PauseReason]
+    transfer_numbers: dict[str, str]
+    wrapup_seconds: float
+    cities: dict[str, CityNames]
+    agents: dict[str, str]
+    queues: list[str]
+    ticket_categories: dict
+    ticket_outcomes: dict
+    keyword_topics: dict
+
+
+class Health(BaseModel):
+    up: Literal[True]
+    ami_connected: bool
+    resynced: bool
+
+
+class Document(BaseModel):
+    openapi: Any
+    info: Any
+    paths: Any
+    components: Any
+
+
+@routes.post("/api/login")
+async def login(request):
+    svc, auth = services(request), request.app[AUTH]
+    body = await read_body(request)
+    user, password = body.get("user"), body.get("password")
+    if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+        return json_error(400, "user and password are required strings")
+    try:
+        principal, token, csrf = await auth.login(user, password, request.remote or "")
+    except PermissionError as e:
+        await svc.audit_log.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {request.remote})")
+        return login_refused(e)
+    await svc.audit_log.audit(principal.user_id, principal.role, "login")
+    resp = ok({"user": principal.as_dict(), "csrf": csrf})
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                    max_age=int(auth.max_age), secure=request.secure)
+    return resp
+
+
+@routes.post("/api/logout")
+async def logout(request):
+    if request.get(SESSION):
+        await services(request).auth_store.revoke_token(request[SESSION]["hash"])
+    resp = ok({"ok": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+@routes.get("/api/me")
+@op("whoami", "who is asking, with the desk's reference data", tag="session", ok=Me)
+async def whoami(request):
+    svc = services(request)
+    cfg, rules = svc.cfg, svc.ticket_rules
+    session = request.get(SESSION) or {}
+    return ok({"user": me(request).as_dict(), "csrf": session.get("csrf", ""),
+               "pause_reasons": PAUSE_REASONS, "transfer_numbers": cfg.routing.transfer_numbers,
+               "wrapup_seconds": cfg.system.queues.wrapup_seconds,
+               "cities": {c.id: {"zh": c.names.zh, "en": c.names.en} for c in cfg.cities},
+               "agents": {a.id: a.name for a in cfg.agents},
+               "queues": all_queues(cfg),
+               "ticket_categories": {k: v.model_dump() for k, v in rules.categories.items()},
+               "ticket_outcomes": {k: v.model_dump() for k, v in rules.outcomes.items()},
+               "keyword_topics": {k: v.names for k, v in svc.keyword_rules.topics.items()}})
+
+
+@routes.get("/api/health")
+@op("health", "liveness (no login needed)", tag="session", public=True, ok=Health)
+async def health(request):
+    return ok({"up": True, **services(request).health()})
+
+
+@routes.get("/api/openapi.json")
+@op("openapi", "this document", tag="session", ok=Document)
+async def openapi(request):
+    return ok(request.app[SPEC])

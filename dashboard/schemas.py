@@ -1,0 +1,198 @@
+"""The API's request and response bodies and query parameters, as pydantic models: the contract
+the OpenAPI document (dashboard/spec.py) is generated from, next to the limits the handlers check.
+Rows are derived from the database tables (store/models.py) as ``row_to_dict`` serialises them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+
+from store import models as m
+from store.models import ID_MAX
+
+PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other")
+CALLBACK_STATUSES = ("pending", "dialing", "done", "failed", "cancelled")
+JOB_STATUSES = ("pending", "running", "done", "failed", "no_model", "purged")
+TRACKS = ("mixed", "caller", "agent")
+NOTES_MAX = 20000
+REASON_MAX = 200
+HOUSEHOLD_MAX, INCOME_MAX = 1000, 1e12   # far past any real household; keeps the per-capita division finite
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """A string from one of the running config's lists (spec.document fills in the enum)."""
+    name: str
+    empty: bool = False     # "" too (the parameter left empty)
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        s = handler(core_schema)
+        s["x-vocab"] = self.name
+        if self.empty:
+            s["x-empty"] = True
+        return s
+
+
+def one_of(values) -> Any:
+    return Literal[tuple(values)]
+
+
+def one_of_or_empty(values) -> Any:
+    return Literal[("",) + tuple(values)]
+
+
+CityId = Annotated[str, Vocab("cities"), Field(description="city id")]
+AnyCity = Annotated[str, Vocab("cities", empty=True)]
+Id = Annotated[int, Field(ge=1, le=ID_MAX, description="numeric id")]
+Date = Annotated[str, WithJsonSchema({"type": "string", "format": "date",
+                                      "description": "YYYY-MM-DD, 1900-01-01 to 9998-12-31"})]
+Binary = Annotated[bytes, WithJsonSchema({"type": "string", "format": "binary"})]
+WholeNumber = Annotated[int, Field(description="a whole number (clamped to the allowed range)")]
+Short = Annotated[str, Field(max_length=64)]
+Unset = Field(None)    # not required; left out of the document's defaults
+
+PATH_PARAMS: dict[str, Any] = {
+    "call_id": Annotated[str, Field(min_length=1, description="the call's id (Asterisk linkedid)")],
+    "agent_id": Annotated[str, Vocab("agents"), Field(description="agent id")],
+    "center_id": Annotated[str, Vocab("centers"), Field(description="center id")],
+    "city": CityId,
+    "ticket_id": Id, "complaint_id": Id, "appointment_id": Id, "alert_id": Id,
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Empty(BaseModel):
+    """No fields (anything sent is ignored)."""
+
+
+# ---- rows of the database
+
+
+def row_model(model, *, drop: tuple[str, ...] = (), extra: dict | None = None, base=BaseModel) -> type[BaseModel]:
+    """A table row as store.engine.row_to_dict gives it: every column, timestamps ISO 8601."""
+    fields: dict[str, Any] = {}
+    for c in model.__table__.columns:
+        if c.name in drop:
+            continue
+        t = c.type.python_type
+        fields[c.name] = (t | None if c.nullable and not c.primary_key else t, ...)
+    fields.update(extra or {})
+    return create_model(model.__name__, __base__=base, __doc__=(model.__doc__ or "").strip().split("\n")[0],
+                        **fields)
+
+
+CallRecord = row_model(m.CallRecord)
+CallbackTask = row_model(m.CallbackTask)
+AuditEntry = row_model(m.AuditEntry)
+Ticket = row_model(m.Ticket)
+Appointment = row_model(m.Appointment)
+OutboxMessage = row_model(m.OutboxMessage)
+FollowUp = row_model(m.FollowUp)
+Complaint = row_model(m.Complaint)
+Alert = row_model(m.Alert)
+Handoff = row_model(m.Handoff)
+Transcript = row_model(m.Transcript, drop=("worker",), extra={
+    "segments": (list[dict] | None, Field(description="null in job lists")), "suggested_categories": (list[str], ...)})
+FederatedEvent = row_model(m.FederatedEvent, extra={"ticket": (dict, ...)})
+
+
+class TranscriptState(BaseModel):
+    status: str
+    reason: str
+    suggested_categories: list[str]
+
+
+class TicketView(Ticket):
+    """A ticket with its call's transcript status (the text itself is behind /transcript)."""
+    transcript: TranscriptState | None
+
+
+# ---- views of the live state
+
+
+class Principal(BaseModel):
+    id: str
+    name: str
+    role: Literal["agent", "supervisor", "command"]
+    cities: list[str]
+    agent_id: str | None
+
+
+class Agent(BaseModel):
+    id: str
+    name: str
+    state: Literal["logged_out", "ready", "on_call", "paused", "wrap_up"]
+    queues: list[str]
+    home: list[str]
+    paused: bool
+    pause_reason: str
+    device: str
+    wrapup_until: float | None
+
+
+class QueueLoad(BaseModel):
+    waiting: int
+    talking: int
+
+
+class Status(BaseModel):
+    controller: dict
+    asterisk: dict
+    redis: dict
+    transcription: dict
+    calls_in_progress: list[dict]
+    queues: dict[str, QueueLoad]
+    agents: list[Agent]
+
+
+class Tile(BaseModel):
+    city: str
+    names: dict
+    open: bool
+    waiting: int
+    longest_wait_seconds: float
+    talking: int
+    agents: dict
+    occupancy: float | None
+    today: dict
+    alarms: list[str]
+    health: str
+
+
+class StatsRow(BaseModel):
+    period: str
+    city: str
+    calls: int
+    answered: int
+
+
+class Center(BaseModel):
+    id: str
+    city: str
+    name: dict
+    address: str
+    slot_minutes: int
+    capacity: int
+
+
+class Jurisdiction(BaseModel):
+    cities: list[str]
+    basis: str
+
+
+class PreScreen(BaseModel):
+    eligibility: Literal["likely", "not", "needs_review"]
+    rule: str
+    source: str
+    documents: list[str]
+    jurisdiction: Jurisdiction
+    threshold: float | None
+    per_capita_income: float | None
+    rules_version: str
+
+
+PauseReason = one_of(PAUSE_REASONS)
