@@ -2,7 +2,7 @@
 
 open -> in_progress -> resolved | referred -> closed. A ticket cannot be closed unclassified (category
 and outcome), a referral needs a referral outcome, and every ticket has a deadline (限时办结) after
-which it is escalated. Storage is callcenter/store; HTTP is dashboard/api.py.
+which it is escalated. Storage is store/tickets.py; HTTP is dashboard/routes/tickets.py.
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from core.paths import InstancePaths
 from store.bus import Bus
 from callcenter.metrics import Metrics
 from callcenter.originate import Originator
+from callcenter.records import RecordWriter
 from callcenter.tracker import CallTracker
 from core import kpi
 from core.calls import CallState, usable_epoch
@@ -48,7 +49,6 @@ from transcription.segment import index_text
 from transcription.tap import LiveTap
 
 log = logging.getLogger("hotline.controller")
-WRITE_BATCH = 200   # call saves written in one statement at most
 
 
 def event_time(ev) -> float | None:
@@ -86,9 +86,7 @@ class Controller:
         originate = Originator(self.ami)
         self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
-        self._dirty: asyncio.Queue = asyncio.Queue()  # call ids to save, or ("op", call id, effect)
-        self._pending: dict[str, int] = {}   # queued saves per call: only the newest is written
-        self._writing = False                # the writer holds items taken off the queue
+        self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._routing_from: dict[str, float] = {}   # channel -> HotlineRoute event time (routing histogram)
@@ -111,7 +109,7 @@ class Controller:
         for call in await self.call_records.unfinished_calls():
             self.tracker.calls[call.call_id] = call
         self._tasks = [asyncio.create_task(self._consume(), name="ami-events"),
-                       asyncio.create_task(self._write(), name="record-writer"),
+                       asyncio.create_task(self.writer.run(), name="record-writer"),
                        asyncio.create_task(self._escalate_overdue(), name="ticket-deadlines"),
                        asyncio.create_task(self.bus.listen("transcription", self.broadcast),
                                            name="transcription-relay"),
@@ -129,17 +127,13 @@ class Controller:
         self.ami.close()
         # flush what is pending before leaving
         try:
-            await asyncio.wait_for(self._drain(), 5)
+            await asyncio.wait_for(self.writer.drain(), 5)
         except asyncio.TimeoutError:
-            log.warning("stopping with %d unsaved call updates", self._dirty.qsize())
+            log.warning("stopping with %d unsaved call updates", self.writer.backlog)
         for t in self._tasks:
             t.cancel()
         await self.db.close()
         await self.bus.close()
-
-    async def _drain(self) -> None:
-        while not self._dirty.empty() or self._writing:
-            await asyncio.sleep(0.05)
 
     # ---- AMI session
     async def _on_login(self) -> None:
@@ -252,9 +246,9 @@ class Controller:
         """Callback requests and results become durable tasks, written in event order."""
         kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
         if kind == Ev.CALLBACK_REQUEST and call is not None:
-            self._dirty.put_nowait(("op", call.call_id, lambda: self.callback_tasks.add_callback(call, "queue_callback")))
+            self.writer.effect(call.call_id, lambda: self.callback_tasks.add_callback(call, "queue_callback"))
         elif kind in (Ev.SURVEY, Ev.SURVEY_END):
-            self._dirty.put_nowait(("op", f"follow-up {ev.get('FollowUp')}", lambda: self.dialer.on_event(ev)))
+            self.writer.effect(f"follow-up {ev.get('FollowUp')}", lambda: self.dialer.on_event(ev))
         elif kind == Ev.CALLBACK_RESULT:
             origin, result = ev.get("Origin", ""), ev.get("Result", "")
             try:
@@ -263,7 +257,7 @@ class Controller:
                 attempt = 0
             status = {"done": "done", "failed": "failed", "retry": "pending"}.get(result)
             if origin and status:
-                self._dirty.put_nowait(("op", origin, lambda: self.callback_tasks.update_callback(origin, status, attempt)))
+                self.writer.effect(origin, lambda: self.callback_tasks.update_callback(origin, status, attempt))
 
     def _mark(self, call: CallState, event_at: float | None = None) -> None:
         snapshot = call.as_dict()
@@ -272,8 +266,7 @@ class Controller:
         if self._last_marked.get(call.call_id) == snapshot:
             return
         self._last_marked[call.call_id] = snapshot
-        self._pending[call.call_id] = self._pending.get(call.call_id, 0) + 1
-        self._dirty.put_nowait(call.call_id)
+        self.writer.save(call.call_id)
         snapshot = dict(snapshot)
         if event_at is not None:   # when Asterisk saw what changed: viewers can tell how fresh it is
             snapshot["event_at"] = event_at
@@ -283,54 +276,21 @@ class Controller:
             except Exception:
                 log.exception("listener failed")
 
-    async def _write(self) -> None:
-        """Single writer: records are saved in event order; failures are retried, not dropped.
-        Saves queued back to back are written as one batch (one statement, one Redis round trip):
-        under load the writer keeps up with fewer, larger writes instead of falling behind."""
-        carry = None
-        while True:
-            item = carry if carry is not None else await self._dirty.get()
-            carry = None
-            self._writing = True
-            try:
-                if isinstance(item, tuple):  # ("op", call id, coroutine factory): a side effect, in order
-                    await self._retrying(item[2], item[1])
-                    continue
-                batch = [item]
-                while len(batch) < WRITE_BATCH and not self._dirty.empty():
-                    nxt = self._dirty.get_nowait()
-                    if isinstance(nxt, tuple):    # an effect waits for the saves queued before it
-                        carry = nxt
-                        break
-                    batch.append(nxt)
-                await self._save(batch)
-            finally:
-                self._writing = carry is not None
-
     async def _save(self, call_ids: list[str]) -> None:
-        calls: list[CallState] = []
-        for call_id in call_ids:
-            left = self._pending.get(call_id, 1) - 1
-            if left > 0:
-                # a later save of the same call is queued: it will write the newest state
-                self._pending[call_id] = left
-                continue
-            self._pending.pop(call_id, None)
-            call = self.tracker.calls.get(call_id)
-            if call is not None:
-                calls.append(call)
+        """The writer's batch: the calls' newest state, then what follows from it, in order."""
+        calls = [self.tracker.calls[i] for i in call_ids if self.writer.newest(i) and i in self.tracker.calls]
         if not calls:
             return
-        await self._retrying(lambda: self.call_records.save_calls(calls), calls[0].call_id)
+        await self.writer.retrying(lambda: self.call_records.save_calls(calls), calls[0].call_id)
         for call in calls:
-            await self._retrying(lambda: self._ticket_for(call), call.call_id)
+            await self.writer.retrying(lambda: self._ticket_for(call), call.call_id)
         await self.bus.publish_calls([c.as_dict() for c in calls])
         for call in calls:
             if call.status != "ended":
                 continue
             if call.outcome == "voicemail":
-                await self._retrying(lambda: self.callback_tasks.add_callback(call, "voicemail", call.voicemail), call.call_id)
-            await self._retrying(lambda: self._transcript_for(call), call.call_id)
+                await self.writer.retrying(lambda: self.callback_tasks.add_callback(call, "voicemail", call.voicemail), call.call_id)
+            await self.writer.retrying(lambda: self._transcript_for(call), call.call_id)
             self.desk.forget(call.call_id)
             self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
             # keep ended calls briefly so late events are ignored, then forget them
@@ -423,7 +383,7 @@ class Controller:
         """Voicemail left while we were not listening still gets its callback task."""
         paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
         # wait for the writer: a task for a message we did see may still be queued
-        await asyncio.wait_for(self._drain(), 10)
+        await asyncio.wait_for(self.writer.drain(), 10)
         added = 0
         for msg in await asyncio.to_thread(voicemail.scan, paths):
             added += await self.callback_tasks.add_voicemail_callback(msg)
@@ -438,19 +398,6 @@ class Controller:
             aht = int(k.aht_seconds)
             await self.ami.action({"Action": "Setvar", "Variable": "HL_AHT", "Value": str(aht)})
             log.info("wait estimates now assume a handle time of %ss (%d calls answered this week)", aht, k.answered)
-
-    async def _retrying(self, op, call_id: str) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await op()
-                return
-            except Exception as e:
-                self.metrics.db_errors.inc()
-                log.warning("writing call %s failed (%s); retrying in %.1fs", call_id, e, delay)
-                await asyncio.sleep(delay)
-                # capped low: once the database is back, records catch up within ~2 s (fault suite)
-                delay = min(delay * 2, 2)
 
     # ---- views
     def status(self) -> dict:
