@@ -47,6 +47,10 @@ def start_sim(s: Stack):
     return sim
 
 
+def _agent_channel(s: Stack, call_id: str) -> str:
+    return next(c for c in s.api("/api/status")["calls_in_progress"] if c["call_id"] == call_id)["agent_channel"]
+
+
 def _sim_up(s) -> bool:
     try:
         sim(s, "/_sim/state")
@@ -255,7 +259,10 @@ def test_warm_transfer_to_the_12345_trunk_carries_the_ticket_id(tmp_path_factory
         live = wait_for(lambda: [c for c in s.api("/api/status")["calls_in_progress"]
                                  if c["caller_number"] == "13955550001" and c["status"] == "talking"], 60, "answered")[0]
         ticket = wait_for(lambda: _ticket(s, live["call_id"]), 20, "ticket")
-        time.sleep(1)   # the controller labels the legs right after creating the ticket
+        # the controller labels the legs right after creating the ticket: wait until both carry it
+        legs = [live["channel"], live.get("agent_channel") or _agent_channel(s, live["call_id"])]
+        wait_for(lambda: all(f"HOTLINE_TICKET={ticket['id']}" in s.asterisk.rx(f"core show channel {leg}")
+                             for leg in legs), 20, f"legs {legs} labelled with the ticket")
         s.api(f"/api/calls/{live['call_id']}/transfer", "POST",
               {"target": {"type": "external", "id": "12345"}, "attended": True})
         invite = wait_for(lambda: trace.exists() and "INVITE sip:12345@" in trace.read_text(errors="replace")
