@@ -208,8 +208,10 @@ def test_signed_requests_only_replays_and_tampering_refused_malformed_writes_not
     s.api(f"/api/tickets/{t['id']}", "PATCH", {"category": "land_housing", "outcome": "answered",
                                                 "answer": "建议先协商，再申请村委会调解"})
     s.api(f"/api/tickets/{t['id']}/status", "POST", {"status": "resolved"})
-    got = wait_for(lambda: [d for d in sim(s, "/_sim/state")["statuses_received"]
-                            if d["handoff_ref"] == "12345-leshan-77"], 30, "status at 12345")
+    # the outbox may deliver an earlier status (accepted) first: wait for the resolved one to have arrived
+    got = wait_for(lambda: (g := [d for d in sim(s, "/_sim/state")["statuses_received"]
+                                  if d["handoff_ref"] == "12345-leshan-77"])
+                   and any(d["status"] == "resolved" for d in g) and g, 30, "resolved status at 12345")
     assert got[-1]["status"] == "resolved" and "调解" in got[-1]["note"]
 
 
