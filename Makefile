@@ -7,8 +7,10 @@ setup:
 demo: setup
 	.venv/bin/hotline demo
 
+# pytest-xdist: 4 workers, each with its own Asterisk stack (tests/helpers.py Stack); a module's tests stay
+# on one worker (loadfile) and the longest modules are handed out first (tests/conftest.py LONGEST_FIRST).
 test: setup
-	.venv/bin/python -m pytest -m "not slow" -q -rs
+	.venv/bin/python -m pytest -m "not slow" -q -rs -n 4 --dist loadfile --no-loadscope-reorder
 
 test-slow: setup
 	.venv/bin/python -m pytest -m slow -q -rs

@@ -98,9 +98,12 @@ class AgentService:
         iface = self.interface(agent_id)
         # home city, skill (language, female, specialty), neighbour, language-pool queues
         for q, penalty in memberships(agent_id, self.cfg).items():
-            # already a member (e.g. persistent from before a restart): keep it, fix the pause below
+            # already a member (e.g. persistent from before a restart): keep it, fix the pause below.
+            # Added in the final pause state: a QueueMemberAdded event that arrives after the QueuePause
+            # below must not disagree with it (apply_event would "align" the agent to the stale state).
             await self._ok({"Action": "QueueAdd", "Queue": q, "Interface": iface, "MemberName": agent_id,
-                            "StateInterface": iface, "Penalty": str(penalty), "Paused": "true", "Reason": "login"},
+                            "StateInterface": iface, "Penalty": str(penalty),
+                            "Paused": "false" if ready else "true", "Reason": "" if ready else "login"},
                            tolerate=("Already there",))
             agent.queues.add(q)
         await self._set_paused(agent, not ready, "" if ready else "login")

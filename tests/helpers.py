@@ -33,6 +33,20 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 
 tts_wav = speech_wav
 
+_rtp_blocks = 0
+
+
+def rtp_block() -> int:
+    """The first of 100 RTP ports (20000-28999) for a new stack. Under pytest-xdist each worker draws
+    from its own 18 blocks, so stacks of two workers never share RTP ports; alone, a random start."""
+    global _rtp_blocks
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return 20000 + random.randrange(0, 90) * 100
+    block = (int(worker[2:]) % 5) * 18 + _rtp_blocks % 18
+    _rtp_blocks += 1
+    return 20000 + block * 100
+
 
 @dataclass
 class Party:
@@ -122,7 +136,7 @@ class Stack:
     def __init__(self, tmp: Path, db_url: str | None = None):
         self.tmp = tmp
         self.name = f"t{os.getpid()}{random.randint(100, 999)}"
-        rtp = 20000 + random.randrange(0, 90) * 100
+        rtp = rtp_block()
         self.carrier_port = free_port(socket.SOCK_DGRAM)  # where callbacks to callers are sent
         self.overrides = {
             "state_dir": str(tmp / "state"),
@@ -132,6 +146,8 @@ class Stack:
             # rotas would log agents in by the clock: tests decide who is logged in (test_rota turns it on)
             "controller": {"http_port": free_port(), "rotas_enabled": False, "rota_interval_seconds": 0.5},
             "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},
+            # the live AudioSocket port (9092 by default) is per stack: two stacks must not share a transcriber
+            "transcription": {"live": {"port": free_port()}},
             "redis": {"prefix": f"hltest{self.name}"},
             "queues": {"wrapup_seconds": 1, "ring_seconds": 10,
                        "callback": {"retry_seconds": 5, "ring_seconds": 15, "offer_every_seconds": 30}},

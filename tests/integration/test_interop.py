@@ -48,6 +48,10 @@ def start_sim(s: Stack):
     return sim
 
 
+def _agent_channel(s: Stack, call_id: str) -> str:
+    return next(c for c in s.api("/api/status")["calls_in_progress"] if c["call_id"] == call_id)["agent_channel"]
+
+
 def _sim_up(s) -> bool:
     try:
         sim(s, "/_sim/state")
@@ -205,8 +209,10 @@ def test_signed_requests_only_replays_and_tampering_refused_malformed_writes_not
     s.api(f"/api/tickets/{t['id']}", "PATCH", {"category": "land_housing", "outcome": "answered",
                                                 "answer": "建议先协商，再申请村委会调解"})
     s.api(f"/api/tickets/{t['id']}/status", "POST", {"status": "resolved"})
-    got = wait_for(lambda: [d for d in sim(s, "/_sim/state")["statuses_received"]
-                            if d["handoff_ref"] == "12345-leshan-77"], 30, "status at 12345")
+    # the outbox may deliver an earlier status (accepted) first: wait for the resolved one to have arrived
+    got = wait_for(lambda: (g := [d for d in sim(s, "/_sim/state")["statuses_received"]
+                                  if d["handoff_ref"] == "12345-leshan-77"])
+                   and any(d["status"] == "resolved" for d in g) and g, 30, "resolved status at 12345")
     assert got[-1]["status"] == "resolved" and "调解" in got[-1]["note"]
 
 
@@ -256,7 +262,10 @@ def test_warm_transfer_to_the_12345_trunk_carries_the_ticket_id(tmp_path_factory
         live = wait_for(lambda: [c for c in s.api("/api/status")["calls_in_progress"]
                                  if c["caller_number"] == "13955550001" and c["status"] == "talking"], 60, "answered")[0]
         ticket = wait_for(lambda: _ticket(s, live["call_id"]), 20, "ticket")
-        time.sleep(1)   # the controller labels the legs right after creating the ticket
+        # the controller labels the legs right after creating the ticket: wait until both carry it
+        legs = [live["channel"], live.get("agent_channel") or _agent_channel(s, live["call_id"])]
+        wait_for(lambda: all(f"HOTLINE_TICKET={ticket['id']}" in s.asterisk.rx(f"core show channel {leg}")
+                             for leg in legs), 20, f"legs {legs} labelled with the ticket")
         s.api(f"/api/calls/{live['call_id']}/transfer", "POST",
               {"target": {"type": "external", "id": "12345"}, "attended": True})
         invite = wait_for(lambda: trace.exists() and "INVITE sip:12345@" in trace.read_text(errors="replace")

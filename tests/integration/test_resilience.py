@@ -27,10 +27,10 @@ def test_controller_sigkill_while_caller_waits(clean_stack, audio):
 
 def test_call_started_while_controller_down_is_adopted(clean_stack, audio):
     s = clean_stack
-    s.agent("agent1001", play=audio["agent"])
+    agent = s.agent("agent1001", play=audio["agent"])
     s.kill_controller()
     caller = s.call("083312348", dtmf="2:1,4:2", play=audio["caller"], hangup_after=25, caller="13922220002")
-    time.sleep(14)  # IVR done, talking to the agent
+    agent.wait_event("answered", 40)  # IVR done, talking to the agent
     s.start_controller()
     assert caller.result(90)["answered"]
     rec = s.wait_record(lambda r: r["caller_number"] == "13922220002" and r["status"] == "ended")

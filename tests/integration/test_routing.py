@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.helpers import Stack
+
 OPEN = {"schedules": {"default": {"always_open": True}}}
 
 
@@ -17,6 +19,16 @@ def closed_now_schedule() -> dict:
     span = "23:00-23:59" if now.hour < 12 else "00:00-00:59"
     # the same keys as config/routing.yaml, so the override replaces its hours rather than adding to them
     return {"schedules": {"default": {"always_open": False, "weekly": {"mon-fri": [span], "sat-sun": [span]}}}}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """This module's own stack: its voicemail callback tasks stay queued in Leshan after it, and must not
+    sit ahead of the callers of whatever module runs next on the same (pytest-xdist) worker."""
+    s = Stack(tmp_path_factory.mktemp("routing"))
+    s.start()
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -34,6 +34,13 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def vosk_loaded(pid: int) -> bool:
+    try:
+        return "vosk" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -96,7 +103,10 @@ def test_killed_worker_job_is_retried_and_completes_once(node):
     log = tmp / "transcriber.log"
     first = start()
     wait_for(lambda: job(cfg)["status"] == "running", 60, "job running", log)
-    recognisers = wait_for(lambda: children(first.pid), 20, "a recognition process", log)
+    # a recogniser at work: Vosk is loaded in the job only, after the pool's initializer (PR_SET_PDEATHSIG)
+    # ran; under load a freshly spawned worker can take seconds to get there after the job says "running"
+    wait_for(lambda: any(vosk_loaded(p) for p in children(first.pid)), 60, "a recognition process using Vosk", log)
+    recognisers = children(first.pid)
     time.sleep(2)   # well inside the recognition of ~80 s of audio
     assert job(cfg)["status"] == "running"
     first.send_signal(signal.SIGKILL)

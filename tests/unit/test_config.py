@@ -1,4 +1,5 @@
 """Config loading: the shipped config is valid; broken files give errors naming file and field."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +66,9 @@ def test_invalid_yaml_reports_line(tree):
 
 def test_cli_prints_precise_error_and_exits_2(tree):
     edit(tree / "config/cities.yaml", lambda d: d["cities"][9].__setitem__("id", "Leshan City"))
+    # rich wraps at 80 columns without a terminal: a long tmp path (pytest-xdist's popen-gwN) would split the id
     res = subprocess.run([sys.executable, "-m", "hotline.cli", "--root", str(tree), "config", "check"],
-                         capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "500"})
     assert res.returncode == 2
     assert "cities[9].id" in res.stderr and "Leshan City" in res.stderr
 
