@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -33,7 +34,8 @@ CSRF_HEADER = "X-CSRF-Token"
 OPEN_PATHS = ("/api/login", "/api/health")
 SIGNED_PREFIXES = ("/api/interop/", "/api/federation/v1/")
 # failed logins within LOCKOUT_SECONDS: per user from one client, per client over all users (spraying),
-# per user over all clients (a guess spread over many addresses; high, so one client cannot lock a user out)
+# per user over all clients (a guess spread over many addresses: it tightens the per-client limit for that
+# user, it never refuses a client that has not failed; see LoginThrottle)
 LOCKOUT_SECONDS, LOCKOUT_FAILURES, CLIENT_FAILURES, USER_FAILURES = 60, 5, 20, 50
 ARGON2_PARALLEL, ARGON2_QUEUE = 2, 16      # 64 MiB and ~0.1 s of a core per verification
 
@@ -51,7 +53,23 @@ class Throttled(PermissionError):
 
 class LoginThrottle:
     """Failed logins in a sliding window, counted per (user, client), per client and per user.
-    Memory is bounded: entries older than the window are dropped, and at most ``max_keys`` are kept."""
+    Memory is bounded: entries older than the window are dropped, and at most ``max_keys`` are kept.
+
+    The rule: throttle the guesser, never the owner. Only a client (address) that has been failing is
+    ever refused:
+
+    * ``pair``: this client failed ``per_pair`` times for this user -> refused for this user;
+    * ``client``: this client failed ``per_client`` times over all users (spraying) -> refused for all;
+    * ``user``: the user failed ``per_user`` times over all clients (a guess spread over many addresses)
+      -> from then on, within the window, a client that has failed even once for this user is refused
+      for this user: every guessing address gets one guess per window instead of ``per_pair``.
+
+    A client with no failure for this user (and below the spraying limit) is always let try, however
+    many failures the user has elsewhere: a correct password from the owner's clean machine gets in.
+    A per-user lock would let anyone lock any agent out of their desk with a few junk logins, and behind
+    a proxy (all clients one address, unless ``controller.trusted_proxies`` is set) lock out everybody.
+    What is left to a guesser with many addresses is one guess per address and window; with passwords
+    of at least 10 characters that is acceptable, and each guess is audited with its address."""
 
     def __init__(self, window: float = LOCKOUT_SECONDS, per_pair: int = LOCKOUT_FAILURES,
                  per_client: int = CLIENT_FAILURES, per_user: int = USER_FAILURES, max_keys: int = 10_000,
@@ -74,10 +92,16 @@ class LoginThrottle:
     def wait(self, user: str, client: str) -> tuple[str, float]:
         """('', 0) when another try is allowed, else (which limit, seconds until it is)."""
         now = self.clock()
-        for kind, key in self._keys(user, client).items():
-            times = self._recent(key, now)
+        keys = self._keys(user, client)
+        for kind in ("pair", "client"):
+            times = self._recent(keys[kind], now)
             if len(times) >= self.limits[kind]:
                 return kind, times[-self.limits[kind]] + self.window - now
+        # the user under attack: one failure for them is enough to hold this client (a clean one passes)
+        if len(self._recent(keys["user"], now)) >= self.limits["user"]:
+            mine = self._recent(keys["pair"], now)
+            if mine:
+                return "user", mine[-1] + self.window - now
         return "", 0.0
 
     def failed(self, user: str, client: str) -> None:
@@ -90,6 +114,46 @@ class LoginThrottle:
 
     def succeeded(self, user: str, client: str) -> None:
         self._failures.pop(("pair", user, client), None)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+
+
+def _client_key(ip) -> str:
+    """The throttle's name for a client: an IPv4 address, or an IPv6 /64 (a host picks freely within it)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def client_address(peer: str, forwarded: list[str], trusted: tuple[Network, ...]) -> str:
+    """Who is logging in. ``peer`` is the TCP peer, ``forwarded`` the X-Forwarded-For header(s) in order.
+    The header is believed only when the peer is a trusted proxy (``controller.trusted_proxies``), and
+    then only as far as our own proxies go: walking from the right (the hop our proxy added), the first
+    address that is not a trusted proxy is the client; anything a client wrote further left is ignored.
+    An entry that is not an address ends the walk at the last trusted hop."""
+    ip = _address(peer)
+    if ip is None:
+        return peer
+    if not any(ip in net for net in trusted):
+        return _client_key(ip)
+    hops = [h for value in forwarded for h in value.split(",") if h.strip()]
+    for hop in reversed(hops):
+        h = _address(hop)
+        if h is None:
+            break
+        ip = h
+        if not any(h in net for net in trusted):
+            break
+    return _client_key(ip)
 
 
 def login_refused(e: PermissionError) -> web.Response:
@@ -123,10 +187,16 @@ class Auth:
         self.users = principals(cfg)
         self._service = digest(service_token) if service_token else ""
         self.throttle = LoginThrottle()
+        self.trusted_proxies = tuple(ipaddress.ip_network(n) for n in cfg.system.controller.trusted_proxies)
         self._verifying = asyncio.Semaphore(ARGON2_PARALLEL)
         self._queued = 0
         c = cfg.system.controller
         self.idle, self.max_age = c.session_idle_minutes * 60, c.session_max_hours * 3600
+
+    def client(self, request: web.Request) -> str:
+        """The client's address for throttling and the audit log (X-Forwarded-For from trusted proxies)."""
+        return client_address(request.remote or "", request.headers.getall("X-Forwarded-For", []),
+                              self.trusted_proxies)
 
     # ---- logging in and out
     async def login(self, user_id: str, password: str, client: str = "") -> tuple[Principal, str, str]:
@@ -136,7 +206,7 @@ class Auth:
         if limit:
             raise Throttled({"pair": "too many failed logins for this user from here",
                              "client": "too many failed logins from this address",
-                             "user": "too many failed logins for this user"}[limit], wait)
+                             "user": "too many failed logins for this user; from here, wait"}[limit], wait)
         if self._queued >= ARGON2_QUEUE:     # each check holds 64 MiB: a flood waits outside, not in memory
             raise Throttled("too many logins being checked; try again", 1)
         principal = self.users.get(user_id)

@@ -88,6 +88,21 @@ class ControllerSettings(Strict):
     session_max_hours: float = Field(12, gt=0, le=7 * 24)         # ... and after this long in any case
     hold_limit_seconds: int = Field(300, ge=10, le=3600)          # a held caller goes back to the queue after this
     follow_up: FollowUpSettings = FollowUpSettings()
+    # reverse proxies in front of the HTTP API (addresses or networks): only from these is the client's
+    # address read from X-Forwarded-For (dashboard/auth.py client_address); none by default
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def proxies(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                net = ipaddress.ip_network(entry)
+            except ValueError as e:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or network ({e})") from None
+            if net.prefixlen == 0:
+                raise ValueError(f"trusted_proxies: {entry!r} would trust every client's X-Forwarded-For")
+        return v
 
 
 class Database(Strict):

@@ -55,10 +55,11 @@ async def login(request):
     user, password = body.get("user"), body.get("password")
     if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
         return json_error(400, "user and password are required strings")
+    client = auth.client(request)
     try:
-        principal, token, csrf = await auth.login(user, password, request.remote or "")
+        principal, token, csrf = await auth.login(user, password, client)
     except PermissionError as e:
-        await svc.audit_log.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {request.remote})")
+        await svc.audit_log.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {client})")
         return login_refused(e)
     await svc.audit_log.audit(principal.user_id, principal.role, "login")
     resp = ok({"user": principal.as_dict(), "csrf": csrf})

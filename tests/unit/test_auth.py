@@ -100,17 +100,49 @@ def test_login_throttle_counts_per_user_and_client_per_client_and_per_user():
         t.failed(f"user{i}", "10.0.0.9")
     assert t.wait("agent1002", "10.0.0.9")[0] == "client"
     assert t.wait("agent1002", "10.0.0.8") == ("", 0.0)
-    # a guess spread over many addresses: the user is held after 50, from anywhere
+    # a guess spread over many addresses: past 50, each address that failed for the user is held (one
+    # guess per address and window), while an address that has not failed for the user is still let try
     for i in range(50):
         t.failed("agent1003", f"10.1.0.{i}")
+    assert t.wait("agent1003", "10.1.0.7")[0] == "user"
+    assert t.wait("agent1003", "10.2.0.1") == ("", 0.0)
+    t.failed("agent1003", "10.2.0.1")
     assert t.wait("agent1003", "10.2.0.1")[0] == "user"
-    # a success clears that address's count for the user only
-    t.succeeded("agent1003", "10.1.0.1")
-    assert t.wait("agent1003", "10.1.0.1")[0] == "user"
     # made-up names cannot grow it without bound
     for i in range(5000):
         t.failed(f"x{i}", f"192.0.2.{i % 250}")
     assert len(t._failures) <= 500 + 3
+
+
+def test_failures_from_many_addresses_never_refuse_the_owner_from_a_clean_address():
+    """Issue 16, finding 3: ten addresses failing five times each used to hold the user everywhere,
+    the owner's own machine included. The guessers are held; the owner's correct password gets in."""
+    now = [1000.0]
+    t = LoginThrottle(window=60, per_pair=5, per_client=20, per_user=50, clock=lambda: now[0])
+    for i in range(10):
+        for _ in range(5):
+            t.failed("agent1001", f"203.0.113.{i}")
+    for i in range(10):                                   # every guessing address is held ...
+        assert t.wait("agent1001", f"203.0.113.{i}")[0] in ("pair", "user")
+    assert t.wait("agent1001", "10.8.0.20") == ("", 0.0)    # ... the owner's machine is not
+    # many more addresses, one guess each: still never the clean one
+    for i in range(500):
+        t.failed("agent1001", f"198.51.100.{i % 250}")
+    assert t.wait("agent1001", "10.8.0.20") == ("", 0.0)
+    # the window passes: the guessers may try again, a few at a time
+    now[0] += 61
+    assert t.wait("agent1001", "203.0.113.1") == ("", 0.0)
+
+
+def test_one_busy_address_is_no_reason_to_refuse_a_clean_one():
+    """Behind a proxy that is not configured as trusted everybody shares its address; configured
+    (controller.trusted_proxies), each client is itself. Either way a clean address is let in."""
+    now = [1000.0]
+    t = LoginThrottle(window=60, per_pair=5, per_client=20, per_user=50, clock=lambda: now[0])
+    for i in range(20):
+        t.failed(f"user{i}", "192.0.2.1")
+    assert t.wait("agent1001", "192.0.2.1")[0] == "client"
+    assert t.wait("agent1001", "192.0.2.2") == ("", 0.0)
 
 
 async def test_parallel_logins_are_checked_two_at_a_time_and_a_flood_is_told_to_wait(client, monkeypatch):
@@ -172,3 +204,70 @@ async def test_passwords_are_argon2id_and_short_ones_are_refused(client):
         hash_password("short")
     with pytest.raises(KeyError):
         await client.auth.set_password("interp2001", PW)     # interpreters have no desk
+
+
+def test_the_client_address_is_read_from_x_forwarded_for_only_behind_a_trusted_proxy():
+    import ipaddress
+    from dashboard.auth import client_address
+    proxies = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"))
+    # no trusted proxy configured (the default): the header is anybody's to write, and ignored
+    assert client_address("127.0.0.1", ["203.0.113.5"], ()) == "127.0.0.1"
+    # a request that does not come from a trusted proxy: ignored
+    assert client_address("198.51.100.7", ["203.0.113.5"], proxies) == "198.51.100.7"
+    # from a trusted proxy: the right-most address that is not one of ours; what the client wrote to
+    # the left of it (here 1.2.3.4) is not believed
+    assert client_address("127.0.0.1", ["1.2.3.4, 203.0.113.5"], proxies) == "203.0.113.5"
+    assert client_address("127.0.0.1", ["1.2.3.4, 203.0.113.5, 10.1.2.3"], proxies) == "203.0.113.5"
+    assert client_address("127.0.0.1", ["1.2.3.4", "203.0.113.5"], proxies) == "203.0.113.5"  # two headers
+    # from a trusted proxy without the header, or only trusted hops: the nearest of them
+    assert client_address("127.0.0.1", [], proxies) == "127.0.0.1"
+    assert client_address("127.0.0.1", ["10.1.2.3"], proxies) == "10.1.2.3"
+    # garbage where an address belongs: not a key a client may choose; the proxy it came through
+    assert client_address("127.0.0.1", ["1.2.3.4, bogus"], proxies) == "127.0.0.1"
+    # IPv6: one /64 is one client (a host has a whole /64 to pick addresses from)
+    assert client_address("127.0.0.1", ["2001:db8:1:2::abcd"], proxies) == "2001:db8:1:2::/64"
+    assert client_address("2001:db8:1:2::1", [], ()) == "2001:db8:1:2::/64"
+    assert client_address("::ffff:192.0.2.9", [], ()) == "192.0.2.9"
+
+
+def test_trusted_proxies_are_validated():
+    from pydantic import ValidationError
+    from core.config.system import ControllerSettings
+    assert ControllerSettings().trusted_proxies == []
+    assert ControllerSettings(trusted_proxies=["127.0.0.1", "10.0.0.0/8", "::1"]).trusted_proxies
+    for bad in (["proxy.example"], ["10.0.0.1/8"], ["0.0.0.0/0"], ["::/0"]):
+        with pytest.raises(ValidationError, match="trusted_proxies"):
+            ControllerSettings(trusted_proxies=bad)
+
+
+async def test_a_login_through_a_trusted_proxy_is_throttled_per_forwarded_address(db_url, monkeypatch):
+    """Over HTTP: ten forwarded addresses failing five times each, then the owner from a clean one."""
+    real = dashboard.auth._verify      # the 50 wrong guesses need not cost 50 Argon2 checks here
+    monkeypatch.setattr(dashboard.auth, "_verify", lambda stored, pw: pw != "wrong password!" and real(stored, pw))
+    migrate(db_url, ROOT)
+    cfg = load_config(ROOT, {"controller": {"trusted_proxies": ["127.0.0.1"]}})
+    db = Database(db_url, ROOT)
+    auth = Auth(cfg, AuthStore(db))
+    await auth.set_password("agent1001", PW)
+
+    async def login(request):
+        body = await request.json()
+        try:
+            await auth.login(body["user"], body["password"], auth.client(request))
+        except PermissionError as e:
+            return login_refused(e)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/api/login", login)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        async def attempt(password, forwarded=None):
+            headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+            return (await c.post("/api/login", json={"user": "agent1001", "password": password},
+                                 headers=headers)).status
+        statuses = [await attempt("wrong password!", f"203.0.113.{i}") for i in range(10) for _ in range(5)]
+        assert statuses == [401] * 50
+        assert await attempt(PW, "203.0.113.3") == 429          # a guesser, even with the right password
+        assert await attempt(PW, "10.8.0.20") == 200            # the owner, from their own machine
+        assert await attempt(PW) == 200                         # the proxy's own address is clean too
+    await db.close()
