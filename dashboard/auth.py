@@ -192,6 +192,8 @@ class Auth:
         self._queued = 0
         c = cfg.system.controller
         self.idle, self.max_age = c.session_idle_minutes * 60, c.session_max_hours * 3600
+        # told (token digest or '', user id or '', why) when logins end in this process: open sockets close
+        self.ended: list = []
 
     def client(self, request: web.Request) -> str:
         """The client's address for throttling and the audit log (X-Forwarded-For from trusted proxies)."""
@@ -226,10 +228,36 @@ class Auth:
         await self.store.add_token(digest(token), "session", user_id, time.time() + self.max_age, csrf=csrf)
         return principal, token, csrf
 
+    async def revoke(self, token_hash: str, why: str = "logged out") -> None:
+        """End one session or API token (logout), and tell whoever holds it open (live sockets)."""
+        await self.store.revoke_token(token_hash)
+        self._ended(token_hash, "", why)
+
+    def _ended(self, token_hash: str, user_id: str, why: str) -> None:
+        for listener in self.ended:
+            listener(token_hash, user_id, why)
+
     async def set_password(self, user_id: str, password: str) -> None:
         if user_id not in self.users:
             raise KeyError(f"no desk user {user_id!r} (agents and supervisors in config/agents.yaml)")
         await self.store.set_password_hash(user_id, await asyncio.to_thread(hash_password, password))
+        self._ended("", user_id, "password changed")   # `hotline passwd` is another process: see still_valid
+
+    async def still_valid(self, row: dict | None) -> str:
+        """'' while the login behind ``row`` (a request's SESSION) still stands, else why it ended.
+        Reads the store, so it sees what other processes did (`hotline passwd`, revocations); it does
+        not count as activity (an open socket is not someone at the desk)."""
+        if row is None:          # the service token: configured, not stored
+            return ""
+        fresh = await self.store.token(row["hash"])
+        now = time.time()
+        if fresh is None or fresh["kind"] != row["kind"] or fresh["user_id"] != row["user_id"]:
+            return "session ended (logged out, revoked or password changed)"
+        if fresh["expires_at"] < now:
+            return "session expired"
+        if fresh["kind"] == "session" and fresh["last_seen"] + self.idle < now:
+            return "session expired (idle)"
+        return ""
 
     async def issue_api_token(self, user_id: str, days: float, label: str = "") -> str:
         if user_id not in self.users:
@@ -249,6 +277,7 @@ class Auth:
                 return SERVICE, "bearer", None
             row = await self.store.token(h)
             if row and row["kind"] == "api" and row["expires_at"] > time.time():
+                row["hash"] = h
                 return self.users.get(row["user_id"]), "bearer", row
             return None, "", None
         token = request.cookies.get(COOKIE)   # browsers send it on the WebSocket upgrade too

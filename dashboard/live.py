@@ -3,6 +3,10 @@ their role allows (an agent: their own desk and the calls offered to or taken by
 
 Updates are queued per viewer and dropped for a viewer that stops reading (it reconnects and gets
 a fresh snapshot), so one slow browser never holds up the controller.
+
+A socket lives no longer than the login it was opened with: it is closed (code ENDED) at once when
+that session or token is ended in this process (logout), and each socket re-checks its login against
+the store every RECHECK_SECONDS, which catches expiry and what other processes did (`hotline passwd`).
 """
 from __future__ import annotations
 
@@ -14,17 +18,22 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from core import access
-from dashboard.auth import PRINCIPAL
+from dashboard.auth import PRINCIPAL, SESSION, Auth
+from dashboard.common import AUTH
 from dashboard.services import SERVICES, ApiServices
 
 log = logging.getLogger("hotline.live")
 QUEUE_LIMIT = 500
+RECHECK_SECONDS = 3     # how often a socket re-reads its session or token
+ENDED = 4401            # close code: the login behind this socket has ended (log in again)
 
 
 class LiveHub:
-    def __init__(self, services: ApiServices):
-        self.services = services
+    def __init__(self, services: ApiServices, auth: Auth):
+        self.services, self.auth = services, auth
         self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.Queue]] = {}
+        self.logins: dict[web.WebSocketResponse, dict | None] = {}   # each socket's session/token row
+        auth.ended.append(self.login_ended)
         self.agent_cities = services.agent_cities
         events = services.events
         events.calls.append(self.on_call)
@@ -58,6 +67,33 @@ class LiveHub:
                 self.viewers.pop(ws, None)
                 continue
             q.put_nowait(wire)
+
+    def _end(self, ws: web.WebSocketResponse, code: int, why: str) -> None:
+        """Stop sending to ``ws`` now and close it."""
+        self.viewers.pop(ws, None)
+        self.logins.pop(ws, None)
+        asyncio.get_running_loop().create_task(ws.close(code=code, message=why.encode()[:120]))
+
+    def login_ended(self, token_hash: str, user_id: str, why: str) -> None:
+        """A session or token (or every login of a user) ended in this process: close its sockets."""
+        for ws, row in list(self.logins.items()):
+            if row is not None and ((token_hash and row.get("hash") == token_hash)
+                                    or (user_id and row.get("user_id") == user_id)):
+                self._end(ws, ENDED, why)
+
+    async def _recheck(self, ws: web.WebSocketResponse, row: dict | None) -> None:
+        """Every few seconds: does the login still stand? (expiry; passwords and revocations by other processes)"""
+        while not ws.closed:
+            await asyncio.sleep(RECHECK_SECONDS)
+            try:
+                why = await self.auth.still_valid(row)
+            except Exception:     # cannot tell: fail closed; the desk reconnects and logs in if it must
+                log.exception("cannot re-check a live socket's session; closing it")
+                self._end(ws, 1011, "cannot check the session; reconnect")
+                return
+            if why:
+                self._end(ws, ENDED, why)
+                return
 
     def on_call(self, call: dict) -> None:
         self._send(lambda p: self._sees_call(p, call), {"type": "call", "call": call})
@@ -100,6 +136,8 @@ class LiveHub:
         await ws.prepare(request)
         q: asyncio.Queue = asyncio.Queue()
         self.viewers[ws] = (p, q)
+        row = request.get(SESSION)
+        self.logins[ws] = row
         hello = {"type": "hello", "me": p.as_dict(),
                  "agents": [a.as_dict() for a in self.services.agents.agents.values() if self._sees_agent(p, a.id)],
                  "calls": [c.as_dict() for c in self.services.tracker.live() if self._sees_call(p, c.as_dict())]}
@@ -109,13 +147,16 @@ class LiveHub:
             while True:
                 await ws.send_str(await q.get())
         sender = asyncio.create_task(pump())
+        watcher = asyncio.create_task(self._recheck(ws, row))
         try:
             async for msg in ws:   # the desk sends nothing we act on; reading keeps pings answered
                 if msg.type == WSMsgType.ERROR:
                     break
         finally:
             sender.cancel()
+            watcher.cancel()
             self.viewers.pop(ws, None)
+            self.logins.pop(ws, None)
         return ws
 
 
@@ -124,7 +165,7 @@ routes = web.RouteTableDef()
 
 
 def setup(app: web.Application) -> None:
-    app[HUB] = LiveHub(app[SERVICES])
+    app[HUB] = LiveHub(app[SERVICES], app[AUTH])
 
 
 @routes.get("/ws")

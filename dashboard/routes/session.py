@@ -70,8 +70,8 @@ async def login(request):
 
 @routes.post("/api/logout")
 async def logout(request):
-    if request.get(SESSION):
-        await services(request).auth_store.revoke_token(request[SESSION]["hash"])
+    if request.get(SESSION):     # the session, or the API token the request came with; its sockets close
+        await request.app[AUTH].revoke(request[SESSION]["hash"])
     resp = ok({"ok": True})
     resp.del_cookie(COOKIE, path="/")
     return resp

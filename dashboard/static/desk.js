@@ -297,7 +297,9 @@ function connect() {
     else if ((msg.type === "alert" || msg.type === "alert_acknowledged") && msg.alert.kind === "keyword") S.alerts[msg.alert.id] = msg.alert;
     render();
   };
-  ws.onclose = () => { show("banner", true); setTimeout(connect, S.retry); S.retry = Math.min(S.retry * 2, 15000); };
+  ws.onclose = (e) => {
+    if (e.code === 4401) { location.href = "/login?next=/desk"; return; }   // the login has ended (live.py ENDED)
+    show("banner", true); setTimeout(connect, S.retry); S.retry = Math.min(S.retry * 2, 15000); };
 }
 
 // ---- buttons

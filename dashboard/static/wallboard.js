@@ -101,7 +101,9 @@ function connect() {
     if (msg.type === "alert" || msg.type === "alert_acknowledged") W.alarms[msg.alert.id] = msg.alert;
     soon();
   };
-  ws.onclose = () => { $("banner").hidden = false; setTimeout(connect, retry); retry = Math.min(retry * 2, 15000); };
+  ws.onclose = (e) => {
+    if (e.code === 4401) { location.href = "/login?next=/wallboard"; return; }   // the login has ended (live.py ENDED)
+    $("banner").hidden = false; setTimeout(connect, retry); retry = Math.min(retry * 2, 15000); };
 }
 
 async function start() {

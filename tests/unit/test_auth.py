@@ -271,3 +271,39 @@ async def test_a_login_through_a_trusted_proxy_is_throttled_per_forwarded_addres
         assert await attempt(PW, "10.8.0.20") == 200            # the owner, from their own machine
         assert await attempt(PW) == 200                         # the proxy's own address is clean too
     await db.close()
+
+
+async def test_a_login_is_rechecked_against_the_store(client):
+    """What an open live socket asks every few seconds (dashboard/live.py): does its login still stand?"""
+    from dashboard.auth import digest
+    auth, store = client.auth, client.store
+    ended = []
+    auth.ended.append(lambda token_hash, user_id, why: ended.append((token_hash, user_id, why)))
+
+    async def row_of(token):
+        row = await store.token(digest(token))
+        return {**row, "hash": digest(token)}
+
+    _, token, _ = await auth.login("agent1001", PW, client="10.0.0.1")
+    row = await row_of(token)
+    assert await auth.still_valid(row) == ""
+    assert await auth.still_valid(None) == ""                        # the service token
+    await auth.revoke(row["hash"])                                   # logout
+    assert "ended" in await auth.still_valid(row) and ended[-1] == (row["hash"], "", "logged out")
+
+    _, token, _ = await auth.login("agent1001", PW, client="10.0.0.1")
+    row = await row_of(token)
+    past = datetime.now(timezone.utc) - timedelta(minutes=2)
+    async with store.session.begin() as s:                           # idle for 2 min > 1 min
+        await s.execute(update(AuthToken).where(AuthToken.token_hash == row["hash"]).values(last_seen=past))
+    assert await auth.still_valid(row) == "session expired (idle)"
+    async with store.session.begin() as s:
+        await s.execute(update(AuthToken).where(AuthToken.token_hash == row["hash"]).values(expires_at=past))
+    assert await auth.still_valid(row) == "session expired"
+
+    api = await auth.issue_api_token("agent1001", days=1)
+    api_row = await row_of(api)
+    assert await auth.still_valid(api_row) == ""
+    await auth.set_password("agent1001", PW)                         # as `hotline passwd` does, elsewhere
+    assert "ended" in await auth.still_valid(api_row)
+    assert ended[-1] == ("", "agent1001", "password changed")
