@@ -117,3 +117,32 @@ def test_files_and_dialplan_sections_keep_their_order():
         "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
         "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
         "hotline-refuse", "hotline-agents"]
+
+
+def test_dialled_number_is_filtered_to_digits_before_use():
+    """Security review 16 §9: the carrier's Request-URI user part reaches EXTEN as sent. Every pattern
+    in the trunk filters it to digits before it is used (Gosub arguments, variables, UserEvents), and a
+    number that changes under the filter is an unknown number: '999,chengdu,028' must not become
+    Gosub arguments that set the city."""
+    trunk = FILES["extensions.conf"].split("[hotline-trunk]")[1].split("\n[")[0]
+    exts: dict[str, list[str]] = {}
+    cur = None
+    for line in trunk.splitlines():
+        if line.startswith("exten => "):
+            cur = line.split("=>", 1)[1].split(",", 1)[0].strip()
+            exts[cur] = [line.split(",", 2)[2]]
+        elif line.startswith(" same => ") and cur:
+            exts[cur].append(line.split(",", 1)[1])
+    patterns = [e for e in exts if e.startswith("_")]
+    assert set(patterns) >= {"_X.", "_+X.", "_+86X.", "_0086X.", "_86X."}
+    for ext in patterns:
+        steps = exts[ext]
+        # the first step filters, the second sends a changed number to the unknown path
+        assert steps[0].startswith("Set(HL_DIALED=") and "FILTER(0123456789," in steps[0], (ext, steps)
+        assert steps[1] == "GotoIf($[${LEN(${HL_DIALED})} != ${LEN(${EXTEN})}]?s,1)", (ext, steps)
+        # the raw EXTEN is used nowhere else
+        assert not any("${EXTEN" in s for s in steps[2:]), (ext, steps)
+    assert "${EXTEN}" not in trunk.replace("${FILTER(0123456789,${EXTEN", "").replace("${LEN(${EXTEN})}", "")
+    # the unknown path reports the filtered digits (empty when the carrier sent no number)
+    assert exts["s"][0] == "Gosub(hotline-start,s,1(${HL_DIALED},,))"
+    assert exts["s"][1] == "Goto(hotline-unknown,s,1)"
