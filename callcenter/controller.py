@@ -24,7 +24,7 @@ from callcenter.metrics import Metrics
 from callcenter.originate import Originator
 from callcenter.records import RecordWriter
 from callcenter.tracker import CallTracker
-from core import kpi
+from core import kpi, workflow
 from core.calls import CallState, usable_epoch
 from core.contract import RESYNC_VARS, Ev, Var
 from core.config import HotlineConfig
@@ -62,7 +62,8 @@ class Controller:
         self.cfg = cfg
         self.secrets = secrets
         a = cfg.system.asterisk
-        self.metrics = Metrics()
+        self.metrics = Metrics(cities=[c.id for c in cfg.cities] + [cfg.province.id],
+                               queues=[*cfg.queue_ids, *workflow.all_queues(cfg)])
         self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
         self.db = Database(cfg.system.database.url, cfg.root)
         self.call_records = CallStore(self.db)
@@ -292,7 +293,7 @@ class Controller:
                 await self.writer.retrying(lambda: self.callback_tasks.add_callback(call, "voicemail", call.voicemail), call.call_id)
             await self.writer.retrying(lambda: self._transcript_for(call), call.call_id)
             self.desk.forget(call.call_id)
-            self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
+            self.metrics.call_ended(call.city, call.outcome)
             # keep ended calls briefly so late events are ignored, then forget them
             asyncio.get_running_loop().call_later(60, self._forget, call.call_id)
         self.metrics.live_calls.set(len(self.tracker.live()))
