@@ -84,7 +84,7 @@ class Controller:
         self.desk = CallControl(cfg, self.ami)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         # callbacks and follow-up surveys place their calls through the one originate path
-        originate = Originator(self.ami)
+        originate = Originator(self.ami, cfg, self.audit_log)   # refuses numbers outside the numbering plan
         self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
