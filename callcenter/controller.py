@@ -259,6 +259,11 @@ class Controller:
             status = {"done": "done", "failed": "failed", "retry": "pending"}.get(result)
             if origin and status:
                 self.writer.effect(origin, lambda: self.callback_tasks.update_callback(origin, status, attempt))
+            if origin and ev.get("Status") == "REFUSED":     # outside the numbering plan: never dialled
+                number = ev.get("Number", "")
+                self.writer.effect(origin, lambda: self.audit_log.audit(
+                    "system", "", "callback_refused", "" if origin.startswith("t") else origin, origin, allowed=False,
+                    detail=f"callback {origin}: number {number!r} is outside the numbering plan"))
 
     def _mark(self, call: CallState, event_at: float | None = None) -> None:
         snapshot = call.as_dict()

@@ -61,3 +61,18 @@ def refusal(number: str, plan: NumberingPlan, area_codes: Collection[str]) -> st
 def may_dial(number: str, cfg: HotlineConfig) -> str:
     """``refusal`` under this node's plan: '' when the number may be dialled."""
     return refusal(number, cfg.system.numbering_plan, plan_area_codes(cfg))
+
+
+def dialplan_patterns(plan: NumberingPlan, area_codes: Collection[str]) -> list[str]:
+    """The same plan as Asterisk extension patterns, for the numbers the dialplan dials by itself (the
+    queue callback a caller asks for with a key): exactly the numbers ``refusal`` allows."""
+    out = []
+    if plan.mobile:
+        out += [f"_{prefix}1[3-9]XXXXXXXXX" for prefix in ("", "+86", "0086")]
+    if plan.fixed_lines:
+        first = f"[{LOCAL_FIRST_DIGITS[0]}-{LOCAL_FIRST_DIGITS[-1]}]"
+        for code in sorted(area_codes):
+            for n in range(plan.subscriber_digits_min, plan.subscriber_digits_max + 1):
+                local = first + "X" * (n - 1)
+                out += [f"_{code}{local}", f"_+86{code[1:]}{local}", f"_0086{code[1:]}{local}"]
+    return out

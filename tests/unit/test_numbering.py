@@ -85,3 +85,24 @@ def test_plan_errors_are_precise(bad, field):
     with pytest.raises(ValidationError) as e:
         NumberingPlan(**bad)
     assert field in str(e.value)
+
+
+def _asterisk_match(pattern: str, number: str) -> bool:
+    """Asterisk's extension pattern syntax, as far as dialplan_patterns uses it."""
+    import re
+    rx = re.sub(r"X", "[0-9]", re.escape(pattern[1:]).replace(r"\[", "[").replace(r"\]", "]").replace(r"\-", "-"))
+    return re.fullmatch(rx.replace(r"\+", r"\+"), number) is not None
+
+
+def test_dialplan_patterns_allow_exactly_what_the_plan_allows():
+    """The queue callback is dialled by Asterisk itself: its patterns and refusal() must agree."""
+    from core.numbering import dialplan_patterns
+    patterns = dialplan_patterns(CFG.system.numbering_plan, CODES)
+    samples = (
+        "13800000000", "+8613800000000", "008613800000000", "02887654321", "0288765432", "08332123456",
+        "083321234567", "+862887654321", "+868332123456", "00862887654321", "+88212345678", "0088212345678",
+        "+8608332123456", "12348", "95555", "12345678901", "1380000000", "01012345678", "0833212345678",
+        "083321234", "08331234567", "08339123456", "+12025550123", "19912345678", "0833912345")
+    for n in samples:
+        assert any(_asterisk_match(p, n) for p in patterns) == (refusal(n, CFG.system.numbering_plan, CODES) == ""), n
+    assert dialplan_patterns(NumberingPlan(mobile=False, fixed_lines=False), CODES) == []
