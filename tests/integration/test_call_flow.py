@@ -146,7 +146,7 @@ def test_agent_lifecycle_is_asterisk_state(clean_stack):
     assert "agent1005" not in s.asterisk.rx("queue show ganzi")
 
 
-@pytest.mark.parametrize("i, number", enumerate(["999,chengdu,028", "083312348,chengdu,028", "+86833,chengdu"]))
+@pytest.mark.parametrize("i, number", list(enumerate(["999,chengdu,028", "083312348,chengdu,028", "+86833,chengdu"])))
 def test_dialled_number_cannot_inject_a_city(clean_stack, i, number):
     """Security review 16 §9: the Request-URI user part reaches the dialplan as sent. Commas in it used
     to become Gosub arguments (the second one the call's city); now it is filtered to digits, and a
