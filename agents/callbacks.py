@@ -10,9 +10,8 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
-from core.outbound import Outbound
+from core.outbound import Outbound, OutboundRefused
 from core.periodic import run_every
-from core.routing import dialable
 from core.schedule import is_open
 
 log = logging.getLogger("hotline.callbacks")
@@ -38,10 +37,6 @@ class CallbackScheduler:
             queue = self.queue_for(task.city)
             if queue is None or not task.caller_number:
                 continue
-            if not dialable(task.caller_number):
-                log.warning("callback task %s: %r is not a dialable number; marked failed", task.id, task.caller_number)
-                await self.store.mark_callback(task.id, "failed")
-                continue
             if not await self.store.mark_callback(task.id, "dialing"):
                 continue  # another controller took it
             rid = f"t{task.id}"
@@ -53,7 +48,12 @@ class CallbackScheduler:
             # the placeholder waits in the queue (a day at most); the caller is dialled once an agent answers
             call = Outbound("callback", rid, task.caller_number, f"Local/{rid}@hotline-cb-hold", "hotline-cb-dial",
                             rid, 86400, {f"__HLCB_{k}": v for k, v in values.items()})
-            if await self.originate(call):
+            try:
+                placed = await self.originate(call)
+            except OutboundRefused:     # outside the numbering plan: audited there, never dialled
+                await self.store.mark_callback(task.id, "failed", was="dialing")
+                continue
+            if placed:
                 log.info("callback for voicemail task %s queued in %s", task.id, queue)
                 started += 1
         return started

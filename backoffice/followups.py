@@ -13,9 +13,8 @@ from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from core.config import HotlineConfig
-from core.outbound import Outbound
+from core.outbound import Outbound, OutboundRefused
 from core.periodic import run_every
-from core.routing import dialable
 from core.schedule import parse_span
 
 log = logging.getLogger("hotline.followups")
@@ -47,9 +46,6 @@ class FollowUpDialer:
         deadline = now + timedelta(seconds=s.ring_seconds + s.survey_seconds)
         started = 0
         for f in await self.followups.due(now, deadline):
-            if not dialable(f["caller_number"]):
-                log.warning("follow-up %s: %r is not a dialable number; not called", f["id"], f["caller_number"])
-                continue
             city = next((c for c in self.cfg.cities if c.id == f["city"]), None)
             did = city.did if city else "12348"
             call = Outbound("follow_up", f"{f['id']} (attempt {f['attempts']})", f["caller_number"],
@@ -57,7 +53,12 @@ class FollowUpDialer:
                             s.ring_seconds, {"HL_FU": str(f["id"]),
                                              "HL_LANG": f["language"] or self.cfg.ivr.default_language},
                             caller_id=f'"12348" <{did}>')
-            if await self.originate(call):
+            try:
+                placed = await self.originate(call)
+            except OutboundRefused:     # outside the numbering plan: audited there, never dialled
+                await self.followups.refused(f["id"])
+                continue
+            if placed:
                 started += 1
         return started
 

@@ -24,7 +24,7 @@ from callcenter.metrics import Metrics
 from callcenter.originate import Originator
 from callcenter.records import RecordWriter
 from callcenter.tracker import CallTracker
-from core import kpi
+from core import kpi, workflow
 from core.calls import CallState, usable_epoch
 from core.contract import RESYNC_VARS, Ev, Var
 from core.config import HotlineConfig
@@ -62,7 +62,8 @@ class Controller:
         self.cfg = cfg
         self.secrets = secrets
         a = cfg.system.asterisk
-        self.metrics = Metrics()
+        self.metrics = Metrics(cities=[c.id for c in cfg.cities] + [cfg.province.id],
+                               queues=[*cfg.queue_ids, *workflow.all_queues(cfg)])
         self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
         self.db = Database(cfg.system.database.url, cfg.root)
         self.call_records = CallStore(self.db)
@@ -83,7 +84,7 @@ class Controller:
         self.desk = CallControl(cfg, self.ami)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         # callbacks and follow-up surveys place their calls through the one originate path
-        originate = Originator(self.ami)
+        originate = Originator(self.ami, cfg, self.audit_log)   # refuses numbers outside the numbering plan
         self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
@@ -258,6 +259,11 @@ class Controller:
             status = {"done": "done", "failed": "failed", "retry": "pending"}.get(result)
             if origin and status:
                 self.writer.effect(origin, lambda: self.callback_tasks.update_callback(origin, status, attempt))
+            if origin and ev.get("Status") == "REFUSED":     # outside the numbering plan: never dialled
+                number = ev.get("Number", "")
+                self.writer.effect(origin, lambda: self.audit_log.audit(
+                    "system", "", "callback_refused", "" if origin.startswith("t") else origin, origin, allowed=False,
+                    detail=f"callback {origin}: number {number!r} is outside the numbering plan"))
 
     def _mark(self, call: CallState, event_at: float | None = None) -> None:
         snapshot = call.as_dict()
@@ -292,7 +298,7 @@ class Controller:
                 await self.writer.retrying(lambda: self.callback_tasks.add_callback(call, "voicemail", call.voicemail), call.call_id)
             await self.writer.retrying(lambda: self._transcript_for(call), call.call_id)
             self.desk.forget(call.call_id)
-            self.metrics.calls.labels(call.city or "unknown", call.outcome or "unknown").inc()
+            self.metrics.call_ended(call.city, call.outcome)
             # keep ended calls briefly so late events are ignored, then forget them
             asyncio.get_running_loop().call_later(60, self._forget, call.call_id)
         self.metrics.live_calls.set(len(self.tracker.live()))

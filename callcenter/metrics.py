@@ -3,11 +3,20 @@ event delay and the routing time measured from Asterisk's own timestamps, record
 scrape time the queues and agents by state from the live view."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# a call's outcomes (docs/architecture.md "Call records"); any other value is counted as "other"
+OUTCOMES = frozenset({"answered", "abandoned", "voicemail", "unknown_number", "ivr_hangup", "callback_requested",
+                      "callback_done", "callback_retry", "callback_failed", "unobserved"})
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self, cities: Iterable[str] = (), queues: Iterable[str] = ()):
+        """``cities`` and ``queues``: the configured ids, the only values their labels take (label
+        values fed from call data are bounded: anything else is "other")."""
+        self.cities, self.queues = frozenset(cities), frozenset(queues)
         self.registry = CollectorRegistry()
         # by event name (a bounded set: Asterisk's event types that pass the AMI user's filters)
         self.events = Counter("hotline_ami_events_total", "AMI events received", ["event"], registry=self.registry)
@@ -36,23 +45,41 @@ class Metrics:
         self._event_names.add(name)
         return name
 
+    def call_ended(self, city: str, outcome: str) -> None:
+        self.calls.labels(self.city_label(city), self.outcome_label(outcome)).inc()
+
+    def city_label(self, city: str) -> str:
+        return "unknown" if not city else city if city in self.cities else "other"
+
+    @staticmethod
+    def outcome_label(outcome: str) -> str:
+        return "unknown" if not outcome else outcome if outcome in OUTCOMES else "other"
+
+    def queue_label(self, queue: str) -> str:
+        return queue if queue in self.queues else "other"
+
     def watch(self, ctl) -> None:
         """Queue sizes and agents by state, read from the live view when Prometheus scrapes."""
-        self.registry.register(_LiveCollector(ctl))
+        self.registry.register(_LiveCollector(ctl, self.queue_label))
 
 
 class _LiveCollector:
-    def __init__(self, ctl):
-        self.ctl = ctl
+    def __init__(self, ctl, queue_label):
+        self.ctl, self.queue_label = ctl, queue_label
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
         st = self.ctl.status()
         waiting = GaugeMetricFamily("hotline_queue_waiting", "Callers waiting in a queue", labels=["queue"])
         talking = GaugeMetricFamily("hotline_queue_talking", "Calls of a queue connected to an agent", labels=["queue"])
-        for q, v in sorted(st["queues"].items()):
-            waiting.add_metric([q], v["waiting"])
-            talking.add_metric([q], v["talking"])
+        per_label: dict[str, list[int]] = {}
+        for q, v in st["queues"].items():     # queue names from events: configured ones, else "other"
+            n = per_label.setdefault(self.queue_label(q), [0, 0])
+            n[0] += v["waiting"]
+            n[1] += v["talking"]
+        for q, (w, t) in sorted(per_label.items()):
+            waiting.add_metric([q], w)
+            talking.add_metric([q], t)
         agents = GaugeMetricFamily("hotline_agents", "Agents by state", labels=["state"])
         counts: dict[str, int] = {}
         for a in st["agents"]:

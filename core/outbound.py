@@ -26,3 +26,8 @@ class Outbound:
         if self.caller_id:
             act["CallerID"] = self.caller_id
         return act
+
+
+class OutboundRefused(Exception):
+    """The number is outside the numbering plan (core/numbering.py): the call was not placed, and
+    the refusal is in the audit log. The scheduler marks its task failed."""

@@ -59,10 +59,11 @@ class CallbackStore:
                  .order_by(CallbackTask.id).limit(limit))
             return list((await s.execute(q)).scalars().all())
 
-    async def mark_callback(self, task_id: int, status: str) -> bool:
-        """pending -> dialing, at most once (a compare-and-set, safe with several controllers)."""
+    async def mark_callback(self, task_id: int, status: str, was: str = "pending") -> bool:
+        """pending -> dialing, at most once (a compare-and-set, safe with several controllers); a refused
+        number: dialing -> failed."""
         async with self.session.begin() as s:
-            res = await s.execute(update(CallbackTask).where(CallbackTask.id == task_id, CallbackTask.status == "pending")
+            res = await s.execute(update(CallbackTask).where(CallbackTask.id == task_id, CallbackTask.status == was)
                                   .values(status=status, updated_at=utcnow()))
             return res.rowcount == 1
 

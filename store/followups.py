@@ -46,6 +46,13 @@ class FollowUpStore:
                 f.updated_at = now
             return [row_to_dict(f) for f in rows]
 
+    async def refused(self, follow_up_id: int) -> bool:
+        """Claimed, but its number is outside the numbering plan: failed for good, never dialled."""
+        async with self.session.begin() as s:
+            res = await s.execute(update(FollowUp).where(FollowUp.id == follow_up_id, FollowUp.status == "dialing")
+                                  .values(status="failed", result="refused", updated_at=utcnow()))
+            return res.rowcount > 0
+
     async def score(self, follow_up_id: int, question: str, value: int) -> bool:
         if question not in SURVEY_QUESTIONS or not 1 <= value <= 5:
             return False

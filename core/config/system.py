@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from core.config.base import Ident, Strict
+from core.config.base import AreaCode, Ident, Strict
 
 
 class Node(Strict):
@@ -229,6 +229,33 @@ class WallboardSettings(Strict):
     city_thresholds: dict[str, AlarmThresholds] = {}
 
 
+class NumberingPlan(Strict):
+    """The numbers callbacks and follow-up surveys may dial (core/numbering.py decides; a toll-fraud
+    guard): Chinese mobiles (1[3-9] and 11 digits) and fixed lines (0 + area code + a local number).
+    Nothing else: no international, premium, service or short numbers."""
+    mobile: bool = True
+    fixed_lines: bool = True
+    # fixed lines of these area codes only; none = the configured cities' (config/cities.yaml)
+    area_codes: list[AreaCode] | None = None
+    subscriber_digits_min: int = Field(7, ge=7, le=8)    # a local number after the area code
+    subscriber_digits_max: int = Field(8, ge=7, le=8)
+
+    @field_validator("area_codes")
+    @classmethod
+    def unique(cls, v: list[str] | None) -> list[str] | None:
+        dup = sorted({c for c in v or [] if (v or []).count(c) > 1})
+        if dup:
+            raise ValueError(f"area codes listed twice: {dup}")
+        return v
+
+    @model_validator(mode="after")
+    def digits(self) -> "NumberingPlan":
+        if self.subscriber_digits_min > self.subscriber_digits_max:
+            raise ValueError(f"subscriber_digits_min ({self.subscriber_digits_min}) is more than "
+                             f"subscriber_digits_max ({self.subscriber_digits_max})")
+        return self
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -244,5 +271,6 @@ class SystemFile(Strict):
     interop: InteropSettings = InteropSettings()
     federation: FederationSettings = FederationSettings()
     wallboard: WallboardSettings = WallboardSettings()
+    numbering_plan: NumberingPlan = NumberingPlan()
 
 

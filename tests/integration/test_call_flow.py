@@ -144,3 +144,18 @@ def test_agent_lifecycle_is_asterisk_state(clean_stack):
     assert out.count("(PJSIP/agent1005)") == 2 and out.count("paused:meal") == 2, out
     s.api("/api/agents/agent1005/logout", "POST", {})
     assert "agent1005" not in s.asterisk.rx("queue show ganzi")
+
+
+@pytest.mark.parametrize("i, number", list(enumerate(["999,chengdu,028", "083312348,chengdu,028", "+86833,chengdu"])))
+def test_dialled_number_cannot_inject_a_city(clean_stack, i, number):
+    """Security review 16 §9: the Request-URI user part reaches the dialplan as sent. Commas in it used
+    to become Gosub arguments (the second one the call's city); now it is filtered to digits, and a
+    number that changes under the filter is an unknown number with no city."""
+    s = clean_stack
+    me = f"1391111007{i}"
+    caller = s.call(number, hangup_after=15, caller=me)
+    res = caller.result(60)
+    assert not res["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == me and r["status"] == "ended", 30)
+    assert rec["outcome"] == "unknown_number" and rec["city"] == "", rec
+    assert rec["dialed_number"].lstrip("+").isdigit(), rec

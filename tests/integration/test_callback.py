@@ -56,3 +56,31 @@ def test_callback_keeps_place_and_happens_exactly_once(clean_stack, audio, tmp_p
     incoming = [e for e in x.read() if e["event"] == "callback_answered"]
     assert len(incoming) == 1                          # exactly one callback
     y.stop()
+
+
+def test_queue_callback_to_an_international_number_is_refused_and_audited(clean_stack, audio):
+    """Security review 16 §4a (toll fraud): "press 5" is dialled by Asterisk to the caller ID, which is
+    the caller's to set. A caller showing +882… gets no placeholder in the queue and is never called:
+    the request fails at once and the audit log says so."""
+    s = clean_stack
+    number = "+88212345678"
+    s.agent("agent1001", login=False)
+    s.api("/api/agents/agent1001/login", "POST", {"ready": False})   # paused: the caller queues
+    x = s.call("083312348", dtmf="2:1,4:1,20:5", hangup_after=45, caller=number)
+    asked = s.wait_record(lambda r: r["caller_number"] == number and r["outcome"] == "callback_requested", 40)
+    x.result(60)
+    deadline = time.monotonic() + 15
+    tasks = []
+    while time.monotonic() < deadline:
+        tasks = [t for t in s.api("/api/callbacks") if t["caller_number"] == number]
+        if tasks and tasks[0]["status"] == "failed":
+            break
+        time.sleep(0.3)
+    assert len(tasks) == 1 and tasks[0]["status"] == "failed" and tasks[0]["reason"] == "queue_callback", tasks
+    refused = [e for e in s.api(f"/api/audit?call_id={asked['call_id']}") if e["action"] == "callback_refused"]
+    assert len(refused) == 1 and not refused[0]["allowed"] and number in refused[0]["detail"], refused
+    # no placeholder waits in the queue in the caller's place, so nothing rings the number later
+    assert s.api("/api/status")["queues"]["leshan"]["waiting"] == 0
+    s.api("/api/agents/agent1001/ready", "POST", {})
+    time.sleep(3)
+    assert not [r for r in s.records(50) if r.get("callback_of") == asked["call_id"]]

@@ -177,3 +177,37 @@ def test_voicemail_is_called_back_when_the_city_opens(clean_stack, routing, audi
             break
         time.sleep(0.3)
     assert len(tasks) == 1 and tasks[0]["status"] == "done" and tasks[0]["reason"] == "voicemail"
+
+
+def test_voicemail_from_an_international_number_is_not_called_back_and_is_audited(clean_stack, routing, audio):
+    """Security review 16 §4a (toll fraud): a caller ID is the caller's to set. Voicemail left from
+    +882… gets its task, but when the city opens the task is refused by the numbering plan: marked
+    failed, written to the audit log with its id and the reason, and never dialled."""
+    s = clean_stack
+    number = "+88212345678"
+    routing(closed_now_schedule())
+    s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=20, caller=number).result(60)
+    s.wait_record(lambda r: r["caller_number"] == number and r["status"] == "ended" and r["outcome"] == "voicemail", 30)
+    deadline = time.monotonic() + 10
+    tasks = []
+    while time.monotonic() < deadline and not tasks:
+        tasks = [t for t in s.api("/api/callbacks") if t["caller_number"] == number]
+        time.sleep(0.3)
+    assert len(tasks) == 1 and tasks[0]["status"] == "pending"
+    s.agent("agent1001", login=False)
+    routing(OPEN)                                         # the city opens: the scheduler's turn
+    s.api("/api/agents/agent1001/login", "POST", {"ready": True})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        (task,) = [t for t in s.api("/api/callbacks") if t["caller_number"] == number]
+        if task["status"] != "pending":
+            break
+        time.sleep(0.3)
+    assert task["status"] == "failed"
+    refused = [e for e in s.api("/api/audit?limit=50") if e["action"] == "callback_refused"]
+    assert [e["target"] for e in refused] == [f"t{task['id']}"]
+    assert not refused[0]["allowed"] and number in refused[0]["detail"] and "international" in refused[0]["detail"]
+    time.sleep(2)
+    # never dialled: no callback leg was placed (it would be a record with callback_of set)
+    assert not [r for r in s.records(50) if r["caller_number"] == number and r.get("callback_of")]
+    assert [r["outcome"] for r in s.records(50) if r["caller_number"] == number] == ["voicemail"]

@@ -111,9 +111,55 @@ def test_files_and_dialplan_sections_keep_their_order():
         "hotline-ivr-language", "hotline-ivr-language-opt", "hotline-after-language", "hotline-ivr-city-*",
         "hotline-ivr-service", "hotline-ivr-service-opt", "hotline-ivr-green", "hotline-ivr-green-opt",
         "hotline-queue", "hotline-step", "hotline-ahead", "hotline-wait-langs",
-        "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered",
+        "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered", "hotline-cb-plan",
         "hotline-wf-*", "hotline-closed-days", "hotline-make-up-days", "hotline-hours-*", "hotline-green-registry",
         "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial", "hotline-voicemail", "hotline-unknown",
         "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
         "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
         "hotline-refuse", "hotline-agents"]
+
+
+def test_dialled_number_is_filtered_to_digits_before_use():
+    """Security review 16 §9: the carrier's Request-URI user part reaches EXTEN as sent. Every pattern
+    in the trunk filters it to digits before it is used (Gosub arguments, variables, UserEvents), and a
+    number that changes under the filter is an unknown number: '999,chengdu,028' must not become
+    Gosub arguments that set the city."""
+    trunk = FILES["extensions.conf"].split("[hotline-trunk]")[1].split("\n[")[0]
+    exts: dict[str, list[str]] = {}
+    cur = None
+    for line in trunk.splitlines():
+        if line.startswith("exten => "):
+            cur = line.split("=>", 1)[1].split(",", 1)[0].strip()
+            exts[cur] = [line.split(",", 2)[2]]
+        elif line.startswith(" same => ") and cur:
+            exts[cur].append(line.split(",", 1)[1])
+    patterns = [e for e in exts if e.startswith("_")]
+    assert set(patterns) >= {"_X.", "_+X.", "_+86X.", "_0086X.", "_86X."}
+    for ext in patterns:
+        steps = exts[ext]
+        # the first step filters, the second sends a changed number to the unknown path
+        assert steps[0].startswith("Set(HL_DIALED=") and "FILTER(0123456789," in steps[0], (ext, steps)
+        assert steps[1] == "GotoIf($[${LEN(${HL_DIALED})} != ${LEN(${EXTEN})}]?s,1)", (ext, steps)
+        # the raw EXTEN is used nowhere else
+        assert not any("${EXTEN" in s for s in steps[2:]), (ext, steps)
+    assert "${EXTEN}" not in trunk.replace("${FILTER(0123456789,${EXTEN", "").replace("${LEN(${EXTEN})}", "")
+    # the unknown path reports the filtered digits (empty when the carrier sent no number)
+    assert exts["s"][0] == "Gosub(hotline-start,s,1(${HL_DIALED},,))"
+    assert exts["s"][1] == "Goto(hotline-unknown,s,1)"
+
+
+def test_queue_callbacks_dial_only_numbers_of_the_numbering_plan():
+    """Security review 16 §4a: the queue callback ("press 5") is dialled by Asterisk itself, to the
+    caller ID, which is the caller's to set: the placeholder checks the number against the numbering
+    plan (the same plan as core/numbering.py) before it joins the queue, and refuses it otherwise."""
+    from core.numbering import dialplan_patterns, plan_area_codes
+    plan = FILES["extensions.conf"]
+    ctx = plan.split("[hotline-cb-plan]")[1].split("\n[")[0]
+    exts = [l.split("=>", 1)[1].split(",", 1)[0].strip() for l in ctx.splitlines() if l.startswith("exten => ")]
+    assert exts == dialplan_patterns(CFG.system.numbering_plan, plan_area_codes(CFG))
+    assert "_1[3-9]XXXXXXXXX" in exts and not any(e.startswith(("_+882", "_00", "_X")) for e in exts if "86" not in e)
+    hold = plan.split("[hotline-cb-hold]")[1].split("\n[")[0]
+    check = hold.index("GotoIf(${DIALPLAN_EXISTS(hotline-cb-plan,${DB(hlcb/${ID}/number)},1)}?:refused)")
+    assert check < hold.index("Queue(${Q}")
+    refused = hold.split("(refused)")[1]
+    assert "Result: failed" in refused and "Status: REFUSED" in refused and "DBdeltree(hlcb/${ID})" in refused

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from core.config import HotlineConfig
+from core.numbering import dialplan_patterns, plan_area_codes
 
 from .common import REC_OPTIONS
 
@@ -17,7 +18,7 @@ def callback_contexts(cfg: HotlineConfig) -> str:
     """
     if not cfg.system.trunk.outbound:
         return ""
-    return _queue_key(cfg) + _placeholder(cfg) + _dial(cfg) + _answered()
+    return _queue_key(cfg) + _placeholder(cfg) + _dial(cfg) + _answered() + _plan(cfg)
 
 
 def _queue_key(cfg: HotlineConfig) -> str:
@@ -65,6 +66,9 @@ exten => _[0-9t].,1,Set(ID=${{EXTEN}})
  same => n,Set(DB(hlcb/${{ID}}/attempt)=1)
  same => n(load),Set(Q=${{DB(hlcb/${{ID}}/queue)}})
  same => n,GotoIf($["${{Q}}" = ""]?gone)
+ ; the numbering plan (core/numbering.py): a caller ID is the caller's to set, and +882… or a premium
+ ; number is never called back (toll fraud)
+ same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-cb-plan,${{DB(hlcb/${{ID}}/number)}},1)}}?:refused)
  same => n,Set(ATTEMPT=${{DB(hlcb/${{ID}}/attempt)}})
  same => n,Set(POS=${{IF($[${{ATTEMPT}} = 1]?${{DB(hlcb/${{ID}}/position)}}:1)}})
  same => n,ExecIf($[${{ATTEMPT}} > 1]?Wait({cb.retry_seconds}))
@@ -76,6 +80,9 @@ exten => _[0-9t].,1,Set(ID=${{EXTEN}})
  same => n,UserEvent(HotlineCallback,Origin: ${{ID}},Number: ${{DB(hlcb/${{ID}}/number)}},Queue: ${{Q}},City: ${{HOTLINE_CITY}},Lang: ${{HOTLINE_LANG}},Attempt: ${{ATTEMPT}},Position: ${{POS}})
  same => n,Queue(${{Q}},t,,,86400,,hotline-agent-answer,,${{POS}})
  same => n(gone),Hangup()
+ same => n(refused),UserEvent(HotlineCallbackResult,Origin: ${{ID}},Result: failed,Attempt: 0,Status: REFUSED,Number: ${{DB(hlcb/${{ID}}/number)}})
+ same => n,DBdeltree(hlcb/${{ID}})
+ same => n,Hangup()
 """
 
 
@@ -116,3 +123,9 @@ exten => s,1,UserEvent(HotlineCallbackResult,Origin: ${ARG1},Result: done,Attemp
  same => n,DBdeltree(hlcb/${ARG1})
  same => n,Return()
 """
+
+
+def _plan(cfg: HotlineConfig) -> str:
+    """The numbers a callback may ring: config/hotline.yaml numbering_plan, as extension patterns."""
+    return "\n[hotline-cb-plan]\n; numbers a callback may ring (numbering_plan; core/numbering.py)\n" + "".join(
+        f"exten => {p},1,Return()\n" for p in dialplan_patterns(cfg.system.numbering_plan, plan_area_codes(cfg)))

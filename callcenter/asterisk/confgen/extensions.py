@@ -63,16 +63,23 @@ def _trunk(cfg: HotlineConfig) -> str:
             out.append(f"exten => {did},1,Gosub(hotline-start,s,1({did},,{area}))  ; shared: "
                        + ", ".join(c.names.zh for c in group) + "\n")
         out.append(" same => n,Goto(hotline-ivr-language,s,1)\n")
-    out.append("""; international forms of the same numbers: +86 833 12348 -> 0833 12348
-exten => _+86X.,1,Goto(0${EXTEN:3},1)
-exten => _0086X.,1,Goto(0${EXTEN:4},1)
-exten => _86X.,1,Goto(0${EXTEN:2},1)
-; anything else is not a 12348 number: apologise, log, hang up cleanly
-exten => _X.,1,Gosub(hotline-start,s,1(${EXTEN},,))
- same => n,Goto(hotline-unknown,s,1)
-exten => _+X.,1,Gosub(hotline-start,s,1(${EXTEN},,))
- same => n,Goto(hotline-unknown,s,1)
-exten => s,1,Gosub(hotline-start,s,1(,,))
+    # The carrier's number is untrusted (the Request-URI user part as sent): each pattern filters it to
+    # digits first, and a number that changes under the filter is unknown (a ',' would add Gosub
+    # arguments and set the city, a '|' would add CDR fields). The raw EXTEN is used nowhere else.
+    def guarded(pattern: str, plus: bool, then: str) -> str:
+        digits = "+${FILTER(0123456789,${EXTEN:1})}" if plus else "${FILTER(0123456789,${EXTEN})}"
+        return (f"exten => {pattern},1,Set(HL_DIALED={digits})\n"
+                " same => n,GotoIf($[${LEN(${HL_DIALED})} != ${LEN(${EXTEN})}]?s,1)\n"
+                + "".join(f" same => n,{step}\n" for step in then.split("|")))
+    out.append("; international forms of the same numbers: +86 833 12348 -> 0833 12348\n")
+    out.append(guarded("_+86X.", True, "Goto(0${HL_DIALED:3},1)"))
+    out.append(guarded("_0086X.", False, "Goto(0${HL_DIALED:4},1)"))
+    out.append(guarded("_86X.", False, "Goto(0${HL_DIALED:2},1)"))
+    out.append("; anything else is not a 12348 number: apologise, log, hang up cleanly\n")
+    out.append(guarded("_X.", False, "Gosub(hotline-start,s,1(${HL_DIALED},,))|Goto(hotline-unknown,s,1)"))
+    out.append(guarded("_+X.", True, "Gosub(hotline-start,s,1(${HL_DIALED},,))|Goto(hotline-unknown,s,1)"))
+    out.append("""; no number, or one that changed under the filter (HL_DIALED: its digits)
+exten => s,1,Gosub(hotline-start,s,1(${HL_DIALED},,))
  same => n,Goto(hotline-unknown,s,1)
 exten => i,1,Goto(hotline-unknown,s,1)
 """)
