@@ -60,6 +60,13 @@ def dialable(number: str) -> bool:
     return bool(DIALABLE.fullmatch(number or ""))
 
 
+def identifies_caller(number: str | None) -> bool:
+    """Whether a caller number links a call to earlier ones (the screen-pop's history): a number we
+    could dial back. Withheld callers arrive as "", "anonymous", "unknown", "<unknown>", ...: they are
+    not one person, and their 'history' would be other people's calls and tickets."""
+    return dialable(number or "")
+
+
 def cities_by_area_code(cities: list[City]) -> dict[str, list[City]]:
     groups: dict[str, list[City]] = {}
     for c in cities:

@@ -182,8 +182,9 @@ def _verify(stored: str, password: str) -> bool:
 
 
 class Auth:
-    def __init__(self, cfg: HotlineConfig, store, service_token: str = ""):
+    def __init__(self, cfg: HotlineConfig, store, service_token: str = "", audit=None):
         self.cfg, self.store = cfg, store
+        self.audit = audit          # AuditLog.audit: refusals made here are written like the handlers' ones
         self.users = principals(cfg)
         self._service = digest(service_token) if service_token else ""
         self.throttle = LoginThrottle()
@@ -304,7 +305,12 @@ class Auth:
         if how == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS"):
             # cookies ride along with cross-site requests; the CSRF token does not
             sent = request.headers.get(CSRF_HEADER, "")
-            if not (row and sent and hmac.compare_digest(sent, row["csrf"])):
+            # compare_digest raises TypeError on non-ASCII str (was a 500); our tokens are ASCII
+            if not (row and sent and sent.isascii() and hmac.compare_digest(sent, row["csrf"])):
+                if self.audit:
+                    await self.audit(principal.user_id, principal.role, "csrf_refused",
+                                     target=f"{request.method} {request.path}"[:128], allowed=False,
+                                     detail="missing or wrong CSRF token")
                 return _error(403, "missing or wrong CSRF token")
         if not access.may_reach(principal, request.method, request.path):
             return _error(403, f"a {principal.role} login may not use {request.method} {request.path}")

@@ -72,7 +72,8 @@ class Empty(BaseModel):
 # ---- rows of the database
 
 
-def row_model(model, *, drop: tuple[str, ...] = (), extra: dict | None = None, base=BaseModel) -> type[BaseModel]:
+def row_model(model, *, drop: tuple[str, ...] = (), extra: dict | None = None, base=BaseModel,
+              name: str = "") -> type[BaseModel]:
     """A table row as store.engine.row_to_dict gives it: every column, timestamps ISO 8601."""
     fields: dict[str, Any] = {}
     for c in model.__table__.columns:
@@ -81,7 +82,7 @@ def row_model(model, *, drop: tuple[str, ...] = (), extra: dict | None = None, b
         t = c.type.python_type
         fields[c.name] = (t | None if c.nullable and not c.primary_key else t, ...)
     fields.update(extra or {})
-    return create_model(model.__name__, __base__=base, __doc__=(model.__doc__ or "").strip().split("\n")[0],
+    return create_model(name or model.__name__, __base__=base, __doc__=(model.__doc__ or "").strip().split("\n")[0],
                         **fields)
 
 
@@ -96,7 +97,11 @@ Complaint = row_model(m.Complaint)
 Alert = row_model(m.Alert)
 Handoff = row_model(m.Handoff)
 Transcript = row_model(m.Transcript, drop=("worker",), extra={
-    "segments": (list[dict] | None, Field(description="null in job lists")), "suggested_categories": (list[str], ...)})
+    "segments": (list[dict], ...), "suggested_categories": (list[str], ...)})
+# a job in the transcription queue: status and metadata, not the words (those are behind the audited
+# GET /api/calls/{call_id}/transcript?reason=...)
+TranscriptJob = row_model(m.Transcript, drop=("worker", "text", "segments"), name="TranscriptJob", extra={
+    "suggested_categories": (list[str], ...)})
 FederatedEvent = row_model(m.FederatedEvent, extra={"ticket": (dict, ...)})
 
 

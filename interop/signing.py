@@ -36,6 +36,12 @@ def sign(key_id: str, secret: str, method: str, path: str, body: bytes, now: flo
     return headers
 
 
+def header_text(value: str) -> str:
+    """A header value as text that can be stored and shown: bytes that were not UTF-8 (aiohttp keeps
+    them as lone surrogates, which the database drivers cannot encode) become U+FFFD."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def verify(headers, method: str, path: str, body: bytes, keys: dict[str, str], now: float) -> tuple[str, str]:
     """(key id, nonce) of a correctly signed, fresh request; SignatureError otherwise."""
     key_id, ts, nonce, sig = (headers.get(h, "") for h in (KEY, TIMESTAMP, NONCE, SIGNATURE))
@@ -44,7 +50,7 @@ def verify(headers, method: str, path: str, body: bytes, keys: dict[str, str], n
     secret = keys.get(key_id)
     if secret is None:
         raise SignatureError(f"unknown key {key_id[:40]!r}")
-    if not (8 <= len(nonce) <= 64) or not nonce.isalnum():
+    if not (8 <= len(nonce) <= 64) or not (nonce.isascii() and nonce.isalnum()):
         raise SignatureError("nonce must be 8 to 64 letters or digits")
     try:
         when = int(ts)
@@ -52,6 +58,7 @@ def verify(headers, method: str, path: str, body: bytes, keys: dict[str, str], n
         raise SignatureError("timestamp must be whole seconds since 1970") from None
     if abs(now - when) > WINDOW:
         raise SignatureError(f"timestamp {ts} is more than {WINDOW} s from our clock")
-    if not hmac.compare_digest(sig, signature(secret, method, path, ts, nonce, body)):
+    # compare_digest raises TypeError on non-ASCII str (was a 500): such a signature cannot match anyway
+    if not (sig.isascii() and hmac.compare_digest(sig, signature(secret, method, path, ts, nonce, body))):
         raise SignatureError("signature does not match (tampered body or wrong key)")
     return key_id, nonce

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.calls import CallState
+from core.routing import identifies_caller
 from store.engine import Database, fitted, from_epoch, row_to_dict, to_epoch, utcnow
 from store.models import CallRecord
 
@@ -108,8 +109,9 @@ class CallStore:
             return res.rowcount > 0
 
     async def caller_history(self, number: str, exclude_call: str = "", limit: int = 10) -> list[dict]:
-        """Earlier calls from this number, newest first (the screen-pop's 'previous calls')."""
-        if not number:
+        """Earlier calls from this number, newest first (the screen-pop's 'previous calls'); none for
+        an empty or withheld number (those calls are not one caller's)."""
+        if not identifies_caller(number):
             return []
         q = (select(CallRecord).where(CallRecord.caller_number == number, CallRecord.call_id != exclude_call)
              .order_by(CallRecord.id.desc()).limit(limit))

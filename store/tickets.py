@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.calls import CallState
+from core.routing import identifies_caller
 from store.engine import Database, change_row, fit, row_to_dict, utcnow
 from store.models import FollowUp, OptOut, Ticket
 
@@ -77,6 +78,13 @@ class TicketStore:
             q = q.where(Ticket.escalated_at.is_not(None), Ticket.status.in_(("open", "in_progress")))
         async with self.session() as s:
             return [ticket_to_dict(t) for t in (await s.execute(q)).scalars().all()]
+
+    async def caller_tickets(self, number: str, limit: int = 20) -> list[dict]:
+        """This caller's tickets, newest first (the screen-pop); none for an empty or withheld number,
+        whose tickets are other people's (``search(caller="")`` would be every ticket)."""
+        if not identifies_caller(number):
+            return []
+        return await self.search(caller=number, limit=limit)
 
     async def update(self, ticket_id: int, changes: dict, expect_status: str | None = None,
                      follow_up_after: timedelta | None = None) -> dict | None:

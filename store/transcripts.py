@@ -23,6 +23,15 @@ def transcript_to_dict(t: Transcript, with_segments: bool = True) -> dict:
     return d
 
 
+def job_to_dict(t: Transcript) -> dict:
+    """A job in the transcription queue: status and metadata, never the words (the text is only
+    given out by ``get``, behind the audited GET /api/calls/{id}/transcript?reason=...)."""
+    d = transcript_to_dict(t, with_segments=False)
+    for key in ("text", "segments"):
+        d.pop(key, None)
+    return d
+
+
 async def upsert_doc(s, *, kind: str, ref: str, call_id: str, city: str, agent: str, at: datetime,
                      raw: str, tokens: str) -> None:
     """Index (or re-index) one document inside the caller's transaction."""
@@ -147,7 +156,7 @@ class TranscriptStore:
         if cities is not None:
             q = q.where(Transcript.city.in_(cities))
         async with self.session() as s:
-            return [transcript_to_dict(t, with_segments=False) for t in (await s.execute(q)).scalars().all()]
+            return [job_to_dict(t) for t in (await s.execute(q)).scalars().all()]
 
     # ---- retention
     async def expired_recordings(self, recordings_days: float, limit: int = 500) -> list[dict]:

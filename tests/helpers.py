@@ -109,6 +109,16 @@ def page_login(page, base_url: str, user: str, password: str, next_path: str) ->
     page.wait_for_url(lambda url: "/login" not in url)     # a "**/desk" glob would match login?next=/desk
 
 
+def csp_violations(page) -> list[str]:
+    """From now on, what the browser refuses under the pages' Content-Security-Policy: console errors
+    naming it (inline script, onclick=, a foreign source) and uncaught errors it causes (eval)."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text) if m.type == "error" and "Content Security Policy" in m.text
+            else None)
+    page.on("pageerror", lambda e: seen.append(str(e)) if "Content Security Policy" in str(e) else None)
+    return seen
+
+
 def terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
     """SIGTERM, then SIGKILL if it has not ended within ``grace`` seconds."""
     if proc and proc.poll() is None:

@@ -76,7 +76,13 @@ async def call(request):
 async def call_history(request):
     """The screen-pop's memory: earlier calls from the same number, with their notes."""
     rec, p, svc = await call_record(request), me(request), services(request)
-    tickets = [t for t in await svc.tickets.search(caller=rec["caller_number"], limit=20)
+    # an empty or withheld number has no history: the stores give nothing for it (it was every ticket);
+    # the call's own ticket is always there (the desk edits it)
+    tickets = await svc.tickets.caller_tickets(rec["caller_number"], limit=20)
+    own = await svc.tickets.for_call(rec["call_id"])
+    if own and all(t["id"] != own["id"] for t in tickets):
+        tickets.insert(0, own)
+    tickets = [t for t in tickets
                if t["call_id"] == rec["call_id"] or access.sees_city(p, t["city"]) or p.agent_id == t["agent"]]
     # earlier calls to other cities are not this desk's business (same rule as the tickets)
     previous = [c for c in await svc.call_records.caller_history(rec["caller_number"], rec["call_id"])

@@ -47,8 +47,8 @@ async def signed(request, model):
     try:
         node, nonce = signing.verify(request.headers, request.method, request.path, body, svc.federation_keys(), now)
     except signing.SignatureError as e:
-        await svc.audit_log.audit(request.headers.get(signing.KEY, "")[:64], "node", "federation_refused",
-                              target=request.path, allowed=False, detail=str(e))
+        sender = signing.header_text(request.headers.get(signing.KEY, ""))[:64]
+        await svc.audit_log.audit(sender, "node", "federation_refused", target=request.path, allowed=False, detail=str(e))
         return _json(401, {"error": str(e)})
     for n, seen in list(nonces.items()):
         if now - seen > 2 * signing.WINDOW:

@@ -53,8 +53,8 @@ async def signed(request, model):
         partner, nonce = signing.verify(request.headers, request.method, request.path, body, svc.partner_keys,
                                         time.time())
     except signing.SignatureError as e:
-        await svc.audit_log.audit(request.headers.get(signing.KEY, "")[:64], "partner", "interop_refused",
-                              target=request.path, allowed=False, detail=str(e))
+        sender = signing.header_text(request.headers.get(signing.KEY, ""))[:64]
+        await svc.audit_log.audit(sender, "partner", "interop_refused", target=request.path, allowed=False, detail=str(e))
         return _json(401, {"error": str(e)})
     try:
         doc = model.model_validate_json(body)

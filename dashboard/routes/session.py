@@ -51,6 +51,10 @@ class Document(BaseModel):
 @routes.post("/api/login")
 async def login(request):
     svc, auth = services(request), request.app[AUTH]
+    # JSON only: a cross-site <form> can post urlencoded, multipart or text/plain, never JSON, so no other
+    # site can log a browser in (login CSRF); a JSON body from another site needs CORS, which we do not allow
+    if request.content_type != "application/json":
+        return json_error(415, "send the login as JSON (Content-Type: application/json)")
     body = await read_body(request)
     user, password = body.get("user"), body.get("password")
     if not isinstance(user, str) or not isinstance(password, str) or not user or not password:

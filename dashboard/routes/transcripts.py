@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from core import access
 from dashboard.common import audit, bad_request, call_record, date_param, json_error, me, ok, refuse, services
-from dashboard.schemas import (JOB_STATUSES, REASON_MAX, TRACKS, Alert, AnyCity, Binary, Date, Transcript, Unset,
-                               Vocab, WholeNumber, one_of, one_of_or_empty)
+from dashboard.schemas import (JOB_STATUSES, REASON_MAX, TRACKS, Alert, AnyCity, Binary, Date, Transcript,
+                               TranscriptJob, Unset, Vocab, WholeNumber, one_of, one_of_or_empty)
 from dashboard.spec import op
 from store.models import ID_MAX
 from transcription.segment import query_tokens
@@ -110,8 +110,8 @@ async def recording(request):
 
 
 @routes.get("/api/transcripts")
-@op("transcripts", "transcription jobs", tag="transcripts", errors=("400", "403"), query=JobsQuery,
-    ok=list[Transcript])
+@op("transcripts", "transcription jobs: status and metadata, not the text (that is behind call_transcript, "
+    "with a reason)", tag="transcripts", errors=("400", "403"), query=JobsQuery, ok=list[TranscriptJob])
 async def jobs(request):
     p = me(request)
     if p.role == "agent":

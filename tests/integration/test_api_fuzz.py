@@ -331,3 +331,102 @@ def test_interop_fuzz_unsigned_is_refused_and_writes_nothing(interop_schema, fuz
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
     assert count > 40
     assert {t: _count(s, t) for t in tables} == before, "unsigned requests wrote something"
+
+
+# ---------------------------------------------------------------- issue 16: security headers and protections
+def _raw(s, method: str, path: str, headers: dict[str, str | bytes], body: bytes = b"") -> tuple[int, dict, bytes]:
+    """One request with header values sent as given (bytes as they are: not ASCII, not even UTF-8)."""
+    import http.client
+    c = s.cfg.system.controller
+    conn = http.client.HTTPConnection(c.http_host, c.http_port, timeout=15)
+    try:
+        conn.putrequest(method, path)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def _last_audit_id(s) -> int:
+    return max((e["id"] for e in s.api("/api/audit?limit=1")), default=0)
+
+
+def _audit(s, action: str, after: int) -> list[dict]:
+    """The audit rows of ``action`` written after row ``after``."""
+    return [e for e in s.api("/api/audit?limit=1000") if e["action"] == action and e["id"] > after]
+
+
+def test_non_ascii_security_headers_are_refused_and_audited_not_a_500(fuzz_stack):
+    """Finding 5: a non-ASCII X-CSRF-Token or signature header was a 500 (hmac.compare_digest raises
+    TypeError on non-ASCII str). Now: 403 for CSRF, 401 for signatures, audited like the other refusals."""
+    s = fuzz_stack
+    s.set_password("sup_leshan", "security-test-password")
+    status, headers, body = _raw(s, "POST", "/api/login", {"Content-Type": "application/json"},
+                                 json.dumps({"user": "sup_leshan", "password": "security-test-password"}).encode())
+    assert status == 200, body
+    cookie = headers["Set-Cookie"].split(";")[0]
+    mark = _last_audit_id(s)
+    for forged in ("令牌".encode(), b"\xff\xfe" * 8, b"caf\xc3\xa9"):
+        status, _, body = _raw(s, "PUT", f"/api/calls/{s.seeded['call_id'][0]}/notes",
+                               {"Cookie": cookie, "Content-Type": "application/json", "X-CSRF-Token": forged},
+                               b'{"notes": "x"}')
+        assert status == 403 and b"CSRF" in body, (forged, status, body)
+    refused = _audit(s, "csrf_refused", mark)
+    assert len(refused) == 3 and all(e["user_id"] == "sup_leshan" and not e["allowed"] for e in refused)
+
+    partner, secret = sorted(s.secrets.partner_secrets.items())[0]
+    paths = ["/api/interop/v1/status"]
+    if s.cfg.system.federation.mode == "command":
+        paths.append("/api/federation/v1/report")
+    mark = _last_audit_id(s)
+    sent = 0
+    for path in paths:
+        body = b'{"x": 1}'
+        good = signing.sign(partner, secret, "POST", path, body, time.time())
+        for name, value in [(signing.SIGNATURE, "签名".encode() * 16), (signing.SIGNATURE, b"\xff" * 64),
+                            (signing.NONCE, "随机数随机数随机数".encode()), (signing.NONCE, b"\xff" * 16),
+                            (signing.KEY, b"\xff\xfekey"), (signing.KEY, "密钥".encode())]:
+            headers = {**good, signing.NONCE: f"n{time.time_ns()}", name: value}
+            status, _, answer = _raw(s, "POST", path, headers, body)
+            assert status == 401 and b'"error"' in answer, (path, name, value, status, answer)
+            sent += 1
+    refused = _audit(s, "interop_refused", mark) + _audit(s, "federation_refused", mark)
+    assert len(refused) == sent and not any(e["allowed"] for e in refused)
+    assert {e["user_id"] for e in refused} >= {partner, "\ufffd\ufffdkey", "密钥"}   # stored as valid text
+
+
+def test_pages_and_api_answers_carry_the_browser_protections(fuzz_stack):
+    """Finding 10: every page and API answer (refusals too) sends a Content-Security-Policy without
+    inline script that forbids framing, nosniff and a Referrer-Policy."""
+    s = fuzz_stack
+    for method, path, headers in [("GET", "/", {}), ("GET", "/login", {}), ("GET", "/desk", {}),
+                                  ("GET", "/wallboard", {}), ("GET", "/reports", {}), ("GET", "/static/desk.js", {}),
+                                  ("GET", "/api/health", {}), ("GET", "/api/openapi.json", {}),
+                                  ("GET", "/api/openapi.json", _bearer(s)), ("GET", "/api/calls", _bearer(s)),
+                                  ("GET", "/api/no-such-route", _bearer(s)), ("POST", "/api/tickets", {})]:
+        status, got, _ = _raw(s, method, path, headers)
+        assert status < 500, (path, status)
+        csp = {d.split()[0]: d.split()[1:] for d in got.get("Content-Security-Policy", "").split(";") if d.strip()}
+        assert csp.get("script-src") == ["'self'"] and csp.get("frame-ancestors") == ["'none'"], (path, got)
+        assert got.get("X-Content-Type-Options") == "nosniff", (path, got)
+        assert got.get("Referrer-Policy") in ("no-referrer", "same-origin"), (path, got)
+
+
+def test_a_cross_site_form_cannot_log_a_browser_in(fuzz_stack):
+    """Finding 10: login is JSON only; what an HTML form can send (urlencoded, multipart, text/plain)
+    gets 415 and no session cookie, even with the right password."""
+    s = fuzz_stack
+    s.set_password("sup_leshan", "security-test-password")
+    as_json = json.dumps({"user": "sup_leshan", "password": "security-test-password"}).encode()
+    for content_type, body in [("application/x-www-form-urlencoded", b"user=sup_leshan&password=security-test-password"),
+                               ("text/plain", as_json),
+                               ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; '
+                                b'name="user"\r\n\r\nsup_leshan\r\n--b--\r\n')]:
+        status, headers, answer = _raw(s, "POST", "/api/login", {"Content-Type": content_type,
+                                                                 "Origin": "https://evil.example"}, body)
+        assert status == 415 and "Set-Cookie" not in headers, (content_type, status, answer)
+    status, headers, _ = _raw(s, "POST", "/api/login", {"Content-Type": "application/json"}, as_json)
+    assert status == 200 and headers["Set-Cookie"].startswith("hl_session=")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from simulators.audio import tone_presence, tone_wav
-from tests.helpers import ROOT, Stack, finished_wav, fresh, wait_for
+from tests.helpers import ROOT, Stack, csp_violations, finished_wav, fresh, wait_for
 
 PASSWORD = "desk-test-password-12348"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -86,6 +86,7 @@ def test_agent_desk_in_headless_chromium(d, audio):
                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+            refused = csp_violations(page)      # the pages run under script-src 'self' (issue 16, finding 10)
             page.goto(s.base_url + "/desk")
             page.wait_for_url("**/login?next=/desk")          # no session: the login page
             page.fill("#user", "agent1001")
@@ -143,6 +144,7 @@ def test_agent_desk_in_headless_chromium(d, audio):
             page.click("#lang-toggle")
             assert state.text_content() == "Ready"
             page.screenshot(path=str(ARTIFACTS / "desk-agent-after-call-en.png"), full_page=True)
+            assert refused == [], refused
         finally:
             browser.close()
 
@@ -172,6 +174,7 @@ def _supervisor_page_sees_the_call_and_listens(s: Stack, browser, caller: str) -
     ctx = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 700})
     try:
         page = ctx.new_page()
+        refused = csp_violations(page)
         page.goto(s.base_url + "/login?next=/desk")
         page.fill("#user", "sup_leshan")
         page.fill("#password", PASSWORD)
@@ -184,6 +187,7 @@ def _supervisor_page_sees_the_call_and_listens(s: Stack, browser, caller: str) -
         row.locator("button.spy-listen").click()
         phone.wait_event("answered", 20)
         page.screenshot(path=str(ARTIFACTS / "desk-supervisor-zh.png"), full_page=True)
+        assert refused == [], refused
     finally:
         ctx.close()
     listened = [e for e in s.api("/api/audit?limit=20") if e["action"] == "listen" and e["user_id"] == "sup_leshan"]

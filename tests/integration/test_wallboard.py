@@ -8,7 +8,7 @@ import time
 import pytest
 
 from simulators.audio import tone_wav
-from tests.helpers import ROOT, Stack, fresh, page_login, wait_for
+from tests.helpers import ROOT, Stack, csp_violations, fresh, page_login, wait_for
 
 PASSWORD = "wallboard-2026!"
 ARTIFACTS = ROOT / "artifacts"
@@ -41,6 +41,7 @@ def test_a_waiting_call_appears_on_its_city_tile_and_leaves_when_answered(w, bro
     s.agent("agent1001", play=tone_wav(1000, 30, tmp_path / "a.wav"), login=False)
     s.api("/api/agents/agent1001/login", "POST", {"ready": False})       # logged in, paused: the caller waits
     page = browser.new_page(locale="zh-CN", viewport={"width": 1600, "height": 1000})
+    refused = csp_violations(page)      # the pages run under script-src 'self' (issue 16, finding 10)
     try:
         login(page, s, "command1")
         page.wait_for_selector("#tiles article.tile")
@@ -77,6 +78,7 @@ def test_a_waiting_call_appears_on_its_city_tile_and_leaves_when_answered(w, bro
         page.wait_for_selector("text=Leshan")
         page.screenshot(path=str(ARTIFACTS / "wallboard-after-answer-en.png"), full_page=True)
         page.click("#lang-toggle")
+        assert refused == [], refused
     finally:
         page.close()
     assert any(a["action"] == "view_city" and a["user_id"] == "command1" for a in s.api("/api/audit?limit=50"))
@@ -198,6 +200,7 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
     api = s.api(f"/api/reports?city=leshan&from={first}&to={last}")
     assert api["total"]["calls"] >= 12 and api["total"]["abandoned"] >= 4
     page = browser.new_page(locale="zh-CN", viewport={"width": 1400, "height": 1400})
+    refused = csp_violations(page)
     try:
         login(page, s, "command1")
         page.goto(s.base_url + "/reports")
@@ -206,7 +209,8 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
         page.fill("#from", str(first))
         page.fill("#to", str(last))
         page.click("#show")
-        page.wait_for_function("document.body.dataset.loaded === '1'")
+        # a selector, not wait_for_function: its polling evaluates strings, which script-src 'self' refuses
+        page.wait_for_selector("body[data-loaded='1']")
         page.wait_for_timeout(500)
         drawn = page.evaluate("""() => {
             const sum = (id, i) => echarts.getInstanceByDom(document.getElementById(id)).getOption().series[i || 0].data
@@ -218,6 +222,7 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
         assert drawn["answered"] == api["total"]["answered"] == drawn["agents"]
         assert drawn["categories"] >= 8
         page.screenshot(path=str(ARTIFACTS / "reports-leshan-zh.png"), full_page=True)
+        assert refused == [], refused
     finally:
         page.close()
     # the CSV export carries the same numbers as the statistics API
@@ -231,3 +236,23 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
         assert int(by_period[(row["period"], row["city"])]["calls"]) == row["calls"]
         assert int(by_period[(row["period"], row["city"])]["answered"]) == row["answered"]
     assert sum(r["calls"] for r in stats if r["city"] == "leshan") == api["total"]["calls"]
+
+
+def test_login_and_status_pages_work_under_the_content_security_policy(w, browser):
+    """Issue 16, finding 10: their scripts moved out of the HTML (script-src 'self' refuses inline
+    script and onclick=): the login still logs in, the status page still fills in and switches language."""
+    s = w
+    page = browser.new_page(locale="zh-CN")
+    refused = csp_violations(page)
+    try:
+        page_login(page, s.base_url, "command1", PASSWORD, "/")
+        page.wait_for_selector("#ami.ok, #ami.bad")
+        assert page.text_content("#ami") in ("正常", "断开")
+        page.click("#lang")
+        assert page.text_content("#lang") == "中文"
+        page.wait_for_selector("#ami:text-matches('^(up|down)$')")     # at the next refresh
+        page.goto(s.base_url + "/wallboard")
+        page.wait_for_selector("#tiles article.tile")
+        assert refused == [], refused
+    finally:
+        page.close()

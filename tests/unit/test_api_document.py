@@ -57,3 +57,20 @@ def test_operations_are_unique_typed_and_use_the_config(app):
     slots = doc["paths"]["/api/legal-aid/centers/{center_id}/slots"]["get"]["parameters"]
     assert slots[0]["schema"]["enum"] == list(svc.centers.by_id)
     assert "x-vocab" not in str(doc) and "'title'" not in str(doc["components"]["schemas"]["Ticket"])
+
+
+def test_the_transcription_job_list_documents_no_transcript_text(app):
+    """Issue 16, finding 1: GET /api/transcripts is status and metadata; the text is behind
+    /api/calls/{call_id}/transcript?reason=... (audited)."""
+    doc = app[SPEC]
+    schemas = doc["components"]["schemas"]
+
+    def props(schema):
+        while "$ref" in schema or schema.get("type") == "array":
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema["items"]
+        return schema["properties"]
+    jobs = doc["paths"]["/api/transcripts"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "status" in props(jobs) and not {"text", "segments", "words"} & set(props(jobs))
+    one = doc["paths"]["/api/calls/{call_id}/transcript"]["get"]
+    assert {"text", "segments"} <= set(props(one["responses"]["200"]["content"]["application/json"]["schema"]))
+    assert any(p["name"] == "reason" and p["required"] for p in one["parameters"])

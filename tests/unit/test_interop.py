@@ -45,6 +45,17 @@ def test_signature_round_trip_and_every_refusal():
         signing.verify(h, "POST", "/api/interop/v1/tickets", body, {"12345": "s3cret"}, NOW)
 
 
+def test_non_ascii_signature_headers_are_refused_not_a_crash():
+    """Issue 16, finding 5: hmac.compare_digest raises TypeError on non-ASCII str (a 500)."""
+    body = b'{"a": 1}'
+    h = signing.sign("12345", "s3cret", "POST", "/api/interop/v1/status", body, NOW)
+    for name, value in [(signing.SIGNATURE, "签名" * 32), (signing.SIGNATURE, h[signing.SIGNATURE][:-1] + "é"),
+                        (signing.SIGNATURE, "\udcff" * 64), (signing.NONCE, "随机数随机数随机数"),
+                        (signing.NONCE, "\udcff" * 16), (signing.KEY, "密钥"), (signing.TIMESTAMP, "١٨٠٠٠٠٠٠٠٠")]:
+        with pytest.raises(signing.SignatureError):
+            signing.verify({**h, name: value}, "POST", "/api/interop/v1/status", body, {"12345": "s3cret"}, NOW)
+
+
 def test_partner_gets_only_its_fields_and_personal_data_only_with_consent():
     p = PARTNERS["12345"]
     facts = {"handoff_id": "n-h1", "ticket_id": 7, "city": "leshan", "category": "land_housing", "summary": "噪音",

@@ -1,7 +1,8 @@
 import pytest
 
 from core.config import load_config
-from core.routing import ChooseCityRoute, CityRoute, UnknownRoute, normalise_dialed, parse_ivr_path, route_dialed
+from core.routing import (ChooseCityRoute, CityRoute, UnknownRoute, identifies_caller, normalise_dialed, parse_ivr_path,
+                          route_dialed)
 
 CFG = load_config()
 
@@ -45,3 +46,12 @@ def test_parse_ivr_path_tolerates_junk():
     assert parse_ivr_path("lang=zh/city=chengdu~default/svc=legal_aid") == [
         ("lang", "zh"), ("city", "chengdu~default"), ("svc", "legal_aid")]
     assert parse_ivr_path("garbage//=x/y=") == []
+
+
+@pytest.mark.parametrize("number, known", [
+    ("13800001111", True), ("+8613800001111", True), ("083312348", True),
+    ("", False), (None, False), ("anonymous", False), ("Anonymous", False), ("unknown", False),
+    ("<unknown>", False), ("restricted", False), (" ", False), ("12", False), ("1380000&1111", False)])
+def test_a_withheld_number_identifies_no_caller(number, known):
+    """Issue 16, finding 8: the screen-pop's history is only for a number that names one line."""
+    assert identifies_caller(number) is known

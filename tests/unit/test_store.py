@@ -52,3 +52,27 @@ async def test_batch_save_keeps_notes_and_fits_values(db_url):
         assert rows["b.7"]["caller_number"] == ("1" + "9" * 100)[:32] and rows["b.7"]["notes"] == ""
     finally:
         await db.close()
+
+
+async def test_a_withheld_or_empty_caller_number_has_no_history(db_url):
+    """Issue 16, finding 8: an anonymous, empty or "unknown" caller is not one person: the screen-pop
+    must not show them the city's newest calls and tickets as 'previous calls'."""
+    from store.tickets import TicketStore
+    migrate(db_url, ROOT)
+    db = Database(db_url, ROOT)
+    calls, tickets = CallStore(db), TicketStore(db)
+    try:
+        numbers = ["", "anonymous", "Anonymous", "unknown", "<unknown>", "13800003333"]
+        for i, number in enumerate(numbers * 2):
+            c = CallState(call_id=f"h.{i}", city="leshan", caller_number=number, agent="agent1001",
+                          status="ended", outcome="answered", started_at=1000.0 + i, answered_at=1001.0 + i)
+            await calls.save_call(c)
+            await tickets.ensure_for_call(c, "call", 72)
+        for number in numbers[:-1] + [" ", "  anonymous "]:
+            assert await calls.caller_history(number, "h.0") == [], number
+            assert await tickets.caller_tickets(number) == [], number
+        # a real number still has its history
+        assert [c["call_id"] for c in await calls.caller_history("13800003333", "h.11")] == ["h.5"]
+        assert {t["call_id"] for t in await tickets.caller_tickets("13800003333")} == {"h.5", "h.11"}
+    finally:
+        await db.close()

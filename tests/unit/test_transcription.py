@@ -137,6 +137,23 @@ async def test_a_job_is_claimed_by_one_worker_and_completed_once(tstore):
     assert await ts.claim("w1", 60, 3) is None
 
 
+async def test_the_job_list_carries_no_transcript_text(tstore):
+    """Issue 16, finding 1: the transcription queue shows status and metadata; the words themselves
+    are only behind GET /api/calls/{id}/transcript?reason=... (audited)."""
+    ts, db = tstore
+    await _job(ts, "c9")
+    job = await ts.claim("w1", 60, 3)
+    result = {"segments": [{"speaker": "caller", "start": 0.5, "end": 1.0, "text": "拖欠 工资",
+                            "words": [{"word": "拖欠", "start": 0.5, "end": 0.7}]}],
+              "text": "caller: 拖欠 工资", "audio_seconds": 3.0}
+    assert (await ts.complete(job["id"], "w1", result, "拖欠 工资", [], []))[0]
+    (row,) = await ts.search_jobs()
+    assert row["call_id"] == "c9" and row["status"] == "done" and row["audio_seconds"] == 3.0
+    assert not {"text", "segments", "words"} & set(row), row
+    assert "拖欠" not in str(row)
+    assert (await ts.get("c9"))["text"] == "caller: 拖欠 工资"     # the audited view still has it
+
+
 async def test_a_job_whose_worker_died_is_taken_up_after_its_lease(tstore):
     ts, db = tstore
     await _job(ts)
