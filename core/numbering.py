@@ -8,12 +8,36 @@ from __future__ import annotations
 import re
 from typing import Collection
 
+import phonenumbers
+
 from core.config import HotlineConfig
 from core.config.system import NumberingPlan
 
 _DIGITS = re.compile(r"\+?[0-9]+")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 LOCAL_FIRST_DIGITS = "2345678"    # a local number starts 2-8 (0 is the trunk prefix, 1 and 9 service numbers)
+
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def to_e164(number: str | None) -> str:
+    """The one form a caller number is stored and compared in (green registry, caller history,
+    opt-outs, complaints): E.164, so 13800000000, +8613800000000 and 008613800000000 are one caller.
+    A number phonenumbers cannot read as a valid Chinese or international number (an extension, a
+    service number, garbage) is kept as its digits: it still equals itself and nothing else. A
+    withheld or empty number is ''."""
+    n = _SEPARATORS.sub("", number or "")
+    if not (n.isascii() and _DIGITS.fullmatch(n)):
+        return ""
+    try:
+        parsed = phonenumbers.parse(n, "CN")
+    except phonenumbers.NumberParseException:
+        return n
+    if phonenumbers.is_valid_number(parsed) or (n[0] == "+" or n.startswith("00")) and \
+            phonenumbers.is_possible_number(parsed):
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return n
 
 
 def plan_area_codes(cfg: HotlineConfig, plan: NumberingPlan | None = None) -> set[str]:

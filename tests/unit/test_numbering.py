@@ -106,3 +106,14 @@ def test_dialplan_patterns_allow_exactly_what_the_plan_allows():
     for n in samples:
         assert any(_asterisk_match(p, n) for p in patterns) == (refusal(n, CFG.system.numbering_plan, CODES) == ""), n
     assert dialplan_patterns(NumberingPlan(mobile=False, fixed_lines=False), CODES) == []
+
+
+def test_caller_numbers_have_one_form():
+    from core.numbering import to_e164
+    same = ["13800000000", "+8613800000000", "008613800000000", "138 0000 0000", "8613800000000"]
+    assert {to_e164(n) for n in same} == {"+8613800000000"}
+    assert to_e164("02887654321") == to_e164("+862887654321") == to_e164("028-8765-4321") == "+862887654321"
+    assert to_e164("+88212345678") == "+88212345678"        # international stays itself
+    assert to_e164("1001") == "1001" and to_e164("12348") == "12348"   # extensions and service numbers: digits
+    for withheld in ("", None, "anonymous", "<unknown>", "Restricted", "13800000000;x"):
+        assert to_e164(withheld) == ""
