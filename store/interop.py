@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from store.engine import Database, row_to_dict
-from store.models import (CallbackTask, CityNode, FederatedEvent, Handoff, InboundRequest, NodeSequence,
-                                     OutboxMessage, Ticket)
+from store.models import (CallbackTask, CityNode, FederatedEvent, FederationNonce, Handoff, InboundRequest,
+                          NodeSequence, OutboxMessage, Ticket)
 
 
 def _now() -> datetime:
@@ -270,6 +270,17 @@ class FederationStore:
 
     def __init__(self, db: Database):
         self.session = db.session
+
+    async def use_nonce(self, node: str, nonce: str, keep_seconds: float) -> None:
+        """Record a city node's nonce; Replay if it was used before (by any process, before any
+        restart). Nonces older than ``keep_seconds`` are dropped: their timestamps no longer pass."""
+        now = _now()
+        try:
+            async with self.session.begin() as s:
+                await s.execute(delete(FederationNonce).where(FederationNonce.seen_at < now - timedelta(seconds=keep_seconds)))
+                s.add(FederationNonce(node=node, nonce=nonce, seen_at=now))
+        except IntegrityError:      # the unique (node, nonce): also a concurrent replay
+            raise Replay(nonce) from None
 
     async def report(self, doc) -> None:
         now = _now()

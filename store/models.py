@@ -361,6 +361,18 @@ class InboundRequest(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class FederationNonce(Base):
+    """Command-center node: the nonces city nodes signed with, kept while their timestamp could still
+    pass the signature window, so a request cannot be replayed, also not after a restart."""
+    __tablename__ = "federation_nonces"
+    __table_args__ = (UniqueConstraint("node", "nonce", name="uq_federation_nonce"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class CityNode(Base):
     """Command-center node: each city node's latest report and the last ticket event seq received."""
     __tablename__ = "city_nodes"

@@ -1,6 +1,7 @@
 """Command-center node: city nodes' signed reports and ticket events in, the province's view out.
 City nodes are trusted by their shared secret (`hotline federation trust`); a replayed request is
-refused (nonces remembered for the signature window); events are stored once by (node, seq)."""
+refused (nonces kept in the database for twice the signature window, so also after a restart); events
+are stored once by (node, seq)."""
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from dashboard.schemas import FederatedEvent, Unset
 from dashboard.spec import op
 from interop import signing
 from interop.schema import CityReport, TicketEvent
+from store.interop import Replay
 
 routes = web.RouteTableDef()
-NONCES = web.AppKey("federation_nonces", dict)   # "node:nonce" -> when it was used
 
 
 class Nodes(BaseModel):
@@ -31,33 +32,28 @@ class EventsQuery(BaseModel):
     node: str = Unset
 
 
-def setup(app: web.Application) -> None:
-    app[NONCES] = {}
-
-
 def _json(status: int, body) -> web.Response:
     return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
 
 async def signed(request, model):
     """The document of a signed, fresh, well-formed request from a trusted node, or the refusal."""
-    svc, nonces = services(request), request.app[NONCES]
+    svc = services(request)
     body = await request.read()
-    now = time.time()
     try:
-        node, nonce = signing.verify(request.headers, request.method, request.path, body, svc.federation_keys(), now)
+        node, nonce = signing.verify(request.headers, request.method, request.path, body, svc.federation_keys(),
+                                     time.time())
     except signing.SignatureError as e:
         sender = signing.header_text(request.headers.get(signing.KEY, ""))[:64]
         await svc.audit_log.audit(sender, "node", "federation_refused", target=request.path, allowed=False, detail=str(e))
         return _json(401, {"error": str(e)})
-    for n, seen in list(nonces.items()):
-        if now - seen > 2 * signing.WINDOW:
-            nonces.pop(n, None)
-    if f"{node}:{nonce}" in nonces:
+    try:
+        # twice the window: a timestamp up to WINDOW ahead of our clock stays valid that long
+        await svc.federation.use_nonce(node, nonce, 2 * signing.WINDOW)
+    except Replay:
         await svc.audit_log.audit(node, "node", "federation_refused", target=request.path, allowed=False,
-                              detail=f"replayed nonce {nonce}")
+                                  detail=f"replayed nonce {nonce}")
         return _json(401, {"error": "replayed request (nonce already used)"})
-    nonces[f"{node}:{nonce}"] = now
     try:
         doc = model.model_validate_json(body)
     except ValidationError as e:

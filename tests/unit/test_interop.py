@@ -56,6 +56,28 @@ def test_non_ascii_signature_headers_are_refused_not_a_crash():
             signing.verify({**h, name: value}, "POST", "/api/interop/v1/status", body, {"12345": "s3cret"}, NOW)
 
 
+def test_the_signature_binds_the_key_id_and_idempotency_key_and_names_its_version():
+    """Issue 16, finding 12: neither header can be changed after signing; a version 1 signature is
+    refused by name; a non-UTF-8 Idempotency-Key is a refusal, not a crash."""
+    import hashlib
+    import hmac
+    keys, path, body = {"leshan-node": "shared", "chengdu-node": "shared"}, "/api/federation/v1/report", b"{}"
+    h = signing.sign("leshan-node", "shared", "POST", path, body, NOW, idempotency_key="k1")
+    assert h[signing.SIGNATURE].startswith("v2=")
+    assert signing.verify(h, "POST", path, body, keys, NOW) == ("leshan-node", h[signing.NONCE])
+    for changed in ({**h, signing.KEY: "chengdu-node"}, {**h, signing.IDEMPOTENCY: "k2"},
+                    {k: v for k, v in h.items() if k != signing.IDEMPOTENCY}, {**h, signing.IDEMPOTENCY: "\udcff"}):
+        with pytest.raises(signing.SignatureError, match="does not match"):
+            signing.verify(changed, "POST", path, body, keys, NOW)
+    bare = signing.sign("leshan-node", "shared", "POST", path, body, NOW)
+    with pytest.raises(signing.SignatureError, match="does not match"):
+        signing.verify({**bare, signing.IDEMPOTENCY: "added"}, "POST", path, body, keys, NOW)
+    v1 = "\n".join(("POST", path, bare[signing.TIMESTAMP], bare[signing.NONCE], hashlib.sha256(body).hexdigest()))
+    old = hmac.new(b"shared", v1.encode(), hashlib.sha256).hexdigest()
+    with pytest.raises(signing.SignatureError, match="version v2 is required"):
+        signing.verify({**bare, signing.SIGNATURE: old}, "POST", path, body, keys, NOW)
+
+
 def test_partner_gets_only_its_fields_and_personal_data_only_with_consent():
     p = PARTNERS["12345"]
     facts = {"handoff_id": "n-h1", "ticket_id": 7, "city": "leshan", "category": "land_housing", "summary": "噪音",
