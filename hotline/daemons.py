@@ -87,17 +87,24 @@ def cmd_interop(args) -> int:
 
 def cmd_simulate_12345(args) -> int:
     from store.secrets import load_or_create
-    from simulators.partner_hotline import serve
+    from simulators.partner_hotline import refusal, serve, token_path
 
     cfg = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    c = cfg.system.controller
+    target = args.target or f"http://{c.http_host}:{c.http_port}"
+    partner = cfg.partners.get("12345")
+    why = refusal(args.test_only, args.host, target, partner.endpoints if partner else {})
+    if why:
+        console.print(f"[red]refused: {why}[/red]", soft_wrap=True, markup=True, highlight=False)
+        return 2
     secret = load_or_create(cfg).partner_secrets.get("12345")
     if not secret:
         console.print("[red]no shared secret for partner 12345 (config/partners.yaml)[/red]")
         return 1
-    c = cfg.system.controller
-    target = args.target or f"http://{c.http_host}:{c.http_port}"
-    _run_until_signal(lambda stop: serve(secret, cfg.system.node.name, target, args.host, args.port, stop))
+    token_file = token_path(cfg.state_dir, args.port)
+    _run_until_signal(lambda stop: serve(secret, cfg.system.node.name, target, args.host, args.port, token_file,
+                                         stop))
     return 0
 
 
@@ -167,6 +174,9 @@ def register(sub) -> None:
     sub.add_parser("transcriber", help="run the transcription daemon (post-call jobs, live AudioSocket streams) "
                                       "in the foreground").set_defaults(func=cmd_transcriber)
     s = sub.add_parser("simulate-12345", help="a faithful 12345 ticket system for tests and the demo")
+    s.add_argument("--test-only", action="store_true",
+                   help="required: it signs as 12345 with this node's shared secret, so it refuses to start "
+                        "without this, off loopback, or where a real 12345 is configured")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8345)
     s.add_argument("--target", help="12348's base URL for status callbacks (default: this node's HTTP API)")

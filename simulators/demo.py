@@ -188,7 +188,7 @@ def _handoff(cfg: HotlineConfig, cli: list[str], env: dict, work, answered: list
     url = urlsplit(cfg.partners["12345"].endpoint(answered[0]["city"]) or "")
     if url.hostname not in ("127.0.0.1", "localhost"):
         return   # a real 12345 is configured: the demo does not send it test tickets
-    sim = subprocess.Popen(cli + ["simulate-12345", "--port", str(url.port or 80)], env=env,
+    sim = subprocess.Popen(cli + ["simulate-12345", "--test-only", "--port", str(url.port or 80)], env=env,
                            stdout=open(work / "sim12345.log", "wb"), stderr=subprocess.STDOUT)
     try:
         time.sleep(1.5)

@@ -5,16 +5,24 @@ status callbacks — which it retries, as a real system would. Faults can be swi
 (POST /_sim/faults): HTTP 500s, slowness, duplicate and out-of-order status callbacks; "down" is the
 process not running.
 
-    hotline simulate-12345 [--port 8345]
+It signs as 12345 with this node's shared secret, so it runs only for tests and the demo
+(`refusal`: `--test-only`, everything on loopback, no real 12345 configured), and its control
+endpoints (/_sim/*) need the run's token, a fresh one per run in a 0600 file (`token_path`).
+
+    hotline simulate-12345 --test-only [--port 8345]
 """
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
 import logging
+import os
 import secrets
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,6 +33,40 @@ from interop import signing
 log = logging.getLogger("hotline.sim12345")
 REQUIRED = {"source_ref": str, "source_ticket_id": int, "region": str, "content": str, "created_at": str}
 OPTIONAL = {"category": str, "language": str, "citizen_phone": str, "citizen_name": str}
+
+
+CONTROL = "/_sim/"
+
+
+def loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(test_only: bool, host: str, target: str, endpoints_12345: dict[str, str]) -> str:
+    """Why the simulator must not run here ('' if it may): it holds the secret a real 12345 would
+    share with us, so it runs only when asked for a test or the demo, on loopback, talking to a
+    12348 on loopback, on a node that does not send its 12345 handoffs anywhere else."""
+    if not test_only:
+        return ("the 12345 simulator signs tickets as 12345 with this node's shared secret: it is for tests "
+                "and the demo only (hotline demo starts it itself); pass --test-only on a test or demo node")
+    if not loopback(host):
+        return f"--host {host}: the simulator listens on loopback only"
+    if not loopback(urlsplit(target).hostname):
+        return f"--target {target}: the simulator talks to a 12348 on loopback only"
+    real = sorted(f"{city}: {url}" for city, url in endpoints_12345.items() if not loopback(urlsplit(url).hostname))
+    if real:
+        return f"a real 12345 is configured on this node ({'; '.join(real)}): the simulator would sign as it"
+    return ""
+
+
+def token_path(state_dir: Path, port: int) -> Path:
+    """Where a run on this port leaves its control token (tests and the demo read it from here)."""
+    return state_dir / f"sim12345-{port}.token"
 
 
 def check_ticket(doc) -> str:
@@ -44,9 +86,10 @@ def check_ticket(doc) -> str:
 
 
 class Simulator:
-    def __init__(self, secret: str, peer_key: str, callback_base: str, own_key: str = "12345",
+    def __init__(self, secret: str, peer_key: str, callback_base: str, control_token: str, own_key: str = "12345",
                  callback_delay: float = 0.2):
         self.secret, self.peer_key, self.own_key = secret, peer_key, own_key
+        self.control_token = control_token.encode()
         self.callback_base = callback_base.rstrip("/")
         self.callback_delay = callback_delay
         self.run = secrets.token_hex(3)
@@ -63,7 +106,7 @@ class Simulator:
         self.http: aiohttp.ClientSession | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=256 * 1024)
+        app = web.Application(client_max_size=256 * 1024, middlewares=[self._control])
         app.router.add_post("/api/v1/tickets", self.receive_ticket)
         app.router.add_post("/api/v1/status", self.receive_status)
         app.router.add_post("/_sim/faults", self.set_faults)
@@ -80,6 +123,28 @@ class Simulator:
         for t in list(self._tasks):
             t.cancel()
         await self.http.close()
+
+    @web.middleware
+    async def _control(self, request: web.Request, handler):
+        """/_sim/* sign tickets as 12345 and show what 12348 sent (numbers given with consent):
+        only for the holder of this run's token."""
+        if request.path.startswith(CONTROL):
+            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+            # bytes: a non-ASCII header is a refusal, not compare_digest's TypeError (a 500)
+            if not hmac.compare_digest(given, b"Bearer " + self.control_token):
+                log.warning("refused %s %s: no or wrong control token", request.method, request.path)
+                return web.json_response({"error": "the simulator's control token is required "
+                                                   "(Authorization: Bearer <token from its token file>)"},
+                                         status=401, headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    @staticmethod
+    async def _json_object(request: web.Request) -> dict | None:
+        try:
+            doc = await request.json()
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def _refuse(self, status: int, why: str) -> web.Response:
         self.rejected.append(why)
@@ -176,7 +241,9 @@ class Simulator:
         return None
 
     async def set_faults(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = await self._json_object(request)
+        if body is None:
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
         unknown = set(body) - set(self.faults)
         if unknown:
             return web.json_response({"error": f"unknown faults {sorted(unknown)}"}, status=400)
@@ -191,7 +258,9 @@ class Simulator:
 
     async def push(self, request: web.Request) -> web.Response:
         """Hand a legal question to 12348, like a 12345 agent would (test and demo helper)."""
-        doc = await request.json()
+        doc = await self._json_object(request)
+        if doc is None:
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
         answer = await self._send(f"{self.callback_base}/api/interop/v1/tickets", doc,
                                   f"push-{doc.get('partner_ticket_id', time.time())}")
         if answer is None:
@@ -200,11 +269,21 @@ class Simulator:
         return web.json_response(answer)
 
 
-async def serve(secret: str, peer_key: str, callback_base: str, host: str, port: int, stop: asyncio.Event) -> None:
-    sim = Simulator(secret, peer_key, callback_base)
+async def serve(secret: str, peer_key: str, callback_base: str, host: str, port: int, token_file: Path,
+                stop: asyncio.Event) -> None:
+    token = secrets.token_urlsafe(32)
+    token_file.unlink(missing_ok=True)        # a killed run's file: never reuse its token
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    sim = Simulator(secret, peer_key, callback_base, token)
     runner = web.AppRunner(sim.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("12345 simulator on http://%s:%s (status callbacks to %s)", host, port, callback_base)
-    await stop.wait()
-    await runner.cleanup()
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("12345 simulator on http://%s:%s (status callbacks to %s; control token in %s)",
+                 host, port, callback_base, token_file)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        token_file.unlink(missing_ok=True)

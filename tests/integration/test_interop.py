@@ -17,6 +17,7 @@ from core.calls import CallState
 from store.engine import Database
 from store.tickets import TicketStore
 from interop import signing
+from simulators.partner_hotline import token_path
 from tests.helpers import ROOT, Stack, free_port, fresh, wait_for
 
 
@@ -43,7 +44,7 @@ def x(ix):
 
 
 def start_sim(s: Stack):
-    sim = s._spawn(["simulate-12345", "--port", str(s.sim_port)], "sim12345")
+    sim = s._spawn(["simulate-12345", "--test-only", "--port", str(s.sim_port)], "sim12345")
     wait_for(lambda: _sim_up(s), 20, "simulator up", sim.log)
     return sim
 
@@ -61,9 +62,11 @@ def _sim_up(s) -> bool:
 
 
 def sim(s: Stack, path: str, body: dict | None = None) -> dict:
+    """The simulator's control endpoints, with its run's token (read each time: a new run has a new one)."""
+    token = token_path(s.cfg.state_dir, s.sim_port).read_text().strip()
     req = urllib.request.Request(f"http://127.0.0.1:{s.sim_port}{path}", method="POST" if body is not None else "GET",
                                  data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
