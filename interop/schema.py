@@ -81,15 +81,17 @@ def openapi() -> dict:
                          "requestBody": {"required": True, "content": {"application/json": {
                              "schema": {"$ref": f"#/components/schemas/{schema}"}}}},
                          "responses": {ok: {"description": "accepted"}, "400": {"description": "malformed; nothing written"},
-                                       "401": {"description": "bad signature, stale timestamp or replayed nonce"},
+                                       "401": {"description": "bad or version 1 signature, stale timestamp or replayed nonce"},
                                        "404": {"description": "unknown handoff"}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "12348 hotline interop API", "version": str(SCHEMA_VERSION),
                  "description": "Requests are signed: X-Hotline-Key, X-Hotline-Timestamp (seconds, ±300 s), "
-                                "X-Hotline-Nonce (used once), X-Hotline-Signature = hex HMAC-SHA256(secret, "
-                                "METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nhex SHA-256(body)). Idempotency-Key makes "
-                                "a retried request return the first answer."},
+                                "X-Hotline-Nonce (used once), X-Hotline-Signature = 'v2=' + hex HMAC-SHA256(secret, "
+                                "HOTLINE-HMAC-SHA256-V2\\nMETHOD\\nPATH\\nKEY\\nTIMESTAMP\\nNONCE\\n"
+                                "IDEMPOTENCY-KEY\\nhex SHA-256(body)), KEY being X-Hotline-Key and IDEMPOTENCY-KEY "
+                                "the Idempotency-Key header ('' without one); a version 1 signature (no 'v2=') is "
+                                "refused. Idempotency-Key makes a retried request return the first answer."},
         "paths": {"/api/interop/v1/tickets": post("InboundTicket", "a partner hands a legal question to 12348", "201"),
                   "/api/interop/v1/status": post("StatusUpdate", "progress on a handed-over ticket", "200"),
                   "/api/federation/v1/report": post("CityReport", "a city node's live report", "200"),

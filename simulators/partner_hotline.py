@@ -35,7 +35,7 @@ REQUIRED = {"source_ref": str, "source_ticket_id": int, "region": str, "content"
 OPTIONAL = {"category": str, "language": str, "citizen_phone": str, "citizen_name": str}
 
 
-CONTROL = "/_sim/"
+SIGNED = ("/api/v1/tickets", "/api/v1/status")   # the partner protocol: every other path needs the token
 
 
 def loopback(host: str | None) -> bool:
@@ -107,8 +107,8 @@ class Simulator:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024, middlewares=[self._control])
-        app.router.add_post("/api/v1/tickets", self.receive_ticket)
-        app.router.add_post("/api/v1/status", self.receive_status)
+        app.router.add_post(SIGNED[0], self.receive_ticket)
+        app.router.add_post(SIGNED[1], self.receive_status)
         app.router.add_post("/_sim/faults", self.set_faults)
         app.router.add_get("/_sim/state", self.state)
         app.router.add_post("/_sim/push", self.push)
@@ -127,8 +127,9 @@ class Simulator:
     @web.middleware
     async def _control(self, request: web.Request, handler):
         """/_sim/* sign tickets as 12345 and show what 12348 sent (numbers given with consent):
-        only for the holder of this run's token."""
-        if request.path.startswith(CONTROL):
+        only for the holder of this run's token. Every matched route but the signed ones needs it (an
+        unknown path stays a 404: the dead-letter test uses one as a refusing partner)."""
+        if request.match_info.http_exception is None and request.path not in SIGNED:
             given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             # bytes: a non-ASCII header is a refusal, not compare_digest's TypeError (a 500)
             if not hmac.compare_digest(given, b"Bearer " + self.control_token):

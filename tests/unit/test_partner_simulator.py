@@ -97,7 +97,8 @@ def call(port: int, method: str, path: str, authorization: bytes | None = None, 
             c.putheader("Authorization", authorization)      # bytes: sent as they are, not as latin-1
         c.endheaders(data)
         r = c.getresponse()
-        return r.status, json.loads(r.read() or b"{}")
+        raw = r.read()
+        return r.status, json.loads(raw) if r.getheader("Content-Type", "").startswith("application/json") else {}
     finally:
         c.close()
 
@@ -110,6 +111,8 @@ def test_the_control_endpoints_need_the_runs_token(simulator):
                               b"Basic dXNlcjpwdw=="):
             code, _ = call(port, method, path, authorization, body)
             assert code == 401, (method, path, authorization, code)
+    for path in ("//_sim/state", "/%5Fsim/state", "/_sim/state/", "/_SIM/state"):   # other spellings too
+        assert call(port, "GET", path)[0] in (401, 404), path
     assert Receiver.got == []                        # nothing was signed and sent for anyone
 
     # the run's token: in a file only this user can read, new for every run
