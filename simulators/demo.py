@@ -183,11 +183,14 @@ def _handoff(cfg: HotlineConfig, cli: list[str], env: dict, work, answered: list
     """One consultation that is not a legal matter goes to 12345 (the simulator plays 12345)."""
     from urllib.parse import urlsplit
 
+    from simulators.partner_hotline import refusal
+
     if not answered or not cfg.system.interop.enabled:
         return
     url = urlsplit(cfg.partners["12345"].endpoint(answered[0]["city"]) or "")
-    if url.hostname not in ("127.0.0.1", "localhost"):
-        return   # a real 12345 is configured: the demo does not send it test tickets
+    c = cfg.system.controller
+    if refusal(True, "127.0.0.1", f"http://{c.http_host}:{c.http_port}", cfg.partners["12345"].endpoints):
+        return   # a real 12345 is configured (or 12348 is off loopback): the simulator would refuse to run
     sim = subprocess.Popen(cli + ["simulate-12345", "--test-only", "--port", str(url.port or 80)], env=env,
                            stdout=open(work / "sim12345.log", "wb"), stderr=subprocess.STDOUT)
     try:
