@@ -105,3 +105,24 @@ async def test_a_key_id_or_idempotency_key_changed_after_signing_is_refused(comm
         assert code == 401 and "signature" in got["error"], (code, got)
         code, second = await answer(await c.post(TICKETS, data=other, headers=h))
         assert code == 201 and second["ticket_id"] != first["ticket_id"]
+
+
+async def test_federation_nonces_are_kept_per_node_and_only_while_a_timestamp_could_pass(db_url):
+    from sqlalchemy import func, select
+
+    from store.engine import Database
+    from store.interop import FederationStore, Replay
+    from store.models import FederationNonce
+    migrate(db_url, ROOT)
+    db = Database(db_url, ROOT)
+    try:
+        store = FederationStore(db)
+        await store.use_nonce("leshan-node", "nonce0001", 600)
+        with pytest.raises(Replay):
+            await store.use_nonce("leshan-node", "nonce0001", 600)
+        await store.use_nonce("chengdu-node", "nonce0001", 600)       # another node's nonce space
+        await store.use_nonce("leshan-node", "nonce0002", 0)          # older ones can no longer pass: dropped
+        async with db.session() as s:
+            assert await s.scalar(select(func.count()).select_from(FederationNonce)) == 1
+    finally:
+        await db.close()
