@@ -22,7 +22,7 @@ UNDOCUMENTED = {("POST", "/api/login"), ("POST", "/api/logout"), ("POST", "/api/
 def app():
     cfg = load_config(None, {})
     secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={})
+                              federation_keys={}, privacy_key="k")
 
     async def build():
         return compose.api(compose.controller(cfg, secrets), secrets)
