@@ -37,8 +37,17 @@ async def export(request):
         await refuse(request, "privacy_export", why="exports of a person's data are for the command center")
     data = await read_body(request)
     number, reason = data.get("number"), data.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX:
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX or not _storable(reason):
         raise bad_request(f"say why: reason (1 to {REASON_MAX} characters) is written to the audit log")
     if not isinstance(number, str) or len(number) > NUMBER_MAX or not to_e164(number):
         raise bad_request("number must be a phone number (digits, optionally a leading +)")
     return ok(await svc.privacy.export(number, user_id=p.user_id, role=p.role, reason=reason.strip()))
+
+
+def _storable(text: str) -> bool:
+    """The audit log can keep it: no NUL (PostgreSQL refuses it) and no lone surrogate (not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text

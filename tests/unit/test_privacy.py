@@ -12,26 +12,29 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from agents.callbacks import CallbackScheduler
+from backoffice.followups import FollowUpDialer
 from backoffice import stats
 from callcenter.originate import Originator
 from core import numbering
 from core.calls import CallState
 from core.config import load_config
 from core.kpi import Policy
-from dashboard.common import AUTH
 from core.privacy import clear_forms, is_pseudonym, pseudonym
+from dashboard.common import AUTH
 from hotline import compose
 from hotline.cli import main as cli
 from store.auth import AuditLog
 from store.callbacks import CallbackStore
 from store.calls import CallStore
 from store.engine import Database, migrate
+from store.followups import FollowUpStore
 from store.models import (Appointment, AuditEntry, CallbackTask, CallRecord, Complaint, FollowUp, OutboxMessage,
                           Ticket)
 from store.privacy import PrivacyStore
 from store.reports import report_rows
 from store.tickets import TicketStore
 from tests.helpers import ROOT
+from tests.unit.test_followups import closed_ticket
 
 KEY = "test-privacy-key"
 NUMBER = "13800001111"          # a caller with an old and a new contact
@@ -194,6 +197,21 @@ async def test_a_hashed_number_is_never_dialled(db_url):
         (task,) = await tasks.callbacks()
         assert task["status"] == "failed" and is_pseudonym(task["caller_number"])
         assert any(e["action"] == "callback_refused" for e in await audit.audit_entries())
+
+        # the same for a follow-up survey of a ticket closed long ago
+        await closed_ticket(db, "pv.fu", NUMBER)
+        async with db.session.begin() as s:
+            await s.execute(update(Ticket).values(updated_at=old))
+            await s.execute(update(FollowUp).values(status="done", updated_at=old))
+        assert (await privacy.purge_older_than(365, "system", ""))["follow_ups"] == 1
+        async with db.session.begin() as s:
+            await s.execute(update(FollowUp).values(status="pending", next_at=old))
+        fus = FollowUpStore(db)
+        dialer = FollowUpDialer(CFG, Originator(ami, CFG, audit), fus, 1.0,
+                                clock=lambda: datetime(2026, 11, 25, 3, 0, tzinfo=UTC) + timedelta(days=3650))
+        assert await dialer.tick() == 0 and ami.actions == []
+        (f,) = await fus.search()
+        assert (f["status"], f["result"]) == ("failed", "refused") and is_pseudonym(f["caller_number"])
     finally:
         await db.close()
 
@@ -234,6 +252,8 @@ async def test_export_over_http_finds_clear_and_hashed_rows_and_is_audited(api):
     # the screen-pop of the new call still shows the old one (its number now hashed)
     r = await client.get("/api/calls/pv.new/history", headers=command)
     assert [c["call_id"] for c in (await r.json())["previous_calls"]] == ["pv.old"]
+    r = await client.get("/api/tickets", params={"caller": NUMBER}, headers=command)
+    assert sorted(t["call_id"] for t in await r.json()) == ["pv.new", "pv.old"]
 
     (e,) = [e for e in await ctl.audit_log.audit_entries() if e["action"] == "privacy_export"]
     assert e["user_id"] == "hotline-service" and e["allowed"] and e["target"] == data["pseudonym"]
@@ -241,7 +261,8 @@ async def test_export_over_http_finds_clear_and_hashed_rows_and_is_audited(api):
 
     # refusals are 4xx and change nothing: no reason, not a number, not the command role
     for bad in ({"number": NUMBER}, {"number": NUMBER, "reason": "  "}, {"number": "h:abc", "reason": "x"},
-                {"number": 13800001111, "reason": "x"}, {"number": NUMBER, "reason": "x" * 500}):
+                {"number": 13800001111, "reason": "x"}, {"number": NUMBER, "reason": "x" * 500},
+                {"number": NUMBER, "reason": "a\x00b"}, {"number": NUMBER, "reason": "\udcff"}):
         r = await client.post("/api/privacy/export", json=bad, headers=command)
         assert r.status == 400, bad
     for user in ("sup_leshan", "agent1001"):
