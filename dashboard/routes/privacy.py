@@ -9,12 +9,13 @@ request is the provincial office's act, not a city supervisor's.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from core.numbering import to_e164
 
 from dashboard.common import bad_request, me, ok, refuse, services
 from dashboard.common import body as read_body
+from dashboard.routes.interop import validation_message
 from dashboard.schemas import REASON_MAX, PrivacyExport, Strict
 from dashboard.spec import op
 
@@ -35,13 +36,15 @@ async def export(request):
     p, svc = me(request), services(request)
     if p.role != "command":
         await refuse(request, "privacy_export", why="exports of a person's data are for the command center")
-    data = await read_body(request)
-    number, reason = data.get("number"), data.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX or not _storable(reason):
-        raise bad_request(f"say why: reason (1 to {REASON_MAX} characters) is written to the audit log")
-    if not isinstance(number, str) or len(number) > NUMBER_MAX or not to_e164(number):
+    try:
+        req = ExportRequest.model_validate(await read_body(request))
+    except ValidationError as e:
+        raise bad_request(f"{validation_message(e)} (number, and reason: why, written to the audit log)")
+    if not _storable(req.reason):
+        raise bad_request("reason must be text the audit log can keep (no NUL, valid UTF-8)")
+    if not to_e164(req.number):
         raise bad_request("number must be a phone number (digits, optionally a leading +)")
-    return ok(await svc.privacy.export(number, user_id=p.user_id, role=p.role, reason=reason.strip()))
+    return ok(await svc.privacy.export(req.number, user_id=p.user_id, role=p.role, reason=req.reason.strip()))
 
 
 def _storable(text: str) -> bool:

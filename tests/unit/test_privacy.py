@@ -21,6 +21,7 @@ from core.config import load_config
 from core.kpi import Policy
 from core.privacy import clear_forms, is_pseudonym, pseudonym
 from dashboard.common import AUTH
+from dashboard.schemas import PrivacyExport
 from hotline import compose
 from hotline.cli import main as cli
 from store.auth import AuditLog
@@ -243,6 +244,7 @@ async def test_export_over_http_finds_clear_and_hashed_rows_and_is_audited(api):
     r = await client.post("/api/privacy/export", json=body, headers=command)
     assert r.status == 200, await r.text()
     data = await r.json()
+    PrivacyExport.model_validate_json(await r.text(), strict=True)      # what the API document says
     assert data["number"] == "+8613800001111" and data["pseudonym"] == ctl.privacy.pseudonym(NUMBER)
     for section in ("calls", "tickets", "follow_ups", "callbacks", "appointments", "complaints"):
         assert len(data[section]) == 2, section       # the clear row and the hashed one
@@ -262,7 +264,7 @@ async def test_export_over_http_finds_clear_and_hashed_rows_and_is_audited(api):
     # refusals are 4xx and change nothing: no reason, not a number, not the command role
     for bad in ({"number": NUMBER}, {"number": NUMBER, "reason": "  "}, {"number": "h:abc", "reason": "x"},
                 {"number": 13800001111, "reason": "x"}, {"number": NUMBER, "reason": "x" * 500},
-                {"number": NUMBER, "reason": "a\x00b"}, {"number": NUMBER, "reason": "\udcff"}):
+                {"number": NUMBER, "reason": "x", "also": 1}, {"number": NUMBER, "reason": "a\x00b"}, {"number": NUMBER, "reason": "\udcff"}):
         r = await client.post("/api/privacy/export", json=bad, headers=command)
         assert r.status == 400, bad
     for user in ("sup_leshan", "agent1001"):
