@@ -6,8 +6,9 @@ period: call_records, tickets, follow_ups, callback_tasks, appointments (caller_
 (complainant_number), SMS outbox messages (to_number) and partner messages' JSON payloads
 (caller_number; caller_name emptied) get the pseudonym. opt_outs keep the clear number: the list exists
 to honour a request never to be called, which needs the number for as long as we may call anyone.
-Transcripts, the search index and the audit log hold no number column (transcripts and recordings
-have their own retention, config/hotline.yaml transcription.retention).
+Transcripts and the search index have no number column (their free text, and recordings, have their
+own retention: config/hotline.yaml transcription.retention). The audit log names the numbers the
+numbering plan refused (mostly not callers': toll-fraud attempts); its retention is its own.
 """
 from __future__ import annotations
 

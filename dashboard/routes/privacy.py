@@ -12,7 +12,6 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from core.numbering import to_e164
-
 from dashboard.common import bad_request, me, ok, refuse, services
 from dashboard.common import body as read_body
 from dashboard.routes.interop import validation_message
