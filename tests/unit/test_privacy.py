@@ -2,6 +2,7 @@
 person's data is exported on request, audited (store/privacy.py, core/privacy.py, hotline privacy,
 POST /api/privacy/export)."""
 import asyncio
+import contextlib
 import hashlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -215,6 +216,38 @@ async def test_a_hashed_number_is_never_dialled(db_url):
         assert (f["status"], f["result"]) == ("failed", "refused") and is_pseudonym(f["caller_number"])
     finally:
         await db.close()
+
+
+async def test_the_controller_replaces_old_numbers_periodically(db_url, tmp_path):
+    migrate(db_url, ROOT)
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url},
+                             "privacy": {"caller_number_retention_days": 30, "purge_interval_minutes": 0.01}})
+    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
+                              federation_keys={}, privacy_key=KEY)
+    ctl = compose.controller(cfg, secrets)
+    now = datetime.now(UTC)
+    try:
+        await _seed(ctl.db, NUMBER, "old", now - timedelta(days=40))      # past the configured 30 days
+        await _seed(ctl.db, NUMBER, "new", now - timedelta(days=20))
+        job = asyncio.create_task(ctl._purge_caller_numbers())
+
+        async def purged() -> list:       # the audit row is written once a round has done every table
+            return [e for e in await ctl.audit_log.audit_entries() if e["action"] == "privacy_purge"]
+        try:
+            for _ in range(200):                   # bounded: 20 s at most
+                if await purged():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        (entry,) = await purged()
+        assert entry["user_id"] == "system" and "calls 1" in entry["detail"]
+        assert is_pseudonym((await ctl.call_records.call("pv.old"))["caller_number"])
+        assert (await ctl.call_records.call("pv.new"))["caller_number"] == NUMBER
+    finally:
+        await ctl.db.close()
 
 
 @pytest.fixture
