@@ -310,8 +310,7 @@ async def test_export_over_http_finds_clear_and_hashed_rows_and_is_audited(api):
         ("agent1001", False), ("hotline-service", True), ("sup_leshan", False)]
 
 
-def test_the_cli_purges_and_exports_with_an_audit_row(tmp_path, monkeypatch, capsys):
-    db_url = f"sqlite:///{tmp_path}/cli.db"
+def test_the_cli_purges_and_exports_with_an_audit_row(db_url, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOTLINE_CONFIG_OVERRIDES", json.dumps({"state_dir": str(tmp_path),
                                                                "database": {"url": db_url}}))
     migrate(db_url, ROOT)
