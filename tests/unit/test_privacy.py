@@ -143,6 +143,8 @@ async def test_numbers_past_the_retention_period_become_pseudonyms_and_still_cou
                          due_at=old, created_at=old, updated_at=old))
         before = await _counts(db, privacy, NUMBER)
         assert before[:2] == (2, 2)
+        province = [r for r in before[2] if r["city"] != "leshan"]
+        assert sum(r["calls"] for r in province) == 4 and sum(r["surveys"] for r in province) == 3
 
         counts = await privacy.purge_older_than(365, "system", "")
         assert counts == {"calls": 2, "tickets": 2, "follow_ups": 2, "callbacks": 2, "appointments": 2,
