@@ -38,6 +38,7 @@ from store.calls import CallStore
 from store.complaints import ComplaintStore
 from store.engine import Database, migrate
 from store.followups import FollowUpStore
+from store.privacy import PrivacyStore
 from store.tickets import TicketStore
 from store.transcripts import TranscriptStore
 from interop.effects import ticket_effects
@@ -75,6 +76,7 @@ class Controller:
         self.appointments = AppointmentStore(self.db)
         self.followups = FollowUpStore(self.db)
         self.complaints = ComplaintStore(self.db)
+        self.privacy = PrivacyStore(self.db, secrets.privacy_key)
         self.ticket_rules = cfg.tickets
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
@@ -115,7 +117,8 @@ class Controller:
                        asyncio.create_task(self.bus.listen("transcription", self.broadcast),
                                            name="transcription-relay"),
                        asyncio.create_task(self.bus.listen("interop", self.broadcast), name="interop-relay"),
-                       asyncio.create_task(self.wallboard.run(self.resynced), name="alarms")]
+                       asyncio.create_task(self.wallboard.run(self.resynced), name="alarms"),
+                       asyncio.create_task(self._purge_caller_numbers(), name="caller-number-retention")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:
@@ -384,6 +387,20 @@ class Controller:
                         listener({"type": "ticket_escalated", "ticket": t})
             except Exception as e:   # the database may be down: try again next round
                 log.warning("checking ticket deadlines failed: %s", e)
+
+    async def _purge_caller_numbers(self) -> None:
+        """PIPL: caller numbers past their retention period become pseudonyms (store/privacy.py). The
+        first round waits one interval: a starting controller has calls to catch up on first."""
+        p = self.cfg.system.privacy
+        while True:
+            await asyncio.sleep(p.purge_interval_minutes * 60)
+            try:
+                counts = await self.privacy.purge_older_than(p.caller_number_retention_days, "system", "")
+                if any(counts.values()):
+                    log.info("caller numbers past %d days replaced by their pseudonyms: %s",
+                             p.caller_number_retention_days, counts)
+            except Exception as e:   # the database may be down: try again next round
+                log.warning("replacing old caller numbers failed: %s", e)
 
     async def _reconcile_voicemail(self) -> None:
         """Voicemail left while we were not listening still gets its callback task."""

@@ -14,8 +14,8 @@ from aiohttp import web
 from dashboard import live, spec
 from dashboard.auth import Auth
 from dashboard.common import AUTH, SPEC, errors
-from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, session,
-                              stats, tickets, transcripts, wallboard)
+from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, privacy,
+                              session, stats, tickets, transcripts, wallboard)
 from dashboard.schemas import PATH_PARAMS
 from dashboard.services import SERVICES, ApiServices
 
@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
 }
 
 MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, tickets, transcripts, interop,
-           federation, wallboard, live)
+           federation, privacy, wallboard, live)
 
 
 def make_app(services: ApiServices) -> web.Application:

@@ -103,6 +103,26 @@ Transcript = row_model(m.Transcript, drop=("worker",), extra={
 TranscriptJob = row_model(m.Transcript, drop=("worker", "text", "segments"), name="TranscriptJob", extra={
     "suggested_categories": (list[str], ...)})
 FederatedEvent = row_model(m.FederatedEvent, extra={"ticket": (dict, ...)})
+OptOut = row_model(m.OptOut)
+ExportedTranscript = row_model(m.Transcript, drop=("worker", "segments"), name="ExportedTranscript")
+
+
+class PrivacyExport(BaseModel):
+    """Every row held about one caller number (store/privacy.py): in clear, or past its retention
+    period under the number's pseudonym (h:...)."""
+    number: str = Field(description="the number in E.164")
+    pseudonym: str = Field(description="its keyed hash, as rows past their retention period hold it")
+    generated_at: str
+    calls: list[CallRecord]
+    tickets: list[Ticket]
+    follow_ups: list[FollowUp]
+    callbacks: list[CallbackTask]
+    appointments: list[Appointment]
+    complaints: list[Complaint]
+    messages: list[OutboxMessage]
+    handoffs: list[Handoff]
+    transcripts: list[ExportedTranscript]
+    opt_outs: list[OptOut]
 
 
 class TranscriptState(BaseModel):

@@ -25,6 +25,7 @@ from store.complaints import ComplaintStore
 from store.engine import Database
 from store.followups import FollowUpStore
 from store.interop import FederationStore, InteropStore
+from store.privacy import PrivacyStore
 from store.tickets import TicketStore
 from store.transcripts import TranscriptStore
 from transcription.keywords import KeywordRules
@@ -61,6 +62,7 @@ class ApiServices:
     transcripts: TranscriptStore
     interop: InteropStore
     federation: FederationStore
+    privacy: PrivacyStore              # pseudonyms of caller numbers, retention, one person's export
     # rules and reference data
     ticket_rules: TicketRules
     keyword_rules: KeywordRules

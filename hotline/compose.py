@@ -25,7 +25,7 @@ def api_services(ctl: Controller, secrets: Secrets) -> ApiServices:
         db=ctl.db, call_records=ctl.call_records, callback_tasks=ctl.callback_tasks, auth_store=ctl.auth_store,
         audit_log=ctl.audit_log, alerts=ctl.alerts, tickets=ctl.tickets, appointments=ctl.appointments, followups=ctl.followups,
         complaints=ctl.complaints, transcripts=ctl.transcripts,
-        interop=InteropStore(ctl.db, cfg.system.node.name), federation=FederationStore(ctl.db),
+        interop=InteropStore(ctl.db, cfg.system.node.name), federation=FederationStore(ctl.db), privacy=ctl.privacy,
         ticket_rules=ctl.ticket_rules, keyword_rules=ctl.keyword_rules,
         legal_aid_rules=cfg.legal_aid, centers=centers_of(cfg), partners=dict(cfg.partners),
         partner_keys=dict(secrets.partner_secrets), federation_keys=federation_keys(cfg),

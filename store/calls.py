@@ -108,12 +108,14 @@ class CallStore:
             res = await s.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(notes=notes))
             return res.rowcount > 0
 
-    async def caller_history(self, number: str, exclude_call: str = "", limit: int = 10) -> list[dict]:
+    async def caller_history(self, number: str, exclude_call: str = "", limit: int = 10, alias: str = "") -> list[dict]:
         """Earlier calls from this number, newest first (the screen-pop's 'previous calls'); none for
-        an empty or withheld number (those calls are not one caller's)."""
+        an empty or withheld number (those calls are not one caller's). ``alias``, the number's
+        pseudonym (store/privacy.py), also finds the calls past their retention period."""
         if not identifies_caller(number):
             return []
-        q = (select(CallRecord).where(CallRecord.caller_number == number, CallRecord.call_id != exclude_call)
+        q = (select(CallRecord).where(CallRecord.caller_number.in_({number, alias or number}),
+                                      CallRecord.call_id != exclude_call)
              .order_by(CallRecord.id.desc()).limit(limit))
         async with self.session() as s:
             return [record_to_dict(r) for r in (await s.execute(q)).scalars().all()]

@@ -18,6 +18,7 @@ class Secrets:
     partner_secrets: dict[str, str] = field(default_factory=dict)   # HMAC secrets shared with partners
     federation_secret: str = ""                                       # this node's, for the command center
     federation_keys: dict[str, str] = field(default_factory=dict)     # command center: trusted city nodes
+    privacy_key: str = ""   # HMAC key of the callers' pseudonyms (core/privacy.py); never in the database
 
 
 def _new() -> str:
@@ -44,6 +45,9 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     if not data.get("federation_secret"):
         data["federation_secret"], changed = pysecrets.token_urlsafe(32), True
     data.setdefault("federation_keys", {})
+    # losing it loses nothing stored, but a new key no longer matches old pseudonyms to their callers
+    if not data.get("privacy_key"):
+        data["privacy_key"], changed = pysecrets.token_urlsafe(32), True
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -57,7 +61,8 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
         tmp.replace(path)
     return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents),
                    service_token=data["service_token"], partner_secrets=dict(partner_secrets),
-                   federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]))
+                   federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]),
+                   privacy_key=data["privacy_key"])
 
 
 def trust_node(cfg: HotlineConfig, node: str, secret: str) -> None:

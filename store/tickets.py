@@ -64,14 +64,14 @@ class TicketStore:
             return ticket_to_dict(t) if t else None
 
     async def search(self, *, status: str | None = None, city: str | None = None, caller: str | None = None,
-                     agent: str | None = None, overdue: bool = False, limit: int = 100) -> list[dict]:
+                     agent: str | None = None, overdue: bool = False, limit: int = 100, alias: str = "") -> list[dict]:
         q = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
         if status:
             q = q.where(Ticket.status == status)
         if city:
             q = q.where(Ticket.city == city)
         if caller:
-            q = q.where(Ticket.caller_number == caller)
+            q = q.where(Ticket.caller_number.in_({caller, alias or caller}))
         if agent:
             q = q.where(Ticket.agent == agent)
         if overdue:
@@ -79,12 +79,13 @@ class TicketStore:
         async with self.session() as s:
             return [ticket_to_dict(t) for t in (await s.execute(q)).scalars().all()]
 
-    async def caller_tickets(self, number: str, limit: int = 20) -> list[dict]:
+    async def caller_tickets(self, number: str, limit: int = 20, alias: str = "") -> list[dict]:
         """This caller's tickets, newest first (the screen-pop); none for an empty or withheld number,
-        whose tickets are other people's (``search(caller="")`` would be every ticket)."""
+        whose tickets are other people's (``search(caller="")`` would be every ticket). ``alias``, the
+        number's pseudonym, also finds those past their retention period."""
         if not identifies_caller(number):
             return []
-        return await self.search(caller=number, limit=limit)
+        return await self.search(caller=number, limit=limit, alias=alias)
 
     async def update(self, ticket_id: int, changes: dict, expect_status: str | None = None,
                      follow_up_after: timedelta | None = None) -> dict | None:

@@ -256,6 +256,14 @@ class NumberingPlan(Strict):
         return self
 
 
+class PrivacySettings(Strict):
+    """Personal data over time (PIPL): caller numbers in rows settled (call ended, ticket closed,
+    survey done, ...) and untouched for this many days are replaced by their keyed hash (core/privacy.py),
+    checked every ``purge_interval_minutes`` by the controller and on demand (`hotline privacy purge`)."""
+    caller_number_retention_days: int = Field(365, ge=1, le=36500)
+    purge_interval_minutes: float = Field(60, ge=0.01, le=1440)   # below a minute: tests
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -272,5 +280,6 @@ class SystemFile(Strict):
     federation: FederationSettings = FederationSettings()
     wallboard: WallboardSettings = WallboardSettings()
     numbering_plan: NumberingPlan = NumberingPlan()
+    privacy: PrivacySettings = PrivacySettings()
 
 

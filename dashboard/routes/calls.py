@@ -78,14 +78,16 @@ async def call_history(request):
     rec, p, svc = await call_record(request), me(request), services(request)
     # an empty or withheld number has no history: the stores give nothing for it (it was every ticket);
     # the call's own ticket is always there (the desk edits it)
-    tickets = await svc.tickets.caller_tickets(rec["caller_number"], limit=20)
+    # rows past their retention period hold the number's pseudonym (store/privacy.py): still this caller's
+    alias = svc.privacy.pseudonym(rec["caller_number"])
+    tickets = await svc.tickets.caller_tickets(rec["caller_number"], limit=20, alias=alias)
     own = await svc.tickets.for_call(rec["call_id"])
     if own and all(t["id"] != own["id"] for t in tickets):
         tickets.insert(0, own)
     tickets = [t for t in tickets
                if t["call_id"] == rec["call_id"] or access.sees_city(p, t["city"]) or p.agent_id == t["agent"]]
     # earlier calls to other cities are not this desk's business (same rule as the tickets)
-    previous = [c for c in await svc.call_records.caller_history(rec["caller_number"], rec["call_id"])
+    previous = [c for c in await svc.call_records.caller_history(rec["caller_number"], rec["call_id"], alias=alias)
                 if access.sees_city(p, c["city"]) or p.agent_id == c["agent"]]
     return ok({"call_id": rec["call_id"], "previous_calls": previous, "tickets": tickets})
 

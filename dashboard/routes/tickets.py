@@ -60,9 +60,10 @@ async def tickets(request):
     city = q.get("city") or None
     if city and not access.sees_city(p, city):
         await refuse(request, "view_tickets", target=city, why=f"{city} is outside your cities")
-    n = limit(request, 100, 500)
+    n, caller = limit(request, 100, 500), q.get("caller") or None
+    # a caller's tickets past their retention period hold the number's pseudonym: both are theirs
     rows = await services(request).tickets.search(
-        status=status, city=city, caller=q.get("caller") or None,
+        status=status, city=city, caller=caller, alias=services(request).privacy.pseudonym(caller or ""),
         agent=p.agent_id if p.role == "agent" else (q.get("agent") or None),
         overdue=q.get("overdue") == "1", limit=n if p.all_cities else 500)
     return ok([t for t in rows if access.may_view_call(p, t["agent"], t["city"])][:n])

@@ -22,7 +22,7 @@ UNDOCUMENTED = {("POST", "/api/login"), ("POST", "/api/logout"), ("POST", "/api/
 def app():
     cfg = load_config(None, {})
     secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={})
+                              federation_keys={}, privacy_key="k")
 
     async def build():
         return compose.api(compose.controller(cfg, secrets), secrets)
@@ -45,7 +45,7 @@ def test_every_api_route_is_documented(app):
 def test_operations_are_unique_typed_and_use_the_config(app):
     doc, svc = app[SPEC], app[SERVICES]
     ops = [(p, m, o) for p, ms in doc["paths"].items() for m, o in ms.items()]
-    assert len({o["operationId"] for _, _, o in ops}) == len(ops) == 60
+    assert len({o["operationId"] for _, _, o in ops}) == len(ops) == 61
     for path, _, o in ops:
         names = {p["name"] for p in o.get("parameters", ()) if p["in"] == "path"}
         assert names == set(re.findall(r"\{(\w+)\}", path)), path
@@ -74,3 +74,13 @@ def test_the_transcription_job_list_documents_no_transcript_text(app):
     one = doc["paths"]["/api/calls/{call_id}/transcript"]["get"]
     assert {"text", "segments"} <= set(props(one["responses"]["200"]["content"]["application/json"]["schema"]))
     assert any(p["name"] == "reason" and p["required"] for p in one["parameters"])
+
+
+def test_the_privacy_export_is_a_documented_post_with_a_reason(app):
+    """Issue 16, one person's data: the number travels in the body (never in a URL or access log),
+    a reason is required, and the refusals are documented."""
+    o = app[SPEC]["paths"]["/api/privacy/export"]["post"]
+    body = o["requestBody"]["content"]["application/json"]["schema"]
+    schema = app[SPEC]["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+    assert set(schema["required"]) == {"number", "reason"} and not o.get("parameters")
+    assert {"400", "403"} <= set(o["responses"])

@@ -17,7 +17,7 @@ async def api(db_url, tmp_path):
     migrate(db_url, ROOT)
     cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
     secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={})
+                              federation_keys={}, privacy_key="k")
     ctl = compose.controller(cfg, secrets)
     c = TestClient(TestServer(compose.api(ctl, secrets)))
     await c.start_server()

@@ -14,7 +14,7 @@ from hotline import compose
 async def client():
     cfg = load_config(None, {})
     secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={})
+                              federation_keys={}, privacy_key="k")
     c = TestClient(TestServer(compose.api(compose.controller(cfg, secrets), secrets)))
     await c.start_server()
     yield c
