@@ -1,4 +1,4 @@
-"""Generated credentials (AMI secret, agents' SIP passwords), kept out of config and git."""
+"""Generated credentials (AMI secret, agents' SIP passwords, Redis password, bus key), kept out of config and git."""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,8 @@ class Secrets:
     partner_secrets: dict[str, str] = field(default_factory=dict)   # HMAC secrets shared with partners
     federation_secret: str = ""                                       # this node's, for the command center
     federation_keys: dict[str, str] = field(default_factory=dict)     # command center: trusted city nodes
+    redis_password: str = ""   # the install's Redis ACL user (store/bus.py `provision`), every daemon logs in with it
+    bus_key: str = ""          # HMAC key of the messages the install's daemons publish to each other
 
 
 def _new() -> str:
@@ -44,6 +46,9 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     if not data.get("federation_secret"):
         data["federation_secret"], changed = pysecrets.token_urlsafe(32), True
     data.setdefault("federation_keys", {})
+    for name in ("redis_password", "bus_key"):
+        if not data.get(name):
+            data[name], changed = pysecrets.token_urlsafe(32), True
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -57,7 +62,8 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
         tmp.replace(path)
     return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents),
                    service_token=data["service_token"], partner_secrets=dict(partner_secrets),
-                   federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]))
+                   federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]),
+                   redis_password=data["redis_password"], bus_key=data["bus_key"])
 
 
 def trust_node(cfg: HotlineConfig, node: str, secret: str) -> None:
