@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import time
+import urllib.request
 
 import aiohttp
 import pytest
@@ -194,3 +195,6 @@ def test_only_the_installs_own_publishers_reach_the_desks(bus_stack):
     seen = asyncio.run(run())
     assert sorted(m for m in seen if not m.startswith("ready-")) == ["genuine-1", "genuine-2", "genuine-3"], seen
     assert s.api("/api/status")["redis"]["refused_messages"] >= 7
+    with urllib.request.urlopen(s.base_url + "/metrics", timeout=10) as r:
+        counted = [line for line in r.read().decode().splitlines() if line.startswith("hotline_bus_refused_messages_total ")]
+    assert counted and float(counted[0].split()[1]) >= 7, counted
