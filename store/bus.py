@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import time
+from collections import deque
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -93,7 +94,10 @@ class Bus:
         self._retry_at = 0.0   # while Redis is away, try again only after this (monotonic) time
         self.refused = 0                  # messages and values dropped: not signed by this install
         self._refusal_logged_at = -1e9
-        self._seen: dict[bytes, float] = {}   # signatures of recent messages -> when they expire (replays)
+        # signatures of the messages taken in the last 2 * MESSAGE_MAX_AGE (a replay is refused), and
+        # (expiry, signature) in arrival order to forget them cheaply: live text comes many times a second
+        self._seen: set[bytes] = set()
+        self._seen_order: deque[tuple[float, bytes]] = deque()
 
     @classmethod
     def for_install(cls, settings: RedisSettings, secrets: Secrets) -> Bus:
@@ -123,10 +127,12 @@ class Bus:
             at = data.get("at")
             if not isinstance(at, (int, float)) or abs(now - at) > MESSAGE_MAX_AGE:
                 return self._refuse(name, "too old")
-            self._seen = {s: until for s, until in self._seen.items() if until > now}
+            while self._seen_order and self._seen_order[0][0] <= now:
+                self._seen.discard(self._seen_order.popleft()[1])
             if sig in self._seen:
                 return self._refuse(name, "replayed")
-            self._seen[sig] = now + 2 * MESSAGE_MAX_AGE
+            self._seen.add(sig)
+            self._seen_order.append((now + 2 * MESSAGE_MAX_AGE, sig))
         return data["body"]
 
     def _refuse(self, name: str, why: str) -> None:

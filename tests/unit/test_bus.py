@@ -57,3 +57,14 @@ def test_the_installs_user_gets_its_prefix_and_the_bus_commands_only():
     assert rules[:3] == ["reset", "on", ">pw"]
     assert "~hotline:*" in rules and "&hotline:*" in rules and "-@all" in rules
     assert not any(r in rules for r in ("+@all", "~*", "&*", "allkeys", "allchannels", "+flushall", "+config", "+keys"))
+
+
+def test_taken_messages_are_forgotten_after_the_replay_window(monkeypatch):
+    """The replay memory stays bounded: a signature is kept only while its message could still pass."""
+    now = [1_000_000.0]
+    monkeypatch.setattr("store.bus.time.time", lambda: now[0])
+    bus = Bus(None, "hotline", key="k")
+    for _ in range(3):
+        assert bus._unseal(CHANNEL, bus._seal(CHANNEL, BODY, now[0]), message=True) == BODY
+        now[0] += MESSAGE_MAX_AGE
+    assert len(bus._seen) == 2 and len(bus._seen_order) == 2
