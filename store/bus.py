@@ -58,8 +58,8 @@ def provision(admin_url: str, url: str, prefix: str, password: str) -> list[str]
         try:
             admin.execute_command("ACL", "SAVE")
         except ResponseError as e:   # no aclfile: the user lives until Redis restarts
-            notes.append(f"Redis keeps no aclfile ({e}): the user {prefix!r} is lost when Redis restarts; "
-                         "run `hotline setup` again then, or give Redis an aclfile")
+            notes.append(f"ACL SAVE refused ({str(e).split('.')[0]}): the user {prefix!r} is lost when Redis "
+                         "restarts; run `hotline setup` again then, or give Redis an aclfile")
     finally:
         admin.close()
     anonymous = redis.Redis.from_url(_without_credentials(url), socket_timeout=5, socket_connect_timeout=5)
