@@ -79,7 +79,7 @@ class Controller:
         self.privacy = PrivacyStore(self.db, secrets.privacy_key)
         self.ticket_rules = cfg.tickets
         self.ticket_listeners: list = []   # callables(event dict) for escalations
-        self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
+        self.bus = Bus.for_install(cfg.system.redis, secrets)
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
         self.agents = AgentService(cfg, self.ami, AgentEventStore(self.db))
@@ -433,7 +433,8 @@ class Controller:
         return {
             "controller": {"up": True, "since": self.started_at, "resynced": self.resynced.is_set()},
             "asterisk": {"ami_connected": self.ami.connected.is_set()},
-            "redis": {"configured": self.bus.client is not None, "healthy": self.bus.healthy},
+            "redis": {"configured": self.bus.client is not None, "healthy": self.bus.healthy,
+                      "refused_messages": self.bus.refused},
             "transcription": {"enabled": self.cfg.system.transcription.enabled,
                               "models": {lang: self.models.status(lang) for lang in self.models.entries}},
             "calls_in_progress": [c.as_dict() for c in live],

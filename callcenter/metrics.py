@@ -68,7 +68,7 @@ class _LiveCollector:
         self.ctl, self.queue_label = ctl, queue_label
 
     def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         st = self.ctl.status()
         waiting = GaugeMetricFamily("hotline_queue_waiting", "Callers waiting in a queue", labels=["queue"])
         talking = GaugeMetricFamily("hotline_queue_talking", "Calls of a queue connected to an agent", labels=["queue"])
@@ -86,4 +86,8 @@ class _LiveCollector:
             counts[a["state"]] = counts.get(a["state"], 0) + 1
         for state in ("logged_out", "ready", "on_call", "paused", "wrap_up"):
             agents.add_metric([state], counts.get(state, 0))
-        yield from (waiting, talking, agents)
+        # messages on the install's Redis channels that its daemons did not sign: someone is forging
+        refused = CounterMetricFamily("hotline_bus_refused_messages", "Redis messages and values dropped: "
+                                      "not signed by this install's daemons, moved, old or replayed",
+                                      value=st.get("redis", {}).get("refused_messages", 0))
+        yield from (waiting, talking, agents, refused)

@@ -48,13 +48,15 @@ def cmd_serve(args) -> int:
 
 
 def cmd_transcriber(args) -> int:
+    from store.secrets import load_or_create
     from transcription.service import serve
 
     cfg = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # raise our niceness to the configured value (threads and worker processes inherit it)
     os.nice(max(0, cfg.system.transcription.nice - os.nice(0)))
-    _run_until_signal(lambda stop: serve(cfg, stop))
+    secrets = load_or_create(cfg)
+    _run_until_signal(lambda stop: serve(cfg, secrets, stop))
     return 0
 
 
@@ -76,7 +78,7 @@ def cmd_interop(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secrets = load_or_create(cfg)
     async def run(stop):
-        tasks = [Deliverer(cfg, secrets.partner_secrets, secrets.federation_secret).run(stop)]
+        tasks = [Deliverer(cfg, secrets).run(stop)]
         if cfg.system.federation.mode == "city":
             from interop.federation import Reporter
             tasks.append(Reporter(cfg, secrets).run(stop))

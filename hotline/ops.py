@@ -33,12 +33,41 @@ def cmd_setup(args) -> int:
     secrets = load_or_create(cfg)
     AsteriskInstance(cfg).install(secrets, log=console.print)
     migrate(cfg.system.database.url, cfg.root)
+    _redis_user(cfg, secrets)
     created = _initial_passwords(cfg)
     if created:
         console.print(f"desk logins: initial passwords for {created} users in {cfg.state_dir / 'initial-passwords.txt'}"
                       " (change them with `hotline passwd <user>`)")
     console.print("[green]setup complete[/green]")
     return 0
+
+
+def _redis_user(cfg: HotlineConfig, secrets) -> None:
+    """The install's Redis ACL user, which every daemon logs in as. Created through an administrator's
+    connection: HOTLINE_REDIS_ADMIN_URL (kept out of the config files), else the configured URL (a
+    development Redis whose default user may do anything). Redis is optional: setup goes on without it."""
+    import hashlib
+
+    from redis.exceptions import RedisError
+
+    from store.bus import acl_rules, provision
+
+    r = cfg.system.redis
+    if not r.url:
+        return
+    try:
+        notes = provision(os.environ.get("HOTLINE_REDIS_ADMIN_URL") or r.url, r.url, r.prefix, secrets.redis_password)
+    except (RedisError, OSError) as e:
+        # the line for the operator's aclfile carries the password's SHA-256, as ACL SAVE would write it
+        hashed = "#" + hashlib.sha256(secrets.redis_password.encode()).hexdigest()
+        rules = [hashed if rule.startswith(">") else rule for rule in acl_rules(r.prefix, "") if rule != "reset"]
+        console.print(f"[yellow]Redis user {r.prefix!r} not created ({e}): set HOTLINE_REDIS_ADMIN_URL to an "
+                      f"administrator's redis:// URL and run setup again, or add to Redis's aclfile:[/yellow]\n"
+                      f"user {r.prefix} {' '.join(rules)}")
+        return
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    console.print(f"Redis: the daemons log in as {r.prefix!r} (password in {cfg.state_dir / 'secrets.json'})")
 
 
 def _initial_passwords(cfg: HotlineConfig) -> int:

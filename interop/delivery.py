@@ -24,6 +24,7 @@ from store.engine import Database, migrate
 from store.interop import InteropStore
 from store.alerts import AlertStore
 from store.models import Handoff, Ticket
+from store.secrets import Secrets
 from interop import signing
 from core.config import Partner
 
@@ -50,7 +51,7 @@ def outcome(status: int) -> str:
 
 
 class Deliverer:
-    def __init__(self, cfg: HotlineConfig, partner_secrets: dict[str, str], federation_secret: str = ""):
+    def __init__(self, cfg: HotlineConfig, secrets: Secrets):
         self.cfg = cfg
         self.s = cfg.system.interop
         self.node = cfg.system.node.name
@@ -58,8 +59,9 @@ class Deliverer:
         self.outbox = InteropStore(self.db, self.node)
         self.alerts = AlertStore(self.db)
         self.partners: dict[str, Partner] = dict(cfg.partners)
-        self.secrets = {**partner_secrets, COMMAND_CENTER: federation_secret} if federation_secret else dict(partner_secrets)
-        self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
+        self.secrets = {**secrets.partner_secrets, COMMAND_CENTER: secrets.federation_secret} \
+            if secrets.federation_secret else dict(secrets.partner_secrets)
+        self.bus = Bus.for_install(cfg.system.redis, secrets)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.http: aiohttp.ClientSession | None = None
         self.sent = 0

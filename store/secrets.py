@@ -1,4 +1,4 @@
-"""Generated credentials (AMI secret, agents' SIP passwords), kept out of config and git."""
+"""Generated credentials (AMI secret, agents' SIP passwords, Redis password, bus key), kept out of config and git."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,8 @@ class Secrets:
     federation_secret: str = ""                                       # this node's, for the command center
     federation_keys: dict[str, str] = field(default_factory=dict)     # command center: trusted city nodes
     privacy_key: str = ""   # HMAC key of the callers' pseudonyms (core/privacy.py); never in the database
+    redis_password: str = ""   # the install's Redis ACL user (store/bus.py `provision`), every daemon logs in with it
+    bus_key: str = ""          # HMAC key of the messages the install's daemons publish to each other
 
 
 def _new() -> str:
@@ -48,6 +50,9 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     # losing it loses nothing stored, but a new key no longer matches old pseudonyms to their callers
     if not data.get("privacy_key"):
         data["privacy_key"], changed = pysecrets.token_urlsafe(32), True
+    for name in ("redis_password", "bus_key"):
+        if not data.get(name):
+            data[name], changed = pysecrets.token_urlsafe(32), True
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -62,7 +67,8 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     return Secrets(ami_user="hotline", ami_secret=data["ami_secret"], agent_passwords=dict(agents),
                    service_token=data["service_token"], partner_secrets=dict(partner_secrets),
                    federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]),
-                   privacy_key=data["privacy_key"])
+                   privacy_key=data["privacy_key"], redis_password=data["redis_password"],
+                   bus_key=data["bus_key"])
 
 
 def trust_node(cfg: HotlineConfig, node: str, secret: str) -> None:

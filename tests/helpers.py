@@ -17,9 +17,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from simulators.audio import speech_wav
 from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
 from core.config import HotlineConfig, load_config
+from store.bus import provision
 from store.secrets import load_or_create
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,6 +199,10 @@ class Stack:
         ensure_rootfs(self.cfg.resolve(self.cfg.system.asterisk.rootfs))
         self.secrets = load_or_create(self.cfg)
         self.asterisk.install(self.secrets, log=lambda *a: None)
+        # the stack's Redis user, as `hotline setup` creates it (on the machine's Redis: one more user)
+        r = self.cfg.system.redis
+        if r.url:
+            provision(r.url, r.url, r.prefix, self.secrets.redis_password)
         self.asterisk.start()
         self.start_controller()
 
@@ -206,6 +213,9 @@ class Stack:
         self.stop_controller()
         self.asterisk.stop()
         self.asterisk.remove()
+        if self.cfg.system.redis.url:
+            with contextlib.suppress(redis.RedisError, OSError):
+                redis.Redis.from_url(self.cfg.system.redis.url, socket_timeout=5).acl_deluser(self.cfg.system.redis.prefix)
 
     def start_controller(self, env_extra: dict | None = None) -> None:
         log = open(self.tmp / "controller.log", "ab")

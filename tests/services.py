@@ -16,10 +16,15 @@ from tests.helpers import free_port
 
 
 class RedisServer:
-    def __init__(self, workdir: Path):
+    """With an aclfile, as production runs Redis: the install's user that `hotline setup` creates (ACL
+    SAVE) outlives a crash. ``acl``: its first lines, e.g. the default user turned off."""
+
+    def __init__(self, workdir: Path, acl: list[str] | None = None):
         self.workdir, self.port = workdir, free_port()
         self.proc: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
+        self.aclfile = workdir / "users.acl"
+        self.aclfile.write_text("".join(line + "\n" for line in acl or []))
 
     @property
     def url(self) -> str:
@@ -28,7 +33,8 @@ class RedisServer:
     def start(self) -> None:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.workdir)],
+                                      "--appendonly", "no", "--dir", str(self.workdir),
+                                      "--aclfile", str(self.aclfile)],
                                      stdout=open(self.workdir / "redis.log", "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -23,6 +23,7 @@ from store.bus import Bus
 from core.config import HotlineConfig
 from store.alerts import AlertStore
 from store.engine import Database, migrate
+from store.secrets import Secrets
 from store.transcripts import TranscriptStore
 from transcription import audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
@@ -58,7 +59,7 @@ def alert_rows(rules: KeywordRules, job: dict, segments: list[dict], phase: str)
 
 
 class Transcriber:
-    def __init__(self, cfg: HotlineConfig):
+    def __init__(self, cfg: HotlineConfig, secrets: Secrets):
         self.cfg = cfg
         self.ts = cfg.system.transcription
         self.db = Database(cfg.system.database.url, cfg.root)
@@ -66,7 +67,7 @@ class Transcriber:
         self.alerts = AlertStore(self.db)
         self.models = ModelRegistry(cfg)
         self.rules = compile_rules(cfg.keywords)
-        self.bus = Bus(cfg.system.redis.url, cfg.system.redis.prefix)
+        self.bus = Bus.for_install(cfg.system.redis, secrets)
         self.paths = InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = self._new_pool()
@@ -285,8 +286,8 @@ class Transcriber:
                 await self.bus.publish(TOPIC, {"type": "alert", "alert": a})
 
 
-async def serve(cfg: HotlineConfig, stop: asyncio.Event) -> None:
-    t = Transcriber(cfg)
+async def serve(cfg: HotlineConfig, secrets: Secrets, stop: asyncio.Event) -> None:
+    t = Transcriber(cfg, secrets)
     await t.start()
     try:
         await stop.wait()

@@ -118,7 +118,9 @@ class Database(Strict):
 
 class RedisSettings(Strict):
     url: str | None = "redis://127.0.0.1:6379/0"
-    prefix: str = "hotline"
+    # keys and channels start with "<prefix>:", and the install's Redis ACL user is named after it: no
+    # glob characters or spaces, which would widen or break its ACL rules
+    prefix: str = Field("hotline", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class CallbackSettings(Strict):

@@ -16,6 +16,7 @@ import pytest
 
 from core.config import load_config
 from store.engine import Database, migrate
+from store.secrets import load_or_create
 from store.transcripts import TranscriptStore
 from tests.helpers import ROOT, free_port, wait_for
 
@@ -134,7 +135,7 @@ def test_retention_deletes_old_recordings_and_keeps_the_row(node):
     cfg, _, tmp = node
 
     async def run():
-        t = Transcriber(cfg)
+        t = Transcriber(cfg, load_or_create(cfg))
         try:
             files = recording_tracks(t.paths, REC + ".wav")
             assert all(p.exists() for p in files.values())

@@ -36,7 +36,7 @@ def test_live_queue_labels_are_configured_queues():
         def status(self):
             return {"queues": {"leshan": {"waiting": 2, "talking": 1}, "evil\"q": {"waiting": 1, "talking": 0},
                                "zz1": {"waiting": 1, "talking": 1}},
-                    "agents": [{"state": "ready"}, {"state": "bogus"}]}
+                    "agents": [{"state": "ready"}, {"state": "bogus"}], "redis": {"refused_messages": 3}}
     m = Metrics(cities=CITIES, queues=QUEUES)
     m.watch(Ctl())
     waiting = {s.labels["queue"]: s.value for s in _samples(m, "hotline_queue_waiting")}
@@ -45,3 +45,4 @@ def test_live_queue_labels_are_configured_queues():
     assert set(waiting) <= set(QUEUES) | {"other"}
     agents = {s.labels["state"]: s.value for s in _samples(m, "hotline_agents")}
     assert set(agents) == {"logged_out", "ready", "on_call", "paused", "wrap_up"}
+    assert [s.value for s in _samples(m, "hotline_bus_refused_messages")] == [3]
