@@ -2,7 +2,6 @@
 (dashboard/spec.py): every /api/ route is in it, typed, with the running config's ids as enums."""
 import asyncio
 import re
-from types import SimpleNamespace
 
 import pytest
 
@@ -11,6 +10,7 @@ from dashboard import spec
 from dashboard.common import SPEC
 from dashboard.services import SERVICES
 from hotline import compose
+from store.secrets import Secrets
 
 # not in /api/openapi.json: the session itself, and the signed endpoints (their own document)
 UNDOCUMENTED = {("POST", "/api/login"), ("POST", "/api/logout"), ("POST", "/api/interop/v1/tickets"),
@@ -21,8 +21,7 @@ UNDOCUMENTED = {("POST", "/api/login"), ("POST", "/api/logout"), ("POST", "/api/
 @pytest.fixture(scope="module")
 def app():
     cfg = load_config(None, {})
-    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={}, privacy_key="k")
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key="k", bus_key="k")
 
     async def build():
         return compose.api(compose.controller(cfg, secrets), secrets)

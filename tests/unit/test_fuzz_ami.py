@@ -504,7 +504,7 @@ def test_controller_hands_every_event_to_the_tracker(cfg, kinds, junk, stamps, r
         blocks.insert(data.draw(st.integers(0, len(blocks)), label="at"), j)
 
     async def go():
-        ctl = Controller(cfg, Secrets("hotline", "secret", {}, privacy_key="k"))
+        ctl = Controller(cfg, Secrets("hotline", "secret", {}, privacy_key="k", bus_key="k"))
         ctl.tracker.clock = Clock()
         proto = connect(ctl.ami)
         feed(proto, BANNER + b"".join(blocks), where)

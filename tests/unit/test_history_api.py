@@ -1,6 +1,5 @@
 """Issue 16, finding 8, over the API: the screen-pop's history (GET /api/calls/{id}/history) of a call
 from an empty or withheld number lists no other calls and no other tickets."""
-from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -8,6 +7,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from core.calls import CallState
 from core.config import load_config
 from hotline import compose
+from store.secrets import Secrets
 from store.engine import migrate
 from tests.helpers import ROOT
 
@@ -16,8 +16,7 @@ from tests.helpers import ROOT
 async def api(db_url, tmp_path):
     migrate(db_url, ROOT)
     cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
-    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={}, privacy_key="k")
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key="k", bus_key="k")
     ctl = compose.controller(cfg, secrets)
     c = TestClient(TestServer(compose.api(ctl, secrets)))
     await c.start_server()

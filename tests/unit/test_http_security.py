@@ -1,20 +1,19 @@
 """Issue 16, finding 10: browser protections on every answer of the HTTP app (pages, static files,
 API answers and refusals), and a login that a cross-site form cannot send."""
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.config import load_config
 from hotline import compose
+from store.secrets import Secrets
 
 
 @pytest.fixture
 async def client():
     cfg = load_config(None, {})
-    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={}, privacy_key="k")
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key="k", bus_key="k")
     c = TestClient(TestServer(compose.api(compose.controller(cfg, secrets), secrets)))
     await c.start_server()
     yield c

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -25,6 +24,7 @@ from dashboard.common import AUTH
 from dashboard.schemas import PrivacyExport
 from hotline import compose
 from hotline.cli import main as cli
+from store.secrets import Secrets
 from store.auth import AuditLog
 from store.callbacks import CallbackStore
 from store.calls import CallStore
@@ -224,8 +224,7 @@ async def test_the_controller_replaces_old_numbers_periodically(db_url, tmp_path
     migrate(db_url, ROOT)
     cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url},
                              "privacy": {"caller_number_retention_days": 30, "purge_interval_minutes": 0.01}})
-    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={}, privacy_key=KEY)
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key=KEY, bus_key="k")
     ctl = compose.controller(cfg, secrets)
     now = datetime.now(UTC)
     try:
@@ -256,8 +255,7 @@ async def test_the_controller_replaces_old_numbers_periodically(db_url, tmp_path
 async def api(db_url, tmp_path):
     migrate(db_url, ROOT)
     cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
-    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={}, privacy_key=KEY)
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key=KEY, bus_key="k")
     ctl = compose.controller(cfg, secrets)
     c = TestClient(TestServer(compose.api(ctl, secrets)))
     await c.start_server()
