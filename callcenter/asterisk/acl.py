@@ -56,7 +56,8 @@ class SipBlocklist:
         conn.close()
 
     def unblock(self, network: str) -> bool:
-        net = str(ipaddress.ip_network(network, strict=False))
+        """Lift the block of a network, or of the unit an address belongs to."""
+        net = str(ipaddress.ip_network(network, strict=False)) if "/" in network else network_of(network)
         with self._connect() as conn:
             n = conn.execute(f"DELETE FROM {TABLE} WHERE deny = ?", (net,)).rowcount
         conn.close()

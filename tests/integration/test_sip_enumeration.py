@@ -8,8 +8,10 @@ agents on 127.0.0.1 go on registering; each failure is logged, the block audited
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
-from tests.helpers import wait_for
+from tests.helpers import ROOT, wait_for
 from tests.sip_probe import SipProbe, SipResponse
 
 METHODS = ("REGISTER", "INVITE", "OPTIONS", "SUBSCRIBE")
@@ -80,7 +82,28 @@ def test_password_guessing_blocks_the_address_not_the_agents(clean_stack, tmp_pa
     rows = [e for e in s.api("/api/audit?limit=200") if e["action"] == "sip_blocked" and e["target"] == f"{GUESSER}/32"]
     assert rows and not rows[0]["allowed"] and "last for account agent1001" in rows[0]["detail"]
 
+    assert f"{GUESSER}/32" in hotline(s, "sip-blocks")
+
     # the block ends by itself: the address is challenged again, like any other
     wait_for(lambda: probe(s, GUESSER, "REGISTER", "agent9999")[0].status == 401, g.block_seconds + 15,
              "the block lifted")
     assert s.sip_blocklist.blocked() == {}
+
+    # an operator can lift a block at once (an office locked out by one misconfigured phone), audited
+    guess_until_blocked(s, g.max_failures + 1)
+    assert "let in again" in hotline(s, "sip-blocks", "--unblock", GUESSER)
+    assert [r.status for r in probe(s, GUESSER, "REGISTER", "agent9999")] == [401]
+    assert [e for e in s.api("/api/audit?limit=50") if e["action"] == "sip_unblocked" and e["target"] == GUESSER]
+
+
+def hotline(stack, *args: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "hotline.cli", *args], cwd=ROOT, env=stack.env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=True, timeout=60)
+    return res.stdout
+
+
+def guess_until_blocked(stack, attempts: int) -> None:
+    for i in range(attempts):
+        if probe(stack, GUESSER, "REGISTER", "agent1002", f"again{i}")[0].status == 403:
+            return
+    wait_for(lambda: probe(stack, GUESSER, "OPTIONS", "agent9999")[0].status == 403, 10, "blocked again")
