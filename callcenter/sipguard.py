@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import re
+import sqlite3
 import time
 from collections import OrderedDict, deque
 
@@ -95,7 +96,12 @@ class SipGuard:
             while len(self.failures) > MAX_TRACKED:
                 self.failures.popitem(last=False)
             return
-        await asyncio.to_thread(self.blocklist.block, net, now + s.block_seconds)
+        try:
+            await asyncio.to_thread(self.blocklist.block, net, now + s.block_seconds)
+        except (OSError, sqlite3.Error):
+            # e.g. the controller may not write Asterisk's lib directory: say so loudly, keep counting
+            log.exception("could not block SIP address %s after %d failed authentications", net, len(times))
+            return
         log.warning("SIP address %s blocked for %.0f s after %d failed authentications in %.0f s (last account %s)",
                     net, s.block_seconds, len(times), s.window_seconds, account)
         await self.audit_log.audit("system", "", "sip_blocked", target=net, allowed=False,
@@ -108,9 +114,9 @@ class SipGuard:
 
     async def run(self, every: float = 5.0) -> None:
         """Lift blocks whose time is up, also those left from before a restart."""
-        await asyncio.to_thread(self.blocklist.ensure)
         while True:
             try:
+                await asyncio.to_thread(self.blocklist.ensure)
                 await self.expire()
             except Exception:
                 log.exception("could not lift expired SIP blocks; will retry")

@@ -117,3 +117,18 @@ def test_a_block_never_writes_a_malformed_rule(tmp_path):
     assert bl.blocked() == {}
     bl.block("192.0.2.1", 5.0)
     assert bl.unblock("192.0.2.1/32") and bl.blocked() == {}
+
+
+async def test_a_block_that_cannot_be_written_is_logged_not_fatal(tmp_path, caplog):
+    """The controller may lack write access to Asterisk's lib directory: it says so and goes on."""
+    (tmp_path / "file").write_text("")
+
+    class NoAudit:
+        async def audit(self, *a, **k):
+            raise AssertionError("nothing was blocked: nothing to audit")
+
+    guard = SipGuard(SipGuardSettings(max_failures=1), [], SipBlocklist(tmp_path / "file" / "bl.sqlite3"),
+                     NoAudit(), Clock())
+    caplog.set_level(logging.WARNING, "hotline.sipguard")
+    await guard.apply(failed("agent1001", "192.0.2.7", "e1"))
+    assert "could not block SIP address 192.0.2.7/32" in caplog.records[-1].getMessage()
