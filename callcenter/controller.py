@@ -93,7 +93,8 @@ class Controller:
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
         paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
         self.sip_guard = SipGuard(cfg.system.sip_guard, cfg.system.trunk.match,
-                                  SipBlocklist(paths.host(blocklist_path(paths))), self.audit_log)
+                                  SipBlocklist(paths.host(blocklist_path(paths))), self.audit_log,
+                                  on_block=self.metrics.sip_blocks.inc)
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to

@@ -49,12 +49,13 @@ def source_address(remote: str) -> str | None:
 
 class SipGuard:
     def __init__(self, settings: SipGuardSettings, trusted: list[str], blocklist: SipBlocklist,
-                 audit_log: AuditLog, clock=time.time):
+                 audit_log: AuditLog, clock=time.time, on_block=lambda: None):
         self.settings = settings
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in [*trusted, *settings.exempt]]
         self.blocklist = blocklist
         self.audit_log = audit_log
         self.clock = clock
+        self.on_block = on_block        # the metric
         self.failures: OrderedDict[str, deque[float]] = OrderedDict()   # network -> failure times
         self.unknown: OrderedDict[str, str] = OrderedDict()             # Call-ID -> unknown account tried
 
@@ -102,6 +103,7 @@ class SipGuard:
             # e.g. the controller may not write Asterisk's lib directory: say so loudly, keep counting
             log.exception("could not block SIP address %s after %d failed authentications", net, len(times))
             return
+        self.on_block()
         log.warning("SIP address %s blocked for %.0f s after %d failed authentications in %.0f s (last account %s)",
                     net, s.block_seconds, len(times), s.window_seconds, account)
         await self.audit_log.audit("system", "", "sip_blocked", target=net, allowed=False,

@@ -1,8 +1,8 @@
 """Security review 16 §13: SIP accounts cannot be enumerated, and password guessing is stopped.
 
 Raw SIP over UDP from addresses that are not the carrier's (the trunk matches 127.0.0.1/32 only), so the
-whole answer can be compared: a real account (agent1001, sup_leshan) and a made-up one (agent9999) get the
-same status, headers and challenge to REGISTER, INVITE, OPTIONS and SUBSCRIBE, also after a wrong
+whole answer can be compared: real accounts (agent1001, sup_leshan), the trunk's name and a made-up account
+(agent9999) get the same status, headers and challenge to REGISTER, INVITE, OPTIONS and SUBSCRIBE, also after a wrong
 password. Wrong passwords from one address block it (403 for every request, whatever account) while
 agents on 127.0.0.1 go on registering; each failure is logged, the block audited and lifted in time."""
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import urllib.request
 
 from tests.helpers import ROOT, wait_for
 from tests.sip_probe import SipProbe, SipResponse
 
 METHODS = ("REGISTER", "INVITE", "OPTIONS", "SUBSCRIBE")
 GUESSER = "127.0.0.2"
-# the parity test's addresses, one per method: three wrong passwords each stay below the block
+# the parity test's addresses, one per method: four wrong passwords each stay below the block
 PROBERS = {m: f"127.0.0.{3 + i}" for i, m in enumerate(METHODS)}
 
 
@@ -38,13 +39,14 @@ def test_real_and_made_up_accounts_get_the_same_answers(clean_stack):
     s = clean_stack
     answers = {}
     for method in METHODS:
-        for user in ("agent1001", "sup_leshan", "agent9999"):
+        for user in ("agent1001", "sup_leshan", "carrier", "agent9999"):
             # the first answer (no credentials), then the answer to a wrong password
             got = probe(s, PROBERS[method], method, user, password="not-the-password")
             answers[method, user] = [shape(r) for r in got]
     for method in METHODS:
-        real, other, made_up = (answers[method, u] for u in ("agent1001", "sup_leshan", "agent9999"))
-        assert real == other == made_up, f"{method}: agent1001 {real}\nsup_leshan {other}\nagent9999 {made_up}"
+        real, other, trunk, made_up = (answers[method, u] for u in ("agent1001", "sup_leshan", "carrier", "agent9999"))
+        assert real == other == trunk == made_up, \
+            f"{method}: agent1001 {real}\nsup_leshan {other}\ncarrier {trunk}\nagent9999 {made_up}"
         # both steps are a digest challenge (never a 404, 403 or 489 that only a made-up account gets)
         assert [a[0] for a in real] == [401, 401], method
         assert dict(real[0][4]) == {"realm": "hotline12348", "algorithm": "MD5", "qop": "auth"}
@@ -83,6 +85,10 @@ def test_password_guessing_blocks_the_address_not_the_agents(clean_stack, tmp_pa
     assert rows and not rows[0]["allowed"] and "last for account agent1001" in rows[0]["detail"]
 
     assert f"{GUESSER}/32" in hotline(s, "sip-blocks")
+    with urllib.request.urlopen(s.base_url + "/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    assert re.search(r"^hotline_sip_blocks_total [1-9]", metrics, re.M)
+    assert re.search(r'^hotline_ami_events_total\{event="ChallengeResponseFailed"\} [1-9]', metrics, re.M)
 
     # the block ends by itself: the address is challenged again, like any other
     wait_for(lambda: probe(s, GUESSER, "REGISTER", "agent9999")[0].status == 401, g.block_seconds + 15,

@@ -40,7 +40,8 @@ async def test_failures_are_logged_counted_per_address_and_block_it(db_url, tmp_
     blocklist = SipBlocklist(tmp_path / "bl.sqlite3")
     blocklist.ensure()
     clock = Clock()
-    guard = SipGuard(SETTINGS, ["127.0.0.1/32"], blocklist, AuditLog(db), clock)
+    blocks = []
+    guard = SipGuard(SETTINGS, ["127.0.0.1/32"], blocklist, AuditLog(db), clock, on_block=lambda: blocks.append(1))
     caplog.set_level(logging.INFO, "hotline.sipguard")
     try:
         # a real account and a made-up one count alike: 2 failures, no block yet
@@ -56,6 +57,7 @@ async def test_failures_are_logged_counted_per_address_and_block_it(db_url, tmp_
         await guard.apply(failed("agent1001", "192.0.2.8", "c3"))
         await guard.apply(failed("agent1001", "192.0.2.7", "c4"))
         assert blocklist.blocked() == {"192.0.2.7/32": clock.now + 300}
+        assert blocks == [1]
         entries = [e for e in await AuditLog(db).audit_entries() if e["action"] == "sip_blocked"]
         assert [(e["target"], e["allowed"], e["user_id"]) for e in entries] == [("192.0.2.7/32", False, "system")]
         assert "3 failed SIP authentications" in entries[0]["detail"]
