@@ -38,7 +38,7 @@ def safe(text: str, limit: int = 64) -> str:
 
 def source_address(remote: str) -> str | None:
     """``IPV4/UDP/192.0.2.7/5060`` -> ``192.0.2.7``; None if it is not that."""
-    parts = remote.split("/")
+    parts = remote.split("/") if isinstance(remote, str) else []
     if len(parts) < 4:
         return None
     try:
@@ -68,7 +68,7 @@ class SipGuard:
         if address is None:
             log.warning("SIP security event %s without a usable address", safe(ev.get("Event", "")))
             return
-        session = ev.get("SessionID", "")
+        session = str(ev.get("SessionID", ""))[:128]     # the caller's Call-ID: bounded before it is kept
         if ev.get("Event") == UNKNOWN_ACCOUNT:
             self.unknown[session] = safe(ev.get("AccountID", ""))
             self.unknown.move_to_end(session)

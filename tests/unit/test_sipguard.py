@@ -106,6 +106,7 @@ def test_names_and_addresses_from_events():
     assert source_address("IPV4/UDP/127.0.0.2/5060") == "127.0.0.2"
     assert source_address("IPV6/UDP/2001:db8::1/5060") == "2001:db8::1"
     assert source_address("IPV4/UDP/not-an-ip/5060") is None and source_address("") is None
+    assert source_address(["IPV4/UDP/127.0.0.2/5060", "IPV4/UDP/127.0.0.3/5060"]) is None   # a repeated header
 
 
 def test_a_block_never_writes_a_malformed_rule(tmp_path):
