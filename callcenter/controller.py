@@ -22,6 +22,8 @@ from core.paths import InstancePaths
 from store.bus import Bus
 from callcenter.metrics import Metrics
 from callcenter.originate import Originator
+from callcenter.asterisk.acl import SipBlocklist, blocklist_path
+from callcenter.sipguard import SipGuard
 from callcenter.records import RecordWriter
 from callcenter.tracker import CallTracker
 from core import kpi, workflow
@@ -89,6 +91,10 @@ class Controller:
         originate = Originator(self.ami, cfg, self.audit_log)   # refuses numbers outside the numbering plan
         self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
+        paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
+        self.sip_guard = SipGuard(cfg.system.sip_guard, cfg.system.trunk.match,
+                                  SipBlocklist(paths.host(blocklist_path(paths))), self.audit_log,
+                                  on_block=self.metrics.sip_blocks.inc)
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
@@ -118,7 +124,8 @@ class Controller:
                                            name="transcription-relay"),
                        asyncio.create_task(self.bus.listen("interop", self.broadcast), name="interop-relay"),
                        asyncio.create_task(self.wallboard.run(self.resynced), name="alarms"),
-                       asyncio.create_task(self._purge_caller_numbers(), name="caller-number-retention")]
+                       asyncio.create_task(self._purge_caller_numbers(), name="caller-number-retention"),
+                       asyncio.create_task(self.sip_guard.run(), name="sip-guard")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:
@@ -213,6 +220,9 @@ class Controller:
             ev = await self.ami.events.get()
             self.metrics.events.labels(self.metrics.event_label(ev.get("Event"))).inc()
             try:
+                if SipGuard.wants(ev):
+                    await self.sip_guard.apply(ev)
+                    continue
                 ts = event_time(ev)
                 if ts is not None:
                     delay = max(0.0, time.time() - ts)

@@ -27,6 +27,9 @@ class Metrics:
         self.ami_up = Gauge("hotline_ami_connected", "1 when the AMI session is logged in", registry=self.registry)
         self.event_lag = Gauge("hotline_ami_event_lag_seconds", "Last event's age when handled", registry=self.registry)
         self.db_errors = Counter("hotline_db_errors_total", "Failed record writes (retried)", registry=self.registry)
+        # failed SIP authentications are hotline_ami_events_total{event="ChallengeResponseFailed"}
+        self.sip_blocks = Counter("hotline_sip_blocks_total", "SIP addresses blocked after failed authentications",
+                                  registry=self.registry)
         fine = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
         # from Asterisk's own event timestamps: is the controller keeping up, is the dialplan fast under load
         self.event_delay = Histogram("hotline_ami_event_delay_seconds", "Event's age when handled",

@@ -97,6 +97,51 @@ def cmd_token(args) -> int:
     return 0
 
 
+def cmd_sip_blocks(args) -> int:
+    """The SIP addresses blocked after failed authentications (callcenter/sipguard.py); --unblock lifts
+    one at once (an office whose misconfigured phone locked its colleagues out), audited."""
+    import asyncio
+    import time
+    from datetime import datetime
+
+    from callcenter.asterisk.acl import SipBlocklist, blocklist_path
+    from core.paths import InstancePaths
+    from store.auth import AuditLog
+    from store.engine import Database, migrate
+
+    cfg = _config(args)
+    a = cfg.system.asterisk
+    paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
+    blocklist = SipBlocklist(paths.host(blocklist_path(paths)))
+    blocklist.ensure()
+    if not args.unblock:
+        t = Table("network", "blocked until", title="blocked SIP addresses")
+        for net, until in sorted(blocklist.blocked().items()):
+            t.add_row(net, datetime.fromtimestamp(until).isoformat(timespec="seconds"))
+        Console().print(t)
+        return 0
+    try:
+        lifted = blocklist.unblock(args.unblock)
+    except ValueError:
+        console.print(f"[red]{args.unblock!r} is not an IP address or network[/red]")
+        return 2
+    if not lifted:
+        console.print(f"{args.unblock} is not blocked")
+        return 1
+    migrate(cfg.system.database.url, cfg.root)
+
+    async def audit():
+        db = Database(cfg.system.database.url, cfg.root)
+        try:
+            await AuditLog(db).audit("operator", "", "sip_unblocked", target=args.unblock,
+                                     detail=f"lifted by `hotline sip-blocks --unblock` at {time.time():.0f}")
+        finally:
+            await db.close()
+    asyncio.run(audit())
+    console.print(f"{args.unblock} let in again")
+    return 0
+
+
 def register(sub) -> None:
     s = sub.add_parser("prompts", help="IVR prompts")
     s.add_argument("action", choices=["check"])
@@ -120,3 +165,6 @@ def register(sub) -> None:
     s.add_argument("--days", type=float, default=90)
     s.add_argument("--label", default="")
     s.set_defaults(func=cmd_token)
+    s = sub.add_parser("sip-blocks", help="SIP addresses blocked after failed logins; --unblock lifts one")
+    s.add_argument("--unblock", metavar="ADDRESS", help="e.g. 192.0.2.7/32 (IPv6: the /64)")
+    s.set_defaults(func=cmd_sip_blocks)

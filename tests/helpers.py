@@ -20,6 +20,7 @@ from pathlib import Path
 import redis
 
 from simulators.audio import speech_wav
+from callcenter.asterisk.acl import SipBlocklist, blocklist_path
 from callcenter.asterisk.runtime import AsteriskInstance, ensure_rootfs
 from core.config import HotlineConfig, load_config
 from store.bus import provision
@@ -166,6 +167,8 @@ class Stack:
                        "callback": {"retry_seconds": 5, "ring_seconds": 15, "offer_every_seconds": 30}},
             # every city open unless a test says otherwise: results must not depend on the hour
             "routing": {"schedules": {"default": {"always_open": True}}},
+            # failed SIP logins block their address: soon and briefly, so a test can see it lifted
+            "sip_guard": {"max_failures": 5, "window_seconds": 60, "block_seconds": 15},
         }
         self.controller: subprocess.Popen | None = None
         self.transcriber: subprocess.Popen | None = None
@@ -255,6 +258,16 @@ class Stack:
 
     def stop_transcriber(self) -> None:
         terminate(self.transcriber)
+
+    @property
+    def sip_blocklist(self) -> SipBlocklist:
+        p = self.asterisk.paths
+        return SipBlocklist(p.host(blocklist_path(p)))
+
+    def unblock_sip(self) -> None:
+        """Lift every SIP address block (a scanner test's must not refuse the next test's probes)."""
+        for net in self.sip_blocklist.blocked():
+            self.sip_blocklist.unblock(net)
 
     def kill_controller(self) -> None:
         if self.controller and self.controller.poll() is None:
@@ -380,6 +393,7 @@ def fresh(stack: Stack):
             p.stop()
         stack.parties.clear()
     stop_parties()
+    stack.unblock_sip()
     if stack.controller is None or stack.controller.poll() is not None:
         stack.start_controller()
     stack.logout_all()

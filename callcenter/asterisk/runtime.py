@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from callcenter.asterisk import confgen
+from callcenter.asterisk.acl import SipBlocklist, blocklist_path
 from core.paths import InstancePaths
 from store.secrets import Secrets
 from core.config import HotlineConfig
@@ -98,6 +99,8 @@ class AsteriskInstance:
             tmp.write_text(text, encoding="utf-8")
             os.chmod(tmp, 0o600 if name in ("manager.conf", "pjsip.conf") else 0o644)
             tmp.replace(dest)
+        # the table must exist before Asterisk starts: a missing one costs an error per SIP request
+        SipBlocklist(p.host(blocklist_path(p))).ensure()
         statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache")
         # app_queue plays announcements by language (sounds/<lang>/...): link our prompts in there
         for lang in self.cfg.ivr.languages:

@@ -266,6 +266,26 @@ class PrivacySettings(Strict):
     purge_interval_minutes: float = Field(60, ge=0.01, le=1440)   # below a minute: tests
 
 
+class SipGuardSettings(Strict):
+    """Failed SIP authentications (wrong password, unknown account) per source address: after
+    ``max_failures`` within ``window_seconds`` the address is refused (403) for ``block_seconds``.
+    The trunk's networks and ``exempt`` ones are never blocked, only logged."""
+    max_failures: int = Field(10, ge=1, le=10_000)
+    window_seconds: float = Field(300, ge=1, le=86_400)
+    block_seconds: float = Field(900, ge=1, le=30 * 86_400)
+    exempt: list[str] = []
+
+    @field_validator("exempt")
+    @classmethod
+    def networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as e:
+                raise ValueError(f"sip_guard.exempt: {net!r} is not an IP address or network ({e})") from None
+        return v
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -283,5 +303,6 @@ class SystemFile(Strict):
     wallboard: WallboardSettings = WallboardSettings()
     numbering_plan: NumberingPlan = NumberingPlan()
     privacy: PrivacySettings = PrivacySettings()
+    sip_guard: SipGuardSettings = SipGuardSettings()
 
 

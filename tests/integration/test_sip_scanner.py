@@ -66,6 +66,8 @@ def test_scanner_traffic_is_refused_and_live_calls_go_on(clean_stack, audio, tmp
     assert not [r for r in s.records(100) if r["caller_number"].startswith("scan")
                 or r["caller_number"] == s.cfg.system.trunk.name]
     assert "agent1001" in s.asterisk.rx("pjsip show contacts")
+    # the password guessing got the scanner's address blocked (finding 13): its later guesses had a 403
+    assert [e for e in s.api("/api/audit?limit=200") if e["action"] == "sip_blocked" and e["target"] == f"{SCANNER_IP}/32"]
 
     # the live call went on throughout: answered, full length, and the agent's voice reached the caller
     res = caller.result(90)

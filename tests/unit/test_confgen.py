@@ -52,6 +52,22 @@ def test_modules_are_trimmed():
     assert "load = app_queue.so" in mods and "chan_iax2" not in mods
 
 
+def test_failed_sip_logins_reach_the_controller_and_blocks_reach_asterisk():
+    """Finding 13: security events are read (the frequent harmless ones filtered out); PJSIP ACLs come
+    from the blocklist table, read on each request without a long transaction, with no new write class."""
+    mgr = FILES["manager.conf"]
+    assert "read = call,agent,user,security\n" in mgr
+    assert "write = call,agent,originate,reporting\n" in mgr
+    assert "eventfilter = !Event: ChallengeSent\n" in mgr and "eventfilter = !Event: SuccessfulAuth\n" in mgr
+    for m in ("res_pjsip_acl.so", "res_sorcery_realtime.so", "res_config_sqlite3.so"):
+        assert f"load = {m}\n" in FILES["modules.conf"]
+    assert "[acl]\nacl = realtime,ps_acls\n" in FILES["sorcery.conf"]
+    assert "ps_acls => sqlite3,hotline,ps_acls\n" in FILES["extconfig.conf"]
+    db = FILES["res_config_sqlite3.conf"]
+    assert "dbfile = /srv/hotline/main/lib/sip-blocklist.sqlite3\n" in db and "batch = 0\n" in db
+    assert "type = acl" not in FILES["pjsip.conf"]      # the realtime mapping replaces pjsip.conf's ACLs
+
+
 def test_queue_per_city_and_pool():
     q = FILES["queues.conf"]
     for qid in CFG.queue_ids:
@@ -100,7 +116,8 @@ def test_files_and_dialplan_sections_keep_their_order():
     assert list(FILES) == [
         "asterisk.conf", "modules.conf", "logger.conf", "rtp.conf", "pjsip.conf", "manager.conf", "queues.conf",
         "extensions.conf", "voicemail.conf", "musiconhold.conf", "cdr.conf", "cel.conf", "acl.conf", "udptl.conf",
-        "pjproject.conf", "ccss.conf", "indications.conf", "features.conf", "confbridge.conf"]
+        "pjproject.conf", "ccss.conf", "indications.conf", "features.conf", "confbridge.conf",
+        "sorcery.conf", "extconfig.conf", "res_config_sqlite3.conf"]
     sections = []
     for name in re.findall(r"^\[([^\]]+)\]$", FILES["extensions.conf"], re.M):
         name = re.sub(r"^hotline-(ivr-city|wf|hours|partner-headers|partner)-.*", r"hotline-\1-*", name)

@@ -61,4 +61,5 @@ def _files(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: s
         "indications.conf": system.INDICATIONS_CONF,
         "features.conf": system.FEATURES_CONF,
         "confbridge.conf": system.CONFBRIDGE_CONF,
+        **system.sip_acl_files(paths),
     }

@@ -9,6 +9,7 @@ from .common import HEADER
 def manager_conf(cfg: HotlineConfig, secrets: Secrets) -> str:
     a = cfg.system.asterisk
     # Least privilege: events and actions the controller needs; no 'command' or 'system' write.
+    # 'security' brings failed SIP authentications to callcenter/sipguard.py.
     return HEADER + f"""[general]
 enabled = yes
 port = {a.ami_port}
@@ -22,7 +23,7 @@ authlimit = 20
 secret = {secrets.ami_secret}
 deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.1/255.255.255.255
-read = call,agent,user
+read = call,agent,user,security
 write = call,agent,originate,reporting
 writetimeout = 5000
 """ + "".join(f"eventfilter = !Event: {e}\n" for e in UNUSED_EVENTS)
@@ -36,5 +37,7 @@ UNUSED_EVENTS = ("Newstate", "NewCallerid", "NewConnectedLine", "NewAccountCode"
                  "DialEnd", "DeviceStateChange", "ExtensionStatus", "HangupRequest", "SoftHangupRequest",
                  "MusicOnHoldStart", "MusicOnHoldStop", "LocalBridge", "LocalOptimizationBegin",
                  "LocalOptimizationEnd", "MixMonitorStart", "MixMonitorStop", "ChanSpyStart", "ChanSpyStop",
-                 "BridgeCreate", "BridgeDestroy", "Hold", "Unhold", "VarSet", "Newexten", "RTCP")
+                 "BridgeCreate", "BridgeDestroy", "Hold", "Unhold", "VarSet", "Newexten", "RTCP",
+                 # security events of every phone's registration: only the failures matter
+                 "ChallengeSent", "SuccessfulAuth")
 

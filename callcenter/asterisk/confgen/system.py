@@ -5,6 +5,8 @@ from __future__ import annotations
 from core.config import HotlineConfig
 from core.paths import InstancePaths
 
+from ..acl import TABLE, blocklist_path
+
 from .common import HEADER
 
 # Only what the platform uses is loaded: a smaller attack surface and a faster start.
@@ -19,6 +21,9 @@ MODULES = [
     "res_pjsip_caller_id.so", "res_pjsip_dtmf_info.so", "res_pjsip_refer.so", "res_pjsip_nat.so",
     "res_pjsip_header_funcs.so", "res_pjsip_logger.so", "res_pjsip_rfc3326.so", "res_pjsip_pubsub.so",
     "res_pjsip_outbound_authenticator_digest.so", "func_pjsip_endpoint.so",
+    # addresses refused after failed authentications: PJSIP ACLs Asterisk reads on every request from
+    # the table the controller keeps (callcenter/asterisk/acl.py, sip_acl_files below)
+    "res_config_sqlite3.so", "res_sorcery_realtime.so", "res_pjsip_acl.so",
     # bridging
     "bridge_simple.so", "bridge_native_rtp.so", "bridge_softmix.so", "bridge_holding.so",
     "bridge_builtin_features.so",
@@ -85,6 +90,18 @@ def voicemail_conf(cfg: HotlineConfig) -> str:
     for qid, names in [(c.id, c.names) for c in cfg.cities] + [(cfg.province.id, cfg.province.names)]:
         lines.append(f"{qid} => 0,{names.en} 12348\n")
     return "".join(lines)
+
+
+def sip_acl_files(paths: InstancePaths) -> dict[str, str]:
+    """PJSIP's ACL objects come from the blocklist table, not pjsip.conf. Sorcery realtime reads it on
+    each request; batch = 0 keeps res_config_sqlite3 out of a long transaction, in which it would not
+    see the controller's new rows."""
+    return {
+        "sorcery.conf": HEADER + f"[acl]\nacl = realtime,{TABLE}\n",
+        "extconfig.conf": HEADER + f"[settings]\n{TABLE} => sqlite3,hotline,{TABLE}\n",
+        "res_config_sqlite3.conf": HEADER + f"[hotline]\ndbfile = {blocklist_path(paths)}\nbatch = 0\n"
+                                            "requirements = warn\n",
+    }
 
 
 def musiconhold_conf(paths: InstancePaths) -> str:
