@@ -76,16 +76,16 @@ async def test_a_non_ascii_csrf_token_is_a_403_not_a_crash(client):
     """Issue 16, finding 5: hmac.compare_digest raised TypeError on a non-ASCII header (a 500)."""
     refused = []
 
-    async def audit(user_id, role, action, call_id="", target="", allowed=True, detail=""):
-        refused.append((user_id, action, target, allowed))
-    client.auth.audit = audit
+    async def audit(action, source, user_id="", role="", target="", detail=""):
+        refused.append((user_id, action, target, source))
+    client.auth.refused = audit
     r = await client.post("/api/login", json={"user": "agent1001", "password": PW})
     csrf = (await r.json())["csrf"]
     for forged in ("令牌", csrf[:-1] + "é", "forged"):
         r = await client.post("/api/me", headers={CSRF_HEADER: forged})
         assert r.status == 403, forged
     assert (await client.post("/api/me", headers={CSRF_HEADER: csrf})).status == 200
-    assert refused == [("agent1001", "csrf_refused", "POST /api/me", False)] * 3    # audited like other refusals
+    assert refused == [("agent1001", "csrf_refused", "POST /api/me", "127.0.0.1")] * 3   # audited like other refusals
 
 
 async def test_wrong_passwords_lock_the_user_out_for_a_while(client):
