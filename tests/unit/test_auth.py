@@ -464,3 +464,23 @@ async def test_a_refused_token_is_audited_and_folded(api):
     assert (await api.get("/api/calls")).status == 401             # no token at all: nothing to audit
     [row] = await _rows(api, "token_refused")
     assert (row["count"], row["target"], row["allowed"]) == (4, "GET /api/calls", False)
+
+
+async def _raw_status(api, headers: bytes) -> int:
+    """GET /api/calls with header bytes as sent (an HTTP client library would refuse to send these)."""
+    reader, writer = await asyncio.open_connection(api.host, api.port)
+    writer.write(b"GET /api/calls HTTP/1.1\r\nHost: hotline\r\nConnection: close\r\n" + headers + b"\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return int(answer.split()[1])
+
+
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xff\xfe", "Authorization: Bearer 令牌".encode(),
+                                    b"Cookie: hl_session=\xff\xfe", "Cookie: hl_session=令牌".encode()])
+async def test_a_token_that_is_not_utf8_or_ascii_is_a_401_and_audited_not_a_crash(api, header):
+    """Noticed in review: a bearer token or session cookie with bytes that are not UTF-8 reached
+    hashlib as lone surrogates (str.encode raised: a 500)."""
+    assert await _raw_status(api, header + b"\r\n") == 401
+    [row] = await _rows(api, "token_refused")
+    assert row["count"] == 1 and row["target"] == "GET /api/calls"
