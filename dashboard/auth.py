@@ -301,6 +301,9 @@ class Auth:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             token = header[7:].strip()
+            # ours are ASCII; bytes that were not UTF-8 arrive as lone surrogates, which hashing cannot encode
+            if not token.isascii():
+                return None, "bearer", None
             h = digest(token)
             if self._service and hmac.compare_digest(h, self._service):
                 return SERVICE, "bearer", None
@@ -312,6 +315,8 @@ class Auth:
         token = request.cookies.get(COOKIE)   # browsers send it on the WebSocket upgrade too
         if not token:
             return None, "", None
+        if not token.isascii():
+            return None, "cookie", None
         h = digest(token)
         row = await self.store.token(h)
         now = time.time()
