@@ -29,6 +29,7 @@ from callcenter.tracker import CallTracker
 from core import kpi, workflow
 from core.calls import CallState, usable_epoch
 from core.contract import RESYNC_VARS, Ev, Var
+from core.periodic import run_every
 from core.config import HotlineConfig
 from backoffice.followups import FollowUpDialer
 from store.agents import AgentEventStore
@@ -52,6 +53,7 @@ from transcription.segment import index_text
 from transcription.tap import LiveTap
 
 log = logging.getLogger("hotline.controller")
+AUDIT_PURGE_SECONDS = 3600   # retention is counted in days: an hourly purge keeps each delete small
 
 
 def event_time(ev) -> float | None:
@@ -72,7 +74,7 @@ class Controller:
         self.call_records = CallStore(self.db)
         self.callback_tasks = CallbackStore(self.db)
         self.auth_store = AuthStore(self.db)
-        self.audit_log = AuditLog(self.db)
+        self.audit_log = AuditLog(self.db, cfg.system.audit.refusal_sources_per_minute)
         # partner status messages and command-center events commit with the ticket change causing them
         self.tickets = TicketStore(self.db, effects=ticket_effects(cfg))
         self.appointments = AppointmentStore(self.db)
@@ -125,7 +127,9 @@ class Controller:
                        asyncio.create_task(self.bus.listen("interop", self.broadcast), name="interop-relay"),
                        asyncio.create_task(self.wallboard.run(self.resynced), name="alarms"),
                        asyncio.create_task(self._purge_caller_numbers(), name="caller-number-retention"),
-                       asyncio.create_task(self.sip_guard.run(), name="sip-guard")]
+                       asyncio.create_task(self.sip_guard.run(), name="sip-guard"),
+                       asyncio.create_task(run_every(None, AUDIT_PURGE_SECONDS, self.purge_audit, log,
+                                                     "audit retention"), name="audit-retention")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:
@@ -411,6 +415,12 @@ class Controller:
                              p.caller_number_retention_days, counts)
             except Exception as e:   # the database may be down: try again next round
                 log.warning("replacing old caller numbers failed: %s", e)
+
+    async def purge_audit(self) -> None:
+        """Audit rows past audit.retention_days go (finding 6 of issue 16: the log had no end)."""
+        n = await self.audit_log.purge(self.cfg.system.audit.retention_days)
+        if n:
+            log.info("audit retention: %d rows older than %d days deleted", n, self.cfg.system.audit.retention_days)
 
     async def _reconcile_voicemail(self) -> None:
         """Voicemail left while we were not listening still gets its callback task."""

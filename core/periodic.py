@@ -1,4 +1,5 @@
-"""The controller's periodic jobs (callbacks, follow-ups): run while the AMI session is resynced."""
+"""The controller's periodic jobs: callbacks and follow-ups run while the AMI session is resynced
+(``ready``); housekeeping that needs no Asterisk (the audit log's retention) runs regardless."""
 from __future__ import annotations
 
 import asyncio
@@ -6,10 +7,11 @@ import logging
 from typing import Awaitable, Callable
 
 
-async def run_every(ready: asyncio.Event, interval: float, tick: Callable[[], Awaitable], log: logging.Logger,
+async def run_every(ready: asyncio.Event | None, interval: float, tick: Callable[[], Awaitable], log: logging.Logger,
                     what: str) -> None:
     while True:
-        await ready.wait()
+        if ready is not None:
+            await ready.wait()
         try:
             await tick()
         except Exception as e:   # Asterisk or the database away: try again next round

@@ -36,7 +36,7 @@ MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, ti
 
 
 def make_app(services: ApiServices) -> web.Application:
-    auth = Auth(services.cfg, services.auth_store, services.service_token, audit=services.audit_log.audit)
+    auth = Auth(services.cfg, services.auth_store, services.service_token, refused=services.audit_log.refused)
     app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
     app[SERVICES] = services
     app.on_response_prepare.append(_security_headers)

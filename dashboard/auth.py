@@ -38,6 +38,8 @@ SIGNED_PREFIXES = ("/api/interop/", "/api/federation/v1/")
 # user, it never refuses a client that has not failed; see LoginThrottle)
 LOCKOUT_SECONDS, LOCKOUT_FAILURES, CLIENT_FAILURES, USER_FAILURES = 60, 5, 20, 50
 ARGON2_PARALLEL, ARGON2_QUEUE = 2, 16      # 64 MiB and ~0.1 s of a core per verification
+# no user id is longer (config ids: 32); a longer one is refused before the throttle keeps it for a minute
+USER_MAX = 64
 
 # RFC 9106's second recommendation (64 MiB, 3 passes): strong without needing a big box
 hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
@@ -168,9 +170,32 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _is_text(s: str) -> bool:
+    """Whether ``s`` can be encoded as UTF-8: JSON allows a lone surrogate ("\\udcff"), which neither
+    Argon2 (it hashes UTF-8 bytes) nor a database can take."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unusable_login(user, password) -> str:
+    """Why a login's user and password cannot even be checked, '' when they can."""
+    if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+        return "user and password are required strings"
+    if len(user) > USER_MAX:
+        return f"no user id is longer than {USER_MAX} characters"
+    if not (_is_text(user) and _is_text(password)):
+        return "user and password must be valid Unicode text (a lone surrogate is not)"
+    return ""
+
+
 def hash_password(password: str) -> str:
     if len(password) < 10:
         raise ValueError("a password needs at least 10 characters")
+    if not _is_text(password):
+        raise ValueError("a password must be valid Unicode text (a lone surrogate is not)")
     return hasher.hash(password)
 
 
@@ -182,9 +207,9 @@ def _verify(stored: str, password: str) -> bool:
 
 
 class Auth:
-    def __init__(self, cfg: HotlineConfig, store, service_token: str = "", audit=None):
+    def __init__(self, cfg: HotlineConfig, store, service_token: str = "", refused=None):
         self.cfg, self.store = cfg, store
-        self.audit = audit          # AuditLog.audit: refusals made here are written like the handlers' ones
+        self.refused = refused      # AuditLog.refused: refusals made here are audited, folded per source
         self.users = principals(cfg)
         self._service = digest(service_token) if service_token else ""
         self.throttle = LoginThrottle()
@@ -205,6 +230,8 @@ class Auth:
     async def login(self, user_id: str, password: str, client: str = "") -> tuple[Principal, str, str]:
         """(principal, session token, CSRF token); raises PermissionError with a reason for the log,
         Throttled when this user, this client or the server has had too many attempts."""
+        if unusable_login(user_id, password):      # the HTTP route answers 400 first; this is for any caller
+            raise PermissionError("wrong user or password")
         limit, wait = self.throttle.wait(user_id, client)
         if limit:
             raise Throttled({"pair": "too many failed logins for this user from here",
@@ -269,10 +296,14 @@ class Auth:
 
     # ---- every request
     async def identify(self, request: web.Request) -> tuple[Principal | None, str, dict | None]:
-        """(principal, how: 'bearer'|'cookie'|'', token row) for this request."""
+        """(principal, how: 'bearer'|'cookie'|'', token row) for this request; a token that was sent but
+        is not valid gives (None, how, None)."""
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             token = header[7:].strip()
+            # ours are ASCII; bytes that were not UTF-8 arrive as lone surrogates, which hashing cannot encode
+            if not token.isascii():
+                return None, "bearer", None
             h = digest(token)
             if self._service and hmac.compare_digest(h, self._service):
                 return SERVICE, "bearer", None
@@ -280,15 +311,17 @@ class Auth:
             if row and row["kind"] == "api" and row["expires_at"] > time.time():
                 row["hash"] = h
                 return self.users.get(row["user_id"]), "bearer", row
-            return None, "", None
+            return None, "bearer", None
         token = request.cookies.get(COOKIE)   # browsers send it on the WebSocket upgrade too
         if not token:
             return None, "", None
+        if not token.isascii():
+            return None, "cookie", None
         h = digest(token)
         row = await self.store.token(h)
         now = time.time()
         if not row or row["kind"] != "session" or row["expires_at"] < now or row["last_seen"] + self.idle < now:
-            return None, "", None
+            return None, "cookie", None
         if now - row["last_seen"] > 30:   # sliding idle timeout, without a write per request
             await self.store.touch_token(h)
         row["hash"] = h
@@ -301,22 +334,29 @@ class Auth:
             return await handler(request)
         principal, how, row = await self.identify(request)
         if principal is None:
+            if how:   # a token was sent: guessed, revoked (perhaps stolen) or expired
+                await self._refused(request, "token_refused", None, f"{how} token unknown, revoked or expired")
             return _error(401, "login required (session expired or missing)")
         if how == "cookie" and request.method not in ("GET", "HEAD", "OPTIONS"):
             # cookies ride along with cross-site requests; the CSRF token does not
             sent = request.headers.get(CSRF_HEADER, "")
             # compare_digest raises TypeError on non-ASCII str (was a 500); our tokens are ASCII
             if not (row and sent and sent.isascii() and hmac.compare_digest(sent, row["csrf"])):
-                if self.audit:
-                    await self.audit(principal.user_id, principal.role, "csrf_refused",
-                                     target=f"{request.method} {request.path}"[:128], allowed=False,
-                                     detail="missing or wrong CSRF token")
+                await self._refused(request, "csrf_refused", principal, "missing or wrong CSRF token")
                 return _error(403, "missing or wrong CSRF token")
         if not access.may_reach(principal, request.method, request.path):
-            return _error(403, f"a {principal.role} login may not use {request.method} {request.path}")
+            why = f"a {principal.role} login may not use {request.method} {request.path}"
+            await self._refused(request, "route_refused", principal, why)
+            return _error(403, why)
         request[PRINCIPAL] = principal
         request[SESSION] = row
         return await handler(request)
+
+    async def _refused(self, request: web.Request, action: str, principal: Principal | None, why: str) -> None:
+        if self.refused:
+            await self.refused(action, self.client(request), user_id=principal.user_id if principal else "",
+                               role=principal.role if principal else "",
+                               target=f"{request.method} {request.path}", detail=why)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -96,6 +96,14 @@ async def refuse(request: web.Request, action: str, call_id: str = "", target: s
     raise Forbidden(why)
 
 
+async def audit_refusal(request: web.Request, action: str, user_id: str = "", role: str = "", target: str = "",
+                        detail: str = "") -> None:
+    """Audit a refusal that needs no login to cause (a login, a signed request): folded into one row per
+    action, client address and minute (store/auth.py AuditLog.refused)."""
+    await services(request).audit_log.refused(action, request.app[AUTH].client(request), user_id=user_id, role=role,
+                                              target=target, detail=detail)
+
+
 async def audit(request: web.Request, action: str, call_id: str = "", target: str = "", detail: str = "") -> None:
     p = me(request)
     await services(request).audit_log.audit(p.user_id, p.role, action, call_id, target, allowed=True, detail=detail)

@@ -88,7 +88,7 @@ def row_model(model, *, drop: tuple[str, ...] = (), extra: dict | None = None, b
 
 CallRecord = row_model(m.CallRecord)
 CallbackTask = row_model(m.CallbackTask)
-AuditEntry = row_model(m.AuditEntry)
+AuditEntry = row_model(m.AuditEntry, drop=("fold_minute",))   # the fold's key, internal
 Ticket = row_model(m.Ticket)
 Appointment = row_model(m.Appointment)
 OutboxMessage = row_model(m.OutboxMessage)

@@ -97,15 +97,25 @@ def row_to_dict(row) -> dict:
     return out
 
 
+def storable(text: str) -> str:
+    """Text every database can store: without NUL (PostgreSQL refuses it) and with each lone surrogate
+    (JSON's "\\udcff", header bytes that were not UTF-8) as U+FFFD: no driver can encode one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.replace("\x00", "")
+
+
 def fitted(model, values: dict) -> dict:
-    """Column values from what Asterisk reported, cut to each column's length and without NUL bytes:
+    """Column values from what Asterisk or a client sent, storable and cut to each column's length:
     a caller ID is the caller's to choose, and PostgreSQL refuses an over-long or NUL-bearing value —
     the record writer would retry that row forever and no later call would be saved."""
     cols = model.__table__.c
     out = {}
     for name, v in values.items():
         if isinstance(v, str):
-            v = v.replace("\x00", "")
+            v = storable(v)
             length = getattr(cols[name].type, "length", None)
             if length:
                 v = v[:length]

@@ -107,8 +107,11 @@ class AuthToken(Base):
 
 class AuditEntry(Base):
     """Who did what to which call or agent, allowed or refused: supervisors' listen/whisper/barge,
-    transfers, notes, state changes made for someone else, logins."""
+    transfers, notes, state changes made for someone else, logins. A refusal anyone can cause (bad
+    login, unsigned partner request) is folded: one row per action, source and minute, with a count."""
     __tablename__ = "audit_log"
+    # the folded row of (minute, action, source); NULL fold_minute (every row not folded) never conflicts
+    __table_args__ = (UniqueConstraint("fold_minute", "action", "source", name="uq_audit_fold"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -119,6 +122,10 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(128), default="")
     allowed: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(64), default="")       # the client's address, for refusals
+    count: Mapped[int] = mapped_column(Integer, default=1)            # how many times (folded refusals)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the last of them
+    fold_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)   # minutes since 1970, folded rows
 
 
 class Ticket(Base):

@@ -134,6 +134,12 @@ def terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
             proc.wait()
 
 
+def refusals(s: "Stack", action: str) -> int:
+    """How many refusals of ``action`` the audit log has counted: a refusal anyone can cause is folded
+    into one row per source address and minute, with a count (issue 16, finding 6)."""
+    return sum(e["count"] for e in s.api("/api/audit?limit=1000") if e["action"] == action and not e["allowed"])
+
+
 def wait_for(pred, timeout: float = 15, what: str = "condition", log: Path | None = None):
     """The first truthy value of ``pred()`` within ``timeout``; else fail, with the log's tail."""
     deadline = time.monotonic() + timeout

@@ -286,6 +286,21 @@ class SipGuardSettings(Strict):
         return v
 
 
+class AuditSettings(Strict):
+    """The audit log (store/auth.py AuditLog): how long rows are kept, and how refusals are folded."""
+    retention_days: int = Field(365, le=3650)
+    # refusals (no login needed to cause them) are one row per action, source address and minute; past
+    # this many sources in one minute the rest share one row, so that many addresses cannot grow it either
+    refusal_sources_per_minute: int = Field(1000, ge=10, le=100_000)
+
+    @field_validator("retention_days")
+    @classmethod
+    def six_months(cls, v: int) -> int:
+        if v < 180:   # the Cybersecurity Law (网络安全法 art. 21): network logs are kept six months at least
+            raise ValueError(f"{v} days is too short: audit rows are kept at least 180 days (网络安全法 art. 21)")
+        return v
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -304,5 +319,6 @@ class SystemFile(Strict):
     numbering_plan: NumberingPlan = NumberingPlan()
     privacy: PrivacySettings = PrivacySettings()
     sip_guard: SipGuardSettings = SipGuardSettings()
+    audit: AuditSettings = AuditSettings()
 
 

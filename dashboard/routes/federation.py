@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from dashboard.common import me, ok, refuse, services
+from dashboard.common import audit_refusal, me, ok, refuse, services
 from dashboard.routes.interop import validation_message
 from dashboard.schemas import FederatedEvent, Unset
 from dashboard.spec import op
@@ -45,14 +45,13 @@ async def signed(request, model):
                                      time.time())
     except signing.SignatureError as e:
         sender = signing.header_text(request.headers.get(signing.KEY, ""))[:64]
-        await svc.audit_log.audit(sender, "node", "federation_refused", target=request.path, allowed=False, detail=str(e))
+        await audit_refusal(request, "federation_refused", sender, "node", request.path, str(e))
         return _json(401, {"error": str(e)})
     try:
         # twice the window: a timestamp up to WINDOW ahead of our clock stays valid that long
         await svc.federation.use_nonce(node, nonce, 2 * signing.WINDOW)
     except Replay:
-        await svc.audit_log.audit(node, "node", "federation_refused", target=request.path, allowed=False,
-                                  detail=f"replayed nonce {nonce}")
+        await audit_refusal(request, "federation_refused", node, "node", request.path, f"replayed nonce {nonce}")
         return _json(401, {"error": "replayed request (nonce already used)"})
     try:
         doc = model.model_validate_json(body)

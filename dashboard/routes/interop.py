@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from backoffice.tickets import TicketError, check_transition
 from core import access
-from dashboard.common import audit, json_error, me, ok, refuse, services, ticket_row
+from dashboard.common import audit, audit_refusal, json_error, me, ok, refuse, services, ticket_row
 from dashboard.schemas import Handoff, Vocab
 from dashboard.spec import op
 from interop import signing
@@ -54,7 +54,7 @@ async def signed(request, model):
                                         time.time())
     except signing.SignatureError as e:
         sender = signing.header_text(request.headers.get(signing.KEY, ""))[:64]
-        await svc.audit_log.audit(sender, "partner", "interop_refused", target=request.path, allowed=False, detail=str(e))
+        await audit_refusal(request, "interop_refused", sender, "partner", request.path, str(e))
         return _json(401, {"error": str(e)})
     try:
         doc = model.model_validate_json(body)
@@ -76,8 +76,7 @@ async def answered(request, partner, nonce, work):
             return _json(earlier["status"], {**earlier["body"], "idempotent_replay": True})
         result = await work(key)
     except Replay:
-        await svc.audit_log.audit(partner, "partner", "interop_refused", target=request.path, allowed=False,
-                              detail=f"replayed nonce {nonce}")
+        await audit_refusal(request, "interop_refused", partner, "partner", request.path, f"replayed nonce {nonce}")
         return _json(401, {"error": "replayed request (nonce already used)"})
     return _json(result["status"], result["body"])
 

@@ -7,8 +7,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from core.workflow import all_queues
-from dashboard.auth import COOKIE, SESSION, login_refused
-from dashboard.common import AUTH, SPEC, json_error, me, ok, services
+from dashboard.auth import COOKIE, SESSION, login_refused, unusable_login
+from dashboard.common import AUTH, SPEC, audit_refusal, json_error, me, ok, services
 from dashboard.common import body as read_body
 from dashboard.schemas import PAUSE_REASONS, PauseReason, Principal
 from dashboard.spec import op
@@ -55,17 +55,20 @@ async def login(request):
     # site can log a browser in (login CSRF); a JSON body from another site needs CORS, which we do not allow
     if request.content_type != "application/json":
         return json_error(415, "send the login as JSON (Content-Type: application/json)")
-    body = await read_body(request)
+    body = await read_body(request)    # not a JSON object: 400, and like any malformed request, not audited
     user, password = body.get("user"), body.get("password")
-    if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
-        return json_error(400, "user and password are required strings")
+    # refusals are audited, folded per address and minute: no login is needed to cause one
+    why = unusable_login(user, password)
+    if why:
+        await audit_refusal(request, "login", user if isinstance(user, str) else "", detail=why)
+        return json_error(400, why)
     client = auth.client(request)
     try:
         principal, token, csrf = await auth.login(user, password, client)
     except PermissionError as e:
-        await svc.audit_log.audit(user[:64], "", "login", allowed=False, detail=f"{e} (from {client})")
+        await audit_refusal(request, "login", user, detail=str(e))
         return login_refused(e)
-    await svc.audit_log.audit(principal.user_id, principal.role, "login")
+    await svc.audit_log.audit(principal.user_id, principal.role, "login", source=client)
     resp = ok({"user": principal.as_dict(), "csrf": csrf})
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                     max_age=int(auth.max_age), secure=request.secure)

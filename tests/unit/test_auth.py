@@ -1,8 +1,10 @@
 """Desk logins over real HTTP (aiohttp test server) and a real database (SQLite and PostgreSQL):
 Argon2id passwords, lockout, session idle and absolute expiry, CSRF, API tokens, revocation."""
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -10,10 +12,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
 from core.config import load_config
+from hotline import compose
+import store.auth
 from store.auth import AuthStore
 from store.engine import Database, migrate
-from store.models import AuthToken
+from store.models import AuditEntry, AuthToken
 import dashboard.auth
+from dashboard.common import AUTH
 from dashboard.auth import (COOKIE, CSRF_HEADER, PRINCIPAL, Auth, LoginThrottle, Throttled, hash_password,
                             login_refused)
 
@@ -71,16 +76,16 @@ async def test_a_non_ascii_csrf_token_is_a_403_not_a_crash(client):
     """Issue 16, finding 5: hmac.compare_digest raised TypeError on a non-ASCII header (a 500)."""
     refused = []
 
-    async def audit(user_id, role, action, call_id="", target="", allowed=True, detail=""):
-        refused.append((user_id, action, target, allowed))
-    client.auth.audit = audit
+    async def audit(action, source, user_id="", role="", target="", detail=""):
+        refused.append((user_id, action, target, source))
+    client.auth.refused = audit
     r = await client.post("/api/login", json={"user": "agent1001", "password": PW})
     csrf = (await r.json())["csrf"]
     for forged in ("令牌", csrf[:-1] + "é", "forged"):
         r = await client.post("/api/me", headers={CSRF_HEADER: forged})
         assert r.status == 403, forged
     assert (await client.post("/api/me", headers={CSRF_HEADER: csrf})).status == 200
-    assert refused == [("agent1001", "csrf_refused", "POST /api/me", False)] * 3    # audited like other refusals
+    assert refused == [("agent1001", "csrf_refused", "POST /api/me", "127.0.0.1")] * 3   # audited like other refusals
 
 
 async def test_wrong_passwords_lock_the_user_out_for_a_while(client):
@@ -323,3 +328,159 @@ async def test_a_login_is_rechecked_against_the_store(client):
     await auth.set_password("agent1001", PW)                         # as `hotline passwd` does, elsewhere
     assert "ended" in await auth.still_valid(api_row)
     assert ended[-1] == ("", "agent1001", "password changed")
+
+
+# ---- the audit log: refusals are folded, rows have a retention period (issue 16, finding 6)
+
+@pytest.fixture
+async def api(db_url, tmp_path):
+    """The real HTTP app (every route, the real audit log) on SQLite and PostgreSQL, without Asterisk."""
+    migrate(db_url, ROOT)
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
+    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
+                              federation_keys={})
+    ctl = compose.controller(cfg, secrets)
+    c = TestClient(TestServer(compose.api(ctl, secrets)))
+    await c.start_server()
+    c.ctl, c.auth = ctl, c.server.app[AUTH]
+    yield c
+    await c.close()
+    await ctl.db.close()
+
+
+def _one_minute(monkeypatch) -> datetime:
+    """Pin the audit log's clock inside one minute, so that a burst cannot straddle two."""
+    at = datetime.now(timezone.utc).replace(second=20, microsecond=0)
+    monkeypatch.setattr(store.auth, "utcnow", lambda: at)
+    return at
+
+
+async def _rows(c, action: str) -> list[dict]:
+    return [r for r in await c.ctl.audit_log.audit_entries(1000) if r["action"] == action]
+
+
+async def test_500_refused_logins_from_one_address_in_a_minute_leave_one_row_with_their_count(api, monkeypatch):
+    """Finding 6: every refused login added a row, no login needed, so anyone could grow the audit log
+    without limit. Refusals from one address are one row per minute with a count; many at once
+    (concurrent upserts of the same row) lose none."""
+    _one_minute(monkeypatch)
+    monkeypatch.setattr(dashboard.auth, "_verify", lambda stored, pw: False)   # no Argon2 cost here
+    statuses = []
+    for burst in range(10):
+        statuses += await asyncio.gather(*(
+            api.post("/api/login", json={"user": f"guess{i % 7}", "password": "wrong password"})
+            for i in range(burst * 50, burst * 50 + 50)))
+    assert {r.status for r in statuses} <= {401, 429} and len(statuses) == 500
+    rows = await _rows(api, "login")
+    assert len(rows) == 1, rows
+    assert rows[0]["count"] == 500 and not rows[0]["allowed"] and rows[0]["source"] == "127.0.0.1"
+    assert rows[0]["user_id"].startswith("guess")
+    # an authenticated, audited read is not folded: each one is its own row
+    for _ in range(2):
+        assert (await api.get("/api/search?q=wages", headers={"Authorization": "Bearer t"})).status == 200
+    reads = await _rows(api, "search")
+    assert [(r["count"], r["user_id"], r["detail"]) for r in reads] == [(1, "hotline-service", "wages")] * 2
+
+
+async def test_refusals_fold_per_source_and_are_capped_per_minute(api, monkeypatch):
+    """The fold is per (action, source address, minute): another address or another minute is another
+    row; past the configured number of sources in a minute, the rest share one row."""
+    at = _one_minute(monkeypatch)
+    log = api.ctl.audit_log
+    for _ in range(3):
+        await log.refused("interop_refused", "192.0.2.1", user_id="12345", detail="signature does not match")
+    await log.refused("interop_refused", "192.0.2.2", user_id="12345", detail="signature does not match")
+    monkeypatch.setattr(store.auth, "utcnow", lambda: at + timedelta(minutes=1))
+    await log.refused("interop_refused", "192.0.2.1", user_id="12345", detail="stale")
+    rows = await _rows(api, "interop_refused")
+    assert sorted((r["source"], r["count"]) for r in rows) == [("192.0.2.1", 1), ("192.0.2.1", 3), ("192.0.2.2", 1)]
+    assert api.ctl.audit_log.sources_per_minute == api.ctl.cfg.system.audit.refusal_sources_per_minute
+    capped = store.auth.AuditLog(api.ctl.db, sources_per_minute=10)
+    for i in range(40):
+        await capped.refused("federation_refused", f"2001:db8:{i:x}::/64", user_id="node")
+    rows = await _rows(api, "federation_refused")
+    assert len(rows) == 11 and sum(r["count"] for r in rows) == 40
+    assert [r["count"] for r in rows if r["source"] == "*"] == [30]
+
+
+async def test_audit_rows_past_the_retention_period_are_purged(api):
+    """Finding 6: audit rows had no retention. The controller purges rows older than
+    audit.retention_days (config/hotline.yaml) on a schedule."""
+    ctl = api.ctl
+    days = ctl.cfg.system.audit.retention_days
+    await ctl.audit_log.audit("sup_leshan", "supervisor", "listen", "c.1")
+    await ctl.audit_log.audit("sup_leshan", "supervisor", "listen", "c.2")
+    await ctl.audit_log.refused("login", "203.0.113.9", user_id="guess")
+    old = datetime.now(timezone.utc) - timedelta(days=days + 1)
+    async with ctl.db.session.begin() as s:
+        await s.execute(update(AuditEntry).where(AuditEntry.call_id != "c.2").values(at=old))
+    await ctl.purge_audit()
+    assert [r["call_id"] for r in await ctl.audit_log.audit_entries(100)] == ["c.2"]
+
+
+@pytest.mark.parametrize("body", [
+    '{"user": "\\udcff", "password": "correct horse battery"}',        # a lone surrogate in the user
+    '{"user": "agent1001", "password": "\\ud800 horse battery"}',      # ... in the password
+    '{"user": "agent\\u0000", "password": "correct horse battery"}',   # NUL: PostgreSQL cannot store it
+])
+async def test_a_login_with_text_no_database_can_store_is_a_4xx_and_audited(api, body):
+    """A JSON login whose user or password held a lone surrogate was a 500: the database could not
+    store the refused user in the audit log, and Argon2 could not encode the password."""
+    await api.auth.set_password("agent1001", PW)
+    r = await api.post("/api/login", data=body, headers={"Content-Type": "application/json"})
+    assert 400 <= r.status < 500, await r.text()
+    [row] = await _rows(api, "login")
+    assert not row["allowed"] and row["source"] == "127.0.0.1"
+    json.dumps(row["user_id"]).encode()      # stored as valid text
+    assert "\x00" not in row["user_id"]
+
+
+async def test_a_user_id_longer_than_any_is_refused_before_the_throttle_keeps_it(api):
+    """The throttle keeps each failing user name for a minute: 64 KiB names from many addresses would
+    have filled memory. No user id is longer than 32 characters."""
+    r = await api.post("/api/login", json={"user": "x" * 60_000, "password": "wrong password"})
+    assert r.status == 400
+    assert api.auth.throttle._failures == {}
+    [row] = await _rows(api, "login")
+    assert not row["allowed"] and len(row["user_id"]) <= 64
+
+
+async def test_a_wall_displays_refused_route_is_audited_and_folded(api):
+    """A wall display's 403 for a route it may not use was not audited."""
+    await api.auth.set_password("wall_province", PW)
+    assert (await api.post("/api/login", json={"user": "wall_province", "password": PW})).status == 200
+    assert (await api.get("/api/wallboard")).status == 200
+    for _ in range(3):
+        assert (await api.get("/api/calls")).status == 403
+    [row] = await _rows(api, "route_refused")
+    assert (row["user_id"], row["role"], row["target"], row["count"], row["allowed"]) == \
+        ("wall_province", "wallboard", "GET /api/calls", 3, False)
+
+
+async def test_a_refused_token_is_audited_and_folded(api):
+    """An API token or session cookie that is unknown, revoked or expired was a silent 401."""
+    for _ in range(4):
+        assert (await api.get("/api/calls", headers={"Authorization": "Bearer hlt_forged"})).status == 401
+    assert (await api.get("/api/calls")).status == 401             # no token at all: nothing to audit
+    [row] = await _rows(api, "token_refused")
+    assert (row["count"], row["target"], row["allowed"]) == (4, "GET /api/calls", False)
+
+
+async def _raw_status(api, headers: bytes) -> int:
+    """GET /api/calls with header bytes as sent (an HTTP client library would refuse to send these)."""
+    reader, writer = await asyncio.open_connection(api.host, api.port)
+    writer.write(b"GET /api/calls HTTP/1.1\r\nHost: hotline\r\nConnection: close\r\n" + headers + b"\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return int(answer.split()[1])
+
+
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xff\xfe", "Authorization: Bearer 令牌".encode(),
+                                    b"Cookie: hl_session=\xff\xfe", "Cookie: hl_session=令牌".encode()])
+async def test_a_token_that_is_not_utf8_or_ascii_is_a_401_and_audited_not_a_crash(api, header):
+    """Noticed in review: a bearer token or session cookie with bytes that are not UTF-8 reached
+    hashlib as lone surrogates (str.encode raised: a 500)."""
+    assert await _raw_status(api, header + b"\r\n") == 401
+    [row] = await _rows(api, "token_refused")
+    assert row["count"] == 1 and row["target"] == "GET /api/calls"
