@@ -124,7 +124,9 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(64), default="")       # the client's address, for refusals
     count: Mapped[int] = mapped_column(Integer, default=1)            # how many times (folded refusals)
-    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the last of them
+    # the last of them; a single (unfolded) row's is its own time, whoever writes it
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                              default=lambda ctx: ctx.get_current_parameters()["at"])
     fold_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)   # minutes since 1970, folded rows
 
 

@@ -4,7 +4,6 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -16,6 +15,7 @@ from hotline import compose
 import store.auth
 from store.auth import AuthStore
 from store.engine import Database, migrate
+from store.secrets import Secrets
 from store.models import AuditEntry, AuthToken
 import dashboard.auth
 from dashboard.common import AUTH
@@ -337,8 +337,8 @@ async def api(db_url, tmp_path):
     """The real HTTP app (every route, the real audit log) on SQLite and PostgreSQL, without Asterisk."""
     migrate(db_url, ROOT)
     cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
-    secrets = SimpleNamespace(ami_user="u", ami_secret="s", service_token="t", partner_secrets={},
-                              federation_keys={})
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key="k",
+                      bus_key="k")
     ctl = compose.controller(cfg, secrets)
     c = TestClient(TestServer(compose.api(ctl, secrets)))
     await c.start_server()
