@@ -24,6 +24,7 @@ from store.engine import Database, migrate
 from store.interop import InteropStore
 from store.alerts import AlertStore
 from store.models import Handoff, Ticket
+from store.models import ID_MAX
 from store.secrets import Secrets
 from interop import signing
 from core.config import Partner
@@ -142,7 +143,7 @@ class Deliverer:
         except ValueError:
             return
         hid = msg.idempotency_key.rsplit("-h", 1)[-1]
-        if not hid.isdigit() or not isinstance(answer, dict):
+        if not (hid.isascii() and hid.isdigit() and 0 < int(hid) <= ID_MAX) or not isinstance(answer, dict):
             return
         h = await s.get(Handoff, int(hid))
         if h is not None and not h.partner_ticket_id:

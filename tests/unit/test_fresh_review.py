@@ -1,0 +1,132 @@
+"""Issue 16, the fresh-eyes review of the HTTP, AMI and dialplan surface: what it found, one test each
+(docs/security.md, "Fresh-eyes review"). Over the real aiohttp app on both databases where a database
+is involved: most of these were 500s only on PostgreSQL."""
+import asyncio
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from callcenter.asterisk import ami
+from core.calls import CallState
+from core.config import load_config
+from core.paths import InstancePaths
+from dashboard.common import AUTH
+from dashboard.services import SERVICES
+from hotline import compose
+from interop import signing
+from store.engine import migrate
+from store.secrets import Secrets
+from tests.helpers import ROOT
+from transcription.service import recording_tracks
+
+PARTNER, SECRET = "12345", "partner-secret-for-tests"
+
+
+@pytest.fixture
+async def api(db_url, tmp_path):
+    migrate(db_url, ROOT)
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url},
+                             "asterisk": {"rootfs": str(tmp_path / "rootfs")}})
+    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t",
+                      partner_secrets={PARTNER: SECRET}, privacy_key="k", bus_key="k")
+    ctl = compose.controller(cfg, secrets)
+    c = TestClient(TestServer(compose.api(ctl, secrets)))
+    await c.start_server()
+    for i in range(2):
+        call = CallState(call_id=f"r.{i}", city="leshan", caller_number="13800004444", agent="agent1001",
+                         status="ended", outcome="answered", started_at=1000.0 + i, answered_at=1001.0 + i,
+                         ended_at=1060.0 + i)
+        await ctl.call_records.save_call(call)
+        await ctl.tickets.ensure_for_call(call, "call", 72)
+    c.ctl, c.tmp = ctl, tmp_path
+    yield c
+    await c.close()
+    await ctl.db.close()
+
+
+BEARER = {"Authorization": "Bearer t"}
+# path and query parameters that reach a query: NUL (PostgreSQL refuses it; bytes that are not UTF-8
+# become U+FFFD in a URL, harmless)
+UNSTORABLE_URLS = [
+    "/api/calls/%00", "/api/calls/r%00.0/history", "/api/calls/r.0/transcript?reason=a%00",
+    "/api/tickets?caller=%00", "/api/tickets?agent=%00", "/api/tickets?city=%00", "/api/calls?city=%00",
+    "/api/appointments?caller=%00", "/api/appointments?date=%00", "/api/complaints?assigned_to=%00",
+    "/api/alerts?call_id=%00", "/api/alerts?kind=%00", "/api/audit?call_id=%00", "/api/search?q=a%00b",
+    "/api/federation/events?node=%00", "/api/follow-ups?status=%00", "/api/outbox?related=%00",
+]
+UNSTORABLE_BODIES = [
+    ("PUT", "/api/calls/r.0/notes", '{"notes": "a\\u0000b"}'),
+    ("PUT", "/api/calls/r.0/notes", '{"notes": "a\\udcffb"}'),
+    ("PATCH", "/api/tickets/1", '{"summary": "a\\u0000b"}'),
+    ("PATCH", "/api/tickets/1", '{"answer": "a\\ud800b"}'),
+    ("POST", "/api/complaints", '{"city": "leshan", "description": "x\\u0000"}'),
+    ("POST", "/api/complaints", '{"city": "leshan", "description": "x\\ud800"}'),
+    ("POST", "/api/complaints", '{"city": "leshan", "description": "x", "complainant_name": "\\u0000"}'),
+    ("POST", "/api/complaints", '{"city": "leshan", "description": "x", "call_id": "\\u0000"}'),
+]
+
+
+async def test_text_no_database_can_store_is_refused_not_a_500(api):
+    """NUL anywhere and unpaired surrogates in path, query or JSON body gave a 500 (with a traceback in
+    the log) instead of a 400: on PostgreSQL for NUL, on both databases for surrogates."""
+    for url in UNSTORABLE_URLS:
+        r = await api.get(url, headers=BEARER)
+        assert r.status == 400, (url, r.status, await r.text())
+        assert "NUL" in (await r.json())["error"]
+    for method, url, body in UNSTORABLE_BODIES:
+        r = await api.request(method, url, data=body.encode(), headers={**BEARER, "Content-Type": "application/json"})
+        assert r.status == 400, (method, url, body, r.status, await r.text())
+    # nothing was written
+    assert (await api.ctl.call_records.call("r.0"))["notes"] == ""
+    t = await api.ctl.tickets.get(1)
+    assert (t["summary"], t["answer"]) == ("", "")
+    r = await api.get("/api/complaints", headers=BEARER)
+    assert await r.json() == []
+    # and ordinary text, emoji included, still goes through
+    r = await api.put("/api/calls/r.0/notes", json={"notes": "欠薪 😀 三个月"}, headers=BEARER)
+    assert r.status == 200 and (await api.ctl.call_records.call("r.0"))["notes"] == "欠薪 😀 三个月"
+
+
+def _signed(path: str, doc: dict, idempotency_key: str = "") -> tuple[bytes, dict]:
+    body = json.dumps(doc).encode()
+    return body, signing.sign(PARTNER, SECRET, "POST", path, body, time.time(), idempotency_key=idempotency_key)
+
+
+async def test_a_partners_unstorable_or_odd_document_is_a_4xx_not_a_500(api):
+    """A signed partner ticket whose question held "\\u0000" was a 500 on PostgreSQL; a status update naming
+    handoff "<node>-h²" (isdigit() but not int()) or a 40-digit handoff id was a 500 on both."""
+    path = "/api/interop/v1/tickets"
+    ticket = {"partner_ticket_id": "T-1", "city": "leshan", "caller_number": "13800001111", "question": "x\u0000",
+              "consent": False}
+    body, headers = _signed(path, ticket)
+    r = await api.post(path, data=body, headers=headers)
+    assert r.status == 400, await r.text()
+    # the Idempotency-Key is stored as sent: bytes that are not UTF-8 (signed as bytes) could not be
+    body, headers = _signed(path, {**ticket, "question": "工资"}, "k\udcff")
+    raw = b"".join(f"{k}: {v}\r\n".encode("utf-8", "surrogateescape") for k, v in headers.items())
+    request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len(body)}\r\n".encode()
+               + raw + b"\r\n" + body)
+    data = await _raw(api, request)
+    assert data.split(b" ", 2)[1] == b"400", data[:300]
+    body, headers = _signed(path, {**ticket, "question": "工资"}, "k-1")
+    r = await api.post(path, data=body, headers=headers)
+    assert r.status == 201, await r.text()
+    node = api.ctl.cfg.system.node.name
+    path = "/api/interop/v1/status"
+    for ref in (f"{node}-h²", f"{node}-h" + "9" * 40, f"{node}-h０"):
+        doc = {"handoff_ref": ref, "status": "accepted", "seq": 1, "at": "2026-12-06T10:00:00+08:00"}
+        body, headers = _signed(path, doc)
+        r = await api.post(path, data=body, headers=headers)
+        assert r.status == 404, (ref, r.status, await r.text())
+
+
+async def _raw(api, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(api.host, api.port)
+    writer.write(request)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return data
