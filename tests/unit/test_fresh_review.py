@@ -130,3 +130,13 @@ async def _raw(api, request: bytes) -> bytes:
     data = await reader.read()
     writer.close()
     return data
+
+
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xff\xfe", b"Cookie: hl_session=\xff\xfe"])
+async def test_a_token_or_key_that_is_not_utf8_is_refused_not_a_500(api, header):
+    """A bearer token or session cookie of bytes that are not UTF-8 (aiohttp keeps them as surrogates,
+    which cannot be hashed) was a 500 for anyone, without a login: now simply no login (401)."""
+    for path in (b"/api/me", b"/ws", b"/api/calls"):
+        data = await _raw(api, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n")
+        status = int(data.split(b" ", 2)[1])
+        assert status in (400, 401), (header, path, data[:200])
