@@ -53,6 +53,10 @@ def make_app(services: ApiServices) -> web.Application:
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.path.startswith("/api/") or request.path == "/ws":
+        # API answers carry callers' numbers, notes and transcripts: never kept in a browser's or a
+        # proxy's cache, where the next user of a shared desk PC (or the proxy) could read them
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def vocabulary(services: ApiServices) -> dict[str, list[str]]:

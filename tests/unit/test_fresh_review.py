@@ -140,3 +140,16 @@ async def test_a_token_or_key_that_is_not_utf8_is_refused_not_a_500(api, header)
         data = await _raw(api, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n")
         status = int(data.split(b" ", 2)[1])
         assert status in (400, 401), (header, path, data[:200])
+
+
+async def test_api_answers_are_never_cached(api):
+    """Callers' numbers, notes and transcripts were sent without Cache-Control: a shared desk PC's browser
+    cache (or a caching proxy) could keep them after logout."""
+    for url in ("/api/calls", "/api/calls/r.0", "/api/calls/r.0/history", "/api/tickets/1", "/api/me",
+                "/api/no-such-route"):
+        r = await api.get(url, headers=BEARER)
+        assert r.headers.get("Cache-Control") == "no-store", url
+    r = await api.get("/api/calls")                    # refusals too
+    assert r.status == 401 and r.headers.get("Cache-Control") == "no-store"
+    r = await api.get("/static/desk.js")              # static files keep their caching
+    assert r.headers.get("Cache-Control") != "no-store"
