@@ -153,3 +153,22 @@ async def test_api_answers_are_never_cached(api):
     assert r.status == 401 and r.headers.get("Cache-Control") == "no-store"
     r = await api.get("/static/desk.js")              # static files keep their caching
     assert r.headers.get("Cache-Control") != "no-store"
+
+
+async def test_an_unknown_call_action_is_a_404_not_a_refusal_that_cannot_be_stored(api):
+    """POST /api/calls/{id}/{action} by someone who may not act on the call audited the refusal with the
+    action from the URL, longer than the audit log's column: a 500 on PostgreSQL."""
+    live = CallState(call_id="live.1", city="chengdu", caller_number="13800002222", agent="agent2001",
+                     status="talking", channel="PJSIP/carrier-00000001", agent_channel="PJSIP/agent2001-00000002",
+                     started_at=time.time())
+    api.ctl.tracker.calls[live.call_id] = live
+    auth = api.server.app[AUTH]
+    await auth.set_password("agent1001", "correct horse battery")
+    r = await api.post("/api/login", json={"user": "agent1001", "password": "correct horse battery"})
+    csrf = (await r.json())["csrf"]
+    r = await api.post("/api/calls/live.1/" + "x" * 100, headers={"X-CSRF-Token": csrf})
+    assert r.status == 404, await r.text()
+    r = await api.post("/api/calls/live.1/hangup", headers={"X-CSRF-Token": csrf})   # not their call
+    assert r.status == 403
+    rows = await api.ctl.audit_log.audit_entries(10)
+    assert [(x["action"], x["allowed"]) for x in rows if x["call_id"] == "live.1"] == [("hangup", False)]
