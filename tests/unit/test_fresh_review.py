@@ -172,3 +172,18 @@ async def test_an_unknown_call_action_is_a_404_not_a_refusal_that_cannot_be_stor
     assert r.status == 403
     rows = await api.ctl.audit_log.audit_entries(10)
     assert [(x["action"], x["allowed"]) for x in rows if x["call_id"] == "live.1"] == [("hangup", False)]
+
+
+async def test_phone_numbers_are_ascii_digits(api):
+    """An appointment's SMS number and a complaint's number passed str.isdigit(), which also takes
+    "١٣٨…" (Arabic-Indic digits) and "²": an SMS queued to a number no network can dial."""
+    r = await api.post("/api/complaints", headers=BEARER,
+                       json={"city": "leshan", "description": "x", "complainant_number": "١٣٨٠٠٠٠٤٤٤٤"})
+    assert r.status == 400, await r.text()
+    r = await api.post("/api/complaints", headers=BEARER,
+                       json={"city": "leshan", "description": "x", "complainant_number": "+13800004444"})
+    assert r.status == 201, await r.text()
+    center = next(iter(api.server.app[SERVICES].centers.by_id))
+    r = await api.post("/api/appointments", headers=BEARER,
+                       json={"center": center, "date": "2030-01-07", "slot": "09:00", "caller_number": "١٣٨٠٠٠٠٤٤٤٤"})
+    assert r.status == 400 and "caller_number" in (await r.json())["error"]
