@@ -187,3 +187,32 @@ async def test_phone_numbers_are_ascii_digits(api):
     r = await api.post("/api/appointments", headers=BEARER,
                        json={"center": center, "date": "2030-01-07", "slot": "09:00", "caller_number": "١٣٨٠٠٠٠٤٤٤٤"})
     assert r.status == 400 and "caller_number" in (await r.json())["error"]
+
+
+def test_a_recording_name_outside_the_monitor_directory_names_no_file(tmp_path):
+    """The recording's name comes from an AMI event or Asterisk's CDR; the desk serves the file and the
+    retention purge deletes it. A forged "../../etc/shadow" was served and deleted as named."""
+    paths = InstancePaths(tmp_path / "rootfs", "t")
+    ok = recording_tracks(paths, "20261206/1733.12.wav")
+    assert ok["mixed"].name == "1733.12.wav" and ok["caller"].name == "1733.12-caller.wav"
+    for forged in ("../../../../etc/shadow", "/etc/shadow", "20261206/../../x.wav", "x.txt", "", "a\x00.wav"):
+        assert recording_tracks(paths, forged) == {}, forged
+
+
+async def test_the_recording_route_serves_no_file_outside_the_monitor_directory(api):
+    paths = api.server.app[SERVICES].paths
+    monitor = paths.host(paths.monitor)
+    monitor.mkdir(parents=True)
+    assert monitor.is_relative_to(api.tmp)
+    (api.tmp / "secret.wav").write_bytes(b"RIFF not a recording")
+    (monitor / "20261206").mkdir()
+    (monitor / "20261206" / "r.8.wav").write_bytes(b"RIFF a recording")
+    for call_id, name in (("r.8", "20261206/r.8.wav"), ("r.9", "../" * 6 + "secret.wav")):
+        call = CallState(call_id=call_id, city="leshan", caller_number="13800004444", agent="agent1001",
+                         status="ended", outcome="answered", started_at=1000.0, answered_at=1001.0, ended_at=1060.0,
+                         recording=name)
+        await api.ctl.call_records.save_call(call)
+    r = await api.get("/api/calls/r.8/recording?reason=audit", headers=BEARER)
+    assert r.status == 200 and await r.read() == b"RIFF a recording"
+    r = await api.get("/api/calls/r.9/recording?reason=audit", headers=BEARER)
+    assert r.status == 404, r.status
