@@ -216,3 +216,30 @@ async def test_the_recording_route_serves_no_file_outside_the_monitor_directory(
     assert r.status == 200 and await r.read() == b"RIFF a recording"
     r = await api.get("/api/calls/r.9/recording?reason=audit", headers=BEARER)
     assert r.status == 404, r.status
+
+
+async def test_ami_actions_cannot_carry_extra_lines_or_variables():
+    """AMI is a line protocol and panoramisk writes values as given; Asterisk ends a line at a bare LF.
+    A value with a line break would add headers, or a whole action (an Originate past the numbering
+    plan); a comma in an Originate Variable sets another variable. Refused before anything is sent."""
+    client = ami.AmiClient("127.0.0.1", 1, "u", "s")
+    sent = []
+    client.manager.send_action = lambda action, as_list=False: sent.append(action) or _done({"Response": "Success"})
+    client.connected.set()
+    for bad in ({"Action": "Setvar", "Channel": "PJSIP/a-1", "Variable": "X", "Value": "1\r\n\r\nAction: Originate"},
+                {"Action": "Setvar", "Channel": "PJSIP/a-1", "Variable": "X", "Value": "1\nChannel: PJSIP/b"},
+                {"Action": "Originate", "Channel": "Local/t1@hotline-cb-hold", "Variable": ["__HLCB_LANG=zh,__HLCB_NUMBER=00882"]},
+                {"Action": "Hangup", "Channel": "PJSIP/a-1\x00"}):
+        with pytest.raises(ValueError):   # ami.UnsafeAction
+            await client.action(bad)
+    assert sent == []
+    ok = {"Action": "Originate", "Channel": "PJSIP/sup_leshan", "Application": "ChanSpy", "Data": "PJSIP/a-1,qEd",
+          "CallerID": '"listen agent1001" <sup_leshan>', "Variable": "HOTLINE_SPY=listen:1733.1"}
+    assert (await client.action(ok))["Response"] == "Success"
+    assert sent == [ok]
+
+
+def _done(value):
+    f = asyncio.get_running_loop().create_future()
+    f.set_result(value)
+    return f
