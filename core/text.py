@@ -27,3 +27,9 @@ def unstorable(value, where: str = "body") -> str | None:
         if found:
             return found
     return None
+
+
+def storable(text: str) -> str:
+    """``text`` with what cannot be stored replaced by U+FFFD: for text we keep but did not write
+    ourselves and must not refuse (a partner's error answer in the outbox)."""
+    return UNSTORABLE.sub("\ufffd", text)

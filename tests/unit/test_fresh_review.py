@@ -243,3 +243,62 @@ def _done(value):
     f = asyncio.get_running_loop().create_future()
     f.set_result(value)
     return f
+
+
+class _Answer:
+    """aiohttp's ClientResponse, as far as the deliverer reads it (text() decodes as UTF-8, strict, when
+    the answer names no charset)."""
+
+    def __init__(self, status: int, body: bytes):
+        self.status, self._body = status, body
+        self.content = SimpleNamespace(read=self._read)
+
+    async def _read(self, n: int = -1) -> bytes:       # a few bytes at a time, as a stream may give them
+        chunk, self._body = self._body[:min(n, 3)], self._body[min(n, 3):]
+        return chunk
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+    async def text(self, encoding=None, errors="strict"):
+        return self._body.decode(encoding or "utf-8", errors)
+
+
+async def test_a_partners_answer_that_cannot_be_stored_does_not_stop_delivery(db_url, tmp_path):
+    """The outbox worker read a partner's answer as strict UTF-8 and stored its error text in the message
+    (and a dead letter's alert) as it came. A GBK error page (UnicodeDecodeError), or an answer with a
+    NUL (PostgreSQL), made the worker's batch raise: the message came back to fail again, for ever, and
+    the others in its batch with it. Any server at the partner's URL, or on the path of an http:// one,
+    could do it."""
+    from interop.delivery import Deliverer
+    from store.tickets import TicketStore
+    migrate(db_url, ROOT)
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
+    d = Deliverer(cfg, Secrets(ami_user="u", ami_secret="s", agent_passwords={}, partner_secrets={PARTNER: SECRET},
+                               bus_key="k"))
+    tickets = TicketStore(d.db)
+    await tickets.ensure_for_call(CallState(call_id="c0", city="leshan", agent="agent1001"), "call", 72)
+    t = await tickets.for_call("c0")
+    await tickets.update(t["id"], {"category": "land_housing"})
+    await d.outbox.hand_off(t["id"], PARTNER, False, "agent1001", lambda facts: facts, "referred_12345", "open")
+    try:
+        gbk_busy = "服务器忙".encode("gbk")
+        for status, body in ((503, gbk_busy), (503, b"busy\x00"), (400, b"no\x00")):   # retries, a dead letter
+            d.http = SimpleNamespace(post=lambda *a, **k: _Answer(status, body))
+            d.bus.publish = _noop
+            [m] = await d.outbox.claim(d.worker, 30)
+            await d.deliver(m)
+            [row] = await d.outbox.outbox(partner=PARTNER)
+            assert row["status"] == ("pending" if status == 503 else "dead")
+            assert "\x00" not in row["last_error"] and row["last_error"].startswith(f"{'HTTP' if status == 503 else 'refused'}")
+            if status == 503:      # due again at once, for the next round
+                await d.outbox.requeue(row["id"])
+    finally:
+        await d.db.close()
+
+
+async def _noop(*a, **k):
+    return None
