@@ -6,9 +6,12 @@ which it is escalated. Storage is store/tickets.py; HTTP is dashboard/routes/tic
 """
 from __future__ import annotations
 
+import re
+
 from core.config import TicketRules
 
 STATUSES = ("open", "in_progress", "resolved", "referred", "closed")
+_PHONE = re.compile(r"\+?[0-9]+")
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "open": ("in_progress", "resolved", "referred"),
     "in_progress": ("resolved", "referred"),
@@ -91,7 +94,8 @@ def check_complaint_intake(body: dict, cities: set[str]) -> dict:
     if call_id is not None and (not isinstance(call_id, str) or len(call_id) > 64):
         raise TicketError("call_id must be the id of a call (text, at most 64 characters)")
     number = out["complainant_number"]
-    if not isinstance(number, str) or (number and (not number.lstrip("+").isdigit() or len(number) > 20)):
+    # ASCII digits: str.isdigit() also took "١٣٨…" and "²³", and lstrip("+") any number of pluses
+    if not isinstance(number, str) or (number and (not _PHONE.fullmatch(number) or len(number) > 20)):
         raise TicketError("complainant_number must be a phone number (digits)")
     # each at most its column's width (PostgreSQL refuses longer text: it was a 500 there)
     for key, width in (("complainant_name", 64), ("about_agent", 64), ("language", 8)):

@@ -14,6 +14,7 @@ from aiohttp import web
 from dashboard import live, spec
 from dashboard.auth import Auth
 from dashboard.common import AUTH, SPEC, errors
+from dashboard.common import storable_input
 from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, privacy,
                               session, stats, tickets, transcripts, wallboard)
 from dashboard.schemas import PATH_PARAMS
@@ -37,7 +38,7 @@ MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, ti
 
 def make_app(services: ApiServices) -> web.Application:
     auth = Auth(services.cfg, services.auth_store, services.service_token, refused=services.audit_log.refused)
-    app = web.Application(middlewares=[errors, auth.middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[errors, auth.middleware, storable_input], client_max_size=64 * 1024)
     app[SERVICES] = services
     app.on_response_prepare.append(_security_headers)
     app[AUTH] = auth
@@ -52,6 +53,10 @@ def make_app(services: ApiServices) -> web.Application:
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.path.startswith("/api/") or request.path == "/ws":
+        # API answers carry callers' numbers, notes and transcripts: never kept in a browser's or a
+        # proxy's cache, where the next user of a shared desk PC (or the proxy) could read them
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def vocabulary(services: ApiServices) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ from agents.desk import DeskError
 from agents.service import AgentError
 from backoffice import stats
 from core import access
+from core.text import unstorable
 from core.transfers import TransferError
 from dashboard.auth import PRINCIPAL, Auth
 from dashboard.services import SERVICES, ApiServices
@@ -76,6 +77,27 @@ def me(request: web.Request) -> access.Principal:
     return request[PRINCIPAL]
 
 
+# bodies whose handler refuses unstorable text itself, because the refusal must be audited (a login)
+AUDITS_OWN_INPUT = ("/api/login",)
+
+
+def unstorable_refused(where: str) -> web.HTTPBadRequest:
+    return bad_request(f"{where}: text must not contain NUL characters or unpaired surrogates")
+
+
+@web.middleware
+async def storable_input(request: web.Request, handler):
+    """The path, the query parameters and the one header that is stored as sent (a partner's
+    Idempotency-Key, which is not signed) must be text a database can store: 400 otherwise. JSON bodies
+    are checked where they are read (``body``, the signed documents' models)."""
+    where = unstorable(request.path, "path") or next(
+        (f"query.{k}" for k, v in request.query.items() if unstorable(k) or unstorable(v)), None) \
+        or unstorable(request.headers.get("Idempotency-Key", ""), "header Idempotency-Key")
+    if where:
+        raise unstorable_refused(where)
+    return await handler(request)
+
+
 async def body(request: web.Request) -> dict:
     """The JSON object sent, {} when there is no body; 400 for anything else."""
     if not request.can_read_body:
@@ -86,6 +108,9 @@ async def body(request: web.Request) -> dict:
         raise bad_request("body is not valid JSON")
     if not isinstance(data, dict):
         raise bad_request("body must be a JSON object")
+    where = unstorable(data)
+    if where and request.path not in AUDITS_OWN_INPUT:
+        raise unstorable_refused(where)
     return data
 
 

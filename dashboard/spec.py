@@ -111,6 +111,8 @@ class _Builder:
                    else {JSON: {"schema": self.schema(o.ok, "serialization")}})
         responses = {str(o.status): {"description": "done", "content": content}}
         codes = set(o.errors) | ({"401"} if not o.public else set()) | ({"400", "413"} if o.body else set())
+        if "{" in path or o.query is not None:   # text no database can store is refused before any handler
+            codes.add("400")                      # (dashboard.common.storable_input)
         for code in sorted(codes):
             responses[code] = {"description": ERRORS[code],
                                "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -20,10 +20,12 @@ from sqlalchemy import select
 
 from store.bus import Bus
 from core.config import HotlineConfig
+from core.text import storable
 from store.engine import Database, migrate
 from store.interop import InteropStore
 from store.alerts import AlertStore
 from store.models import Handoff, Ticket
+from store.models import ID_MAX
 from store.secrets import Secrets
 from interop import signing
 from core.config import Partner
@@ -32,6 +34,7 @@ log = logging.getLogger("hotline.interop")
 PATHS = {"handoff": "/tickets", "status": "/status", "ticket_event": "/api/federation/v1/events"}
 COMMAND_CENTER = "command_center"
 RETRYABLE = {408, 425, 429}
+ANSWER_MAX = 64 * 1024     # of a partner's answer, kept for the handoff's ticket id or the error
 
 
 def backoff(attempts: int, base: float, cap: float, rnd=random.random) -> float:
@@ -39,6 +42,17 @@ def backoff(attempts: int, base: float, cap: float, rnd=random.random) -> float:
     partner coming back is not hit by every message at the same instant."""
     delay = min(cap, base * (2 ** max(0, attempts - 1)))
     return delay * (0.75 + 0.5 * rnd())
+
+
+async def _answer(r) -> bytes:
+    """The first ANSWER_MAX bytes of a response's body (StreamReader.read(n) may give fewer at a time)."""
+    data = bytearray()
+    while len(data) < ANSWER_MAX:
+        chunk = await r.content.read(ANSWER_MAX - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def outcome(status: int) -> str:
@@ -117,7 +131,10 @@ class Deliverer:
         started = time.monotonic()
         try:
             async with self.http.post(url, data=body, headers=headers) as r:
-                status, text = r.status, await r.text()
+                # the answer as text we can store, whatever the server sent: at most ANSWER_MAX bytes
+                # (nothing bounded it), any encoding (strict UTF-8 raised on a GBK error page), no NUL
+                # (PostgreSQL refused it): each made the batch raise and the message fail again for ever
+                status, text = r.status, storable((await _answer(r)).decode("utf-8", "replace"))
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             await self._retry(m, f"{type(e).__name__}: {e}"[:500])
             return
@@ -142,7 +159,7 @@ class Deliverer:
         except ValueError:
             return
         hid = msg.idempotency_key.rsplit("-h", 1)[-1]
-        if not hid.isdigit() or not isinstance(answer, dict):
+        if not (hid.isascii() and hid.isdigit() and 0 < int(hid) <= ID_MAX) or not isinstance(answer, dict):
             return
         h = await s.get(Handoff, int(hid))
         if h is not None and not h.partner_ticket_id:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.text import unstorable
 
 SCHEMA_VERSION = 1
 HANDOFF_STATES = ("received", "accepted", "in_progress", "resolved", "rejected", "closed")
@@ -15,6 +17,15 @@ HANDOFF_STATES = ("received", "accepted", "in_progress", "resolved", "rejected",
 class Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     schema_version: Literal[1] = 1
+
+    @model_validator(mode="after")
+    def _storable(self):
+        """No NUL or unpaired surrogate anywhere (a partner's question with "\\u0000" was a 500 on
+        PostgreSQL, and a node's event stored as is): refused as malformed, 400, nothing written."""
+        where = unstorable(self.model_dump(), "document")
+        if where:
+            raise ValueError(f"{where}: text must not contain NUL characters or unpaired surrogates")
+        return self
 
 
 class InboundTicket(Doc):

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from store.engine import Database, row_to_dict
 from store.models import (CallbackTask, CityNode, FederatedEvent, FederationNonce, Handoff, InboundRequest,
                           NodeSequence, OutboxMessage, Ticket)
+from store.models import ID_MAX
 
 
 def _now() -> datetime:
@@ -206,8 +207,11 @@ class InteropStore:
         try:
             async with self.session.begin() as s:
                 h = None
-                if ref.startswith(prefix) and ref[len(prefix):].isdigit():
-                    h = await s.get(Handoff, int(ref[len(prefix):]), with_for_update=True)
+                hid = ref[len(prefix):] if ref.startswith(prefix) else ""
+                # ASCII digits within the id column's range: "²" passed isdigit() but not int(), and a
+                # 60-digit id could not be bound (each was a 500 to the partner)
+                if hid.isascii() and hid.isdigit() and 0 < int(hid) <= ID_MAX:
+                    h = await s.get(Handoff, int(hid), with_for_update=True)
                 if h is None or h.partner != partner or h.direction != "out":
                     body = {"error": f"no handoff {ref!r} to {partner}"}
                     await self.record_request(s, partner, nonce, idempotency_key, path, 404, body)

@@ -16,7 +16,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from core.paths import InstancePaths
 from store.bus import Bus
@@ -38,9 +38,16 @@ LIVE_CHUNK = 3200          # 200 ms of 8 kHz audio per recognition step
 
 
 def recording_tracks(paths: InstancePaths, recording: str) -> dict[str, Path]:
-    """The host paths of a call's recordings: the mix and one track per speaker (MixMonitor r/t)."""
-    mixed = paths.host(paths.monitor / recording)
-    stem = str(mixed)[:-4] if str(mixed).endswith(".wav") else str(mixed)
+    """The host paths of a call's recordings: the mix and one track per speaker (MixMonitor r/t).
+    Nothing ({}) for a name that is not a relative ``.wav`` path inside the monitor directory: the name
+    comes from an AMI event or the CDR, and is served to the desk and deleted by the retention purge,
+    so a forged ``../../…`` must reach no other file."""
+    name = recording or ""
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or ".." in rel.parts or rel.suffix != ".wav" or "\x00" in name:
+        return {}
+    mixed = paths.host(paths.monitor / rel)
+    stem = str(mixed)[:-4]
     return {"mixed": mixed, "caller": Path(f"{stem}-caller.wav"), "agent": Path(f"{stem}-agent.wav")}
 
 
@@ -143,6 +150,9 @@ class Transcriber:
             await self.jobs.finish(job["id"], self.worker_id, "no_model", self.models.status(job["language"]))
             return
         files = recording_tracks(self.paths, job["recording"])
+        if not files:
+            await self.jobs.finish(job["id"], self.worker_id, "failed", f"not a recording name: {job['recording']!r}")
+            return
         tracks = [(who, str(files[who])) for who in ("caller", "agent") if files[who].exists()]
         if not tracks and files["mixed"].exists():
             tracks = [("mixed", str(files["mixed"]))]   # recorded before per-speaker tracks existed

@@ -68,6 +68,27 @@ class BackoffManager(Manager):
         self.loop.call_later(delay, self.connect)
 
 
+class UnsafeAction(ValueError):
+    """An action that would not say what it seems to: a value that would add AMI headers or actions."""
+
+
+def check_action(action: dict) -> None:
+    """Refuse an action whose headers could be read as more than they are. AMI is a line protocol and
+    panoramisk writes values as they are: a CR or LF in a value (Asterisk ends a line at a bare LF too)
+    starts a new header, an empty line a new action (an Originate with our `originate` class, past the
+    numbering plan); a NUL cuts the value. In an Originate's ``Variable`` Asterisk splits on commas, so a
+    comma in a value sets another variable. Every value we send is ours or checked before it gets here
+    (numbers against the numbering plan, targets against the config); this is the last line, in one
+    place, for whatever a caller, a partner or a desk user might one day get into a value."""
+    for key, value in action.items():
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            text = f"{key}{v}"
+            if any(c in text for c in "\r\n\x00"):
+                raise UnsafeAction(f"AMI {action.get('Action', '?')}: a line break or NUL in {key}")
+            if key.lower() == "variable" and "," in str(v):
+                raise UnsafeAction(f"AMI {action.get('Action', '?')}: a comma in a variable ({str(v)[:40]!r})")
+
+
 class AmiClient:
     def __init__(self, host: str, port: int, username: str, secret: str, on_login=None, on_disconnect=None):
         self.events: asyncio.Queue[Message] = asyncio.Queue(maxsize=100_000)
@@ -114,6 +135,7 @@ class AmiClient:
         """
         if not self.connected.is_set():
             raise ConnectionError("AMI not connected")
+        check_action(action)
         fut = self.manager.send_action(dict(action), as_list=as_list)
         return await asyncio.wait_for(fut, timeout)
 

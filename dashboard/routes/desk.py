@@ -69,6 +69,8 @@ DOC = {
 @operations(DOC)
 async def call_action(request):
     call_id, action = request.match_info["call_id"], request.match_info["action"]
+    if action not in DOC:   # before any refusal: the audit row's action column holds our names only
+        return json_error(404, f"unknown call action {action[:40]!r}")
     live = services(request).tracker.calls.get(call_id)
     if live is None or live.status == "ended":
         return json_error(404, "no such live call")

@@ -3,6 +3,7 @@ and their slots, appointments (booking queues the SMS confirmation and reminder)
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from store.appointments import SlotFull
 from store.models import ID_MAX
 
 routes = web.RouteTableDef()
+PHONE = re.compile(r"\+?[0-9]+")
 PRESCREEN_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Facts)}
 PLACE_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Places)}
 
@@ -172,7 +174,8 @@ async def book(request):
     c = _center(request, body.get("center", ""))
     day, slot = parse_date(body.get("date", "")), body.get("slot")
     number, lang = body.get("caller_number"), body.get("language", "zh")
-    if not isinstance(number, str) or not number.lstrip("+").isdigit() or not 5 <= len(number) <= 20:
+    # ASCII digits (str.isdigit() also took "١٣٨…" and "²³": an SMS to no dialable number)
+    if not isinstance(number, str) or not PHONE.fullmatch(number) or not 5 <= len(number) <= 20:
         return json_error(400, "caller_number must be a phone number (digits)")
     if not isinstance(lang, str) or lang not in {lg.code for lg in cfg.ivr.languages}:   # list: a 500
         return json_error(400, f"language must be one of {', '.join(l.code for l in cfg.ivr.languages)}")

@@ -102,8 +102,8 @@ async def recording(request):
     t = await svc.transcripts.get(rec["call_id"])
     if t and t.get("recording_purged_at"):
         return json_error(410, f"the recording was deleted at the end of its retention period ({t['recording_purged_at']})")
-    path = recording_tracks(svc.paths, rec["recording_path"])[track]
-    if not await asyncio.to_thread(path.exists):
+    path = recording_tracks(svc.paths, rec["recording_path"]).get(track)   # None: not a recording name
+    if path is None or not await asyncio.to_thread(path.exists):
         return json_error(404, f"no {track} recording on disk for this call")
     await audit(request, "recording_play", rec["call_id"], track, detail=reason)
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
