@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.calls import CallState
 from core.routing import identifies_caller
-from store.engine import Database, fitted, from_epoch, row_to_dict, to_epoch, utcnow
+from store.engine import Database, fitted, from_epoch, row_to_dict, same_caller, to_epoch, utcnow
 from store.models import CallRecord
 
 # what core/kpi.py reads of a call record: every query feeding the figures selects these
@@ -113,7 +113,7 @@ class CallStore:
         an empty or withheld number (those calls are not one caller's)."""
         if not identifies_caller(number):
             return []
-        q = (select(CallRecord).where(CallRecord.caller_number == number, CallRecord.call_id != exclude_call)
+        q = (select(CallRecord).where(same_caller(CallRecord.caller_number, number), CallRecord.call_id != exclude_call)
              .order_by(CallRecord.id.desc()).limit(limit))
         async with self.session() as s:
             return [record_to_dict(r) for r in (await s.execute(q)).scalars().all()]

@@ -11,6 +11,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from core.numbering import caller_forms
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -86,6 +88,14 @@ def to_epoch(dt: datetime | None) -> float | None:
 def iso(dt: datetime) -> str:
     """A stored timestamp as ISO 8601 in UTC."""
     return datetime.fromtimestamp(to_epoch(dt), tz=timezone.utc).isoformat()
+
+
+def same_caller(column, number: str | None):
+    """``column`` holds ``number`` in any of its forms (13800000000, +8613800000000, 008613800000000, ...):
+    numbers are stored as the carrier or a person gave them, and compared as one caller (E.164,
+    core.numbering), so rows written before and after a carrier changed its format still match. Matches
+    nothing for a withheld or empty number."""
+    return column.in_(caller_forms(number))
 
 
 def row_to_dict(row) -> dict:
