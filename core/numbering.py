@@ -60,9 +60,12 @@ def caller_forms(number: str | None) -> list[str]:
     or an agent wrote the number compare as one caller, and the green registry's dialplan context
     lists every form a caller ID may arrive in. [] for a withheld or empty number."""
     e = to_e164(number)
-    if not e.startswith("+"):
+    try:
+        parsed = phonenumbers.parse(e) if e.startswith("+") else None
+    except phonenumbers.NumberParseException:   # "+999", "+1": kept as written by to_e164, one form only
+        parsed = None
+    if parsed is None:
         return [e] if e else []
-    parsed = phonenumbers.parse(e)
     nsn = phonenumbers.national_significant_number(parsed)
     forms = [e, f"00{parsed.country_code}{nsn}"]
     if parsed.country_code == 86:

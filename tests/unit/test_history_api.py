@@ -64,6 +64,9 @@ async def test_a_call_from_plus_86_sees_the_history_of_the_11_digit_number(api):
     assert {t["call_id"] for t in h["tickets"]} == {"q.0", "q.1", "q.3"}
     r = await client.get("/api/tickets?caller=13800005555", headers={"Authorization": "Bearer t"})
     assert {t["call_id"] for t in await r.json()} == {"q.0", "q.1", "q.3"}
+    for odd in ("%2B999", "%2B1", "anonymous", "1" * 300):     # no number, or none phonenumbers can read
+        r = await client.get(f"/api/tickets?caller={odd}", headers={"Authorization": "Bearer t"})
+        assert r.status == 200 and await r.json() == [], odd
 
 
 async def test_complaints_are_listed_by_caller_in_any_form(api):

@@ -129,6 +129,8 @@ def test_every_form_of_a_caller_number_is_one_caller():
     assert {"08332123456", "+868332123456", "00868332123456"} <= set(caller_forms("+868332123456"))
     assert caller_forms("+88212345678") == ["+88212345678", "0088212345678"]   # no national form abroad
     assert caller_forms("12348") == ["12348"] and caller_forms("anonymous") == caller_forms("") == []
+    for odd in ("+999", "+1", "+86", "+8612", "+" + "9" * 40):     # a caller ID is anyone's to set
+        assert caller_forms(odd) == [odd]
     for n in ("13800000000", "08332123456", "02887654321", "+12025550123", "12348", "083312345678"):
         assert {to_e164(f) for f in caller_forms(n)} == {to_e164(n)}, n
         assert n in caller_forms(n) or to_e164(n) in caller_forms(n), n
