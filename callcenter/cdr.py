@@ -11,6 +11,7 @@ import io
 from core.paths import InstancePaths
 from callcenter.tracker import CallTracker
 from core.calls import CallState
+from core.numbering import caller_id
 
 MARK = "hl1|"
 # cdr_csv column order with loguniqueid and loguserfield on
@@ -28,7 +29,7 @@ def parse_row(row: list[str]) -> CallState | None:
     if len(row) <= COL_USERFIELD or not row[COL_USERFIELD].startswith(MARK):
         return None
     kv = dict(part.partition("=")[::2] for part in row[COL_USERFIELD][len(MARK):].split("|"))
-    call = CallState(call_id=row[COL_UNIQUEID], caller_number=row[COL_SRC])
+    call = CallState(call_id=row[COL_UNIQUEID], caller_number=caller_id(row[COL_SRC]))
     call.dialed_number, call.city, call.area_code = kv.get("did", ""), kv.get("city", ""), kv.get("area", "")
     CallTracker._apply_path(call, kv.get("path", ""))  # language, city, service, green from the IVR path
     call.language = kv.get("lang", "") or call.language

@@ -13,6 +13,7 @@ from typing import Mapping
 
 from core.calls import CallState, usable_epoch
 from core.contract import TRUNK_CONTEXT, Ev, Var
+from core.numbering import caller_id
 from core.routing import parse_ivr_path
 
 
@@ -76,7 +77,7 @@ class CallTracker:
             call = self.calls.setdefault(linkedid, CallState(call_id=linkedid))
             call.channel = ev.get("Channel", call.channel)
             call.dialed_number = call.dialed_number or ev.get("Exten", "")
-            call.caller_number = call.caller_number or ev.get("CallerIDNum", "")
+            call.caller_number = call.caller_number or caller_id(ev.get("CallerIDNum", ""))
             call.started_at = call.started_at or now
             return self._touched(call)
         call = self.calls.get(linkedid)
@@ -263,7 +264,7 @@ class CallTracker:
         call.dialed_number = vars.get(Var.DID) or call.dialed_number
         call.city = vars.get(Var.CITY) or call.city
         call.area_code = vars.get(Var.AREA) or call.area_code
-        call.caller_number = vars.get("CALLERID(num)") or call.caller_number
+        call.caller_number = caller_id(vars.get("CALLERID(num)")) or call.caller_number
         self._apply_path(call, vars.get(Var.IVR_PATH, ""))
         call.language = vars.get(Var.LANG) or call.language
         call.service = vars.get(Var.SERVICE) or call.service

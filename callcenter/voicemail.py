@@ -6,6 +6,7 @@ import configparser
 import re
 from dataclasses import dataclass
 
+from core.numbering import caller_id
 from core.paths import InstancePaths
 
 VOICEMAIL_CONTEXT = "hotline"  # voicemail.conf context holding one mailbox per city
@@ -35,7 +36,7 @@ def parse_message(text: str, path: str) -> VoicemailMessage | None:
         duration = int(m.get("duration", "0"))
     except ValueError:
         return None
-    return VoicemailMessage(path=path, mailbox=m.get("origmailbox", ""), caller_number=num.group(1) if num else "",
+    return VoicemailMessage(path=path, mailbox=m.get("origmailbox", ""), caller_number=caller_id(num.group(1)) if num else "",
                             msg_id=m.get("msg_id", ""), origtime=origtime, duration=duration)
 
 

@@ -6,12 +6,13 @@ numbers must never be called back. Pure; callcenter/originate.py applies it to e
 from __future__ import annotations
 
 import re
-from typing import Collection
+from typing import TYPE_CHECKING, Collection
 
 import phonenumbers
 
-from core.config import HotlineConfig
-from core.config.system import NumberingPlan
+if TYPE_CHECKING:   # the config loader normalises the green registry with to_e164: no import cycle
+    from core.config import HotlineConfig
+    from core.config.system import NumberingPlan
 
 _DIGITS = re.compile(r"\+?[0-9]+")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
@@ -38,6 +39,40 @@ def to_e164(number: str | None) -> str:
             phonenumbers.is_possible_number(parsed):
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return n
+
+
+_CALLER_ID = re.compile(r"\+?[0-9]{1,32}")
+# how a carrier or a person may write a Chinese number besides its E.164 form (after the national
+# significant number: +86 138…, 0086 138…, 86 138…, and with the area code's 0 kept after the country code)
+_CN_PREFIXES = ("0086", "86", "+860", "00860", "860")
+
+
+def caller_id(raw: str | None) -> str:
+    """The caller ID as it may be stored, looked up and logged: digits with at most one leading +, else ''
+    (withheld, or not a number). A caller ID is the caller's or carrier's to set: control characters,
+    separators or dialplan syntax in it must reach no log line and no lookup."""
+    return raw if raw and _CALLER_ID.fullmatch(raw) else ""
+
+
+def caller_forms(number: str | None) -> list[str]:
+    """Every form of ``number`` that ``to_e164`` reads as the same caller, E.164 first: what a lookup by
+    caller (history, tickets, opt-outs, complaints, appointments) matches, so rows stored as the carrier
+    or an agent wrote the number compare as one caller, and the green registry's dialplan context
+    lists every form a caller ID may arrive in. [] for a withheld or empty number."""
+    e = to_e164(number)
+    try:
+        parsed = phonenumbers.parse(e) if e.startswith("+") else None
+    except phonenumbers.NumberParseException:   # "+999", "+1": kept as written by to_e164, one form only
+        parsed = None
+    if parsed is None:
+        return [e] if e else []
+    nsn = phonenumbers.national_significant_number(parsed)
+    forms = [e, f"00{parsed.country_code}{nsn}"]
+    if parsed.country_code == 86:
+        national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+        forms += [re.sub(r"[^0-9]", "", national)] + [p + nsn for p in _CN_PREFIXES]
+    # only true preimages: a form that to_e164 reads as another number would join two callers
+    return list(dict.fromkeys(f for f in forms if to_e164(f) == e))
 
 
 def plan_area_codes(cfg: HotlineConfig, plan: NumberingPlan | None = None) -> set[str]:

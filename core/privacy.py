@@ -13,9 +13,7 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
-import phonenumbers
-
-from core.numbering import to_e164
+from core.numbering import caller_forms, to_e164
 
 PREFIX = "h:"
 HEX_DIGITS = 30
@@ -39,20 +37,10 @@ def pseudonym(key: str, number: str | None) -> str:
 
 
 def clear_forms(number: str | None) -> set[str]:
-    """The forms one number may be stored in (as typed, E.164, and for a Chinese number its national
-    forms, which rows written before numbers were normalised hold): what an export looks for."""
-    n = to_e164(number)
-    if not n:
-        return set()
-    forms = {n, (number or "").strip()}
-    try:
-        parsed = phonenumbers.parse(n, "CN")
-    except phonenumbers.NumberParseException:
-        return forms
-    if parsed.country_code == 86:
-        national = phonenumbers.national_significant_number(parsed)
-        forms |= {national, "0" + national}
-    return {f for f in forms if f}
+    """The forms one number may be stored in: every form that reads as the same caller
+    (core.numbering ``caller_forms``) and the number as typed: what an export looks for."""
+    forms = set(caller_forms(number))
+    return forms | {(number or "").strip()} if forms else set()
 
 
 def cutoff(now: datetime, retention_days: int) -> datetime:

@@ -7,7 +7,7 @@ import secrets as pysecrets
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from store.engine import Database, row_to_dict, utcnow
+from store.engine import Database, row_to_dict, same_caller, utcnow
 from store.models import Appointment, OutboxMessage
 
 
@@ -89,9 +89,11 @@ class AppointmentStore:
                      caller: str | None = None, status: str | None = None, limit: int = 200) -> list[dict]:
         q = select(Appointment).order_by(Appointment.day, Appointment.slot, Appointment.id).limit(limit)
         for col, v in ((Appointment.city, city), (Appointment.center_id, center_id), (Appointment.day, day),
-                       (Appointment.caller_number, caller), (Appointment.status, status)):
+                       (Appointment.status, status)):
             if v:
                 q = q.where(col == v)
+        if caller:
+            q = q.where(same_caller(Appointment.caller_number, caller))
         async with self.session() as s:
             return [row_to_dict(a) for a in (await s.execute(q)).scalars().all()]
 

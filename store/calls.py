@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.calls import CallState
 from core.routing import identifies_caller
-from store.engine import Database, fitted, from_epoch, row_to_dict, to_epoch, utcnow
+from store.engine import Database, fitted, from_epoch, row_to_dict, same_caller, to_epoch, utcnow
 from store.models import CallRecord
 
 # what core/kpi.py reads of a call record: every query feeding the figures selects these
@@ -114,7 +114,7 @@ class CallStore:
         pseudonym (store/privacy.py), also finds the calls past their retention period."""
         if not identifies_caller(number):
             return []
-        q = (select(CallRecord).where(CallRecord.caller_number.in_({number, alias or number}),
+        q = (select(CallRecord).where(same_caller(CallRecord.caller_number, number, alias),
                                       CallRecord.call_id != exclude_call)
              .order_by(CallRecord.id.desc()).limit(limit))
         async with self.session() as s:

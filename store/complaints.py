@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from store.engine import Database, change_row, row_to_dict, utcnow
+from store.engine import Database, change_row, row_to_dict, same_caller, utcnow
 from store.models import Complaint, OutboxMessage
 
 
@@ -45,11 +45,13 @@ class ComplaintStore:
             return row_to_dict(c)
 
     async def search(self, *, city: str | None = None, status: str | None = None, assigned_to: str | None = None,
-                     overdue: bool = False, limit: int = 200) -> list[dict]:
+                     caller: str | None = None, overdue: bool = False, limit: int = 200) -> list[dict]:
         q = select(Complaint).order_by(Complaint.id.desc()).limit(limit)
         for col, v in ((Complaint.city, city), (Complaint.status, status), (Complaint.assigned_to, assigned_to)):
             if v:
                 q = q.where(col == v)
+        if caller:      # one complainant's complaints, however each was written down
+            q = q.where(same_caller(Complaint.complainant_number, caller))
         if overdue:
             q = q.where(Complaint.due_at < utcnow(), Complaint.status.in_(("received", "assigned")))
         async with self.session() as s:

@@ -11,6 +11,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from core.numbering import caller_forms
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -86,6 +88,16 @@ def to_epoch(dt: datetime | None) -> float | None:
 def iso(dt: datetime) -> str:
     """A stored timestamp as ISO 8601 in UTC."""
     return datetime.fromtimestamp(to_epoch(dt), tz=timezone.utc).isoformat()
+
+
+def same_caller(column, number: str | None, alias: str = ""):
+    """``column`` holds ``number`` in any of its forms (13800000000, +8613800000000, 008613800000000, ...):
+    numbers are stored as the carrier or a person gave them, and compared as one caller (E.164,
+    core.numbering), so rows written before and after a carrier changed its format still match. Matches
+    nothing for a withheld or empty number. ``alias``, the number's pseudonym (core/privacy.py), also
+    matches the rows whose clear number was replaced after the retention period."""
+    forms = caller_forms(number)
+    return column.in_(forms + [alias] if forms and alias else forms)
 
 
 def row_to_dict(row) -> dict:

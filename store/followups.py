@@ -6,10 +6,18 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from store.engine import Database, row_to_dict, utcnow
+from core.numbering import to_e164
+from store.engine import Database, row_to_dict, same_caller, utcnow
 from store.models import FollowUp, OptOut
 
 SURVEY_QUESTIONS = ("attitude", "efficiency", "professionalism")
+
+
+async def opted_out(s, number: str) -> bool:
+    """Whether this caller asked not to be called, in whatever form either number was written (an
+    opt-out is kept in E.164; older ones as the number was dialled)."""
+    return (await s.execute(select(OptOut.number).where(same_caller(OptOut.number, number)).limit(1))).first() \
+        is not None
 
 
 class FollowUpStore:
@@ -26,7 +34,7 @@ class FollowUpStore:
                                     .order_by(FollowUp.next_at).limit(limit).with_for_update(skip_locked=True))).scalars().all()
             out = []
             for f in rows:
-                if await s.get(OptOut, f.caller_number):
+                if await opted_out(s, f.caller_number):
                     f.status, f.result, f.updated_at = "opted_out", "opted_out", now
                     continue
                 f.status, f.attempts, f.next_at, f.updated_at = "dialing", f.attempts + 1, deadline, now
@@ -72,8 +80,9 @@ class FollowUpStore:
             f.callback_requested = f.callback_requested or callback
             if result == "optout":
                 f.status, f.result = "opted_out", "opted_out"
-                if not await s.get(OptOut, f.caller_number):
-                    s.add(OptOut(number=f.caller_number, source=f"follow_up:{f.id}", created_at=now))
+                if not await opted_out(s, f.caller_number):
+                    s.add(OptOut(number=to_e164(f.caller_number) or f.caller_number, source=f"follow_up:{f.id}",
+                                 created_at=now))
             elif rated or callback:
                 f.status, f.result = "done", "complete" if result == "done" else "partial"
             elif f.attempts >= attempts:

@@ -9,8 +9,9 @@ from sqlalchemy.exc import IntegrityError
 
 from core.calls import CallState
 from core.routing import identifies_caller
-from store.engine import Database, change_row, fit, row_to_dict, utcnow
-from store.models import FollowUp, OptOut, Ticket
+from store.engine import Database, change_row, fit, row_to_dict, same_caller, utcnow
+from store.followups import opted_out
+from store.models import FollowUp, Ticket
 
 ticket_to_dict = row_to_dict
 
@@ -71,7 +72,7 @@ class TicketStore:
         if city:
             q = q.where(Ticket.city == city)
         if caller:
-            q = q.where(Ticket.caller_number.in_({caller, alias or caller}))
+            q = q.where(same_caller(Ticket.caller_number, caller, alias))
         if agent:
             q = q.where(Ticket.agent == agent)
         if overdue:
@@ -99,7 +100,7 @@ class TicketStore:
             if changes.get("status") == "closed":
                 t.closed_at = t.updated_at
                 if t.follow_up and follow_up_after is not None and t.caller_number \
-                        and not await s.get(OptOut, t.caller_number):
+                        and not await opted_out(s, t.caller_number):
                     s.add(FollowUp(ticket_id=t.id, caller_number=t.caller_number, language=t.language or "zh",
                                    city=t.city, agent=t.agent, status="pending", attempts=0,
                                    next_at=t.updated_at + follow_up_after, callback_requested=False, result="",

@@ -16,6 +16,7 @@ from core.config.services import (CentersFile, KeywordsFile, LegalAidRules, Matt
                                   TicketRules)
 from core.config.system import SystemFile
 from core.ivr import IvrFlow
+from core.numbering import to_e164
 
 
 class HotlineConfig(Strict):
@@ -31,7 +32,7 @@ class HotlineConfig(Strict):
     routing: RoutingFile
     schedules: dict[str, Any]      # city id -> core.schedule.Schedule
     rotas: dict[str, Any]          # agent id -> core.schedule.Schedule (on-duty hours)
-    green_registry: dict[str, str]  # caller number -> green-channel category
+    green_registry: dict[str, str]  # caller number (E.164, core.numbering.to_e164) -> green-channel category
     tickets: TicketRules
     legal_aid: LegalAidRules
     centers: CentersFile
@@ -147,11 +148,26 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
                              agents=agents.agents, interpreters=agents.interpreters,
                              supervisors=agents.supervisors, wallboards=agents.wallboards, ivr=ivr, routing=routing,
                              schedules=schedules, rotas=rotas,
-                             green_registry={str(k): str(v) for k, v in callers.items()}, root=root)
+                             green_registry=_green_registry(callers, registry_path), root=root)
     except ValidationError as e:
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
         raise ConfigError(f"{where}{msgs}") from None
+
+
+def _green_registry(callers: dict, path: Path) -> dict[str, str]:
+    """Keyed by E.164: an entry written 13800000000 is the caller whose ID arrives as +8613800000000."""
+    out: dict[str, str] = {}
+    written: dict[str, str] = {}
+    for number, cat in callers.items():
+        e164 = to_e164(str(number))
+        if not e164:
+            raise ConfigError(f"{path}: callers: {str(number)!r} is not a phone number (digits, optionally one "
+                              f"leading +)")
+        if e164 in out:
+            raise ConfigError(f"{path}: callers: {written[e164]} and {number} are the same number ({e164})")
+        out[e164], written[e164] = str(cat), str(number)
+    return out
 
 
 def _rotas(path: Path, agent_ids: set[str]) -> dict:

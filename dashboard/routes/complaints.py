@@ -33,6 +33,8 @@ class ComplaintsQuery(BaseModel):
     status: one_of_or_empty(COMPLAINT_STATUSES) = Unset
     city: str = Unset
     assigned_to: str = Unset
+    caller: str = Field(None, description="one complainant's complaints, in any form of the number "
+                                          "(13800000000, +8613800000000, ...)")
     overdue: str = Field(None, description="1: only those past their reply date")
 
 
@@ -88,6 +90,7 @@ async def complaints(request):
         return json_error(400, f"status must be one of {', '.join(COMPLAINT_STATUSES)}")
     rows = await services(request).complaints.search(city=q.get("city") or None, status=status,
                                                      assigned_to=q.get("assigned_to") or None,
+                                                     caller=q.get("caller") or None,
                                                      overdue=q.get("overdue") == "1")
     return ok([c for c in rows if access.sees_city(p, c["city"])])
 

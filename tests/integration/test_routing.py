@@ -93,6 +93,21 @@ def test_registry_caller_gets_the_green_channel_without_pressing_9(clean_stack):
     assert rec["green"] == "elderly" and rec["service"] == "consultation"
 
 
+def test_a_plus_86_caller_id_is_the_registered_11_digit_caller(clean_stack):
+    """Issue 16, finding 4: the registry writes 13700000081; the carrier presents the caller as
+    +8613700000081. One caller: the green channel without pressing 9, and the screen-pop shows the
+    calls made from the 11-digit form."""
+    s = clean_stack
+    s.agent("agent1001")
+    s.call("083312348", dtmf="2:1,4:1", hangup_after=12, caller="13700000081").result(60)
+    first = s.wait_record(lambda r: r["caller_number"] == "13700000081" and r["status"] == "ended")
+    s.call("083312348", dtmf="2:1,4:1", hangup_after=12, caller="+8613700000081").result(60)
+    rec = s.wait_record(lambda r: r["caller_number"] == "+8613700000081" and r["status"] == "ended")
+    assert rec["green"] == "disabled" and rec["service"] == "consultation"
+    history = s.api(f"/api/calls/{rec['call_id']}/history")
+    assert first["call_id"] in [c["call_id"] for c in history["previous_calls"]]
+
+
 def test_after_hours_call_goes_to_the_night_pool(clean_stack, routing, audio):
     s = clean_stack
     routing(closed_now_schedule())

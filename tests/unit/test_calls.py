@@ -140,3 +140,17 @@ def test_cdr_row_rebuilds_a_call():
         ("1795613230.30", "13988880001", "leshan", "zh", "consultation", "agent1001")
     assert c.outcome == "answered" and c.wait_seconds == 2.0 and c.talk_seconds == 32.0 and c.hangup_cause == 16
     assert parse_row(row[:17] + ["someone else's userfield"]) is None and parse_row([]) is None
+
+
+def test_a_caller_id_that_is_not_a_number_is_no_number():
+    """Issue 16: the caller ID is the caller's or carrier's to set; with separators, control characters or
+    dialplan syntax it is stored (and looked up, and logged) as no number at all, never as it came."""
+    for raw, kept in (("+8613800001111", "+8613800001111"), ("13800001111", "13800001111"),
+                      ("13800001111\r\nEvent: x", ""), ("1380000,1111", ""), ("138 0000 1111", ""),
+                      ("anonymous", ""), ("${SHELL(id)}", ""), ("1+3800001111", "")):
+        t = CallTracker()
+        t.apply(ev("Newchannel", 100.0, Uniqueid=L, Channel="PJSIP/carrier-00000001", Context="hotline-trunk",
+                   Exten="083312348", CallerIDNum=raw))
+        assert t.calls[L].caller_number == kept, raw
+        t.adopt(L, "PJSIP/carrier-00000001", {"CALLERID(num)": raw})
+        assert t.calls[L].caller_number == kept, raw

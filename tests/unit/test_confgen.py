@@ -180,3 +180,30 @@ def test_queue_callbacks_dial_only_numbers_of_the_numbering_plan():
     assert check < hold.index("Queue(${Q}")
     refused = hold.split("(refused)")[1]
     assert "Result: failed" in refused and "Status: REFUSED" in refused and "DBdeltree(hlcb/${ID})" in refused
+
+
+def test_caller_id_is_filtered_before_the_green_registry_and_the_log():
+    """Issue 16: the caller ID is the caller's or carrier's to set. It is filtered once, in hotline-start
+    (HL_CID: digits with one leading +, else empty), and only HL_CID reaches the green-registry lookup
+    and the log line; the raw CALLERID(num) is used by nothing but that filter (and by the queue
+    callback, which filters it itself and checks it against the numbering plan)."""
+    plan = FILES["extensions.conf"]
+    start = plan.split("[hotline-start]")[1].split("\n[")[0]
+    assert "Set(HL_CID=${FILTER(+,${CALLERID(num):0:1})}${FILTER(0123456789,${CALLERID(num)})})" in start
+    assert "ExecIf($[${LEN(${HL_CID})} != ${LEN(${CALLERID(num)})}]?Set(HL_CID=))" in start
+    rest = plan.replace(start, "").replace("Set(DB(hlcb/${UNIQUEID}/number)=${FILTER(0123456789+,${CALLERID(num)})})", "")
+    assert "${CALLERID(num)" not in rest
+    queue = plan.split("[hotline-queue]")[1].split("\n[")[0]
+    assert "DIALPLAN_EXISTS(hotline-green-registry,${HL_CID},1)" in queue
+    assert "Gosub(hotline-green-registry,${HL_CID},1)" in queue
+    assert "from '${HL_CID}'" in plan.split("[hotline-unknown]")[1].split("\n[")[0]
+
+
+def test_green_registry_matches_every_form_of_a_registered_number():
+    """Issue 16, finding 4: an entry written 13700000080 is the caller whose ID arrives as +8613700000080,
+    008613700000080 or 8613700000080; the registry itself is keyed by E.164."""
+    assert CFG.green_registry["+8613700000080"] == "elderly"
+    registry = FILES["extensions.conf"].split("[hotline-green-registry]")[1].split("\n[")[0]
+    for form in ("13700000080", "+8613700000080", "008613700000080", "8613700000080"):
+        assert f"exten => {form},1,Return(elderly)" in registry, form
+    assert "exten => 13700000081,1,Return(disabled)" in registry

@@ -35,6 +35,9 @@ BREAKS = [
     ("config/rotas.yaml", _set("rotas", "agent9999", {"mon-fri": ["08:00-17:00"]}), "rotas.agent9999"),
     ("config/holidays.yaml", lambda d: d[2026]["closed"].append("2026-13-45"), ""),
     ("config/green_registry.yaml", _set("callers", "13700000080", "astronaut"), "13700000080"),
+    # issue 16, finding 4: one caller written twice (the registry is keyed by E.164), and a key that is no number
+    ("config/green_registry.yaml", _set("callers", "+8613700000081", "elderly"), "13700000081 and +8613700000081"),
+    ("config/green_registry.yaml", _set("callers", "1370000008O", "elderly"), "'1370000008O' is not a phone number"),
     ("ivr_flows/hotline.yaml", lambda d: d["languages"][0].__setitem__("digit", "x"), "languages[0].digit"),
     ("config/tickets.yaml", _set("deadline_hours", "default", -1), "deadline_hours.default"),
     ("config/legal_aid.yaml", _set("hardship", "default", "multiple", -2), "hardship.default.multiple"),

@@ -117,3 +117,27 @@ def test_caller_numbers_have_one_form():
     assert to_e164("1001") == "1001" and to_e164("12348") == "12348"   # extensions and service numbers: digits
     for withheld in ("", None, "anonymous", "<unknown>", "Restricted", "13800000000;x"):
         assert to_e164(withheld) == ""
+
+
+def test_every_form_of_a_caller_number_is_one_caller():
+    """Issue 16, finding 4: what lookups by caller match: every form to_e164 reads as the same number,
+    and nothing it reads as another."""
+    from core.numbering import caller_forms, to_e164
+    forms = caller_forms("13800000000")
+    assert forms[0] == "+8613800000000"
+    assert {"13800000000", "+8613800000000", "008613800000000", "8613800000000"} <= set(forms)
+    assert {"08332123456", "+868332123456", "00868332123456"} <= set(caller_forms("+868332123456"))
+    assert caller_forms("+88212345678") == ["+88212345678", "0088212345678"]   # no national form abroad
+    assert caller_forms("12348") == ["12348"] and caller_forms("anonymous") == caller_forms("") == []
+    for odd in ("+999", "+1", "+86", "+8612", "+" + "9" * 40):     # a caller ID is anyone's to set
+        assert caller_forms(odd) == [odd]
+    for n in ("13800000000", "08332123456", "02887654321", "+12025550123", "12348", "083312345678"):
+        assert {to_e164(f) for f in caller_forms(n)} == {to_e164(n)}, n
+        assert n in caller_forms(n) or to_e164(n) in caller_forms(n), n
+
+
+def test_a_caller_id_is_digits_with_one_leading_plus_or_nothing():
+    from core.numbering import caller_id
+    assert caller_id("+8613800000000") == "+8613800000000" and caller_id("13800000000") == "13800000000"
+    for bad in (None, "", "anonymous", "1380000\n0000", "138,0000", "+", "1+38", "138 0000 0000", "1" * 33):
+        assert caller_id(bad) == "", bad

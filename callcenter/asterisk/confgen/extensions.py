@@ -100,6 +100,10 @@ exten => s,1,Set(__HOTLINE_DID=${ARG1})
  same => n,Set(__HOTLINE_IVR_PATH=)
  same => n,Set(HOTLINE_START=${EPOCH})
  same => n,Set(__HOTLINE_CALLER_CHAN=${CHANNEL})
+ ; the caller ID is the caller's or carrier's to set: only digits with one leading + reach the green
+ ; registry and the log (HL_CID), anything else counts as no number (core.numbering.caller_id)
+ same => n,Set(HL_CID=${FILTER(+,${CALLERID(num):0:1})}${FILTER(0123456789,${CALLERID(num)})})
+ same => n,ExecIf($[${LEN(${HL_CID})} != ${LEN(${CALLERID(num)})}]?Set(HL_CID=))
  same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
  same => n,UserEvent(HotlineCall,DID: ${ARG1},City: ${ARG2},Area: ${ARG3})
  same => n,Return()
@@ -247,8 +251,9 @@ exten => s,1,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.w
  same => n,Playback({SND}/${{HOTLINE_LANG}}/please_hold)
  ; green channel from the registry when the caller did not choose it in the IVR
  same => n,GotoIf($["${{HOTLINE_GREEN}}" != ""]?hours)
- same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-green-registry,${{CALLERID(num)}},1)}}?:hours)
- same => n,Gosub(hotline-green-registry,${{CALLERID(num)}},1)
+ same => n,GotoIf($["${{HL_CID}}" = ""]?hours)
+ same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-green-registry,${{HL_CID}},1)}}?:hours)
+ same => n,Gosub(hotline-green-registry,${{HL_CID}},1)
  same => n,Set(__HOTLINE_GREEN=${{GOSUB_RETVAL}})
  same => n(hours),Gosub(hotline-hours-${{HOTLINE_CITY}},s,1)
  same => n,Set(HOTLINE_OPEN=${{GOSUB_RETVAL}})
@@ -345,7 +350,7 @@ def _unknown(cfg: HotlineConfig) -> str:
     return f"""
 [hotline-unknown]
 exten => s,1,UserEvent(HotlineUnknownNumber,DID: ${{HOTLINE_DID}})
- same => n,Log(NOTICE,12348: unknown dialed number '${{HOTLINE_DID}}' from '${{CALLERID(num)}}')
+ same => n,Log(NOTICE,12348: unknown dialed number '${{HOTLINE_DID}}' from '${{HL_CID}}')
  ; early media: the apology is heard without answering (no charge to the caller)
  same => n,Progress()
  same => n,Playback({unknown_prompts},noanswer)

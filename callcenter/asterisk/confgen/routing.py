@@ -3,6 +3,7 @@ registry, and what happens when an agent answers (the interpreter conference).""
 from __future__ import annotations
 
 from core.config import HotlineConfig
+from core.numbering import caller_forms
 from core.schedule import DAYS
 from core import workflow
 
@@ -50,8 +51,11 @@ def hours_contexts(cfg: HotlineConfig) -> str:
 
 
 def green_registry_context(cfg: HotlineConfig) -> str:
+    """Looked up with the filtered caller ID (HL_CID): each registered caller under every form their
+    caller ID may arrive in (13800000000, +8613800000000, 008613800000000, ...), one caller each."""
     out = ["\n[hotline-green-registry]\n; callers known to qualify (config/green_registry.yaml)\n"]
-    out += [f"exten => {num},1,Return({cat})\n" for num, cat in sorted(cfg.green_registry.items())]
+    out += [f"exten => {form},1,Return({cat})\n" for num, cat in sorted(cfg.green_registry.items())
+            for form in caller_forms(num)]
     return "".join(out)
 
 
