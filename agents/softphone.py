@@ -24,9 +24,10 @@ def emit(event: str, **fields) -> None:
 
 
 class Softphone:
-    """One pjsua2 endpoint with a UDP transport on loopback (or ``bind``)."""
+    """One pjsua2 endpoint with a UDP transport on loopback (or ``bind``); with ``tls_ca`` a TLS
+    transport instead, which accepts only a server whose certificate that CA signed for the name dialled."""
 
-    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0):
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0, tls_ca: Path | None = None):
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -43,7 +44,13 @@ class Softphone:
         tcfg = pj.TransportConfig()
         tcfg.port = port
         tcfg.boundAddress = bind
-        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        if tls_ca is not None:
+            tcfg.tlsConfig.CaListFile = str(tls_ca)
+            tcfg.tlsConfig.verifyServer = True
+            tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+        self.tls = tls_ca is not None
+        self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS if self.tls else pj.PJSIP_TRANSPORT_UDP,
+                                                    tcfg)
         self.ep.libStart()
         # headless: a null device keeps the conference bridge clocked
         self.ep.audDevManager().setNullDev()
@@ -142,6 +149,7 @@ class Call(pj.Call):
         self.early_media = False
         self.dtmf_received: list[str] = []
         self.sip_headers: dict[str, str] = {}
+        self.media_proto = ""
 
     def onCallState(self, prm) -> None:
         ci = self.getInfo()
@@ -165,6 +173,9 @@ class Call(pj.Call):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                 if ci.state == pj.PJSIP_INV_STATE_EARLY:
                     self.early_media = True
+                # RTP/SAVP: the stream is SRTP (keys from the SDES crypto line)
+                self.media_proto = "RTP/SAVP" if self.getStreamInfo(idx).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP \
+                    else "RTP/AVP"
                 self.media.attach(self.phone.ep, self.getAudioMedia(idx))
 
     def onDtmfDigit(self, prm) -> None:
@@ -218,6 +229,11 @@ def make_account(phone: Softphone, user: str, domain: str, registrar: str | None
         acfg.regConfig.retryIntervalSec = 5
     if password is not None:
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
+    if phone.tls:
+        # SRTP or no call, and SDES keys only over TLS (never in clear signalling)
+        acfg.sipConfig.transportId = phone.transport_id
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        acfg.mediaConfig.srtpSecureSignaling = 1
     acc = phone.keep(Account(phone, on_incoming))
     acc.create(acfg)
     return acc
@@ -225,11 +241,12 @@ def make_account(phone: Softphone, user: str, domain: str, registrar: str | None
 
 def run_agent(user: str, password: str, registrar: str, play: Path | None, record_dir: Path | None,
               auto_answer: bool = True, answer_delay: float = 0.5, bind: str = "127.0.0.1",
-              should_stop: Callable[[], bool] = lambda: False, commands=None) -> None:
+              should_stop: Callable[[], bool] = lambda: False, commands=None, tls_ca: Path | None = None) -> None:
     """Register and take calls until ``should_stop``; one JSON line per event on stdout.
     ``commands`` (a queue.Queue of text lines, e.g. from stdin) drives the current call like a
-    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup."""
-    phone = Softphone(bind=bind)
+    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup. With ``tls_ca`` (and a
+    ``;transport=tls`` registrar) signalling is TLS checked against that CA and media SRTP only."""
+    phone = Softphone(bind=bind, tls_ca=tls_ca)
     calls: list[Call] = []
     pending: list[tuple[float, Call]] = []
     domain = registrar.removeprefix("sip:").split(";")[0].split(":")[0]
@@ -239,6 +256,7 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
         rec = record_dir / f"{user}-{int(time.time())}-{n}.wav" if record_dir else None
         call = phone.keep(Call(acc, phone, CallMedia(play, rec), call_id,
                     on_state=lambda c: emit("call_state", agent=user, state=c.state, remote=c.remote_uri,
+                                            media=c.media_proto,
                                             recording=str(c.media.record) if c.media.record else None)))
         calls.append(call)
         ring = pj.CallOpParam()

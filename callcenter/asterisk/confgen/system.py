@@ -19,6 +19,8 @@ MODULES = [
     "res_pjsip_caller_id.so", "res_pjsip_dtmf_info.so", "res_pjsip_refer.so", "res_pjsip_nat.so",
     "res_pjsip_header_funcs.so", "res_pjsip_logger.so", "res_pjsip_rfc3326.so", "res_pjsip_pubsub.so",
     "res_pjsip_outbound_authenticator_digest.so", "func_pjsip_endpoint.so",
+    # SRTP for phones on TLS (media_encryption = sdes)
+    "res_srtp.so",
     # bridging
     "bridge_simple.so", "bridge_native_rtp.so", "bridge_softmix.so", "bridge_holding.so",
     "bridge_builtin_features.so",
