@@ -150,6 +150,7 @@ class Call(pj.Call):
         self.dtmf_received: list[str] = []
         self.sip_headers: dict[str, str] = {}
         self.media_proto = ""
+        self.local_rtp = ""
 
     def onCallState(self, prm) -> None:
         ci = self.getInfo()
@@ -176,6 +177,7 @@ class Call(pj.Call):
                 # RTP/SAVP: the stream is SRTP (keys from the SDES crypto line)
                 self.media_proto = "RTP/SAVP" if self.getStreamInfo(idx).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP \
                     else "RTP/AVP"
+                self.local_rtp = self.getMedTransportInfo(idx).localRtpName
                 self.media.attach(self.phone.ep, self.getAudioMedia(idx))
 
     def onDtmfDigit(self, prm) -> None:
@@ -256,7 +258,7 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
         rec = record_dir / f"{user}-{int(time.time())}-{n}.wav" if record_dir else None
         call = phone.keep(Call(acc, phone, CallMedia(play, rec), call_id,
                     on_state=lambda c: emit("call_state", agent=user, state=c.state, remote=c.remote_uri,
-                                            media=c.media_proto,
+                                            media=c.media_proto, local_rtp=c.local_rtp,
                                             recording=str(c.media.record) if c.media.record else None)))
         calls.append(call)
         ring = pj.CallOpParam()
