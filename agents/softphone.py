@@ -222,7 +222,8 @@ class Account(pj.Account):
 
 
 def make_account(phone: Softphone, user: str, domain: str, registrar: str | None = None,
-                 password: str | None = None, on_incoming=None) -> Account:
+                 password: str | None = None, on_incoming=None, srtp: bool | None = None) -> Account:
+    """``srtp`` (default: on when the phone is on TLS): SRTP or no call."""
     acfg = pj.AccountConfig()
     acfg.idUri = f"sip:{user}@{domain}"
     if registrar:
@@ -232,8 +233,9 @@ def make_account(phone: Softphone, user: str, domain: str, registrar: str | None
     if password is not None:
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
     if phone.tls:
-        # SRTP or no call, and SDES keys only over TLS (never in clear signalling)
         acfg.sipConfig.transportId = phone.transport_id
+    if phone.tls if srtp is None else srtp:
+        # SDES keys only ever over TLS (never in clear signalling)
         acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
         acfg.mediaConfig.srtpSecureSignaling = 1
     acc = phone.keep(Account(phone, on_incoming))

@@ -50,7 +50,7 @@ def cmd_agent(args) -> int:
         import threading
         commands = queue.Queue()
         threading.Thread(target=lambda: [commands.put(line) for line in sys.stdin], daemon=True).start()
-    registrar, ca = _registrar(cfg, args.transport or cfg.system.phones.transport, args.ca)
+    registrar, ca = _asterisk_address(cfg, args.transport or cfg.system.phones.transport, args.ca)
     run_agent(args.id, password, registrar, Path(args.play) if args.play else None,
               Path(args.record_dir) if args.record_dir else None, auto_answer=args.auto_answer,
               answer_delay=args.answer_delay,
@@ -59,7 +59,7 @@ def cmd_agent(args) -> int:
     return 0
 
 
-def _registrar(cfg: HotlineConfig, transport: str, ca: str | None) -> tuple[str, Path | None]:
+def _asterisk_address(cfg: HotlineConfig, transport: str, ca: str | None) -> tuple[str, Path | None]:
     """Where a phone registers, and the CA it checks Asterisk's certificate with (TLS only)."""
     from store.tls import tls_files
 
@@ -87,8 +87,9 @@ def cmd_call(args) -> int:
     from simulators.caller import CallerScript, run_caller
 
     cfg = _config(args)
-    a = cfg.system.asterisk
-    script = CallerScript(target=f"sip:{args.to}@{a.sip_bind}:{a.sip_port}", caller_id=args.caller,
+    # the carrier's side of the trunk: over TLS when the trunk is, trusting the node's CA
+    address, ca = _asterisk_address(cfg, cfg.system.trunk.transport, None)
+    script = CallerScript(target=f"sip:{args.to}@{address.removeprefix('sip:')}", caller_id=args.caller, tls_ca=ca,
                           dtmf=_parse_dtmf(args.dtmf), play=Path(args.play) if args.play else None,
                           record=Path(args.record) if args.record else None, hangup_after=args.hangup_after,
                           port=args.port, await_callback=args.await_callback, callback_talk=args.callback_talk,
@@ -107,7 +108,7 @@ def cmd_phone_config(args) -> int:
     password = _sip_password(cfg, args.id)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _, node_ca = _registrar(cfg, args.transport or cfg.system.phones.transport, args.ca)
+    _, node_ca = _asterisk_address(cfg, args.transport or cfg.system.phones.transport, args.ca)
     # the phone gets its own copy of the CA certificate (public), next to its config
     ca = None
     if node_ca is not None:

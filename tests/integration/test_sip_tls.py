@@ -1,7 +1,8 @@
-"""Agents' phones over SIP/TLS with SRTP (phones.transport: tls) on a real Asterisk: the pjsua2 agent
-(`hotline agent`) and baresip (`hotline phone-config`) register over TLS checking Asterisk's certificate
-against the node's CA from `hotline setup`; a caller on the plain UDP trunk reaches the agent, and the
-RTP between Asterisk and the agent, read off the loopback interface, is encrypted."""
+"""Agents' phones over SIP/TLS with SRTP (phones.transport: tls) and the carrier trunk over TLS
+(trunk.transport: tls) on a real Asterisk: the pjsua2 agent (`hotline agent`) and baresip (`hotline
+phone-config`) register over TLS checking Asterisk's certificate against the node's CA from `hotline
+setup`; a carrier's caller (`hotline call`, over TLS) reaches the agent, and the RTP between Asterisk and
+the agent, read off the loopback interface, is encrypted while the carrier's leg is plain RTP."""
 from __future__ import annotations
 
 import shutil
@@ -29,6 +30,7 @@ def tls_stack(tmp_path_factory):
         pytest.fail("the real-stack tests need chroot and espeak-ng (run `make test`, which installs them)")
     s = Stack(tmp_path_factory.mktemp("tls"))
     s.overrides["phones"] = {"transport": "tls"}
+    s.overrides["trunk"]["transport"] = "tls"      # the simulated carrier (`hotline call`) on TLS as well
     s.reconfigure()
     try:
         s.start()
@@ -165,6 +167,11 @@ def test_the_agent_phone_registers_over_tls_and_takes_a_call_with_srtp(tls, tone
         # Asterisk's side: the agent's channel has encrypted media
         channel = wait_for(lambda: _channel_of(s, "agent1001"), 10, "the agent's channel")
         assert _ami_getvar(s, channel, "CHANNEL(rtp,secure,audio)") == "1"
+        assert _ami_getvar(s, channel, "CHANNEL(pjsip,secure)") == "1"
+        # the carrier's leg: signalling over TLS (trunk.transport tls), media plain RTP
+        trunk = _channel_of(s, s.cfg.system.trunk.name)
+        assert _ami_getvar(s, trunk, "CHANNEL(pjsip,secure)") == "1"
+        assert _ami_getvar(s, trunk, "CHANNEL(rtp,secure,audio)") == "0"
         result = caller.result(timeout=90)
     finally:
         sniffer.close()
@@ -173,8 +180,8 @@ def test_the_agent_phone_registers_over_tls_and_takes_a_call_with_srtp(tls, tone
     assert confirmed["media"] == "RTP/SAVP", confirmed
     agent_port = int(confirmed["local_rtp"].rsplit(":", 1)[1])
 
-    # on the wire: the agent's leg carries RTP both ways, and no tone can be heard in it; the caller's
-    # plain UDP leg, decoded the same way, carries the agent's tone (the decoding would have found it)
+    # on the wire: the agent's leg carries RTP both ways, and no tone can be heard in it; the carrier's
+    # plain RTP leg, decoded the same way, carries the agent's tone (the decoding would have found it)
     agent_leg = {k: v for k, v in sniffer.flows.items() if agent_port in k}
     assert len(agent_leg) == 2 and all(len(p) > 100 for p in agent_leg.values()), \
         {k: len(v) for k, v in sniffer.flows.items()}
