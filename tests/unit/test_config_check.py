@@ -25,6 +25,7 @@ def _set(*path_and_value):
 BREAKS = [
     ("config/hotline.yaml", _set("queues", "ring_seconds", -5), "queues.ring_seconds"),
     ("config/hotline.yaml", _set("numbering_plan", "area_codes", ["833"]), "numbering_plan.area_codes[0]"),
+    ("config/hotline.yaml", _set("trunk", "transport", "sips"), "trunk.transport"),
     ("config/cities.yaml", lambda d: d["cities"][3].__setitem__("area_code", "12x"), "cities[3].area_code"),
     ("config/agents.yaml", lambda d: d["agents"][0].__setitem__("queues", ["atlantis"]), "queues"),
     ("config/routing.yaml", _set("green_channel", "digit", "x"), "green_channel.digit"),
