@@ -229,13 +229,15 @@ def test_a_phone_on_plain_udp_gets_no_call(tls, tones, tmp_path):
     assert rec["agent"] in (None, "")
 
 
-def test_baresip_with_the_generated_config_registers_over_tls(tls, tmp_path):
+def test_baresip_with_the_generated_config_takes_a_call_over_tls_and_srtp(tls, tones, tmp_path):
     if shutil.which("baresip") is None:
         pytest.fail("baresip is not installed (make test installs baresip-core)")
     s = tls
-    conf = tmp_path / "baresip"
+    conf, heard = tmp_path / "baresip", tmp_path / "heard"
+    heard.mkdir()
     res = subprocess.run([sys.executable, "-m", "hotline.cli", "phone-config", "--id", "agent1002", "--kind",
-                          "baresip", "--out", str(conf), "--port", str(free_port())],
+                          "baresip", "--out", str(conf), "--port", str(free_port()), "--play", str(tones["agent"]),
+                          "--record-dir", str(heard)],
                          cwd=ROOT, env=s.env, capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     accounts = (conf / "accounts").read_text()
@@ -246,6 +248,19 @@ def test_baresip_with_the_generated_config_registers_over_tls(tls, tmp_path):
     try:
         contact = wait_for(lambda: _contact(s, "agent1002"), 20, "baresip registered", log=tmp_path / "baresip.log")
         assert "transport=tls" in contact.lower()
+        s.api("/api/agents/agent1002/login", "POST", {"ready": True})
+        caller_rec = tmp_path / "caller.wav"
+        caller = s.call("02812348", dtmf="2:1,4:1,6:1", play=tones["caller"], record=caller_rec, hangup_after=20,
+                        caller="13911112003")
+        channel = wait_for(lambda: _channel_of(s, "agent1002"), 60, "baresip's channel", log=tmp_path / "baresip.log")
+        wait_for(lambda: _ami_getvar(s, channel, "CHANNEL(rtp,secure,audio)") == "1", 10, "SRTP on baresip's leg")
+        assert caller.result(90)["answered"]
+        rec = s.wait_record(lambda r: r["caller_number"] == "13911112003" and r["status"] == "ended")
+        assert rec["agent"] == "agent1002"
+        assert tone_presence(caller_rec, AGENT_HZ) > 0.3, "the caller did not hear baresip"
+        time.sleep(1)
+        dec = sorted(heard.glob("*-dec.wav"))
+        assert dec and tone_presence(dec[-1], CALLER_HZ) > 0.3, "baresip did not hear the caller"
     finally:
         phone.terminate()
         try:
