@@ -174,11 +174,18 @@ class Call(pj.Call):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                 if ci.state == pj.PJSIP_INV_STATE_EARLY:
                     self.early_media = True
-                # RTP/SAVP: the stream is SRTP (keys from the SDES crypto line)
-                self.media_proto = "RTP/SAVP" if self.getStreamInfo(idx).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP \
-                    else "RTP/AVP"
-                self.local_rtp = self.getMedTransportInfo(idx).localRtpName
+                self._note_transport(idx)
                 self.media.attach(self.phone.ep, self.getAudioMedia(idx))
+
+    def _note_transport(self, idx: int) -> None:
+        """What the phone negotiated, for its event log: RTP/SAVP is SRTP (SDES keys), and the local RTP
+        address. Informational only: a failure to read it must not disturb the call."""
+        try:
+            savp = self.getStreamInfo(idx).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
+            self.media_proto = "RTP/SAVP" if savp else "RTP/AVP"
+            self.local_rtp = self.getMedTransportInfo(idx).localRtpName
+        except pj.Error:
+            pass
 
     def onDtmfDigit(self, prm) -> None:
         self.dtmf_received.append(prm.digit)

@@ -16,7 +16,7 @@ from pathlib import Path
 from callcenter.asterisk import confgen
 from core.paths import InstancePaths
 from store.secrets import Secrets
-from store.tls import ensure_tls
+from store.tls import TlsError, ensure_tls
 from core.config import HotlineConfig
 from ivr_flows.prompts import build_prompts, SOX_OUT
 
@@ -119,7 +119,10 @@ class AsteriskInstance:
     def _install_tls(self, log) -> None:
         """Asterisk's certificate and key, and the CA list of its TLS transport, into the chroot
         (Asterisk cannot read the state directory)."""
-        tls = ensure_tls(self.cfg, log)
+        try:
+            tls = ensure_tls(self.cfg, log)
+        except TlsError as e:
+            raise AsteriskRuntimeError(f"asterisk.tls_port is set but the TLS certificate could not be made: {e}") from e
         t = self.cfg.system.trunk
         ca_list = tls.ca_cert.read_text()
         if t.transport == "tls" and t.tls_ca_file:
