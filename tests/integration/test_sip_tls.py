@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from simulators.audio import tone_presence, tone_wav
-from tests.helpers import ROOT, Stack, finished_wav, free_port, fresh, wait_for
+from tests.helpers import ROOT, Stack, finished_wav, free_port, fresh, terminate, wait_for
 
 AGENT_HZ, CALLER_HZ = 1000, 600
 
@@ -262,8 +262,4 @@ def test_baresip_with_the_generated_config_takes_a_call_over_tls_and_srtp(tls, t
         dec = sorted(heard.glob("*-dec.wav"))
         assert dec and tone_presence(dec[-1], CALLER_HZ) > 0.3, "baresip did not hear the caller"
     finally:
-        phone.terminate()
-        try:
-            phone.wait(5)
-        except subprocess.TimeoutExpired:
-            phone.kill()
+        terminate(phone, 5)
