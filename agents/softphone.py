@@ -255,21 +255,31 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
               should_stop: Callable[[], bool] = lambda: False, commands=None, tls_ca: Path | None = None) -> None:
     """Register and take calls until ``should_stop``; one JSON line per event on stdout.
     ``commands`` (a queue.Queue of text lines, e.g. from stdin) drives the current call like a
-    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup. With ``tls_ca`` (and a
+    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup, and dial <extension> (e.g.
+    *43, the echo test) places a call. With ``tls_ca`` (and a
     ``;transport=tls`` registrar) signalling is TLS checked against that CA and media SRTP only."""
     phone = Softphone(bind=bind, tls_ca=tls_ca)
     calls: list[Call] = []
     pending: list[tuple[float, Call]] = []
     domain = registrar.removeprefix("sip:").split(";")[0].split(":")[0]
 
-    def incoming(acc: Account, call_id: int) -> None:
+    def new_call(acc: Account, call_id: int = pj.PJSUA_INVALID_ID) -> Call:
         n = len(calls) + 1
         rec = record_dir / f"{user}-{int(time.time())}-{n}.wav" if record_dir else None
         call = phone.keep(Call(acc, phone, CallMedia(play, rec), call_id,
                     on_state=lambda c: emit("call_state", agent=user, state=c.state, remote=c.remote_uri,
-                                            media=c.media_proto, local_rtp=c.local_rtp,
+                                            status=c.last_status, media=c.media_proto, local_rtp=c.local_rtp,
                                             recording=str(c.media.record) if c.media.record else None)))
         calls.append(call)
+        return call
+
+    def dial(extension: str) -> None:
+        # through Asterisk, on the transport the phone registered with
+        new_call(acc).makeCall(f"sip:{extension}@{registrar.removeprefix('sip:')}", pj.CallOpParam(True))
+
+    def incoming(acc: Account, call_id: int) -> None:
+        call = new_call(acc, call_id)
+        n = len(calls)
         ring = pj.CallOpParam()
         ring.statusCode = 180
         call.answer(ring)
@@ -285,7 +295,7 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
         while not should_stop():
             phone.pump(0.05)
             for line in _drain(commands):
-                _command(line, [c for c in calls if not c.ended], user)
+                _command(line, [c for c in calls if not c.ended], user, dial)
             now = time.monotonic()
             for due, call in list(pending):
                 if due <= now:
@@ -309,16 +319,20 @@ def _drain(q) -> list[str]:
     return out
 
 
-def _command(line: str, live: list[Call], user: str) -> None:
+def _command(line: str, live: list[Call], user: str, dial: Callable[[str], None] | None = None) -> None:
     """One phone key press (see run_agent); the result is an event line like everything else."""
     word, _, arg = line.strip().partition(" ")
     if not word:
         return
     call = live[-1] if live else None
     try:
-        if call is None:
+        if word == "dial":
+            if not arg or dial is None:
+                raise ValueError("dial needs an extension, e.g. *43 (the echo test)")
+            dial(arg)
+        elif call is None:
             raise ValueError("no call in progress")
-        if word == "hold":
+        elif word == "hold":
             call.setHold(pj.CallOpParam(True))
         elif word == "unhold":
             prm = pj.CallOpParam(True)
@@ -337,7 +351,7 @@ def _command(line: str, live: list[Call], user: str) -> None:
         elif word == "hangup":
             call.hangup_now()
         else:
-            raise ValueError(f"unknown command {word!r} (hold, unhold, dtmf, transfer, hangup)")
+            raise ValueError(f"unknown command {word!r} (hold, unhold, dtmf, transfer, hangup, dial)")
         emit("command", agent=user, command=word, arg=arg, ok=True)
     except (ValueError, pj.Error) as e:
         reason = e.info() if isinstance(e, pj.Error) else str(e)

@@ -45,7 +45,7 @@ def cmd_agent(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
     commands = None
-    if args.commands:   # phone keys from stdin, one per line: hold, unhold, dtmf 123, transfer <exten>, hangup
+    if args.commands:   # phone keys from stdin, one per line: hold, unhold, dtmf 123, transfer <exten>, hangup, dial <exten>
         import queue
         import threading
         commands = queue.Queue()
@@ -137,7 +137,8 @@ def register(sub) -> None:
     s.add_argument("--login", action="store_true", help="log in and go ready through the HTTP API first")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
     s.add_argument("--commands", action="store_true",
-                   help="read phone keys from stdin: hold, unhold, dtmf <digits>, transfer <extension>, hangup")
+                   help="read phone keys from stdin: hold, unhold, dtmf <digits>, transfer <extension>, hangup, "
+                        "dial <extension> (*43: echo test)")
     s.add_argument("--transport", choices=["udp", "tls"],
                    help="udp, or tls (SIP over TLS, SRTP media); default: phones.transport in config/hotline.yaml")
     s.add_argument("--ca", help="tls: the CA to check Asterisk's certificate with (default: the node's, .hotline/tls/ca.pem)")

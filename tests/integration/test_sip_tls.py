@@ -210,12 +210,24 @@ def test_the_agent_refuses_an_asterisk_its_ca_did_not_sign(tls, tmp_path):
     assert _contact(tls, "agent1002") == ""
 
 
-def test_a_phone_on_plain_udp_gets_no_call(tls, tones, tmp_path):
+def test_a_phone_on_plain_udp_gets_no_call_and_cannot_call(tls, tones, tmp_path):
     """TLS required: a phone that registers over UDP is never called (Asterisk reaches agents only over
-    TLS) and a call it places without SRTP is refused."""
+    TLS) and a call it places without SRTP is refused (488), while the same call from TLS is SRTP."""
     s = tls
-    party = s._spawn(["agent", "--id", "agent1002", "--transport", "udp", "--auto-answer"], "agent1002-udp")
+    party = s._spawn(["agent", "--id", "agent1002", "--transport", "udp", "--auto-answer", "--commands"],
+                     "agent1002-udp", stdin=True)
     party.wait_event("registered", 20)
+    party.send("dial *43")      # the echo test
+    ended = wait_for(lambda: next((e for e in party.read() if e["event"] == "call_state"
+                                   and e["state"] == "disconnected"), None), 20, "the UDP phone's call refused")
+    assert ended["status"] == 488, ended
+    secure = s._spawn(["agent", "--id", "agent1003", "--commands"], "agent1003-tls", stdin=True)
+    secure.wait_event("registered", 20)
+    secure.send("dial *43")
+    confirmed = wait_for(lambda: next((e for e in secure.read() if e["event"] == "call_state"
+                                       and e["state"] == "confirmed"), None), 20, "the TLS phone's echo test")
+    assert confirmed["media"] == "RTP/SAVP"
+    secure.send("hangup")
     # pjsip has no per-endpoint filter on the transport a REGISTER came in on: the contact is stored,
     # but Asterisk reaches agents only over TLS, so it never answers a qualify and stays unavailable
     assert "transport=tls" not in _contact(s, "agent1002").lower()
