@@ -27,7 +27,9 @@ class Softphone:
     """One pjsua2 endpoint with a UDP transport on loopback (or ``bind``); with ``tls_ca`` a TLS
     transport instead, which accepts only a server whose certificate that CA signed for the name dialled."""
 
-    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0, tls_ca: Path | None = None):
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0, tls_ca: Path | None = None,
+                 tls_cert: tuple[Path, Path] | None = None):
+        """``tls_cert`` (certificate, key): what the phone shows when it is called over TLS."""
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -48,6 +50,8 @@ class Softphone:
             tcfg.tlsConfig.CaListFile = str(tls_ca)
             tcfg.tlsConfig.verifyServer = True
             tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            if tls_cert is not None:
+                tcfg.tlsConfig.certFile, tcfg.tlsConfig.privKeyFile = str(tls_cert[0]), str(tls_cert[1])
         self.tls = tls_ca is not None
         self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS if self.tls else pj.PJSIP_TRANSPORT_UDP,
                                                     tcfg)

@@ -94,7 +94,8 @@ def cmd_call(args) -> int:
                           record=Path(args.record) if args.record else None, hangup_after=args.hangup_after,
                           port=args.port, await_callback=args.await_callback, callback_talk=args.callback_talk,
                           callback_dtmf=_parse_dtmf(args.callback_dtmf),
-                          callback_record=Path(args.callback_record) if args.callback_record else None)
+                          callback_record=Path(args.callback_record) if args.callback_record else None,
+                          tls_cert=(Path(args.cert), Path(args.key)) if args.cert and args.key else None)
     # SIGTERM hangs up properly (a BYE), instead of leaving Asterisk with a dead call
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     result = run_caller(script)
@@ -155,6 +156,8 @@ def register(sub) -> None:
     s.add_argument("--callback-dtmf", default="", help="keys to press in the callback, like --dtmf (e.g. a survey)")
     s.add_argument("--callback-talk", type=float, default=10)
     s.add_argument("--callback-record")
+    s.add_argument("--cert", help="trunk on TLS: the simulated carrier's certificate, shown to a callback")
+    s.add_argument("--key", help="... and its key")
     s.set_defaults(func=cmd_call)
     s = sub.add_parser("phone-config", help="configuration for a standard SIP phone (baresip, linphone) as an agent phone")
     s.add_argument("--id", required=True)

@@ -28,10 +28,11 @@ class CallerScript:
     callback_record: Path | None = None
     callback_dtmf: list[tuple[float, str]] = field(default_factory=list)   # keys pressed in the callback
     tls_ca: Path | None = None        # a carrier on TLS (trunk.transport tls): checks Asterisk with this CA
+    tls_cert: tuple[Path, Path] | None = None   # ... and shows this certificate and key to a callback
 
 
 def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
-    phone = Softphone(bind=bind, port=script.port, tls_ca=script.tls_ca)
+    phone = Softphone(bind=bind, port=script.port, tls_ca=script.tls_ca, tls_cert=script.tls_cert)
     try:
         # every pjsua2 object lives in _caller's frame and is gone before libDestroy
         return _caller(phone, script)

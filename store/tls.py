@@ -119,17 +119,29 @@ def _make_ca(cfg: HotlineConfig, f: TlsFiles) -> None:
 
 
 def _make_server(f: TlsFiles, names: list[str]) -> None:
-    with tempfile.TemporaryDirectory(dir=f.cert.parent) as tmp:
-        csr, ext = Path(tmp) / "asterisk.csr", Path(tmp) / "ext.cnf"
-        key = Path(tmp) / "asterisk.key"
+    sign_certificate(f.ca_cert, f.ca_key, names, f.key, f.cert)
+
+
+def issue_certificate(cfg: HotlineConfig, names: list[str], key: Path, cert: Path) -> None:
+    """A certificate from the node's CA for another party, e.g. a test carrier that Asterisk calls over
+    TLS and checks (trunk.transport tls without a tls_ca_file)."""
+    f = ensure_tls(cfg, log=lambda *_: None)
+    sign_certificate(f.ca_cert, f.ca_key, names, key, cert)
+
+
+def sign_certificate(ca_cert: Path, ca_key: Path, names: list[str], key_out: Path, cert_out: Path) -> None:
+    """A new P-256 key and a certificate for ``names`` (server and client use), signed by the CA."""
+    with tempfile.TemporaryDirectory(dir=cert_out.parent) as tmp:
+        csr, ext = Path(tmp) / "new.csr", Path(tmp) / "ext.cnf"
+        key, cert = Path(tmp) / "new.key", Path(tmp) / "new.pem"
         _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                  "-keyout", str(key), "-out", str(csr), "-subj", f"/O=12348 hotline/CN={names[0]}")
         ext.write_text(f"subjectAltName={_san(names)}\nbasicConstraints=critical,CA:FALSE\n"
                        "keyUsage=critical,digitalSignature,keyAgreement\n"
                        "extendedKeyUsage=serverAuth,clientAuth\n")
-        cert = Path(tmp) / "asterisk.pem"
-        _openssl("x509", "-req", "-in", str(csr), "-CA", str(f.ca_cert), "-CAkey", str(f.ca_key),
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
                  "-set_serial", str(int.from_bytes(os.urandom(16), "big") >> 1), "-days", str(SERVER_DAYS),
                  "-sha256", "-extfile", str(ext), "-out", str(cert))
-        key.replace(f.key)
-        cert.replace(f.cert)
+        key.replace(key_out)
+        cert.replace(cert_out)
+        cert_out.chmod(0o644)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from simulators.audio import tone_presence, tone_wav
+from store.tls import issue_certificate, sign_certificate
 from tests.helpers import ROOT, Stack, finished_wav, free_port, fresh, terminate, wait_for
 
 AGENT_HZ, CALLER_HZ = 1000, 600
@@ -199,11 +200,47 @@ def test_the_agent_phone_registers_over_tls_and_takes_a_call_with_srtp(tls, tone
     assert tone_presence(caller_rec, AGENT_HZ) > 0.3, "the caller did not hear the agent"
 
 
-def test_the_agent_refuses_an_asterisk_its_ca_did_not_sign(tls, tmp_path):
-    other_ca = tmp_path / "other-ca.pem"
+def _other_ca(tmp_path: Path) -> tuple[Path, Path]:
+    """A CA that is not the node's."""
+    ca, key = tmp_path / "other-ca.pem", tmp_path / "other-ca.key"
     subprocess.run(["openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca), "-days", "2",
-                    "-subj", "/CN=somebody else's CA"], check=True, capture_output=True, timeout=30)
+                    "-nodes", "-keyout", str(key), "-out", str(ca), "-days", "2", "-subj", "/CN=somebody else's CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True, timeout=30)
+    return ca, key
+
+
+@pytest.mark.parametrize("signer", ["node", "other"])
+def test_a_callback_reaches_the_carrier_over_tls_only_if_its_certificate_checks_out(tls, tones, tmp_path, signer):
+    """trunk.transport tls: Asterisk calls the carrier over TLS and checks its certificate (verify_server,
+    against the node's CA here: no tls_ca_file); a carrier showing another CA's certificate gets no call."""
+    s = tls
+    key, cert = tmp_path / "carrier.key", tmp_path / "carrier.pem"
+    if signer == "node":
+        issue_certificate(s.cfg, ["127.0.0.1"], key, cert)
+    else:
+        sign_certificate(*_other_ca(tmp_path), ["127.0.0.1"], key, cert)
+    s.agent("agent1001", play=tones["agent"], login=False)
+    s.api("/api/agents/agent1001/login", "POST", {"ready": False})   # paused: the caller waits and asks for a callback
+    number = f"1395555001{1 if signer == 'node' else 2}"
+    x = s.call("083312348", dtmf="2:1,4:1,20:5", play=tones["caller"], hangup_after=60, caller=number,
+               extra=["--port", str(s.carrier_port), "--await-callback", "90" if signer == "node" else "25",
+                      "--callback-talk", "6", "--callback-record", str(tmp_path / "callback.wav"),
+                      "--cert", str(cert), "--key", str(key)])
+    s.wait_record(lambda r: r["caller_number"] == number and r["outcome"] == "callback_requested", 60)
+    s.api("/api/agents/agent1001/ready", "POST", {})
+    res = x.result(150)
+    if signer == "other":
+        assert not (res["callback"] and res["callback"]["answered"]), res
+        log = s.asterisk.paths.host(s.asterisk.paths.log / "messages.log").read_text(errors="replace")
+        # refused for the reason that matters: Asterisk checked the carrier's certificate
+        assert f"127.0.0.1:{s.carrier_port} - The certificate is untrusted" in log
+        return
+    assert res["callback"] and res["callback"]["answered"], res
+    assert tone_presence(tmp_path / "callback.wav", AGENT_HZ) > 0.3, "the callback carried no audio"
+
+
+def test_the_agent_refuses_an_asterisk_its_ca_did_not_sign(tls, tmp_path):
+    other_ca, _ = _other_ca(tmp_path)
     party = tls._spawn(["agent", "--id", "agent1002", "--ca", str(other_ca), "--duration", "20"], "agent1002")
     failed = party.wait_event("register_failed", 25)
     assert failed["status"] != 200
