@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -237,6 +238,17 @@ def test_a_callback_reaches_the_carrier_over_tls_only_if_its_certificate_checks_
         return
     assert res["callback"] and res["callback"]["answered"], res
     assert tone_presence(tmp_path / "callback.wav", AGENT_HZ) > 0.3, "the callback carried no audio"
+
+
+def test_asterisk_gets_its_own_key_and_never_the_cas(tls):
+    p = tls.asterisk.paths
+    keys = p.host(p.keys)
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert stat.S_IMODE((keys / "asterisk.key").stat().st_mode) == 0o600
+    assert sorted(f.name for f in keys.iterdir()) == ["asterisk.key", "asterisk.pem", "ca.pem"]
+    assert stat.S_IMODE((tls.cfg.state_dir / "tls" / "ca.key").stat().st_mode) == 0o600
+    ca_key = (tls.cfg.state_dir / "tls" / "ca.key").read_text()
+    assert ca_key not in "".join(f.read_text() for f in keys.iterdir())
 
 
 def test_the_agent_refuses_an_asterisk_its_ca_did_not_sign(tls, tmp_path):
