@@ -34,7 +34,6 @@ def cmd_agent(args) -> int:
 
     cfg = _config(args)
     password = _sip_password(cfg, args.id)
-    a = cfg.system.asterisk
     if args.login:
         try:
             emit("login", agent=args.id, result=_api(cfg, f"/api/agents/{args.id}/login", "POST", {"ready": True}))
@@ -45,7 +44,8 @@ def cmd_agent(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
     commands = None
-    if args.commands:   # phone keys from stdin, one per line: hold, unhold, dtmf 123, transfer <exten>, hangup, dial <exten>
+    # phone keys from stdin, one per line: hold, unhold, dtmf 123, transfer <exten>, hangup, dial <exten>
+    if args.commands:
         import queue
         import threading
         commands = queue.Queue()
@@ -142,7 +142,8 @@ def register(sub) -> None:
                         "dial <extension> (*43: echo test)")
     s.add_argument("--transport", choices=["udp", "tls"],
                    help="udp, or tls (SIP over TLS, SRTP media); default: phones.transport in config/hotline.yaml")
-    s.add_argument("--ca", help="tls: the CA to check Asterisk's certificate with (default: the node's, .hotline/tls/ca.pem)")
+    s.add_argument("--ca", help="tls: the CA to check Asterisk's certificate with "
+                                "(default: the node's, .hotline/tls/ca.pem)")
     s.set_defaults(func=cmd_agent)
     s = sub.add_parser("call", help="a simulated caller through the carrier trunk")
     s.add_argument("--to", required=True, help="dialed number, e.g. 083312348")

@@ -122,7 +122,7 @@ class AsteriskInstance:
         try:
             tls = ensure_tls(self.cfg, log)
         except TlsError as e:
-            raise AsteriskRuntimeError(f"asterisk.tls_port is set but the TLS certificate could not be made: {e}") from e
+            raise AsteriskRuntimeError(f"asterisk.tls_port is set but no TLS certificate could be made: {e}") from e
         t = self.cfg.system.trunk
         ca_list = tls.ca_cert.read_text()
         if t.transport == "tls" and t.tls_ca_file:
