@@ -24,9 +24,12 @@ def emit(event: str, **fields) -> None:
 
 
 class Softphone:
-    """One pjsua2 endpoint with a UDP transport on loopback (or ``bind``)."""
+    """One pjsua2 endpoint with a UDP transport on loopback (or ``bind``); with ``tls_ca`` a TLS
+    transport instead, which accepts only a server whose certificate that CA signed for the name dialled."""
 
-    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0):
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0, log_level: int = 0, tls_ca: Path | None = None,
+                 tls_cert: tuple[Path, Path] | None = None):
+        """``tls_cert`` (certificate, key): what the phone shows when it is called over TLS."""
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -43,7 +46,15 @@ class Softphone:
         tcfg = pj.TransportConfig()
         tcfg.port = port
         tcfg.boundAddress = bind
-        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        if tls_ca is not None:
+            tcfg.tlsConfig.CaListFile = str(tls_ca)
+            tcfg.tlsConfig.verifyServer = True
+            tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            if tls_cert is not None:
+                tcfg.tlsConfig.certFile, tcfg.tlsConfig.privKeyFile = str(tls_cert[0]), str(tls_cert[1])
+        self.tls = tls_ca is not None
+        self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS if self.tls else pj.PJSIP_TRANSPORT_UDP,
+                                                    tcfg)
         self.ep.libStart()
         # headless: a null device keeps the conference bridge clocked
         self.ep.audDevManager().setNullDev()
@@ -142,6 +153,8 @@ class Call(pj.Call):
         self.early_media = False
         self.dtmf_received: list[str] = []
         self.sip_headers: dict[str, str] = {}
+        self.media_proto = ""
+        self.local_rtp = ""
 
     def onCallState(self, prm) -> None:
         ci = self.getInfo()
@@ -165,7 +178,18 @@ class Call(pj.Call):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                 if ci.state == pj.PJSIP_INV_STATE_EARLY:
                     self.early_media = True
+                self._note_transport(idx)
                 self.media.attach(self.phone.ep, self.getAudioMedia(idx))
+
+    def _note_transport(self, idx: int) -> None:
+        """What the phone negotiated, for its event log: RTP/SAVP is SRTP (SDES keys), and the local RTP
+        address. Informational only: a failure to read it must not disturb the call."""
+        try:
+            savp = self.getStreamInfo(idx).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
+            self.media_proto = "RTP/SAVP" if savp else "RTP/AVP"
+            self.local_rtp = self.getMedTransportInfo(idx).localRtpName
+        except pj.Error:
+            pass
 
     def onDtmfDigit(self, prm) -> None:
         self.dtmf_received.append(prm.digit)
@@ -209,7 +233,8 @@ class Account(pj.Account):
 
 
 def make_account(phone: Softphone, user: str, domain: str, registrar: str | None = None,
-                 password: str | None = None, on_incoming=None) -> Account:
+                 password: str | None = None, on_incoming=None, srtp: bool | None = None) -> Account:
+    """``srtp`` (default: on when the phone is on TLS): SRTP or no call."""
     acfg = pj.AccountConfig()
     acfg.idUri = f"sip:{user}@{domain}"
     if registrar:
@@ -218,6 +243,12 @@ def make_account(phone: Softphone, user: str, domain: str, registrar: str | None
         acfg.regConfig.retryIntervalSec = 5
     if password is not None:
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
+    if phone.tls:
+        acfg.sipConfig.transportId = phone.transport_id
+    if phone.tls if srtp is None else srtp:
+        # SDES keys only ever over TLS (never in clear signalling)
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        acfg.mediaConfig.srtpSecureSignaling = 1
     acc = phone.keep(Account(phone, on_incoming))
     acc.create(acfg)
     return acc
@@ -225,22 +256,34 @@ def make_account(phone: Softphone, user: str, domain: str, registrar: str | None
 
 def run_agent(user: str, password: str, registrar: str, play: Path | None, record_dir: Path | None,
               auto_answer: bool = True, answer_delay: float = 0.5, bind: str = "127.0.0.1",
-              should_stop: Callable[[], bool] = lambda: False, commands=None) -> None:
+              should_stop: Callable[[], bool] = lambda: False, commands=None, tls_ca: Path | None = None) -> None:
     """Register and take calls until ``should_stop``; one JSON line per event on stdout.
     ``commands`` (a queue.Queue of text lines, e.g. from stdin) drives the current call like a
-    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup."""
-    phone = Softphone(bind=bind)
+    phone's keys: hold, unhold, dtmf <digits>, transfer <extension>, hangup, and dial <extension> (e.g.
+    *43, the echo test) places a call. With ``tls_ca`` (and a
+    ``;transport=tls`` registrar) signalling is TLS checked against that CA and media SRTP only."""
+    phone = Softphone(bind=bind, tls_ca=tls_ca)
     calls: list[Call] = []
     pending: list[tuple[float, Call]] = []
     domain = registrar.removeprefix("sip:").split(";")[0].split(":")[0]
 
-    def incoming(acc: Account, call_id: int) -> None:
+    def new_call(acc: Account, call_id: int = pj.PJSUA_INVALID_ID) -> Call:
         n = len(calls) + 1
         rec = record_dir / f"{user}-{int(time.time())}-{n}.wav" if record_dir else None
         call = phone.keep(Call(acc, phone, CallMedia(play, rec), call_id,
                     on_state=lambda c: emit("call_state", agent=user, state=c.state, remote=c.remote_uri,
+                                            status=c.last_status, media=c.media_proto, local_rtp=c.local_rtp,
                                             recording=str(c.media.record) if c.media.record else None)))
         calls.append(call)
+        return call
+
+    def dial(extension: str) -> None:
+        # through Asterisk, on the transport the phone registered with
+        new_call(acc).makeCall(f"sip:{extension}@{registrar.removeprefix('sip:')}", pj.CallOpParam(True))
+
+    def incoming(acc: Account, call_id: int) -> None:
+        call = new_call(acc, call_id)
+        n = len(calls)
         ring = pj.CallOpParam()
         ring.statusCode = 180
         call.answer(ring)
@@ -256,7 +299,7 @@ def run_agent(user: str, password: str, registrar: str, play: Path | None, recor
         while not should_stop():
             phone.pump(0.05)
             for line in _drain(commands):
-                _command(line, [c for c in calls if not c.ended], user)
+                _command(line, [c for c in calls if not c.ended], user, dial)
             now = time.monotonic()
             for due, call in list(pending):
                 if due <= now:
@@ -280,16 +323,20 @@ def _drain(q) -> list[str]:
     return out
 
 
-def _command(line: str, live: list[Call], user: str) -> None:
+def _command(line: str, live: list[Call], user: str, dial: Callable[[str], None] | None = None) -> None:
     """One phone key press (see run_agent); the result is an event line like everything else."""
     word, _, arg = line.strip().partition(" ")
     if not word:
         return
     call = live[-1] if live else None
     try:
-        if call is None:
+        if word == "dial":
+            if not arg or dial is None:
+                raise ValueError("dial needs an extension, e.g. *43 (the echo test)")
+            dial(arg)
+        elif call is None:
             raise ValueError("no call in progress")
-        if word == "hold":
+        elif word == "hold":
             call.setHold(pj.CallOpParam(True))
         elif word == "unhold":
             prm = pj.CallOpParam(True)
@@ -308,7 +355,7 @@ def _command(line: str, live: list[Call], user: str) -> None:
         elif word == "hangup":
             call.hangup_now()
         else:
-            raise ValueError(f"unknown command {word!r} (hold, unhold, dtmf, transfer, hangup)")
+            raise ValueError(f"unknown command {word!r} (hold, unhold, dtmf, transfer, hangup, dial)")
         emit("command", agent=user, command=word, arg=arg, ok=True)
     except (ValueError, pj.Error) as e:
         reason = e.info() if isinstance(e, pj.Error) else str(e)

@@ -32,6 +32,11 @@ class InstancePaths:
         return self.etc / "asterisk.conf"
 
     @property
+    def keys(self) -> Path:
+        """Asterisk's TLS certificate and key, and the CAs it trusts (copied here by install)."""
+        return self.etc / "keys"
+
+    @property
     def sounds(self) -> Path:
         return self.inner / "sounds"
 

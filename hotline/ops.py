@@ -155,8 +155,12 @@ def cmd_up(args) -> int:
         console.print("[red]controller did not come up; see .hotline/controller-*.log[/red]")
         return 1
     a, c = cfg.system.asterisk, cfg.system.controller
-    console.print(f"[green]up[/green]: SIP trunk udp {a.sip_bind}:{a.sip_port} (dial <area code>12348), "
+    console.print(f"[green]up[/green]: SIP trunk {cfg.system.trunk.transport} {a.sip_bind}:"
+                  f"{a.tls_port if cfg.system.trunk.transport == 'tls' else a.sip_port} (dial <area code>12348), "
                   f"AMI 127.0.0.1:{a.ami_port}, RTP {a.rtp_start}-{a.rtp_end}")
+    if a.tls_port is not None:
+        console.print(f"phones: SIP over TLS {a.sip_bind}:{a.tls_port} (CA {cfg.state_dir / 'tls' / 'ca.pem'})"
+                      + ("" if cfg.system.phones.transport == "tls" else f", or plain UDP {a.sip_bind}:{a.sip_port}"))
     console.print(f"status page http://{c.http_host}:{c.http_port}/  API http://{c.http_host}:{c.http_port}/api/status  "
                   f"metrics http://{c.http_host}:{c.http_port}/metrics")
     return 0

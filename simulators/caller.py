@@ -27,10 +27,12 @@ class CallerScript:
     callback_talk: float = 10.0       # then talk this long on the callback
     callback_record: Path | None = None
     callback_dtmf: list[tuple[float, str]] = field(default_factory=list)   # keys pressed in the callback
+    tls_ca: Path | None = None        # a carrier on TLS (trunk.transport tls): checks Asterisk with this CA
+    tls_cert: tuple[Path, Path] | None = None   # ... and shows this certificate and key to a callback
 
 
 def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
-    phone = Softphone(bind=bind, port=script.port)
+    phone = Softphone(bind=bind, port=script.port, tls_ca=script.tls_ca, tls_cert=script.tls_cert)
     try:
         # every pjsua2 object lives in _caller's frame and is gone before libDestroy
         return _caller(phone, script)
@@ -41,7 +43,8 @@ def run_caller(script: CallerScript, bind: str = "127.0.0.1") -> dict:
 def _caller(phone: Softphone, script: CallerScript) -> dict:
     incoming: list[Call] = []
     domain = script.target.split("@", 1)[1].split(";")[0].split(":")[0]
-    acc = make_account(phone, script.caller_id, domain, on_incoming=_answerer(phone, script, incoming))
+    # the carrier's media is plain RTP even on TLS: SRTP is for agents' phones
+    acc = make_account(phone, script.caller_id, domain, on_incoming=_answerer(phone, script, incoming), srtp=False)
     call, started = _dial(phone, acc, script)
     sent, hung_up_by = _talk(phone, call, script, started)
     call.hangup_now()

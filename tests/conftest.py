@@ -14,6 +14,7 @@ LONGEST_FIRST = [
     "integration/test_routing.py",         # ~350 s, its own stack
     "integration/test_call_flow.py",       # ~240 s
     "integration/test_faults.py",          # ~170 s, its own stack, PostgreSQL and Redis
+    "integration/test_sip_tls.py",         # ~210 s alone, its own stack (phones and trunk on TLS)
     "integration/test_api_fuzz.py",        # ~160 s
     "integration/test_resilience.py",      # ~140 s
     "integration/test_transcription.py",   # ~120 s, its own stack and transcriber

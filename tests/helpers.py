@@ -162,7 +162,7 @@ class Stack:
             "state_dir": str(tmp / "state"),
             "trunk": {"outbound": f"sip:127.0.0.1:{self.carrier_port}"},
             "asterisk": {"instance": self.name, "sip_port": free_port(socket.SOCK_DGRAM), "ami_port": free_port(),
-                         "rtp_start": rtp, "rtp_end": rtp + 99},
+                         "tls_port": free_port(), "rtp_start": rtp, "rtp_end": rtp + 99},
             # rotas would log agents in by the clock: tests decide who is logged in (test_rota turns it on)
             "controller": {"http_port": free_port(), "rotas_enabled": False, "rota_interval_seconds": 0.5},
             "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},

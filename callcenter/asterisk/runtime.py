@@ -17,6 +17,7 @@ from callcenter.asterisk import confgen
 from callcenter.asterisk.acl import SipBlocklist, blocklist_path
 from core.paths import InstancePaths
 from store.secrets import Secrets
+from store.tls import TlsError, ensure_tls
 from core.config import HotlineConfig
 from ivr_flows.prompts import build_prompts, SOX_OUT
 
@@ -92,6 +93,8 @@ class AsteriskInstance:
         p = self.paths
         for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib):
             p.host(d).mkdir(parents=True, exist_ok=True)
+        if self.cfg.system.asterisk.tls_port is not None:
+            self._install_tls(log)
         files = confgen.generate(self.cfg, secrets, p, module_dir(p.rootfs))
         for name, text in files.items():
             dest = p.host(p.etc / name)
@@ -115,6 +118,30 @@ class AsteriskInstance:
             # a calm, quiet chord: callers in queue hear that the line is alive
             subprocess.run(["sox", "-n", *SOX_OUT, str(moh), "synth", "8", "sine", "392", "sine", "494",
                             "sine", "587", "remix", "-", "tremolo", "0.5", "40", "vol", "0.15"], check=True)
+
+    def _install_tls(self, log) -> None:
+        """Asterisk's certificate and key, and the CA list of its TLS transport, into the chroot
+        (Asterisk cannot read the state directory)."""
+        try:
+            tls = ensure_tls(self.cfg, log)
+        except TlsError as e:
+            raise AsteriskRuntimeError(f"asterisk.tls_port is set but no TLS certificate could be made: {e}") from e
+        t = self.cfg.system.trunk
+        ca_list = tls.ca_cert.read_text()
+        if t.transport == "tls" and t.tls_ca_file:
+            src = self.cfg.resolve(t.tls_ca_file)
+            if not src.is_file():
+                raise AsteriskRuntimeError(f"trunk.tls_ca_file: {src} does not exist")
+            ca_list = src.read_text()
+        keys = self.paths.host(self.paths.keys)
+        keys.mkdir(parents=True, exist_ok=True)
+        keys.chmod(0o700)
+        for name, text, mode in (("asterisk.pem", tls.cert.read_text(), 0o644),
+                                 ("asterisk.key", tls.key.read_text(), 0o600), ("ca.pem", ca_list, 0o644)):
+            fd = os.open(keys / f"{name}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            (keys / f"{name}.tmp").replace(keys / name)
 
     # ---- process
     def _cmd(self, *args: str) -> list[str]:

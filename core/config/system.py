@@ -24,6 +24,11 @@ class AsteriskSettings(Strict):
     ami_port: int = Field(5038, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(10999, ge=1024, le=65535)
+    # SIP over TLS (agents' phones, and the trunk if trunk.transport is tls); none = no TLS transport
+    tls_port: int | None = Field(None, ge=1, le=65535)
+    # names (DNS or IP) phones reach Asterisk by, besides sip_bind, 127.0.0.1 and localhost: all go into
+    # the server certificate `hotline setup` signs with the node's own CA
+    tls_names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\-]+$")]] = []
 
     @field_validator("sip_bind")
     @classmethod
@@ -37,6 +42,13 @@ class AsteriskSettings(Strict):
             raise ValueError(f"rtp_end ({self.rtp_end}) must be at least rtp_start+20 ({self.rtp_start + 20})")
         return self
 
+    @model_validator(mode="after")
+    def tls_port_free(self) -> "AsteriskSettings":
+        # both TCP: the TLS listener and AMI cannot share a port
+        if self.tls_port is not None and self.tls_port == self.ami_port:
+            raise ValueError(f"tls_port ({self.tls_port}) is also ami_port")
+        return self
+
 
 class Trunk(Strict):
     name: Ident
@@ -44,6 +56,12 @@ class Trunk(Strict):
     codecs: list[str] = Field(min_length=1)
     # where outbound calls (callbacks) go: the carrier's SIP address; none = no callbacks
     outbound: Annotated[str, Field(pattern=r"^sip:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")] | None = None
+    # tls: Asterisk calls the carrier over TLS (on asterisk.tls_port's transport) and checks its
+    # certificate against tls_ca_file and the name in `outbound`; the carrier calls in on tls_port
+    transport: Literal["udp", "tls"] = "udp"
+    # the carrier's CA bundle (PEM); none = the node's own CA (a carrier whose certificate we signed)
+    tls_ca_file: str | None = None
+    tls_verify_server: bool = True
 
     @field_validator("match")
     @classmethod
@@ -301,6 +319,13 @@ class AuditSettings(Strict):
         return v
 
 
+class Phones(Strict):
+    """Agents', supervisors' and SIP interpreters' phones. tls: they register and call over SIP/TLS
+    (asterisk.tls_port, the node's CA) with SRTP media (SDES), and a call without SRTP is refused;
+    udp: plain SIP and RTP (a lab on loopback)."""
+    transport: Literal["udp", "tls"] = "udp"
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -320,5 +345,14 @@ class SystemFile(Strict):
     privacy: PrivacySettings = PrivacySettings()
     sip_guard: SipGuardSettings = SipGuardSettings()
     audit: AuditSettings = AuditSettings()
+    phones: Phones = Phones()
+
+    @model_validator(mode="after")
+    def tls_needs_a_port(self) -> "SystemFile":
+        users = [name for name, t in (("phones.transport", self.phones.transport),
+                                      ("trunk.transport", self.trunk.transport)) if t == "tls"]
+        if users and self.asterisk.tls_port is None:
+            raise ValueError(f"{' and '.join(users)}: tls needs asterisk.tls_port")
+        return self
 
 

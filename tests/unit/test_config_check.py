@@ -29,6 +29,7 @@ BREAKS = [
     # the prefix names the Redis ACL user and its key and channel patterns: no glob characters
     ("config/hotline.yaml", _set("redis", "prefix", "hotline:*"), "redis.prefix"),
     ("config/hotline.yaml", _set("audit", "retention_days", 30), "audit.retention_days"),
+    ("config/hotline.yaml", _set("trunk", "transport", "sips"), "trunk.transport"),
     ("config/cities.yaml", lambda d: d["cities"][3].__setitem__("area_code", "12x"), "cities[3].area_code"),
     ("config/agents.yaml", lambda d: d["agents"][0].__setitem__("queues", ["atlantis"]), "queues"),
     ("config/routing.yaml", _set("green_channel", "digit", "x"), "green_channel.digit"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.config import HotlineConfig
 from core.contract import TRUNK_CONTEXT
+from core.paths import InstancePaths
 from store.secrets import Secrets
 
 from .common import HEADER
@@ -16,7 +17,50 @@ def pjsip_conf(cfg: HotlineConfig, secrets: Secrets) -> str:
     # 5 s under load held up every request behind it (bench/bench_load.py, docs/performance.md)
     media = ("" if a.sip_bind in ("0.0.0.0", "::", "[::]") else
              f"media_address = {a.sip_bind}\nbind_rtp_to_media_address = yes\n")
-    return HEADER + _global_and_trunk(cfg, media) + _partner_trunks(cfg, media) + _phones(cfg, secrets, media)
+    return HEADER + _global_and_trunk(cfg, media) + _partner_trunks(cfg, media) + _phones(cfg, secrets, media) \
+        + _tls_transport(cfg)
+
+
+TLS_TRANSPORT = "transport-tls"
+
+
+def _tls_transport(cfg: HotlineConfig) -> str:
+    """SIP over TLS for phones (and the trunk if it says tls), with the certificate `hotline setup`
+    signed with the node's CA (store/tls.py) and copied into the instance (runtime.install)."""
+    a, t = cfg.system.asterisk, cfg.system.trunk
+    if a.tls_port is None:
+        return ""
+    keys = InstancePaths(cfg.resolve(a.rootfs), a.instance).keys
+    return f"""
+; ---- SIP over TLS: agents' phones{" and the carrier trunk" if t.transport == "tls" else ""}
+[{TLS_TRANSPORT}]
+type = transport
+protocol = tls
+bind = {a.sip_bind}:{a.tls_port}
+cert_file = {keys}/asterisk.pem
+priv_key_file = {keys}/asterisk.key
+; the CAs Asterisk trusts when it connects out (the carrier's, else this node's own)
+ca_list_file = {keys}/ca.pem
+method = tlsv1_2
+verify_server = {"yes" if t.transport == "tls" and t.tls_verify_server else "no"}
+verify_client = no
+require_client_cert = no
+"""
+
+
+def _phone_security(cfg: HotlineConfig) -> str:
+    """Phones required to use TLS: Asterisk reaches them only over TLS, and a call whose media is not
+    SRTP (SDES keys, carried inside the TLS signalling) is refused rather than sent in the clear."""
+    if cfg.system.phones.transport != "tls":
+        return ""
+    return f"transport = {TLS_TRANSPORT}\nmedia_encryption = sdes\nmedia_encryption_optimistic = no\n"
+
+
+def _trunk_contact(outbound: str, transport: str) -> str:
+    if transport != "tls":
+        return outbound
+    # the SIP-over-TLS port by default (RFC 3261: 5061), not the UDP one
+    return outbound + ("" if outbound.count(":") == 2 else ":5061") + ";transport=tls"
 
 
 def _global_and_trunk(cfg: HotlineConfig, media: str) -> str:
@@ -50,7 +94,9 @@ trust_id_inbound = yes
 ; a caller whose phone vanished without a BYE must not hold an agent forever
 rtp_timeout = 60
 rtp_timeout_hold = 600
-""" + (f"aors = {t.name}\nfrom_domain = hotline12348\n\n[{t.name}]\ntype = aor\ncontact = {t.outbound}\n" if t.outbound else "") + f"""
+""" + (f"transport = {TLS_TRANSPORT}\n" if t.transport == "tls" else "") \
+        + (f"aors = {t.name}\nfrom_domain = hotline12348\n\n[{t.name}]\ntype = aor\n"
+           f"contact = {_trunk_contact(t.outbound, t.transport)}\n" if t.outbound else "") + f"""
 
 [{t.name}]
 type = identify
@@ -100,7 +146,7 @@ disallow = all
 allow = alaw,ulaw
 dtmf_mode = rfc4733
 direct_media = no
-{media}rtp_symmetric = yes
+{media}{_phone_security(cfg)}rtp_symmetric = yes
 force_rport = yes
 rewrite_contact = yes
 rtp_timeout = 60

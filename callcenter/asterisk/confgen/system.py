@@ -24,6 +24,8 @@ MODULES = [
     # addresses refused after failed authentications: PJSIP ACLs Asterisk reads on every request from
     # the table the controller keeps (callcenter/asterisk/acl.py, sip_acl_files below)
     "res_config_sqlite3.so", "res_sorcery_realtime.so", "res_pjsip_acl.so",
+    # SRTP for phones on TLS (media_encryption = sdes)
+    "res_srtp.so",
     # bridging
     "bridge_simple.so", "bridge_native_rtp.so", "bridge_softmix.so", "bridge_holding.so",
     "bridge_builtin_features.so",
