@@ -122,6 +122,15 @@ def may_dial(number: str, cfg: HotlineConfig) -> str:
     return refusal(number, cfg.system.numbering_plan, plan_area_codes(cfg))
 
 
+def may_text(number: str, cfg: HotlineConfig) -> str:
+    """'' when an SMS may be queued to ``number`` (appointment texts, complaint replies), else why not:
+    a text reaches only a mobile, and only one of the numbering plan (the toll-fraud guard of
+    ``refusal``, for premium-rate and international SMS)."""
+    plan = cfg.system.numbering_plan
+    why = refusal(number, plan.model_copy(update={"fixed_lines": False}), ())
+    return "an SMS reaches only a mobile number" if why.startswith("fixed line") else why
+
+
 def dialplan_patterns(plan: NumberingPlan, area_codes: Collection[str]) -> list[str]:
     """The same plan as Asterisk extension patterns, for the numbers the dialplan dials by itself (the
     queue callback a caller asks for with a key): exactly the numbers ``refusal`` allows."""

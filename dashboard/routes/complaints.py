@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from backoffice.tickets import (COMPLAINT_KINDS, COMPLAINT_SOURCES, COMPLAINT_STATUSES, TEXT_MAX, TicketError,
                                 check_complaint_intake, check_complaint_move)
 from core import access
+from core.numbering import may_text
 from dashboard.common import AUTH, audit, by_id, json_error, me, ok, refuse, services
 from dashboard.common import body as read_body
 from dashboard.schemas import Complaint, CityId, Empty, Short, Strict, Unset, Vocab, one_of, one_of_or_empty
@@ -134,6 +135,9 @@ async def complaint_action(request):
             return json_error(404, f"unknown complaint action {action!r} (assign, reply, close)")
     except TicketError as e:
         return json_error(409, str(e)) if "can move" in str(e) else json_error(400, str(e))
+    # no SMS to a number outside the numbering plan (premium, foreign); the reply is kept all the same
+    if message_fn and may_text(c["complainant_number"], svc.cfg):
+        message_fn = None
     new = await svc.complaints.move(c["id"], c["status"], changes, message_fn)
     if new is None:
         return json_error(409, "the complaint changed meanwhile; reload it")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, create_model
 from backoffice import legal_aid
 from backoffice.appointments import BookingError, check_booking_time, message, slot_times
 from core import access
+from core.numbering import may_text
 from dashboard.common import audit, bad_request, json_error, me, ok, parse_date, refuse, services
 from dashboard.common import body as read_body
 from dashboard.schemas import (HOUSEHOLD_MAX, INCOME_MAX, Appointment, Center, CityId, Date, OutboxMessage,
@@ -195,8 +196,11 @@ async def book(request):
     elif p.role == "agent":
         return json_error(400, "an agent books for a ticket: give ticket_id")
     remind_at = datetime.combine(day, time(18, 0), tz) - timedelta(days=1)
+    no_sms = may_text(number, cfg)    # the seat is booked all the same; the caller is told on the phone
 
     def messages(code):
+        if no_sms:
+            return []
         out = [("appointment_confirmation",
                 message(svc.centers, "confirmation", lang, c, day.isoformat(), slot, code), None)]
         if remind_at > datetime.now(tz):
@@ -209,7 +213,8 @@ async def book(request):
                                         ticket_id=ticket_id, booked_by=p.user_id, messages=messages)
     except SlotFull as e:
         return json_error(409, f"{e}; choose another slot")
-    await audit(request, "book", "", f"appointment:{a['id']}", f"{c.id} {a['day']} {a['slot']}")
+    await audit(request, "book", "", f"appointment:{a['id']}",
+                f"{c.id} {a['day']} {a['slot']}" + (f"; no SMS: {no_sms}" if no_sms else ""))
     return ok(a, status=201)
 
 

@@ -4,11 +4,14 @@ is involved: most of these were 500s only on PostgreSQL."""
 import asyncio
 import json
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from backoffice.appointments import BookingError, check_booking_time
 from callcenter.asterisk import ami
 from core.calls import CallState
 from core.config import load_config
@@ -302,3 +305,35 @@ async def test_a_partners_answer_that_cannot_be_stored_does_not_stop_delivery(db
 
 async def _noop(*a, **k):
     return None
+
+
+async def test_no_sms_is_queued_to_a_number_outside_the_numbering_plan(api):
+    """The review's last open item: appointment texts and complaint replies were queued to any digits,
+    +882… and premium ranges included — the toll-fraud hole of finding 4, for SMS. An SMS reaches only a
+    mobile of the numbering plan; the booking and the reply still happen, with no text queued."""
+    svc = api.server.app[SERVICES]
+    center = next(iter(svc.centers.by_id.values()))
+    today = datetime.now(ZoneInfo(svc.cfg.routing.timezone)).date()
+
+    def open_day(d):
+        try:
+            check_booking_time(center, d, "09:00", svc.cfg.schedules.get(center.city), today)
+            return True
+        except BookingError:
+            return False
+    days = [d for d in (today + timedelta(days=k) for k in range(3, 30)) if open_day(d)]
+    for day, (number, texts) in zip(days, (("+88212345678", False), ("02887654321", False), ("13800004444", True))):
+        r = await api.post("/api/appointments", headers=BEARER, json={
+            "center": center.id, "date": day.isoformat(), "slot": "09:00", "caller_number": number})
+        assert r.status == 201, await r.text()
+        queued = await svc.appointments.outbox(related=f"appointment:{(await r.json())['id']}")
+        assert bool(queued) is texts, (number, queued)
+    for number, texts in (("+88212345678", False), ("13800004444", True)):
+        r = await api.post("/api/complaints", headers=BEARER,
+                           json={"city": "leshan", "description": "x", "complainant_number": number})
+        cid = (await r.json())["id"]
+        await api.post(f"/api/complaints/{cid}/assign", headers=BEARER, json={"to": "sup_leshan"})
+        r = await api.post(f"/api/complaints/{cid}/reply", headers=BEARER, json={"reply": "已处理"})
+        assert r.status == 200, await r.text()
+        queued = await svc.appointments.outbox(related=f"complaint:{cid}")
+        assert bool(queued) is texts, (number, queued)
