@@ -444,3 +444,26 @@ def finished_wav(directory: Path, timeout: float = 10) -> Path:
         if time.monotonic() > deadline:
             raise AssertionError(f"no finished recording in {directory}")
         time.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def http_app(db_url: str, tmp_path: Path, overrides: dict | None = None, **secrets):
+    """The real HTTP app (every route, the real stores and audit log) on a migrated database, without
+    Asterisk: a started aiohttp TestClient with ``.ctl`` (the controller) and ``.tmp``."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from hotline import compose
+    from store.engine import migrate
+    from store.secrets import Secrets
+    migrate(db_url, ROOT)
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}, **(overrides or {})})
+    keys = Secrets(**{"ami_user": "u", "ami_secret": "s", "agent_passwords": {}, "service_token": "t",
+                      "privacy_key": "k", "bus_key": "k", **secrets})
+    ctl = compose.controller(cfg, keys)
+    client = TestClient(TestServer(compose.api(ctl, keys)))
+    await client.start_server()
+    client.ctl, client.tmp = ctl, tmp_path
+    try:
+        yield client
+    finally:
+        await client.close()
+        await ctl.db.close()

@@ -11,14 +11,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
 from core.config import load_config
-from hotline import compose
 import store.auth
 from store.auth import AuthStore
 from store.engine import Database, migrate
-from store.secrets import Secrets
 from store.models import AuditEntry, AuthToken
 import dashboard.auth
 from dashboard.common import AUTH
+from tests.helpers import http_app
 from dashboard.auth import (COOKIE, CSRF_HEADER, PRINCIPAL, Auth, LoginThrottle, Throttled, hash_password,
                             login_refused)
 
@@ -335,17 +334,9 @@ async def test_a_login_is_rechecked_against_the_store(client):
 @pytest.fixture
 async def api(db_url, tmp_path):
     """The real HTTP app (every route, the real audit log) on SQLite and PostgreSQL, without Asterisk."""
-    migrate(db_url, ROOT)
-    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
-    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key="k",
-                      bus_key="k")
-    ctl = compose.controller(cfg, secrets)
-    c = TestClient(TestServer(compose.api(ctl, secrets)))
-    await c.start_server()
-    c.ctl, c.auth = ctl, c.server.app[AUTH]
-    yield c
-    await c.close()
-    await ctl.db.close()
+    async with http_app(db_url, tmp_path) as c:
+        c.auth = c.server.app[AUTH]
+        yield c
 
 
 def _one_minute(monkeypatch) -> datetime:

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from types import SimpleNamespace
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from backoffice.appointments import BookingError, check_booking_time
 from callcenter.asterisk import ami
@@ -18,11 +17,10 @@ from core.config import load_config
 from core.paths import InstancePaths
 from dashboard.common import AUTH
 from dashboard.services import SERVICES
-from hotline import compose
 from interop import signing
 from store.engine import migrate
 from store.secrets import Secrets
-from tests.helpers import ROOT
+from tests.helpers import ROOT, http_app
 from transcription.service import recording_tracks
 
 PARTNER, SECRET = "12345", "partner-secret-for-tests"
@@ -30,24 +28,15 @@ PARTNER, SECRET = "12345", "partner-secret-for-tests"
 
 @pytest.fixture
 async def api(db_url, tmp_path):
-    migrate(db_url, ROOT)
-    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url},
-                             "asterisk": {"rootfs": str(tmp_path / "rootfs")}})
-    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t",
-                      partner_secrets={PARTNER: SECRET}, privacy_key="k", bus_key="k")
-    ctl = compose.controller(cfg, secrets)
-    c = TestClient(TestServer(compose.api(ctl, secrets)))
-    await c.start_server()
-    for i in range(2):
-        call = CallState(call_id=f"r.{i}", city="leshan", caller_number="13800004444", agent="agent1001",
-                         status="ended", outcome="answered", started_at=1000.0 + i, answered_at=1001.0 + i,
-                         ended_at=1060.0 + i)
-        await ctl.call_records.save_call(call)
-        await ctl.tickets.ensure_for_call(call, "call", 72)
-    c.ctl, c.tmp = ctl, tmp_path
-    yield c
-    await c.close()
-    await ctl.db.close()
+    async with http_app(db_url, tmp_path, {"asterisk": {"rootfs": str(tmp_path / "rootfs")}},
+                        partner_secrets={PARTNER: SECRET}) as c:
+        for i in range(2):
+            call = CallState(call_id=f"r.{i}", city="leshan", caller_number="13800004444", agent="agent1001",
+                             status="ended", outcome="answered", started_at=1000.0 + i, answered_at=1001.0 + i,
+                             ended_at=1060.0 + i)
+            await c.ctl.call_records.save_call(call)
+            await c.ctl.tickets.ensure_for_call(call, "call", 72)
+        yield c
 
 
 BEARER = {"Authorization": "Bearer t"}

@@ -2,27 +2,15 @@
 from an empty or withheld number lists no other calls and no other tickets."""
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from core.calls import CallState
-from core.config import load_config
-from hotline import compose
-from store.secrets import Secrets
-from store.engine import migrate
-from tests.helpers import ROOT
+from tests.helpers import http_app
 
 
 @pytest.fixture
 async def api(db_url, tmp_path):
-    migrate(db_url, ROOT)
-    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
-    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key="k", bus_key="k")
-    ctl = compose.controller(cfg, secrets)
-    c = TestClient(TestServer(compose.api(ctl, secrets)))
-    await c.start_server()
-    yield c, ctl
-    await c.close()
-    await ctl.db.close()
+    async with http_app(db_url, tmp_path) as c:
+        yield c, c.ctl
 
 
 async def test_a_withheld_number_shows_no_one_elses_history(api):

@@ -8,7 +8,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from agents.callbacks import CallbackScheduler
@@ -35,7 +34,7 @@ from store.models import (Appointment, AuditEntry, CallbackTask, CallRecord, Com
 from store.privacy import PrivacyStore
 from store.reports import report_rows
 from store.tickets import TicketStore
-from tests.helpers import ROOT
+from tests.helpers import ROOT, http_app
 from tests.unit.test_followups import closed_ticket
 
 KEY = "test-privacy-key"
@@ -253,15 +252,8 @@ async def test_the_controller_replaces_old_numbers_periodically(db_url, tmp_path
 
 @pytest.fixture
 async def api(db_url, tmp_path):
-    migrate(db_url, ROOT)
-    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url}})
-    secrets = Secrets(ami_user="u", ami_secret="s", agent_passwords={}, service_token="t", privacy_key=KEY, bus_key="k")
-    ctl = compose.controller(cfg, secrets)
-    c = TestClient(TestServer(compose.api(ctl, secrets)))
-    await c.start_server()
-    yield c, ctl
-    await c.close()
-    await ctl.db.close()
+    async with http_app(db_url, tmp_path, privacy_key=KEY) as c:
+        yield c, c.ctl
 
 
 async def test_export_over_http_finds_clear_and_hashed_rows_and_is_audited(api):
