@@ -111,13 +111,45 @@ COLUMNS = ["period", "city", "calls", "answered", "abandoned", "voicemail", "ans
            "consultations", "referrals", "appointments", "complaints", "satisfaction", "surveys"]
 
 
-def _flat(rows: list[dict], categories: list[str]) -> tuple[list[str], list[list]]:
-    header = COLUMNS + [f"category:{c}" for c in categories]
-    return header, [[r[k] for k in COLUMNS] + [r["by_category"].get(c, 0) for c in categories] for r in rows]
+# the export's column headers for a Chinese office (Excel, WPS); English ones (the keys) on request
+HEADERS_ZH = {"period": "统计期间", "city": "城市", "calls": "来电量", "answered": "接通量", "abandoned": "放弃量",
+              "voicemail": "留言量", "answer_rate": "接通率", "green_share": "绿色通道占比", "queued": "排队量",
+              "short_abandons": "短时放弃量", "service_level": "服务水平", "asa_seconds": "平均应答时长(秒)",
+              "abandonment_rate": "放弃率", "aht_seconds": "平均处理时长(秒)", "consultations": "咨询量",
+              "referrals": "转介量", "appointments": "预约量", "complaints": "投诉量", "satisfaction": "满意度",
+              "surveys": "回访量"}
+UNCLASSIFIED_ZH, UNKNOWN_CITY_ZH = "未分类", "未知"
 
 
-def to_csv(rows: list[dict], categories: list[str]) -> str:
-    header, body = _flat(rows, categories)
+@dataclass(frozen=True)
+class Labels:
+    """What the export calls its columns, categories and cities. English: the keys and ids
+    (``category:<id>``, ``leshan``), as the JSON API names them."""
+    columns: dict[str, str] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    cities: dict[str, str] = field(default_factory=dict)
+    category_prefix: str = "category:"
+
+    @classmethod
+    def of(cls, cfg, lang: str = "zh") -> "Labels":
+        if lang == "en":
+            return cls()
+        cities = {c.id: c.names.zh for c in cfg.cities} | {PROVINCE: cfg.province.names.zh, "unknown": UNKNOWN_CITY_ZH}
+        cats = {k: v.zh for k, v in cfg.tickets.categories.items()} | {"unclassified": UNCLASSIFIED_ZH}
+        return cls(HEADERS_ZH, cats, cities, "咨询类别:")
+
+
+def _flat(rows: list[dict], categories: list[str], labels: Labels) -> tuple[list[str], list[list]]:
+    header = [labels.columns.get(c, c) for c in COLUMNS] + \
+        [labels.category_prefix + labels.categories.get(c, c) for c in categories]
+    body = [[labels.cities.get(r[k], r[k]) if k == "city" else r[k] for k in COLUMNS]
+            + [r["by_category"].get(c, 0) for c in categories] for r in rows]
+    return header, body
+
+
+def to_csv(rows: list[dict], categories: list[str], labels: Labels = Labels()) -> str:
+    """The table as CSV text; whoever writes it adds the UTF-8 BOM (encoding "utf-8-sig") for Excel."""
+    header, body = _flat(rows, categories, labels)
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(header)
@@ -125,10 +157,10 @@ def to_csv(rows: list[dict], categories: list[str]) -> str:
     return out.getvalue()
 
 
-def to_xlsx(rows: list[dict], categories: list[str]) -> bytes:
+def to_xlsx(rows: list[dict], categories: list[str], labels: Labels = Labels()) -> bytes:
     import xlsxwriter
 
-    header, body = _flat(rows, categories)
+    header, body = _flat(rows, categories, labels)
     out = io.BytesIO()
     book = xlsxwriter.Workbook(out, {"in_memory": True})
     sheet = book.add_worksheet("12348")

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
 # a call's outcomes (docs/architecture.md "Call records"); any other value is counted as "other"
 OUTCOMES = frozenset({"answered", "abandoned", "voicemail", "unknown_number", "ivr_hangup", "callback_requested",
                       "callback_done", "callback_retry", "callback_failed", "unobserved"})
+
+
+def process_registry() -> CollectorRegistry:
+    """A registry with the standard process and platform figures (CPU, memory, open files, start
+    time, Python version): every daemon's /metrics starts from one."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
 
 
 class Metrics:
@@ -17,7 +26,7 @@ class Metrics:
         """``cities`` and ``queues``: the configured ids, the only values their labels take (label
         values fed from call data are bounded: anything else is "other")."""
         self.cities, self.queues = frozenset(cities), frozenset(queues)
-        self.registry = CollectorRegistry()
+        self.registry = process_registry()
         # by event name (a bounded set: Asterisk's event types that pass the AMI user's filters)
         self.events = Counter("hotline_ami_events_total", "AMI events received", ["event"], registry=self.registry)
         self._event_names: set[str] = set()

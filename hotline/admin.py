@@ -7,11 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 
-from hotline.common import OVERRIDES_ENV, _config, console, with_auth
+from hotline.common import OVERRIDES_ENV, _config, console, out, with_auth
 
 
 # ------------------------------------------------------------------ prompts, config, db
@@ -27,7 +26,7 @@ def cmd_prompts(args) -> int:
         t = Table("language", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
         for m in missing:
             t.add_row(m.lang, m.prompt_id, str(m.path.relative_to(cfg.root)), m.text)
-        Console().print(t)
+        out.print(t)
     return 1 if (missing and args.strict) else 0
 
 
@@ -118,7 +117,7 @@ def cmd_sip_blocks(args) -> int:
         t = Table("network", "blocked until", title="blocked SIP addresses")
         for net, until in sorted(blocklist.blocked().items()):
             t.add_row(net, datetime.fromtimestamp(until).isoformat(timespec="seconds"))
-        Console().print(t)
+        out.print(t)
         return 0
     try:
         lifted = blocklist.unblock(args.unblock)

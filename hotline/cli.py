@@ -3,16 +3,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
-from hotline import admin, daemons, ops, phones, privacy, reports
+from hotline import admin, daemons, logs, ops, phones, privacy, reports
 from hotline.common import console
 from hotline.phones import UnknownAccount
 
 
+def _version() -> str:
+    try:
+        return version("hotline12348")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12348 public legal service hotline platform")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    logs.add_arguments(p)
     p.add_argument("--root", help="project root holding config/ and ivr_flows/ (default: this checkout)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override config/hotline.yaml, e.g. --set asterisk.sip_port=5070")
@@ -24,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logs.setup(args)
     try:
         return args.func(args)
     except ConfigError as e:

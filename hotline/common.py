@@ -1,21 +1,41 @@
-"""What every command shares: the console (stderr: data goes to stdout), the config with overrides,
-and the operator's API client."""
+"""What every command shares: two consoles (``out``: data on stdout, tables a script may read;
+``console``: messages on stderr), the config with overrides, and the operator's API client."""
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from core.config import HotlineConfig, load_config
 from dashboard.client import operator_api as _api
 
-console = Console(stderr=True)
+console = Console(stderr=True)   # messages, progress, warnings
+out = Console()                  # data: tables and figures (``--json`` prints bare JSON instead)
 OVERRIDES_ENV = "HOTLINE_CONFIG_OVERRIDES"  # JSON merged into config/hotline.yaml (tests, second nodes)
 
-__all__ = ["OVERRIDES_ENV", "_api", "_config", "console", "with_auth"]
+__all__ = ["OVERRIDES_ENV", "_api", "_config", "console", "out", "progress", "with_auth"]
+
+
+@contextmanager
+def progress(what: str):
+    """A progress bar on stderr for a long step; yields ``update(done, total)`` for a counted step
+    and ``update(text)`` for one that only reports its stage (debootstrap)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[stage]}"), console=console, transient=True) as bar:
+        task = bar.add_task(what, total=None, stage="")
+
+        def update(done, total=None):
+            if isinstance(done, str):
+                bar.update(task, stage=done[:60])
+            else:
+                bar.update(task, completed=done, total=total)
+        yield update
 
 
 def _config(args) -> HotlineConfig:
@@ -30,6 +50,7 @@ def _config(args) -> HotlineConfig:
             node[parts[-1]] = json.loads(value)
         except json.JSONDecodeError:
             node[parts[-1]] = value
+    logging.getLogger("hotline").debug("config from %s, overrides %s", args.root or "this checkout", sorted(overrides))
     return load_config(Path(args.root) if args.root else None, overrides)
 
 

@@ -9,11 +9,10 @@ import os
 import signal
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 
-from hotline.common import _config, console
+from hotline.common import _config, console, out
 
 
 # ------------------------------------------------------------------ controller
@@ -24,7 +23,6 @@ def cmd_serve(args) -> int:
     from store.secrets import load_or_create
 
     cfg = _config(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
         secrets = load_or_create(cfg)
@@ -47,16 +45,35 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _metrics_endpoint(endpoint, daemon: str):
+    """A daemon's own /metrics (process figures included), served from a thread; its registry. A port
+    that cannot be bound costs the metrics, not the daemon's work: logged as an error."""
+    from prometheus_client import start_http_server
+
+    from callcenter.metrics import process_registry
+
+    registry = process_registry()
+    if endpoint.port is not None:
+        try:
+            start_http_server(endpoint.port, addr=endpoint.host, registry=registry)
+            logging.getLogger("hotline").info("%s metrics on http://%s:%s/metrics", daemon, endpoint.host,
+                                              endpoint.port)
+        except OSError as e:
+            logging.getLogger("hotline").error("%s metrics: cannot listen on %s:%s: %s", daemon, endpoint.host,
+                                               endpoint.port, e)
+    return registry
+
+
 def cmd_transcriber(args) -> int:
     from store.secrets import load_or_create
     from transcription.service import serve
 
     cfg = _config(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # raise our niceness to the configured value (threads and worker processes inherit it)
     os.nice(max(0, cfg.system.transcription.nice - os.nice(0)))
     secrets = load_or_create(cfg)
-    _run_until_signal(lambda stop: serve(cfg, secrets, stop))
+    registry = _metrics_endpoint(cfg.system.transcription.metrics, "transcriber")
+    _run_until_signal(lambda stop: serve(cfg, secrets, stop, registry))
     return 0
 
 
@@ -75,10 +92,11 @@ def cmd_interop(args) -> int:
     from interop.delivery import Deliverer
 
     cfg = _config(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secrets = load_or_create(cfg)
+    registry = _metrics_endpoint(cfg.system.interop.metrics, "interop")
+
     async def run(stop):
-        tasks = [Deliverer(cfg, secrets).run(stop)]
+        tasks = [Deliverer(cfg, secrets, registry).run(stop)]
         if cfg.system.federation.mode == "city":
             from interop.federation import Reporter
             tasks.append(Reporter(cfg, secrets).run(stop))
@@ -92,7 +110,6 @@ def cmd_simulate_12345(args) -> int:
     from simulators.partner_hotline import refusal, serve, token_path
 
     cfg = _config(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     c = cfg.system.controller
     target = args.target or f"http://{c.http_host}:{c.http_port}"
     partner = cfg.partners.get("12345")
@@ -150,8 +167,8 @@ def cmd_outbox(args) -> int:
                     if m["channel"] == "http":
                         t.add_row(str(m["id"]), m["partner"], m["kind"], m["status"], str(m["attempts"]),
                                   m["idempotency_key"] or "", (m["last_error"] or "")[:60])
-                Console().print(t)
-                console.print(" ".join(f"{p}: {c}" for p, c in (await box.counts()).items()) or "outbox empty")
+                out.print(t)
+                out.print(" ".join(f"{p}: {c}" for p, c in (await box.counts()).items()) or "outbox empty")
                 return 0
             ids = [int(x) for x in args.ids]
             if args.action == "retry" and args.dead:

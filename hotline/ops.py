@@ -11,12 +11,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from core.config import HotlineConfig
 
-from hotline.common import _api, _config, console, with_auth
+from hotline import logs
+from hotline.common import _api, _config, console, out, progress, with_auth
 
 
 # ------------------------------------------------------------------ setup / up / down
@@ -29,9 +29,11 @@ def cmd_setup(args) -> int:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     # the database, logs, secrets and initial passwords live here: nobody else on the host reads them
     cfg.state_dir.chmod(0o700)
-    ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print)
+    with progress("Asterisk rootfs") as stage:
+        ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print, step=stage)
     secrets = load_or_create(cfg)
-    AsteriskInstance(cfg).install(secrets, log=console.print)
+    with progress("IVR prompts") as done:
+        AsteriskInstance(cfg).install(secrets, log=console.print, progress=done)
     migrate(cfg.system.database.url, cfg.root)
     _redis_user(cfg, secrets)
     created = _initial_passwords(cfg)
@@ -113,10 +115,14 @@ def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
         return
     if _pid_alive(pidfile):
         return
-    log = open(str(pidfile)[:-4] + ".log", "ab")
+    # the daemon writes its log itself, rotated (hotline/logs.py); stdout/stderr keep only what escapes
+    # logging (a crash before logging is set up), in a file of their own that rotation never renames
+    base = str(pidfile)[:-4]
+    crash = open(base + ".out", "ab")
     argv = [sys.executable, "-m", "hotline.cli"] + (["--root", args.root] if args.root else []) + \
-        sum((["--set", s] for s in (args.set or [])), []) + [daemon]
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        sum((["--set", s] for s in (args.set or [])), []) + logs.as_argv(args) + \
+        ["--log-file", base + ".log", daemon]
+    proc = subprocess.Popen(argv, stdout=crash, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     pidfile.write_text(str(proc.pid))
 
@@ -188,32 +194,41 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """Exit 0 only when Asterisk runs, the controller runs and its AMI session is up (scripts and
+    monitoring read the exit code); what is down is listed under "down"."""
     from callcenter.asterisk.runtime import AsteriskInstance
 
     cfg = _config(args)
-    out = {"asterisk": {"running": AsteriskInstance(cfg).running()}, "controller": {"running": bool(_pid_alive(_controller_pidfile(cfg)))},
+    report = {"asterisk": {"running": AsteriskInstance(cfg).running()}, "controller": {"running": bool(_pid_alive(_controller_pidfile(cfg)))},
            "transcriber": {"running": bool(_pid_alive(_pidfile(cfg, "transcriber")))},
            "interop": {"running": bool(_pid_alive(_pidfile(cfg, "interop")))}}
     try:
         st = _api(cfg, "/api/status")
-        out["asterisk"].update(st["asterisk"])
-        out["controller"].update(st["controller"], connected=st["asterisk"]["ami_connected"])
-        out.update({k: st[k] for k in ("redis", "agents", "queues", "calls_in_progress")})
+        report["asterisk"].update(st["asterisk"])
+        report["controller"].update(st["controller"], connected=st["asterisk"]["ami_connected"])
+        report.update({k: st[k] for k in ("redis", "agents", "queues", "calls_in_progress")})
     except (urllib.error.URLError, OSError, ValueError) as e:
-        out["controller"]["api_error"] = str(e)
+        report["controller"]["api_error"] = str(e)
+    # a controller started by systemd has no pid file here: its API answering is what counts
+    down = [name for name, up in (("asterisk", report["asterisk"]["running"]),
+                                  ("controller", report["controller"]["running"] or "api_error" not in report["controller"]),
+                                  ("ami", report["asterisk"].get("ami_connected", False))) if not up]
+    report["down"] = down
     if args.json:
-        print(json.dumps(out, ensure_ascii=False, indent=2))
-        return 0
-    console.print(f"Asterisk running: {out['asterisk']['running']}  AMI connected: {out['asterisk'].get('ami_connected', False)}")
-    console.print(f"controller running: {out['controller']['running']}  transcriber running: "
-                  f"{out['transcriber']['running']}  interop running: {out['interop']['running']}")
-    if "agents" in out:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 1 if down else 0
+    out.print(f"Asterisk running: {report['asterisk']['running']}  AMI connected: {report['asterisk'].get('ami_connected', False)}")
+    out.print(f"controller running: {report['controller']['running']}  transcriber running: "
+              f"{report['transcriber']['running']}  interop running: {report['interop']['running']}")
+    if "agents" in report:
         t = Table("agent", "state", "queues")
-        for a in out["agents"]:
+        for a in report["agents"]:
             t.add_row(a["id"], a["state"], ", ".join(a["queues"]))
-        Console().print(t)
-        console.print(f"calls in progress: {len(out['calls_in_progress'])}")
-    return 0
+        out.print(t)
+        out.print(f"calls in progress: {len(report['calls_in_progress'])}")
+    if down:
+        console.print(f"[red]down: {', '.join(down)}[/red]")
+    return 1 if down else 0
 
 
 def cmd_demo(args) -> int:

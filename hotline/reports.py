@@ -6,19 +6,15 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-
-from hotline.common import _config, console
+from hotline.common import _config, console, out
 
 
 def cmd_stats(args) -> int:
     """Statistics straight from the database (the controller need not run)."""
     from datetime import date, datetime, time as dtime, timedelta
     from zoneinfo import ZoneInfo
-
-    from rich.table import Table
 
     from backoffice import stats
     from core.kpi import Policy
@@ -50,21 +46,24 @@ def cmd_stats(args) -> int:
     if args.city:
         table = [r for r in table if r["city"] == args.city]
     cats = list(cfg.tickets.categories) + ["unclassified"]
+    labels = stats.Labels.of(cfg, args.lang)
     if args.format == "csv":
-        text = stats.to_csv(table, cats)
-        Path(args.out).write_text(text, encoding="utf-8") if args.out else sys.stdout.write(text)
+        # the BOM makes Excel read the file as UTF-8 (a Chinese office's Excel assumes GBK otherwise)
+        text = stats.to_csv(table, cats, labels)
+        Path(args.out).write_text(text, encoding="utf-8-sig") if args.out else \
+            sys.stdout.buffer.write(text.encode("utf-8-sig"))
     elif args.format == "xlsx":
         if not args.out:
             console.print("[red]--format xlsx needs --out FILE[/red]")
             return 2
-        Path(args.out).write_bytes(stats.to_xlsx(table, cats))
+        Path(args.out).write_bytes(stats.to_xlsx(table, cats, labels))
     else:
         t = Table(title=f"12348 statistics / 统计 {first}..{last} ({args.period})")
         for col in stats.COLUMNS:
             t.add_column(col)
         for r in table:
             t.add_row(*("-" if r[c] is None else str(r[c]) for c in stats.COLUMNS))
-        console.print(t)
+        out.print(t)
     return 0
 
 
@@ -94,15 +93,16 @@ def cmd_staffing(args) -> int:
     if not aht:
         aht = {h: args.default_aht for h in range(24)}
     plan = advise(arrivals, aht, args.target, args.within, minimum=args.minimum)
+    if args.json:    # bare JSON on stdout, for scripts
+        print(json.dumps([h.__dict__ for h in plan], indent=2))
+        return 0
     t = Table("hour", "calls/h", "AHT s", "agents", "service level", "ASA s", "occupancy",
               title=f"staffing for {args.city or 'all cities'}: {len(history)} calls in {args.days} days, "
                     f"target {args.target:.0%} answered within {args.within:.0f} s (Erlang C)")
     for h in plan:
         t.add_row(f"{h.hour:02d}:00", f"{h.calls_per_hour:.2f}", f"{h.aht:.0f}", str(h.agents),
                   f"{h.service_level:.1%}", f"{h.asa:.1f}", f"{h.occupancy:.0%}")
-    Console().print(t)
-    if args.json:
-        print(json.dumps([h.__dict__ for h in plan], indent=2))
+    out.print(t)
     return 0
 
 
@@ -114,6 +114,8 @@ def register(sub) -> None:
     s.add_argument("--city")
     s.add_argument("--format", choices=["table", "csv", "xlsx"], default="table")
     s.add_argument("--out", help="file for csv/xlsx")
+    s.add_argument("--lang", choices=["zh", "en"], default="zh",
+                   help="csv/xlsx column headers and city names: Chinese (default) or English")
     s.set_defaults(func=cmd_stats)
     s = sub.add_parser("staffing", help="agents needed per hour for a service-level target (Erlang C)")
     s.add_argument("--city", help="city id (default: all)")

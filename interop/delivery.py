@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import aiohttp
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from store.bus import Bus
@@ -28,12 +29,14 @@ from store.models import Handoff, Ticket
 from store.models import ID_MAX
 from store.secrets import Secrets
 from interop import signing
+from interop.metrics import OutboxMetrics
 from core.config import Partner
 
 log = logging.getLogger("hotline.interop")
 PATHS = {"handoff": "/tickets", "status": "/status", "ticket_event": "/api/federation/v1/events"}
 COMMAND_CENTER = "command_center"
 RETRYABLE = {408, 425, 429}
+METRICS_SECONDS = 5        # how often the outbox figures of /metrics are read from the database
 ANSWER_MAX = 64 * 1024     # of a partner's answer, kept for the handoff's ticket id or the error
 
 
@@ -65,8 +68,9 @@ def outcome(status: int) -> str:
 
 
 class Deliverer:
-    def __init__(self, cfg: HotlineConfig, secrets: Secrets):
+    def __init__(self, cfg: HotlineConfig, secrets: Secrets, registry: CollectorRegistry | None = None):
         self.cfg = cfg
+        self.metrics = OutboxMetrics(registry or CollectorRegistry())
         self.s = cfg.system.interop
         self.node = cfg.system.node.name
         self.db = Database(cfg.system.database.url, cfg.root)
@@ -83,6 +87,7 @@ class Deliverer:
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
         timeout = aiohttp.ClientTimeout(total=self.s.timeout_seconds)
+        watch = asyncio.create_task(self._watch(stop), name="outbox-metrics")
         async with aiohttp.ClientSession(timeout=timeout) as self.http:
             sem = asyncio.Semaphore(self.s.concurrency)
             while not stop.is_set():
@@ -102,8 +107,21 @@ class Deliverer:
                     async with sem:
                         await self.deliver(m)
                 await asyncio.gather(*(one(m) for m in batch))
+        watch.cancel()
         await self.db.close()
         await self.bus.close()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """The outbox's figures for /metrics, read every METRICS_SECONDS."""
+        while not stop.is_set():
+            try:
+                self.metrics.update(await self.outbox.counts())
+            except Exception as e:    # database away: the figures stay as last read
+                log.warning("reading the outbox figures failed: %s", e)
+            try:
+                await asyncio.wait_for(stop.wait(), METRICS_SECONDS)
+            except asyncio.TimeoutError:
+                pass
 
     def target(self, m: dict) -> tuple[str, str] | tuple[None, str]:
         if m["partner"] == COMMAND_CENTER:
@@ -141,6 +159,7 @@ class Deliverer:
         verdict = outcome(status)
         if verdict == "sent":
             self.sent += 1
+            self.metrics.delivered.inc()
             await self.outbox.settle(m["id"], self.worker, status="sent",
                                      on_delivered=lambda s, msg: self._delivered(s, msg, text))
             log.info("outbox %s (%s %s) delivered in %.0f ms: %s", m["id"], m["partner"], m["kind"],

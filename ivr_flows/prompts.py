@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from core.config import HotlineConfig
 from core.routing import cities_by_area_code, city_choices
@@ -79,11 +80,16 @@ def _placeholder(path: Path) -> None:
           "synth", "0.25", "sine", "880", "vol", "0.3", ":", "synth", "0.3", "sine", "0", "vol", "0"])
 
 
-def build_prompts(cfg: HotlineConfig, out_dir: Path, cache_dir: Path) -> list[PromptStatus]:
-    """Write <out_dir>/<lang>/<prompt>.wav for every prompt; return where each came from."""
+def build_prompts(cfg: HotlineConfig, out_dir: Path, cache_dir: Path,
+                  progress: Callable[[int, int], None] | None = None) -> list[PromptStatus]:
+    """Write <out_dir>/<lang>/<prompt>.wav for every prompt; return where each came from.
+    ``progress(done, total)`` after each prompt (a first synthesis takes a minute)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     statuses = []
-    for (lang_code, pid), text in sorted(prompt_texts(cfg).items()):
+    texts = sorted(prompt_texts(cfg).items())
+    for (lang_code, pid), text in texts:
+        if progress:
+            progress(len(statuses), len(texts))
         lang = cfg.ivr.language(lang_code)
         dest = out_dir / lang_code / f"{pid}.wav"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +114,8 @@ def build_prompts(cfg: HotlineConfig, out_dir: Path, cache_dir: Path) -> list[Pr
             _placeholder(dest)
             source = "placeholder"
         statuses.append(PromptStatus(lang_code, pid, text, source, dest))
+    if progress:
+        progress(len(statuses), len(texts))
     return statuses
 
 

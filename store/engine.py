@@ -8,7 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from core.numbering import caller_forms
@@ -63,6 +64,19 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def ping(self, timeout: float = 3) -> str | None:
+        """None when the database answers a trivial query within ``timeout`` seconds, else why not."""
+        import asyncio
+
+        async def query():
+            async with self.session() as s:
+                await s.execute(text("SELECT 1"))
+        try:
+            await asyncio.wait_for(query(), timeout)
+            return None
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as e:
+            return f"{type(e).__name__}: {e}"[:300]
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -3,9 +3,9 @@ transcript are kept by store/alerts.py (in the same transaction as the transcrip
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from store.alerts import add_alert_in
@@ -143,6 +143,16 @@ class TranscriptStore:
             await s.execute(update(Transcript).where(
                 Transcript.id == job_id, Transcript.worker == worker, Transcript.status == "running").values(
                 status="pending", lease_until=None, attempts=Transcript.attempts - 1, updated_at=utcnow()))
+
+    async def backlog(self) -> tuple[dict[str, int], datetime | None]:
+        """Jobs by status, and when the oldest job still waiting (pending or running) was queued."""
+        async with self.session() as s:
+            counts = dict((await s.execute(select(Transcript.status, func.count()).group_by(Transcript.status))).all())
+            oldest = (await s.execute(select(func.min(Transcript.created_at))
+                                      .where(Transcript.status.in_(("pending", "running"))))).scalar()
+        if oldest is not None and oldest.tzinfo is None:    # SQLite hands naive UTC back
+            oldest = oldest.replace(tzinfo=timezone.utc)
+        return counts, oldest
 
     async def get(self, call_id: str) -> dict | None:
         async with self.session() as s:

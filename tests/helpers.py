@@ -167,7 +167,9 @@ class Stack:
             "controller": {"http_port": free_port(), "rotas_enabled": False, "rota_interval_seconds": 0.5},
             "database": {"url": db_url or f"sqlite:///{tmp}/hotline.db"},
             # the live AudioSocket port (9092 by default) is per stack: two stacks must not share a transcriber
-            "transcription": {"live": {"port": free_port()}},
+            "transcription": {"live": {"port": free_port()}, "metrics": {"port": free_port()}},
+            # so are the daemons' /metrics ports
+            "interop": {"metrics": {"port": free_port()}},
             "redis": {"prefix": f"hltest{self.name}"},
             "queues": {"wrapup_seconds": 1, "ring_seconds": 10,
                        "callback": {"retry_seconds": 5, "ring_seconds": 15, "offer_every_seconds": 30}},

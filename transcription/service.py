@@ -18,6 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 
+from prometheus_client import CollectorRegistry
+
 from core.paths import InstancePaths
 from store.bus import Bus
 from core.config import HotlineConfig
@@ -28,6 +30,7 @@ from store.transcripts import TranscriptStore
 from transcription import audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
 from transcription.keywords import KeywordRules, compile_rules
+from transcription.metrics import TranscriberMetrics
 from transcription.models import ModelRegistry
 from transcription.recognize import StreamRecognizer, load_model
 
@@ -35,6 +38,7 @@ log = logging.getLogger("hotline.transcriber")
 TOPIC = "transcription"
 POLL_SECONDS = 1.0
 LIVE_CHUNK = 3200          # 200 ms of 8 kHz audio per recognition step
+METRICS_SECONDS = 5        # how often the backlog figures of /metrics are read from the database
 
 
 def recording_tracks(paths: InstancePaths, recording: str) -> dict[str, Path]:
@@ -66,9 +70,11 @@ def alert_rows(rules: KeywordRules, job: dict, segments: list[dict], phase: str)
 
 
 class Transcriber:
-    def __init__(self, cfg: HotlineConfig, secrets: Secrets):
+    def __init__(self, cfg: HotlineConfig, secrets: Secrets, registry: CollectorRegistry | None = None):
         self.cfg = cfg
         self.ts = cfg.system.transcription
+        self.metrics = TranscriberMetrics(registry or CollectorRegistry())
+        self.metrics.live_streams.set_function(lambda: self.live_streams)
         self.db = Database(cfg.system.database.url, cfg.root)
         self.jobs = TranscriptStore(self.db)
         self.alerts = AlertStore(self.db)
@@ -95,6 +101,7 @@ class Transcriber:
             log.info("model for %s: %s", lang, path or f"none (no model for {lang})")
         self._tasks = [asyncio.create_task(self._job_slot(i), name=f"job-{i}") for i in range(self.ts.workers)]
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="retention"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="metrics"))
         if self.ts.live.enabled:
             # live recognisers share the models loaded here (Vosk's C calls run outside the GIL)
             for lang in self.models.entries:
@@ -189,6 +196,15 @@ class Transcriber:
                                            "agent": job["agent"]})
             for a in raised:
                 await self.bus.publish(TOPIC, {"type": "alert", "alert": a})
+
+    async def _watch(self) -> None:
+        """The job backlog for /metrics, read every METRICS_SECONDS."""
+        while True:
+            try:
+                self.metrics.update(*await self.jobs.backlog())
+            except Exception as e:    # database away: the figures stay as last read
+                log.warning("reading the job backlog failed: %s", e)
+            await asyncio.sleep(METRICS_SECONDS)
 
     # ---- retention
     async def _purge_loop(self) -> None:
@@ -296,8 +312,9 @@ class Transcriber:
                 await self.bus.publish(TOPIC, {"type": "alert", "alert": a})
 
 
-async def serve(cfg: HotlineConfig, secrets: Secrets, stop: asyncio.Event) -> None:
-    t = Transcriber(cfg, secrets)
+async def serve(cfg: HotlineConfig, secrets: Secrets, stop: asyncio.Event,
+                registry: CollectorRegistry | None = None) -> None:
+    t = Transcriber(cfg, secrets, registry)
     await t.start()
     try:
         await stop.wait()

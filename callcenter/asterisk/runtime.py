@@ -5,6 +5,7 @@ inside it and is started with ``chroot ROOTFS asterisk -f -C <instance>/etc/aste
 """
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import shutil
@@ -33,8 +34,9 @@ def rootfs_ready(rootfs: Path) -> bool:
     return (rootfs / "usr/sbin/asterisk").exists() and (rootfs / ".hotline-rootfs-ok").exists()
 
 
-def ensure_rootfs(rootfs: Path, log=print) -> None:
-    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB). Idempotent, locked."""
+def ensure_rootfs(rootfs: Path, log=print, step=None) -> None:
+    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB). Idempotent, locked.
+    ``step(text)`` is told each stage debootstrap reports (retrieving, unpacking, configuring …)."""
     if rootfs_ready(rootfs):
         return
     if shutil.which("debootstrap") is None:
@@ -52,10 +54,15 @@ def ensure_rootfs(rootfs: Path, log=print) -> None:
         tmp = rootfs.with_name(rootfs.name + ".building")
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"building Asterisk rootfs in {rootfs} (debootstrap sid, about a minute)…")
-        res = subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp)],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            raise AsteriskRuntimeError(f"debootstrap failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+        proc = subprocess.Popen(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        tail: collections.deque[str] = collections.deque(maxlen=60)
+        for line in proc.stdout:
+            tail.append(line)
+            if step and line.startswith("I: "):     # debootstrap's progress lines
+                step(line[3:].strip())
+        if proc.wait() != 0:
+            raise AsteriskRuntimeError(f"debootstrap failed ({proc.returncode}):\n{''.join(tail)[-4000:]}")
         _fix_ownership(tmp)
         (tmp / ".hotline-rootfs-ok").write_text("ok\n")
         if rootfs.exists():
@@ -89,7 +96,8 @@ class AsteriskInstance:
         self.logfile = cfg.state_dir / f"asterisk-{a.instance}.out"
 
     # ---- files
-    def install(self, secrets: Secrets, log=print) -> None:
+    def install(self, secrets: Secrets, log=print, progress=None) -> None:
+        """``progress(done, total)``: the prompts synthesised so far (build_prompts)."""
         p = self.paths
         for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib):
             p.host(d).mkdir(parents=True, exist_ok=True)
@@ -104,7 +112,7 @@ class AsteriskInstance:
             tmp.replace(dest)
         # the table must exist before Asterisk starts: a missing one costs an error per SIP request
         SipBlocklist(p.host(blocklist_path(p))).ensure()
-        statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache")
+        statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache", progress)
         # app_queue plays announcements by language (sounds/<lang>/...): link our prompts in there
         for lang in self.cfg.ivr.languages:
             subprocess.run(["chroot", str(p.rootfs), "sh", "-c",

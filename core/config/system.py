@@ -186,8 +186,15 @@ class Retention(Strict):
     transcripts_days: int = Field(1095, ge=1, le=36500)
 
 
+class MetricsEndpoint(Strict):
+    """A daemon's own Prometheus /metrics (unauthenticated: keep it on loopback); port none = off."""
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+
+
 class TranscriptionSettings(Strict):
     enabled: bool = True
+    metrics: MetricsEndpoint = MetricsEndpoint(port=9093)
     models: dict[str, list[str]] = {}
     workers: int = Field(2, ge=1, le=64)
     # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
@@ -204,6 +211,7 @@ class TranscriptionSettings(Strict):
 class InteropSettings(Strict):
     """Delivery of the partner outbox (`hotline interop`)."""
     enabled: bool = True
+    metrics: MetricsEndpoint = MetricsEndpoint(port=9094)
     poll_seconds: float = Field(0.5, ge=0.05, le=60)
     lease_seconds: float = Field(30, ge=1, le=3600)     # a message whose worker died is sent again after this
     timeout_seconds: float = Field(10, ge=0.5, le=120)  # per request

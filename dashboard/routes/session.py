@@ -36,9 +36,11 @@ class Me(BaseModel):
 
 
 class Health(BaseModel):
-    up: Literal[True]
+    up: bool
     ami_connected: bool
     resynced: bool
+    database: bool
+    down: list[str]
 
 
 class Document(BaseModel):
@@ -102,9 +104,18 @@ async def whoami(request):
 
 
 @routes.get("/api/health")
-@op("health", "liveness (no login needed)", tag="session", public=True, ok=Health)
+@op("health", "health: 200 when AMI and the database are up, 503 naming what is down (no login needed)",
+    tag="session", public=True, ok=Health, errors=("503",))
 async def health(request):
-    return ok({"up": True, **services(request).health()})
+    svc = services(request)
+    state = svc.health()
+    db_error = await svc.db.ping()
+    down = (["ami"] if not state["ami_connected"] else []) + (["database"] if db_error else [])
+    body = {"up": not down, **state, "database": db_error is None, "down": down}
+    if down:   # a load balancer or monitor takes the node out on the status alone
+        body["error"] = "down: " + ", ".join(down) + (f" (database: {db_error})" if db_error else "")
+        return ok(body, status=503)
+    return ok(body)
 
 
 @routes.get("/api/openapi.json")

@@ -28,6 +28,7 @@ class StatsQuery(BaseModel):
     from_: Date = Field(alias="from")
     to: Date = Field(description="inclusive; at most three years after from")
     format: Literal["json", "csv", "xlsx"] = Field(None, description="default json")
+    lang: Literal["zh", "en"] = Field(None, description="csv/xlsx headers and city names: zh (default) or en")
 
 
 class FollowUpsQuery(BaseModel):
@@ -60,6 +61,9 @@ async def statistics(request):
     fmt = q.get("format", "json")
     if fmt not in ("json", "csv", "xlsx"):
         return json_error(400, "format must be json, csv or xlsx")
+    lang = q.get("lang", "zh")
+    if lang not in ("zh", "en"):
+        return json_error(400, "lang must be zh or en")
     tz = ZoneInfo(svc.cfg.routing.timezone)
     since, until = datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
     calls, tickets_, appts, complaints_, surveys = await report_rows(svc.db, since, until, city)
@@ -69,15 +73,17 @@ async def statistics(request):
     if city:
         rows = [r for r in rows if r["city"] == city]
     return await _answer(rows, fmt, list(svc.ticket_rules.categories) + ["unclassified"],
-                         f"12348-{city or 'province'}-{first}-{last}-{period}")
+                         f"12348-{city or 'province'}-{first}-{last}-{period}", stats.Labels.of(svc.cfg, lang))
 
 
-async def _answer(rows: list[dict], fmt: str, cats: list[str], name: str) -> web.Response:
+async def _answer(rows: list[dict], fmt: str, cats: list[str], name: str, labels: stats.Labels) -> web.Response:
     if fmt == "csv":
-        return web.Response(text=stats.to_csv(rows, cats), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        # with a BOM: Excel in a Chinese office reads a CSV without one as GBK
+        return web.Response(body=stats.to_csv(rows, cats, labels).encode("utf-8-sig"),
+                            headers={"Content-Type": "text/csv; charset=utf-8",
+                                     "Content-Disposition": f'attachment; filename="{name}.csv"'})
     if fmt == "xlsx":
-        return web.Response(body=await asyncio.to_thread(stats.to_xlsx, rows, cats), headers={
+        return web.Response(body=await asyncio.to_thread(stats.to_xlsx, rows, cats, labels), headers={
             "Content-Type": XLSX, "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     return ok(rows)
 

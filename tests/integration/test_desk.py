@@ -473,10 +473,10 @@ def _statistics_count_it(s: Stack) -> None:
     total = {k: sum(r[k] for r in rows) for k in ("calls", "answered", "referrals")}
     assert total["calls"] >= 2 and total["answered"] >= 2 and total["referrals"] >= 1
     assert sum(r["by_category"].get("labour_wages", 0) for r in rows) >= 1
-    req = urllib.request.Request(s.base_url + q + "&format=csv",
+    req = urllib.request.Request(s.base_url + q + "&format=csv&lang=en",
                                  headers={"Authorization": f"Bearer {s.secrets.service_token}"})
     with urllib.request.urlopen(req, timeout=10) as r:
-        lines = list(csv.DictReader(io.StringIO(r.read().decode())))
+        lines = list(csv.DictReader(io.StringIO(r.read().decode("utf-8-sig"))))
     assert [(int(x["calls"]), int(x["answered"]), int(x["referrals"])) for x in lines] == \
         [(r["calls"], r["answered"], r["referrals"]) for r in rows]
     code, _ = s.desk_session("agent1001", PASSWORD).request(q)

@@ -34,7 +34,7 @@ def province(tmp_path_factory):
     for name, city in (("leshan-node", "leshan"), ("chengdu-node", "chengdu")):
         s = node(tmp_path_factory.mktemp(name), name, {"mode": "city", "command_center_url": command.base_url,
                                                        "report_seconds": 0.5, "cities": [city]})
-        s.overrides["interop"] = {"poll_seconds": 0.2, "backoff_seconds": 0.2, "backoff_max_seconds": 1.0}
+        s.overrides["interop"] |= {"poll_seconds": 0.2, "backoff_seconds": 0.2, "backoff_max_seconds": 1.0}
         s.reconfigure()
         s.start()
         trust_node(command.cfg, name, load_or_create(s.cfg).federation_secret)

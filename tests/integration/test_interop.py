@@ -25,7 +25,7 @@ from tests.helpers import ROOT, Stack, free_port, fresh, refusals, wait_for
 def ix(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("interop"))
     s.sim_port = free_port()
-    s.overrides["interop"] = {"poll_seconds": 0.2, "backoff_seconds": 0.2, "backoff_max_seconds": 1.0,
+    s.overrides["interop"] |= {"poll_seconds": 0.2, "backoff_seconds": 0.2, "backoff_max_seconds": 1.0,
                               "max_attempts": 1000,
                               "endpoints": {"12345": {"default": f"http://127.0.0.1:{s.sim_port}/api/v1"},
                                             # a partner that refuses everything: dead letters
@@ -251,7 +251,7 @@ def test_warm_transfer_to_the_12345_trunk_carries_the_ticket_id(tmp_path_factory
     tmp = tmp_path_factory.mktemp("warm")
     uas_port = free_port(sk.SOCK_DGRAM)
     s = Stack(tmp)
-    s.overrides["interop"] = {"sip": {"12345": {"default": f"sip:12345@127.0.0.1:{uas_port}"}}}
+    s.overrides["interop"] |= {"sip": {"12345": {"default": f"sip:12345@127.0.0.1:{uas_port}"}}}
     s.reconfigure()
     s.start()
     trace = tmp / "uas-messages.log"

@@ -227,7 +227,7 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
         page.close()
     # the CSV export carries the same numbers as the statistics API
     stats = s.api(f"/api/stats?period=day&city=leshan&from={first}&to={last}")
-    req = urllib.request.Request(f"{s.base_url}/api/stats?period=day&city=leshan&from={first}&to={last}&format=csv",
+    req = urllib.request.Request(f"{s.base_url}/api/stats?period=day&city=leshan&from={first}&to={last}&format=csv&lang=en",
                                  headers={"Authorization": f"Bearer {s.secrets.service_token}"})
     with urllib.request.urlopen(req, timeout=10) as r:
         rows = list(csv.DictReader(io.StringIO(r.read().decode("utf-8-sig"))))

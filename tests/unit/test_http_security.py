@@ -34,7 +34,8 @@ async def test_every_page_and_api_answer_carries_the_browser_protections(client)
     for path in ("/", "/login", "/desk", "/reports", "/wallboard", "/static/desk.js", "/static/no-such-file",
                  "/api/health", "/api/me", "/api/openapi.json", "/api/no-such-route", "/vendor/echarts.min.js"):
         r = await client.get(path)
-        assert r.status < 500, path
+        # no Asterisk behind this app: health says so with a 503, and is protected all the same
+        assert r.status < 500 or (path == "/api/health" and r.status == 503), path
         assert_protected(r)
     r = await client.post("/api/tickets", json={})          # a refusal (no login)
     assert r.status == 401
