@@ -56,17 +56,27 @@ def _daemon(name: str, tmp_path, overrides: dict):
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT), log
 
 
+def _seed(tmp_path, work) -> None:
+    """``await work(db)`` on the daemon's database, migrated first."""
+    url = f"sqlite:///{tmp_path}/h.db"
+    migrate(url, ROOT)
+
+    async def run():
+        db = Database(url, ROOT)
+        try:
+            await work(db)
+        finally:
+            await db.close()
+    asyncio.run(run())
+
+
 def _base(tmp_path) -> dict:
     return {"state_dir": str(tmp_path / "state"), "database": {"url": f"sqlite:///{tmp_path}/h.db"},
             "redis": {"url": None}}
 
 
 def test_interop_daemon_exports_outbox_depth_and_dead_letters(tmp_path):
-    url = f"sqlite:///{tmp_path}/h.db"
-    migrate(url, ROOT)
-
-    async def queue():
-        db = Database(url, ROOT)
+    async def queue(db):
         async with db.session.begin() as s:
             # 12333 at a port nobody listens on, one attempt allowed: a dead letter at once
             s.add(outbox_row(partner="12333", kind="handoff", payload={"x": 1}, key="k-h1", related=""))
@@ -74,8 +84,7 @@ def test_interop_daemon_exports_outbox_depth_and_dead_letters(tmp_path):
             later = outbox_row(partner="12345", kind="handoff", payload={"x": 2}, key="k-h2", related="")
             later.not_before = datetime.now(timezone.utc) + timedelta(hours=1)
             s.add(later)
-        await db.close()
-    asyncio.run(queue())
+    _seed(tmp_path, queue)
     port = free_port()
     proc, log = _daemon("interop", tmp_path, {**_base(tmp_path), "interop": {
         "max_attempts": 1, "poll_seconds": 0.1, "metrics": {"port": port},
@@ -91,11 +100,7 @@ def test_interop_daemon_exports_outbox_depth_and_dead_letters(tmp_path):
 
 
 def test_transcriber_exports_its_backlog_and_oldest_pending_job(tmp_path):
-    url = f"sqlite:///{tmp_path}/h.db"
-    migrate(url, ROOT)
-
-    async def queue():
-        db = Database(url, ROOT)
+    async def queue(db):
         jobs = TranscriptStore(db)
         await jobs.enqueue(call_id="1.1", city="leshan", language="zh", agent="agent1001", recording="r.wav",
                            call_started_at=time.time())
@@ -103,8 +108,7 @@ def test_transcriber_exports_its_backlog_and_oldest_pending_job(tmp_path):
         job = await jobs.claim("earlier-worker", 60, 3)
         await jobs.finish(job["id"], "earlier-worker", "pending", "retry later",
                           retry_at=datetime.now(timezone.utc) + timedelta(hours=1))
-        await db.close()
-    asyncio.run(queue())
+    _seed(tmp_path, queue)
     time.sleep(1.1)      # the job is at least a second old when scraped
     port = free_port()
     proc, log = _daemon("transcriber", tmp_path, {**_base(tmp_path), "transcription": {
