@@ -49,6 +49,10 @@ def json_wanted(fmt: str) -> bool:
 
 def setup(args) -> logging.Handler:
     """Configure the root logger from the parsed global options; returns the handler it installed."""
+    # argparse checks the options' values, not defaults taken from the environment
+    if args.log_level not in LEVELS or args.log_format not in FORMATS:
+        raise SystemExit(f"hotline: log level {args.log_level!r} or format {args.log_format!r} unknown "
+                         f"(HOTLINE_LOG_LEVEL: {', '.join(LEVELS)}; HOTLINE_LOG_FORMAT: {', '.join(FORMATS)})")
     if args.log_file:
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
             args.log_file, maxBytes=args.log_max_bytes, backupCount=args.log_backups, encoding="utf-8")
