@@ -19,6 +19,9 @@ function draw() {
   applyI18n();
   const d = R.data, s = R.stats;
   if (!d) return;
+  // the exports' headers and city names follow the page's language (Chinese unless switched)
+  $("csv").href = `/api/stats?period=day&format=csv&lang=${LANG}&` + R.q;
+  $("xlsx").href = `/api/stats?period=day&format=xlsx&lang=${LANG}&` + R.q;
   const days = d.days.map(x => x.date);
   chart("ch-volume").setOption({tooltip: {trigger: "axis"}, legend: {}, xAxis: {type: "category", data: days}, yAxis: {type: "value"},
     series: [{name: t("calls_n"), type: "bar", data: d.days.map(x => x.calls)},
@@ -47,8 +50,7 @@ async function show() {
     const q = query();
     R.data = await api("/api/reports?" + q);
     R.stats = await api("/api/stats?period=day&" + q);
-    $("csv").href = "/api/stats?period=day&format=csv&" + q;
-    $("xlsx").href = "/api/stats?period=day&format=xlsx&" + q;
+    R.q = q;
     draw();
     document.body.dataset.loaded = "1";
   } catch (e) { $("action-error").textContent = e.message; }

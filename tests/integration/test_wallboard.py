@@ -221,6 +221,8 @@ def test_reports_page_charts_a_seeded_day_and_csv_matches_the_api(w, browser):
         assert drawn["calls"] == drawn["hours"] == api["total"]["calls"]
         assert drawn["answered"] == api["total"]["answered"] == drawn["agents"]
         assert drawn["categories"] >= 8
+        # the page in Chinese exports Chinese headers and city names
+        assert "format=csv&lang=zh&" in page.get_attribute("#csv", "href")
         page.screenshot(path=str(ARTIFACTS / "reports-leshan-zh.png"), full_page=True)
         assert refused == [], refused
     finally:
