@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from core.config.base import REPO_ROOT, ConfigError, Strict, deep_merge, read_yaml, validate
 from core.config.people import Agent, AgentsFile, CitiesFile, City, Interpreter, ProvincePool, Supervisor, Wallboard
+from core.config.model_catalogue import ModelCatalogue
 from core.config.routing_file import CitySchedule, RoutingFile
 from core.config.services import (CentersFile, KeywordsFile, LegalAidRules, Matter, Partner, PartnersFile,
                                   TicketRules)
@@ -153,6 +154,14 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
         raise ConfigError(f"{where}{msgs}") from None
+
+
+def load_model_catalogue(root: Path | None = None) -> ModelCatalogue:
+    """config/models.yaml: the Vosk models `hotline models install` knows (none if the file is absent)."""
+    path = (root or REPO_ROOT).resolve() / "config" / "models.yaml"
+    if not path.exists():
+        return ModelCatalogue()
+    return validate(ModelCatalogue, read_yaml(path), path)
 
 
 def _green_registry(callers: dict, path: Path) -> dict[str, str]:

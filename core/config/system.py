@@ -189,6 +189,9 @@ class Retention(Strict):
 class TranscriptionSettings(Strict):
     enabled: bool = True
     models: dict[str, list[str]] = {}
+    # where `hotline models install` unpacks models and records which one serves each language
+    # (languages.json there); those come before the candidates above. Default: <state_dir>/models
+    models_dir: str = ""
     workers: int = Field(2, ge=1, le=64)
     # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
     # never urgent; with the cores busy, Asterisk's calls and the controller go first
