@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.asterisk import confgen
-from core.config import ConfigError, HotlineConfig, load_config
+from core.config import ConfigError, HotlineConfig, load_config, load_model_catalogue
 from core.paths import InstancePaths
 from store.secrets import Secrets
 
@@ -92,6 +92,10 @@ def check(root: Path | None = None, overrides: dict | None = None) -> Report:
     except ConfigError as e:
         return Report(False, parse_error(str(e), (root or Path.cwd()).resolve()))
     problems = _urls(cfg)
+    try:
+        load_model_catalogue(cfg.root)     # read only by `hotline models install`, checked here all the same
+    except ConfigError as e:
+        problems += parse_error(str(e), cfg.root)
     with tempfile.TemporaryDirectory(prefix="hotline-config-check-") as tmp:
         try:
             files = generate_asterisk(cfg, Path(tmp))
