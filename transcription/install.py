@@ -148,6 +148,10 @@ def install(lang: str, archive: Path, directory: Path, name: str, sha256: str | 
     if not _NAME.match(name):
         raise InstallError(f"{name!r} is not a model directory name")
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = installed(directory, strict=True)
+    except ValueError as e:
+        raise InstallError(str(e)) from None
     digest = check_archive(archive, sha256, size)
     target = directory / name
     with tempfile.TemporaryDirectory(prefix=f".unpack-{name}.", dir=directory) as tmp:
@@ -157,7 +161,6 @@ def install(lang: str, archive: Path, directory: Path, name: str, sha256: str | 
             if target.exists():
                 target.rename(Path(tmp) / "old")      # removed with the temporary directory
             root.rename(target)
-    previous = installed(directory)
     write_manifest(directory, {**previous, lang: name})
     old = previous.get(lang)
     return Installed(lang, name, target, digest, bool(sha256), old if old != name else None)

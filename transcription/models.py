@@ -38,14 +38,19 @@ def models_dir(cfg: HotlineConfig) -> Path:
         else cfg.state_dir / "models"
 
 
-def installed(directory: Path) -> dict[str, str]:
-    """Language -> model directory name, as `hotline models install` recorded it (none: {})."""
+def installed(directory: Path, strict: bool = False) -> dict[str, str]:
+    """Language -> model directory name, as `hotline models install` recorded it (none: {}).
+
+    An unreadable file counts as none for the daemons (a call is never held up by a transcription
+    setting); ``strict`` (the installer, which rewrites it) refuses it instead of dropping its entries."""
     try:
         data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as e:
-        raise ValueError(f"{directory / MANIFEST}: unreadable ({e}); reinstall with `hotline models install`") from None
+        if strict:
+            raise ValueError(f"{directory / MANIFEST}: unreadable ({e}): fix or remove it") from None
+        return {}
     if not isinstance(data, dict):
         return {}
     # directory names only: an edited file must not point the transcriber outside the models directory

