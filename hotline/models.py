@@ -12,8 +12,8 @@ from rich.table import Table
 
 from core.config import CatalogueModel, load_model_catalogue
 from hotline.common import _config, console
-from transcription.install import InstallError, download, install, model_name
-from transcription.models import ModelRegistry, installed, models_dir
+from transcription.install import InstallError, Installed, activate, download, install, model_name
+from transcription.models import ModelRegistry, installed, is_model_dir, models_dir
 
 
 def _known(catalogue, name: str) -> CatalogueModel | None:
@@ -26,7 +26,7 @@ def _known(catalogue, name: str) -> CatalogueModel | None:
     return None
 
 
-def _fetch(url: str, directory: Path, tmp: Path) -> Path:
+def _fetch(url: str, tmp: Path) -> Path:
     dest = tmp / "archive.zip"
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=console, transient=True) as bar:
@@ -35,42 +35,60 @@ def _fetch(url: str, directory: Path, tmp: Path) -> Path:
     return dest
 
 
-def cmd_install(args) -> int:
-    cfg = _config(args)
-    catalogue = load_model_catalogue(cfg.root)
-    directory = models_dir(cfg)
+class _Usage(Exception):
+    """A request that cannot be served as given (exit 2)."""
+
+
+def _source(args, catalogue) -> tuple[str, str, str | None, int | None]:
+    """Where the archive comes from, the model's directory name, and the sha256 and size it must have."""
     if args.url or args.archive:
         source = args.url or str(Path(args.archive).resolve())
         try:
             name = args.name or model_name(source)
         except InstallError as e:
-            console.print(f"[red]{e}[/red]", highlight=False)
-            return 2
+            raise _Usage(str(e)) from None
         entry = _known(catalogue, name)
     else:
         entry = catalogue.choose(args.lang, args.model)
         if entry is None:
             what = f"model {args.model!r} for {args.lang}" if args.model else f"model for {args.lang}"
-            console.print(f"[red]no {what} in config/models.yaml: give --url URL --sha256 HEX, or --archive FILE"
-                          "[/red]", highlight=False)
-            return 2
+            raise _Usage(f"no {what} in config/models.yaml: give --url URL --sha256 HEX, or --archive FILE")
         source, name = entry.url, args.name or entry.name
-    sha256 = args.sha256 or (entry.sha256 if entry else None)
-    size = entry.size if entry and not args.sha256 else None
+    if args.sha256:
+        return source, name, args.sha256, None
+    return source, name, entry.sha256 if entry else None, entry.size if entry else None
+
+
+def _obtain(args, directory: Path, source: str, name: str, sha256: str | None, size: int | None) -> Installed:
+    if args.url is None and args.archive is None and not args.replace and is_model_dir(directory / name):
+        # checked when it was unpacked: running the command again must not fetch 1.3 GB again
+        console.print(f"{name} is already in {directory}: not downloaded again (--replace to fetch it again)")
+        return Installed(args.lang, name, directory / name, None, False, activate(args.lang, directory, name))
+    # the download lands beside the models (same file system), never in the model's own place
+    with tempfile.TemporaryDirectory(prefix=".download.", dir=directory) as tmp:
+        archive = Path(args.archive) if args.archive else _fetch(source, Path(tmp))
+        console.print(f"checking and unpacking {name} into {directory}")
+        return install(args.lang, archive, directory, name, sha256, size, replace=args.replace)
+
+
+def cmd_install(args) -> int:
+    cfg = _config(args)
+    directory = models_dir(cfg)
+    try:
+        source, name, sha256, size = _source(args, load_model_catalogue(cfg.root))
+    except _Usage as e:
+        console.print(f"[red]{e}[/red]", highlight=False)
+        return 2
     if args.lang not in {lang.code for lang in cfg.ivr.languages}:
         console.print(f"[yellow]{args.lang} is not an IVR language: no call is answered in it until the IVR "
                       f"offers it (ivr_flows/hotline.yaml)[/yellow]", highlight=False)
-    directory.mkdir(parents=True, exist_ok=True)
     try:
-        # the download lands beside the models (same file system), never in the model's own place
-        with tempfile.TemporaryDirectory(prefix=".download.", dir=directory) as tmp:
-            archive = Path(args.archive) if args.archive else _fetch(source, directory, Path(tmp))
-            console.print(f"checking and unpacking {name} into {directory}")
-            done = install(args.lang, archive, directory, name, sha256, size, replace=args.replace)
+        directory.mkdir(parents=True, exist_ok=True)
+        done = _obtain(args, directory, source, name, sha256, size)
     except (InstallError, OSError) as e:
         console.print(f"[red]{e}[/red]", highlight=False)
         return 1
-    if not done.pinned:
+    if done.sha256 and not done.pinned:
         console.print(f"[yellow]checksum not pinned: the archive's sha256 is {done.sha256}; compare it with the "
                       f"publisher's and give --sha256 next time (or pin it in config/models.yaml)[/yellow]",
                       highlight=False)

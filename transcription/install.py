@@ -37,7 +37,7 @@ class Installed:
     lang: str
     name: str
     path: Path
-    sha256: str
+    sha256: str | None      # None: already unpacked before, not checked again
     pinned: bool            # the sha256 was checked against a known value
     replaced: str | None    # the language's previous model, still on disk
 
@@ -139,6 +139,23 @@ def write_manifest(directory: Path, mapping: dict[str, str]) -> None:
     os.replace(tmp, directory / MANIFEST)
 
 
+def _previous(directory: Path) -> dict[str, str]:
+    try:
+        return installed(directory, strict=True)
+    except ValueError as e:
+        raise InstallError(str(e)) from None
+
+
+def activate(lang: str, directory: Path, name: str) -> str | None:
+    """Make the model ``directory/name`` (already unpacked) ``lang``'s model; the one it replaces."""
+    if not is_model_dir(directory / name):
+        raise InstallError(f"{directory / name} is not a Vosk model: nothing changed")
+    previous = _previous(directory)
+    write_manifest(directory, {**previous, lang: name})
+    old = previous.get(lang)
+    return old if old != name else None
+
+
 def install(lang: str, archive: Path, directory: Path, name: str, sha256: str | None = None,
             size: int | None = None, replace: bool = False) -> Installed:
     """Unpack a checked ``archive`` as ``directory/name`` and make it ``lang``'s model.
@@ -148,10 +165,7 @@ def install(lang: str, archive: Path, directory: Path, name: str, sha256: str | 
     if not _NAME.match(name):
         raise InstallError(f"{name!r} is not a model directory name")
     directory.mkdir(parents=True, exist_ok=True)
-    try:
-        previous = installed(directory, strict=True)
-    except ValueError as e:
-        raise InstallError(str(e)) from None
+    _previous(directory)          # a damaged languages.json is refused before anything is unpacked
     digest = check_archive(archive, sha256, size)
     target = directory / name
     with tempfile.TemporaryDirectory(prefix=f".unpack-{name}.", dir=directory) as tmp:
@@ -161,6 +175,4 @@ def install(lang: str, archive: Path, directory: Path, name: str, sha256: str | 
             if target.exists():
                 target.rename(Path(tmp) / "old")      # removed with the temporary directory
             root.rename(target)
-    write_manifest(directory, {**previous, lang: name})
-    old = previous.get(lang)
-    return Installed(lang, name, target, digest, bool(sha256), old if old != name else None)
+    return Installed(lang, name, target, digest, bool(sha256), activate(lang, directory, name))

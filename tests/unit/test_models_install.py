@@ -17,6 +17,7 @@ import pytest
 from core.archives import member_problem
 from core.config import load_config, load_model_catalogue
 from simulators.audio import speech_wav
+from tests.config_tree import copy_tree, edit
 from transcription.models import ModelRegistry, installed, resolve_entry
 from transcription.recognize import transcribe_wav
 
@@ -24,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NAME = "vosk-model-small-ko-0.22"
 
 
-def _cli(models_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli(models_dir: Path, *args: str, root: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps({"transcription": {"models_dir": str(models_dir)}})}
-    return subprocess.run([sys.executable, "-m", "hotline.cli", "--root", str(ROOT), "models", *args],
+    return subprocess.run([sys.executable, "-m", "hotline.cli", "--root", str(root), "models", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -80,6 +81,23 @@ def test_install_from_url_then_the_transcriber_uses_it(ko_zip, http_dir, tmp_pat
     listing = json.loads(_cli(models, "list", "--json").stdout)
     ko = next(x for x in listing["languages"] if x["lang"] == "ko")
     assert ko["model"] == str(models / NAME) and ko["installed"] == NAME
+
+
+def test_a_language_from_the_catalogue_by_name_alone_and_again_without_downloading(ko_zip, http_dir, tmp_path):
+    """`hotline models install zh` as an operator types it: URL, sha256 and size from config/models.yaml
+    (here a catalogue whose ko entry points at the local server)."""
+    archive, sha = ko_zip
+    tree = copy_tree(tmp_path / "tree")
+    edit(tree / "config" / "models.yaml", lambda d: d["models"].__setitem__("ko", [
+        {"name": NAME, "url": f"{http_dir}/{archive.name}", "sha256": sha, "size": archive.stat().st_size}]))
+    models = tmp_path / "models"
+    r = _cli(models, "install", "ko", root=tree)
+    assert r.returncode == 0, r.stderr
+    assert "not pinned" not in r.stderr and installed(models) == {"ko": NAME}
+    again = _cli(models, "install", "ko", "--json", root=tree)
+    assert again.returncode == 0 and "not downloaded again" in " ".join(again.stderr.split())
+    assert json.loads(again.stdout)["path"] == str(models / NAME)
+    assert _state(models) == ["languages.json", NAME]
 
 
 def test_wrong_checksum_is_refused_and_nothing_is_installed(ko_zip, http_dir, tmp_path):
