@@ -26,13 +26,17 @@ def _known(catalogue, name: str) -> CatalogueModel | None:
     return None
 
 
-def _fetch(url: str, tmp: Path) -> Path:
-    dest = tmp / "archive.zip"
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(f"downloading {Path(url).name}", total=None)
-        download(url, dest, lambda done, total: bar.update(task, completed=done, total=total))
-    return dest
+def _bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    console=console, transient=True)
+
+
+def _steps(bar: Progress, name: str):
+    """A progress callback per step of the install, each with its own bar."""
+    def step(what: str):
+        task = bar.add_task(f"{what} {name}", total=None)
+        return lambda done, total: bar.update(task, completed=done, total=total)
+    return step
 
 
 class _Usage(Exception):
@@ -65,10 +69,12 @@ def _obtain(args, directory: Path, source: str, name: str, sha256: str | None, s
         console.print(f"{name} is already in {directory}: not downloaded again (--replace to fetch it again)")
         return Installed(args.lang, name, directory / name, None, False, activate(args.lang, directory, name))
     # the download lands beside the models (same file system), never in the model's own place
-    with tempfile.TemporaryDirectory(prefix=".download.", dir=directory) as tmp:
-        archive = Path(args.archive) if args.archive else _fetch(source, Path(tmp))
-        console.print(f"checking and unpacking {name} into {directory}")
-        return install(args.lang, archive, directory, name, sha256, size, replace=args.replace)
+    with tempfile.TemporaryDirectory(prefix=".download.", dir=directory) as tmp, _bar() as bar:
+        step = _steps(bar, name)
+        archive = Path(args.archive) if args.archive else Path(tmp) / "archive.zip"
+        if not args.archive:
+            download(source, archive, step("downloading"))
+        return install(args.lang, archive, directory, name, sha256, size, replace=args.replace, progress=step)
 
 
 def cmd_install(args) -> int:

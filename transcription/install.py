@@ -70,11 +70,11 @@ def sha256_of(path: Path, progress: Progress | None = None) -> str:
     return h.hexdigest()
 
 
-def check_archive(path: Path, sha256: str | None, size: int | None = None) -> str:
+def check_archive(path: Path, sha256: str | None, size: int | None = None, progress: Progress | None = None) -> str:
     """The archive's sha256; refused if it differs from ``sha256`` or its size from ``size``."""
     if size is not None and path.stat().st_size != size:
         raise InstallError(f"{path.name}: {path.stat().st_size} bytes, expected {size}: refused, nothing installed")
-    digest = sha256_of(path)
+    digest = sha256_of(path, progress)
     if sha256 and digest != sha256.lower():
         raise InstallError(f"{path.name}: sha256 {digest} does not match the expected {sha256.lower()}: "
                            "refused, nothing installed")
@@ -93,10 +93,12 @@ def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return out
 
 
-def _unpack(archive: Path, into: Path) -> None:
+def _unpack(archive: Path, into: Path, progress: Progress | None = None) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info in _members(zf):
+            members = _members(zf)
+            total, done = sum(i.file_size for i in members), 0
+            for info in members:
                 target = into / info.filename
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,9 @@ def _unpack(archive: Path, into: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
+                done += info.file_size
+                if progress:
+                    progress(done, total)
     except zipfile.BadZipFile as e:
         raise InstallError(f"{archive.name}: not a zip archive ({e}): refused, nothing installed") from None
 
@@ -157,20 +162,22 @@ def activate(lang: str, directory: Path, name: str) -> str | None:
 
 
 def install(lang: str, archive: Path, directory: Path, name: str, sha256: str | None = None,
-            size: int | None = None, replace: bool = False) -> Installed:
+            size: int | None = None, replace: bool = False,
+            progress: Callable[[str], Progress] | None = None) -> Installed:
     """Unpack a checked ``archive`` as ``directory/name`` and make it ``lang``'s model.
 
     A model of that name already there is kept (an archive of the same name is the same model) unless
-    ``replace``; either way the language is switched to it."""
+    ``replace``; either way the language is switched to it. ``progress(step)`` gives the callback of a
+    step ("checking", "unpacking")."""
     if not _NAME.match(name):
         raise InstallError(f"{name!r} is not a model directory name")
     directory.mkdir(parents=True, exist_ok=True)
     _previous(directory)          # a damaged languages.json is refused before anything is unpacked
-    digest = check_archive(archive, sha256, size)
+    digest = check_archive(archive, sha256, size, progress and progress("checking"))
     target = directory / name
     with tempfile.TemporaryDirectory(prefix=f".unpack-{name}.", dir=directory) as tmp:
         if replace or not is_model_dir(target):
-            _unpack(archive, Path(tmp) / "x")
+            _unpack(archive, Path(tmp) / "x", progress and progress("unpacking"))
             root = _model_root(Path(tmp) / "x")
             if target.exists():
                 target.rename(Path(tmp) / "old")      # removed with the temporary directory
