@@ -98,6 +98,10 @@ def _unpack(archive: Path, into: Path, progress: Progress | None = None) -> None
         with zipfile.ZipFile(archive) as zf:
             members = _members(zf)
             total, done = sum(i.file_size for i in members), 0
+            free = shutil.disk_usage(into.parent).free
+            if total > free:      # fail now, not with a half-unpacked model and a full disk
+                raise InstallError(f"{archive.name} unpacks to {total >> 20} MB, {free >> 20} MB free in {into.parent}: "
+                                   "nothing installed")
             for info in members:
                 target = into / info.filename
                 if info.is_dir():
