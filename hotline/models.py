@@ -3,6 +3,7 @@ archive on a node without internet access) and list which model serves each lang
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,10 @@ class _Usage(Exception):
 
 def _source(args, catalogue) -> tuple[str, str, str | None, int | None]:
     """Where the archive comes from, the model's directory name, and the sha256 and size it must have."""
+    if not re.fullmatch(r"[a-z]{2,3}", args.lang):
+        raise _Usage(f"{args.lang!r} is not a language code (two or three lower-case letters: zh, en, bo)")
+    if args.sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", args.sha256):
+        raise _Usage(f"--sha256 {args.sha256!r}: expected 64 hexadecimal digits")
     if args.url or args.archive:
         source = args.url or str(Path(args.archive).resolve())
         try:

@@ -147,6 +147,10 @@ def test_catalogue_has_mandarin_and_english_and_unknown_languages_need_a_url(tmp
     assert en.name == "vosk-model-small-en-us-0.15" and en.sha256
     r = _cli(tmp_path / "models", "install", "bo")
     assert r.returncode == 2 and "no model for bo in config/models.yaml" in r.stderr
+    r = _cli(tmp_path / "models", "install", "zh", "--archive", "x.zip", "--sha256", "abc")
+    assert r.returncode == 2 and "64 hexadecimal digits" in r.stderr
+    r = _cli(tmp_path / "models", "install", "../zh", "--archive", "x.zip")
+    assert r.returncode == 2 and "not a language code" in r.stderr
     assert _state(tmp_path / "models") == []
 
 
