@@ -11,20 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from core.config import CatalogueModel, load_model_catalogue
+from core.config import load_model_catalogue
 from hotline.common import _config, console
 from transcription.install import InstallError, Installed, activate, download, install, model_name
 from transcription.models import ModelRegistry, installed, is_model_dir, models_dir
-
-
-def _known(catalogue, name: str) -> CatalogueModel | None:
-    """A catalogue model of that name in any language: its pinned checksum also covers a copy of it
-    fetched from a mirror or brought in on a USB stick."""
-    for models in catalogue.models.values():
-        for m in models:
-            if m.name == name:
-                return m
-    return None
 
 
 def _bar() -> Progress:
@@ -56,7 +46,8 @@ def _source(args, catalogue) -> tuple[str, str, str | None, int | None]:
             name = args.name or model_name(source)
         except InstallError as e:
             raise _Usage(str(e)) from None
-        entry = _known(catalogue, name)
+        # a catalogue model's pinned checksum also covers a copy from a mirror or a USB stick
+        entry = catalogue.named(name)
     else:
         entry = catalogue.choose(args.lang, args.model)
         if entry is None:

@@ -36,3 +36,7 @@ class ModelCatalogue(Strict):
             if name is None or m.name == name:
                 return m
         return None
+
+    def named(self, name: str) -> CatalogueModel | None:
+        """The model of that name, whatever its language."""
+        return next((m for models in self.models.values() for m in models if m.name == name), None)
