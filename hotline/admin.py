@@ -36,18 +36,21 @@ def cmd_config(args) -> int:
 
     if args.action == "check":
         overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
-        report = check(Path(args.root) if args.root else None, overrides)
+        report = check(Path(args.root) if args.root else None, overrides, args.config_dir)
         if args.json:
             print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         elif report.ok:
             s = report.summary
-            console.print(f"[green]config OK[/green]: {s['cities']} cities, {s['agents']} agents, "
+            console.print(f"[green]config OK[/green] ({report.config_dir}): {s['cities']} cities, {s['agents']} agents, "
                           f"{s['ivr_languages']} IVR languages, {s['ticket_categories']} ticket categories, "
                           f"{s['legal_aid_centers']} legal-aid centers, {s['keyword_topics']} keyword topics, "
                           f"partners {', '.join(s['partners']) or 'none'}; "
-                          f"{len(s['asterisk_files'])} Asterisk files generated")
+                          f"{len(s['asterisk_files'])} Asterisk files generated", highlight=False)
+            for key, source in s["sources"].items():
+                console.print(f"  {key}: from {source}", highlight=False)
         else:
-            console.print(f"[red]configuration error[/red] ({len(report.problems)})", highlight=False)
+            console.print(f"[red]configuration error[/red] ({len(report.problems)}) in {report.config_dir}",
+                          highlight=False)
             for pr in report.problems:
                 where = ": ".join(x for x in (pr.file, pr.field) if x)
                 console.print(f"{where}: {pr.message}" if where else pr.message, highlight=False)

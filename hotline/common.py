@@ -30,7 +30,7 @@ def _config(args) -> HotlineConfig:
             node[parts[-1]] = json.loads(value)
         except json.JSONDecodeError:
             node[parts[-1]] = value
-    return load_config(Path(args.root) if args.root else None, overrides)
+    return load_config(Path(args.root) if args.root else None, overrides, getattr(args, "config_dir", None))
 
 
 def with_auth(cfg: HotlineConfig, work):
