@@ -3,7 +3,6 @@ passwords and API tokens."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-from hotline.common import OVERRIDES_ENV, _config, console, with_auth
+from hotline.common import _config, _overrides, console, with_auth
 
 
 # ------------------------------------------------------------------ prompts, config, db
@@ -35,8 +34,7 @@ def cmd_config(args) -> int:
     from hotline.config_check import check, generate_asterisk
 
     if args.action == "check":
-        overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
-        report = check(Path(args.root) if args.root else None, overrides, args.config_dir)
+        report = check(Path(args.root) if args.root else None, _overrides(args), args.config_dir)
         if args.json:
             print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         elif report.ok:

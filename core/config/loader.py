@@ -338,11 +338,11 @@ def _partners(path: Path, city_ids: set[str], endpoints: dict[str, dict[str, str
     raw = read_yaml(path)
     for pid, urls in (endpoints or {}).items():
         if pid not in (raw.get("partners") or {}):
-            raise ConfigError(f"config/hotline.yaml: interop.endpoints.{pid}: no such partner in {path}")
+            raise ConfigError(f"{path.parent / 'hotline.yaml'}: interop.endpoints.{pid}: no such partner in {path}")
         raw["partners"][pid]["endpoints"] = {**raw["partners"][pid].get("endpoints", {}), **urls}
     for pid, uris in (sip or {}).items():
         if pid not in (raw.get("partners") or {}) or not raw["partners"][pid].get("sip"):
-            raise ConfigError(f"config/hotline.yaml: interop.sip.{pid}: no partner with a SIP trunk {pid!r} in {path}")
+            raise ConfigError(f"{path.parent / 'hotline.yaml'}: interop.sip.{pid}: no partner with a SIP trunk {pid!r} in {path}")
         raw["partners"][pid]["sip"]["uris"] = {**raw["partners"][pid]["sip"].get("uris", {}), **uris}
     data = validate(PartnersFile, raw, path)
     for pid, p in data.partners.items():

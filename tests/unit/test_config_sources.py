@@ -211,6 +211,9 @@ def test_cli_config_check_reads_the_directory_the_environment_names(tmp_path):
     assert json.loads(subprocess.run(
         [sys.executable, "-m", "hotline.cli", "--config-dir", str(ROOT / "config"), "config", "check", "--json"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120).stdout)["config_dir"] == str(ROOT / "config")
+    # --set is the top layer for the check too, and named as such
+    over = run("--set", "asterisk.sip_port=99999")
+    assert over.returncode == 2 and f"{sources.OVERRIDE}: asterisk.sip_port: Input should be less than" in over.stderr
     # a broken secret: exit 2, the file named, the value not shown
     (creds / "HOTLINE_DATABASE__URL").write_text(f"mysql://hotline:{PASSWORD}@db.example/hotline\n")
     bad = subprocess.run([sys.executable, "-m", "hotline.cli", "config", "check", "--json"], env=env, cwd=ROOT,
