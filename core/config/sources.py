@@ -58,8 +58,8 @@ def _is_complex(path: list[str]) -> bool:
     ann: Any = None
     for part in path:
         fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
-        if part not in fields:
-            return True
+        if part not in fields:      # inside a mapping (models.zh): its values are lists or mappings;
+            return not fields       # an unknown key of a section is the model's error (extra input), not JSON's
         ann = fields[part].annotation
         model = next((a for a in (ann, *typing.get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)),
                      None)
