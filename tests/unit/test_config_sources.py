@@ -224,3 +224,29 @@ def test_cli_config_check_reads_the_directory_the_environment_names(tmp_path):
     assert report["problems"][0]["file"] == f"secret file {creds / 'HOTLINE_DATABASE__URL'}"
     assert report["problems"][0]["field"] == "database.url"
     assert PASSWORD not in bad.stdout + bad.stderr
+
+
+def test_up_hands_its_config_directory_and_overrides_to_the_daemons(tmp_path, monkeypatch):
+    """`hotline up` starts the daemons with the --config-dir and --set it was given (they inherit its
+    environment, so variables and the secrets directory follow by themselves)."""
+    from hotline import ops
+    from hotline.cli import build_parser
+    from hotline.common import _config
+
+    etc = etc_dir(tmp_path)
+    args = build_parser().parse_args(["--config-dir", str(etc), "--set", "queues.max_callers=7", "up"])
+    cfg = _config(args)
+    cfg.state_dir.mkdir(parents=True)
+    started = []
+
+    class Recorder:     # records the command line instead of starting a daemon
+        pid = 0
+
+        def __init__(self, argv, **kw):
+            started.append(argv)
+    monkeypatch.setattr(ops.subprocess, "Popen", Recorder)
+    ops._spawn_daemon(cfg, args, "interop")
+    argv = started[0]
+    assert argv[1:3] == ["-m", "hotline.cli"] and argv[-1] == "interop"
+    child = _config(build_parser().parse_args(argv[3:]))
+    assert child.config_dir == etc and child.system.queues.max_callers == 7
