@@ -15,10 +15,15 @@ from dashboard.client import operator_api as _api
 console = Console(stderr=True)
 OVERRIDES_ENV = "HOTLINE_CONFIG_OVERRIDES"  # JSON merged into config/hotline.yaml (tests, second nodes)
 
-__all__ = ["OVERRIDES_ENV", "_api", "_config", "console", "with_auth"]
+__all__ = ["OVERRIDES_ENV", "_api", "_config", "_overrides", "console", "with_auth"]
 
 
 def _config(args) -> HotlineConfig:
+    return load_config(Path(args.root) if args.root else None, _overrides(args), getattr(args, "config_dir", None))
+
+
+def _overrides(args) -> dict:
+    """HOTLINE_CONFIG_OVERRIDES, then --set on top: the highest layer (docs/operations.md)."""
     overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
     for item in getattr(args, "set", None) or []:
         key, _, value = item.partition("=")
@@ -30,7 +35,7 @@ def _config(args) -> HotlineConfig:
             node[parts[-1]] = json.loads(value)
         except json.JSONDecodeError:
             node[parts[-1]] = value
-    return load_config(Path(args.root) if args.root else None, overrides)
+    return overrides
 
 
 def with_auth(cfg: HotlineConfig, work):

@@ -77,7 +77,7 @@ def cmd_install(args) -> int:
     cfg = _config(args)
     directory = models_dir(cfg)
     try:
-        source, name, sha256, size = _source(args, load_model_catalogue(cfg.root))
+        source, name, sha256, size = _source(args, load_model_catalogue(cfg.config_dir))
     except _Usage as e:
         console.print(f"[red]{e}[/red]", highlight=False)
         return 2
@@ -105,7 +105,7 @@ def cmd_install(args) -> int:
 
 def cmd_list(args) -> int:
     cfg = _config(args)
-    catalogue = load_model_catalogue(cfg.root)
+    catalogue = load_model_catalogue(cfg.config_dir)
     registry = ModelRegistry(cfg)
     inst = installed(registry.dir)
     rows = []

@@ -115,6 +115,7 @@ def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
         return
     log = open(str(pidfile)[:-4] + ".log", "ab")
     argv = [sys.executable, "-m", "hotline.cli"] + (["--root", args.root] if args.root else []) + \
+        (["--config-dir", args.config_dir] if getattr(args, "config_dir", None) else []) + \
         sum((["--set", s] for s in (args.set or [])), []) + [daemon]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)

@@ -52,7 +52,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     work = cfg.state_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cli = [sys.executable, "-m", "hotline.cli", "--root", str(cfg.root)]
+    cli = [sys.executable, "-m", "hotline.cli", "--root", str(cfg.root), "--config-dir", str(cfg.config_dir)]
     console.rule("[bold]12348 演示 demo[/bold]: agents log in")
     agents = _agents_log_in(cfg, cli, env, work)
     console.rule("callers dial in")

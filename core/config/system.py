@@ -201,7 +201,7 @@ class TranscriptionSettings(Strict):
     retry_seconds: float = Field(30, ge=0.1, le=86400)
     live: LiveTranscription = LiveTranscription()
     retention: Retention = Retention()
-    keywords_file: str = "config/keywords.yaml"
+    keywords_file: str = "keywords.yaml"   # relative to the config directory, or absolute
 
 
 class InteropSettings(Strict):
@@ -332,7 +332,7 @@ class Phones(Strict):
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
-    agents_file: str = "config/agents.yaml"
+    agents_file: str = "agents.yaml"     # relative to the config directory, or absolute
     node: Node
     asterisk: AsteriskSettings
     trunk: Trunk

@@ -141,7 +141,7 @@ def test_offline_install_from_a_local_archive_switches_the_language(ko_zip, tmp_
 
 
 def test_catalogue_has_mandarin_and_english_and_unknown_languages_need_a_url(tmp_path):
-    cat = load_model_catalogue(ROOT)
+    cat = load_model_catalogue(ROOT / "config")
     zh, en = cat.choose("zh"), cat.choose("en")
     assert zh.name == "vosk-model-small-cn-0.22" and zh.sha256 and zh.url.endswith(f"/{zh.name}.zip")
     assert en.name == "vosk-model-small-en-us-0.15" and en.sha256
