@@ -3,14 +3,13 @@ passwords and API tokens."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from rich.table import Table
 
 
-from hotline.common import OVERRIDES_ENV, _config, console, out, with_auth
+from hotline.common import _config, _overrides, console, out, with_auth
 
 
 # ------------------------------------------------------------------ prompts, config, db
@@ -34,19 +33,21 @@ def cmd_config(args) -> int:
     from hotline.config_check import check, generate_asterisk
 
     if args.action == "check":
-        overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
-        report = check(Path(args.root) if args.root else None, overrides)
+        report = check(Path(args.root) if args.root else None, _overrides(args), args.config_dir)
         if args.json:
             print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         elif report.ok:
             s = report.summary
-            console.print(f"[green]config OK[/green]: {s['cities']} cities, {s['agents']} agents, "
+            console.print(f"[green]config OK[/green] ({report.config_dir}): {s['cities']} cities, {s['agents']} agents, "
                           f"{s['ivr_languages']} IVR languages, {s['ticket_categories']} ticket categories, "
                           f"{s['legal_aid_centers']} legal-aid centers, {s['keyword_topics']} keyword topics, "
                           f"partners {', '.join(s['partners']) or 'none'}; "
-                          f"{len(s['asterisk_files'])} Asterisk files generated")
+                          f"{len(s['asterisk_files'])} Asterisk files generated", highlight=False)
+            for key, source in s["sources"].items():
+                console.print(f"  {key}: from {source}", highlight=False)
         else:
-            console.print(f"[red]configuration error[/red] ({len(report.problems)})", highlight=False)
+            console.print(f"[red]configuration error[/red] ({len(report.problems)}) in {report.config_dir}",
+                          highlight=False)
             for pr in report.problems:
                 where = ": ".join(x for x in (pr.file, pr.field) if x)
                 console.print(f"{where}: {pr.message}" if where else pr.message, highlight=False)

@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
-from hotline import admin, daemons, logs, ops, phones, privacy, reports
+from hotline import admin, daemons, logs, models, ops, phones, privacy, reports
 from hotline.common import console
 from hotline.phones import UnknownAccount
 
@@ -26,8 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="project root holding config/ and ivr_flows/ (default: this checkout)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override config/hotline.yaml, e.g. --set asterisk.sip_port=5070")
+    p.add_argument("--config-dir", metavar="DIR",
+                   help="directory holding hotline.yaml and the other config files (default: $HOTLINE_CONFIG_DIR, "
+                        "else /etc/hotline if it holds hotline.yaml, else the checkout's config/)")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (ops, daemons, phones, admin, reports, privacy):
+    for group in (ops, daemons, phones, admin, reports, privacy, models):
         group.register(sub)
     return p
 

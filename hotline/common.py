@@ -19,7 +19,7 @@ console = Console(stderr=True)   # messages, progress, warnings
 out = Console()                  # data: tables and figures (``--json`` prints bare JSON instead)
 OVERRIDES_ENV = "HOTLINE_CONFIG_OVERRIDES"  # JSON merged into config/hotline.yaml (tests, second nodes)
 
-__all__ = ["OVERRIDES_ENV", "_api", "_config", "console", "out", "progress", "with_auth"]
+__all__ = ["OVERRIDES_ENV", "_api", "_config", "_overrides", "console", "out", "progress", "with_auth"]
 
 
 @contextmanager
@@ -39,6 +39,13 @@ def progress(what: str):
 
 
 def _config(args) -> HotlineConfig:
+    logging.getLogger("hotline").debug("config from %s, overrides %s", getattr(args, "config_dir", None) or
+                                       args.root or "this checkout", sorted(_overrides(args)))
+    return load_config(Path(args.root) if args.root else None, _overrides(args), getattr(args, "config_dir", None))
+
+
+def _overrides(args) -> dict:
+    """HOTLINE_CONFIG_OVERRIDES, then --set on top: the highest layer (docs/operations.md)."""
     overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")
     for item in getattr(args, "set", None) or []:
         key, _, value = item.partition("=")
@@ -50,8 +57,7 @@ def _config(args) -> HotlineConfig:
             node[parts[-1]] = json.loads(value)
         except json.JSONDecodeError:
             node[parts[-1]] = value
-    logging.getLogger("hotline").debug("config from %s, overrides %s", args.root or "this checkout", sorted(overrides))
-    return load_config(Path(args.root) if args.root else None, overrides)
+    return overrides
 
 
 def with_auth(cfg: HotlineConfig, work):

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.asterisk import confgen
-from core.config import ConfigError, HotlineConfig, load_config
+from core.config import REPO_ROOT, ConfigError, HotlineConfig, load_config, load_model_catalogue
+from core.config.sources import find_config_dir
 from core.paths import InstancePaths
 from store.secrets import Secrets
 
 # "<path>.yaml: <field>: <message>" or "<path>.yaml: line 3 column 5: invalid YAML: ..."
-_LINE = re.compile(r"^(?P<file>[^:\n]+?\.ya?ml):(?P<rest>.*)$")
+# or, for a key from elsewhere, "environment HOTLINE_X: ...", "secret file /path: ...", "override (...): ..."
+_LINE = re.compile(r"^(?P<file>[^:\n]+?\.ya?ml|environment \w+|secret file [^:\n]+|override \([^)]*\)):(?P<rest>.*)$")
 # a field path: "queues.ring_seconds", "cities[3].area_code", "agents[0] (agent1001).queues"
 _FIELD = re.compile(r"^[\w.\[\]-]+(?: \([^)]*\))?[\w.\[\]-]*$")
 
@@ -34,6 +36,7 @@ class Report:
     ok: bool
     problems: list[Problem] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    config_dir: str = ""     # the directory that was read (--config-dir, $HOTLINE_CONFIG_DIR, /etc/hotline, config/)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +54,7 @@ def parse_error(text: str, root: Path) -> list[Problem]:
                 out.append(Problem("", "", line))
             continue
         path = Path(m["file"])
-        rel = str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else m["file"]
+        rel = _rel(path, root) if path.is_absolute() else m["file"]
         rest = m["rest"].strip()
         head, sep, tail = rest.partition(": ")
         # "line N column M: invalid YAML: ..." and whole-file messages have no field
@@ -75,23 +78,40 @@ def _urls(cfg: HotlineConfig) -> list[Problem]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    def where(key: str) -> str:
+        return cfg.sources.get(key) or _rel(cfg.config_dir / "hotline.yaml", cfg.root)
+
+    def shown(key: str, value: str) -> str:     # a secret file's value is never printed
+        return "***" if cfg.sources.get(key, "").startswith("secret file") else repr(value)
+
     problems = []
     try:
         make_url(cfg.system.database.url)
-    except ArgumentError as e:
-        problems.append(Problem("config/hotline.yaml", "database.url", str(e)))
+    except ArgumentError:
+        problems.append(Problem(where("database.url"), "database.url",
+                                f"not a database URL: {shown('database.url', cfg.system.database.url)}"))
     if cfg.system.redis.url and not cfg.system.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        problems.append(Problem("config/hotline.yaml", "redis.url",
-                                f"expected redis://, rediss:// or unix://, got {cfg.system.redis.url!r}"))
+        problems.append(Problem(where("redis.url"), "redis.url",
+                                f"expected redis://, rediss:// or unix://, got {shown('redis.url', cfg.system.redis.url)}"))
     return problems
 
 
-def check(root: Path | None = None, overrides: dict | None = None) -> Report:
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
+
+
+def check(root: Path | None = None, overrides: dict | None = None, config_dir: Path | str | None = None) -> Report:
     try:
-        cfg = load_config(root, overrides)
+        cfg = load_config(root, overrides, config_dir)
     except ConfigError as e:
-        return Report(False, parse_error(str(e), (root or Path.cwd()).resolve()))
+        base = (root or REPO_ROOT).resolve()
+        return Report(False, parse_error(str(e), base),
+                      config_dir=str(find_config_dir(base, config_dir, root is not None)))
     problems = _urls(cfg)
+    try:
+        load_model_catalogue(cfg.config_dir)     # read only by `hotline models install`, checked here all the same
+    except ConfigError as e:
+        problems += parse_error(str(e), cfg.root)
     with tempfile.TemporaryDirectory(prefix="hotline-config-check-") as tmp:
         try:
             files = generate_asterisk(cfg, Path(tmp))
@@ -101,5 +121,5 @@ def check(root: Path | None = None, overrides: dict | None = None) -> Report:
     summary = {"cities": len(cfg.cities), "agents": len(cfg.agents), "ivr_languages": len(cfg.ivr.languages),
                "ticket_categories": len(cfg.tickets.categories), "legal_aid_centers": len(cfg.centers.centers),
                "keyword_topics": len(cfg.keywords.topics), "partners": sorted(cfg.partners),
-               "asterisk_files": files}
-    return Report(not problems, problems, summary)
+               "asterisk_files": files, "sources": cfg.sources}
+    return Report(not problems, problems, summary, str(cfg.config_dir))

@@ -120,6 +120,7 @@ def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
     base = str(pidfile)[:-4]
     crash = open(base + ".out", "ab")
     argv = [sys.executable, "-m", "hotline.cli"] + (["--root", args.root] if args.root else []) + \
+        (["--config-dir", args.config_dir] if getattr(args, "config_dir", None) else []) + \
         sum((["--set", s] for s in (args.set or [])), []) + logs.as_argv(args) + \
         ["--log-file", base + ".log", daemon]
     proc = subprocess.Popen(argv, stdout=crash, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

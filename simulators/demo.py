@@ -8,13 +8,15 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from simulators.audio import speech_wav
-from core.config import HotlineConfig
+from core.config import REPO_ROOT, HotlineConfig
 from dashboard.client import operator_api
+from transcription.models import ModelRegistry
 
 # wide enough for the tables when output goes to a file or CI log
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -50,7 +52,7 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
     work = cfg.state_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cli = [sys.executable, "-m", "hotline.cli", "--root", str(cfg.root)]
+    cli = [sys.executable, "-m", "hotline.cli", "--root", str(cfg.root), "--config-dir", str(cfg.config_dir)]
     console.rule("[bold]12348 演示 demo[/bold]: agents log in")
     agents = _agents_log_in(cfg, cli, env, work)
     console.rule("callers dial in")
@@ -62,6 +64,8 @@ def run_demo(cfg: HotlineConfig, calls: int = 7) -> int:
                and r["started_at"] and datetime.fromisoformat(r["started_at"]).timestamp() >= t0 - 1]
     _print_records(cfg, records)
     _transcripts(cfg, [r for r in records if r["outcome"] == "answered"])
+    if hint := enable_mandarin_hint(cfg):
+        console.print(f"Mandarin transcripts (普通话转写) need a Vosk model, one command away: [bold]{hint}[/bold]")
     _handoff(cfg, cli, env, work, [r for r in records if r["outcome"] == "answered"])
     c = cfg.system.controller
     console.print(f"status page: http://{c.http_host}:{c.http_port}/   agent desk: http://{c.http_host}:{c.http_port}/desk"
@@ -177,6 +181,15 @@ def _transcripts(cfg: HotlineConfig, answered: list[dict]) -> None:
     console.print(t)
     if any(x.get("status") == "no_model" for x in rows.values()):
         console.print("no Vosk model installed for these languages: see docs/transcription.md")
+
+
+def enable_mandarin_hint(cfg: HotlineConfig) -> str | None:
+    """The one command that would give Mandarin calls transcripts, while no zh model is installed."""
+    if not cfg.system.transcription.enabled or ModelRegistry(cfg).locate("zh"):
+        return None
+    exe = Path(sys.executable).parent / "hotline"
+    root = "" if cfg.root == REPO_ROOT else f" --root {cfg.root}"
+    return f"{exe.relative_to(cfg.root) if exe.is_relative_to(cfg.root) else exe}{root} models install zh"
 
 
 def _handoff(cfg: HotlineConfig, cli: list[str], env: dict, work, answered: list[dict]) -> None:

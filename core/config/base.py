@@ -2,6 +2,7 @@
 errors that name the file, line and field."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,14 +52,22 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def validate(model: type[BaseModel], data: Any, path: Path) -> Any:
+def validate(model: type[BaseModel], data: Any, path: Path, origin: Callable[[tuple], str | None] | None = None,
+             hide: Iterable[str] = ()) -> Any:
+    """``origin`` names the source of a key that did not come from the file (an environment variable,
+    a secret file); ``hide`` are secret values, never shown in an error."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            got = f" (got {err['input']!r})" if err["type"] not in ("missing",) and not isinstance(err["input"], dict) else ""
-            lines.append(f"{path}: {_loc(err['loc'])}: {err['msg']}{got}")
+            where = (origin and origin(err["loc"])) or path
+            got = f" (got {err['input']!r})" if err["type"] not in ("missing",) and not isinstance(err["input"], dict) \
+                and not str(where).startswith("secret file") else ""
+            line = f"{where}: {_loc(err['loc'])}: {err['msg']}{got}"
+            for secret in hide:
+                line = line.replace(secret, "***").replace(repr(secret)[1:-1], "***")
+            lines.append(line)
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -11,7 +11,9 @@ from pydantic import Field, ValidationError, model_validator
 
 from core.config.base import REPO_ROOT, ConfigError, Strict, deep_merge, read_yaml, validate
 from core.config.people import Agent, AgentsFile, CitiesFile, City, Interpreter, ProvincePool, Supervisor, Wallboard
+from core.config.model_catalogue import ModelCatalogue
 from core.config.routing_file import CitySchedule, RoutingFile
+from core.config.sources import Sources, find_config_dir
 from core.config.services import (CentersFile, KeywordsFile, LegalAidRules, Matter, Partner, PartnersFile,
                                   TicketRules)
 from core.config.system import SystemFile
@@ -39,6 +41,9 @@ class HotlineConfig(Strict):
     keywords: KeywordsFile
     partners: dict[str, Partner] = Field(default_factory=dict)   # with this deployment's addresses
     root: Path
+    config_dir: Path
+    # hotline.yaml keys set by the environment, a secret file or an override -> which (never the value)
+    sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def cross_check(self) -> "HotlineConfig":
@@ -115,21 +120,29 @@ class HotlineConfig(Strict):
         return self.resolve(self.system.state_dir)
 
 
-def load_config(root: Path | None = None, overrides: dict[str, Any] | None = None) -> HotlineConfig:
-    """Load and validate config/ and ivr_flows/ under ``root``.
+def load_config(root: Path | None = None, overrides: dict[str, Any] | None = None,
+                config_dir: Path | str | None = None) -> HotlineConfig:
+    """Load and validate the config directory (core/config/sources.py find_config_dir: ``config_dir``,
+    else ``root``/config when ``root`` is given, else $HOTLINE_CONFIG_DIR, /etc/hotline or this
+    checkout's config/) and ivr_flows/ under ``root``.
 
-    ``overrides`` deep-merges into config/hotline.yaml (tests use it for ports and instance names);
-    its ``routing`` key, if any, merges into config/routing.yaml instead.
+    hotline.yaml's keys may also come from secret files and HOTLINE_<SECTION>__<KEY> variables;
+    ``overrides`` deep-merges over all of them (tests use it for ports and instance names); its
+    ``routing`` key, if any, merges into routing.yaml instead.
     """
+    root_given = root is not None
     root = (root or REPO_ROOT).resolve()
     overrides = dict(overrides or {})
     routing_overrides = overrides.pop("routing", {}) or {}
-    cdir = root / "config"
-    sys_path, cities_path, agents_path = cdir / "hotline.yaml", cdir / "cities.yaml", cdir / "agents.yaml"
+    cdir = find_config_dir(root, config_dir, root_given)
+    sys_path, cities_path = cdir / "hotline.yaml", cdir / "cities.yaml"
     ivr_path = root / "ivr_flows" / "hotline.yaml"
-    sys_data = deep_merge(read_yaml(sys_path), overrides)
-    system = validate(SystemFile, sys_data, sys_path)
-    agents_path = root / system.agents_file
+    sources = Sources()
+    sys_data = sources.merge(read_yaml(sys_path), overrides)
+    system = validate(SystemFile, sys_data, sys_path, sources.origin, sources.secret_values)
+    if cdir != root / "config":
+        _absolute_paths(system, sys_path, sources)
+    agents_path = _resolve(cdir, system.agents_file)
     cities = validate(CitiesFile, read_yaml(cities_path), cities_path)
     agents = validate(AgentsFile, read_yaml(agents_path), agents_path)
     ivr = validate(IvrFlow, read_yaml(ivr_path), ivr_path)
@@ -142,17 +155,27 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     callers = registry.get("callers") or {}
     if not isinstance(callers, dict):
         raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
-    files = _service_files(root, system, {c.id for c in cities.cities})
+    files = _service_files(cdir, system, {c.id for c in cities.cities})
     try:
         return HotlineConfig(**files, system=system, cities=cities.cities, province=cities.province_pool,
                              agents=agents.agents, interpreters=agents.interpreters,
                              supervisors=agents.supervisors, wallboards=agents.wallboards, ivr=ivr, routing=routing,
                              schedules=schedules, rotas=rotas,
-                             green_registry=_green_registry(callers, registry_path), root=root)
+                             green_registry=_green_registry(callers, registry_path), root=root,
+                             config_dir=cdir, sources=sources.described())
     except ValidationError as e:
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
         raise ConfigError(f"{where}{msgs}") from None
+
+
+def load_model_catalogue(config_dir: Path | None = None) -> ModelCatalogue:
+    """models.yaml of the config directory: the Vosk models `hotline models install` knows (none if
+    the file is absent)."""
+    path = (config_dir or REPO_ROOT / "config").resolve() / "models.yaml"
+    if not path.exists():
+        return ModelCatalogue()
+    return validate(ModelCatalogue, read_yaml(path), path)
 
 
 def _green_registry(callers: dict, path: Path) -> dict[str, str]:
@@ -232,21 +255,46 @@ def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_pat
     return out
 
 
-def _service_files(root: Path, system: SystemFile, city_ids: set[str]) -> dict[str, Any]:
+def _service_files(cdir: Path, system: SystemFile, city_ids: set[str]) -> dict[str, Any]:
     """The back-office, keyword and partner files, each cross-checked against the others."""
-    cdir = root / "config"
     path = cdir / "tickets.yaml"
     tickets: TicketRules = validate(TicketRules, read_yaml(path), path)
     return {"tickets": tickets,
             "legal_aid": _legal_aid(cdir / "legal_aid.yaml", city_ids),
             "centers": _centers(cdir / "legal_aid_centers.yaml", city_ids),
-            "keywords": _keywords(_resolve(root, system.transcription.keywords_file), set(tickets.categories)),
+            "keywords": _keywords(_resolve(cdir, system.transcription.keywords_file), set(tickets.categories)),
             "partners": _partners(cdir / "partners.yaml", city_ids, system.interop.endpoints, system.interop.sip)}
 
 
 def _resolve(root: Path, path: str | Path) -> Path:
     p = Path(path)
     return p if p.is_absolute() else root / p
+
+
+def _absolute_paths(system: SystemFile, sys_path: Path, sources: Sources) -> None:
+    """With the config outside the checkout (/etc/hotline) a relative data path has no sensible base
+    (the checkout is code, the working directory is whatever started the daemon): it must be absolute."""
+    db = system.database.url
+    sqlite_file = db.split(":///", 1)[1] if db.startswith("sqlite") and ":///" in db else "/"
+    checks = [(("state_dir",), system.state_dir, "/var/lib/hotline"),
+              (("database", "url"), "" if sqlite_file.startswith("/") or sqlite_file == ":memory:" else db,
+               "sqlite:////var/lib/hotline/hotline.db"),
+              (("asterisk", "rootfs"), str(system.asterisk.rootfs), "/var/cache/hotline/rootfs"),
+              (("trunk", "tls_ca_file"), system.trunk.tls_ca_file or "/", "/etc/hotline/carrier-ca.pem"),
+              (("transcription", "models_dir"), system.transcription.models_dir, "/var/lib/hotline/models")]
+    for lang, entries in system.transcription.models.items():
+        checks += [(("transcription", "models", lang, i), e if not e.startswith("pkg:") else "/",
+                    "/var/lib/hotline/models/vosk-model-cn-0.22") for i, e in enumerate(entries)]
+    errors = []
+    for loc, value, example in checks:
+        if value and not value.startswith("/"):
+            where = sources.origin(loc) or sys_path
+            field = ".".join(map(str, loc[:-1])) + f"[{loc[-1]}]" if isinstance(loc[-1], int) else ".".join(loc)
+            shown = "***" if value in sources.secret_values else repr(value)
+            errors.append(f"{where}: {field}: {shown} is a relative path; with the config directory "
+                          f"{sys_path.parent} outside the checkout it must be absolute, e.g. {example}")
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 def _legal_aid(path: Path, city_ids: set[str]) -> LegalAidRules:
@@ -301,11 +349,11 @@ def _partners(path: Path, city_ids: set[str], endpoints: dict[str, dict[str, str
     raw = read_yaml(path)
     for pid, urls in (endpoints or {}).items():
         if pid not in (raw.get("partners") or {}):
-            raise ConfigError(f"config/hotline.yaml: interop.endpoints.{pid}: no such partner in {path}")
+            raise ConfigError(f"{path.parent / 'hotline.yaml'}: interop.endpoints.{pid}: no such partner in {path}")
         raw["partners"][pid]["endpoints"] = {**raw["partners"][pid].get("endpoints", {}), **urls}
     for pid, uris in (sip or {}).items():
         if pid not in (raw.get("partners") or {}) or not raw["partners"][pid].get("sip"):
-            raise ConfigError(f"config/hotline.yaml: interop.sip.{pid}: no partner with a SIP trunk {pid!r} in {path}")
+            raise ConfigError(f"{path.parent / 'hotline.yaml'}: interop.sip.{pid}: no partner with a SIP trunk {pid!r} in {path}")
         raw["partners"][pid]["sip"]["uris"] = {**raw["partners"][pid]["sip"].get("uris", {}), **uris}
     data = validate(PartnersFile, raw, path)
     for pid, p in data.partners.items():

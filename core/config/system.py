@@ -196,6 +196,9 @@ class TranscriptionSettings(Strict):
     enabled: bool = True
     metrics: MetricsEndpoint = MetricsEndpoint(port=9093)
     models: dict[str, list[str]] = {}
+    # where `hotline models install` unpacks models and records which one serves each language
+    # (languages.json there); those come before the candidates above. Default: <state_dir>/models
+    models_dir: str = ""
     workers: int = Field(2, ge=1, le=64)
     # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
     # never urgent; with the cores busy, Asterisk's calls and the controller go first
@@ -205,7 +208,7 @@ class TranscriptionSettings(Strict):
     retry_seconds: float = Field(30, ge=0.1, le=86400)
     live: LiveTranscription = LiveTranscription()
     retention: Retention = Retention()
-    keywords_file: str = "config/keywords.yaml"
+    keywords_file: str = "keywords.yaml"   # relative to the config directory, or absolute
 
 
 class InteropSettings(Strict):
@@ -337,7 +340,7 @@ class Phones(Strict):
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
-    agents_file: str = "config/agents.yaml"
+    agents_file: str = "agents.yaml"     # relative to the config directory, or absolute
     node: Node
     asterisk: AsteriskSettings
     trunk: Trunk

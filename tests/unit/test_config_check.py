@@ -45,6 +45,7 @@ BREAKS = [
     ("config/legal_aid_centers.yaml", lambda d: d["centers"][0].__setitem__("capacity", 0), "centers[0].capacity"),
     ("config/keywords.yaml", _set("topics", "self_harm", "category", "astrology"), "topics.self_harm.category"),
     ("config/partners.yaml", _set("partners", "12345", "endpoints", "default", "ftp://x"), "partners.12345.endpoints"),
+    ("config/models.yaml", lambda d: d["models"]["zh"][0].__setitem__("sha256", "not-hex"), "models.zh[0].sha256"),
 ]
 
 
