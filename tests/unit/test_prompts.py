@@ -31,3 +31,16 @@ def test_service_numbers_are_read_digit_by_digit():
     assert spoken_form("欢迎致电12348热线", "zh") == "欢迎致电一二三四八热线"
     assert spoken_form("the 12348 hotline", "en") == "the 1 2 3 4 8 hotline"
     assert spoken_form("press 1", "en") == "press 1"
+
+
+def test_prompt_synthesis_reports_its_progress(tmp_path):
+    """Issue 17, item 8: `hotline setup` shows a progress bar while the prompts are synthesised; it is
+    fed prompt by prompt, up to all of them (real espeak-ng and sox)."""
+    from ivr_flows.prompts import build_prompts
+
+    seen = []
+    statuses = build_prompts(CFG, tmp_path / "sounds", tmp_path / "cache", lambda done, total: seen.append((done, total)))
+    total = len(prompt_texts(CFG))
+    assert len(statuses) == total
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [done for done, _ in seen] == list(range(total + 1))
