@@ -1,7 +1,8 @@
 """Logging in and out, who is asking (with the desk's reference data), liveness, the API document."""
 from __future__ import annotations
 
-from typing import Any, Literal
+import logging
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -113,7 +114,10 @@ async def health(request):
     down = (["ami"] if not state["ami_connected"] else []) + (["database"] if db_error else [])
     body = {"up": not down, **state, "database": db_error is None, "down": down}
     if down:   # a load balancer or monitor takes the node out on the status alone
-        body["error"] = "down: " + ", ".join(down) + (f" (database: {db_error})" if db_error else "")
+        # the database's own message (host, user) is for the log, not for an unauthenticated caller
+        if db_error:
+            logging.getLogger("hotline.api").warning("health: the database does not answer: %s", db_error)
+        body["error"] = "down: " + ", ".join(down)
         return ok(body, status=503)
     return ok(body)
 

@@ -15,7 +15,7 @@ import pytest
 
 from core.calls import CallState
 from store.calls import CallStore
-from tests.helpers import http_app
+from tests.helpers import PG_ADMIN_URL, http_app, postgres_database
 
 pytestmark = pytest.mark.timeout(120)
 BEARER = {"Authorization": "Bearer t"}      # http_app's service token
@@ -28,6 +28,20 @@ async def test_health_is_503_naming_ami_when_the_controller_has_no_ami_session(d
         body = await r.json()
         assert body["up"] is False and body["down"] == ["ami"] and body["database"] is True
         assert "ami" in body["error"]
+
+
+async def test_health_is_503_naming_the_database_when_it_is_gone(tmp_path):
+    import psycopg
+    with postgres_database() as url:
+        async with http_app(url, tmp_path) as c:
+            # the database disappears under the running app (connections cut): a real outage
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+                admin.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            r = await c.get("/api/health")
+            assert r.status == 503
+            body = await r.json()
+            assert body["database"] is False and set(body["down"]) == {"ami", "database"}
+            assert body["error"] == "down: ami, database"      # no connection details to anonymous callers
 
 
 async def test_statistics_exports_speak_chinese_unless_asked_for_english(db_url, tmp_path):
