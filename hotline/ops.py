@@ -247,7 +247,8 @@ def register(sub) -> None:
     sub.add_parser("setup", help="install the Asterisk rootfs, configs, prompts and database (idempotent)").set_defaults(func=cmd_setup)
     sub.add_parser("up", help="start Asterisk, the controller and the HTTP API in the background").set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop them").set_defaults(func=cmd_down)
-    s = sub.add_parser("status", help="Asterisk, controller, agents, queues, calls in progress")
+    s = sub.add_parser("status", help="Asterisk, controller, agents, queues, calls in progress; exit 1 when "
+                                      "Asterisk, the controller or its AMI session is down")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
     s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
