@@ -54,9 +54,10 @@ def test_backup_wipe_restore_brings_back_record_recording_and_pending_callback(o
     # the agent pauses: the next caller waits, presses 5 and hangs up; the callback is now pending in
     # astdb (and as a task) until an agent is free
     s.api("/api/agents/agent1001/pause", "POST", {"reason": "meal"})
-    x = s.call("083312348", dtmf="2:1,4:1,20:5", hangup_after=60, caller="13955550072")
+    # (the caller's phone stays up to take the callback, whatever happens to the install meanwhile)
+    x = s.call("083312348", dtmf="2:1,4:1,20:5", hangup_after=60, caller="13955550072",
+               extra=["--port", str(s.carrier_port), "--await-callback", "400", "--callback-talk", "4"])
     asked = s.wait_record(lambda r: r["caller_number"] == "13955550072" and r["outcome"] == "callback_requested", 60)
-    x.result(60)
     wait_for(lambda: [t for t in s.api("/api/callbacks?status=pending") if t["call_id"] == asked["call_id"]], 15,
              "pending callback task")
     assert f"/hlcb/{asked['call_id']}/queue" in s.asterisk.rx("database show hlcb")
@@ -94,3 +95,12 @@ def test_backup_wipe_restore_brings_back_record_recording_and_pending_callback(o
     # Asterisk has the request again: its number, queue and place
     held = s.asterisk.rx(f"database show hlcb/{asked['call_id']}")
     assert "13955550072" in held and "leshan" in held, held
+    # and keeps it: the restarted controller put the placeholder back in the queue, so the first agent
+    # free calls the caller back, once
+    wait_for(lambda: s.api("/api/status")["queues"]["leshan"]["waiting"] == 1, 20, "placeholder back in queue")
+    s.agent("agent1001", play=audio["agent"])
+    res = x.result(120)
+    assert res["callback"] and res["callback"]["answered"], res
+    assert len([e for e in x.read() if e["event"] == "callback_answered"]) == 1
+    wait_for(lambda: [t for t in s.api("/api/callbacks") if t["call_id"] == asked["call_id"]
+                      and t["status"] == "done"], 20, "callback task done")
