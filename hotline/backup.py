@@ -40,6 +40,14 @@ def sources(cfg: HotlineConfig) -> dict[str, Path]:
             "astdb.sqlite3": p.host(p.lib / "astdb.sqlite3")}
 
 
+def _staging_dir(cfg: HotlineConfig) -> Path:
+    """Where an archive is assembled or unpacked: in the state directory (0700, secrets inside), on the
+    disk that holds the data rather than a small /tmp."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    cfg.state_dir.chmod(0o700)
+    return cfg.state_dir
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -63,7 +71,7 @@ def _hotline_version() -> str:
 def backup(cfg: HotlineConfig, out: Path) -> dict:
     """Write the archive to ``out`` (0600) and return its manifest."""
     url = cfg.system.database.url
-    with tempfile.TemporaryDirectory(prefix="hotline-backup-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="backup-", dir=_staging_dir(cfg)) as tmp:
         stage = Path(tmp)
         db_file = dump_database(url, cfg.root, stage)
         # the revision of the snapshot itself (SQLite), or of the database just dumped (PostgreSQL)
@@ -171,13 +179,11 @@ def restore(cfg: HotlineConfig, archive: Path, force: bool = False, log=console.
     if live and not force:
         raise BackupError(f"running: {', '.join(live)}; stop the install first (`hotline down` or "
                           f"systemctl stop), or pass --force")
-    with tempfile.TemporaryDirectory(prefix="hotline-restore-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="restore-", dir=_staging_dir(cfg)) as tmp:
         stage = Path(tmp)
         manifest = unpack(archive, stage)
         restore_database(cfg.system.database.url, cfg.root, stage / manifest["database"]["file"])
         log(f"database restored ({manifest['database']['kind']}, schema {manifest['database']['schema_revision']})")
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        cfg.state_dir.chmod(0o700)
         p = _paths(cfg)
         for name, dest in sources(cfg).items():
             src = stage / name
