@@ -189,3 +189,30 @@ def test_backup_command_prints_the_archive_path(tmp_path, capsys):
     with tarfile.open(out) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
     assert manifest["database"]["schema_revision"] == "0012" and list(manifest["members"]) == ["database.sqlite3"]
+
+
+def test_a_backup_restores_only_into_the_same_kind_of_database(tmp_path):
+    url = f"sqlite:///{tmp_path}/h.db"
+    migrate(url, ROOT)
+    archive = tmp_path / "b.tar.gz"
+    bk.backup(_cfg(tmp_path, url), archive)
+    with pytest.raises(BackupError, match="holds a sqlite database but database.url is postgresql"):
+        bk.restore(_cfg(tmp_path, "postgresql://nobody@127.0.0.1:1/none"), archive, log=lambda *a: None)
+
+
+def test_callback_requests_are_read_from_astdb(tmp_path):
+    """What the controller re-queues after Asterisk lost the placeholders (callcenter/astdb.py)."""
+    from callcenter.astdb import callback_requests
+    from core.paths import InstancePaths
+
+    paths = InstancePaths(tmp_path / "rootfs", "bk")
+    assert callback_requests(paths) == {}                 # no astdb yet: nothing pending
+    db = paths.host(paths.lib / "astdb.sqlite3")
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE astdb (key VARCHAR(256), value VARCHAR(256), PRIMARY KEY(key))")
+        conn.executemany("INSERT INTO astdb VALUES (?, ?)", [
+            ("/hlcb/1765000000.42/queue", "leshan"), ("/hlcb/1765000000.42/number", "13955550072"),
+            ("/hlcb/t17/queue", "sichuan"), ("/Queue/PersistentMembers/leshan", "PJSIP/agent1001;0")])
+    assert callback_requests(paths) == {"1765000000.42": {"queue": "leshan", "number": "13955550072"},
+                                        "t17": {"queue": "sichuan"}}
