@@ -6,7 +6,7 @@ import sys
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
-from hotline import admin, daemons, models, ops, phones, privacy, reports
+from hotline import admin, backup, daemons, models, ops, phones, privacy, reports
 from hotline.common import console
 from hotline.phones import UnknownAccount
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory holding hotline.yaml and the other config files (default: $HOTLINE_CONFIG_DIR, "
                         "else /etc/hotline if it holds hotline.yaml, else the checkout's config/)")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (ops, daemons, phones, admin, reports, privacy, models):
+    for group in (ops, daemons, phones, admin, reports, privacy, models, backup):
         group.register(sub)
     return p
 
