@@ -30,6 +30,9 @@ BREAKS = [
     ("config/hotline.yaml", _set("redis", "prefix", "hotline:*"), "redis.prefix"),
     ("config/hotline.yaml", _set("audit", "retention_days", 30), "audit.retention_days"),
     ("config/hotline.yaml", _set("trunk", "transport", "sips"), "trunk.transport"),
+    # the admin's modules are file names (modules.conf `load =` lines), not free text
+    ("config/hotline.yaml", _set("asterisk", "extra_modules", ["res_snmp.so", "snmp"]),
+     "asterisk.extra_modules: Value error, [1] 'snmp' is not an Asterisk module file name"),
     ("config/cities.yaml", lambda d: d["cities"][3].__setitem__("area_code", "12x"), "cities[3].area_code"),
     ("config/agents.yaml", lambda d: d["agents"][0].__setitem__("queues", ["atlantis"]), "queues"),
     ("config/routing.yaml", _set("green_channel", "digit", "x"), "green_channel.digit"),
