@@ -100,6 +100,7 @@ class AsteriskInstance:
         if missing:
             raise AsteriskRuntimeError(f"asterisk.extra_modules: {', '.join(missing)} not in {moddir} of the rootfs")
         files = confgen.generate(self.cfg, secrets, p, moddir)
+        self._check_custom_files(files)
         for name, text in files.items():
             dest = p.host(p.etc / name)
             tmp = dest.with_suffix(".tmp")
@@ -123,6 +124,17 @@ class AsteriskInstance:
             # a calm, quiet chord: callers in queue hear that the line is alive
             subprocess.run(["sox", "-n", *SOX_OUT, str(moh), "synth", "8", "sine", "392", "sine", "494",
                             "sine", "587", "remix", "-", "tremolo", "0.5", "40", "vol", "0.15"], check=True)
+
+    def _check_custom_files(self, files: dict[str, str]) -> None:
+        """Before anything is written: an admin's file that would break the generated file it continues
+        stops setup with what to fix, and the running configuration stays as it was."""
+        problems = []
+        for rel in confgen.custom_files(files):
+            path = self.paths.host(self.paths.etc / rel)
+            if path.exists():
+                problems += confgen.check_custom(str(path), path.read_text(encoding="utf-8"))
+        if problems:
+            raise AsteriskRuntimeError("the admin's Asterisk files need fixing:\n  " + "\n  ".join(problems))
 
     def _install_custom_files(self, files: dict[str, str]) -> None:
         """The admin's files (confgen/custom.py): created once, then never written or deleted here."""

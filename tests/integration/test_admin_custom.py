@@ -86,8 +86,20 @@ password = {password}
 type = aor
 max_contacts = 1
 """)
-    plan.write_text(plan.read_text() + HOOKS)
-    before = {f: f.read_text() for f in (pjsip, plan)}
+    mods = custom(s, "modules_custom.conf")
+    mods.write_text(mods.read_text() + "[modules](+)\nload = app_morsecode.so\n")
+    generated = s.asterisk.paths.host(s.asterisk.paths.etc / "extensions.conf")
+    # a misspelt hook would never run: setup refuses it, names it and leaves the running config alone
+    plan.write_text(plan.read_text() + HOOKS.replace("hook-hangup", "hook-hangpu"))
+    generated.write_text(generated.read_text() + "; untouched\n")
+    res = subprocess.run([sys.executable, "-m", "hotline.cli", "setup"], cwd=ROOT, env=s.env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    said = "".join((res.stdout + res.stderr).split())      # the console wraps long lines, even in a path
+    assert f"{plan}:[hotline-hook-hangpu]isnohookofthegenerateddialplan" in said, res.stderr
+    assert generated.read_text().endswith("; untouched\n")
+    plan.write_text(plan.read_text().replace("hook-hangpu", "hook-hangup"))
+    before = {f: f.read_text() for f in (pjsip, plan, mods)}
 
     # the normal path: setup rewrites every generated file, then Asterisk restarts on them
     res = subprocess.run([sys.executable, "-m", "hotline.cli", "setup"], cwd=ROOT, env=s.env,
@@ -100,6 +112,7 @@ max_contacts = 1
     s.start_controller()
 
     assert "app_milliwatt.so" in s.asterisk.rx("module show like app_milliwatt")
+    assert "app_morsecode.so" in s.asterisk.rx("module show like app_morsecode")
 
     # the endpoint: registers with its password, a wrong one is refused
     assert register(s, password) == 200
