@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from callcenter.asterisk.runtime import AsteriskInstance, AsteriskRuntimeError
+from core.config import load_config
 from tests.helpers import ROOT, Stack, terminate, wait_for
 from tests.sip_probe import SipProbe
 
@@ -139,3 +141,13 @@ def test_a_missing_hook_is_no_step(own_stack):
     rec = s.wait_record(lambda r: r["caller_number"] == "13911117002" and r["status"] == "ended", 30)
     assert rec["city"] == "leshan" and rec["ivr_path"] == "lang=zh"
     assert astdb(s, "inbound") == ""
+
+
+def test_a_module_the_rootfs_lacks_is_refused_before_anything_is_written(own_stack):
+    s = own_stack
+    cfg = load_config(ROOT, {**s.overrides, "asterisk": {**s.overrides["asterisk"], "extra_modules": ["res_nosuch.so"]}})
+    modules = s.asterisk.paths.host(s.asterisk.paths.etc / "modules.conf")
+    before = modules.read_text()
+    with pytest.raises(AsteriskRuntimeError, match=r"asterisk.extra_modules: res_nosuch.so not in /usr/lib/"):
+        AsteriskInstance(cfg).install(s.secrets, log=lambda *a: None)
+    assert modules.read_text() == before
