@@ -128,13 +128,10 @@ class AsteriskInstance:
     def _check_custom_files(self, files: dict[str, str]) -> None:
         """Before anything is written: an admin's file that would break the generated file it continues
         stops setup with what to fix, and the running configuration stays as it was."""
-        problems = []
-        for rel in confgen.custom_files(files):
-            path = self.paths.host(self.paths.etc / rel)
-            if path.exists():
-                problems += confgen.check_custom(str(path), path.read_text(encoding="utf-8"))
-        if problems:
-            raise AsteriskRuntimeError("the admin's Asterisk files need fixing:\n  " + "\n  ".join(problems))
+        found = confgen.existing_problems(self.paths.host(self.paths.etc), files)
+        if found:
+            raise AsteriskRuntimeError("the admin's Asterisk files need fixing:\n  " + "\n  ".join(
+                f"{path}: {problem}" for path, problems in found.items() for problem in problems))
 
     def _install_custom_files(self, files: dict[str, str]) -> None:
         """The admin's files (confgen/custom.py): created once, then never written or deleted here."""

@@ -231,16 +231,16 @@ def test_every_generated_file_reads_the_admins_file_last():
 
 def test_an_admins_file_that_would_break_the_generated_one_is_named():
     from callcenter.asterisk.confgen import check_custom
-    assert check_custom("x", "; header\n\n[lobby](!)\ntype = endpoint ; comment\n#include more.conf\n") == []
-    stray = check_custom("custom/pjsip_custom.conf", "; header\nallow = g729\n[lobby]\ntype = aor\n")
-    assert stray == ["custom/pjsip_custom.conf line 2: 'allow = g729' comes before any [section] and would "
+    assert check_custom("; header\n\n[lobby](!)\ntype = endpoint ; comment\n#include more.conf\n") == []
+    stray = check_custom("; header\nallow = g729\n[lobby]\ntype = aor\n")
+    assert stray == ["line 2: 'allow = g729' comes before any [section] and would "
                      "change the generated file's last section: start the file with your own [section]"]
     plan = ("[hotline-hook-inbound]\nexten => s,1,NoOp()\n same => n,Return()\n"
             "[hotline-hook-hangup]\nexten => s,1,NoOp() ; Return() only in a comment\n"
             "[hotline-hook-inbuond]\nexten => s,1,Return()\n[my-menu]\nexten => 1,1,Hangup()\n")
-    problems = check_custom("e", plan)
+    problems = check_custom(plan)
     assert len(problems) == 2
-    assert problems[0] == "e: [hotline-hook-hangup] has no Return(): the call would end in the hook"
+    assert problems[0] == "[hotline-hook-hangup] has no Return(): the call would end in the hook"
     assert "[hotline-hook-inbuond] is no hook" in problems[1] and "hotline-hook-inbound" in problems[1]
 
 

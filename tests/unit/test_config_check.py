@@ -102,3 +102,18 @@ def test_error_lines_are_split_into_file_field_and_message(tmp_path):
     a, b = parse_error(text, tmp_path)
     assert (a.file, a.field) == ("config/cities.yaml", "cities[3].area_code")
     assert (b.file, b.field) == ("config/agents.yaml", "") and "invalid YAML" in b.message
+
+
+def test_the_admins_asterisk_files_are_checked_as_setup_would(tmp_path):
+    """An instance's custom/*_custom.conf (docs/operations.md) that setup would refuse is named by
+    `config check` too, with the file's path."""
+    tree = copy_tree(tmp_path / "tree")
+    overrides = {"asterisk": {"rootfs": str(tmp_path / "rootfs"), "instance": "lab"}}
+    assert check(tree, overrides).ok                        # no instance yet: nothing of the admin's to check
+    custom = tmp_path / "rootfs/srv/hotline/lab/etc/custom"
+    custom.mkdir(parents=True)
+    (custom / "extensions_custom.conf").write_text("[hotline-hook-inbound]\nexten => s,1,NoOp()\n")
+    report = check(tree, overrides)
+    assert not report.ok
+    assert [(p.file, p.message) for p in report.problems] == [
+        (str(custom / "extensions_custom.conf"), "[hotline-hook-inbound] has no Return(): the call would end in the hook")]

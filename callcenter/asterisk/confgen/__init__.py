@@ -18,7 +18,7 @@ from core.paths import InstancePaths
 from store.secrets import Secrets
 
 from . import system
-from .custom import SECRET_FILES, check_custom, custom_files, with_includes
+from .custom import SECRET_FILES, check_custom, custom_files, existing_problems, with_includes
 from .common import HEADER, REC_OPTIONS
 from .extensions import extensions_conf
 from .manager import manager_conf
@@ -26,7 +26,7 @@ from .pjsip import pjsip_conf
 from .queues import queues_conf
 from .system import MODULES
 
-__all__ = ["HEADER", "MODULES", "REC_OPTIONS", "SECRET_FILES", "check_contract", "check_custom", "custom_files", "extensions_conf", "generate"]
+__all__ = ["HEADER", "MODULES", "REC_OPTIONS", "SECRET_FILES", "check_contract", "check_custom", "custom_files", "existing_problems", "extensions_conf", "generate"]
 
 
 def generate(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:

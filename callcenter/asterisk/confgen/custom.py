@@ -9,6 +9,7 @@ read an include in modules.conf, whatever older documentation says: tried on thi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from core.contract import Hook
 
@@ -30,6 +31,13 @@ def with_includes(files: dict[str, str]) -> dict[str, str]:
             for name, text in files.items()}
 
 
+def existing_problems(etc: Path, files: dict[str, str]) -> dict[Path, list[str]]:
+    """check_custom on each of the admin's files present under ``etc`` (the instance's, on the host)."""
+    found = {etc / rel: check_custom(p.read_text(encoding="utf-8"))
+             for rel in custom_files(files) if (p := etc / rel).exists()}
+    return {path: problems for path, problems in found.items() if problems}
+
+
 def custom_files(files: dict[str, str]) -> dict[str, tuple[str, int]]:
     """{relative path: (initial text, file mode)} of the admin's files for these generated ones."""
     return {custom_path(name): (
@@ -42,7 +50,7 @@ def custom_files(files: dict[str, str]) -> dict[str, tuple[str, int]]:
         for name in files if name not in NO_INCLUDE}
 
 
-def check_custom(rel: str, text: str) -> list[str]:
+def check_custom(text: str) -> list[str]:
     """What in an admin's file would break the generated one; [] if nothing. Asterisk reads the file as
     the continuation of the generated one: a setting before the first [section] would land in the
     generated file's last section (seen: it broke pjsip.conf's TLS transport). In the dialplan, a
@@ -57,15 +65,15 @@ def check_custom(rel: str, text: str) -> list[str]:
             if section.startswith("hotline-hook-"):
                 returns.setdefault(section, False)
         elif section is None:
-            problems.append(f"{rel} line {n}: {line!r} comes before any [section] and would change the "
+            problems.append(f"line {n}: {line!r} comes before any [section] and would change the "
                             "generated file's last section: start the file with your own [section]")
         elif section in returns and "Return(" in line:
             returns[section] = True
     known = {h.value for h in Hook}
     for hook, returned in returns.items():
         if hook not in known:
-            problems.append(f"{rel}: [{hook}] is no hook of the generated dialplan "
+            problems.append(f"[{hook}] is no hook of the generated dialplan "
                             f"(known: {', '.join(sorted(known))})")
         elif not returned:
-            problems.append(f"{rel}: [{hook}] has no Return(): the call would end in the hook")
+            problems.append(f"[{hook}] has no Return(): the call would end in the hook")
     return problems
