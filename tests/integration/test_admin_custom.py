@@ -26,6 +26,10 @@ exten => s,1,Set(DB(hltest/inbound)=${HOTLINE_DID}-${HOTLINE_CITY})
 [hotline-hook-hangup]
 exten => s,1,Set(DB(hltest/hangup)=${HOTLINE_CITY}-${HOTLINE_IVR_PATH})
  same => n,Return()
+
+[hotline-hook-voicemail]
+exten => s,1,Set(DB(hltest/voicemail)=${HOTLINE_CITY})
+ same => n,Return()
 """
 
 
@@ -127,6 +131,13 @@ max_contacts = 1
     wait_for(lambda: astdb(s, "hangup") == "leshan-lang=zh", 15, "hangup hook")
     rec = s.wait_record(lambda r: r["caller_number"] == "13911117001" and r["status"] == "ended", 30)
     assert rec["city"] == "leshan" and rec["ivr_path"] == "lang=zh"
+    assert astdb(s, "voicemail") == ""
+
+    # nobody logged in anywhere: the voicemail hook runs, then the caller still reaches the mailbox
+    s.call("083312348", dtmf="2:1,4:1", hangup_after=30, caller="13911117003").result(60)
+    rec = s.wait_record(lambda r: r["caller_number"] == "13911117003" and r["status"] == "ended", 30)
+    assert astdb(s, "voicemail") == "leshan"
+    assert rec["outcome"] == "voicemail", rec
 
 
 def test_a_missing_hook_is_no_step(own_stack):
