@@ -9,6 +9,7 @@ from core.config import ConfigError
 from hotline import admin, backup, daemons, models, ops, phones, privacy, reports
 from hotline.common import console
 from hotline.phones import UnknownAccount
+from rich.markup import escape
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{e}[/red]", highlight=False)
         return 2
     except AsteriskRuntimeError as e:
-        console.print(f"[red]Asterisk: {e}[/red]", highlight=False)
+        # escaped: the message may quote config text in [brackets], which rich would take for markup
+        console.print(f"[red]Asterisk: {escape(str(e))}[/red]", highlight=False)
         return 1
 
 
