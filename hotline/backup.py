@@ -37,6 +37,8 @@ def sources(cfg: HotlineConfig) -> dict[str, Path]:
             "secrets/tls": cfg.state_dir / "tls",
             "recordings": p.host(p.monitor),
             "voicemail": p.host(p.spool / "voicemail"),
+            # the admin's Asterisk files (custom endpoints, hooks): setup never rewrites them, so only here
+            "asterisk-custom": p.host(p.etc / "custom"),
             "astdb.sqlite3": p.host(p.lib / "astdb.sqlite3")}
 
 

@@ -64,7 +64,8 @@ def _install(cfg) -> dict[str, bytes]:
     files = {src["secrets/secrets.json"]: b'{"ami_secret": "s3cret"}',
              src["secrets/tls"] / "ca.pem": b"-----BEGIN CERTIFICATE-----\n",
              src["recordings"] / "20261206" / "rec.wav": b"RIFF" + bytes(range(256)) * 40,
-             src["voicemail"] / "hotline" / "leshan" / "INBOX" / "msg0000.txt": b"[message]\norigmailbox=leshan\n"}
+             src["voicemail"] / "hotline" / "leshan" / "INBOX" / "msg0000.txt": b"[message]\norigmailbox=leshan\n",
+             src["asterisk-custom"] / "pjsip_custom.conf": b"[lobby-phone]\ntype = endpoint\n"}
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -102,7 +103,7 @@ def test_backup_wipe_restore_on_both_databases(db_url, tmp_path):
     assert manifest["database"]["schema_revision"] == "0011"
     assert manifest["database"]["file"] == ("database.pgdump" if "postgresql" in db_url else "database.sqlite3")
     assert {"secrets/secrets.json", "secrets/tls/ca.pem", "recordings/20261206/rec.wav", "astdb.sqlite3",
-            "voicemail/hotline/leshan/INBOX/msg0000.txt"} <= set(manifest["members"])
+            "voicemail/hotline/leshan/INBOX/msg0000.txt", "asterisk-custom/pjsip_custom.conf"} <= set(manifest["members"])
 
     _wipe(cfg, db_url)
     bk.restore(cfg, archive, log=lambda *a: None)
