@@ -21,7 +21,7 @@ lock:
 	$(LOCK_COMPILER) $(LOCK_OPTS) $(LOCK_ARGS) --extra test -o requirements-test.lock pyproject.toml
 	cp requirements-test.lock requirements.lock
 	$(LOCK_COMPILER) $(LOCK_OPTS) -o requirements.lock pyproject.toml
-	cd dashboard && npm install --package-lock-only --no-audit --no-fund --loglevel=error
+	cd dashboard && npm install --package-lock-only --omit-lockfile-registry-resolved --no-audit --no-fund --loglevel=error
 
 demo: setup
 	.venv/bin/hotline demo
