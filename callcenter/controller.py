@@ -17,7 +17,7 @@ from agents.rota import RotaService
 from agents.service import AgentService
 from callcenter.asterisk.ami import AmiClient
 from store.secrets import Secrets
-from callcenter import cdr, voicemail
+from callcenter import astdb, cdr, voicemail
 from core.paths import InstancePaths
 from store.bus import Bus
 from callcenter.metrics import Metrics
@@ -29,6 +29,7 @@ from callcenter.tracker import CallTracker
 from core import kpi, workflow
 from core.calls import CallState, usable_epoch
 from core.contract import RESYNC_VARS, Ev, Var
+from core.outbound import Outbound, OutboundRefused
 from core.periodic import run_every
 from core.config import HotlineConfig
 from backoffice.followups import FollowUpDialer
@@ -91,6 +92,7 @@ class Controller:
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         # callbacks and follow-up surveys place their calls through the one originate path
         originate = Originator(self.ami, cfg, self.audit_log)   # refuses numbers outside the numbering plan
+        self.originate = originate
         self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
         paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
@@ -214,6 +216,7 @@ class Controller:
         await self.agents.rebuild()
         await self._learn_aht()
         await self._reconcile_voicemail()
+        await self._requeue_callbacks()
         self.resynced.set()
         log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
                  sum(1 for a in self.agents.agents.values() if a.queues))
@@ -432,6 +435,28 @@ class Controller:
             added += await self.callback_tasks.add_voicemail_callback(msg)
         if added:
             log.warning("created %d callback tasks for voicemail left while the controller was down", added)
+
+    async def _requeue_callbacks(self) -> None:
+        """A "press 5" request whose placeholder is gone (Asterisk restarted, or the install was restored
+        from a backup) waits in its queue again. The requests are read before the channels: one made
+        in between has its placeholder by then, and a request finished meanwhile finds its astdb entry
+        gone and hangs up at once (hotline-cb-hold, "gone"), so none is placed twice."""
+        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        requests = await asyncio.to_thread(astdb.callback_requests, paths)
+        if not requests:
+            return
+        live = [c.get("Channel", "") for c in await self.ami.list_action({"Action": "CoreShowChannels"})]
+        for rid, req in requests.items():
+            if any(ch.startswith(f"Local/{rid}@hotline-cb-") for ch in live) or not req.get("queue"):
+                continue
+            # the request is in astdb already: the placeholder loads it from there
+            call = Outbound("callback", rid, req.get("number", ""), f"Local/{rid}@hotline-cb-hold",
+                            "hotline-cb-dial", rid, 86400)
+            try:
+                if await self.originate(call):
+                    log.warning("callback %s waits in queue %s again (its placeholder was gone)", rid, req["queue"])
+            except OutboundRefused:     # audited there; the dialplan would refuse it too
+                continue
 
     async def _learn_aht(self) -> None:
         """Tell the dialplan's wait estimate the recent handle time (it has a configured default)."""

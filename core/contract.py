@@ -60,6 +60,15 @@ class Var(StrEnum):
     UNHELD = "HOTLINE_UNHELD"
 
 
+class Hook(StrEnum):
+    """The admin's dialplan hooks (docs/operations.md): contexts the generated dialplan calls with
+    Gosub(<hook>,s,1) if the admin defined them in custom/extensions_custom.conf, and skips otherwise.
+    A hook reads the call's facts from the HOTLINE_* variables above and must end in Return()."""
+    INBOUND = "hotline-hook-inbound"              # every trunk call, after HotlineCall, before the IVR
+    VOICEMAIL = "hotline-hook-voicemail"          # no queue answered: before the voicemail prompt
+    HANGUP = "hotline-hook-hangup"                # the caller's hangup handler, after the CDR facts
+
+
 # what a restarted controller reads back from each live caller channel (Getvar) to rebuild a call
 RESYNC_VARS = (Var.DID, Var.CITY, Var.AREA, Var.LANG, Var.IVR_PATH, Var.SERVICE, Var.QUEUE, Var.REC, Var.OVERFLOW,
                Var.START, Var.QUEUED_AT, Var.ANSWERED_AT, Var.AGENT, Var.GREEN, Var.OPEN, "CALLERID(num)")

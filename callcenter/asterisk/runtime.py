@@ -103,13 +103,19 @@ class AsteriskInstance:
             p.host(d).mkdir(parents=True, exist_ok=True)
         if self.cfg.system.asterisk.tls_port is not None:
             self._install_tls(log)
-        files = confgen.generate(self.cfg, secrets, p, module_dir(p.rootfs))
+        moddir = module_dir(p.rootfs)
+        missing = [m for m in self.cfg.system.asterisk.extra_modules if not p.host(f"{moddir}/{m}").exists()]
+        if missing:
+            raise AsteriskRuntimeError(f"asterisk.extra_modules: {', '.join(missing)} not in {moddir} of the rootfs")
+        files = confgen.generate(self.cfg, secrets, p, moddir)
+        self._check_custom_files(files)
         for name, text in files.items():
             dest = p.host(p.etc / name)
             tmp = dest.with_suffix(".tmp")
             tmp.write_text(text, encoding="utf-8")
-            os.chmod(tmp, 0o600 if name in ("manager.conf", "pjsip.conf") else 0o644)
+            os.chmod(tmp, 0o600 if name in confgen.SECRET_FILES else 0o644)
             tmp.replace(dest)
+        self._install_custom_files(files)
         # the table must exist before Asterisk starts: a missing one costs an error per SIP request
         SipBlocklist(p.host(blocklist_path(p))).ensure()
         statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache", progress)
@@ -126,6 +132,26 @@ class AsteriskInstance:
             # a calm, quiet chord: callers in queue hear that the line is alive
             subprocess.run(["sox", "-n", *SOX_OUT, str(moh), "synth", "8", "sine", "392", "sine", "494",
                             "sine", "587", "remix", "-", "tremolo", "0.5", "40", "vol", "0.15"], check=True)
+
+    def _check_custom_files(self, files: dict[str, str]) -> None:
+        """Before anything is written: an admin's file that would break the generated file it continues
+        stops setup with what to fix, and the running configuration stays as it was."""
+        found = confgen.existing_problems(self.paths.host(self.paths.etc), files)
+        if found:
+            raise AsteriskRuntimeError("the admin's Asterisk files need fixing:\n  " + "\n  ".join(
+                f"{path}: {problem}" for path, problems in found.items() for problem in problems))
+
+    def _install_custom_files(self, files: dict[str, str]) -> None:
+        """The admin's files (confgen/custom.py): created once, then never written or deleted here."""
+        for rel, (text, mode) in confgen.custom_files(files).items():
+            dest = self.paths.host(self.paths.etc / rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
 
     def _install_tls(self, log) -> None:
         """Asterisk's certificate and key, and the CA list of its TLS transport, into the chroot

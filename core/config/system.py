@@ -3,6 +3,7 @@ transcription, interop, federation, wallboard)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,11 +30,25 @@ class AsteriskSettings(Strict):
     # names (DNS or IP) phones reach Asterisk by, besides sip_bind, 127.0.0.1 and localhost: all go into
     # the server certificate `hotline setup` signs with the node's own CA
     tls_names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\-]+$")]] = []
+    # the admin's modules, loaded after the platform's list (which loads nothing else): file names
+    extra_modules: list[str] = []
 
     @field_validator("sip_bind")
     @classmethod
     def ip(cls, v: str) -> str:
         ipaddress.ip_address(v)
+        return v
+
+    @field_validator("extra_modules")
+    @classmethod
+    def module_files(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            if not re.fullmatch(r"(app|bridge|cdr|cel|chan|codec|format|func|pbx|res|test)_[a-z0-9_]+\.so", name):
+                raise ValueError(f"[{i}] {name!r} is not an Asterisk module file name (like res_snmp.so: "
+                                 "app_, bridge_, cdr_, cel_, chan_, codec_, format_, func_, pbx_, res_ or test_, "
+                                 "lower case, ending in .so)")
+            if v.index(name) != i:
+                raise ValueError(f"[{i}] {name!r} is listed twice")
         return v
 
     @model_validator(mode="after")

@@ -207,3 +207,72 @@ def test_green_registry_matches_every_form_of_a_registered_number():
     for form in ("13700000080", "+8613700000080", "008613700000080", "8613700000080"):
         assert f"exten => {form},1,Return(elderly)" in registry, form
     assert "exten => 13700000081,1,Return(disabled)" in registry
+
+
+def test_every_generated_file_reads_the_admins_file_last():
+    """Issue 17 item 5: each file ends with a #tryinclude of the admin's custom/<name>_custom.conf, which
+    setup creates once (custom_files) and never rewrites; not asterisk.conf, which sets the directory
+    relative includes are read from."""
+    from callcenter.asterisk.confgen import custom_files
+    for name, text in FILES.items():
+        last = text.rstrip("\n").splitlines()[-1]
+        if name == "asterisk.conf":
+            assert "#tryinclude" not in text
+        else:
+            assert last == f"#tryinclude custom/{name.removesuffix('.conf')}_custom.conf", name
+            assert text.count("#tryinclude") == 1, name
+    made = custom_files(FILES)
+    assert len(made) == len(FILES) - 1
+    text, mode = made["custom/pjsip_custom.conf"]
+    assert mode == 0o600 and made["custom/manager_custom.conf"][1] == 0o600   # passwords live there too
+    assert made["custom/extensions_custom.conf"][1] == 0o644
+    assert all(line.startswith(";") for line in text.splitlines())           # nothing but a header
+
+
+def test_an_admins_file_that_would_break_the_generated_one_is_named():
+    from callcenter.asterisk.confgen import check_custom
+    assert check_custom("; header\n\n[lobby](!)\ntype = endpoint ; comment\n#include more.conf\n") == []
+    stray = check_custom("; header\nallow = g729\n[lobby]\ntype = aor\n")
+    assert stray == ["line 2: 'allow = g729' comes before any [section] and would "
+                     "change the generated file's last section: start the file with your own [section]"]
+    plan = ("[hotline-hook-inbound]\nexten => s,1,NoOp()\n same => n,Return()\n"
+            "[hotline-hook-hangup]\nexten => s,1,NoOp() ; Return() only in a comment\n"
+            "[hotline-hook-inbuond]\nexten => s,1,Return()\n[my-menu]\nexten => 1,1,Hangup()\n")
+    problems = check_custom(plan)
+    assert len(problems) == 2
+    assert problems[0] == "[hotline-hook-hangup] has no Return(): the call would end in the hook"
+    assert "[hotline-hook-inbuond] is no hook" in problems[1] and "hotline-hook-inbound" in problems[1]
+
+
+def test_admin_hooks_are_called_only_if_defined():
+    """The documented hook points (core/contract.Hook) are GosubIf(DIALPLAN_EXISTS): without the admin's
+    context nothing runs, and the default path goes on after the hook's Return()."""
+    import re
+
+    import pytest
+
+    from callcenter.asterisk.confgen import check_contract
+    from core.contract import Hook
+    plan = FILES["extensions.conf"]
+    for h in Hook:
+        assert plan.count(h.value) == 2, h                       # the existence check and the Gosub
+        assert f"GosubIf($[${{DIALPLAN_EXISTS({h},s,1)}}]?{h},s,1)" in plan
+        assert f"[{h}]" not in plan                              # the context is the admin's, never ours
+
+    def context(name: str) -> str:
+        return re.search(rf"^\[{name}\]\n(.*?)(?=^\[)", plan, re.M | re.S).group(1)
+    start, hangup, vm = context("hotline-start"), context("hotline-hangup"), context("hotline-voicemail")
+    assert start.index("UserEvent(HotlineCall") < start.index(Hook.INBOUND) < start.index("Return()")
+    assert hangup.index("CDR(userfield)") < hangup.index(Hook.HANGUP)   # the call's facts are kept first
+    assert vm.index("UserEvent(HotlineVoicemail") < vm.index(Hook.VOICEMAIL) < vm.index("VoiceMail(")
+    with pytest.raises(ValueError, match="hotline-hook-typo"):
+        check_contract("exten => s,1,Gosub(hotline-hook-typo,s,1)\n")
+
+
+def test_extra_modules_are_loaded_after_ours():
+    cfg = load_config(overrides={"asterisk": {"extra_modules": ["res_snmp.so", "app_queue.so"]}})
+    conf = generate(cfg, SECRETS, InstancePaths(Path("/rootfs"), "main"), "/m")["modules.conf"]
+    loads = [line.split("= ")[1] for line in conf.splitlines() if line.startswith("load = ")]
+    assert loads == MODULES + ["res_snmp.so"]     # one already ours is not loaded twice
+    assert "res_snmp" not in FILES["modules.conf"]
+    assert conf.endswith("#tryinclude custom/modules_custom.conf\n")     # the admin's noload/load lines

@@ -30,6 +30,9 @@ BREAKS = [
     ("config/hotline.yaml", _set("redis", "prefix", "hotline:*"), "redis.prefix"),
     ("config/hotline.yaml", _set("audit", "retention_days", 30), "audit.retention_days"),
     ("config/hotline.yaml", _set("trunk", "transport", "sips"), "trunk.transport"),
+    # the admin's modules are file names (modules.conf `load =` lines), not free text
+    ("config/hotline.yaml", _set("asterisk", "extra_modules", ["res_snmp.so", "snmp"]),
+     "asterisk.extra_modules: Value error, [1] 'snmp' is not an Asterisk module file name"),
     ("config/cities.yaml", lambda d: d["cities"][3].__setitem__("area_code", "12x"), "cities[3].area_code"),
     ("config/agents.yaml", lambda d: d["agents"][0].__setitem__("queues", ["atlantis"]), "queues"),
     ("config/routing.yaml", _set("green_channel", "digit", "x"), "green_channel.digit"),
@@ -99,3 +102,18 @@ def test_error_lines_are_split_into_file_field_and_message(tmp_path):
     a, b = parse_error(text, tmp_path)
     assert (a.file, a.field) == ("config/cities.yaml", "cities[3].area_code")
     assert (b.file, b.field) == ("config/agents.yaml", "") and "invalid YAML" in b.message
+
+
+def test_the_admins_asterisk_files_are_checked_as_setup_would(tmp_path):
+    """An instance's custom/*_custom.conf (docs/operations.md) that setup would refuse is named by
+    `config check` too, with the file's path."""
+    tree = copy_tree(tmp_path / "tree")
+    overrides = {"asterisk": {"rootfs": str(tmp_path / "rootfs"), "instance": "lab"}}
+    assert check(tree, overrides).ok                        # no instance yet: nothing of the admin's to check
+    custom = tmp_path / "rootfs/srv/hotline/lab/etc/custom"
+    custom.mkdir(parents=True)
+    (custom / "extensions_custom.conf").write_text("[hotline-hook-inbound]\nexten => s,1,NoOp()\n")
+    report = check(tree, overrides)
+    assert not report.ok
+    assert [(p.file, p.message) for p in report.problems] == [
+        (str(custom / "extensions_custom.conf"), "[hotline-hook-inbound] has no Return(): the call would end in the hook")]

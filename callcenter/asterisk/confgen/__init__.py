@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 
 from core.config import HotlineConfig
-from core.contract import Ev, Var
+from core.contract import Ev, Hook, Var
 from core.paths import InstancePaths
 from store.secrets import Secrets
 
 from . import system
+from .custom import SECRET_FILES, check_custom, custom_files, existing_problems, with_includes
 from .common import HEADER, REC_OPTIONS
 from .extensions import extensions_conf
 from .manager import manager_conf
@@ -25,29 +26,30 @@ from .pjsip import pjsip_conf
 from .queues import queues_conf
 from .system import MODULES
 
-__all__ = ["HEADER", "MODULES", "REC_OPTIONS", "check_contract", "extensions_conf", "generate"]
+__all__ = ["HEADER", "MODULES", "REC_OPTIONS", "SECRET_FILES", "check_contract", "check_custom", "custom_files", "existing_problems", "extensions_conf", "generate"]
 
 
 def generate(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:
     files = _files(cfg, secrets, paths, moddir)
     check_contract(files["extensions.conf"])
-    return files
+    return with_includes(files)
 
 
 def check_contract(plan: str) -> None:
     """The dialplan keeps the contract the tracker reads (core/contract.py): every UserEvent it emits
-    and every HOTLINE_* variable it sets has a name there."""
+    and every HOTLINE_* variable it sets has a name there; the admin's hooks it calls are documented ones."""
     events = set(re.findall(r"UserEvent\((\w+)", plan)) - {e.value for e in Ev}
     variables = set(re.findall(r"Set\(_{0,2}(HOTLINE_\w+)=", plan)) - {v.value for v in Var}
-    if events or variables:
-        raise ValueError(f"the dialplan uses names outside core/contract.py: {sorted(events | variables)}")
+    hooks = set(re.findall(r"\b(hotline-hook-[\w-]+)", plan)) - {h.value for h in Hook}
+    if events or variables or hooks:
+        raise ValueError(f"the dialplan uses names outside core/contract.py: {sorted(events | variables | hooks)}")
 
 
 def _files(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:
     # this order is the order `hotline setup` writes them in (pinned by tests/unit/test_confgen.py)
     return {
         "asterisk.conf": system.asterisk_conf(paths, moddir),
-        "modules.conf": system.modules_conf(),
+        "modules.conf": system.modules_conf(cfg),
         "logger.conf": system.logger_conf(),
         "rtp.conf": system.rtp_conf(cfg),
         "pjsip.conf": pjsip_conf(cfg, secrets),

@@ -7,14 +7,14 @@ The desk, survey, routing-table and callback contexts are in the sibling modules
 from __future__ import annotations
 
 from core.config import HotlineConfig
-from core.contract import TRUNK_CONTEXT
+from core.contract import TRUNK_CONTEXT, Hook
 from core.paths import InstancePaths
 from core.routing import cities_by_area_code, city_choices
 from core import workflow
 from ivr_flows.prompts import MAX_AHEAD, MAX_MINUTES, announces_waits
 
 from .callbacks import callback_contexts
-from .common import HEADER, REC_OPTIONS
+from .common import HEADER, REC_OPTIONS, hook
 from .desk import desk_contexts
 from .routing import (answer_contexts, green_registry_context, hours_contexts, interpreter_dial_context,
                       workflow_contexts)
@@ -88,47 +88,49 @@ exten => i,1,Goto(hotline-unknown,s,1)
 
 def _subroutines() -> str:
     """Every call starts in hotline-start, records its IVR path with hotline-ivr-step and ends in
-    the hotline-hangup handler, whatever context it was in."""
-    return """
+    the hotline-hangup handler, whatever context it was in. Both call the admin's hooks."""
+    return f"""
 [hotline-start]
 ; ARG1 dialed number, ARG2 city (empty when the area code is shared), ARG3 area code
-exten => s,1,Set(__HOTLINE_DID=${ARG1})
- same => n,Set(__HOTLINE_CITY=${ARG2})
- same => n,Set(__HOTLINE_AREA=${ARG3})
- same => n,Set(__HOTLINE_LANG=${HL_DEFAULT_LANG})
- same => n,Set(CHANNEL(language)=${HL_DEFAULT_LANG})
+exten => s,1,Set(__HOTLINE_DID=${{ARG1}})
+ same => n,Set(__HOTLINE_CITY=${{ARG2}})
+ same => n,Set(__HOTLINE_AREA=${{ARG3}})
+ same => n,Set(__HOTLINE_LANG=${{HL_DEFAULT_LANG}})
+ same => n,Set(CHANNEL(language)=${{HL_DEFAULT_LANG}})
  same => n,Set(__HOTLINE_IVR_PATH=)
- same => n,Set(HOTLINE_START=${EPOCH})
- same => n,Set(__HOTLINE_CALLER_CHAN=${CHANNEL})
+ same => n,Set(HOTLINE_START=${{EPOCH}})
+ same => n,Set(__HOTLINE_CALLER_CHAN=${{CHANNEL}})
  ; the caller ID is the caller's or carrier's to set: only digits with one leading + reach the green
  ; registry and the log (HL_CID), anything else counts as no number (core.numbering.caller_id)
- same => n,Set(HL_CID=${FILTER(+,${CALLERID(num):0:1})}${FILTER(0123456789,${CALLERID(num)})})
- same => n,ExecIf($[${LEN(${HL_CID})} != ${LEN(${CALLERID(num)})}]?Set(HL_CID=))
+ same => n,Set(HL_CID=${{FILTER(+,${{CALLERID(num):0:1}})}}${{FILTER(0123456789,${{CALLERID(num)}})}})
+ same => n,ExecIf($[${{LEN(${{HL_CID}})}} != ${{LEN(${{CALLERID(num)}})}}]?Set(HL_CID=))
  same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
- same => n,UserEvent(HotlineCall,DID: ${ARG1},City: ${ARG2},Area: ${ARG3})
+ same => n,UserEvent(HotlineCall,DID: ${{ARG1}},City: ${{ARG2}},Area: ${{ARG3}})
+ same => n,{hook(Hook.INBOUND)}
  same => n,Return()
 
 [hotline-ivr-step]
 ; ARG1 step, ARG2 value, ARG3 how (dtmf|default): appends to the IVR path kept on the channel
-exten => s,1,Set(STEP=${ARG1}=${ARG2})
- same => n,GotoIf($["${ARG3}" != "default"]?join)
- same => n,Set(STEP=${STEP}~default)
- same => n(join),GotoIf($["${HOTLINE_IVR_PATH}" = ""]?first)
- same => n,Set(__HOTLINE_IVR_PATH=${HOTLINE_IVR_PATH}/${STEP})
+exten => s,1,Set(STEP=${{ARG1}}=${{ARG2}})
+ same => n,GotoIf($["${{ARG3}}" != "default"]?join)
+ same => n,Set(STEP=${{STEP}}~default)
+ same => n(join),GotoIf($["${{HOTLINE_IVR_PATH}}" = ""]?first)
+ same => n,Set(__HOTLINE_IVR_PATH=${{HOTLINE_IVR_PATH}}/${{STEP}})
  same => n,Goto(emit)
- same => n(first),Set(__HOTLINE_IVR_PATH=${STEP})
- same => n(emit),UserEvent(HotlineIVR,Step: ${ARG1},Value: ${ARG2},How: ${ARG3},Path: ${HOTLINE_IVR_PATH})
+ same => n(first),Set(__HOTLINE_IVR_PATH=${{STEP}})
+ same => n(emit),UserEvent(HotlineIVR,Step: ${{ARG1}},Value: ${{ARG2}},How: ${{ARG3}},Path: ${{HOTLINE_IVR_PATH}})
  same => n,Return()
 
 [hotline-hangup]
 ; hangup handler on the caller's channel: the last word on the call, whatever context it was in
-exten => s,1,GotoIf($["${SHARED(HOTLINE_INTERP_CHAN)}" = ""]?end)
- same => n,SoftHangup(${SHARED(HOTLINE_INTERP_CHAN)})
- same => n,ExecIf($["${HOTLINE_AGENT_CHAN}" != ""]?SoftHangup(${HOTLINE_AGENT_CHAN}))
- same => n(end),UserEvent(HotlineCallEnd,City: ${HOTLINE_CITY},Lang: ${HOTLINE_LANG},Path: ${HOTLINE_IVR_PATH},Queue: ${HOTLINE_QUEUE},Agent: ${HOTLINE_AGENT},Cause: ${HANGUPCAUSE},Voicemail: ${VM_MESSAGEFILE})
+exten => s,1,GotoIf($["${{SHARED(HOTLINE_INTERP_CHAN)}}" = ""]?end)
+ same => n,SoftHangup(${{SHARED(HOTLINE_INTERP_CHAN)}})
+ same => n,ExecIf($["${{HOTLINE_AGENT_CHAN}}" != ""]?SoftHangup(${{HOTLINE_AGENT_CHAN}}))
+ same => n(end),UserEvent(HotlineCallEnd,City: ${{HOTLINE_CITY}},Lang: ${{HOTLINE_LANG}},Path: ${{HOTLINE_IVR_PATH}},Queue: ${{HOTLINE_QUEUE}},Agent: ${{HOTLINE_AGENT}},Cause: ${{HANGUPCAUSE}},Voicemail: ${{VM_MESSAGEFILE}})
  ; the same facts in Asterisk's own CDR (log/cdr-csv/Master.csv): a call that began and ended while
  ; the controller was down is rebuilt from it (callcenter/cdr.py)
- same => n,Set(CDR(userfield)=hl1|did=${HOTLINE_DID}|city=${HOTLINE_CITY}|area=${HOTLINE_AREA}|lang=${HOTLINE_LANG}|path=${HOTLINE_IVR_PATH}|svc=${HOTLINE_SERVICE}|queue=${HOTLINE_QUEUE}|overflow=${HOTLINE_OVERFLOW}|green=${HOTLINE_GREEN}|open=${HOTLINE_OPEN}|agent=${HOTLINE_AGENT}|start=${HOTLINE_START}|queued=${HOTLINE_QUEUED_AT}|answered=${HOTLINE_ANSWERED_AT}|rec=${HOTLINE_REC}|vm=${VM_MESSAGEFILE}|cause=${HANGUPCAUSE}|end=${EPOCH})
+ same => n,Set(CDR(userfield)=hl1|did=${{HOTLINE_DID}}|city=${{HOTLINE_CITY}}|area=${{HOTLINE_AREA}}|lang=${{HOTLINE_LANG}}|path=${{HOTLINE_IVR_PATH}}|svc=${{HOTLINE_SERVICE}}|queue=${{HOTLINE_QUEUE}}|overflow=${{HOTLINE_OVERFLOW}}|green=${{HOTLINE_GREEN}}|open=${{HOTLINE_OPEN}}|agent=${{HOTLINE_AGENT}}|start=${{HOTLINE_START}}|queued=${{HOTLINE_QUEUED_AT}}|answered=${{HOTLINE_ANSWERED_AT}}|rec=${{HOTLINE_REC}}|vm=${{VM_MESSAGEFILE}}|cause=${{HANGUPCAUSE}}|end=${{EPOCH}})
+ same => n,{hook(Hook.HANGUP)}
  same => n,Return()
 """
 
@@ -338,6 +340,7 @@ def _voicemail(cfg: HotlineConfig) -> str:
 [hotline-voicemail]
 exten => s,1,Set(BOX=${{IF($["${{HOTLINE_CITY}}" = ""]?{cfg.province.id}:${{HOTLINE_CITY}})}})
  same => n,UserEvent(HotlineVoicemail,Mailbox: ${{BOX}})
+ same => n,{hook(Hook.VOICEMAIL)}
  same => n,Playback({SND}/${{HOTLINE_LANG}}/voicemail)
  same => n,VoiceMail(${{BOX}}@hotline,s)
  same => n,Hangup(16)

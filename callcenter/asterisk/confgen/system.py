@@ -74,8 +74,12 @@ defaultlanguage = zh
 """
 
 
-def modules_conf() -> str:
-    return HEADER + "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in MODULES)
+def modules_conf(cfg: HotlineConfig) -> str:
+    # the admin's asterisk.extra_modules after ours (or `load =` lines in custom/modules_custom.conf)
+    extra = [m for m in cfg.system.asterisk.extra_modules if m not in MODULES]
+    return (HEADER + "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in MODULES)
+            + ("; asterisk.extra_modules (config/hotline.yaml)\n" if extra else "")
+            + "".join(f"load = {m}\n" for m in extra))
 
 
 def logger_conf() -> str:
