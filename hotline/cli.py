@@ -6,7 +6,7 @@ import sys
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
-from hotline import admin, daemons, ops, phones, privacy, reports
+from hotline import admin, daemons, ops, phones, privacy, reports, services
 from hotline.common import console
 from hotline.phones import UnknownAccount
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override config/hotline.yaml, e.g. --set asterisk.sip_port=5070")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (ops, daemons, phones, admin, reports, privacy):
+    for group in (ops, daemons, phones, admin, reports, privacy, services):
         group.register(sub)
     return p
 

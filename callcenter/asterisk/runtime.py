@@ -6,7 +6,9 @@ inside it and is started with ``chroot ROOTFS asterisk -f -C <instance>/etc/aste
 from __future__ import annotations
 
 import fcntl
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from callcenter.asterisk import confgen
 from callcenter.asterisk.acl import SipBlocklist, blocklist_path
+from callcenter.asterisk.rootfs import READY_FILE, RootfsError, check_version
 from core.paths import InstancePaths
 from store.secrets import Secrets
 from store.tls import TlsError, ensure_tls
@@ -22,6 +25,9 @@ from core.config import HotlineConfig
 from ivr_flows.prompts import build_prompts, SOX_OUT
 
 PACKAGES = "asterisk,asterisk-modules,asterisk-core-sounds-en-gsm"
+# Asterisk runs as this user (never root, DESIGN §4), in the group our daemons share its files through
+ASTERISK_USER = "hotline-asterisk"
+GROUP = "hotline"
 ASTERISK_DIRS = ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "run/asterisk")
 
 
@@ -30,45 +36,103 @@ class AsteriskRuntimeError(RuntimeError):
 
 
 def rootfs_ready(rootfs: Path) -> bool:
-    return (rootfs / "usr/sbin/asterisk").exists() and (rootfs / ".hotline-rootfs-ok").exists()
+    return (rootfs / "usr/sbin/asterisk").exists() and (rootfs / READY_FILE).exists()
 
 
-def ensure_rootfs(rootfs: Path, log=print) -> None:
-    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB). Idempotent, locked."""
-    if rootfs_ready(rootfs):
+def ensure_rootfs(rootfs: Path, log=print, mirror: str | None = None) -> None:
+    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB), record its Asterisk version
+    and refuse any major but 22, and give it the Asterisk user. Idempotent, locked; a rootfs built
+    before the record or the user gets them here, in place."""
+    if rootfs_ready(rootfs) and _upgraded(rootfs):
+        _check(rootfs, record=False)
         return
-    if shutil.which("debootstrap") is None:
+    if shutil.which("debootstrap") is None and not rootfs_ready(rootfs):
         raise AsteriskRuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     with open(rootfs.parent / ".rootfs.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if rootfs_ready(rootfs):
-            return
-        if (rootfs / "usr/sbin/asterisk").exists():
-            # debootstrap finished before but the marker was not written: finish the fix-ups
+        if not rootfs_ready(rootfs):
+            if not (rootfs / "usr/sbin/asterisk").exists():
+                _build(rootfs, log, mirror)
+            # else debootstrap finished before but the marker was not written: finish the fix-ups
             _fix_ownership(rootfs)
-            (rootfs / ".hotline-rootfs-ok").write_text("ok\n")
-            return
-        tmp = rootfs.with_name(rootfs.name + ".building")
-        shutil.rmtree(tmp, ignore_errors=True)
-        log(f"building Asterisk rootfs in {rootfs} (debootstrap sid, about a minute)…")
-        res = subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp)],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            raise AsteriskRuntimeError(f"debootstrap failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-        _fix_ownership(tmp)
-        (tmp / ".hotline-rootfs-ok").write_text("ok\n")
-        if rootfs.exists():
-            shutil.rmtree(rootfs)
-        tmp.rename(rootfs)
+            (rootfs / READY_FILE).write_text("ok\n")
+        _check(rootfs, record=True)
+        ensure_asterisk_user(rootfs)
+
+
+def _build(rootfs: Path, log, mirror: str | None) -> None:
+    tmp = rootfs.with_name(rootfs.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"building Asterisk rootfs in {rootfs} (debootstrap sid, about a minute)…")
+    # no mirror: debootstrap's own default; a site pins a dated snapshot with asterisk.debian_mirror
+    res = subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp),
+                          *([mirror] if mirror else [])], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise AsteriskRuntimeError(f"debootstrap failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    _fix_ownership(tmp)
+    # refused before it replaces anything: a sid that moved to another major keeps the old rootfs
+    _check(tmp, record=True)
+    if rootfs.exists():
+        shutil.rmtree(rootfs)
+    tmp.rename(rootfs)
 
 
 def _fix_ownership(rootfs: Path) -> None:
-    # Asterisk runs as root inside the chroot (no -U: it would drop capabilities it needs)
+    # Debian's own Asterisk directories belong to the rootfs's uid 101, another user on the host
+    # (postgres here); our instances live in /srv/hotline and never use them
     for d in ASTERISK_DIRS:
         p = rootfs / d
         if p.exists():
             subprocess.run(["chown", "-R", "root:root", str(p)], check=True)
+
+
+def asterisk_ids() -> tuple[int, int]:
+    """(uid, gid) Asterisk runs as: the host's ASTERISK_USER and the group it shares with our daemons."""
+    try:
+        return pwd.getpwnam(ASTERISK_USER).pw_uid, grp.getgrnam(GROUP).gr_gid
+    except KeyError:
+        raise AsteriskRuntimeError(f"no user {ASTERISK_USER} or group {GROUP} on this host: run `hotline setup` "
+                                   "(as root) once") from None
+
+
+def _upgraded(rootfs: Path) -> bool:
+    try:
+        uid, gid = asterisk_ids()
+    except AsteriskRuntimeError:
+        return False
+    return f"{ASTERISK_USER}:x:{uid}:{gid}:" in (rootfs / "etc/passwd").read_text()
+
+
+def ensure_asterisk_user(rootfs: Path) -> None:
+    """The unprivileged user Asterisk runs as: a system user on the host (file ownership) with the
+    same numbers inside the rootfs (names for Asterisk). Idempotent; a rootfs moved to a host whose
+    numbers differ gets this host's."""
+    if subprocess.run(["getent", "group", GROUP], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", GROUP], check=True)
+    if subprocess.run(["getent", "passwd", ASTERISK_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--gid", GROUP, "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", "--comment", "12348 hotline Asterisk", ASTERISK_USER],
+                       check=True)
+    uid, gid = asterisk_ids()
+    for name, line in (("passwd", f"{ASTERISK_USER}:x:{uid}:{gid}:12348 hotline Asterisk:/nonexistent:/usr/sbin/nologin"),
+                       ("group", f"{GROUP}:x:{gid}:")):
+        path = rootfs / "etc" / name
+        key = (ASTERISK_USER if name == "passwd" else GROUP) + ":"
+        lines = [entry for entry in path.read_text().splitlines() if not entry.startswith(key)]
+        text = "\n".join([*lines, line]) + "\n"
+        if text != path.read_text():
+            tmp = path.with_name(name + ".hotline-tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            tmp.replace(path)
+
+
+def _check(rootfs: Path, record: bool) -> None:
+    try:
+        check_version(rootfs, record=record)
+    except RootfsError as e:
+        raise AsteriskRuntimeError(str(e)) from e
 
 
 def module_dir(rootfs: Path) -> str:
@@ -118,6 +182,25 @@ class AsteriskInstance:
             # a calm, quiet chord: callers in queue hear that the line is alive
             subprocess.run(["sox", "-n", *SOX_OUT, str(moh), "synth", "8", "sine", "392", "sine", "494",
                             "sine", "587", "remix", "-", "tremolo", "0.5", "40", "vol", "0.15"], check=True)
+        self._own()
+
+    def _own(self) -> None:
+        """The instance's files belong to Asterisk's user and our group: Asterisk writes its spool, logs,
+        astdb and run files as that user; our daemons (root in development, the hotline user in
+        production) read recordings, voicemail and CDRs and write the SIP blocklist through the group
+        (setgid directories keep new files in it, Asterisk's umask 007 makes them group-writable)."""
+        uid, gid = asterisk_ids()
+        top = self.paths.host(self.paths.inner)
+        for dirpath, dirnames, filenames in os.walk(top):
+            os.chown(dirpath, uid, gid)
+            os.chmod(dirpath, 0o2770)
+            for name in filenames:
+                f = os.path.join(dirpath, name)
+                if not os.path.islink(f):
+                    os.chown(f, uid, gid)
+                    mode = os.stat(f).st_mode & 0o777
+                    # secrets (manager.conf, pjsip.conf, the TLS key) stay Asterisk's alone
+                    os.chmod(f, mode if not mode & 0o077 else (mode | 0o060) & 0o770)
 
     def _install_tls(self, log) -> None:
         """Asterisk's certificate and key, and the CA list of its TLS transport, into the chroot
@@ -145,7 +228,11 @@ class AsteriskInstance:
 
     # ---- process
     def _cmd(self, *args: str) -> list[str]:
-        return ["chroot", str(self.paths.rootfs), "/usr/sbin/asterisk", "-C", str(self.paths.conf_file), *args]
+        # chroot needs root (CAP_SYS_CHROOT), then --userspec drops to Asterisk's user before exec:
+        # Asterisk itself never holds a privilege (asterisk -U would start as root inside)
+        uid, gid = asterisk_ids()
+        return ["chroot", f"--userspec={uid}:{gid}", str(self.paths.rootfs), "/usr/sbin/asterisk",
+                "-C", str(self.paths.conf_file), *args]
 
     def pid(self) -> int | None:
         try:
@@ -169,8 +256,9 @@ class AsteriskInstance:
         for sock in ("asterisk.ctl", "asterisk.pid"):
             self.paths.host(self.paths.run / sock).unlink(missing_ok=True)
         out = open(self.logfile, "ab")
+        _check(self.paths.rootfs, record=False)
         proc = subprocess.Popen(self._cmd("-f", "-n", "-g"), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, umask=0o007)
         self.pidfile.write_text(str(proc.pid))
         self.wait_booted(timeout, proc)
 
