@@ -29,7 +29,7 @@ def cmd_setup(args) -> int:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     # the database, logs, secrets and initial passwords live here: nobody else on the host reads them
     cfg.state_dir.chmod(0o700)
-    ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print)
+    ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print, mirror=cfg.system.asterisk.debian_mirror)
     secrets = load_or_create(cfg)
     AsteriskInstance(cfg).install(secrets, log=console.print)
     migrate(cfg.system.database.url, cfg.root)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from callcenter.asterisk import confgen
 from callcenter.asterisk.acl import SipBlocklist, blocklist_path
-from callcenter.asterisk.rootfs import READY_FILE, RootfsError, check_version
+from callcenter.asterisk.rootfs import READY_FILE, VERSION_FILE, RootfsError, check_version
 from core.paths import InstancePaths
 from store.secrets import Secrets
 from store.tls import TlsError, ensure_tls
@@ -43,9 +43,10 @@ def ensure_rootfs(rootfs: Path, log=print, mirror: str | None = None) -> None:
     """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB), record its Asterisk version
     and refuse any major but 22, and give it the Asterisk user. Idempotent, locked; a rootfs built
     before the record or the user gets them here, in place."""
-    if rootfs_ready(rootfs) and _upgraded(rootfs):
+    if rootfs_ready(rootfs) and (rootfs / VERSION_FILE).exists():
         _check(rootfs, record=False)
-        return
+        if _upgraded(rootfs):
+            return
     if shutil.which("debootstrap") is None and not rootfs_ready(rootfs):
         raise AsteriskRuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     rootfs.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,9 @@ class AsteriskSettings(Strict):
     # names (DNS or IP) phones reach Asterisk by, besides sip_bind, 127.0.0.1 and localhost: all go into
     # the server certificate `hotline setup` signs with the node's own CA
     tls_names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\-]+$")]] = []
+    # the Debian mirror debootstrap builds the rootfs from; none = debootstrap's default. A dated
+    # snapshot (snapshot.debian.org/archive/debian/<date>/) pins the Asterisk a site has tested
+    debian_mirror: str | None = None
 
     @field_validator("sip_bind")
     @classmethod
