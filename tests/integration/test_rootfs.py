@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.asterisk.rootfs import VERSION_FILE, RootfsError, check_version, export, import_, manifest_path
-from callcenter.asterisk.runtime import AsteriskRuntimeError, ensure_rootfs
+from callcenter.asterisk.runtime import ASTERISK_USER, AsteriskRuntimeError, asterisk_ids, ensure_rootfs
 from core.config import load_config
 from tests.config_tree import ROOT
 
@@ -25,14 +25,25 @@ def rootfs_copy(tmp_path_factory) -> Path:
     return copy
 
 
-def test_version_recorded_from_the_binary(rootfs_copy):
-    (rootfs_copy / VERSION_FILE).unlink(missing_ok=True)     # a rootfs built before the record
-    ensure_rootfs(rootfs_copy)                               # setup upgrades it in place
+def test_version_and_user_added_to_an_old_rootfs(rootfs_copy):
+    # a rootfs built before the record and the user: setup upgrades it in place, no rebuild
+    (rootfs_copy / VERSION_FILE).unlink(missing_ok=True)
+    passwd = rootfs_copy / "etc/passwd"
+    passwd.write_text("".join(line for line in passwd.read_text().splitlines(keepends=True)
+                              if not line.startswith(ASTERISK_USER + ":")))
+    ensure_rootfs(rootfs_copy)
     line = (rootfs_copy / VERSION_FILE).read_text().strip()
     assert line.startswith("Asterisk 22."), line
     assert check_version(rootfs_copy) == line
+    uid, gid = asterisk_ids()
     ensure_rootfs(rootfs_copy)                               # idempotent
     assert (rootfs_copy / VERSION_FILE).read_text().strip() == line
+    entries = [e for e in passwd.read_text().splitlines() if e.startswith(ASTERISK_USER + ":")]
+    assert len(entries) == 1 and entries[0].split(":")[2:4] == [str(uid), str(gid)]
+    # the same numbers inside: chroot --userspec runs the rootfs's own id(1) as that user
+    res = subprocess.run(["chroot", f"--userspec={uid}:{gid}", str(rootfs_copy), "id", "-un"], capture_output=True,
+                         text=True, timeout=30)
+    assert res.stdout.strip() == ASTERISK_USER
 
 
 def test_another_major_is_refused(tmp_path):
