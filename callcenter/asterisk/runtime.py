@@ -258,7 +258,8 @@ class AsteriskInstance:
             self.paths.host(self.paths.run / sock).unlink(missing_ok=True)
         out = open(self.logfile, "ab")
         _check(self.paths.rootfs, record=False)
-        proc = subprocess.Popen(self._cmd("-f", "-n", "-g"), stdin=subprocess.DEVNULL, stdout=out,
+        # no -g: a core dump would hold passwords and call audio (docs/security.md)
+        proc = subprocess.Popen(self._cmd("-f", "-n"), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, umask=0o007)
         self.pidfile.write_text(str(proc.pid))
         self.wait_booted(timeout, proc)
