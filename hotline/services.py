@@ -148,6 +148,9 @@ def cmd_install_services(args) -> int:
     for name, text in units(cfg, args.user, uid, gid).items():
         (dest / name).write_text(text)
         print(dest / name)
+    if any(Path(p).resolve().is_relative_to(h) for p in (cfg.root, sys.executable) for h in ("/home", "/root")):
+        console.print("[yellow]the checkout or the venv is under /home or /root, which ProtectHome=yes hides from the "
+                      "services: install under /opt (docs/operations.md)[/yellow]")
     console.print(f"next: `useradd --system --gid hotline --home-dir {cfg.state_dir.resolve()} --shell "
                   f"/usr/sbin/nologin {args.user}` (once), `chown -R {args.user}:hotline {cfg.state_dir.resolve()}`, "
                   f"`systemctl daemon-reload && systemctl enable --now {TARGET}` (docs/operations.md)")
