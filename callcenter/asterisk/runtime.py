@@ -193,15 +193,14 @@ class AsteriskInstance:
         uid, gid = asterisk_ids()
         top = self.paths.host(self.paths.inner)
         for dirpath, dirnames, filenames in os.walk(top):
-            os.chown(dirpath, uid, gid)
-            os.chmod(dirpath, 0o2770)
-            for name in filenames:
-                f = os.path.join(dirpath, name)
-                if not os.path.islink(f):
-                    os.chown(f, uid, gid)
-                    mode = os.stat(f).st_mode & 0o777
-                    # secrets (manager.conf, pjsip.conf, the TLS key) stay Asterisk's alone
-                    os.chmod(f, mode if not mode & 0o077 else (mode | 0o060) & 0o770)
+            for path, shared in ((dirpath, 0o2770), *((os.path.join(dirpath, n), None) for n in filenames)):
+                if os.path.islink(path):
+                    continue
+                os.chown(path, uid, gid)
+                mode = os.stat(path).st_mode & 0o777
+                # secrets (manager.conf, pjsip.conf, keys/ and the TLS key) stay Asterisk's alone
+                if mode & 0o077:
+                    os.chmod(path, shared or (mode | 0o060) & 0o770)
 
     def _install_tls(self, log) -> None:
         """Asterisk's certificate and key, and the CA list of its TLS transport, into the chroot
