@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
-from hotline import admin, backup, daemons, logs, models, ops, phones, privacy, reports
+from hotline import admin, backup, daemons, logs, models, ops, phones, privacy, reports, services
 from hotline.common import console
 from hotline.phones import UnknownAccount
 from rich.markup import escape
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory holding hotline.yaml and the other config files (default: $HOTLINE_CONFIG_DIR, "
                         "else /etc/hotline if it holds hotline.yaml, else the checkout's config/)")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (ops, daemons, phones, admin, reports, privacy, models, backup):
+    for group in (ops, daemons, phones, admin, reports, privacy, models, backup, services):
         group.register(sub)
     return p
 

@@ -30,7 +30,8 @@ def cmd_setup(args) -> int:
     # the database, logs, secrets and initial passwords live here: nobody else on the host reads them
     cfg.state_dir.chmod(0o700)
     with progress("Asterisk rootfs") as stage:
-        ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print, step=stage)
+        ensure_rootfs(cfg.resolve(cfg.system.asterisk.rootfs), log=console.print,
+                      mirror=cfg.system.asterisk.debian_mirror, step=stage)
     secrets = load_or_create(cfg)
     with progress("IVR prompts") as done:
         AsteriskInstance(cfg).install(secrets, log=console.print, progress=done)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import collections
 import fcntl
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from callcenter.asterisk import confgen
 from callcenter.asterisk.acl import SipBlocklist, blocklist_path
+from callcenter.asterisk.rootfs import READY_FILE, VERSION_FILE, RootfsError, check_version
 from core.paths import InstancePaths
 from store.secrets import Secrets
 from store.tls import TlsError, ensure_tls
@@ -23,6 +26,9 @@ from core.config import HotlineConfig
 from ivr_flows.prompts import build_prompts, SOX_OUT
 
 PACKAGES = "asterisk,asterisk-modules,asterisk-core-sounds-en-gsm"
+# Asterisk runs as this user (never root, DESIGN §4), in the group our daemons share its files through
+ASTERISK_USER = "hotline-asterisk"
+GROUP = "hotline"
 ASTERISK_DIRS = ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "run/asterisk")
 
 
@@ -31,51 +37,110 @@ class AsteriskRuntimeError(RuntimeError):
 
 
 def rootfs_ready(rootfs: Path) -> bool:
-    return (rootfs / "usr/sbin/asterisk").exists() and (rootfs / ".hotline-rootfs-ok").exists()
+    return (rootfs / "usr/sbin/asterisk").exists() and (rootfs / READY_FILE).exists()
 
 
-def ensure_rootfs(rootfs: Path, log=print, step=None) -> None:
-    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB). Idempotent, locked.
-    ``step(text)`` is told each stage debootstrap reports (retrieving, unpacking, configuring …)."""
-    if rootfs_ready(rootfs):
-        return
-    if shutil.which("debootstrap") is None:
+def ensure_rootfs(rootfs: Path, log=print, mirror: str | None = None, step=None) -> None:
+    """Build the rootfs with debootstrap if it is missing (~40 s, ~500 MB), record its Asterisk version
+    and refuse any major but 22, and give it the Asterisk user. Idempotent, locked; a rootfs built
+    before the record or the user gets them here, in place. ``step(text)`` is told each stage
+    debootstrap reports (retrieving, unpacking, configuring …)."""
+    if rootfs_ready(rootfs) and (rootfs / VERSION_FILE).exists():
+        _check(rootfs, record=False)
+        if _upgraded(rootfs):
+            return
+    if shutil.which("debootstrap") is None and not rootfs_ready(rootfs):
         raise AsteriskRuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     with open(rootfs.parent / ".rootfs.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if rootfs_ready(rootfs):
-            return
-        if (rootfs / "usr/sbin/asterisk").exists():
-            # debootstrap finished before but the marker was not written: finish the fix-ups
+        if not rootfs_ready(rootfs):
+            if not (rootfs / "usr/sbin/asterisk").exists():
+                _build(rootfs, log, mirror, step)
+            # else debootstrap finished before but the marker was not written: finish the fix-ups
             _fix_ownership(rootfs)
-            (rootfs / ".hotline-rootfs-ok").write_text("ok\n")
-            return
-        tmp = rootfs.with_name(rootfs.name + ".building")
-        shutil.rmtree(tmp, ignore_errors=True)
-        log(f"building Asterisk rootfs in {rootfs} (debootstrap sid, about a minute)…")
-        proc = subprocess.Popen(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        tail: collections.deque[str] = collections.deque(maxlen=60)
-        for line in proc.stdout:
-            tail.append(line)
-            if step and line.startswith("I: "):     # debootstrap's progress lines
-                step(line[3:].strip())
-        if proc.wait() != 0:
-            raise AsteriskRuntimeError(f"debootstrap failed ({proc.returncode}):\n{''.join(tail)[-4000:]}")
-        _fix_ownership(tmp)
-        (tmp / ".hotline-rootfs-ok").write_text("ok\n")
-        if rootfs.exists():
-            shutil.rmtree(rootfs)
-        tmp.rename(rootfs)
+            (rootfs / READY_FILE).write_text("ok\n")
+        _check(rootfs, record=True)
+        ensure_asterisk_user(rootfs)
+
+
+def _build(rootfs: Path, log, mirror: str | None, step=None) -> None:
+    tmp = rootfs.with_name(rootfs.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"building Asterisk rootfs in {rootfs} (debootstrap sid, about a minute)…")
+    # no mirror: debootstrap's own default; a site pins a dated snapshot with asterisk.debian_mirror
+    proc = subprocess.Popen(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "sid", str(tmp),
+                             *([mirror] if mirror else [])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+    for line in proc.stdout:
+        tail.append(line)
+        if step and line.startswith("I: "):     # debootstrap's progress lines
+            step(line[3:].strip())
+    if proc.wait() != 0:
+        raise AsteriskRuntimeError(f"debootstrap failed ({proc.returncode}):\n{''.join(tail)[-4000:]}")
+    _fix_ownership(tmp)
+    # refused before it replaces anything: a sid that moved to another major keeps the old rootfs
+    _check(tmp, record=True)
+    if rootfs.exists():
+        shutil.rmtree(rootfs)
+    tmp.rename(rootfs)
 
 
 def _fix_ownership(rootfs: Path) -> None:
-    # Asterisk runs as root inside the chroot (no -U: it would drop capabilities it needs)
+    # Debian's own Asterisk directories belong to the rootfs's uid 101, another user on the host
+    # (postgres here); our instances live in /srv/hotline and never use them
     for d in ASTERISK_DIRS:
         p = rootfs / d
         if p.exists():
             subprocess.run(["chown", "-R", "root:root", str(p)], check=True)
+
+
+def asterisk_ids() -> tuple[int, int]:
+    """(uid, gid) Asterisk runs as: the host's ASTERISK_USER and the group it shares with our daemons."""
+    try:
+        return pwd.getpwnam(ASTERISK_USER).pw_uid, grp.getgrnam(GROUP).gr_gid
+    except KeyError:
+        raise AsteriskRuntimeError(f"no user {ASTERISK_USER} or group {GROUP} on this host: run `hotline setup` "
+                                   "(as root) once") from None
+
+
+def _upgraded(rootfs: Path) -> bool:
+    try:
+        uid, gid = asterisk_ids()
+    except AsteriskRuntimeError:
+        return False
+    return f"{ASTERISK_USER}:x:{uid}:{gid}:" in (rootfs / "etc/passwd").read_text()
+
+
+def ensure_asterisk_user(rootfs: Path) -> None:
+    """The unprivileged user Asterisk runs as: a system user on the host (file ownership) with the
+    same numbers inside the rootfs (names for Asterisk). Idempotent; a rootfs moved to a host whose
+    numbers differ gets this host's."""
+    if subprocess.run(["getent", "group", GROUP], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", GROUP], check=True)
+    if subprocess.run(["getent", "passwd", ASTERISK_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--gid", GROUP, "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", "--comment", "12348 hotline Asterisk", ASTERISK_USER],
+                       check=True)
+    uid, gid = asterisk_ids()
+    for name, line in (("passwd", f"{ASTERISK_USER}:x:{uid}:{gid}:12348 hotline Asterisk:/nonexistent:/usr/sbin/nologin"),
+                       ("group", f"{GROUP}:x:{gid}:")):
+        path = rootfs / "etc" / name
+        key = (ASTERISK_USER if name == "passwd" else GROUP) + ":"
+        lines = [entry for entry in path.read_text().splitlines() if not entry.startswith(key)]
+        text = "\n".join([*lines, line]) + "\n"
+        if text != path.read_text():
+            tmp = path.with_name(name + ".hotline-tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            tmp.replace(path)
+
+
+def _check(rootfs: Path, record: bool) -> None:
+    try:
+        check_version(rootfs, record=record)
+    except RootfsError as e:
+        raise AsteriskRuntimeError(str(e)) from e
 
 
 def module_dir(rootfs: Path) -> str:
@@ -132,6 +197,24 @@ class AsteriskInstance:
             # a calm, quiet chord: callers in queue hear that the line is alive
             subprocess.run(["sox", "-n", *SOX_OUT, str(moh), "synth", "8", "sine", "392", "sine", "494",
                             "sine", "587", "remix", "-", "tremolo", "0.5", "40", "vol", "0.15"], check=True)
+        self._own()
+
+    def _own(self) -> None:
+        """The instance's files belong to Asterisk's user and our group: Asterisk writes its spool, logs,
+        astdb and run files as that user; our daemons (root in development, the hotline user in
+        production) read recordings, voicemail and CDRs and write the SIP blocklist through the group
+        (setgid directories keep new files in it, Asterisk's umask 007 makes them group-writable)."""
+        uid, gid = asterisk_ids()
+        top = self.paths.host(self.paths.inner)
+        for dirpath, dirnames, filenames in os.walk(top):
+            for path, shared in ((dirpath, 0o2770), *((os.path.join(dirpath, n), None) for n in filenames)):
+                if os.path.islink(path):
+                    continue
+                os.chown(path, uid, gid)
+                mode = os.stat(path).st_mode & 0o777
+                # secrets (manager.conf, pjsip.conf, keys/ and the TLS key) stay Asterisk's alone
+                if mode & 0o077:
+                    os.chmod(path, shared or (mode | 0o060) & 0o770)
 
     def _check_custom_files(self, files: dict[str, str]) -> None:
         """Before anything is written: an admin's file that would break the generated file it continues
@@ -179,7 +262,11 @@ class AsteriskInstance:
 
     # ---- process
     def _cmd(self, *args: str) -> list[str]:
-        return ["chroot", str(self.paths.rootfs), "/usr/sbin/asterisk", "-C", str(self.paths.conf_file), *args]
+        # chroot needs root (CAP_SYS_CHROOT), then --userspec drops to Asterisk's user before exec:
+        # Asterisk itself never holds a privilege (asterisk -U would start as root inside)
+        uid, gid = asterisk_ids()
+        return ["chroot", f"--userspec={uid}:{gid}", str(self.paths.rootfs), "/usr/sbin/asterisk",
+                "-C", str(self.paths.conf_file), *args]
 
     def pid(self) -> int | None:
         try:
@@ -203,8 +290,10 @@ class AsteriskInstance:
         for sock in ("asterisk.ctl", "asterisk.pid"):
             self.paths.host(self.paths.run / sock).unlink(missing_ok=True)
         out = open(self.logfile, "ab")
-        proc = subprocess.Popen(self._cmd("-f", "-n", "-g"), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        _check(self.paths.rootfs, record=False)
+        # no -g: a core dump would hold passwords and call audio (docs/security.md)
+        proc = subprocess.Popen(self._cmd("-f", "-n"), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, umask=0o007)
         self.pidfile.write_text(str(proc.pid))
         self.wait_booted(timeout, proc)
 

@@ -32,6 +32,9 @@ class AsteriskSettings(Strict):
     tls_names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\-]+$")]] = []
     # the admin's modules, loaded after the platform's list (which loads nothing else): file names
     extra_modules: list[str] = []
+    # the Debian mirror debootstrap builds the rootfs from; none = debootstrap's default. A dated
+    # snapshot (snapshot.debian.org/archive/debian/<date>/) pins the Asterisk a site has tested
+    debian_mirror: str | None = None
 
     @field_validator("sip_bind")
     @classmethod
