@@ -58,11 +58,19 @@ def cmd_config(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from store.engine import migrate
+    from store.backup import schema_revision
+    from store.engine import migrate, migrate_down
 
     cfg = _config(args)
-    migrate(cfg.system.database.url, cfg.root)
-    console.print("database at the newest revision")
+    url = cfg.system.database.url
+    if args.action == "upgrade":
+        migrate(url, cfg.root, args.revision or "head")
+    elif args.action == "downgrade":
+        if not args.revision:
+            console.print("[red]downgrade needs the revision to go back to, e.g. `hotline db downgrade 0011`[/red]")
+            return 2
+        migrate_down(url, cfg.root, args.revision)
+    out.print(schema_revision(url, cfg.root) or "none")     # the revision the database is at now
     return 0
 
 
@@ -153,8 +161,9 @@ def register(sub) -> None:
     s.add_argument("--out", default="build/asterisk")
     s.add_argument("--json", action="store_true", help="check: the report as JSON on stdout")
     s.set_defaults(func=cmd_config)
-    s = sub.add_parser("db", help="database migrations")
-    s.add_argument("action", choices=["upgrade"])
+    s = sub.add_parser("db", help="database migrations: upgrade [REV], downgrade REV (a rollback), current")
+    s.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    s.add_argument("revision", nargs="?", help="an Alembic revision (0011, head); upgrade: default head")
     s.set_defaults(func=cmd_db)
     s = sub.add_parser("passwd", help="set a desk user's password (agents and supervisors in config/agents.yaml)")
     s.add_argument("user")

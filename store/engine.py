@@ -35,12 +35,22 @@ def async_url(url: str, root: Path) -> str:
     return s.replace("sqlite:///", "sqlite+aiosqlite:///", 1) if s.startswith("sqlite:") else s
 
 
-def migrate(url: str, root: Path) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+def _alembic(url: str, root: Path) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sync_url(url, root))
-    command.upgrade(cfg, "head")
+    return cfg
+
+
+def migrate(url: str, root: Path, revision: str = "head") -> None:
+    """Bring the schema to ``revision``, by default the newest Alembic revision (idempotent)."""
+    command.upgrade(_alembic(url, root), revision)
+
+
+def migrate_down(url: str, root: Path, revision: str) -> None:
+    """Roll the schema back to ``revision`` (an upgrade's rollback: run with the new code, before
+    the old code is put back)."""
+    command.downgrade(_alembic(url, root), revision)
 
 
 class Database:
