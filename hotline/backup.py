@@ -9,6 +9,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import zlib
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +24,8 @@ from hotline.common import _config, console
 FORMAT = "hotline-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+ASTDB_COMMIT_SECONDS = 2.5   # Asterisk commits batched astdb writes once a second
 
 
 def _paths(cfg: HotlineConfig) -> InstancePaths:
@@ -83,6 +86,10 @@ def backup(cfg: HotlineConfig, out: Path) -> dict:
             dest.parent.mkdir(parents=True, exist_ok=True)
             if name == "astdb.sqlite3":
                 if src.is_file():      # Asterisk may be writing it: a consistent copy
+                    if "asterisk" in running(cfg):
+                        # Asterisk batches astdb writes and commits them about a second later: wait,
+                        # so a callback request made just now is whole in the copy, not half
+                        time.sleep(ASTDB_COMMIT_SECONDS)
                     copy_sqlite(src, dest)
             elif src.is_dir():
                 shutil.copytree(src, dest, symlinks=True)

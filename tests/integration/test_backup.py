@@ -59,7 +59,8 @@ def test_backup_wipe_restore_brings_back_record_recording_and_pending_callback(o
     asked = s.wait_record(lambda r: r["caller_number"] == "13955550072" and r["outcome"] == "callback_requested", 60)
     wait_for(lambda: [t for t in s.api("/api/callbacks?status=pending") if t["call_id"] == asked["call_id"]], 15,
              "pending callback task")
-    assert f"/hlcb/{asked['call_id']}/queue" in s.asterisk.rx("database show hlcb")
+    # the request is whole in Asterisk (the dialplan writes its keys one by one)
+    wait_for(lambda: f"/hlcb/{asked['call_id']}/attempt" in s.asterisk.rx("database show hlcb"), 15, "whole request")
 
     archive = tmp_path / "backup.tar.gz"
     res = _cli(s, "backup", "--out", str(archive))     # while Asterisk and the controller run
