@@ -116,7 +116,7 @@ def test_controller_sigkill_under_load(faults):
     ready = time.monotonic() - t0
     res = finish(thread, holder)
     assert res.ok, f"calls failed while the controller was down: {res.log_tail}"
-    complete = all_recorded(stack, "1371", 24, 60)
+    complete = all_recorded(stack, "1371", 24, 120)   # resync under the parallel suite's load can be slow
     assert any(r[2] == "answered" and r[3] for r in records(stack, "1371"))
     report("controller SIGKILL", calls=24, failed_calls=res.failed, controller_ready_s=ready,
            records_complete_after_restart_s=ready + complete)
