@@ -211,8 +211,10 @@ def cmd_status(args) -> int:
         report.update({k: st[k] for k in ("redis", "agents", "queues", "calls_in_progress")})
     except (urllib.error.URLError, OSError, ValueError) as e:
         report["controller"]["api_error"] = str(e)
-    # a controller started by systemd has no pid file here: its API answering is what counts
-    down = [name for name, up in (("asterisk", report["asterisk"]["running"]),
+    # daemons started by systemd have no pid file here: a controller's API answering, and its AMI
+    # session (which only a live Asterisk can hold), are what count
+    down = [name for name, up in (("asterisk", report["asterisk"]["running"]
+                                   or report["asterisk"].get("ami_connected", False)),
                                   ("controller", report["controller"]["running"] or "api_error" not in report["controller"]),
                                   ("ami", report["asterisk"].get("ami_connected", False))) if not up]
     report["down"] = down
