@@ -214,8 +214,14 @@ class Stack:
         r = self.cfg.system.redis
         if r.url:
             provision(r.url, r.url, r.prefix, self.secrets.redis_password)
-        self.asterisk.start()
-        self.start_controller()
+        try:
+            self.asterisk.start()
+            self.start_controller()
+        except BaseException:
+            # a stack that fails to come up must not outlive its test session (its Asterisk and
+            # controller were left running after a setup error)
+            self.close()
+            raise
 
     def close(self) -> None:
         for p in self.parties:
@@ -234,7 +240,7 @@ class Stack:
                                            env={**self.env, **(env_extra or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.wait_controller()
 
-    def wait_controller(self, timeout: float = 30) -> dict:
+    def wait_controller(self, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
