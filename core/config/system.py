@@ -355,6 +355,41 @@ class Phones(Strict):
     transport: Literal["udp", "tls"] = "udp"
 
 
+class ClusterNode(Strict):
+    """One Asterisk media node with its own controller (docs/scale-out.md). In the lab every node has
+    its own loopback address; on separate hosts, each host's address."""
+    name: Ident
+    address: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\-]+$")]
+    sip_port: int = Field(5060, ge=1, le=65535)
+    ami_port: int = Field(5038, ge=1, le=65535)
+    http_port: int = Field(8348, ge=1, le=65535)
+    cities: list[str] = []        # the cities this node serves first; every other node is their standby
+
+
+class Cluster(Strict):
+    """Several Asterisk nodes behind Kamailio, sharing PostgreSQL and Redis. No nodes: one node, as before."""
+    node: Ident | None = None     # which of ``nodes`` this process serves (HOTLINE_CLUSTER__NODE)
+    nodes: list[ClusterNode] = []
+
+    @model_validator(mode="after")
+    def consistent(self) -> "Cluster":
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"nodes: a name is used twice ({', '.join(sorted(names))})")
+        seen: dict[str, str] = {}
+        for n in self.nodes:
+            for city in n.cities:
+                if city in seen:
+                    raise ValueError(f"nodes: city {city!r} is served first by both {seen[city]} and {n.name}")
+                seen[city] = n.name
+        if self.node is not None and self.node not in names:
+            raise ValueError(f"node: {self.node!r} is not one of nodes ({', '.join(names) or 'none configured'})")
+        return self
+
+    def this(self) -> ClusterNode | None:
+        return next((n for n in self.nodes if n.name == self.node), None)
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -375,6 +410,7 @@ class SystemFile(Strict):
     sip_guard: SipGuardSettings = SipGuardSettings()
     audit: AuditSettings = AuditSettings()
     phones: Phones = Phones()
+    cluster: Cluster = Cluster()
 
     @model_validator(mode="after")
     def tls_needs_a_port(self) -> "SystemFile":
