@@ -1,5 +1,6 @@
-"""Legal-aid pre-screen: who is likely eligible, on which rule, what to bring, and which office has
-jurisdiction. Pure, typed functions over the rule data in config/legal_aid.yaml (DESIGN §5).
+"""Legal-aid pre-screen: who is likely eligible, on which rule (article and source, verified or not),
+what to bring, and which office has jurisdiction. Pure, typed functions over the rule data in
+config/legal_aid.yaml (docs/legal-aid.md).
 
 The agent runs it with the caller; the answer is advice for the caller, never a decision: the
 legal-aid office decides. So "needs_review" is an honest outcome when the facts do not settle it.
@@ -12,6 +13,7 @@ from typing import Literal
 from core.config import LegalAidRules, Matter
 
 Eligibility = Literal["likely", "not", "needs_review"]
+Residence = Literal["urban", "rural"]
 
 
 # ---- the caller's facts
@@ -19,16 +21,17 @@ Eligibility = Literal["likely", "not", "needs_review"]
 
 @dataclass(frozen=True)
 class Places:
-    """Where things are, as city ids; what jurisdiction needs depends on the matter."""
-    act: str = ""                      # where the harm or act happened
+    """Where things are (city ids); what jurisdiction needs depends on the matter and the stage."""
+    court: str = ""                    # the court (or other case-handling organ) of a litigation matter
+    handling_organ: str = ""           # the organ handling a non-litigation dispute (arbitration, mediation)
+    act: str = ""                      # where the matter arose (harm, act)
+    detention: str = ""                # where a suspect is held
     respondent_domicile: str = ""
     respondent_residence: str = ""
     applicant_residence: str = ""
     obligated_authority: str = ""      # the authority that owes the benefit
     compensating_authority: str = ""   # state compensation
     contract_performance: str = ""     # labour contracts
-    court: str = ""                    # the court hearing the case
-    detention: str = ""                # where a suspect is held
 
 
 @dataclass(frozen=True)
@@ -37,34 +40,75 @@ class Facts:
     matter: Matter
     household_size: int | None = None
     household_monthly_income: float | None = None   # yuan
-    groups: frozenset[str] = frozenset()            # ids from no_means_test, plus "migrant_worker"
+    groups: frozenset[str] = frozenset()            # ids from the rules' `groups`
+    residence: Residence | None = None              # household registration / residence: urban or rural 低保 line
     age: int | None = None
+    # criminal cases
+    has_lawyer: bool = False
     facing_life_or_death: bool = False
     blind_deaf_mute: bool = False
     mental_illness_limited_control: bool = False
+    death_penalty_review: bool = False
+    tried_in_absentia: bool = False
+    compulsory_medical: bool = False
+    ordinary_procedure: bool | None = None          # tried under ordinary (not summary/fast-track) procedure
+    # urgency (art. 44)
+    limitation_days_left: int | None = None
+    urgent_preservation: bool = False
     places: Places = field(default_factory=Places)
-    year: int = 2026
+    year: int | None = None            # standards year; None: the current year the caller passes
+
+
+@dataclass(frozen=True)
+class Citation:
+    rule: str
+    source: str                        # e.g. "中华人民共和国法律援助法 第32条第4项"
+    article: str
+    verified: bool
+    text: str
 
 
 @dataclass(frozen=True)
 class Jurisdiction:
-    cities: tuple[str, ...]            # candidate cities' legal-aid offices, in order
+    cities: tuple[str, ...]            # candidate places' legal-aid offices, in order
     basis: str
+    rule: str = ""
 
 
 @dataclass(frozen=True)
 class PreScreen:
     eligibility: Eligibility
     rule: str                          # which rule decided it
-    source: str                        # and where that rule comes from
+    source: str                        # and where that rule comes from (title and article)
+    article: str
+    verified: bool                     # false: only a secondary report supports the deciding rule
+    explanation: str
     documents: tuple[str, ...]
     jurisdiction: Jurisdiction
+    notes: tuple[Citation, ...] = ()   # further rules the caller should hear (duty lawyer, provide-first, ...)
+    provide_first: bool = False        # art. 44: the center may act before the papers are complete
     threshold: float | None = None     # yuan per person per month, when the means test applied
     per_capita_income: float | None = None
+    standards_year: int | None = None
 
 
 class FactsError(ValueError):
     """Facts that cannot be screened (negative income, household of zero, ...): a 400, not a guess."""
+
+
+class StandardsMissing(LookupError):
+    """The year's hardship figures are not in config/legal_aid.yaml: operators must add them."""
+
+    def __init__(self, year: int, have: list[str]):
+        self.year = year
+        super().__init__(f"no hardship standards for {year} in config/legal_aid.yaml (have {', '.join(have)}): "
+                         f"the means test cannot be run until an operator adds {year}'s 低保 and minimum-wage "
+                         f"figures (docs/legal-aid.md)")
+
+
+def cite(rules: LegalAidRules, rule_id: str) -> Citation:
+    r = rules.rules[rule_id]
+    return Citation(rule_id, rules.cite(rule_id), r.article, r.verified, r.text)
 
 
 # ---- the rules, in the order they decide
@@ -77,84 +121,132 @@ def _validate_facts(f: Facts, rules: LegalAidRules) -> None:
         raise FactsError("household_monthly_income cannot be negative")
     if f.age is not None and not 0 <= f.age <= 130:
         raise FactsError("age must be between 0 and 130")
-    unknown = set(f.groups) - set(rules.no_means_test) - {"migrant_worker"}
+    if f.limitation_days_left is not None and f.limitation_days_left < 0:
+        raise FactsError("limitation_days_left cannot be negative (the period has run out: say so to the caller)")
+    if f.residence not in (None, "urban", "rural"):
+        raise FactsError("residence must be urban or rural")
+    unknown = set(f.groups) - set(rules.groups)
     if unknown:
-        raise FactsError(f"unknown groups {sorted(unknown)}; known: {sorted(rules.no_means_test) + ['migrant_worker']}")
+        raise FactsError(f"unknown groups {sorted(unknown)}; known: {sorted(rules.groups)}")
 
 
-def hardship_threshold(city: str, year: int, rules: LegalAidRules) -> tuple[float, str]:
-    """Monthly income per household member under which a household counts as in hardship."""
+def hardship_threshold(city: str, year: int, rules: LegalAidRules,
+                       residence: Residence | None = None) -> tuple[float, Citation, str]:
+    """Monthly income per household member under which a household counts as in hardship, the rule,
+    and how the figure was chosen. Raises StandardsMissing when the year has no figures."""
     rule = rules.hardship.cities.get(city, rules.hardship.default)
     figures = rules.standards.get(str(year))
     if figures is None:
-        raise FactsError(f"no hardship standards for {year} (have {sorted(rules.standards)})")
-    table = figures.dibao if rule.basis == "dibao_multiple" else figures.minimum_wage
-    return round(table.get(city, table["default"]) * rule.multiple, 2), rule.source
+        raise StandardsMissing(year, sorted(rules.standards))
+    how = f"{year}年标准" + ("" if figures.verified else "（数额未核实）")
+    if rule.basis == "minimum_wage":
+        table, how = figures.minimum_wage, how + "，最低工资标准"
+    elif residence == "rural":
+        table, how = figures.dibao_rural, how + "，农村低保标准"
+    else:
+        # residence unknown: the urban line, the higher one, so nobody is turned away on a guess
+        table = figures.dibao_urban
+        how += "，城市低保标准" if residence == "urban" else "，城乡未明按城市低保标准（较高）估算，请问明户籍或居住地"
+    return round(table.get(city, table["default"]) * rule.multiple, 2), cite(rules, rule.rule), how
 
 
-def screen(f: Facts, rules: LegalAidRules) -> PreScreen:
+def _criminal_mandatory(f: Facts) -> str | None:
+    if f.compulsory_medical:
+        return "art28_compulsory_medical"
+    if (f.facing_life_or_death or (f.age is not None and f.age < 18) or f.blind_deaf_mute
+            or f.mental_illness_limited_control or f.death_penalty_review or f.tried_in_absentia):
+        return "art25_mandatory"
+    return None
+
+
+def screen(f: Facts, rules: LegalAidRules, current_year: int | None = None) -> PreScreen:
+    """The pre-screen. `current_year` comes from the clock of the caller (the API); a means test for a
+    year without figures raises StandardsMissing."""
     _validate_facts(f, rules)
-    where = jurisdiction(f.matter, f.places)
+    year = f.year or current_year
+    where = jurisdiction(f.matter, f.places, rules)
+    notes: list[Citation] = []
+    provide_first = (f.limitation_days_left is not None and f.limitation_days_left < 7) or f.urgent_preservation
+    if provide_first:
+        notes.append(cite(rules, "art44_provide_first"))
+    criminal = f.matter == "criminal_defence"
+    if criminal and not f.has_lawyer:
+        notes.append(cite(rules, "art30_duty_lawyer"))
 
-    def result(elig: Eligibility, rule: str, source: str, means_test: bool, **kw) -> PreScreen:
+    def result(elig: Eligibility, rule: str, docs_kind: str, **kw) -> PreScreen:
+        c = cite(rules, rule)
         docs = list(rules.documents.always)
-        docs += rules.documents.hardship if means_test else rules.documents.group if rule != "criminal_appointed" else []
+        docs += {"hardship": rules.documents.hardship, "group": rules.documents.group}.get(docs_kind, [])
         docs += rules.documents.matters.get(f.matter, [])
-        return PreScreen(elig, rule, source, tuple(docs), where, **kw)
+        return PreScreen(elig, rule, c.source, c.article, c.verified, c.text, tuple(docs), where,
+                         tuple(notes), provide_first, **kw)
 
-    # 1. criminal cases: defence is appointed, without application or means test
-    if f.matter == "criminal_defence":
-        if f.facing_life_or_death or (f.age is not None and f.age < 18) or f.blind_deaf_mute \
-                or f.mental_illness_limited_control:
-            return result("likely", "criminal_appointed", "法律援助法 第25条：可能被判处无期徒刑、死刑的人，未成年人，"
-                          "视力、听力、言语残疾人，不能完全辨认自己行为的成年人，应当指派律师辩护", False)
-    # 2. groups with no means test
-    exempt = sorted(set(f.groups) & set(rules.no_means_test))
-    if exempt:
-        g = exempt[0]
-        return result("likely", f"no_means_test:{g}", f"法律援助法 第32条 / 四川省规定：{rules.no_means_test[g]}免予核查经济困难状况", False)
-    if "migrant_worker" in f.groups and f.matter in rules.migrant_worker_matters:
-        return result("likely", "migrant_worker_wages_injury", "农民工请求支付劳动报酬或者工伤赔偿的，不受经济困难条件限制", False)
-    # 3. the matter must be one legal aid covers (civil and administrative matters, art. 31)
+    # 1. criminal cases: some defendants must be given a defender, without application or means test
+    if criminal and not f.has_lawyer:
+        mandatory = _criminal_mandatory(f)
+        if mandatory:
+            return result("likely", mandatory, "none")
+        if f.ordinary_procedure:
+            # Sichuan: the court SHALL notify (unverified); elsewhere the national "may" (full coverage)
+            return result("likely", "sc_court_shall_notify", "none")
+    # 2. not subject to the means test at all (art. 32, Sichuan's list), then not checked (art. 42)
+    if f.matter in rules.abuse_matters:   # the matter is the proof: police records, injuries (matter documents)
+        return result("likely", "art32_abuse_victim", "none")
+    for effect in ("no_means_test", "no_check"):
+        for g in sorted(f.groups):
+            grp = rules.groups[g]
+            if grp.effect == effect and (not grp.matters or f.matter in grp.matters):
+                return result("likely", grp.rule, "group")
+    # 3. matters outside art. 31's list: Sichuan lifted the limit (or the center reviews)
     if f.matter == "other":
-        return result("needs_review", "matter_not_listed", "法律援助法 第31条所列事项之外：由法律援助机构审查", True)
-    # 4. the means test, by the caller's city and year
-    threshold, source = hardship_threshold(f.city, f.year, rules)
+        if rules.unlisted_matters == "review":
+            return result("needs_review", "art31_matters", "hardship")
+        notes.append(cite(rules, "sc_no_matter_limit"))
+    # 4. the means test, by the caller's city, residence and year
+    if year is None:
+        raise FactsError("year: no standards year given and no current year known")
+    threshold, rule, how = hardship_threshold(f.city, year, rules, f.residence)
+    notes.append(Citation(rule.rule, rule.source, rule.article, rule.verified, f"{rule.text}（{how}）"))
+    decide = "art24_criminal_hardship" if criminal else rule.rule
+    kw = dict(threshold=threshold, standards_year=year)
     if f.household_size is None or f.household_monthly_income is None:
-        return result("needs_review", "means_unknown", source, True, threshold=threshold)
+        if criminal:
+            return result("needs_review", "art25_full_coverage", "hardship", **kw)
+        return result("needs_review", decide, "hardship", **kw)
     per_capita = round(f.household_monthly_income / f.household_size, 2)
     if per_capita < threshold:
-        return result("likely", "economic_hardship", source, True, threshold=threshold, per_capita_income=per_capita)
-    return result("not", "above_hardship_standard", source, True, threshold=threshold, per_capita_income=per_capita)
+        return result("likely", decide, "hardship", per_capita_income=per_capita, **kw)
+    if criminal:
+        # never "not eligible" for a defendant without a lawyer: the court-notified route and the duty lawyer
+        return result("needs_review", "art25_full_coverage", "none", per_capita_income=per_capita, **kw)
+    return result("not", decide, "hardship", per_capita_income=per_capita, **kw)
 
 
-# matter -> (which places, in order; the legal basis)
-JURISDICTION: dict[str, tuple[tuple[str, ...], str]] = {
-    "maintenance": (("respondent_domicile",), "请求给付赡养费、抚养费、扶养费：被请求人住所地"),
-    "social_insurance": (("obligated_authority",), "请求社会保险待遇、最低生活保障：义务机关所在地"),
-    "pension_relief": (("obligated_authority",), "请求发给抚恤金、救济金：义务机关所在地"),
-    "state_compensation": (("compensating_authority",), "请求国家赔偿：赔偿义务机关所在地"),
-    "domestic_violence": (("act", "respondent_residence"), "家庭暴力、虐待、遗弃：侵权行为地或被请求人住所地"),
-    "traffic": (("act", "respondent_domicile"), "交通事故：侵权行为地或被请求人住所地"),
-    "medical": (("act", "respondent_domicile"), "医疗损害：侵权行为地或被请求人住所地"),
-    "work_injury": (("act", "respondent_domicile"), "工伤事故：侵权行为地或被请求人住所地"),
-    "food_drug": (("act", "respondent_domicile"), "食品药品安全事故：侵权行为地或被请求人住所地"),
-    "pollution": (("act", "respondent_domicile"), "环境污染：侵权行为地或被请求人住所地"),
-    "fake_agri_inputs": (("act", "applicant_residence"), "假冒伪劣农药、化肥、种子：侵权行为地或申请人住所地"),
-    "labour_dispute": (("respondent_residence", "contract_performance"), "劳动争议：被请求人住所地或劳动合同履行地"),
-    "wage_arrears": (("respondent_residence", "contract_performance"), "请求支付劳动报酬：被请求人住所地或劳动合同履行地"),
-    "civil_litigation": (("court",), "民事诉讼：审理案件的人民法院所在地"),
-    "criminal_defence": (("detention", "court"), "刑事案件：羁押的通过看守所转交，否则办案机关所在地"),
-}
-
-
-def jurisdiction(matter: str, places: Places) -> Jurisdiction:
-    """Which legal-aid office(s) the caller applies to (法律援助法 第42条 and Sichuan practice).
-    Places not known are left out; none known gives an empty list and the basis to ask about."""
-    keys, basis = JURISDICTION.get(matter, ((), "由法律援助机构审查确定"))
+def jurisdiction(matter: str, places: Places, rules: LegalAidRules) -> Jurisdiction:
+    """Which legal-aid office(s) the caller applies to (art. 38; art. 39 for the detained): the
+    case-handling organ for litigation, else the dispute-handling organ or where the matter arose, then
+    the matter's older per-matter places. Places not known are left out; none known gives an empty
+    list and the basis to ask about."""
+    j = rules.jurisdiction
+    steps = []
+    if matter == "criminal_defence" and places.detention:
+        steps.append(j.detained)
+    if places.court:
+        steps.append(j.litigation)
+    elif places.handling_organ or places.act:
+        steps.append(j.non_litigation)
+    if matter in j.matters:
+        steps.append(j.matters[matter])
     seen: list[str] = []
-    for k in keys:
-        c = getattr(places, k)
-        if c and c not in seen:
-            seen.append(c)
-    return Jurisdiction(tuple(seen), basis)
+    for step in steps:
+        for k in step.places:
+            c = getattr(places, k)
+            if c and c not in seen:
+                seen.append(c)
+    first = next((s for s in steps if any(getattr(places, k) for k in s.places)), None)
+    if first is None:
+        return Jurisdiction((), j.matters[matter].basis if matter in j.matters else rules.rules["art38_non_litigation"].text
+                            + "；诉讼事项：" + rules.rules["art38_litigation"].text)
+    if first.rule:
+        return Jurisdiction(tuple(seen), f"{rules.cite(first.rule)}：{rules.rules[first.rule].text}", first.rule)
+    return Jurisdiction(tuple(seen), first.basis)

@@ -67,4 +67,4 @@ def vocabulary(services: ApiServices) -> dict[str, list[str]]:
             "categories": list(services.ticket_rules.categories), "outcomes": list(services.ticket_rules.outcomes),
             "centers": list(services.centers.by_id), "partners": list(services.partners),
             "supervisors": [s.id for s in cfg.supervisors],
-            "groups": sorted(services.legal_aid_rules.no_means_test) + ["migrant_worker"]}
+            "groups": sorted(services.legal_aid_rules.groups)}

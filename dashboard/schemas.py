@@ -207,16 +207,31 @@ class Center(BaseModel):
 class Jurisdiction(BaseModel):
     cities: list[str]
     basis: str
+    rule: str
+
+
+class Citation(BaseModel):
+    rule: str
+    source: str
+    article: str
+    verified: bool
+    text: str
 
 
 class PreScreen(BaseModel):
     eligibility: Literal["likely", "not", "needs_review"]
     rule: str
     source: str
+    article: str
+    verified: bool = Field(description="false: only a secondary report supports the deciding rule")
+    explanation: str
     documents: list[str]
     jurisdiction: Jurisdiction
+    notes: list[Citation]
+    provide_first: bool = Field(description="art. 44: the center may provide legal aid first")
     threshold: float | None
     per_capita_income: float | None
+    standards_year: int | None
     rules_version: str
 
 

@@ -300,14 +300,17 @@ def _absolute_paths(system: SystemFile, sys_path: Path, sources: Sources) -> Non
 def _legal_aid(path: Path, city_ids: set[str]) -> LegalAidRules:
     rules: LegalAidRules = validate(LegalAidRules, read_yaml(path), path)
     matters = set(Matter.__args__)
-    for where, names in (("migrant_worker_matters", rules.migrant_worker_matters),
-                         ("documents.matters", list(rules.documents.matters))):
-        for m in names:
-            if m not in matters:
-                raise ConfigError(f"{path}: {where}: unknown matter {m!r}")
+    for m in rules.documents.matters:
+        if m not in matters:
+            raise ConfigError(f"{path}: documents.matters: unknown matter {m!r}")
     for c in rules.hardship.cities:
         if c not in city_ids:
             raise ConfigError(f"{path}: hardship.cities: unknown city {c!r}")
+    for year, figures in rules.standards.items():
+        for table in ("dibao_urban", "dibao_rural", "minimum_wage"):
+            for c in getattr(figures, table):
+                if c != "default" and c not in city_ids:
+                    raise ConfigError(f"{path}: standards.{year}.{table}: unknown city {c!r}")
     return rules
 
 

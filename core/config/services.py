@@ -41,10 +41,33 @@ Matter = Literal[
     "fake_agri_inputs", "civil_litigation", "criminal_defence", "other"]
 
 
+class Source(Strict):
+    title: str
+    in_force: str = ""
+    ref: str
+    verified: bool
+
+
+class Rule(Strict):
+    """One rule of the pre-screen with its citation; `verified` is false where only a secondary report
+    supports it (the answer shows it to the agent)."""
+    source: str
+    article: str
+    text: str
+    verified: bool
+
+
+class Group(Strict):
+    name: str
+    rule: str
+    effect: Literal["no_means_test", "no_check"]
+    matters: list[Matter] = Field(default_factory=list)     # empty: any matter
+
+
 class Hardship(Strict):
     basis: Literal["dibao_multiple", "minimum_wage"]
     multiple: Annotated[float, Field(gt=0, le=10)]
-    source: str
+    rule: str
 
 
 class HardshipRules(Strict):
@@ -53,15 +76,36 @@ class HardshipRules(Strict):
 
 
 class Standards(Strict):
-    dibao: dict[str, Annotated[float, Field(gt=0)]]
+    verified: bool
+    source: str
+    dibao_urban: dict[str, Annotated[float, Field(gt=0)]]
+    dibao_rural: dict[str, Annotated[float, Field(gt=0)]]
     minimum_wage: dict[str, Annotated[float, Field(gt=0)]]
 
     @model_validator(mode="after")
     def defaults(self) -> "Standards":
-        for name in ("dibao", "minimum_wage"):
+        for name in ("dibao_urban", "dibao_rural", "minimum_wage"):
             if "default" not in getattr(self, name):
                 raise ValueError(f"{name} needs a `default` figure")
         return self
+
+
+# the places a caller can name (backoffice/legal_aid.py Places); jurisdiction rules pick among them
+PLACE_KINDS = ("court", "handling_organ", "act", "detention", "respondent_domicile", "respondent_residence",
+               "applicant_residence", "obligated_authority", "compensating_authority", "contract_performance")
+
+
+class PlaceRule(Strict):
+    places: list[Literal[PLACE_KINDS]]
+    rule: str = ""
+    basis: str = ""
+
+
+class JurisdictionRules(Strict):
+    litigation: PlaceRule
+    non_litigation: PlaceRule
+    detained: PlaceRule
+    matters: dict[Matter, PlaceRule]
 
 
 class Documents(Strict):
@@ -71,13 +115,50 @@ class Documents(Strict):
     matters: dict[str, list[str]]
 
 
+# the rule ids the pre-screen's code applies (backoffice/legal_aid.py); the loader requires each
+RULE_IDS = (
+    "art25_mandatory", "art25_full_coverage", "sc_court_shall_notify", "art28_compulsory_medical",
+    "art30_duty_lawyer", "art24_criminal_hardship", "art32_abuse_victim", "sc_no_matter_limit", "art31_matters",
+    "art44_provide_first", "art38_litigation", "art38_non_litigation")
+
+
 class LegalAidRules(Strict):
     version: str
+    sources: dict[str, Source]
+    rules: dict[str, Rule]
+    groups: dict[str, Group]
+    abuse_matters: list[Matter]
+    unlisted_matters: Literal["means_test", "review"]
     hardship: HardshipRules
-    standards: dict[str, Standards]           # year -> figures
-    no_means_test: dict[str, str]             # group id -> description
-    migrant_worker_matters: list[str]
+    standards: dict[str, Standards]           # calendar year -> figures
+    jurisdiction: JurisdictionRules
     documents: Documents
+
+    @model_validator(mode="after")
+    def references(self) -> "LegalAidRules":
+        """Every rule cites a known source, every group and standard a known rule."""
+        for rid, r in self.rules.items():
+            if r.source not in self.sources:
+                raise ValueError(f"rules.{rid}.source: unknown source {r.source!r}; known: {sorted(self.sources)}")
+        missing = [r for r in RULE_IDS if r not in self.rules]
+        if missing:
+            raise ValueError(f"rules: missing {missing} (the pre-screen applies them)")
+        refs = [(f"groups.{g}.rule", x.rule) for g, x in self.groups.items()]
+        refs += [("hardship.default.rule", self.hardship.default.rule)]
+        refs += [(f"hardship.cities.{c}.rule", h.rule) for c, h in self.hardship.cities.items()]
+        j = self.jurisdiction
+        refs += [(f"jurisdiction.{k}.rule", getattr(j, k).rule) for k in ("litigation", "non_litigation", "detained")]
+        for where, rid in refs:
+            if rid not in self.rules:
+                raise ValueError(f"{where}: unknown rule {rid!r}")
+        for year in self.standards:
+            if not re.fullmatch(r"20[0-9]{2}", year):
+                raise ValueError(f"standards.{year}: expected a calendar year such as \"2027\"")
+        return self
+
+    def cite(self, rule_id: str) -> str:
+        r = self.rules[rule_id]
+        return f"{self.sources[r.source].title} {r.article}" + ("" if r.verified else "（未核实）")
 
 
 # ---- config/legal_aid_centers.yaml: appointment centers and the texts sent to callers

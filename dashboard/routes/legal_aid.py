@@ -27,6 +27,8 @@ routes = web.RouteTableDef()
 PHONE = re.compile(r"\+?[0-9]+")
 PRESCREEN_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Facts)}
 PLACE_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Places)}
+BOOL_FLAGS = ("has_lawyer", "facing_life_or_death", "blind_deaf_mute", "mental_illness_limited_control",
+              "death_penalty_review", "tried_in_absentia", "compulsory_medical", "urgent_preservation")
 
 Places = create_model("Places", __base__=Strict, **{
     p: (Literal[""] | CityId, Unset) for p in sorted(PLACE_FIELDS)})
@@ -38,12 +40,22 @@ class Facts(Strict):
     household_size: int | None = Field(None, ge=1, le=HOUSEHOLD_MAX)
     household_monthly_income: float | None = Field(None, ge=0, le=INCOME_MAX, description="yuan per month")
     groups: list[Annotated[str, Vocab("groups")]] = Unset
+    residence: Literal["urban", "rural"] | None = Field(None, description="household registration or residence "
+                                                        "(urban or rural 低保 line)")
     age: int | None = Field(None, ge=0, le=130)
+    has_lawyer: bool = Unset
     facing_life_or_death: bool = Unset
     blind_deaf_mute: bool = Unset
     mental_illness_limited_control: bool = Unset
+    death_penalty_review: bool = Unset
+    tried_in_absentia: bool = Unset
+    compulsory_medical: bool = Unset
+    ordinary_procedure: bool | None = Field(None, description="criminal trial under ordinary procedure")
+    limitation_days_left: int | None = Field(None, ge=0, le=100000, description="days until a limitation period "
+                                             "or time limit runs out")
+    urgent_preservation: bool = Unset
     places: Places | None = Unset
-    year: int = Field(None, description="standards year")
+    year: int = Field(None, description="standards year (default: the current year)")
 
 
 class CentersQuery(BaseModel):
@@ -96,7 +108,7 @@ def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
             raise ValueError(f"{where}: unknown city {city!r}")
     if "year" in body and body["year"] is None:   # null would replace the default year, and fail only sometimes
         raise ValueError("year must be an integer (or left out: the current standards)")
-    for key, kind in (("household_size", int), ("age", int), ("year", int)):
+    for key, kind in (("household_size", int), ("age", int), ("year", int), ("limitation_days_left", int)):
         if body.get(key) is not None and (not isinstance(body[key], kind) or isinstance(body[key], bool)):
             raise ValueError(f"{key} must be an integer")
     income = body.get("household_monthly_income")
@@ -111,9 +123,15 @@ def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
     groups = body.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise ValueError("groups must be a list of strings")
-    for flag in ("facing_life_or_death", "blind_deaf_mute", "mental_illness_limited_control"):
+    for flag in BOOL_FLAGS:
         if not isinstance(body.get(flag, False), bool):
             raise ValueError(f"{flag} must be true or false")
+    if body.get("ordinary_procedure") is not None and not isinstance(body["ordinary_procedure"], bool):
+        raise ValueError("ordinary_procedure must be true, false or null")
+    if body.get("residence") not in (None, "urban", "rural"):
+        raise ValueError("residence must be urban or rural (or left out)")
+    if body.get("limitation_days_left") is not None and not 0 <= body["limitation_days_left"] <= 100000:
+        raise ValueError("limitation_days_left must be between 0 and 100000")
     return legal_aid.Facts(**{**body, "groups": frozenset(groups), "places": legal_aid.Places(**places)})
 
 
@@ -132,17 +150,23 @@ def _center(request, cid):
 
 
 @routes.post("/api/legal-aid/prescreen")
-@op("prescreen", "legal-aid pre-screen of the caller's facts", tag="legal-aid", errors=("400", "403"), body=Facts,
+@op("prescreen", "legal-aid pre-screen of the caller's facts", tag="legal-aid", errors=("400", "403", "409"), body=Facts,
     ok=PreScreen)
 async def prescreen(request):
     """The legal-aid pre-screen the agent runs with the caller (backoffice/legal_aid.py)."""
     svc = services(request)
     body = await read_body(request)
+    year = datetime.now(ZoneInfo(svc.cfg.routing.timezone)).year   # never a fixed year: the figures age
     try:
         facts = prescreen_facts(body, svc.city_ids)
-        result = legal_aid.screen(facts, svc.legal_aid_rules)
+        result = legal_aid.screen(facts, svc.legal_aid_rules, current_year=year)
     except (ValueError, TypeError) as e:   # FactsError is a ValueError
         return json_error(400, str(e))
+    except legal_aid.StandardsMissing as e:
+        # the caller did nothing wrong, but the answer would be a guess: refuse and tell the operators once
+        await svc.alerts.add_alert(kind="config", city="", call_id=f"legal_aid_standards:{e.year}",
+                                   topic="legal_aid_standards", severity="high", detail=str(e))
+        return json_error(409, str(e))
     return ok(dataclasses.asdict(result) | {"rules_version": svc.legal_aid_rules.version})
 
 

@@ -131,8 +131,10 @@ function renderTicket(call) {
 const MATTERS = ["wage_arrears", "work_injury", "labour_dispute", "maintenance", "social_insurance", "pension_relief",
   "state_compensation", "domestic_violence", "traffic", "medical", "food_drug", "pollution", "fake_agri_inputs",
   "civil_litigation", "criminal_defence", "other"];
-const GROUPS = ["migrant_worker", "five_guarantees", "unemployment_benefit", "minimum_pension", "disaster",
-  "severe_disability_no_income", "military"];
+const GROUPS = ["migrant_worker", "abuse_victim", "elderly_no_income", "minor_no_income", "severe_disability_no_income",
+  "social_assistance", "judicial_assistance", "special_care", "military_family", "hero_martyr_relative", "martyr_survivor",
+  "police_fire_survivor", "special_minor", "good_samaritan", "retrial_acquitted", "five_guarantees",
+  "unemployment_benefit", "minimum_pension", "disaster"];
 function renderForms(call) {
   const m = $("ps-matter");
   if (m.dataset.lang !== LANG) {
@@ -177,7 +179,11 @@ async function runPrescreen() {
   box.dataset.eligibility = r.eligibility;
   box.replaceChildren();
   const add = (text, cls) => { const p = document.createElement("p"); p.textContent = text; if (cls) p.className = cls; box.appendChild(p); };
-  add(t("e_" + r.eligibility) + "（" + r.source + "）", r.eligibility === "likely" ? "green" : "");
+  // the deciding rule with its article; one resting on a news report only says so
+  add(t("e_" + r.eligibility) + "（" + r.source + "）" + (r.verified ? "" : " ⚠ " + t("unverified")), r.eligibility === "likely" ? "green" : "");
+  add(r.explanation);
+  if (r.provide_first) add(t("provide_first"), "green");
+  for (const n of r.notes) add("· " + n.source + "：" + n.text);
   if (r.threshold != null) add(t("threshold") + ": " + r.threshold + (r.per_capita_income != null ? " / " + r.per_capita_income : ""));
   add(t("documents") + ": " + r.documents.join("、"));
   add(t("jurisdiction") + ": " + (r.jurisdiction.cities.map(cityName).join("、") || t("ask_place")) + "（" + r.jurisdiction.basis + "）");

@@ -1,11 +1,13 @@
 """The legal-aid pre-screen, table-driven: every eligibility and jurisdiction rule of DESIGN §5 has a
-case that hits it, and two cities answer differently for the same household."""
+case that hits it, and two cities answer differently for the same household. One case per article of
+the law: tests/unit/test_legal_aid_law.py."""
 from pathlib import Path
 
 import pytest
 
 from core.config import ConfigError
-from backoffice.legal_aid import Facts, FactsError, Places, hardship_threshold, jurisdiction, screen
+from backoffice.legal_aid import Facts, FactsError, Places, StandardsMissing, hardship_threshold
+from backoffice.legal_aid import jurisdiction as _jurisdiction, screen as _screen
 from core.config import load_config
 from tests.config_tree import copy_tree
 
@@ -13,34 +15,43 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = load_config(ROOT).legal_aid
 
 
+def screen(facts, rules, current_year=2026):
+    return _screen(facts, rules, current_year=current_year)
+
+
+def jurisdiction(matter, places):
+    return _jurisdiction(matter, places, RULES)
+
+
 @pytest.mark.parametrize("facts, eligibility, rule", [
     # criminal: appointed defence, no application, no means test
-    (Facts("leshan", "criminal_defence", facing_life_or_death=True), "likely", "criminal_appointed"),
-    (Facts("leshan", "criminal_defence", age=16), "likely", "criminal_appointed"),
-    (Facts("leshan", "criminal_defence", blind_deaf_mute=True), "likely", "criminal_appointed"),
-    (Facts("leshan", "criminal_defence", mental_illness_limited_control=True), "likely", "criminal_appointed"),
-    # an adult facing a short sentence goes to the means test like anyone
-    (Facts("leshan", "criminal_defence", age=40, household_size=1, household_monthly_income=5000), "not",
-     "above_hardship_standard"),
+    (Facts("leshan", "criminal_defence", facing_life_or_death=True), "likely", "art25_mandatory"),
+    (Facts("leshan", "criminal_defence", age=16), "likely", "art25_mandatory"),
+    (Facts("leshan", "criminal_defence", blind_deaf_mute=True), "likely", "art25_mandatory"),
+    (Facts("leshan", "criminal_defence", mental_illness_limited_control=True), "likely", "art25_mandatory"),
+    # an adult above the hardship line without a lawyer: the court-notified route and the duty lawyer,
+    # never "not eligible"
+    (Facts("leshan", "criminal_defence", age=40, household_size=1, household_monthly_income=5000), "needs_review",
+     "art25_full_coverage"),
     # groups with no means test, whatever the income
     (Facts("leshan", "maintenance", groups=frozenset({"five_guarantees"}), household_size=1,
-           household_monthly_income=9000), "likely", "no_means_test:five_guarantees"),
+           household_monthly_income=9000), "likely", "sc2016_no_income_proof"),
     (Facts("leshan", "labour_dispute", groups=frozenset({"unemployment_benefit"})), "likely",
-     "no_means_test:unemployment_benefit"),
-    (Facts("leshan", "social_insurance", groups=frozenset({"minimum_pension"})), "likely", "no_means_test:minimum_pension"),
-    (Facts("leshan", "civil_litigation", groups=frozenset({"disaster"})), "likely", "no_means_test:disaster"),
+     "sc2016_no_income_proof"),
+    (Facts("leshan", "social_insurance", groups=frozenset({"minimum_pension"})), "likely", "sc2016_no_income_proof"),
+    (Facts("leshan", "civil_litigation", groups=frozenset({"disaster"})), "likely", "sc2016_no_income_proof"),
     (Facts("leshan", "traffic", groups=frozenset({"severe_disability_no_income"})), "likely",
-     "no_means_test:severe_disability_no_income"),
+     "art42_no_income_minor_elderly_disabled"),
     # migrant workers: wages and work injury only
-    (Facts("chengdu", "wage_arrears", groups=frozenset({"migrant_worker"})), "likely", "migrant_worker_wages_injury"),
-    (Facts("chengdu", "work_injury", groups=frozenset({"migrant_worker"})), "likely", "migrant_worker_wages_injury"),
-    (Facts("chengdu", "traffic", groups=frozenset({"migrant_worker"})), "needs_review", "means_unknown"),
+    (Facts("chengdu", "wage_arrears", groups=frozenset({"migrant_worker"})), "likely", "art42_migrant_worker"),
+    (Facts("chengdu", "work_injury", groups=frozenset({"migrant_worker"})), "likely", "art42_migrant_worker"),
+    (Facts("chengdu", "traffic", groups=frozenset({"migrant_worker"})), "needs_review", "cd2017_minimum_wage"),
     # the means test
-    (Facts("leshan", "maintenance", household_size=4, household_monthly_income=4000), "likely", "economic_hardship"),
-    (Facts("leshan", "maintenance", household_size=2, household_monthly_income=4000), "not", "above_hardship_standard"),
-    (Facts("leshan", "maintenance"), "needs_review", "means_unknown"),
-    # outside the listed matters: the office reviews
-    (Facts("leshan", "other", household_size=1, household_monthly_income=100), "needs_review", "matter_not_listed"),
+    (Facts("leshan", "maintenance", household_size=4, household_monthly_income=4000), "likely", "sc2016_dibao_double"),
+    (Facts("leshan", "maintenance", household_size=2, household_monthly_income=4000), "not", "sc2016_dibao_double"),
+    (Facts("leshan", "maintenance"), "needs_review", "sc2016_dibao_double"),
+    # outside the listed matters: Sichuan lifted the scope limit, so the means test decides
+    (Facts("leshan", "other", household_size=1, household_monthly_income=100), "likely", "sc2016_dibao_double"),
 ])
 def test_eligibility_rules(facts, eligibility, rule):
     r = screen(facts, RULES)
@@ -55,13 +66,14 @@ def test_two_cities_answer_differently_for_the_same_household():
     chengdu, leshan = screen(Facts("chengdu", **household), RULES), screen(Facts("leshan", **household), RULES)
     assert (chengdu.eligibility, chengdu.threshold, chengdu.per_capita_income) == ("likely", 2100, 1800)
     assert (leshan.eligibility, leshan.threshold) == ("not", 1560)
-    assert "最低工资" in chengdu.source and "2倍" in leshan.source
+    assert "最低工资" in chengdu.explanation and "2倍" in leshan.explanation
     # a city without its own figures uses the province default
     assert hardship_threshold("meishan", 2026, RULES)[0] == 1600
 
 
 @pytest.mark.parametrize("matter, places, expected", [
-    ("maintenance", Places(respondent_domicile="meishan", act="leshan"), ("meishan",)),
+    # art. 38: where the matter arose comes first, then the older per-matter place
+    ("maintenance", Places(respondent_domicile="meishan", act="leshan"), ("leshan", "meishan")),
     ("social_insurance", Places(obligated_authority="leshan"), ("leshan",)),
     ("pension_relief", Places(obligated_authority="leshan"), ("leshan",)),
     ("state_compensation", Places(compensating_authority="chengdu"), ("chengdu",)),
@@ -76,7 +88,7 @@ def test_two_cities_answer_differently_for_the_same_household():
     ("wage_arrears", Places(contract_performance="leshan"), ("leshan",)),
     ("civil_litigation", Places(court="chengdu", act="leshan"), ("chengdu",)),
     ("criminal_defence", Places(detention="leshan", court="chengdu"), ("leshan", "chengdu")),
-    ("maintenance", Places(act="leshan"), ()),          # the deciding place is not known yet: ask
+    ("maintenance", Places(applicant_residence="leshan"), ()),   # no deciding place known yet: ask
 ])
 def test_jurisdiction_rules(matter, places, expected):
     j = jurisdiction(matter, places)
@@ -94,11 +106,12 @@ def test_documents_follow_the_rule_and_the_matter():
     (Facts("leshan", "maintenance", household_size=2, household_monthly_income=-1), "cannot be negative"),
     (Facts("leshan", "maintenance", household_size=0, household_monthly_income=100), "at least 1"),
     (Facts("leshan", "maintenance", groups=frozenset({"vip"})), "unknown groups"),
-    (Facts("leshan", "maintenance", household_size=1, household_monthly_income=1, year=1999), "no hardship standards"),
 ])
 def test_bad_facts_are_refused_with_a_reason(facts, message):
     with pytest.raises(FactsError, match=message):
         screen(facts, RULES)
+    with pytest.raises(StandardsMissing, match="no hardship standards for 1999"):
+        screen(Facts("leshan", "maintenance", household_size=1, household_monthly_income=1, year=1999), RULES)
 
 
 def test_rule_file_errors_name_the_file_and_field(tmp_path):
