@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.config import LegalAidRules, Matter
+from core.config import HotlineConfig, LegalAidRules, Matter, OfficesFile
+from core.places import CHONGQING, city_codes, division
 
 Eligibility = Literal["likely", "not", "needs_review"]
 Residence = Literal["urban", "rural"]
@@ -69,10 +70,71 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Office:
+    """A legal-aid center the caller may apply to, as far as the data knows it."""
+    code: str                          # division code (Ministry of Civil Affairs)
+    division: str                      # e.g. 四川省乐山市犍为县
+    level: str                         # county | city | province (Chongqing's municipal center)
+    province: str                      # sichuan | chongqing
+    name: str | None                   # None: the county's center is not in the data yet
+    address: str | None = None
+    phone: str | None = None
+    hours: dict | None = None
+    appointment_center: str | None = None
+    missing: tuple[str, ...] = ()      # what operators still have to fill in (hotline centers check)
+
+
+@dataclass(frozen=True)
 class Jurisdiction:
-    cities: tuple[str, ...]            # candidate places' legal-aid offices, in order
+    cities: tuple[str, ...]            # candidate places (city ids or division codes), in order
     basis: str
     rule: str = ""
+    offices: tuple[Office, ...] = ()   # their centers, county level first where known
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The centers by division code and the cities' codes: what turns places into offices."""
+    offices: OfficesFile
+    city_codes: dict[str, str]
+
+    @classmethod
+    def of(cls, cfg: HotlineConfig) -> "Directory":
+        return cls(cfg.legal_aid_offices, city_codes({c.id: c.names.zh for c in cfg.cities}))
+
+    def known(self, place: str) -> bool:
+        return place in self.city_codes or division(place) is not None
+
+    def _office(self, code: str) -> Office | None:
+        d = division(code)
+        if d is None:
+            return None
+        o = self.offices.by_code.get(code)
+        prov = "chongqing" if d.province == CHONGQING else "sichuan"
+        if o is None:
+            return Office(code, d.full_name, d.level, prov, None, missing=("center not in legal_aid_offices.yaml",))
+        return Office(code, d.full_name, d.level, prov, o.name, o.address, o.phone, o.hours, o.appointment_center,
+                      tuple(o.missing()))
+
+    def locate(self, places: tuple[str, ...]) -> tuple[Office, ...]:
+        """Each place's own center (a county's, or a city's), then the level above when the county's center
+        is not in the data: the caller always gets somewhere to go."""
+        out: list[Office] = []
+        for p in places:
+            code = self.city_codes.get(p, p)
+            d = division(code)
+            if d is None:
+                continue
+            chain = [code]
+            if d.level == "county":
+                chain.append(d.parent)
+            for c in chain:
+                o = self._office(c)
+                if o and o.code not in {x.code for x in out}:
+                    out.append(o)
+                if o and o.name:
+                    break
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -159,13 +221,16 @@ def _criminal_mandatory(f: Facts) -> str | None:
     return None
 
 
-def screen(f: Facts, rules: LegalAidRules, current_year: int | None = None) -> PreScreen:
+def screen(f: Facts, rules: LegalAidRules, current_year: int | None = None,
+           directory: Directory | None = None) -> PreScreen:
     """The pre-screen. `current_year` comes from the clock of the caller (the API); a means test for a
-    year without figures raises StandardsMissing."""
+    year without figures raises StandardsMissing. With a directory the jurisdiction names the centers."""
     _validate_facts(f, rules)
     year = f.year or current_year
-    where = jurisdiction(f.matter, f.places, rules)
+    where = jurisdiction(f.matter, f.places, rules, directory)
     notes: list[Citation] = []
+    if any(o.province == "chongqing" for o in where.offices):
+        notes.append(cite(rules, "sc_chuanyu"))
     provide_first = (f.limitation_days_left is not None and f.limitation_days_left < 7) or f.urgent_preservation
     if provide_first:
         notes.append(cite(rules, "art44_provide_first"))
@@ -222,7 +287,7 @@ def screen(f: Facts, rules: LegalAidRules, current_year: int | None = None) -> P
     return result("not", decide, "hardship", per_capita_income=per_capita, **kw)
 
 
-def jurisdiction(matter: str, places: Places, rules: LegalAidRules) -> Jurisdiction:
+def jurisdiction(matter: str, places: Places, rules: LegalAidRules, directory: Directory | None = None) -> Jurisdiction:
     """Which legal-aid office(s) the caller applies to (art. 38; art. 39 for the detained): the
     case-handling organ for litigation, else the dispute-handling organ or where the matter arose, then
     the matter's older per-matter places. Places not known are left out; none known gives an empty
@@ -244,9 +309,11 @@ def jurisdiction(matter: str, places: Places, rules: LegalAidRules) -> Jurisdict
             if c and c not in seen:
                 seen.append(c)
     first = next((s for s in steps if any(getattr(places, k) for k in s.places)), None)
+    offices = directory.locate(tuple(seen)) if directory else ()
     if first is None:
         return Jurisdiction((), j.matters[matter].basis if matter in j.matters else rules.rules["art38_non_litigation"].text
                             + "；诉讼事项：" + rules.rules["art38_litigation"].text)
     if first.rule:
-        return Jurisdiction(tuple(seen), f"{rules.cite(first.rule)}：{rules.rules[first.rule].text}", first.rule)
-    return Jurisdiction(tuple(seen), first.basis)
+        return Jurisdiction(tuple(seen), f"{rules.cite(first.rule)}：{rules.rules[first.rule].text}", first.rule,
+                            offices)
+    return Jurisdiction(tuple(seen), first.basis, "", offices)

@@ -204,10 +204,24 @@ class Center(BaseModel):
     capacity: int
 
 
+class Office(BaseModel):
+    code: str
+    division: str
+    level: str
+    province: str
+    name: str | None
+    address: str | None
+    phone: str | None
+    hours: dict[str, list[str]] | None
+    appointment_center: str | None
+    missing: list[str]
+
+
 class Jurisdiction(BaseModel):
     cities: list[str]
     basis: str
     rule: str
+    offices: list[Office]
 
 
 class Citation(BaseModel):

@@ -8,6 +8,7 @@ from core.config.routing_file import RoutingFile, WorkflowStep
 from core.config.services import (HANDOFF_FIELDS, PERSONAL, Center, CentersFile, KeywordsFile, LegalAidRules,
                                   Matter, Partner, PartnersFile, SipTrunk, TicketRules, Topic)
 from core.config.system import AlarmThresholds, SystemFile
+from core.config.services import Office, OfficesFile
 
 __all__ = [
     "PROVINCE", "REPO_ROOT", "ConfigError", "Strict", "deep_merge", "read_yaml", "validate",
@@ -17,4 +18,5 @@ __all__ = [
     "HANDOFF_FIELDS", "PERSONAL", "Center", "CentersFile", "KeywordsFile", "LegalAidRules", "Matter", "Partner",
     "PartnersFile", "SipTrunk", "TicketRules", "Topic",
     "AlarmThresholds", "SystemFile",
+    "Office", "OfficesFile",
 ]

@@ -14,6 +14,7 @@ from core.config.people import Agent, AgentsFile, CitiesFile, City, Interpreter,
 from core.config.model_catalogue import ModelCatalogue
 from core.config.routing_file import CitySchedule, RoutingFile
 from core.config.sources import Sources, find_config_dir
+from core.config.services import OfficesFile
 from core.config.services import (CentersFile, KeywordsFile, LegalAidRules, Matter, Partner, PartnersFile,
                                   TicketRules)
 from core.config.system import SystemFile
@@ -39,6 +40,7 @@ class HotlineConfig(Strict):
     legal_aid: LegalAidRules
     centers: CentersFile
     keywords: KeywordsFile
+    legal_aid_offices: OfficesFile = Field(default_factory=lambda: OfficesFile(offices=[]))
     partners: dict[str, Partner] = Field(default_factory=dict)   # with this deployment's addresses
     root: Path
     config_dir: Path
@@ -263,7 +265,8 @@ def _service_files(cdir: Path, system: SystemFile, city_ids: set[str]) -> dict[s
             "legal_aid": _legal_aid(cdir / "legal_aid.yaml", city_ids),
             "centers": _centers(cdir / "legal_aid_centers.yaml", city_ids),
             "keywords": _keywords(_resolve(cdir, system.transcription.keywords_file), set(tickets.categories)),
-            "partners": _partners(cdir / "partners.yaml", city_ids, system.interop.endpoints, system.interop.sip)}
+            "partners": _partners(cdir / "partners.yaml", city_ids, system.interop.endpoints, system.interop.sip),
+            "legal_aid_offices": _offices(cdir / "legal_aid_offices.yaml", cdir / "legal_aid_centers.yaml")}
 
 
 def _resolve(root: Path, path: str | Path) -> Path:
@@ -312,6 +315,21 @@ def _legal_aid(path: Path, city_ids: set[str]) -> LegalAidRules:
                 if c != "default" and c not in city_ids:
                     raise ConfigError(f"{path}: standards.{year}.{table}: unknown city {c!r}")
     return rules
+
+
+def _offices(path: Path, centers_path: Path) -> OfficesFile:
+    """Every office's code is a Sichuan or Chongqing division (core/places.py); an appointment center exists."""
+    from core.places import division
+    if not path.exists():     # an install from before the file: jurisdiction answers with city ids only
+        return OfficesFile(offices=[])
+    f: OfficesFile = validate(OfficesFile, read_yaml(path), path)
+    centers = {c.get("id") for c in (read_yaml(centers_path) or {}).get("centers", []) if isinstance(c, dict)}
+    for i, o in enumerate(f.offices):
+        if division(o.code) is None:
+            raise ConfigError(f"{path}: offices[{i}].code: {o.code} is no Sichuan or Chongqing division code")
+        if o.appointment_center and o.appointment_center not in centers:
+            raise ConfigError(f"{path}: offices[{i}].appointment_center: unknown center {o.appointment_center!r}")
+    return f
 
 
 def _centers(path: Path, city_ids: set[str]) -> CentersFile:

@@ -119,7 +119,7 @@ class Documents(Strict):
 RULE_IDS = (
     "art25_mandatory", "art25_full_coverage", "sc_court_shall_notify", "art28_compulsory_medical",
     "art30_duty_lawyer", "art24_criminal_hardship", "art32_abuse_victim", "sc_no_matter_limit", "art31_matters",
-    "art44_provide_first", "art38_litigation", "art38_non_litigation")
+    "art44_provide_first", "art38_litigation", "art38_non_litigation", "sc_chuanyu")
 
 
 class LegalAidRules(Strict):
@@ -193,6 +193,49 @@ class CentersFile(Strict):
     confirmation: dict[str, str]
     reminder: dict[str, str]
     cancellation: dict[str, str]
+
+
+# ---- config/legal_aid_offices.yaml: every legal-aid center by division code, for jurisdiction answers
+
+class Office(Strict):
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+    name: str
+    name_checked: bool = False
+    address: str | None
+    phone: Annotated[str, Field(pattern=r"^[0-9][0-9-]{4,20}$")] | None
+    hours: dict[str, list[str]] | None
+    appointment_center: str | None = None      # an id in legal_aid_centers.yaml: booking on the call
+
+    @field_validator("hours")
+    @classmethod
+    def spans(cls, v: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        for days, spans in (v or {}).items():
+            parse_days(days)
+            for s in spans:
+                parse_span(s)
+        return v
+
+    def missing(self) -> list[str]:
+        """What an operator still has to fill in from the center's own notice."""
+        out = [f for f in ("address", "phone", "hours") if getattr(self, f) is None]
+        return (["name (unchecked)"] if not self.name_checked else []) + out
+
+
+class OfficesFile(Strict):
+    offices: list[Office]
+
+    @model_validator(mode="after")
+    def unique(self) -> "OfficesFile":
+        seen: set[str] = set()
+        for i, o in enumerate(self.offices):
+            if o.code in seen:
+                raise ValueError(f"offices[{i}].code: {o.code} is listed twice")
+            seen.add(o.code)
+        return self
+
+    @property
+    def by_code(self) -> dict[str, Office]:
+        return {o.code: o for o in self.offices}
 
 
 # ---- config/keywords.yaml: keyword alert topics and terms per language

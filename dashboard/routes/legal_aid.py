@@ -30,8 +30,10 @@ PLACE_FIELDS = {f.name for f in dataclasses.fields(legal_aid.Places)}
 BOOL_FLAGS = ("has_lawyer", "facing_life_or_death", "blind_deaf_mute", "mental_illness_limited_control",
               "death_penalty_review", "tried_in_absentia", "compulsory_medical", "urgent_preservation")
 
+# a place: a city id, or a Sichuan or Chongqing division code (county-level centers, 川渝通办)
+DivisionCode = Annotated[str, Field(pattern=r"^5[01][0-9]{4}$", description="administrative-division code")]
 Places = create_model("Places", __base__=Strict, **{
-    p: (Literal[""] | CityId, Unset) for p in sorted(PLACE_FIELDS)})
+    p: (Literal[""] | CityId | DivisionCode, Unset) for p in sorted(PLACE_FIELDS)})
 
 
 class Facts(Strict):
@@ -93,8 +95,9 @@ class OutboxQuery(BaseModel):
     related: str = Field(None, description="e.g. appointment:12")
 
 
-def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
-    """JSON -> Facts, refusing unknown fields, matters and cities with a message that names them."""
+def prescreen_facts(body: dict, cities: set[str], known_place=lambda p: False) -> legal_aid.Facts:
+    """JSON -> Facts, refusing unknown fields, matters and cities with a message that names them. A place
+    may also be a division code `known_place` accepts (Sichuan's counties, Chongqing's)."""
     unknown = set(body) - PRESCREEN_FIELDS
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(PRESCREEN_FIELDS)}")
@@ -103,9 +106,12 @@ def prescreen_facts(body: dict, cities: set[str]) -> legal_aid.Facts:
     places = {} if body.get("places") is None else body["places"]   # false, "" or [] is no object
     if not isinstance(places, dict) or set(places) - PLACE_FIELDS:
         raise ValueError(f"places must be an object with keys among {sorted(PLACE_FIELDS)}")
-    for where, city in [("city", body.get("city"))] + [(f"places.{k}", v) for k, v in places.items()]:
-        if city not in cities and not (where != "city" and city == ""):
-            raise ValueError(f"{where}: unknown city {city!r}")
+    if not isinstance(body.get("city"), str) or body["city"] not in cities:
+        raise ValueError(f"city: unknown city {body.get('city')!r}")
+    for k, v in places.items():
+        if not isinstance(v, str) or not (v == "" or v in cities or known_place(v)):
+            raise ValueError(f"places.{k}: unknown city or division code {v!r} (a city id, or a Sichuan or "
+                             f"Chongqing county-level code such as 511123)")
     if "year" in body and body["year"] is None:   # null would replace the default year, and fail only sometimes
         raise ValueError("year must be an integer (or left out: the current standards)")
     for key, kind in (("household_size", int), ("age", int), ("year", int), ("limitation_days_left", int)):
@@ -157,9 +163,10 @@ async def prescreen(request):
     svc = services(request)
     body = await read_body(request)
     year = datetime.now(ZoneInfo(svc.cfg.routing.timezone)).year   # never a fixed year: the figures age
+    directory = legal_aid.Directory.of(svc.cfg)
     try:
-        facts = prescreen_facts(body, svc.city_ids)
-        result = legal_aid.screen(facts, svc.legal_aid_rules, current_year=year)
+        facts = prescreen_facts(body, svc.city_ids, directory.known)
+        result = legal_aid.screen(facts, svc.legal_aid_rules, current_year=year, directory=directory)
     except (ValueError, TypeError) as e:   # FactsError is a ValueError
         return json_error(400, str(e))
     except legal_aid.StandardsMissing as e:

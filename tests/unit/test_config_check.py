@@ -49,6 +49,8 @@ BREAKS = [
     ("config/keywords.yaml", _set("topics", "self_harm", "category", "astrology"), "topics.self_harm.category"),
     ("config/partners.yaml", _set("partners", "12345", "endpoints", "default", "ftp://x"), "partners.12345.endpoints"),
     ("config/models.yaml", lambda d: d["models"]["zh"][0].__setitem__("sha256", "not-hex"), "models.zh[0].sha256"),
+    ("config/legal_aid_offices.yaml", lambda d: d["offices"][0].__setitem__("code", "990100"), "offices[0].code"),
+    ("config/legal_aid.yaml", _set("rules", "art32_abuse_victim", "source", "rumour"), "rules.art32_abuse_victim.source"),
 ]
 
 
