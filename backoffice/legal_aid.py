@@ -81,6 +81,7 @@ class Office:
     phone: str | None = None
     hours: dict | None = None
     appointment_center: str | None = None
+    partner: str | None = None         # hand the ticket to this partner (Chongqing 12348: POST .../handoff)
     missing: tuple[str, ...] = ()      # what operators still have to fill in (hotline centers check)
 
 
@@ -114,7 +115,7 @@ class Directory:
         if o is None:
             return Office(code, d.full_name, d.level, prov, None, missing=("center not in legal_aid_offices.yaml",))
         return Office(code, d.full_name, d.level, prov, o.name, o.address, o.phone, o.hours, o.appointment_center,
-                      tuple(o.missing()))
+                      o.partner, tuple(o.missing()))
 
     def locate(self, places: tuple[str, ...]) -> tuple[Office, ...]:
         """Each place's own center (a county's, or a city's), then the level above when the county's center

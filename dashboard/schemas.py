@@ -214,6 +214,7 @@ class Office(BaseModel):
     phone: str | None
     hours: dict[str, list[str]] | None
     appointment_center: str | None
+    partner: str | None
     missing: list[str]
 
 

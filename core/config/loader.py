@@ -266,7 +266,8 @@ def _service_files(cdir: Path, system: SystemFile, city_ids: set[str]) -> dict[s
             "centers": _centers(cdir / "legal_aid_centers.yaml", city_ids),
             "keywords": _keywords(_resolve(cdir, system.transcription.keywords_file), set(tickets.categories)),
             "partners": _partners(cdir / "partners.yaml", city_ids, system.interop.endpoints, system.interop.sip),
-            "legal_aid_offices": _offices(cdir / "legal_aid_offices.yaml", cdir / "legal_aid_centers.yaml")}
+            "legal_aid_offices": _offices(cdir / "legal_aid_offices.yaml", cdir / "legal_aid_centers.yaml",
+                                          cdir / "partners.yaml")}
 
 
 def _resolve(root: Path, path: str | Path) -> Path:
@@ -317,18 +318,21 @@ def _legal_aid(path: Path, city_ids: set[str]) -> LegalAidRules:
     return rules
 
 
-def _offices(path: Path, centers_path: Path) -> OfficesFile:
+def _offices(path: Path, centers_path: Path, partners_path: Path) -> OfficesFile:
     """Every office's code is a Sichuan or Chongqing division (core/places.py); an appointment center exists."""
     from core.places import division
     if not path.exists():     # an install from before the file: jurisdiction answers with city ids only
         return OfficesFile(offices=[])
     f: OfficesFile = validate(OfficesFile, read_yaml(path), path)
     centers = {c.get("id") for c in (read_yaml(centers_path) or {}).get("centers", []) if isinstance(c, dict)}
+    partners = ((read_yaml(partners_path) or {}).get("partners") or {}) if partners_path.exists() else {}
     for i, o in enumerate(f.offices):
         if division(o.code) is None:
             raise ConfigError(f"{path}: offices[{i}].code: {o.code} is no Sichuan or Chongqing division code")
         if o.appointment_center and o.appointment_center not in centers:
             raise ConfigError(f"{path}: offices[{i}].appointment_center: unknown center {o.appointment_center!r}")
+        if o.partner and o.partner not in partners:
+            raise ConfigError(f"{path}: offices[{i}].partner: unknown partner {o.partner!r} (config/partners.yaml)")
     return f
 
 

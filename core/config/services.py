@@ -205,6 +205,7 @@ class Office(Strict):
     phone: Annotated[str, Field(pattern=r"^[0-9][0-9-]{4,20}$")] | None
     hours: dict[str, list[str]] | None
     appointment_center: str | None = None      # an id in legal_aid_centers.yaml: booking on the call
+    partner: str | None = None                 # a partner in partners.yaml that takes the handoff (Chongqing 12348)
 
     @field_validator("hours")
     @classmethod
