@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from core.places import division
 from core.config import TicketRules
 
 STATUSES = ("open", "in_progress", "resolved", "referred", "closed")
@@ -19,7 +20,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "referred": ("closed", "in_progress"),
     "closed": (),
 }
-EDITABLE = ("category", "summary", "answer", "outcome", "follow_up")
+EDITABLE = ("category", "summary", "answer", "outcome", "follow_up", "county")
 TEXT_MAX = 20000
 
 
@@ -43,6 +44,9 @@ def check_edit(changes: dict, rules: TicketRules) -> dict:
             raise TicketError(f"{key} must be text of at most {TEXT_MAX} characters")
         if key == "follow_up" and not isinstance(value, bool):
             raise TicketError("follow_up must be true or false")
+        if key == "county" and not (value == "" or (division(value) is not None and division(value).level == "county")):
+            raise TicketError(f"county must be a Sichuan or Chongqing county-level division code (e.g. 511123), "
+                              f"not {value!r}")
         out[key] = value
     return out
 

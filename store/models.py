@@ -153,6 +153,7 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    county: Mapped[str] = mapped_column(String(6), default="", index=True)   # division code (county-level stats)
 
 
 class Appointment(Base):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from store.calls import KPI_FACTS
 from store.engine import Database
-from store.models import Appointment, CallRecord, Complaint, FollowUp, Ticket
+from store.models import Appointment, CallRecord, Complaint, FollowUp, Handoff, Ticket
 
 
 async def report_rows(db: Database, since: datetime, until: datetime, city: str | None = None
@@ -33,5 +33,26 @@ async def report_rows(db: Database, since: datetime, until: datetime, city: str 
             kq, fq = kq.where(Complaint.city == city), fq.where(FollowUp.city == city)
         out = []
         for q in (cq, tq, aq, kq, fq):
+            out.append([dict(r._mapping) for r in await s.execute(q)])
+    return tuple(out)
+
+
+async def breakdown_rows(db: Database, since: datetime, until: datetime, city: str | None = None
+                         ) -> tuple[list[dict], list[dict], list[dict]]:
+    """What the provincial report breaks down (backoffice/provincial.py): calls (green category,
+    language, status), tickets (county, outcome) and handoffs to partners (partner, status) in
+    [since, until)."""
+    since, until = since.astimezone(timezone.utc), until.astimezone(timezone.utc)
+    async with db.session() as s:
+        cq = select(CallRecord.city, CallRecord.green, CallRecord.language, CallRecord.status, CallRecord.outcome,
+                    CallRecord.answered_at).where(CallRecord.started_at >= since, CallRecord.started_at < until)
+        tq = select(Ticket.city, Ticket.county, Ticket.outcome, Ticket.green, Ticket.language).where(
+            Ticket.created_at >= since, Ticket.created_at < until)
+        hq = select(Handoff.city, Handoff.partner, Handoff.status).where(
+            Handoff.direction == "out", Handoff.created_at >= since, Handoff.created_at < until)
+        if city:
+            cq, tq, hq = cq.where(CallRecord.city == city), tq.where(Ticket.city == city), hq.where(Handoff.city == city)
+        out = []
+        for q in (cq, tq, hq):
             out.append([dict(r._mapping) for r in await s.execute(q)])
     return tuple(out)

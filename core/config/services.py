@@ -108,6 +108,13 @@ class JurisdictionRules(Strict):
     matters: dict[Matter, PlaceRule]
 
 
+class Target(Strict):
+    source: str
+    verified: bool
+    consultations: Annotated[int, Field(gt=0)]
+    cases: Annotated[int, Field(gt=0)]
+
+
 class Documents(Strict):
     always: list[str]
     hardship: list[str]
@@ -133,6 +140,8 @@ class LegalAidRules(Strict):
     standards: dict[str, Standards]           # calendar year -> figures
     jurisdiction: JurisdictionRules
     documents: Documents
+    case_outcomes: list[str] = Field(default_factory=list)   # ticket outcomes that count as a legal-aid case
+    targets: dict[str, Target] = Field(default_factory=dict)  # calendar year -> the 民生实事 targets
 
     @model_validator(mode="after")
     def references(self) -> "LegalAidRules":

@@ -104,3 +104,90 @@ async def follow_ups(request):
     rows = await services(request).followups.search(ticket_id=ticket_id, city=q.get("city") or None,
                                                     status=q.get("status") or None)
     return ok([f for f in rows if access.sees_city(p, f["city"])])
+
+
+# ---- the provincial report: breakdowns and the year's 民生实事 targets (backoffice/provincial.py)
+
+class BreakdownQuery(BaseModel):
+    city: AnyCity = Field(None, description="one city (default: the province, or a supervisor's only city)")
+    from_: Date = Field(alias="from")
+    to: Date = Field(description="inclusive; at most three years after from")
+
+
+class TargetsQuery(BaseModel):
+    year: int = Field(None, ge=2000, le=2100, description="default: the current year")
+
+
+class Breakdown(BaseModel):
+    city: str
+    from_: str = Field(alias="from")
+    to: str
+    by_green: dict[str, dict[str, int]]
+    by_language: dict[str, dict[str, int]]
+    by_county: dict[str, dict[str, int | str]]
+    by_partner: dict[str, dict[str, int]]
+
+
+class Measure(BaseModel):
+    measure: Literal["consultations", "cases"]
+    target: int
+    achieved: int
+    share: float
+
+
+class TargetProgress(BaseModel):
+    year: int
+    source: str
+    verified: bool
+    as_of: str
+    year_elapsed: float
+    measures: list[Measure]
+
+
+@routes.get("/api/stats/breakdown")
+@op("stats_breakdown", "calls by green-channel category and language, tickets by county, handoffs by partner",
+    tag="reports", errors=("400", "403"), query=BreakdownQuery, ok=Breakdown)
+async def stats_breakdown(request):
+    from backoffice.provincial import breakdown
+    from store.reports import breakdown_rows
+    p, q, svc = me(request), request.query, services(request)
+    if p.role == "agent":
+        await refuse(request, "view_stats", why="statistics are for supervisors and the command center")
+    city = await city_param(request, "view_stats")
+    if not city and not p.all_cities:
+        if len(p.cities) != 1:
+            return json_error(400, "give city= (one of yours)")
+        city = next(iter(p.cities))
+    first, last = parse_date(q.get("from", "")), parse_date(q.get("to", ""))
+    if last < first or (last - first).days > 3 * 366:
+        return json_error(400, "to must not be before from, and the range at most three years")
+    tz = ZoneInfo(svc.cfg.routing.timezone)
+    since, until = datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
+    calls, tickets_, handoffs_ = await breakdown_rows(svc.db, since, until, city)
+    out = await asyncio.to_thread(breakdown, calls, tickets_, handoffs_)
+    return ok({"city": city or "province", "from": first.isoformat(), "to": last.isoformat(), **out})
+
+
+@routes.get("/api/stats/targets")
+@op("stats_targets", "the province's 民生实事 targets of a year and the share the hotline achieved so far",
+    tag="reports", errors=("400", "403", "404"), query=TargetsQuery, ok=TargetProgress)
+async def stats_targets(request):
+    from backoffice.provincial import TargetsMissing, targets_progress
+    from store.reports import breakdown_rows
+    p, svc = me(request), services(request)
+    if not p.all_cities:
+        await refuse(request, "view_targets", why="the province's targets are for the command center")
+    tz = ZoneInfo(svc.cfg.routing.timezone)
+    today = datetime.now(tz).date()
+    raw = request.query.get("year", str(today.year))
+    if not (raw.isascii() and raw.isdigit() and 2000 <= int(raw) <= 2100):
+        return json_error(400, "year must be a year between 2000 and 2100")
+    year = int(raw)
+    since = datetime.combine(datetime(year, 1, 1).date(), time(0), tz)
+    until = datetime.combine(datetime(year + 1, 1, 1).date(), time(0), tz)
+    calls, tickets_, _ = await breakdown_rows(svc.db, since, until, None)
+    try:
+        out = await asyncio.to_thread(targets_progress, svc.legal_aid_rules, year, today, calls, tickets_)
+    except TargetsMissing as e:
+        return json_error(404, str(e))
+    return ok(out)

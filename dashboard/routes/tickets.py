@@ -34,6 +34,7 @@ class Edit(Strict):
     summary: str = Field(None, max_length=TEXT_MAX)
     answer: str = Field(None, max_length=TEXT_MAX)
     follow_up: bool = Unset
+    county: str = Field(None, pattern=r"^(5[01][0-9]{4})?$", description="the caller's county (division code)")
 
 
 class Move(BaseModel):
