@@ -174,6 +174,11 @@ async function runPrescreen() {
   if ($("ps-income").value !== "") body.household_monthly_income = parseFloat($("ps-income").value);
   if ($("ps-act").value) body.places.act = $("ps-act").value;
   if ($("ps-respondent").value) { body.places.respondent_domicile = $("ps-respondent").value; body.places.respondent_residence = $("ps-respondent").value; }
+  // a county code is more precise than the city: the county-level center answers (art. 38)
+  if (/^[0-9]{6}$/.test($("ps-county").value.trim())) body.places.act = $("ps-county").value.trim();
+  if ($("ps-residence").value) body.residence = $("ps-residence").value;
+  if ($("ps-urgent").checked) body.urgent_preservation = true;
+  if ($("ps-ordinary").checked) body.ordinary_procedure = true;
   const r = await api("/api/legal-aid/prescreen", "POST", body);
   const box = $("ps-result");
   box.dataset.eligibility = r.eligibility;
@@ -187,6 +192,9 @@ async function runPrescreen() {
   if (r.threshold != null) add(t("threshold") + ": " + r.threshold + (r.per_capita_income != null ? " / " + r.per_capita_income : ""));
   add(t("documents") + ": " + r.documents.join("、"));
   add(t("jurisdiction") + ": " + (r.jurisdiction.cities.map(cityName).join("、") || t("ask_place")) + "（" + r.jurisdiction.basis + "）");
+  for (const o of r.jurisdiction.offices || [])
+    add(t("offices") + ": " + (o.name || o.division) + " · " + o.division + (o.phone ? " · " + o.phone : "") +
+        (o.address ? " · " + o.address : "") + (o.missing.length ? "（" + t("missing_data") + ": " + o.missing.join(", ") + "）" : ""));
 }
 async function book() {
   const call = myCall();

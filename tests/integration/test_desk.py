@@ -130,6 +130,11 @@ def test_agent_desk_in_headless_chromium(d, audio):
             page.click("#btn-prescreen")
             page.wait_for_selector('#ps-result[data-eligibility="likely"]')
             assert "欠条或工资单" in page.text_content("#ps-result")
+            # issue 19: the article it rests on, and the county-level center of the county typed in
+            assert "第42条第3项" in page.text_content("#ps-result")
+            page.fill("#ps-county", "511102")
+            page.click("#btn-prescreen")
+            page.wait_for_selector("#ps-result:has-text('市中区法律援助中心')")
             page.fill("#ap-date", _a_day_with_slots(s))
             page.dispatch_event("#ap-date", "change")
             page.wait_for_selector("#ap-slot option", state="attached")
