@@ -169,6 +169,19 @@ class StandardsMissing(LookupError):
                          f"figures (docs/legal-aid.md)")
 
 
+def standards_due(rules: LegalAidRules, today) -> list[tuple[int, str, str]]:
+    """Years whose hardship figures operators must add now, as (year, "missing" | "due", why): the current
+    year when missing (means tests are refused), and from 1 December next year's (due on 1 January)."""
+    out = []
+    if str(today.year) not in rules.standards:
+        out.append((today.year, "missing", f"no hardship standards for {today.year} in config/legal_aid.yaml: means tests "
+                                f"are refused until an operator adds them (docs/legal-aid.md)"))
+    if today.month == 12 and str(today.year + 1) not in rules.standards:
+        out.append((today.year + 1, "due", f"no hardship standards for {today.year + 1} in config/legal_aid.yaml: add "
+                                    f"them before 1 January (docs/legal-aid.md)"))
+    return out
+
+
 def cite(rules: LegalAidRules, rule_id: str) -> Citation:
     r = rules.rules[rule_id]
     return Citation(rule_id, rules.cite(rule_id), r.article, r.verified, r.text)

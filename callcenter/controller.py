@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from agents.callbacks import CallbackScheduler
 from agents.desk import CallControl
@@ -132,6 +133,8 @@ class Controller:
                        asyncio.create_task(self.sip_guard.run(), name="sip-guard"),
                        asyncio.create_task(run_every(None, AUDIT_PURGE_SECONDS, self.purge_audit, log,
                                                      "audit retention"), name="audit-retention")]
+        self._tasks.append(asyncio.create_task(run_every(None, 3600, self.check_legal_aid_standards, log,
+                                                         "legal-aid standards"), name="legal-aid-standards"))
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:
@@ -390,6 +393,20 @@ class Controller:
                                          raw=raw, tokens=tokens)
         except Exception as e:
             log.warning("indexing %s %s for search failed: %s", kind, ref, e)
+
+    async def check_legal_aid_standards(self, today=None) -> list[dict]:
+        """An operator alarm (once per year) when this year's hardship figures are missing, or next
+        year's from 1 December (backoffice/legal_aid.py standards_due)."""
+        from backoffice.legal_aid import standards_due
+        today = today or datetime.now(ZoneInfo(self.cfg.routing.timezone)).date()
+        raised = []
+        for year, state, why in standards_due(self.cfg.legal_aid, today):
+            a = await self.alerts.add_alert(kind="config", city="", call_id=f"legal_aid_standards:{year}:{state}",
+                                            topic="legal_aid_standards", severity="high", detail=why)
+            if a:
+                log.warning("%s", why)
+                raised.append(a)
+        return raised
 
     async def _escalate_overdue(self) -> None:
         """限时办结: tickets past their deadline go to the city supervisor and the command center."""

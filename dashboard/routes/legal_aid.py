@@ -171,7 +171,7 @@ async def prescreen(request):
         return json_error(400, str(e))
     except legal_aid.StandardsMissing as e:
         # the caller did nothing wrong, but the answer would be a guess: refuse and tell the operators once
-        await svc.alerts.add_alert(kind="config", city="", call_id=f"legal_aid_standards:{e.year}",
+        await svc.alerts.add_alert(kind="config", city="", call_id=f"legal_aid_standards:{e.year}:missing",
                                    topic="legal_aid_standards", severity="high", detail=str(e))
         return json_error(409, str(e))
     return ok(dataclasses.asdict(result) | {"rules_version": svc.legal_aid_rules.version})

@@ -67,3 +67,24 @@ async def test_a_means_test_without_this_years_figures_is_a_409_and_an_alarm(db_
         assert r.status == 200 and (await r.json())["standards_year"] == 2019
         alarms = [a for a in await client.ctl.alerts.alerts() if a["topic"] == "legal_aid_standards"]
         assert len(alarms) == 1 and alarms[0]["severity"] == "high" and str(year) in alarms[0]["detail"]
+
+
+async def test_the_controller_warns_before_the_year_turns_and_when_it_has(client):
+    """From 1 December the next year's figures are due; in a year without figures, they are missing.
+    One alert per year, however often the hourly check runs."""
+    from datetime import date
+    from backoffice.legal_aid import standards_due
+    ctl, rules = client.ctl, client.ctl.cfg.legal_aid
+    have = max(int(y) for y in rules.standards)
+    assert standards_due(rules, date(have, 11, 30)) == []
+    assert [(y, s) for y, s, _ in standards_due(rules, date(have, 12, 1))] == [(have + 1, "due")]
+    assert [(y, s) for y, s, _ in standards_due(rules, date(have + 1, 1, 1))] == [(have + 1, "missing")]
+    raised = await ctl.check_legal_aid_standards(date(have, 12, 1))
+    assert [a["call_id"] for a in raised] == [f"legal_aid_standards:{have + 1}:due"]
+    assert await ctl.check_legal_aid_standards(date(have, 12, 2)) == []        # once
+    raised = await ctl.check_legal_aid_standards(date(have + 1, 1, 1))       # then, missing: the stronger alarm
+    assert [a["call_id"] for a in raised] == [f"legal_aid_standards:{have + 1}:missing"]
+    assert await ctl.check_legal_aid_standards(date(have + 1, 1, 2)) == []
+    alerts = [a for a in await ctl.alerts.alerts() if a["topic"] == "legal_aid_standards"]
+    assert len(alerts) == 2 and all(a["severity"] == "high" for a in alerts)
+    assert any("before 1 January" in a["detail"] for a in alerts) and any("refused" in a["detail"] for a in alerts)
