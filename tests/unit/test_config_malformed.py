@@ -21,6 +21,7 @@ FILES = ("config/hotline.yaml", "config/cities.yaml", "config/agents.yaml", "con
          "config/rotas.yaml", "config/holidays.yaml", "config/green_registry.yaml", "ivr_flows/hotline.yaml",
          "config/tickets.yaml", "config/legal_aid.yaml", "config/legal_aid_centers.yaml", "config/keywords.yaml",
          "config/partners.yaml")
+FILES += ("config/legal_aid_offices.yaml",)   # issue 19
 
 
 @pytest.fixture
