@@ -174,3 +174,11 @@ def test_jurisdiction_articles(matter, places, cities, rule):
     j = jurisdiction(matter, places, RULES)
     assert (j.cities, j.rule) == (cities, rule)
     assert j.basis.startswith(LAW)
+
+
+def test_art31_review_when_the_scope_limit_is_kept():
+    """`unlisted_matters: review` (a province that keeps art. 31's list): a matter outside it goes to the
+    center's review, citing art. 31."""
+    rules = RULES.model_copy(update={"unlisted_matters": "review"})
+    r = screen(Facts("leshan", "other", household_size=1, household_monthly_income=100), rules, current_year=YEAR)
+    assert (r.eligibility, r.rule, r.article, r.verified) == ("needs_review", "art31_matters", "第31条", True)
