@@ -164,7 +164,8 @@ class AsteriskInstance:
     def install(self, secrets: Secrets, log=print, progress=None) -> None:
         """``progress(done, total)``: the prompts synthesised so far (build_prompts)."""
         p = self.paths
-        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib):
+        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib,
+                  p.spool / "prompt-inbox"):
             p.host(d).mkdir(parents=True, exist_ok=True)
         if self.cfg.system.asterisk.tls_port is not None:
             self._install_tls(log)

@@ -16,6 +16,7 @@ from ivr_flows.prompts import MAX_AHEAD, MAX_MINUTES, announces_waits
 from .callbacks import callback_contexts
 from .common import HEADER, REC_OPTIONS, hook
 from .desk import desk_contexts
+from .prompt_recording import prompt_record_contexts, record_code_extension, trunk_extension
 from .routing import (answer_contexts, green_registry_context, hours_contexts, interpreter_dial_context,
                       workflow_contexts)
 
@@ -33,7 +34,8 @@ def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
         callback_contexts(cfg), workflow_contexts(cfg), hours_contexts(cfg), green_registry_context(cfg),
         answer_contexts(), interpreter_dial_context(cfg),
         _voicemail(cfg), _unknown(cfg),
-        desk_contexts(cfg), _refuse_and_agents(),
+        desk_contexts(cfg), _refuse_and_agents(), record_code_extension(cfg),
+        prompt_record_contexts(cfg, paths),
     ])
 
 
@@ -53,6 +55,7 @@ def _trunk(cfg: HotlineConfig) -> str:
 ; ---------------------------------------------------------------- carrier trunk
 [{TRUNK_CONTEXT}]
 """]
+    out.append(trunk_extension(cfg))
     groups = cities_by_area_code(cfg.cities)
     for area, group in groups.items():
         did = f"{area}12348"
