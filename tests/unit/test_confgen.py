@@ -133,7 +133,10 @@ def test_files_and_dialplan_sections_keep_their_order():
         "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial", "hotline-voicemail", "hotline-unknown",
         "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
         "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
-        "hotline-refuse", "hotline-agents"]
+        "hotline-refuse", "hotline-agents",
+        # recording prompts by phone (issue 20), after everything callers meet
+        "hotline-prompt-recorders", "hotline-prompt-langs", "hotline-prompt-ids", "hotline-prompt-record",
+        "hotline-prompt-pin", "hotline-prompt-say", "hotline-prompt-menu"]
 
 
 def test_dialled_number_is_filtered_to_digits_before_use():
