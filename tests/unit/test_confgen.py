@@ -125,7 +125,9 @@ def test_files_and_dialplan_sections_keep_their_order():
             sections.append(name)
     assert sections == [
         "globals", "hotline-trunk", "hotline-start", "hotline-ivr-step", "hotline-hangup",
-        "hotline-ivr-language", "hotline-ivr-language-opt", "hotline-after-language", "hotline-ivr-city-*",
+        "hotline-ivr-language", "hotline-ivr-language-opt",
+        "hotline-ivr-language-ii", "hotline-ivr-language-ii-opt",   # Liangshan's number also offers Yi
+        "hotline-after-language", "hotline-ivr-city-*",
         "hotline-ivr-service", "hotline-ivr-service-opt", "hotline-ivr-green", "hotline-ivr-green-opt",
         "hotline-queue", "hotline-step", "hotline-ahead", "hotline-wait-langs",
         "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered", "hotline-cb-plan",
