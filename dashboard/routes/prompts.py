@@ -13,7 +13,7 @@ from pydantic import Field
 
 from core import access
 from dashboard.common import audit, bad_request, json_error, me, ok, refuse, services
-from dashboard.schemas import Strict
+from dashboard.schemas import Binary, Strict
 from dashboard.spec import op
 from ivr_flows.prompts import BadRecording, install_recording, prompt_numbers, prompt_statuses, prompt_texts
 from store.prompts import PromptStore
@@ -21,6 +21,19 @@ from store.prompts import PromptStore
 routes = web.RouteTableDef()
 UPLOAD_MAX_BYTES = 8 * 1024 * 1024     # two minutes of 16-bit 22 kHz stereo fit; more is not a prompt
 STATUS = {"recording": "recorded", "tts": "synthesised", "placeholder": "placeholder"}
+
+
+class PromptUploaded(Strict):
+    lang: str
+    prompt_id: str
+    status: str
+    version: int
+    recorded_by: str
+    recorded_at: str
+    source: str
+    seconds: float
+    language: str
+    id: int
 
 
 class PromptsQuery(Strict):
@@ -76,6 +89,8 @@ async def list_prompts(request):
 
 
 @routes.get("/api/prompts/{lang}/{prompt_id}/audio")
+@op("prompt_audio", "a prompt as callers hear it now, WAV 8 kHz mono; supervisors and the command center",
+    tag="prompts", errors=("403", "404"), content={"audio/wav": Binary})
 async def prompt_audio(request):
     """The prompt as callers hear it now (WAV, 8 kHz mono)."""
     await _allowed(request, "prompt_play", request.path)
@@ -88,6 +103,10 @@ async def prompt_audio(request):
 
 
 @routes.post("/api/prompts/{lang}/{prompt_id}/recording")
+@op("prompt_upload", "replace a prompt with a WAV recorded elsewhere, sent as the raw request body (at most "
+    "8 MiB, 2 minutes): converted with sox to 8 kHz mono, live for the next caller, kept as a new version "
+    "with who and when; supervisors and the command center", tag="prompts", status=201,
+    errors=("400", "403", "404", "413"), ok=PromptUploaded)
 async def upload(request):
     """A WAV (or any audio sox reads) as the raw body: converted to telephone audio and made the prompt."""
     p = me(request)
