@@ -121,3 +121,116 @@ def test_an_agent_may_not_record_prompts_and_the_refusal_is_audited(p, tmp_path)
     else:
         raise AssertionError("the agent's attempt to record a prompt was not audited as refused")
     assert not any(r["recorded_by"] == "agent1005" for r in s.api("/api/prompts?lang=bo")["prompts"])
+
+
+# ---------------------------------------------------------------- the prompts page and its API
+UPLOAD_HZ = 1300
+
+
+def post_raw(session, path: str, data: bytes) -> tuple[int, dict]:
+    """A raw-body POST in the desk session (cookie + CSRF), as the page's upload sends it."""
+    import json
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(session.base + path, method="POST", data=data,
+                                 headers={"Content-Type": "audio/wav", "X-CSRF-Token": session.csrf})
+    try:
+        with session.opener.open(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def sox_tone(dest: Path, hz: int, seconds: float, rate: int = 44100, channels: int = 2) -> Path:
+    import subprocess
+    subprocess.run(["sox", "-n", "-r", str(rate), "-c", str(channels), "-b", "16", str(dest), "synth", str(seconds),
+                    "sine", str(hz), "vol", "0.5"], check=True, timeout=30)
+    return dest
+
+
+def prompt_row(s: Stack, lang: str, pid: str) -> dict:
+    return next(r for r in s.api(f"/api/prompts?lang={lang}")["prompts"] if r["prompt_id"] == pid)
+
+
+def test_prompts_api_refuses_agents_and_bad_uploads_and_loses_nothing(p, tmp_path):
+    s = p
+    agent = s.desk_session("agent1005", PASSWORD)
+    status, body = agent.request("/api/prompts")
+    assert status == 403 and "supervisors" in body["error"]
+    assert any(e["action"] == "prompts_view" and e["user_id"] == "agent1005" and not e["allowed"]
+               for e in s.api("/api/audit?limit=50"))
+    assert post_raw(agent, "/api/prompts/bo/invalid/recording", b"RIFF")[0] == 403
+
+    sup = s.desk_session("sup_leshan", PASSWORD)
+    before = prompt_row(s, "bo", "invalid")
+    status, body = post_raw(sup, "/api/prompts/bo/invalid/recording", "不是录音 not audio".encode())
+    assert status == 400 and "WAV" in body["error"]
+    status, body = post_raw(sup, "/api/prompts/bo/invalid/recording", b"RIFF" + b"\0" * 2000)
+    assert status == 400 and "cannot use this recording" in body["error"]
+    status, body = post_raw(sup, "/api/prompts/bo/invalid/recording",
+                            sox_tone(tmp_path / "long.wav", 440, 150, rate=8000, channels=1).read_bytes())
+    assert status == 400 and "at most 120 s" in body["error"]
+    status, body = post_raw(sup, "/api/prompts/bo/invalid/recording", b"RIFF" + b"\0" * (9 * 1024 * 1024))
+    assert status == 413
+    assert post_raw(sup, "/api/prompts/bo/no_such_prompt/recording", b"RIFF")[0] == 404
+    assert post_raw(sup, "/api/prompts/xx/invalid/recording", b"RIFF")[0] == 404
+    status, _ = post_raw(sup, "/api/prompts/bo/invalid/recording", b"")
+    assert status == 400
+    assert prompt_row(s, "bo", "invalid") == before     # nothing changed by any refusal
+
+    status, body = post_raw(sup, "/api/prompts/bo/invalid/recording",
+                            sox_tone(tmp_path / "ok.wav", UPLOAD_HZ, 2).read_bytes())
+    assert status == 201 and body["version"] == 1 and body["recorded_by"] == "sup_leshan"
+    row = prompt_row(s, "bo", "invalid")
+    assert row["status"] == "recorded" and row["source"] == "upload"
+
+
+def test_prompts_page_in_headless_chromium(p, browser, tmp_path):
+    """A supervisor opens /prompts: progress per language, Tibetan text in Tibetan script, Yi texts shown
+    as placeholders; uploads a 44.1 kHz stereo WAV for the Tibetan greeting, which is converted to 8 kHz
+    mono, installed, and shown as recorded by them; the player's audio comes through the session."""
+    import wave
+    from tests.helpers import csp_violations, page_login
+
+    s = p
+    page = browser.new_page()
+    refused = csp_violations(page)
+    page_login(page, s.base_url, SUPERVISOR, PASSWORD, "/prompts")
+    page.wait_for_selector("body[data-loaded]")
+    assert page.inner_text("h1") == "12348 语音提示管理"
+    assert int(page.inner_text("#progress tr[data-lang=bo] .n-placeholder")) > 50
+    assert int(page.inner_text("#progress tr[data-lang=zh] .n-synthesised")) > 50
+    assert page.inner_text("#progress tr[data-lang=ii] td:first-child").startswith("ꆈꌠꉙ")
+    assert "native speaker" in page.inner_text("#notes") or "母语" in page.inner_text("#notes")
+
+    page.select_option("#lang", "bo")
+    row = page.locator('tr[data-prompt="bo/greeting"]')
+    assert row.locator(".status").get_attribute("data-status") == "placeholder"
+    assert any("\u0f00" <= ch <= "\u0fff" for ch in row.locator("td.text").inner_text())
+    page.select_option("#lang", "ii")
+    assert page.locator('tr[data-prompt="ii/greeting"] .text-placeholder').count() == 1
+
+    # upload a WAV recorded elsewhere (CD quality, stereo) for the Tibetan greeting
+    page.select_option("#lang", "bo")
+    wav = sox_tone(tmp_path / "greeting.wav", UPLOAD_HZ, 3)
+    with page.expect_file_chooser() as chooser:
+        page.click('button.upload[data-prompt="bo/greeting"]')
+    chooser.value.set_files(str(wav))
+    page.wait_for_function("""() => { const r = document.querySelector('tr[data-prompt="bo/greeting"] .status');
+                                      return r && r.dataset.status === 'recorded'; }""", timeout=20000)
+    assert SUPERVISOR in page.inner_text('tr[data-prompt="bo/greeting"] td.who')
+
+    # the player's source answers with the new audio through the session
+    played = page.evaluate("""async () => { const r = await fetch('/api/prompts/bo/greeting/audio');
+                                            return [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]; }""")
+    assert played[0] == 200 and played[1] == "audio/wav" and played[2] > 8000 * 2 * 2
+
+    live = s.asterisk.paths.host(s.asterisk.paths.sounds) / "bo" / "greeting.wav"
+    with wave.open(str(live)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+    assert tone_presence(live, UPLOAD_HZ) > 0.9
+    # English on request
+    page.click("#lang-toggle")
+    assert page.inner_text("h1") == "12348 IVR prompts"
+    assert refused == [], refused
+    page.close()
