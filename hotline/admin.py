@@ -14,18 +14,34 @@ from hotline.common import _config, _overrides, console, out, with_auth
 
 # ------------------------------------------------------------------ prompts, config, db
 def cmd_prompts(args) -> int:
-    from ivr_flows.prompts import missing_recordings
+    from ivr_flows.prompts import TEXT_PLACEHOLDER, missing_recordings, progress, prompt_numbers
 
     cfg = _config(args)
-    missing = missing_recordings(cfg)
+    numbers = prompt_numbers(cfg)
+    order = [l.code for l in cfg.ivr.languages]
+    missing = sorted(missing_recordings(cfg), key=lambda m: (order.index(m.lang), numbers.get(m.prompt_id, 0)))
+    per_lang = progress(cfg)
     if args.json:
-        print(json.dumps([{"lang": m.lang, "prompt": m.prompt_id, "text": m.text, "file": str(m.path)} for m in missing],
+        print(json.dumps({"progress": per_lang,
+                          "missing": [{"lang": m.lang, "prompt": m.prompt_id, "number": numbers.get(m.prompt_id),
+                                       "text": m.text, "file": str(m.path)} for m in missing]},
                          ensure_ascii=False, indent=2))
     else:
-        t = Table("language", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
-        for m in missing:
-            t.add_row(m.lang, m.prompt_id, str(m.path.relative_to(cfg.root)), m.text)
+        t = Table("language", "recorded", "synthesised", "placeholder", "total", "done", "text to translate",
+                  title="prompts per language")
+        for code, n in per_lang.items():
+            done = (n["recorded"] + n["synthesised"]) / n["total"] if n["total"] else 1.0
+            t.add_row(f"{n['name']} ({code})", str(n["recorded"]), str(n["synthesised"]),
+                      f"[yellow]{n['placeholder']}[/]" if n["placeholder"] else "0", str(n["total"]),
+                      f"{done:.0%}", str(n["untranslated"]) if n["untranslated"] else "")
         out.print(t)
+        t = Table("language", "no.", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
+        for m in missing:
+            t.add_row(m.lang, str(numbers.get(m.prompt_id, "")), m.prompt_id, str(m.path.relative_to(cfg.root)),
+                      ("[yellow](to translate)[/] " if m.text.startswith(TEXT_PLACEHOLDER) else "") + m.text)
+        out.print(t)
+        console.print(f"record by phone: dial {cfg.system.prompts.record_code} on a supervisor's phone, "
+                      "or upload a WAV on the prompts page (/prompts); docs/prompts.md")
     return 1 if (missing and args.strict) else 0
 
 

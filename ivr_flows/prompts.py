@@ -46,6 +46,8 @@ STAFF_PROMPTS = {
     "rec_pin": "请输入录音密码，以井号键结束。",
     **{f"digit_{d}": w for d, w in _ZH_DIGITS.items()},
 }
+# a prompt text still to be written in its language (the Mandarin original follows), e.g. Yi's
+TEXT_PLACEHOLDER = "【待译】"
 UPLOAD_MAX_SECONDS = 120   # a prompt longer than two minutes is a mistake, not a prompt
 
 
@@ -265,4 +267,17 @@ def missing_recordings(cfg: HotlineConfig) -> list[PromptStatus]:
     for (lang_code, pid), text in sorted(prompt_texts(cfg).items()):
         if cfg.ivr.language(lang_code).tts is None and recording_for(cfg, lang_code, pid) is None:
             out.append(PromptStatus(lang_code, pid, text, "placeholder", RECORDINGS / lang_code / f"{pid}.wav"))
+    return out
+
+
+def progress(cfg: HotlineConfig) -> dict[str, dict]:
+    """Per language: how many prompts are recorded, synthesised, placeholders, and texts to translate."""
+    out = {l.code: {"name": l.name, "recorded": 0, "synthesised": 0, "placeholder": 0, "total": 0, "untranslated": 0}
+           for l in cfg.ivr.languages}
+    names = {"recording": "recorded", "tts": "synthesised", "placeholder": "placeholder"}
+    for st in prompt_statuses(cfg):
+        n = out[st.lang]
+        n[names[st.source]] += 1
+        n["total"] += 1
+        n["untranslated"] += st.text.startswith(TEXT_PLACEHOLDER)
     return out

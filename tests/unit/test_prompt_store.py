@@ -73,3 +73,31 @@ def test_prompt_numbers_are_stable_and_cover_every_prompt():
     assert numbers["greeting"] == 1 and numbers["lang_offer"] == 2 and numbers["service_menu"] == 5
     assert sorted(numbers.values()) == list(range(1, len(numbers) + 1))
     assert set(numbers) == {pid for (lang, pid) in prompt_texts(cfg) if lang == "zh"}
+
+
+def test_prompts_check_reports_progress_per_language(tmp_path):
+    """`hotline prompts check`: recorded / synthesised / placeholder per language and what is missing."""
+    import json
+    import sys
+
+    def check(*extra):
+        res = subprocess.run([sys.executable, "-m", "hotline.cli", "--set", f"state_dir={tmp_path / 'state'}",
+                              "prompts", "check", *extra], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        return res
+
+    report = json.loads(check("--json").stdout)
+    prog = report["progress"]
+    assert prog["zh"]["synthesised"] == prog["zh"]["total"] and prog["zh"]["placeholder"] == 0
+    assert prog["bo"]["placeholder"] == prog["bo"]["total"] and prog["bo"]["recorded"] == 0
+    assert prog["ii"]["placeholder"] == prog["ii"]["total"] and prog["ii"]["untranslated"] == prog["ii"]["total"] - 1
+    first = report["missing"][0]
+    assert (first["lang"], first["prompt"], first["number"]) == ("bo", "greeting", 1)
+
+    src = tmp_path / "in.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(src), "synth", "1", "sine", "700"], check=True, timeout=30)
+    install_recording(_cfg(tmp_path), tmp_path / "sounds", "bo", "greeting", src)
+    report = json.loads(check("--json").stdout)
+    assert report["progress"]["bo"]["recorded"] == 1
+    assert ("bo", "greeting") not in {(m["lang"], m["prompt"]) for m in report["missing"]}
+    human = check("--strict")
+    assert human.returncode == 1 and "prompts per language" in human.stdout and "ꆈꌠꉙ" in human.stdout
