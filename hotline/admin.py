@@ -17,6 +17,8 @@ def cmd_prompts(args) -> int:
     from ivr_flows.prompts import TEXT_PLACEHOLDER, missing_recordings, progress, prompt_numbers
 
     cfg = _config(args)
+    if args.action == "pins":
+        return _prompt_pins(cfg, args)
     numbers = prompt_numbers(cfg)
     order = [l.code for l in cfg.ivr.languages]
     missing = sorted(missing_recordings(cfg), key=lambda m: (order.index(m.lang), numbers.get(m.prompt_id, 0)))
@@ -43,6 +45,25 @@ def cmd_prompts(args) -> int:
         console.print(f"record by phone: dial {cfg.system.prompts.record_code} on a supervisor's phone, "
                       "or upload a WAV on the prompts page (/prompts); docs/prompts.md")
     return 1 if (missing and args.strict) else 0
+
+
+def _prompt_pins(cfg, args) -> int:
+    """Each supervisor's PIN for recording prompts from an outside phone (the secrets file's; handed to
+    them in person). `hotline setup` installs their hashes for Asterisk."""
+    from store.secrets import load_or_create
+
+    pins = load_or_create(cfg).prompt_pins
+    rows = [(s.id, s.name, pins.get(s.id, "")) for s in cfg.supervisors]
+    if args.json:
+        print(json.dumps([{"supervisor": i, "name": n, "pin": p} for i, n, p in rows], ensure_ascii=False, indent=2))
+        return 0
+    number = cfg.system.prompts.record_number
+    t = Table("supervisor", "name", "PIN", title="PINs for recording prompts by phone"
+              + (f" (dial {number})" if number else " (prompts.record_number is not set: phones of ours only)"))
+    for row in rows:
+        t.add_row(*row)
+    out.print(t)
+    return 0
 
 
 def cmd_config(args) -> int:
@@ -168,7 +189,8 @@ def cmd_sip_blocks(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("prompts", help="IVR prompts")
-    s.add_argument("action", choices=["check"])
+    s.add_argument("action", choices=["check", "pins"],
+                   help="check: progress per language and what is missing; pins: supervisors' PINs for recording by phone")
     s.add_argument("--json", action="store_true")
     s.add_argument("--strict", action="store_true", help="exit 1 if any recording is missing")
     s.set_defaults(func=cmd_prompts)

@@ -395,7 +395,6 @@ class PromptSettings(Strict):
     SIP phone, and optionally a number on the carrier trunk where they enter their PIN instead."""
     record_code: Annotated[str, Field(pattern=r"^\*[0-9]{2,4}$")] = "*77"
     record_number: Annotated[str, Field(pattern=r"^([0-9]{5,20})?$")] = ""   # empty: not reachable from outside
-    pin_attempts: int = Field(3, ge=1, le=5)
 
 
 class SystemFile(Strict):

@@ -7,6 +7,8 @@ the file; the controller converts and installs it (callcenter/prompt_recording.p
 setting HL_PROMPT_SAVED on the channel, so the supervisor hears whether it was saved."""
 from __future__ import annotations
 
+import hashlib
+
 from core.config import HotlineConfig
 from core.paths import InstancePaths
 from ivr_flows.prompts import prompt_numbers
@@ -35,7 +37,6 @@ def prompt_record_contexts(cfg: HotlineConfig, paths: InstancePaths) -> str:
     supervisors = "".join(f"exten => {s.id},1,Return()\n" for s in cfg.supervisors)
     langs = "".join(f"exten => {l.digit},1,Return({l.code})\n" for l in cfg.ivr.languages)
     ids = "".join(f"exten => {n},1,Return({pid})\n" for pid, n in prompt_numbers(cfg).items())
-    attempts = cfg.system.prompts.pin_attempts
     return f"""
 ; ---------------------------------------------------------------- recording prompts by phone
 [hotline-prompt-recorders]
@@ -56,21 +57,15 @@ exten => s,1,Answer()
  same => n,Hangup()
 
 [hotline-prompt-pin]
-; from the carrier trunk: the supervisor's PIN (hotline prompts pins) says who it is
+; from the carrier trunk: the supervisor's PIN says who it is (Authenticate: three tries, then hang up;
+; the digits are never in a variable, so never in the log). The file holds MD5s of the PINs only.
 exten => s,1,Answer()
- same => n,Set(TRIES=0)
- same => n(ask),Set(TRIES=$[${{TRIES}} + 1])
- same => n,GotoIf($[${{TRIES}} > {attempts}]?refused)
- same => n,Read(PIN,{STAFF}/rec_pin,8,,1,10)
- same => n,Set(PIN=${{FILTER(0123456789,${{PIN}})}})
- same => n,GotoIf($["${{PIN}}" = ""]?ask)
- same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-prompt-pins,${{PIN}},1)}}?:ask)
- same => n,Gosub(hotline-prompt-pins,${{PIN}},1)
- same => n,Set(HL_WHO=${{GOSUB_RETVAL}})
- same => n,Goto(hotline-prompt-menu,s,1)
- same => n(refused),UserEvent(HotlinePromptRefused,By: ${{HL_CID}},Reason: bad_pin)
- same => n,Playback({STAFF}/rec_refused)
+ same => n,Authenticate({pins_path(paths)},m,8,{STAFF}/rec_pin)
+ same => n,Set(HL_WHO=${{CHANNEL(accountcode)}})
+ same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-prompt-recorders,${{HL_WHO}},1)}}?hotline-prompt-menu,s,1)
  same => n,Hangup()
+; the caller ID proves nothing here (the caller's to set): the refusal names the trunk
+exten => h,1,ExecIf($["${{HL_WHO}}" = ""]?UserEvent(HotlinePromptRefused,By: trunk,Reason: bad_pin))
 
 [hotline-prompt-say]
 ; ARG1 digits, said one by one in Mandarin
@@ -137,8 +132,12 @@ exten => s,1,Playback({STAFF}/rec_welcome)
 """
 
 
-def pins_conf(cfg: HotlineConfig, pins: dict[str, str]) -> str:
-    """The supervisors' PINs for the trunk path, in their own file readable by Asterisk alone."""
-    lines = "".join(f"exten => {pin},1,Return({sid})\n" for sid, pin in pins.items()
-                    if any(s.id == sid for s in cfg.supervisors))
-    return f"[hotline-prompt-pins]\n; PIN -> supervisor (secrets.json prompt_pins; `hotline prompts pins`)\n{lines}"
+def pins_path(paths: InstancePaths):
+    """The supervisors' PIN hashes for Authenticate(…,m): readable by Asterisk alone (0600)."""
+    return paths.etc / "prompt-pins"
+
+
+def pins_file(cfg: HotlineConfig, pins: dict[str, str]) -> str:
+    """``supervisor:md5(PIN)`` per line (app_authenticate's m option sets the account code to the name)."""
+    ids = {s.id for s in cfg.supervisors}
+    return "".join(f"{sid}:{hashlib.md5(pin.encode()).hexdigest()}\n" for sid, pin in sorted(pins.items()) if sid in ids)
