@@ -17,12 +17,15 @@ PASSWORD = "prompts-test-password-12348"
 RECORDED_HZ = 1100          # the supervisor's "voice"
 CHIME_HZ = (660, 880)       # the placeholder chime (ivr_flows/prompts.py _placeholder)
 SUPERVISOR = "sup_ganzi"
+STAFF_NUMBER = "02887654321"   # prompts.record_number: recording from an outside phone with a PIN
 
 
 @pytest.fixture(scope="module")
 def pstack(tmp_path_factory):
     """A stack of its own: recording a prompt changes what every later Tibetan caller hears."""
     s = Stack(tmp_path_factory.mktemp("prompts"))
+    s.overrides["prompts"] = {"record_number": STAFF_NUMBER}
+    s.reconfigure()
     s.start()
     for user in (SUPERVISOR, "sup_leshan", "agent1005"):
         s.set_password(user, PASSWORD)
@@ -121,6 +124,33 @@ def test_an_agent_may_not_record_prompts_and_the_refusal_is_audited(p, tmp_path)
     else:
         raise AssertionError("the agent's attempt to record a prompt was not audited as refused")
     assert not any(r["recorded_by"] == "agent1005" for r in s.api("/api/prompts?lang=bo")["prompts"])
+
+
+def test_from_outside_a_supervisors_pin_opens_the_menu_and_wrong_pins_are_refused(p):
+    """The staff number on the carrier trunk: a supervisor's PIN (Authenticate against the hashes) leads
+    to the same menu as them; three wrong PINs hang up and the refusal is audited."""
+    s = p
+    trunk = s.cfg.system.trunk.name
+    pin = s.secrets.prompt_pins[SUPERVISOR]
+    assert len(pin) == 8 and pin.isdigit()
+    outside = s.call(STAFF_NUMBER, dtmf=f"2:{pin}", hangup_after=20, caller="13911112003")
+    wait_app(s, trunk, "Read", "rec_language")
+    outside.stop()
+
+    wrong = "0" * 8 if pin != "0" * 8 else "1" * 8
+    s.call(STAFF_NUMBER, dtmf=f"2:{wrong},7:{wrong},12:{wrong}", hangup_after=25, caller="13911112004")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if any(e["action"] == "prompt_record" and not e["allowed"] and "bad_pin" in e["detail"]
+               for e in s.api("/api/audit?limit=50")):
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("three wrong PINs were not audited as a refusal")
+    # the PINs are never in Asterisk's log, nor in clear in its files
+    log = s.asterisk.paths.host(s.asterisk.paths.log / "messages.log")
+    assert pin not in (log.read_text(errors="replace") if log.exists() else "")
+    assert pin not in s.asterisk.paths.host(s.asterisk.paths.etc / "prompt-pins").read_text()
 
 
 # ---------------------------------------------------------------- the prompts page and its API

@@ -58,9 +58,10 @@ exten => s,1,Answer()
 
 [hotline-prompt-pin]
 ; from the carrier trunk: the supervisor's PIN says who it is (Authenticate: three tries, then hang up;
-; the digits are never in a variable, so never in the log). The file holds MD5s of the PINs only.
+; the digits are never in a variable, so never in the log). The file holds MD5s of the PINs only;
+; a (with m) sets the account code to the matching line's supervisor.
 exten => s,1,Answer()
- same => n,Authenticate({pins_path(paths)},m,8,{STAFF}/rec_pin)
+ same => n,Authenticate({pins_path(paths)},am,8,{STAFF}/rec_pin)
  same => n,Set(HL_WHO=${{CHANNEL(accountcode)}})
  same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-prompt-recorders,${{HL_WHO}},1)}}?hotline-prompt-menu,s,1)
  same => n,Hangup()
