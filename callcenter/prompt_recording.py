@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from core.config import HotlineConfig
@@ -16,6 +17,7 @@ from store.auth import AuditLog
 from store.prompts import PromptStore
 
 log = logging.getLogger(__name__)
+STALE_TAKE_SECONDS = 86400     # takes never accepted (the call hung up) are removed after a day
 
 
 class PromptRecorder:
@@ -71,7 +73,12 @@ class PromptRecorder:
         return True
 
     def _clean_inbox(self, accepted: Path) -> None:
-        # the call's other takes are of no use once one is accepted
+        # the call's other takes are of no use once one is accepted; abandoned ones after a day
         stem = accepted.stem.rsplit("-", 1)[0]
-        for take in self.inbox.glob(f"{stem}-*.wav"):
-            take.unlink(missing_ok=True)
+        old = time.time() - STALE_TAKE_SECONDS
+        for take in self.inbox.glob("*.wav"):
+            try:
+                if take.name.startswith(f"{stem}-") or take.stat().st_mtime < old:
+                    take.unlink(missing_ok=True)
+            except OSError:
+                pass
