@@ -153,6 +153,18 @@ def test_from_outside_a_supervisors_pin_opens_the_menu_and_wrong_pins_are_refuse
     assert pin not in s.asterisk.paths.host(s.asterisk.paths.etc / "prompt-pins").read_text()
 
 
+def test_liangshan_callers_can_choose_yi_and_other_cities_callers_cannot(p):
+    """Yi is offered where configured: on 0834-12348 key 4 is Yi; on Leshan's number it is not a
+    choice (invalid, asked again) and the caller's next key decides."""
+    s = p
+    s.call("083412348", dtmf="1:4", hangup_after=6, caller="13911112005")
+    rec = s.wait_record(lambda r: r["caller_number"] == "13911112005" and r["status"] == "ended", timeout=40)
+    assert rec["city"] == "liangshan" and rec["language"] == "ii" and rec["ivr_path"].startswith("lang=ii")
+    s.call("083312348", dtmf="1:4,6:1", hangup_after=10, caller="13911112006")
+    rec = s.wait_record(lambda r: r["caller_number"] == "13911112006" and r["status"] == "ended", timeout=40)
+    assert rec["city"] == "leshan" and rec["language"] == "zh" and rec["ivr_path"].startswith("lang=zh")
+
+
 # ---------------------------------------------------------------- the prompts page and its API
 UPLOAD_HZ = 1300
 
