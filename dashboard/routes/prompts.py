@@ -82,8 +82,7 @@ async def list_prompts(request):
                      "source": row["source"] if row else ("file" if status == "recorded" else None)})
     rows.sort(key=lambda r: (codes.index(r["lang"]), r["number"] or 0))
     languages = [{"code": l.code, "name": l.name, "digit": l.digit, "tts": l.tts is not None,
-                  "cities": list(getattr(l, "cities", []) or []),
-                  "review_note": getattr(l, "review_note", None)} for l in cfg.ivr.languages]
+                  "cities": list(l.cities), "review_note": l.review_note} for l in cfg.ivr.languages]
     return ok({"languages": languages, "prompts": rows, "progress": progress,
                "record_code": cfg.system.prompts.record_code})
 
@@ -127,7 +126,9 @@ async def upload(request):
                 f.write(chunk)
         if size == 0:
             raise bad_request("send the recording as the request body (a WAV file)")
-        if src.open("rb").read(4) not in (b"RIFF", b"RIFX"):
+        with open(src, "rb") as f:
+            magic = f.read(4)
+        if magic not in (b"RIFF", b"RIFX"):
             raise bad_request("the body is not a WAV file (RIFF header missing)")
         try:
             seconds = await asyncio.to_thread(install_recording, svc.cfg, svc.paths.host(svc.paths.sounds), lang, pid, src)
