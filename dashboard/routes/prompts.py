@@ -79,6 +79,7 @@ async def list_prompts(request):
                      "recorded_by": row["recorded_by"] if row else None,
                      "recorded_at": row["recorded_at"] if row else None,
                      "version": row["version"] if row else None,
+                     "seconds": row["seconds"] if row else None,
                      "source": row["source"] if row else ("file" if status == "recorded" else None)})
     rows.sort(key=lambda r: (codes.index(r["lang"]), r["number"] or 0))
     languages = [{"code": l.code, "name": l.name, "digit": l.digit, "tts": l.tts is not None,

@@ -72,7 +72,13 @@ def record_by_phone(s: Stack, endpoint: str, tone: Path, lang_digit: str, number
     phone.send(f"dtmf {lang_digit}")
     wait_app(s, endpoint, "Read", "rec_number")
     phone.send(f"dtmf {number}#")
-    wait_app(s, endpoint, "Record", "prompt-inbox")
+    # a first take, heard back and refused (2: record again), then the take that is kept (1)
+    wait_app(s, endpoint, "Record", "-1.wav")
+    time.sleep(2)
+    phone.send("dtmf #")
+    wait_app(s, endpoint, "Read", "rec_choice")
+    phone.send("dtmf 2")
+    wait_app(s, endpoint, "Record", "-2.wav")
     time.sleep(4)                       # four seconds of the supervisor's "voice"
     phone.send("dtmf #")
     wait_app(s, endpoint, "Read", "rec_choice")
@@ -101,8 +107,11 @@ def test_supervisor_records_tibetan_prompt_by_phone_and_callers_hear_it(p, tmp_p
         time.sleep(0.3)
     assert rows, "the accepted recording never reached the prompts list"
     assert rows[0]["recorded_by"] == SUPERVISOR and rows[0]["version"] == 1 and rows[0]["source"] == "phone"
-    audit = s.api(f"/api/audit?limit=50")
+    assert 2.5 < rows[0]["seconds"] < 6          # the kept take (4 s after the beep), not the first (2 s)
+    audit = s.api("/api/audit?limit=50")
     assert any(e["action"] == "prompt_recorded" and e["user_id"] == SUPERVISOR for e in audit)
+    inbox = s.asterisk.paths.host(s.asterisk.paths.spool / "prompt-inbox")
+    assert not list(inbox.glob("*.wav")), "the call's takes stay in the inbox after one was kept"
 
     # after: the next caller hears the supervisor's tone, and no chime (no restart, no reload)
     after = tmp_path / "after.wav"
