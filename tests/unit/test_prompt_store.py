@@ -101,3 +101,20 @@ def test_prompts_check_reports_progress_per_language(tmp_path):
     assert ("bo", "greeting") not in {(m["lang"], m["prompt"]) for m in report["missing"]}
     human = check("--strict")
     assert human.returncode == 1 and "prompts per language" in human.stdout and "ꆈꌠꉙ" in human.stdout
+
+
+def test_prompts_pins_lists_each_supervisors_pin(tmp_path):
+    import json
+    import sys
+
+    def pins():
+        res = subprocess.run([sys.executable, "-m", "hotline.cli", "--set", f"state_dir={tmp_path / 'state'}",
+                              "prompts", "pins", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return {row["supervisor"]: row["pin"] for row in json.loads(res.stdout)}
+
+    first = pins()
+    cfg = load_config()
+    assert set(first) == {s.id for s in cfg.supervisors}
+    assert all(len(p) == 8 and p.isdigit() for p in first.values())
+    assert pins() == first          # kept in the secrets file, not made anew
