@@ -53,7 +53,7 @@ console = Console(width=230)
 def baseline_configs(stack: Stack, agents: list[str]) -> dict[str, str]:
     """extensions.conf and queues.conf of a pure-dialplan IVR+queue doing the same job for these callers."""
     snd = stack.asterisk.paths.sounds
-    langs = [l.code for l in stack.cfg.ivr.languages]
+    langs = [l.code for l in stack.cfg.ivr.languages if not l.cities]   # offered on every number (not Yi)
     first = "&".join([f"{snd}/zh/greeting"] + [f"{snd}/{c}/lang_offer" for c in langs])
     q = stack.cfg.system.queues
     extensions = f"""[general]

@@ -25,6 +25,7 @@ from callcenter.metrics import Metrics
 from callcenter.originate import Originator
 from callcenter.asterisk.acl import SipBlocklist, blocklist_path
 from callcenter.sipguard import SipGuard
+from callcenter.prompt_recording import PromptRecorder
 from callcenter.records import RecordWriter
 from callcenter.tracker import CallTracker
 from core import kpi, workflow
@@ -44,6 +45,7 @@ from store.complaints import ComplaintStore
 from store.engine import Database, migrate
 from store.followups import FollowUpStore
 from store.privacy import PrivacyStore
+from store.prompts import PromptStore
 from store.tickets import TicketStore
 from store.transcripts import TranscriptStore
 from interop.effects import ticket_effects
@@ -100,11 +102,13 @@ class Controller:
         self.sip_guard = SipGuard(cfg.system.sip_guard, cfg.system.trunk.match,
                                   SipBlocklist(paths.host(blocklist_path(paths))), self.audit_log,
                                   on_block=self.metrics.sip_blocks.inc)
+        self.prompt_recorder = PromptRecorder(cfg, self.ami, PromptStore(self.db), self.audit_log, paths)
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._routing_from: dict[str, float] = {}   # channel -> HotlineRoute event time (routing histogram)
         self._tasks: list[asyncio.Task] = []
+        self._side_jobs: set[asyncio.Task] = set()
         self.resynced = asyncio.Event()
         self.started_at = time.time()
         self.listeners: list = []  # callables(call_dict) for WebSocket fan-out
@@ -233,6 +237,10 @@ class Controller:
                 if SipGuard.wants(ev):
                     await self.sip_guard.apply(ev)
                     continue
+                if PromptRecorder.wants(ev):
+                    # its own task: converting a take must not hold up the calls' events
+                    self._spawn(self.prompt_recorder.apply(ev), "prompt-recording")
+                    continue
                 ts = event_time(ev)
                 if ts is not None:
                     delay = max(0.0, time.time() - ts)
@@ -248,6 +256,17 @@ class Controller:
                 # a malformed event costs us that event, never the controller
                 self.metrics.bad_events.inc()
                 log.exception("failed to handle AMI event %r", dict(ev) if hasattr(ev, "items") else ev)
+
+    def _spawn(self, coro, name: str) -> None:
+        """A side job off the event loop's path; kept referenced until done, its failure logged."""
+        task = asyncio.create_task(coro, name=name)
+        self._side_jobs.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._side_jobs.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed", name, exc_info=t.exception())
+        task.add_done_callback(done)
 
     def _time_routing(self, ev, ts: float) -> None:
         """HotlineRoute -> the first queue step's wait announcement or join, per channel."""

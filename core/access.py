@@ -116,3 +116,8 @@ def search_scope(p: Principal) -> tuple[set[str] | None, str | None]:
 def may_see_alerts(p: Principal, city: str) -> bool:
     """Keyword and operational alerts are for supervisors and the command center."""
     return p.role != "agent" and sees_city(p, city)
+
+
+def may_manage_prompts(p: Principal) -> bool:
+    """IVR prompts (list, listen, upload): supervisors and the command center, not agents."""
+    return p.role in ("supervisor", "command")

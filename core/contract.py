@@ -31,6 +31,8 @@ class Ev(StrEnum):
     SURVEY = "HotlineSurvey"                      # one follow-up survey answer
     SURVEY_END = "HotlineSurveyEnd"               # the follow-up survey ended
     CALL_END = "HotlineCallEnd"                   # the caller's hangup handler: the call's facts
+    PROMPT_RECORDED = "HotlinePromptRecorded"     # a supervisor accepted a prompt recording by phone
+    PROMPT_REFUSED = "HotlinePromptRefused"       # someone not allowed to record prompts tried
 
 
 class Var(StrEnum):

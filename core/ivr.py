@@ -27,6 +27,10 @@ class Language(Strict):
     digit: Digit
     name: str
     tts: Tts | None = None
+    # offered only to calls for these cities (e.g. Yi in Liangshan); empty: offered everywhere
+    cities: list[str] = []
+    # the prompt texts still need a native speaker's review (shown on the prompts page)
+    review_note: str | None = None
 
 
 class Menu(Strict):

@@ -59,6 +59,9 @@ PATH_PARAMS: dict[str, Any] = {
     "city": CityId,
     "ticket_id": Id, "complaint_id": Id, "appointment_id": Id, "alert_id": Id,
 }
+# issue 20: IVR prompts by language and prompt id
+PATH_PARAMS["lang"] = Annotated[str, Field(pattern=r"^[a-z]{2,3}$", description="IVR language code (zh, bo, en, ii …)")]
+PATH_PARAMS["prompt_id"] = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="prompt id (greeting, service_menu …)")]
 
 
 class Strict(BaseModel):

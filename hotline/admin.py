@@ -14,19 +14,56 @@ from hotline.common import _config, _overrides, console, out, with_auth
 
 # ------------------------------------------------------------------ prompts, config, db
 def cmd_prompts(args) -> int:
-    from ivr_flows.prompts import missing_recordings
+    from ivr_flows.prompts import TEXT_PLACEHOLDER, missing_recordings, progress, prompt_numbers
 
     cfg = _config(args)
-    missing = missing_recordings(cfg)
+    if args.action == "pins":
+        return _prompt_pins(cfg, args)
+    numbers = prompt_numbers(cfg)
+    order = [l.code for l in cfg.ivr.languages]
+    missing = sorted(missing_recordings(cfg), key=lambda m: (order.index(m.lang), numbers.get(m.prompt_id, 0)))
+    per_lang = progress(cfg)
     if args.json:
-        print(json.dumps([{"lang": m.lang, "prompt": m.prompt_id, "text": m.text, "file": str(m.path)} for m in missing],
+        print(json.dumps({"progress": per_lang,
+                          "missing": [{"lang": m.lang, "prompt": m.prompt_id, "number": numbers.get(m.prompt_id),
+                                       "text": m.text, "file": str(m.path)} for m in missing]},
                          ensure_ascii=False, indent=2))
     else:
-        t = Table("language", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
-        for m in missing:
-            t.add_row(m.lang, m.prompt_id, str(m.path.relative_to(cfg.root)), m.text)
+        t = Table("language", "recorded", "synthesised", "placeholder", "total", "done", "text to translate",
+                  title="prompts per language")
+        for code, n in per_lang.items():
+            done = (n["recorded"] + n["synthesised"]) / n["total"] if n["total"] else 1.0
+            t.add_row(f"{n['name']} ({code})", str(n["recorded"]), str(n["synthesised"]),
+                      f"[yellow]{n['placeholder']}[/]" if n["placeholder"] else "0", str(n["total"]),
+                      f"{done:.0%}", str(n["untranslated"]) if n["untranslated"] else "")
         out.print(t)
+        t = Table("language", "no.", "prompt", "record to", "text", title=f"{len(missing)} recordings missing")
+        for m in missing:
+            t.add_row(m.lang, str(numbers.get(m.prompt_id, "")), m.prompt_id, str(m.path.relative_to(cfg.root)),
+                      ("[yellow](to translate)[/] " if m.text.startswith(TEXT_PLACEHOLDER) else "") + m.text)
+        out.print(t)
+        console.print(f"record by phone: dial {cfg.system.prompts.record_code} on a supervisor's phone, "
+                      "or upload a WAV on the prompts page (/prompts); docs/prompts.md")
     return 1 if (missing and args.strict) else 0
+
+
+def _prompt_pins(cfg, args) -> int:
+    """Each supervisor's PIN for recording prompts from an outside phone (the secrets file's; handed to
+    them in person). `hotline setup` installs their hashes for Asterisk."""
+    from store.secrets import load_or_create
+
+    pins = load_or_create(cfg).prompt_pins
+    rows = [(s.id, s.name, pins.get(s.id, "")) for s in cfg.supervisors]
+    if args.json:
+        print(json.dumps([{"supervisor": i, "name": n, "pin": p} for i, n, p in rows], ensure_ascii=False, indent=2))
+        return 0
+    number = cfg.system.prompts.record_number
+    t = Table("supervisor", "name", "PIN", title="PINs for recording prompts by phone"
+              + (f" (dial {number})" if number else " (prompts.record_number is not set: phones of ours only)"))
+    for row in rows:
+        t.add_row(*row)
+    out.print(t)
+    return 0
 
 
 def cmd_config(args) -> int:
@@ -152,7 +189,8 @@ def cmd_sip_blocks(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("prompts", help="IVR prompts")
-    s.add_argument("action", choices=["check"])
+    s.add_argument("action", choices=["check", "pins"],
+                   help="check: progress per language and what is missing; pins: supervisors' PINs for recording by phone")
     s.add_argument("--json", action="store_true")
     s.add_argument("--strict", action="store_true", help="exit 1 if any recording is missing")
     s.set_defaults(func=cmd_prompts)

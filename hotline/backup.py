@@ -42,7 +42,9 @@ def sources(cfg: HotlineConfig) -> dict[str, Path]:
             "voicemail": p.host(p.spool / "voicemail"),
             # the admin's Asterisk files (custom endpoints, hooks): setup never rewrites them, so only here
             "asterisk-custom": p.host(p.etc / "custom"),
-            "astdb.sqlite3": p.host(p.lib / "astdb.sqlite3")}
+            "astdb.sqlite3": p.host(p.lib / "astdb.sqlite3"),
+            # prompts supervisors recorded or uploaded (setup installs them into the sounds again)
+            "prompt-recordings": cfg.state_dir / "prompt-recordings"}
 
 
 def _staging_dir(cfg: HotlineConfig) -> Path:
@@ -204,7 +206,7 @@ def restore(cfg: HotlineConfig, archive: Path, force: bool = False, log=console.
                 _replace(src, dest)
             if name.startswith("secrets/") and dest.is_file():
                 dest.chmod(0o600)
-            if not name.startswith("secrets/") and dest.exists() and p.host(p.inner).exists():
+            if not name.startswith(("secrets/", "prompt-recordings")) and dest.exists() and p.host(p.inner).exists():
                 _chown_like(dest, p.host(p.inner))
         log(f"secrets, recordings, voicemail and astdb restored from {archive}")
     migrate(cfg.system.database.url, cfg.root)

@@ -416,3 +416,19 @@ class NodeSequence(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PromptRecording(Base):
+    """An IVR prompt recording accepted by a supervisor (by phone or uploaded on the prompts page):
+    one row per version; the newest per (language, prompt) is what callers hear."""
+    __tablename__ = "prompt_recordings"
+    __table_args__ = (UniqueConstraint("language", "prompt_id", "version", name="uq_prompt_recording_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), index=True)
+    prompt_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))          # phone | upload
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -21,6 +21,7 @@ class Secrets:
     privacy_key: str = ""   # HMAC key of the callers' pseudonyms (core/privacy.py); never in the database
     redis_password: str = ""   # the install's Redis ACL user (store/bus.py `provision`), every daemon logs in with it
     bus_key: str = ""          # HMAC key of the messages the install's daemons publish to each other
+    prompt_pins: dict[str, str] = field(default_factory=dict)   # supervisor -> PIN for recording prompts from outside
 
 
 def _new() -> str:
@@ -53,6 +54,11 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
     for name in ("redis_password", "bus_key"):
         if not data.get(name):
             data[name], changed = pysecrets.token_urlsafe(32), True
+    # supervisors recording prompts from an outside phone (docs/prompts.md): 8 digits each
+    pins = data.setdefault("prompt_pins", {})
+    for sup in cfg.supervisors:
+        if sup.id not in pins:
+            pins[sup.id], changed = f"{pysecrets.randbelow(10 ** 8):08d}", True
     agents = data.setdefault("agent_passwords", {})
     for account in cfg.sip_accounts():
         if account not in agents:
@@ -68,7 +74,7 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
                    service_token=data["service_token"], partner_secrets=dict(partner_secrets),
                    federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]),
                    privacy_key=data["privacy_key"], redis_password=data["redis_password"],
-                   bus_key=data["bus_key"])
+                   bus_key=data["bus_key"], prompt_pins=dict(pins))
 
 
 def trust_node(cfg: HotlineConfig, node: str, secret: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from callcenter.asterisk import confgen
 from callcenter.asterisk.acl import SipBlocklist, blocklist_path
+from callcenter.asterisk.confgen.prompt_recording import pins_file, pins_path
 from callcenter.asterisk.rootfs import READY_FILE, VERSION_FILE, RootfsError, check_version
 from core.paths import InstancePaths
 from store.secrets import Secrets
@@ -164,7 +165,8 @@ class AsteriskInstance:
     def install(self, secrets: Secrets, log=print, progress=None) -> None:
         """``progress(done, total)``: the prompts synthesised so far (build_prompts)."""
         p = self.paths
-        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib):
+        for d in (p.etc, p.sounds, p.moh, p.spool, p.monitor, p.log, p.log / "cdr-csv", p.run, p.lib,
+                  p.spool / "prompt-inbox"):
             p.host(d).mkdir(parents=True, exist_ok=True)
         if self.cfg.system.asterisk.tls_port is not None:
             self._install_tls(log)
@@ -181,6 +183,13 @@ class AsteriskInstance:
             os.chmod(tmp, 0o600 if name in confgen.SECRET_FILES else 0o644)
             tmp.replace(dest)
         self._install_custom_files(files)
+        # supervisors' PINs for recording prompts from outside (hashes only, Asterisk's alone)
+        pins = p.host(pins_path(p))
+        tmp = pins.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(pins_file(self.cfg, secrets.prompt_pins))
+        tmp.replace(pins)
         # the table must exist before Asterisk starts: a missing one costs an error per SIP request
         SipBlocklist(p.host(blocklist_path(p))).ensure()
         statuses = build_prompts(self.cfg, p.host(p.sounds), self.cfg.state_dir / "prompt-cache", progress)

@@ -79,6 +79,10 @@ class HotlineConfig(Strict):
             for spec in a.specialties:
                 if spec not in r.specialties:
                     raise ValueError(f"agents[{i}] ({a.id}).specialties: unknown specialty {spec!r}")
+        for lang in self.ivr.languages:
+            for c in lang.cities:
+                if c not in city_ids:
+                    raise ValueError(f"ivr_flows/hotline.yaml: languages ({lang.code}).cities: unknown city {c!r}")
         for kind, people in (("supervisors", self.supervisors), ("wallboards", self.wallboards)):
             for i, sup in enumerate(people):
                 for c in sup.cities:

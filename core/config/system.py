@@ -390,6 +390,13 @@ class Cluster(Strict):
         return next((n for n in self.nodes if n.name == self.node), None)
 
 
+class PromptSettings(Strict):
+    """Recording IVR prompts by phone (docs/prompts.md): the feature code supervisors dial from their
+    SIP phone, and optionally a number on the carrier trunk where they enter their PIN instead."""
+    record_code: Annotated[str, Field(pattern=r"^\*[0-9]{2,4}$")] = "*77"
+    record_number: Annotated[str, Field(pattern=r"^([0-9]{5,20})?$")] = ""   # empty: not reachable from outside
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -411,6 +418,7 @@ class SystemFile(Strict):
     audit: AuditSettings = AuditSettings()
     phones: Phones = Phones()
     cluster: Cluster = Cluster()
+    prompts: PromptSettings = PromptSettings()
 
     @model_validator(mode="after")
     def tls_needs_a_port(self) -> "SystemFile":

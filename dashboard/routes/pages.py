@@ -13,6 +13,7 @@ STATIC = HERE / "static"
 VENDOR = HERE / "node_modules"
 PAGES = {"/": "status.html", "/login": "login.html", "/desk": "desk.html", "/reports": "reports.html",
          "/wallboard": "wallboard.html"}
+PAGES["/prompts"] = "prompts.html"      # issue 20: supervisors' prompts page
 
 routes = web.RouteTableDef()
 

@@ -65,7 +65,8 @@ def _install(cfg) -> dict[str, bytes]:
              src["secrets/tls"] / "ca.pem": b"-----BEGIN CERTIFICATE-----\n",
              src["recordings"] / "20261206" / "rec.wav": b"RIFF" + bytes(range(256)) * 40,
              src["voicemail"] / "hotline" / "leshan" / "INBOX" / "msg0000.txt": b"[message]\norigmailbox=leshan\n",
-             src["asterisk-custom"] / "pjsip_custom.conf": b"[lobby-phone]\ntype = endpoint\n"}
+             src["asterisk-custom"] / "pjsip_custom.conf": b"[lobby-phone]\ntype = endpoint\n",
+             src["prompt-recordings"] / "bo" / "greeting.wav": b"RIFF" + bytes(range(200)) * 20}
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -103,13 +104,14 @@ def test_backup_wipe_restore_on_both_databases(db_url, tmp_path):
     assert manifest["database"]["schema_revision"] == "0011"
     assert manifest["database"]["file"] == ("database.pgdump" if "postgresql" in db_url else "database.sqlite3")
     assert {"secrets/secrets.json", "secrets/tls/ca.pem", "recordings/20261206/rec.wav", "astdb.sqlite3",
-            "voicemail/hotline/leshan/INBOX/msg0000.txt", "asterisk-custom/pjsip_custom.conf"} <= set(manifest["members"])
+            "voicemail/hotline/leshan/INBOX/msg0000.txt", "asterisk-custom/pjsip_custom.conf",
+            "prompt-recordings/bo/greeting.wav"} <= set(manifest["members"])
 
     _wipe(cfg, db_url)
     bk.restore(cfg, archive, log=lambda *a: None)
 
     assert _call(db_url, "1765000000.42")["recording_path"] == "20261206/rec.wav"
-    assert schema_revision(db_url, ROOT) == "0012"       # migrated after the restore
+    assert schema_revision(db_url, ROOT) == "0016"       # migrated after the restore (head: 0016 prompt recordings)
     for path, data in files.items():
         assert Path(path).read_bytes() == data, path
     assert stat.S_IMODE(bk.sources(cfg)["secrets/secrets.json"].stat().st_mode) == 0o600
@@ -189,7 +191,7 @@ def test_backup_command_prints_the_archive_path(tmp_path, capsys):
     assert out.parent == tmp_path / "state" / "backups" and out.is_file()
     with tarfile.open(out) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
-    assert manifest["database"]["schema_revision"] == "0012" and list(manifest["members"]) == ["database.sqlite3"]
+    assert manifest["database"]["schema_revision"] == "0016" and list(manifest["members"]) == ["database.sqlite3"]
 
 
 def test_a_backup_restores_only_into_the_same_kind_of_database(tmp_path):

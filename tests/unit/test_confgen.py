@@ -125,7 +125,9 @@ def test_files_and_dialplan_sections_keep_their_order():
             sections.append(name)
     assert sections == [
         "globals", "hotline-trunk", "hotline-start", "hotline-ivr-step", "hotline-hangup",
-        "hotline-ivr-language", "hotline-ivr-language-opt", "hotline-after-language", "hotline-ivr-city-*",
+        "hotline-ivr-language", "hotline-ivr-language-opt",
+        "hotline-ivr-language-ii", "hotline-ivr-language-ii-opt",   # Liangshan's number also offers Yi
+        "hotline-after-language", "hotline-ivr-city-*",
         "hotline-ivr-service", "hotline-ivr-service-opt", "hotline-ivr-green", "hotline-ivr-green-opt",
         "hotline-queue", "hotline-step", "hotline-ahead", "hotline-wait-langs",
         "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered", "hotline-cb-plan",
@@ -133,7 +135,10 @@ def test_files_and_dialplan_sections_keep_their_order():
         "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial", "hotline-voicemail", "hotline-unknown",
         "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
         "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
-        "hotline-refuse", "hotline-agents"]
+        "hotline-refuse", "hotline-agents",
+        # recording prompts by phone (issue 20), after everything callers meet
+        "hotline-prompt-recorders", "hotline-prompt-langs", "hotline-prompt-ids", "hotline-prompt-record",
+        "hotline-prompt-pin", "hotline-prompt-say", "hotline-prompt-menu"]
 
 
 def test_dialled_number_is_filtered_to_digits_before_use():

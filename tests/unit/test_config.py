@@ -21,7 +21,7 @@ def test_shipped_config_is_valid():
     cfg = load_config(ROOT)
     assert len(cfg.cities) == 21
     assert {c.id for c in cfg.cities if c.area_code == "028"} == {"chengdu", "meishan", "ziyang"}
-    assert {l.code for l in cfg.ivr.languages} == {"zh", "bo", "en"}
+    assert {l.code for l in cfg.ivr.languages} == {"zh", "bo", "en", "ii"}   # Yi: Liangshan only
 
 
 def test_bad_area_code_names_file_and_field(tree):
@@ -74,19 +74,20 @@ def test_cli_prints_precise_error_and_exits_2(tree):
 
 
 def test_adding_a_language_needs_no_code(tree):
-    """Yi (ii) for Liangshan: a language entry and its prompt texts, nothing else."""
-    def add_yi(d):
-        d["languages"].append({"code": "ii", "digit": "4", "name": "ꆈꌠꉙ", "tts": None})
+    """Yi (ii) for Liangshan came as data only (issue 20); the next one does too: Qiang (cng) for Aba,
+    a language entry offered where configured and its prompt texts, nothing else."""
+    def add_qiang(d):
+        d["languages"].append({"code": "cng", "digit": "5", "name": "Rrmearr", "tts": None, "cities": ["aba"]})
         for texts in d["prompts"].values():
-            texts["ii"] = "ꆈꌠ"  # placeholder text; real prompts come from Liangshan's staff
-    edit(tree / "ivr_flows/hotline.yaml", add_yi)
-    edit(tree / "config/routing.yaml", lambda d: d["languages"].__setitem__("ii", {"served_by": "province"}))
+            texts["cng"] = "【待译】"  # placeholder text; real prompts come from Aba's staff
+    edit(tree / "ivr_flows/hotline.yaml", add_qiang)
+    edit(tree / "config/routing.yaml", lambda d: d["languages"].__setitem__("cng", {"served_by": "province"}))
     cfg = load_config(tree)
     from callcenter.asterisk.confgen import extensions_conf
     from core.paths import InstancePaths
     plan = extensions_conf(cfg, InstancePaths(Path("/r"), "x"))
-    assert "exten => 4,1,NoOp(language option 4)" in plan
-    assert "Set(__HOTLINE_LANG=ii)" in plan and "/ii/lang_offer" in plan
-    assert "[hotline-wf-language-liangshan-ii]" in plan  # Yi speakers reach Yi-speaking agents anywhere
+    assert "exten => 5,1,NoOp(language-cng option 5)" in plan
+    assert "Set(__HOTLINE_LANG=cng)" in plan and "/cng/lang_offer" in plan
+    assert "[hotline-wf-language-aba-cng]" in plan  # Qiang speakers reach Qiang-speaking agents anywhere
     from ivr_flows.prompts import missing_recordings
-    assert any(m.lang == "ii" for m in missing_recordings(cfg))
+    assert any(m.lang == "cng" for m in missing_recordings(cfg))

@@ -21,9 +21,9 @@ def test_tibetan_texts_are_in_tibetan_script():
             assert any("\u0f00" <= ch <= "\u0fff" for ch in text), pid
 
 
-def test_missing_recordings_are_the_tibetan_prompts():
+def test_missing_recordings_are_the_tibetan_and_yi_prompts():
     missing = missing_recordings(CFG)
-    assert missing and {m.lang for m in missing} == {"bo"}
+    assert missing and {m.lang for m in missing} == {"bo", "ii"}
     assert {m.prompt_id for m in missing} >= {"greeting", "service_menu", "city_028"}
 
 

@@ -16,6 +16,7 @@ from ivr_flows.prompts import MAX_AHEAD, MAX_MINUTES, announces_waits
 from .callbacks import callback_contexts
 from .common import HEADER, REC_OPTIONS, hook
 from .desk import desk_contexts
+from .prompt_recording import prompt_record_contexts, record_code_extension, trunk_extension
 from .routing import (answer_contexts, green_registry_context, hours_contexts, interpreter_dial_context,
                       workflow_contexts)
 
@@ -33,7 +34,8 @@ def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
         callback_contexts(cfg), workflow_contexts(cfg), hours_contexts(cfg), green_registry_context(cfg),
         answer_contexts(), interpreter_dial_context(cfg),
         _voicemail(cfg), _unknown(cfg),
-        desk_contexts(cfg), _refuse_and_agents(),
+        desk_contexts(cfg), _refuse_and_agents(), record_code_extension(cfg),
+        prompt_record_contexts(cfg, paths),
     ])
 
 
@@ -53,6 +55,7 @@ def _trunk(cfg: HotlineConfig) -> str:
 ; ---------------------------------------------------------------- carrier trunk
 [{TRUNK_CONTEXT}]
 """]
+    out.append(trunk_extension(cfg))
     groups = cities_by_area_code(cfg.cities)
     for area, group in groups.items():
         did = f"{area}12348"
@@ -62,7 +65,7 @@ def _trunk(cfg: HotlineConfig) -> str:
         else:
             out.append(f"exten => {did},1,Gosub(hotline-start,s,1({did},,{area}))  ; shared: "
                        + ", ".join(c.names.zh for c in group) + "\n")
-        out.append(" same => n,Goto(hotline-ivr-language,s,1)\n")
+        out.append(f" same => n,Goto(hotline-ivr-{language_menu_name(cfg, [c.id for c in group])},s,1)\n")
     # The carrier's number is untrusted (the Request-URI user part as sent): each pattern filters it to
     # digits first, and a number that changes under the filter is unknown (a ',' would add Gosub
     # arguments and set the city, a '|' would add CDR fields). The raw EXTEN is used nowhere else.
@@ -167,21 +170,42 @@ exten => s,1,Set(TRIES=0)
     return "".join(out)
 
 
+def offered_languages(cfg: HotlineConfig, city_ids: list[str]):
+    """The IVR languages offered on a number: those offered everywhere, plus those configured for
+    every city the number serves (Yi on Liangshan's)."""
+    return [l for l in cfg.ivr.languages if not l.cities or (city_ids and set(city_ids) <= set(l.cities))]
+
+
+def language_menu_name(cfg: HotlineConfig, city_ids: list[str]) -> str:
+    """``language`` for the languages offered everywhere, ``language-ii`` when Yi is added, …"""
+    extra = [l.code for l in offered_languages(cfg, city_ids) if l.cities]
+    return "-".join(["language", *extra])
+
+
 def _language_menu(cfg: HotlineConfig) -> str:
-    """The greeting and each language's offer, in that language."""
+    """One language menu per set of offered languages (most numbers share the first)."""
+    variants = {"language": offered_languages(cfg, [])}
+    for group in cities_by_area_code(cfg.cities).values():
+        ids = [c.id for c in group]
+        variants.setdefault(language_menu_name(cfg, ids), offered_languages(cfg, ids))
+    return "".join(_one_language_menu(cfg, name, langs) for name, langs in variants.items())
+
+
+def _one_language_menu(cfg: HotlineConfig, name: str, languages) -> str:
+    """The greeting and each offered language's offer, in that language."""
     ivr = cfg.ivr
     default_lang = ivr.default_language
     lang_options = {}
-    for lang in ivr.languages:
+    for lang in languages:
         lang_options[lang.digit] = [
             f"Set(__HOTLINE_LANG={lang.code})",
             f"Set(CHANNEL(language)={lang.code})",
             f"Gosub(hotline-ivr-step,s,1(lang,{lang.code},dtmf))",
             "Goto(hotline-after-language,s,1)",
         ]
-    first = [f"{SND}/{default_lang}/greeting"] + [f"{SND}/{l.code}/lang_offer" for l in ivr.languages]
+    first = [f"{SND}/{default_lang}/greeting"] + [f"{SND}/{l.code}/lang_offer" for l in languages]
     default_digit = ivr.language(default_lang).digit
-    return _menu("language", first, lang_options, default_digit,
+    return _menu(name, first, lang_options, default_digit,
                  ivr.menus.language.timeout_seconds, ivr.menus.language.attempts,
                  f"{SND}/{default_lang}/invalid")
 
@@ -349,7 +373,7 @@ exten => s,1,Set(BOX=${{IF($["${{HOTLINE_CITY}}" = ""]?{cfg.province.id}:${{HOTL
 
 def _unknown(cfg: HotlineConfig) -> str:
     """A number that is not a 12348 number: an apology in every language, then hang up."""
-    unknown_prompts = "&".join(f"{SND}/{l.code}/unknown_number" for l in cfg.ivr.languages)
+    unknown_prompts = "&".join(f"{SND}/{l.code}/unknown_number" for l in offered_languages(cfg, []))
     return f"""
 [hotline-unknown]
 exten => s,1,UserEvent(HotlineUnknownNumber,DID: ${{HOTLINE_DID}})

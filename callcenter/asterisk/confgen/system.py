@@ -34,6 +34,8 @@ MODULES = [
     "app_userevent.so", "app_stack.so", "app_dial.so", "app_echo.so", "app_verbose.so",
     "app_chanspy.so", "app_confbridge.so", "app_senddtmf.so", "app_exec.so", "app_originate.so", "app_db.so",
     "app_bridgeaddchan.so", "app_softhangup.so",
+    # supervisors record IVR prompts by phone (confgen/prompt_recording.py)
+    "app_record.so", "app_authenticate.so",
     # the desk's mute button (MUTEAUDIO(), set over AMI with Setvar: no `system` write class needed)
     "res_mutestream.so",
     # live transcription: an AudioSocket channel streams one speaker to the transcriber
