@@ -17,6 +17,7 @@ from dashboard.common import AUTH, SPEC, errors
 from dashboard.common import storable_input
 from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, privacy,
                               session, stats, tickets, transcripts, wallboard)
+from dashboard.routes import knowledge
 from dashboard.schemas import PATH_PARAMS
 from dashboard.services import SERVICES, ApiServices
 
@@ -33,7 +34,7 @@ SECURITY_HEADERS = {
 }
 
 MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, tickets, transcripts, interop,
-           federation, privacy, wallboard, live)
+           federation, privacy, wallboard, live, knowledge)
 
 
 def make_app(services: ApiServices) -> web.Application:
