@@ -9,6 +9,7 @@ from callcenter.asterisk.runtime import AsteriskRuntimeError
 from core.config import ConfigError
 from hotline import admin, backup, daemons, logs, models, ops, phones, privacy, reports, services
 from hotline.common import console
+from hotline import knowledge
 from hotline.phones import UnknownAccount
 from rich.markup import escape
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for group in (ops, daemons, phones, admin, reports, privacy, models, backup, services):
         group.register(sub)
+    knowledge.register(sub)
     return p
 
 

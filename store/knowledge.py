@@ -276,7 +276,9 @@ class KnowledgeStore:
         out = await self.search(words, today=today, categories=categories, any_word=True, limit=limit) if words else []
         seen = {x["id"] for x in out}
         if categories and len(out) < limit:
-            for e, v in sorted(await self._published(categories=categories), key=lambda r: r[0].id):
+            # the first category (the ticket's) first, then the IVR service's
+            rank = {c: i for i, c in enumerate(categories)}
+            for e, v in sorted(await self._published(categories=categories), key=lambda r: (rank[r[0].category], r[0].id)):
                 if e.id not in seen and in_force(v.effective_from, v.effective_to, today):
                     out.append(self._suggestion(e, v, "category", []))
                     if len(out) >= limit:

@@ -13,6 +13,7 @@ STATIC = HERE / "static"
 VENDOR = HERE / "node_modules"
 PAGES = {"/": "status.html", "/login": "login.html", "/desk": "desk.html", "/reports": "reports.html",
          "/wallboard": "wallboard.html"}
+PAGES["/knowledge"] = "knowledge.html"     # the knowledge base's maintenance (issue 20)
 
 routes = web.RouteTableDef()
 
