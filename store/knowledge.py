@@ -273,7 +273,9 @@ class KnowledgeStore:
     async def suggest(self, *, categories: list[str], words: list[str], today: date, limit: int = 8) -> list[dict]:
         """For a call: entries sharing its telling words first, then its categories' entries."""
         words = telling_words(words)
-        out = await self.search(words, today=today, categories=categories, any_word=True, limit=limit) if words else []
+        # words lead, but the categories keep a few places (a chatty transcript must not crowd them out)
+        by_words = limit - min(3, limit // 2) if categories else limit
+        out = await self.search(words, today=today, categories=categories, any_word=True, limit=by_words) if words else []
         seen = {x["id"] for x in out}
         if categories and len(out) < limit:
             # the first category (the ticket's) first, then the IVR service's

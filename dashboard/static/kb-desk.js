@@ -71,7 +71,9 @@ KB.render = function () {
     const b = kbEl("button", {className: "kb-item", textContent: x.title});
     b.dataset.kbId = x.id; b.dataset.slug = x.slug;
     b.onclick = () => act(() => KB.show(x.id));
-    const why = x.why === "words" ? t("kb_why_words") + ": " + x.matched.join("、") : t("kb_why_category") + ": " + label("ticket_categories", x.category);
+    const words = x.matched.filter(w => w.length > 1);   // single characters say little to the agent
+    const why = x.why === "words" ? t(KB.mode === "search" ? "kb_why_match" : "kb_why_words") + ": " + words.join("、")
+      : t("kb_why_category") + ": " + label("ticket_categories", x.category);
     return kbEl("li", {}, b, kbEl("span", {className: "muted", textContent: " " + why}));
   }) : [kbEl("li", {className: "muted", textContent: t("kb_none")})]));
   const box = $("kb-article");

@@ -11,7 +11,7 @@ Object.assign(TEXT.zh, {
   kb_from: "施行日期", kb_to: "失效日期", kb_needs_lawyer: "需律师审核", kb_save_version: "保存为新版本", kb_create: "创建草稿",
   kb_publish: "审核发布最新版本", kb_expire: "设为失效", kb_versions: "版本", kb_report: "使用统计", kb_most_used: "最常用条目",
   kb_unanswered: "未检索到条目的问题", kb_count: "次数", kb_all: "全部", kb_version: "版本", kb_latest: "最新版本",
-  kb_published_v: "发布版本", kb_done: "已完成", kb_entry_title: "标题",
+  kb_published_v: "发布版本", kb_done: "已完成", kb_entry_title: "标题", kb_why_match: "匹配",
 });
 Object.assign(TEXT.en, {
   kb_title: "Legal knowledge base", kb_suggested: "Suggested entries", kb_search: "Search the knowledge base", kb_do_search: "Search",
@@ -27,5 +27,5 @@ Object.assign(TEXT.en, {
   kb_needs_lawyer: "Needs a lawyer's review", kb_save_version: "Save as a new version", kb_create: "Create draft",
   kb_publish: "Review and publish the latest version", kb_expire: "Expire", kb_versions: "Versions", kb_report: "Usage",
   kb_most_used: "Entries used most", kb_unanswered: "Questions that found no entry", kb_count: "Count", kb_all: "All",
-  kb_version: "Version", kb_latest: "latest", kb_published_v: "published", kb_done: "Done", kb_entry_title: "Title",
+  kb_version: "Version", kb_latest: "latest", kb_published_v: "published", kb_done: "Done", kb_entry_title: "Title", kb_why_match: "matched",
 });

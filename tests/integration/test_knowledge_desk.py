@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,6 +72,12 @@ def test_a_suggestion_on_a_real_call_is_attached_and_texted(s, audio):
             # the IVR service (legal aid) suggests the legal-aid entries at once
             page.wait_for_selector('#kb-suggestions button[data-slug="legal-aid-exempt-check"]', timeout=15_000)
             assert "律师审核" in page.text_content("#pop")      # every entry awaits a lawyer's review
+            # a live transcript line (published on the bus as the transcriber does): its words lead
+            _live_line(s, CALLER, "他经常打我，我想申请人身安全保护令")
+            page.wait_for_selector("#live-transcript:has-text('人身安全保护令')", timeout=15_000)
+            page.wait_for_selector('#kb-suggestions li:first-child button[data-slug="dv-protection-order"]',
+                                   timeout=15_000)
+            assert "通话关键词" in page.text_content("#kb-suggestions li:first-child")
 
             # the agent classifies the ticket: its category's entries come first
             page.wait_for_selector("#ticket-id:has-text('#')", timeout=15_000)
@@ -78,8 +85,7 @@ def test_a_suggestion_on_a_real_call_is_attached_and_texted(s, audio):
             page.fill("#ticket-summary", "包工头拖欠工资，工地总包不管")
             page.click("#btn-ticket-save")
             page.wait_for_selector("#ticket-saved:has-text('已保存')")
-            page.wait_for_selector('#kb-suggestions li:first-child button[data-slug="labour-written-contract"]',
-                                   timeout=15_000)
+            page.wait_for_selector('#kb-suggestions button[data-slug="labour-written-contract"]', timeout=15_000)
             # and searches with the caller's words
             page.fill("#kb-q", "包工头不给工资")
             page.click("#btn-kb-search")
@@ -123,6 +129,28 @@ def test_a_suggestion_on_a_real_call_is_attached_and_texted(s, audio):
     v1 = next(v for v in s.api(f"/api/knowledge/{now['id']}")["versions"] if v["version"] == 1)
     assert now["version"] == 2 and v1["status"] == "superseded"
     assert msg["body"].startswith("【12348】工程发包、分包给个人（包工头）或无资质单位导致欠薪的") and now["summary"] not in msg["body"]
+
+
+def _live_line(s: Stack, caller: str, text: str) -> None:
+    """What the transcriber publishes for a final line of a live call (transcription/service.py
+    _live_text), on the install's Redis bus, signed with its key."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from store.bus import Bus
+    call = next(c for c in s.api("/api/status")["calls_in_progress"] if c["caller_number"] == caller)
+
+    async def send():
+        bus = Bus.for_install(s.cfg.system.redis, s.secrets)
+        try:
+            assert await bus.publish("transcription", {
+                "type": "transcript", "final": True, "text": text, "at": time.time(), "call_id": call["call_id"],
+                "speaker": "caller", "city": call["city"], "agent": "agent1001", "language": "zh"})
+        finally:
+            await bus.close()
+    # playwright's sync API runs a loop in this thread: the bus gets a thread of its own
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, send()).result(timeout=30)
 
 
 def _supervisor_maintains_the_entry(s: Stack, browser) -> None:
