@@ -34,19 +34,38 @@ def _run(args, work):
 
 
 def cmd_load(args) -> int:
-    from core.ivr import SERVICES
-    from core.knowledge import load_knowledge
+    from store.engine import migrate
 
-    async def work(cfg, kb, audit):
-        kf = load_knowledge(cfg.config_dir, set(cfg.tickets.categories), set(SERVICES))
-        added, kept = await kb.load_seed([e.model_dump() for e in kf.entries], WHO)
-        for slug in added:
-            await audit.audit(WHO, "command", "kb_seed", target=slug, detail="created and published v1")
-        return added, kept
-    added, kept = _run(args, work)
+    cfg = _config(args)
+    migrate(cfg.system.database.url, cfg.root)
+    added, kept = seed(cfg)
     console.print(f"knowledge base / 法律知识库: {len(added)} entries added and published, {len(kept)} already there "
                   f"(kept as supervisors left them). Every seed entry needs a lawyer's review / 均需律师审核.")
     return 0
+
+
+def seed(cfg) -> tuple[list[str], list[str]]:
+    """The seed file's entries not in the base yet, created and published (`hotline kb load`, `hotline
+    setup`); returns (added, kept) slugs."""
+    from core.ivr import SERVICES
+    from core.knowledge import load_knowledge
+    from store.auth import AuditLog
+    from store.engine import Database
+    from store.knowledge import KnowledgeStore
+    from transcription.segment import index_text
+
+    kf = load_knowledge(cfg.config_dir, set(cfg.tickets.categories), set(SERVICES))
+
+    async def go():
+        db = Database(cfg.system.database.url, cfg.root)
+        try:
+            added, kept = await KnowledgeStore(db, index_text).load_seed([e.model_dump() for e in kf.entries], WHO)
+            for slug in added:
+                await AuditLog(db).audit(WHO, "command", "kb_seed", target=slug, detail="created and published v1")
+            return added, kept
+        finally:
+            await db.close()
+    return asyncio.run(go())
 
 
 def cmd_expire(args) -> int:
