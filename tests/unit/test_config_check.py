@@ -49,6 +49,7 @@ BREAKS = [
     ("config/keywords.yaml", _set("topics", "self_harm", "category", "astrology"), "topics.self_harm.category"),
     ("config/partners.yaml", _set("partners", "12345", "endpoints", "default", "ftp://x"), "partners.12345.endpoints"),
     ("config/models.yaml", lambda d: d["models"]["zh"][0].__setitem__("sha256", "not-hex"), "models.zh[0].sha256"),
+    ("config/knowledge.yaml", lambda d: d["entries"][0].__setitem__("category", "astrology"), "entries.0.category"),
 ]
 
 
