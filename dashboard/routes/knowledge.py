@@ -109,7 +109,7 @@ class KbEntry(BaseModel):
 
 
 class KbSearchQuery(BaseModel):
-    q: str = Field(description=f"the question, in Chinese or other words (1 to {QUERY_MAX} characters)")
+    q: str = Field(min_length=1, max_length=QUERY_MAX, description="the question, in Chinese or other words")
     category: Annotated[str, Vocab("categories", empty=True)] = Unset
     limit: WholeNumber = Field(None, description="1 to 50, default 10")
 
@@ -120,7 +120,7 @@ class KbEntriesQuery(BaseModel):
 
 
 class KbSuggestQuery(BaseModel):
-    text: str = Field(None, description=f"recent words of the call's live transcript (at most {TEXT_MAX} characters)")
+    text: str = Field(None, max_length=TEXT_MAX, description="recent words of the call's live transcript")
 
 
 class KbReportQuery(BaseModel):
@@ -130,12 +130,12 @@ class KbReportQuery(BaseModel):
 class KbNewEntry(Strict):
     slug: str = Field(pattern=SLUG, description="a stable key: lower-case letters, digits, - and _")
     category: Annotated[str, Vocab("categories")]
-    title: str = Field(max_length=200)
-    question: str = Field(max_length=2000)
-    answer: str = Field(max_length=8000)
-    summary: str = Field(max_length=SUMMARY_MAX)
-    laws: list[LawRef]
-    keywords: list[str] = Unset
+    title: str = Field(min_length=2, max_length=200)
+    question: str = Field(min_length=2, max_length=2000)
+    answer: str = Field(min_length=2, max_length=8000)
+    summary: str = Field(min_length=2, max_length=SUMMARY_MAX)
+    laws: list[LawRef] = Field(min_length=1, max_length=20)
+    keywords: list[str] = Field(None, max_length=30)
     effective_from: str = Field(description="YYYY-MM-DD")
     effective_to: str | None = Field(None, description="YYYY-MM-DD, the first day it is no longer in force")
     needs_lawyer_review: bool = True
@@ -143,25 +143,26 @@ class KbNewEntry(Strict):
 
 class KbEditEntry(Strict):
     """Any of the fields; the rest are taken from the latest version."""
-    expect_version: int = Field(None, description="the latest version the editor saw (409 if it changed since)")
+    expect_version: int = Field(None, ge=1, le=ID_MAX,
+                                description="the latest version the editor saw (409 if it changed since)")
     category: Annotated[str, Vocab("categories")] = Unset
-    title: str = Field(None, max_length=200)
-    question: str = Field(None, max_length=2000)
-    answer: str = Field(None, max_length=8000)
-    summary: str = Field(None, max_length=SUMMARY_MAX)
-    laws: list[LawRef] = Unset
-    keywords: list[str] = Unset
+    title: str = Field(None, min_length=2, max_length=200)
+    question: str = Field(None, min_length=2, max_length=2000)
+    answer: str = Field(None, min_length=2, max_length=8000)
+    summary: str = Field(None, min_length=2, max_length=SUMMARY_MAX)
+    laws: list[LawRef] = Field(None, min_length=1, max_length=20)
+    keywords: list[str] = Field(None, max_length=30)
     effective_from: str = Unset
     effective_to: str | None = Unset
     needs_lawyer_review: bool = Unset
 
 
 class KbPublish(Strict):
-    version: int = Field(ge=1, description="the draft version to publish")
+    version: int = Field(ge=1, le=ID_MAX, description="the draft version to publish")
 
 
 class KbAttach(Strict):
-    entry_id: int = Field(ge=1)
+    entry_id: int = Field(ge=1, le=ID_MAX)
 
 
 class KbUse(BaseModel):
@@ -218,13 +219,25 @@ async def _maintainer(request, action: str) -> None:
         await refuse(request, action, why="the knowledge base is maintained by supervisors")
 
 
+def _errors(e: ValidationError) -> web.HTTPBadRequest:
+    return bad_request("; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'body'}: "
+                                 f"{err['msg'].removeprefix('Value error, ')}" for err in e.errors()))
+
+
+def _typed(model: type[BaseModel], data: dict) -> None:
+    """The body as documented, strictly: no number for a date, no "yes" for a flag (400 naming the field)."""
+    try:
+        model.model_validate(data, strict=True)
+    except ValidationError as e:
+        raise _errors(e)
+
+
 def _fields(data: dict) -> dict:
     """EntryFields from a body, or a 400 naming each bad field."""
     try:
         return EntryFields.model_validate(data).model_dump()
     except ValidationError as e:
-        raise bad_request("; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'body'}: "
-                                    f"{err['msg'].removeprefix('Value error, ')}" for err in e.errors()))
+        raise _errors(e)
 
 
 def _category(request, category) -> str:
@@ -361,6 +374,7 @@ async def ticket_uses(request):
 async def attach(request):
     t, svc = await ticket_row(request), services(request)
     body = await read_body(request)
+    _typed(KbAttach, body)
     e = await _published_entry(request, body.get("entry_id"))
     if t["status"] == "closed":
         return json_error(409, "the ticket is closed")
@@ -409,6 +423,7 @@ async def text_summary(request):
 async def create(request):
     await _maintainer(request, "kb_create")
     body = await read_body(request)
+    _typed(KbNewEntry, body)
     slug = body.pop("slug", None)
     if not isinstance(slug, str) or not re.match(SLUG, slug):
         raise bad_request("slug: lower-case letters, digits, - and _ (1 to 64, starting with a letter or digit)")
@@ -430,8 +445,9 @@ async def edit(request):
     await _maintainer(request, "kb_edit")
     e, svc = await _entry(request), services(request)
     body = await read_body(request)
+    _typed(KbEditEntry, body)
     expect = body.pop("expect_version", None)
-    if expect is not None and (not isinstance(expect, int) or isinstance(expect, bool)):
+    if expect is not None and (not isinstance(expect, int) or isinstance(expect, bool) or not 1 <= expect <= ID_MAX):
         raise bad_request("expect_version must be a whole number")
     category = _category(request, body.pop("category")) if "category" in body else None
     latest = {k: v for k, v in e["latest"].items() if k in EntryFields.model_fields}
@@ -449,13 +465,16 @@ async def edit(request):
 
 @routes.post("/api/knowledge/{entry_id}/publish")
 @op("knowledge_publish", "publish a draft version (reviewed): it becomes the suggested text", tag="knowledge",
-    errors=("403", "404", "409"), body=KbPublish, ok=KbEntry)
+    errors=("403", "404", "409"), body=KbPublish, body_required=False, ok=KbEntry,
+    description="Without a body: the latest version.")
 async def publish(request):
     await _maintainer(request, "kb_publish")
     e, svc = await _entry(request), services(request)
     body = await read_body(request)
+    if body:
+        _typed(KbPublish, body)
     version = body.get("version", e["latest_version"])
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= ID_MAX:
         raise bad_request("version must be a positive whole number")
     try:
         new = await svc.knowledge.publish(e["id"], version, me(request).user_id)
