@@ -356,6 +356,7 @@ async function start() {
   show("agent-panel", S.me.role === "agent");
   show("pop", S.me.role === "agent");
   show("supervisor-panel", S.me.role !== "agent");
+  show("kb-page-link", S.me.role !== "agent");   // supervisors maintain the knowledge base
   wire();
   render();
   if (S.me.role !== "agent") {
