@@ -158,7 +158,7 @@ class KbEditEntry(Strict):
 
 
 class KbPublish(Strict):
-    version: int = Field(ge=1, le=ID_MAX, description="the draft version to publish")
+    version: int = Field(None, ge=1, le=ID_MAX, description="the draft version to publish (default: the latest)")
 
 
 class KbAttach(Strict):
@@ -444,6 +444,8 @@ async def create(request):
 async def edit(request):
     await _maintainer(request, "kb_edit")
     e, svc = await _entry(request), services(request)
+    if not request.can_read_body:
+        raise bad_request("a body is required: the fields to change")
     body = await read_body(request)
     _typed(KbEditEntry, body)
     expect = body.pop("expect_version", None)
