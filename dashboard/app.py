@@ -18,6 +18,7 @@ from dashboard.common import storable_input
 from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, privacy,
                               session, stats, tickets, transcripts, wallboard)
 from dashboard.routes import prompts
+from dashboard.routes import knowledge
 from dashboard.schemas import PATH_PARAMS
 from dashboard.services import SERVICES, ApiServices
 
@@ -36,6 +37,7 @@ SECURITY_HEADERS = {
 MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, tickets, transcripts, interop,
            federation, privacy, wallboard, live)
 MODULES += (prompts,)     # issue 20: the prompts page's API
+MODULES += (knowledge,)   # issue 20: the knowledge base
 
 
 def make_app(services: ApiServices) -> web.Application:

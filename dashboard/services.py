@@ -15,6 +15,7 @@ from backoffice.appointments import Centers
 from callcenter.tracker import CallTracker
 from callcenter.wallboard import Wallboard
 from core.config import HotlineConfig, LegalAidRules, Partner, TicketRules
+from core.knowledge import KnowledgeFile
 from core.paths import InstancePaths
 from store.alerts import AlertStore
 from store.appointments import AppointmentStore
@@ -25,6 +26,7 @@ from store.complaints import ComplaintStore
 from store.engine import Database
 from store.followups import FollowUpStore
 from store.interop import FederationStore, InteropStore
+from store.knowledge import KnowledgeStore
 from store.privacy import PrivacyStore
 from store.tickets import TicketStore
 from store.transcripts import TranscriptStore
@@ -82,6 +84,8 @@ class ApiServices:
     index_document: Callable[..., Awaitable[None]]   # text into the search index (never raises)
     events: LiveEvents
     metrics: CollectorRegistry
+    knowledge: KnowledgeStore          # the legal knowledge base (法律知识库)
+    knowledge_rules: KnowledgeFile     # its IVR service -> categories map and SMS text (config/knowledge.yaml)
 
     @cached_property
     def agent_cities(self) -> dict[str, frozenset[str]]:

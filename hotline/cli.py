@@ -10,6 +10,7 @@ from core.config import ConfigError
 from hotline import admin, backup, daemons, logs, models, ops, phones, privacy, reports, services
 from hotline.common import console
 from hotline import centers
+from hotline import knowledge
 from hotline.phones import UnknownAccount
 from rich.markup import escape
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     for group in (ops, daemons, phones, admin, reports, privacy, models, backup, services):
         group.register(sub)
     centers.register(sub)
+    knowledge.register(sub)
     return p
 
 

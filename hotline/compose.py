@@ -11,7 +11,11 @@ from core.paths import InstancePaths
 from dashboard.app import make_app
 from dashboard.services import ApiServices, LiveEvents
 from store.interop import FederationStore, InteropStore
+from store.knowledge import KnowledgeStore
 from store.secrets import Secrets, load_or_create
+from core.ivr import SERVICES as IVR_SERVICES
+from core.knowledge import load_knowledge
+from transcription.segment import index_text
 
 
 def controller(cfg: HotlineConfig, secrets: Secrets) -> Controller:
@@ -37,6 +41,9 @@ def api_services(ctl: Controller, secrets: Secrets) -> ApiServices:
         events=LiveEvents(calls=ctl.listeners, agents=ctl.agents.listeners, tickets=ctl.ticket_listeners,
                           transcription=ctl.transcription_listeners, broadcast=ctl.broadcast),
         metrics=ctl.metrics.registry,
+        knowledge=KnowledgeStore(ctl.db, index_text),
+        knowledge_rules=load_knowledge(cfg.config_dir, set(ctl.ticket_rules.categories),
+                                       set(IVR_SERVICES)),
     )
 
 

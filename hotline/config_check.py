@@ -116,6 +116,12 @@ def check(root: Path | None = None, overrides: dict | None = None, config_dir: P
         load_model_catalogue(cfg.config_dir)     # read only by `hotline models install`, checked here all the same
     except ConfigError as e:
         problems += parse_error(str(e), cfg.root)
+    try:    # the knowledge base's seed file and service map (read by `hotline kb load` and `serve`)
+        from core.ivr import SERVICES
+        from core.knowledge import load_knowledge
+        load_knowledge(cfg.config_dir, set(cfg.tickets.categories), set(SERVICES))
+    except ConfigError as e:
+        problems += parse_error(str(e), cfg.root)
     with tempfile.TemporaryDirectory(prefix="hotline-config-check-") as tmp:
         try:
             files = generate_asterisk(cfg, Path(tmp), problems)

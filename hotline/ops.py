@@ -36,6 +36,9 @@ def cmd_setup(args) -> int:
     with progress("IVR prompts") as done:
         AsteriskInstance(cfg).install(secrets, log=console.print, progress=done)
     migrate(cfg.system.database.url, cfg.root)
+    from hotline.knowledge import seed    # the knowledge base's starter set (issue 20); kept entries untouched
+    if seed(cfg)[0]:
+        console.print("knowledge base: seed entries loaded (each needs a lawyer's review)")
     _redis_user(cfg, secrets)
     created = _initial_passwords(cfg)
     if created:

@@ -432,3 +432,69 @@ class PromptRecording(Base):
     source: Mapped[str] = mapped_column(String(16))          # phone | upload
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+class KnowledgeEntry(Base):
+    """An entry of the legal knowledge base (法律知识库, store/knowledge.py): its versions hold the
+    text; at most one version is published (suggested while in force)."""
+    __tablename__ = "kb_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)          # stable key (seed file, links)
+    category: Mapped[str] = mapped_column(String(32), index=True)       # a ticket category
+    status: Mapped[str] = mapped_column(String(16), index=True)         # draft | published | expired
+    latest_version: Mapped[int] = mapped_column(Integer, default=1)
+    published_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KnowledgeVersion(Base):
+    """One version of an entry's text; never changed after it is written except for its status
+    (draft -> published -> superseded | expired) and who reviewed it."""
+    __tablename__ = "kb_versions"
+    __table_args__ = (UniqueConstraint("entry_id", "version", name="uq_kb_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(Integer, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))      # draft | published | superseded | expired
+    title: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)           # the SMS text
+    laws: Mapped[str] = mapped_column(Text, default="[]")   # JSON [[law, article], ...]
+    keywords: Mapped[str] = mapped_column(Text, default="")  # extra words to be found by, space-separated
+    effective_from: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    effective_to: Mapped[str] = mapped_column(String(10), default="")  # "" = no end
+    needs_lawyer_review: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[str] = mapped_column(String(64), default="")
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class KnowledgeUse(Base):
+    """An entry used on a ticket: attached to it, or its summary texted to the caller."""
+    __tablename__ = "kb_uses"
+    __table_args__ = (UniqueConstraint("ticket_id", "entry_id", "action", name="uq_kb_use"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(Integer, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    ticket_id: Mapped[int] = mapped_column(Integer, index=True)
+    call_id: Mapped[str] = mapped_column(String(64), default="")
+    city: Mapped[str] = mapped_column(String(32), default="", index=True)
+    action: Mapped[str] = mapped_column(String(16))      # attach | sms
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class KnowledgeMiss(Base):
+    """A search of the knowledge base that found nothing: the questions the base should grow to answer."""
+    __tablename__ = "kb_misses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32), default="")
+    city: Mapped[str] = mapped_column(String(32), default="")
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -211,6 +211,7 @@ class TranscriptStore:
         else:
             q = select(SearchDoc).where(text("to_tsvector('simple', search_docs.tokens) @@ plainto_tsquery('simple', :m)"))
             params = {"m": " ".join(words)}
+        q = q.where(SearchDoc.kind != "knowledge")   # the knowledge base has its own search (store/knowledge.py)
         if cities is not None:
             q = q.where(SearchDoc.city.in_(cities))
         if agent:

@@ -14,6 +14,7 @@ VENDOR = HERE / "node_modules"
 PAGES = {"/": "status.html", "/login": "login.html", "/desk": "desk.html", "/reports": "reports.html",
          "/wallboard": "wallboard.html"}
 PAGES["/prompts"] = "prompts.html"      # issue 20: supervisors' prompts page
+PAGES["/knowledge"] = "knowledge.html"     # the knowledge base's maintenance (issue 20)
 
 routes = web.RouteTableDef()
 

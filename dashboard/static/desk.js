@@ -80,6 +80,7 @@ function renderPop(call) {
   if (status !== "ringing") fetchTicket(call.call_id);
   renderTicket(call);
   renderForms(call);
+  if (typeof KB !== "undefined") KB.pop(call);   // knowledge base suggestions (kb-desk.js)
   const tb = $("history").tBodies[0];
   tb.replaceChildren(...(S.history.length ? S.history : [null]).map(h => {
     const tr = document.createElement("tr");
@@ -105,6 +106,7 @@ function showTicket(tk) {
   $("ticket-category").value = tk.category; $("ticket-outcome").value = tk.outcome;
   $("ticket-summary").value = tk.summary; $("ticket-answer").value = tk.answer;
   $("ticket-follow-up").checked = tk.follow_up;
+  if (typeof KB !== "undefined") KB.ticket();
 }
 function renderTicket(call) {
   for (const [id, kind] of [["ticket-category", "ticket_categories"], ["ticket-outcome", "ticket_outcomes"]]) {
@@ -307,7 +309,7 @@ function connect() {
       S.calls = keep;
     } else if (msg.type === "agent") S.agents[msg.agent.id] = msg.agent;
     else if (msg.type === "call") S.calls[msg.call.call_id] = msg.call;
-    else if (msg.type === "transcript") addTranscript(msg);
+    else if (msg.type === "transcript") { addTranscript(msg); if (typeof KB !== "undefined") KB.transcript(msg); }
     else if ((msg.type === "alert" || msg.type === "alert_acknowledged") && msg.alert.kind === "keyword") S.alerts[msg.alert.id] = msg.alert;
     render();
   };
@@ -368,6 +370,7 @@ async function start() {
   show("agent-panel", S.me.role === "agent");
   show("pop", S.me.role === "agent");
   show("supervisor-panel", S.me.role !== "agent");
+  show("kb-page-link", S.me.role !== "agent");   // supervisors maintain the knowledge base
   wire();
   render();
   if (S.me.role !== "agent") {

@@ -51,6 +51,7 @@ BREAKS = [
     ("config/models.yaml", lambda d: d["models"]["zh"][0].__setitem__("sha256", "not-hex"), "models.zh[0].sha256"),
     ("config/legal_aid_offices.yaml", lambda d: d["offices"][0].__setitem__("code", "990100"), "offices[0].code"),
     ("config/legal_aid.yaml", _set("rules", "art32_abuse_victim", "source", "rumour"), "rules.art32_abuse_victim.source"),
+    ("config/knowledge.yaml", lambda d: d["entries"][0].__setitem__("category", "astrology"), "entries.0.category"),
 ]
 
 

@@ -1,0 +1,31 @@
+// The knowledge base's words (法律知识库), added to i18n.js's TEXT: zh-CN first, English on request.
+Object.assign(TEXT.zh, {
+  kb_title: "法律知识库", kb_suggested: "推荐条目", kb_search: "输入问题检索知识库", kb_do_search: "检索",
+  kb_review_note: "条目均待律师审核，仅供参考，请结合案情解答。", kb_none: "暂无推荐条目",
+  kb_why_words: "通话关键词", kb_why_category: "类别", kb_laws: "法律依据", kb_summary: "短信摘要", kb_answer: "解答",
+  kb_attach: "关联到工单", kb_sms: "短信发送摘要", kb_attached: "已关联条目", kb_queued: "已加入短信发送队列",
+  kb_attached_ok: "已关联到工单", kb_no_ticket: "请先等工单生成", kb_needs_review: "待律师审核",
+  kb_used_attach: "已关联", kb_used_sms: "已发短信", kb_page: "知识库维护", kb_entries: "条目", kb_new: "新建条目",
+  kb_status: "状态", kb_s_draft: "草稿", kb_s_published: "已发布", kb_s_expired: "已失效", kb_s_superseded: "已被替代",
+  kb_slug: "标识", kb_question: "典型问题", kb_keywords: "关键词（空格分隔）", kb_laws_lines: "法律依据（每行：法律名|条款）",
+  kb_from: "施行日期", kb_to: "失效日期", kb_needs_lawyer: "需律师审核", kb_save_version: "保存为新版本", kb_create: "创建草稿",
+  kb_publish: "审核发布最新版本", kb_expire: "设为失效", kb_versions: "版本", kb_report: "使用统计", kb_most_used: "最常用条目",
+  kb_unanswered: "未检索到条目的问题", kb_count: "次数", kb_all: "全部", kb_version: "版本", kb_latest: "最新版本",
+  kb_published_v: "发布版本", kb_done: "已完成", kb_entry_title: "标题", kb_why_match: "匹配",
+});
+Object.assign(TEXT.en, {
+  kb_title: "Legal knowledge base", kb_suggested: "Suggested entries", kb_search: "Search the knowledge base", kb_do_search: "Search",
+  kb_review_note: "Every entry awaits a lawyer's review: for reference only; answer with the caller's facts in mind.",
+  kb_none: "No suggestion yet", kb_why_words: "call keywords", kb_why_category: "category", kb_laws: "Legal basis",
+  kb_summary: "SMS summary", kb_answer: "Answer", kb_attach: "Attach to ticket", kb_sms: "Text the summary",
+  kb_attached: "Attached entries", kb_queued: "Queued for SMS delivery", kb_attached_ok: "Attached to the ticket",
+  kb_no_ticket: "Wait for the ticket to be created", kb_needs_review: "needs a lawyer's review",
+  kb_used_attach: "attached", kb_used_sms: "texted", kb_page: "Knowledge base", kb_entries: "Entries", kb_new: "New entry",
+  kb_status: "Status", kb_s_draft: "draft", kb_s_published: "published", kb_s_expired: "expired", kb_s_superseded: "superseded",
+  kb_slug: "Key", kb_question: "Typical question", kb_keywords: "Keywords (space-separated)",
+  kb_laws_lines: "Legal basis (one per line: law|article)", kb_from: "In force from", kb_to: "In force until",
+  kb_needs_lawyer: "Needs a lawyer's review", kb_save_version: "Save as a new version", kb_create: "Create draft",
+  kb_publish: "Review and publish the latest version", kb_expire: "Expire", kb_versions: "Versions", kb_report: "Usage",
+  kb_most_used: "Entries used most", kb_unanswered: "Questions that found no entry", kb_count: "Count", kb_all: "All",
+  kb_version: "Version", kb_latest: "latest", kb_published_v: "published", kb_done: "Done", kb_entry_title: "Title", kb_why_match: "matched",
+});
