@@ -415,3 +415,21 @@ class NodeSequence(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SmsPart(Base):
+    """One submit_sm of a text (a long text is several, joined by the handset through the UDH): the
+    SMSC's message_id from submit_sm_resp and what its delivery receipt said (interop/sms.py)."""
+    __tablename__ = "sms_parts"
+    __table_args__ = (UniqueConstraint("message_id", "part", name="uq_sms_part"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(Integer, index=True)     # outbox_messages.id
+    part: Mapped[int] = mapped_column(Integer)                         # 1-based
+    parts: Mapped[int] = mapped_column(Integer)
+    smsc_id: Mapped[str] = mapped_column(String(65), index=True)     # the SMSC's message_id
+    status: Mapped[str] = mapped_column(String(16), default="submitted")   # submitted | delivered | failed
+    receipt: Mapped[str] = mapped_column(String(16), default="")     # stat: DELIVRD, UNDELIV, EXPIRED, ...
+    error: Mapped[str] = mapped_column(String(16), default="")       # err: the network's code
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
