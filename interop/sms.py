@@ -129,6 +129,12 @@ class SmppLink:
         self.seq = 0
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
+        self.unsaved: dict[str, asyncio.Event] = {}     # message ids acknowledged, not yet stored
+
+    def saved(self, message_id: str) -> None:
+        ev = self.unsaved.pop(message_id, None)
+        if ev is not None:
+            ev.set()
 
     def _next(self) -> int:
         self.seq = self.seq % 0x7FFFFFFF + 1
@@ -186,6 +192,10 @@ class SmppLink:
                 if cmd in (SmppCommand.SUBMIT_SM_RESP, SmppCommand.ENQUIRE_LINK_RESP, SmppCommand.UNBIND_RESP,
                            SmppCommand.GENERIC_NACK):
                     fut = self.pending.get(header.sequence_num)
+                    if cmd == SmppCommand.SUBMIT_SM_RESP and header.command_status == SmppCommandStatus.ESME_ROK:
+                        # its receipt may come before the sender has stored this id: it waits for it
+                        mid = MESSAGE_TYPE_MAP[cmd].from_pdu(pdu, header).message_id
+                        self.unsaved.setdefault(mid, asyncio.Event())
                     if fut is not None and not fut.done():
                         fut.set_result((header, pdu))
                 elif cmd == SmppCommand.DELIVER_SM:
@@ -324,6 +334,12 @@ class SmsSender:
             return
         r = dsm.parse_receipt()
         smsc_id = str(r.get("id", ""))
+        waiting = self.link.unsaved.get(smsc_id) if self.link is not None else None
+        if waiting is not None:
+            try:
+                await asyncio.wait_for(waiting.wait(), self.s.response_timeout_seconds)
+            except asyncio.TimeoutError:
+                pass
         m = await self.store.receipt(smsc_id, str(r.get("stat", "")), f"{r.get('err', '')}")
         if m is None:
             log.warning("receipt for unknown SMSC message id %r", smsc_id)
@@ -362,7 +378,10 @@ class SmsSender:
             status = header.command_status
             if header.smpp_command == SmppCommand.SUBMIT_SM_RESP and status == SmppCommandStatus.ESME_ROK:
                 smsc_id = MESSAGE_TYPE_MAP[header.smpp_command].from_pdu(pdu, header).message_id
-                await self.store.part_submitted(m["id"], n, len(parts), smsc_id)
+                try:
+                    await self.store.part_submitted(m["id"], n, len(parts), smsc_id)
+                finally:
+                    self.link.saved(smsc_id)
                 self.throttled = 0
                 continue
             if status in THROTTLED:

@@ -11,6 +11,7 @@ every acknowledged part (UDH reference, part number, text decoded from its data_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import logging
@@ -44,6 +45,7 @@ class Session:
     writer: asyncio.StreamWriter
     system_id: str = ""
     bound: bool = False
+    unacked: dict = field(default_factory=dict)      # deliver_sm sequence -> receipt, until its resp
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
@@ -62,6 +64,7 @@ class Smsc:
         self.throttled_answers = 0
         self._throttle = 0
         self._drop_after: int | None = None
+        self._fail = 0
         self._ids = itertools.count(0x1000)
         self._sessions: set[Session] = set()
         self._receipts: dict[str, list[tuple[str, str, str]]] = {}   # system_id -> [(id, src, dst)] waiting
@@ -84,6 +87,10 @@ class Smsc:
 
     def throttle(self, n: int) -> None:
         self._throttle = n
+
+    def fail(self, n: int) -> None:
+        """The next n submit_sm get ESME_RSYSERR (a transient fault of the SMSC)."""
+        self._fail = n
 
     def drop_after(self, n: int) -> None:
         self._drop_after = n
@@ -130,19 +137,31 @@ class Smsc:
                     seq = int.from_bytes(head[12:16], "big")
                     self._write(s, GenericNack(seq, SmppCommandStatus.ESME_RINVCMDID))
                     continue
-                if not await self._handle(s, header, pdu):
+                verdict = await self._handle(s, header, pdu)
+                if verdict == "drop":
+                    # the link goes after this acknowledgement: FIN, not RST (closing with unread input
+                    # would reset the connection and the peer could lose the acknowledgement in flight);
+                    # what the peer still sends is read and ignored, never answered
+                    writer.write_eof()
+                    self._sessions.discard(s)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(_discard(reader), 5)
+                    break
+                if not verdict:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         finally:
             self._sessions.discard(s)
             writer.close()
+            if s.unacked:       # receipts not acknowledged: kept for the next bind, as an SMSC retries them
+                self._receipts.setdefault(s.system_id, []).extend(s.unacked.values())
 
     def _write(self, s: Session, msg: SmppMessage) -> None:
         if not s.writer.is_closing():
             s.writer.write(msg.pdu())
 
-    async def _handle(self, s: Session, header, pdu: bytes) -> bool:
+    async def _handle(self, s: Session, header, pdu: bytes) -> bool | str:
         cmd, seq = header.smpp_command, header.sequence_num
         if cmd == SmppCommand.BIND_TRANSCEIVER:
             bind = MESSAGE_TYPE_MAP[cmd].from_pdu(pdu, header)
@@ -171,7 +190,9 @@ class Smsc:
             await s.writer.drain()
             return False
         if cmd == SmppCommand.DELIVER_SM_RESP:
-            self.receipts_acked.append(str(seq))
+            receipt = s.unacked.pop(seq, None)
+            if receipt is not None:
+                self.receipts_acked.append(receipt[0])
             return True
         if cmd == SmppCommand.GENERIC_NACK:
             return True
@@ -191,6 +212,10 @@ class Smsc:
             self.throttled_answers += 1
             self._write(s, SubmitSmResp(seq, SmppCommandStatus.ESME_RTHROTTLED))
             return True
+        if self._fail > 0:
+            self._fail -= 1
+            self._write(s, SubmitSmResp(seq, SmppCommandStatus.ESME_RSYSERR))
+            return True
         dst = sm.destination.number
         if dst in self.unknown or not dst.isdigit():
             self._write(s, SubmitSmResp(seq, SmppCommandStatus.ESME_RINVDSTADR))
@@ -208,7 +233,7 @@ class Smsc:
             self._drop_after -= 1
             if self._drop_after <= 0:
                 self._drop_after = None
-                return False        # the link goes right after this acknowledgement
+                return "drop"       # the link goes right after this acknowledgement
         return True
 
     def _receipt_later(self, system_id: str, mid: str, src: str, dst: str, delay: float) -> None:
@@ -231,7 +256,13 @@ class Smsc:
         dsm = DeliverSm(short_message=text, source=PhoneNumber(dst), destination=PhoneNumber(src), esm_class=0x04,
                         registered_delivery=0)
         dsm.sequence_num = 0x40000000 + next(s.seq)
+        s.unacked[dsm.sequence_num] = (mid, src, dst)
         self._write(s, dsm)
+
+
+async def _discard(reader: asyncio.StreamReader) -> None:
+    while await reader.read(4096):
+        pass
 
 
 def pdu_data_coding(pdu: bytes) -> int:

@@ -1,0 +1,192 @@
+"""Texts over SMPP 3.4 on real TCP: the delivery worker (interop/sms.py) against the SMSC simulator
+(simulators/smsc.py), on SQLite and PostgreSQL. Concatenated UCS-2 Tibetan reassembled at the SMSC and
+delivered by its receipt; a link dropped mid-batch loses and duplicates nothing; throttling pauses
+without failing; opt-out and quiet hours hold; bad numbers fail with their reason; dead letters retried."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core.config import load_config
+from interop.sms import SmsSender
+from simulators.smsc import Smsc
+from store.engine import Database, migrate, utcnow
+from store.models import OptOut
+from store.sms import SmsStore
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.timeout(120)
+
+PASSWORD = "s3cret"
+# an appointment confirmation in Tibetan: 140 characters, three UCS-2 parts of 67
+TIBETAN = ("ཁྱེད་ཀྱི་བསྡུར་ཚོད་ལ་རྒྱབ་སྐྱོར་ཞུ་རྒྱུའི་ཆེད་དུ། ཁྲིམས་རྩོད་རོགས་རམ་ལྟེ་གནས་སུ་ཉིན་ ༢༠༢༦-༡༢-༡༠ "
+           "ཆུ་ཚོད་ ༠༩:༣༠ ལ་ཕེབས་རོགས། ཨང་རྟགས་ A1B2C3D4")
+CHINESE = "【12348】您预约的法律援助申请已确认：12月10日09:30，成都市法律援助中心。预约号A1B2C3D4。"
+
+
+def local(hour: int) -> datetime:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).replace(hour=hour, minute=0).astimezone(timezone.utc)
+
+
+class Clock:
+    def __init__(self, at: datetime | None = None):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at or datetime.now(timezone.utc)
+
+
+@contextlib.asynccontextmanager
+async def running(db_url, tmp_path, *, sms=None, smsc=None, clock=None, password=PASSWORD):
+    await asyncio.to_thread(migrate, db_url, ROOT)
+    center = await Smsc({"hotline": PASSWORD}, **(smsc or {})).start()
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url},
+                             "sms": {"enabled": True, "host": "127.0.0.1", "port": center.port,
+                                     "system_id": "hotline", "throughput_per_second": 200,
+                                     "poll_seconds": 0.05, "reconnect_seconds": 0.05, "reconnect_max_seconds": 0.3,
+                                     "throttle_seconds": 0.05, "enquire_link_seconds": 0.5,
+                                     "response_timeout_seconds": 5, **(sms or {})}})
+    db = Database(db_url, ROOT)
+    sender = SmsSender(cfg, password, db=db, clock=clock or Clock(local(12)))   # within sending hours
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        yield center, SmsStore(db), sender, db
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await center.close()
+        await db.close()
+
+
+async def until(pred, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def settled(store: SmsStore, ids: list[int], states=("delivered", "failed", "dead", "cancelled")):
+    async def check():
+        rows = [await store.get(i) for i in ids]
+        last[:] = rows
+        return rows if all(r["status"] in states for r in rows) else None
+    last: list = []
+    try:
+        return await until(check, f"texts {ids} settled")
+    except AssertionError:
+        raise AssertionError(f"not settled: {[(r['id'], r['status'], r['last_error'], r['parts']) for r in last]}")
+
+
+async def test_a_tibetan_confirmation_in_three_parts_is_reassembled_and_delivered(db_url, tmp_path):
+    async with running(db_url, tmp_path) as (center, store, sender, _):
+        bo = await store.queue(to_number="+8613800138000", body=TIBETAN, kind="appointment_confirmation",
+                               language="bo", related="appointment:1")
+        zh = await store.queue(to_number="13900139000", body=CHINESE, kind="appointment_confirmation")
+        rows = await settled(store, [bo["id"], zh["id"]])
+    assert [r["status"] for r in rows] == ["delivered", "delivered"], rows
+    parts = [r for r in center.received if r.destination == "8613800138000"]
+    assert len(parts) == 3
+    assert {p.data_coding for p in parts} == {8}                      # UCS-2
+    assert {p.esm_class & 0x40 for p in parts} == {0x40}              # UDH
+    assert len({p.ref for p in parts}) == 1 and sorted(p.part for p in parts) == [1, 2, 3]
+    assert center.texts("8613800138000") == [TIBETAN]
+    assert center.texts("13900139000") == [CHINESE]                   # 49 characters: one UCS-2 SMS
+    assert [p["receipt"] for p in rows[0]["parts"]] == ["DELIVRD"] * 3
+    assert {p["smsc_id"] for p in rows[0]["parts"]} == {p.message_id for p in parts}
+    assert center.binds[0] == ("hotline", "ESME_ROK")
+
+
+async def test_a_link_dropped_mid_batch_loses_nothing_and_sends_nothing_twice(db_url, tmp_path):
+    async with running(db_url, tmp_path) as (center, store, sender, _):
+        center.drop_after(4)        # the link goes right after the 4th acknowledged part ...
+        bodies = [f"{i}: " + (TIBETAN if i % 3 == 0 else CHINESE) for i in range(9)]
+        ids = [(await store.queue(to_number=f"1380013{i:04d}", body=b, kind="appointment_reminder"))["id"]
+               for i, b in enumerate(bodies)]
+        await asyncio.sleep(0.3)
+        center.drop_after(7)        # ... and again, after the reconnection
+        rows = await settled(store, ids)
+    assert [r["status"] for r in rows] == ["delivered"] * 9, [(r["status"], r["last_error"]) for r in rows]
+    assert sorted(center.texts()) == sorted(bodies)                   # each text exactly once
+    total = sum(len(r["parts"]) for r in rows)
+    assert len(center.received) == total                              # no part twice
+    assert len({r.message_id for r in center.received}) == total
+    assert [b for b in center.binds if b[1] == "ESME_ROK"].__len__() >= 2   # it reconnected
+
+
+async def test_throttling_pauses_without_failing_and_still_delivers(db_url, tmp_path):
+    async with running(db_url, tmp_path) as (center, store, sender, _):
+        center.throttle(5)
+        ids = [(await store.queue(to_number=f"1370013{i:04d}", body=f"提醒 {i}", kind="appointment_reminder"))["id"]
+               for i in range(4)]
+        rows = await settled(store, ids)
+    assert [r["status"] for r in rows] == ["delivered"] * 4
+    assert center.throttled_answers == 5
+    assert [r["attempts"] for r in rows] == [1] * 4       # a throttled attempt is not counted
+    assert len(center.received) == 4
+
+
+async def test_opt_out_and_quiet_hours_hold(db_url, tmp_path):
+    clock = Clock(local(23))
+    async with running(db_url, tmp_path, clock=clock) as (center, store, sender, db):
+        async with db.session.begin() as s:
+            s.add(OptOut(number="+8613600136000", source="follow_up:1", created_at=utcnow()))
+        opted = await store.queue(to_number="13600136000", body="提醒", kind="appointment_reminder")
+        night = await store.queue(to_number="13500135000", body="明天上午的预约提醒", kind="appointment_reminder")
+        confirm = await store.queue(to_number="13400134000", body="预约已确认", kind="appointment_confirmation")
+        [row] = await settled(store, [confirm["id"]])
+        assert row["status"] == "delivered"                 # a confirmation goes at any hour
+        await asyncio.sleep(0.5)
+        assert (await store.get(night["id"]))["status"] == "pending"     # no reminder at 23:00
+        assert center.texts("13500135000") == []
+        clock.at = local(10)
+        rows = await settled(store, [opted["id"], night["id"]])
+    assert rows[0]["status"] == "cancelled" and "opted out" in rows[0]["last_error"]
+    assert rows[1]["status"] == "delivered"
+    assert center.texts("13600136000") == []              # never sent to the opted-out number
+
+
+async def test_bad_and_unknown_numbers_fail_with_their_reason(db_url, tmp_path):
+    smsc = {"unknown": {"13300133000"}, "undeliverable": {"13200132000"}}
+    async with running(db_url, tmp_path, smsc=smsc) as (center, store, sender, _):
+        fixed = await store.queue(to_number="02887654321", body="x", kind="complaint_reply")
+        premium = await store.queue(to_number="106575000", body="x", kind="complaint_reply")
+        unknown = await store.queue(to_number="13300133000", body="答复", kind="complaint_reply")
+        gone = await store.queue(to_number="13200132000", body="答复", kind="complaint_reply")
+        rows = await settled(store, [fixed["id"], premium["id"], unknown["id"], gone["id"]])
+    assert [r["status"] for r in rows] == ["failed"] * 4
+    assert rows[0]["last_error"] == "not sent: an SMS reaches only a mobile number"
+    assert rows[1]["last_error"].startswith("not sent: ")
+    assert "ESME_RINVDSTADR" in rows[2]["last_error"]
+    assert "UNDELIV" in rows[3]["last_error"]
+    assert [r.destination for r in center.received] == ["13200132000"]
+
+
+async def test_a_dead_letter_is_kept_and_can_be_sent_again(db_url, tmp_path):
+    async with running(db_url, tmp_path, sms={"max_attempts": 2}) as (center, store, sender, _):
+        center.fail(2)          # two transient refusals (ESME_RSYSERR): max_attempts reached
+        m = await store.queue(to_number="13100131000", body="回访提醒", kind="follow_up")
+        [row] = await settled(store, [m["id"]])
+        assert row["status"] == "dead" and "ESME_RSYSERR" in row["last_error"], row
+        assert (await store.counts())["dead"] == 1
+        assert await store.requeue(m["id"]) is not None
+        [row] = await settled(store, [m["id"]])
+    assert row["status"] == "delivered"
+    assert center.texts("13100131000") == ["回访提醒"]
+
+
+async def test_a_wrong_password_is_refused_and_retried_without_losing_the_text(db_url, tmp_path):
+    async with running(db_url, tmp_path, password="wrong") as (center, store, sender, _):
+        m = await store.queue(to_number="13000130000", body="x", kind="follow_up")
+        await until(lambda: asyncio.sleep(0, len(center.binds) >= 2), "two bind attempts")
+        assert {b[1] for b in center.binds} == {"ESME_RINVPASWD"}
+        assert (await store.get(m["id"]))["status"] == "pending"
