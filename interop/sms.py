@@ -73,9 +73,9 @@ def split(text: str, ref: int) -> list[Part]:
         if len(data) <= 140:
             return [Part(data, "ucs2", 0, text)]
         enc = "ucs2"
+    if len(data) > 255 * (134 if enc == "ucs2" else 153):     # the UDH counts parts in one octet
+        raise ValueError(f"text too long: {len(text)} characters need more than 255 parts")
     chunks = split_sms_udh(text, enc, ref & 0xFF)
-    if len(chunks) > 255:
-        raise ValueError(f"text too long: {len(chunks)} parts (at most 255)")
     out = []
     for c in chunks:
         body = c[c[0] + 1:]
