@@ -17,6 +17,7 @@ from dashboard.common import AUTH, SPEC, errors
 from dashboard.common import storable_input
 from dashboard.routes import (agents, calls, complaints, desk, federation, interop, legal_aid, pages, privacy,
                               session, stats, tickets, transcripts, wallboard)
+from dashboard.routes import messages
 from dashboard.schemas import PATH_PARAMS
 from dashboard.services import SERVICES, ApiServices
 
@@ -34,6 +35,7 @@ SECURITY_HEADERS = {
 
 MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, tickets, transcripts, interop,
            federation, privacy, wallboard, live)
+MODULES += (messages,)
 
 
 def make_app(services: ApiServices) -> web.Application:

@@ -58,6 +58,7 @@ PATH_PARAMS: dict[str, Any] = {
     "center_id": Annotated[str, Vocab("centers"), Field(description="center id")],
     "city": CityId,
     "ticket_id": Id, "complaint_id": Id, "appointment_id": Id, "alert_id": Id,
+    "message_id": Id,
 }
 
 

@@ -190,3 +190,42 @@ async def test_a_wrong_password_is_refused_and_retried_without_losing_the_text(d
         await until(lambda: asyncio.sleep(0, len(center.binds) >= 2), "two bind attempts")
         assert {b[1] for b in center.binds} == {"ESME_RINVPASWD"}
         assert (await store.get(m["id"]))["status"] == "pending"
+
+
+async def test_the_ticket_shows_its_texts_and_a_dead_letter_is_retried_over_the_api(db_url, tmp_path):
+    from core.calls import CallState
+    from tests.helpers import http_app
+    async with http_app(db_url, tmp_path) as client:
+        ctl, auth = client.ctl, {"Authorization": "Bearer t"}
+        call = CallState(call_id="sms.1", city="leshan", caller_number="13800138000", agent="agent1001",
+                         status="ended", outcome="answered", started_at=1000.0, answered_at=1001.0, ended_at=1060.0)
+        await ctl.call_records.save_call(call)
+        await ctl.tickets.ensure_for_call(call, "call", 72)
+        ticket = await ctl.tickets.for_call("sms.1")
+        async with running(db_url, tmp_path, sms={"max_attempts": 1}) as (center, store, sender, _):
+            center.fail(1)
+            m = await store.queue(to_number=call.caller_number, body=TIBETAN, kind="kb_summary", language="bo",
+                                  related=f"ticket:{ticket['id']}")
+            [row] = await settled(store, [m["id"]])
+            assert row["status"] == "dead"
+            r = await client.get(f"/api/tickets/{ticket['id']}/messages", headers=auth)
+            assert r.status == 200
+            [shown] = await r.json()
+            assert (shown["id"], shown["status"], shown["body"]) == (m["id"], "dead", TIBETAN)
+            assert "ESME_RSYSERR" in shown["last_error"]
+            r = await client.post(f"/api/messages/{m['id']}/retry", headers=auth)
+            assert r.status == 200 and (await r.json())["status"] == "pending"
+            [row] = await settled(store, [m["id"]])
+            assert row["status"] == "delivered"
+            r = await client.post(f"/api/messages/{m['id']}/retry", headers=auth)
+            assert r.status == 409                      # delivered: nothing to retry
+        r = await client.get(f"/api/tickets/{ticket['id']}/messages", headers=auth)
+        assert [x["status"] for x in await r.json()] == ["delivered"]
+        r = await client.get("/api/messages/stats?days=1", headers=auth)
+        assert (await r.json())["by_status"] == {"delivered": 1}
+        for path, status in (("/api/tickets/999999/messages", 404), ("/api/messages/x/retry", 400),
+                             ("/api/messages/0/retry", 404), ("/api/messages?status=lost", 400),
+                             ("/api/messages/stats?days=0", 400)):
+            r = await (client.post if path.endswith("retry") else client.get)(path, headers=auth)
+            assert r.status == status, (path, r.status, await r.text())
+    assert center.texts("13800138000") == [TIBETAN]
