@@ -30,7 +30,10 @@ from aiosmpplib.protocol import MESSAGE_TYPE_MAP, PDU_HEADER_LENGTH
 from aiosmpplib.state import NPI, TON
 from aiosmpplib.utils import split_sms_udh
 
+from prometheus_client import CollectorRegistry
+
 from core.config import HotlineConfig
+from interop.metrics import SmsMetrics
 from core.numbering import may_text
 from core.schedule import parse_span
 from store.engine import Database, migrate
@@ -258,8 +261,9 @@ class SmsSender:
     """Claims due texts and submits them over one link; stores receipts as they come."""
 
     def __init__(self, cfg: HotlineConfig, password: str, db: Database | None = None,
-                 clock=lambda: datetime.now(timezone.utc)):
+                 clock=lambda: datetime.now(timezone.utc), registry: CollectorRegistry | None = None):
         self.cfg, self.s, self.password, self.clock = cfg, cfg.system.sms, password, clock
+        self.metrics = SmsMetrics(registry or CollectorRegistry())
         self.own_db = db is None
         self.db = db or Database(cfg.system.database.url, cfg.root)
         self.store = SmsStore(self.db)
@@ -274,6 +278,7 @@ class SmsSender:
     async def run(self, stop: asyncio.Event) -> None:
         if self.own_db:
             await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
+        watch = asyncio.create_task(self._watch(stop), name="sms-metrics")
         try:
             while not stop.is_set():
                 if not await self._ensure_link(stop):
@@ -299,10 +304,21 @@ class SmsSender:
                         break
                     await self.send(m)
         finally:
+            watch.cancel()
             if self.link is not None:
                 await self.link.close(unbind=True)
             if self.own_db:
                 await self.db.close()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """The texts' figures for /metrics, every few seconds."""
+        while not stop.is_set():
+            self.metrics.link_up.set(int(self.link is not None and not self.link.closed.is_set()))
+            try:
+                self.metrics.update(await self.store.counts())
+            except Exception as e:    # database away: the figures stay as last read
+                log.warning("reading the texts' figures failed: %s", e)
+            await _sleep(stop, 5)
 
     def _kinds(self) -> list[str] | None:
         """Outside sending hours only the kinds sent at any hour (quiet hours)."""
@@ -383,10 +399,12 @@ class SmsSender:
                 finally:
                     self.link.saved(smsc_id)
                 self.throttled = 0
+                self.metrics.submitted.inc()
                 continue
             if status in THROTTLED:
                 pause = doubling(self.throttled, self.s.throttle_seconds, max(self.s.throttle_seconds, 60))
                 self.throttled += 1
+                self.metrics.throttled.inc()
                 self.paused_until = time.monotonic() + pause
                 log.info("SMSC throttles us (%s): pausing %.2f s", status.name, pause)
                 await self.store.settle(m["id"], self.worker, status="pending", count_attempt=False,

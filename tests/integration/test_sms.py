@@ -229,3 +229,56 @@ async def test_the_ticket_shows_its_texts_and_a_dead_letter_is_retried_over_the_
             r = await (client.post if path.endswith("retry") else client.get)(path, headers=auth)
             assert r.status == status, (path, r.status, await r.text())
     assert center.texts("13800138000") == [TIBETAN]
+
+
+async def test_hotline_interop_sends_texts_and_hotline_sms_retries_dead_letters(tmp_path):
+    """Where it runs: `hotline interop` (its own process, sms.enabled) binds with the password from
+    secrets.json; `hotline sms list/retry` operate the texts."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from tests.helpers import free_port, terminate
+    db_url = f"sqlite:///{tmp_path}/hotline.db"
+    await asyncio.to_thread(migrate, db_url, ROOT)
+    center = await Smsc({"hotline": PASSWORD}).start()
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "secrets.json").write_text(json.dumps({"smpp_password": PASSWORD}))
+    overrides = {"state_dir": str(tmp_path / "state"), "database": {"url": db_url},
+                 "interop": {"enabled": False, "metrics": {"port": free_port()}},
+                 "sms": {"enabled": True, "host": "127.0.0.1", "port": center.port, "system_id": "hotline",
+                         "poll_seconds": 0.1, "reconnect_seconds": 0.1, "reconnect_max_seconds": 0.5,
+                         "sending_hours": "00:00-24:00", "max_attempts": 1}}
+    env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps(overrides), "PYTHONUNBUFFERED": "1"}
+
+    def hotline(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hotline.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    db = Database(db_url, ROOT)
+    store = SmsStore(db)
+    log = open(tmp_path / "interop.log", "wb")
+    daemon = subprocess.Popen([sys.executable, "-m", "hotline.cli", "interop"], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        center.fail(1)
+        dead = await store.queue(to_number="13800138001", body=CHINESE, kind="complaint_reply")
+        [row] = await settled(store, [dead["id"]])
+        assert row["status"] == "dead"
+        ok = await store.queue(to_number="13800138002", body=TIBETAN, kind="appointment_reminder")
+        await settled(store, [ok["id"]])
+        listed = await asyncio.to_thread(hotline, "sms", "list", "--json")
+        assert {m["id"]: m["status"] for m in json.loads(listed.stdout)} == {dead["id"]: "dead", ok["id"]: "delivered"}
+        retried = await asyncio.to_thread(hotline, "sms", "retry", "--dead")
+        assert retried.returncode == 0, retried.stderr + retried.stdout
+        [row] = await settled(store, [dead["id"]])
+        assert row["status"] == "delivered"
+        assert sorted(center.texts()) == sorted([CHINESE, TIBETAN])
+        assert center.binds[0] == ("hotline", "ESME_ROK")
+    finally:
+        await asyncio.to_thread(terminate, daemon)
+        log.close()
+        await db.close()
+        await center.close()
+    again = await asyncio.to_thread(hotline, "sms", "retry", "999")
+    assert again.returncode == 1
