@@ -178,8 +178,9 @@ class Appointment(Base):
 
 
 class OutboxMessage(Base):
-    """A message to send (SMS to a caller), written in the same transaction as the change that causes
-    it; a delivery worker (SMS gateway, issue 7's outbox) sends those due. No gateway here yet."""
+    """A message to send, written in the same transaction as the change that causes it: a text to a
+    caller (channel "sms", sent over SMPP by interop/sms.py, its parts in sms_parts; store/sms.py) or a
+    partner delivery (channel "http", interop/delivery.py)."""
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -189,7 +190,9 @@ class OutboxMessage(Base):
     language: Mapped[str] = mapped_column(String(8))
     body: Mapped[str] = mapped_column(Text)
     related: Mapped[str] = mapped_column(String(64), default="", index=True)   # "appointment:12"
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | cancelled | dead
+    # http: pending | sending | sent | dead | cancelled; sms: pending | sending | submitted | delivered |
+    # failed | dead | cancelled (store/sms.py)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # partner deliveries (channel "http"): interop/outbox.py
