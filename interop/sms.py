@@ -133,6 +133,7 @@ class SmppLink:
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.unsaved: dict[str, asyncio.Event] = {}     # message ids acknowledged, not yet stored
+        self.closing = False
 
     def saved(self, message_id: str) -> None:
         ev = self.unsaved.pop(message_id, None)
@@ -220,7 +221,7 @@ class SmppLink:
                     await self._send(GenericNack(header.sequence_num, SmppCommandStatus.ESME_RINVCMDID))
         except (asyncio.IncompleteReadError, OSError, LinkDown, ValueError) as e:
             why = f"{type(e).__name__}: {e}" if not isinstance(e, asyncio.IncompleteReadError) else why
-        await self.close(why)
+        await self.close("" if self.closing else why)
 
     async def _keepalive(self) -> None:
         while not self.closed.is_set():
@@ -238,6 +239,7 @@ class SmppLink:
         if self.closed.is_set():
             return
         if unbind and self.writer is not None:
+            self.closing = True     # the SMSC closes after unbind_resp: expected, not worth a warning
             try:
                 await asyncio.wait_for(self.request(Unbind()), min(self.timeout, 2))
             except (LinkDown, asyncio.TimeoutError, OSError):

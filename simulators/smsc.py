@@ -65,6 +65,8 @@ class Smsc:
         self._throttle = 0
         self._drop_after: int | None = None
         self._fail = 0
+        self.enquire_links = 0
+        self.mute = False               # True: enquire_link goes unanswered (a hung SMSC)
         self._ids = itertools.count(0x1000)
         self._sessions: set[Session] = set()
         self._receipts: dict[str, list[tuple[str, str, str]]] = {}   # system_id -> [(id, src, dst)] waiting
@@ -183,7 +185,9 @@ class Smsc:
                 self._receipt_later(s.system_id, rid, src, dst, 0)
             return True
         if cmd == SmppCommand.ENQUIRE_LINK:
-            self._write(s, EnquireLinkResp(seq))
+            self.enquire_links += 1
+            if not self.mute:           # a hung SMSC: the link is open and nothing answers
+                self._write(s, EnquireLinkResp(seq))
             return True
         if cmd == SmppCommand.UNBIND:
             self._write(s, UnbindResp(seq))

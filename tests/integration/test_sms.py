@@ -282,3 +282,16 @@ async def test_hotline_interop_sends_texts_and_hotline_sms_retries_dead_letters(
         await center.close()
     again = await asyncio.to_thread(hotline, "sms", "retry", "999")
     assert again.returncode == 1
+
+
+async def test_enquire_link_keeps_the_link_and_a_hung_smsc_is_left_for_a_new_bind(db_url, tmp_path):
+    sms = {"enquire_link_seconds": 0.2, "response_timeout_seconds": 0.5}
+    async with running(db_url, tmp_path, sms=sms) as (center, store, sender, _):
+        await until(lambda: asyncio.sleep(0, center.enquire_links >= 3), "three enquire_links")
+        assert [b[1] for b in center.binds] == ["ESME_ROK"]          # answered: the same link all along
+        center.mute = True
+        await until(lambda: asyncio.sleep(0, len(center.binds) >= 2), "a new bind after the silence")
+        center.mute = False
+        m = await store.queue(to_number="13800138000", body="链路恢复后的短信", kind="follow_up")
+        [row] = await settled(store, [m["id"]])
+    assert row["status"] == "delivered"
