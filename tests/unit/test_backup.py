@@ -109,7 +109,7 @@ def test_backup_wipe_restore_on_both_databases(db_url, tmp_path):
     bk.restore(cfg, archive, log=lambda *a: None)
 
     assert _call(db_url, "1765000000.42")["recording_path"] == "20261206/rec.wav"
-    assert schema_revision(db_url, ROOT) == "0012"       # migrated after the restore
+    assert schema_revision(db_url, ROOT) == "0015"       # migrated after the restore
     for path, data in files.items():
         assert Path(path).read_bytes() == data, path
     assert stat.S_IMODE(bk.sources(cfg)["secrets/secrets.json"].stat().st_mode) == 0o600
@@ -189,7 +189,7 @@ def test_backup_command_prints_the_archive_path(tmp_path, capsys):
     assert out.parent == tmp_path / "state" / "backups" and out.is_file()
     with tarfile.open(out) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
-    assert manifest["database"]["schema_revision"] == "0012" and list(manifest["members"]) == ["database.sqlite3"]
+    assert manifest["database"]["schema_revision"] == "0015" and list(manifest["members"]) == ["database.sqlite3"]
 
 
 def test_a_backup_restores_only_into_the_same_kind_of_database(tmp_path):
