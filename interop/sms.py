@@ -13,6 +13,7 @@ keeps what it sends in memory and drops a throttled message, and here a text mus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -304,7 +305,12 @@ class SmsSender:
                         for rest in batch[i:]:    # not tried: back to the queue, no attempt counted
                             await self.store.settle(rest["id"], self.worker, status="pending", count_attempt=False)
                         break
-                    await self.send(m)
+                    try:
+                        await self.send(m)
+                    except Exception as e:     # the database or a bug: this text is retried, the worker goes on
+                        log.exception("text %s: sending failed", m["id"])
+                        with contextlib.suppress(Exception):
+                            await self._retry(m, f"{type(e).__name__}: {e}"[:500])
         finally:
             watch.cancel()
             if self.link is not None:
@@ -397,9 +403,12 @@ class SmsSender:
             if header.smpp_command == SmppCommand.SUBMIT_SM_RESP and status == SmppCommandStatus.ESME_ROK:
                 smsc_id = MESSAGE_TYPE_MAP[header.smpp_command].from_pdu(pdu, header).message_id
                 try:
-                    await self.store.part_submitted(m["id"], n, len(parts), smsc_id)
+                    kept = await self.store.part_submitted(m["id"], n, len(parts), smsc_id)
                 finally:
                     self.link.saved(smsc_id)
+                if not kept:
+                    log.warning("text %s part %s was sent by another worker too (lease ran out)", m["id"], n)
+                    return
                 self.throttled = 0
                 self.metrics.submitted.inc()
                 continue

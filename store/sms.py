@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from store.engine import Database, row_to_dict, utcnow
 from store.followups import opted_out
@@ -72,11 +73,16 @@ class SmsStore:
         async with self.session() as s:
             return set((await s.execute(select(SmsPart.part).where(SmsPart.message_id == message_id))).scalars())
 
-    async def part_submitted(self, message_id: int, part: int, parts: int, smsc_id: str) -> None:
-        async with self.session.begin() as s:
-            s.add(SmsPart(message_id=message_id, part=part, parts=parts, smsc_id=smsc_id[:65], status="submitted",
-                          receipt="", error="", submitted_at=utcnow()))
-        # a unique (message_id, part): the same part twice is a bug, and raises IntegrityError
+    async def part_submitted(self, message_id: int, part: int, parts: int, smsc_id: str) -> bool:
+        """Keep an acknowledged part; False if that part is already kept (a worker whose lease ran out
+        sent it too: the text belongs to the other one now)."""
+        try:
+            async with self.session.begin() as s:
+                s.add(SmsPart(message_id=message_id, part=part, parts=parts, smsc_id=smsc_id[:65],
+                              status="submitted", receipt="", error="", submitted_at=utcnow()))
+            return True
+        except IntegrityError:      # unique (message_id, part)
+            return False
 
     async def submitted(self, message_id: int, worker: str) -> bool:
         """Every part acknowledged: the text waits for its receipts (which may already be in)."""
