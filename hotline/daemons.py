@@ -217,6 +217,7 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_outbox)
     register_sms(sub)
+    register_simulate_smsc(sub)
 
 
 def cmd_sms(args) -> int:
@@ -272,3 +273,43 @@ def register_sms(sub) -> None:
     s.add_argument("--limit", type=int, default=200)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sms)
+
+
+def cmd_simulate_smsc(args) -> int:
+    """The SMSC simulator as a process (demo, tests of other processes): the account is sms.system_id
+    with smpp_password from secrets.json; every acknowledged part is appended to --record as JSON."""
+    from simulators.smsc import Smsc
+    from store.secrets import load_or_create
+
+    cfg = _config(args)
+    if not args.test_only:
+        console.print("[red]refused: the SMSC simulator answers as an operator's SMSC; start it with "
+                      "--test-only[/red]")
+        return 2
+    password = load_or_create(cfg).smpp_password
+    system_id = cfg.system.sms.system_id
+    if not system_id or not password:
+        console.print("[red]needs sms.system_id in hotline.yaml and smpp_password in secrets.json[/red]")
+        return 2
+
+    async def run(stop):
+        try:
+            center = await Smsc({system_id: password}, host=args.host, port=args.port,
+                                record_to=args.record).start()
+        except (OSError, ValueError) as e:
+            logging.getLogger("hotline").error("SMSC simulator: %s", e)
+            return
+        logging.getLogger("hotline").info("SMSC simulator on %s:%s for %s", args.host, center.port, system_id)
+        await stop.wait()
+        await center.close()
+    _run_until_signal(run)
+    return 0
+
+
+def register_simulate_smsc(sub) -> None:
+    s = sub.add_parser("simulate-smsc", help="a faithful SMPP 3.4 SMSC for tests and the demo (loopback only)")
+    s.add_argument("--test-only", action="store_true", help="required: it is a simulator")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=2775)
+    s.add_argument("--record", help="append every acknowledged part to this file, one JSON line each")
+    s.set_defaults(func=cmd_simulate_smsc)

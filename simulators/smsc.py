@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
+import json
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -52,12 +54,13 @@ class Session:
 class Smsc:
     def __init__(self, accounts: dict[str, str], *, host: str = "127.0.0.1", port: int = 0,
                  receipt_delay: float = 0.05, unknown: set[str] | None = None,
-                 undeliverable: set[str] | None = None):
+                 undeliverable: set[str] | None = None, record_to=None):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the SMSC simulator listens on loopback only, not {host}")
         self.accounts, self.host, self.port = dict(accounts), host, port
         self.receipt_delay = receipt_delay
         self.unknown, self.undeliverable = set(unknown or ()), set(undeliverable or ())
+        self.record_to = record_to      # a path: every acknowledged part as a JSON line (another process reads it)
         self.received: list[Received] = []
         self.binds: list[tuple[str, str]] = []          # (system_id, command_status name)
         self.receipts_acked: list[str] = []              # message ids whose deliver_sm_resp came
@@ -229,6 +232,9 @@ class Smsc:
         coding = pdu_data_coding(pdu)
         self.received.append(Received(s.system_id, sm.source.number, dst, coding, sm.esm_class, ref, part, parts,
                                       sm.short_message, mid))
+        if self.record_to is not None:
+            with open(self.record_to, "a", encoding="utf-8") as f:
+                f.write(json.dumps(dataclasses.asdict(self.received[-1]), ensure_ascii=False) + "\n")
         self._write(s, SubmitSmResp(seq, message_id=mid))
         await s.writer.drain()
         if sm.registered_delivery & 0x03:
@@ -267,6 +273,14 @@ class Smsc:
 async def _discard(reader: asyncio.StreamReader) -> None:
     while await reader.read(4096):
         pass
+
+
+def texts_of(path) -> list[str]:
+    """The texts in a ``record_to`` file, parts joined as ``Smsc.texts`` does."""
+    sim = Smsc.__new__(Smsc)
+    with open(path, encoding="utf-8") as f:
+        sim.received = [Received(**json.loads(line)) for line in f if line.strip()]
+    return Smsc.texts(sim)
 
 
 def pdu_data_coding(pdu: bytes) -> int:

@@ -295,3 +295,43 @@ async def test_enquire_link_keeps_the_link_and_a_hung_smsc_is_left_for_a_new_bin
         m = await store.queue(to_number="13800138000", body="链路恢复后的短信", kind="follow_up")
         [row] = await settled(store, [m["id"]])
     assert row["status"] == "delivered"
+
+
+async def test_the_simulator_as_a_process_for_other_tests_and_the_demo(tmp_path):
+    """`hotline simulate-smsc --test-only` with the install's account; `hotline interop` sends to it and
+    the record file holds what arrived (how a test of another process checks a text reached the SMSC)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from simulators.smsc import texts_of
+    from tests.helpers import free_port, terminate
+    db_url = f"sqlite:///{tmp_path}/hotline.db"
+    await asyncio.to_thread(migrate, db_url, ROOT)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "secrets.json").write_text(json.dumps({"smpp_password": PASSWORD}))
+    port, record = free_port(), tmp_path / "smsc.jsonl"
+    overrides = {"state_dir": str(tmp_path / "state"), "database": {"url": db_url},
+                 "interop": {"enabled": False, "metrics": {"port": free_port()}},
+                 "sms": {"enabled": True, "host": "127.0.0.1", "port": port, "system_id": "hotline",
+                         "poll_seconds": 0.1, "reconnect_seconds": 0.1, "reconnect_max_seconds": 0.5,
+                         "sending_hours": "00:00-24:00"}}
+    env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps(overrides), "PYTHONUNBUFFERED": "1"}
+    refused = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hotline.cli", "simulate-smsc"],
+                                      cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--test-only" in refused.stdout + refused.stderr
+    procs = [subprocess.Popen([sys.executable, "-m", "hotline.cli", *args], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for args in (["simulate-smsc", "--test-only", "--port", str(port), "--record", str(record)],
+                          ["interop"])]
+    db = Database(db_url, ROOT)
+    try:
+        store = SmsStore(db)
+        m = await store.queue(to_number="+8613800138000", body=TIBETAN, kind="kb_summary", language="bo")
+        [row] = await settled(store, [m["id"]])
+        assert row["status"] == "delivered"
+        assert texts_of(record) == [TIBETAN]
+    finally:
+        for p in procs:
+            await asyncio.to_thread(terminate, p)
+        await db.close()
