@@ -245,7 +245,8 @@ def cmd_sms(args) -> int:
                 out.print(" ".join(f"{k}: {n}" for k, n in sorted((await store.counts()).items())) or "no texts")
                 return 0
             if args.action == "stats":
-                print(json.dumps(await store.counts(), ensure_ascii=False, sort_keys=True))
+                print(json.dumps({"by_status": await store.counts(), "by_kind": await store.counts_by_kind()},
+                                 ensure_ascii=False, sort_keys=True))
                 return 0
             ids = [int(x) for x in args.ids]
             if args.dead:

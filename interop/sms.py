@@ -89,17 +89,29 @@ def split(text: str, ref: int) -> list[Part]:
 
 
 def submit_pdu(part: Part, source: str, destination: str) -> SubmitSm:
-    sm = SubmitSm(short_message=part.text or " ", source=PhoneNumber(source, TON.UNKNOWN, NPI.UNKNOWN),
-                  destination=PhoneNumber(destination, TON.UNKNOWN, NPI.ISDN), esm_class=part.esm_class,
+    """One part as submit_sm, asking for a delivery receipt (registered_delivery 1)."""
+    src_ton = TON.UNKNOWN if source.isdigit() else TON.ALPHANUMERIC
+    digits, dst_ton = smpp_address(destination)
+    sm = SubmitSm(short_message=part.text or " ", source=PhoneNumber(source, src_ton, NPI.UNKNOWN),
+                  destination=PhoneNumber(digits, dst_ton, NPI.ISDN), esm_class=part.esm_class,
                   registered_delivery=1, encoding=part.encoding, auto_message_payload=False)
     sm.set_encoded_message(part.data)
     return sm
 
 
 def smpp_number(number: str) -> str:
-    """The destination as the SMSC takes it: digits, international form without '+' for +86."""
+    """The destination's digits as the SMSC takes them: +86... and 0086... without the prefix sign."""
+    return smpp_address(number)[0]
+
+
+def smpp_address(number: str) -> tuple[str, TON]:
+    """Digits and type of number: international (TON 1) for +86... or 0086..., else as dialled (TON 0)."""
     n = number.strip().replace(" ", "").replace("-", "")
-    return n[1:] if n.startswith("+") else n
+    if n.startswith("+"):
+        return n[1:], TON.INTERNATIONAL
+    if n.startswith("00"):
+        return n[2:], TON.INTERNATIONAL
+    return n, TON.UNKNOWN
 
 
 def within(at: datetime, hours: str, tz: str) -> bool:

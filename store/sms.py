@@ -163,6 +163,17 @@ class SmsStore:
         async with self.session() as s:
             return {status: n for status, n in (await s.execute(q.group_by(OutboxMessage.status))).all()}
 
+    async def counts_by_kind(self, since: datetime | None = None) -> dict[str, dict[str, int]]:
+        """{kind: {status: n}}: which texts reach callers (confirmations, reminders, replies, ...)."""
+        q = select(OutboxMessage.kind, OutboxMessage.status, func.count()).where(OutboxMessage.channel == "sms")
+        if since is not None:
+            q = q.where(OutboxMessage.created_at >= since)
+        out: dict[str, dict[str, int]] = {}
+        async with self.session() as s:
+            for kind, status, n in (await s.execute(q.group_by(OutboxMessage.kind, OutboxMessage.status))).all():
+                out.setdefault(kind, {})[status] = n
+        return out
+
     async def requeue(self, message_id: int) -> dict | None:
         """Operator: send a dead letter (or a failed text) again, from scratch."""
         async with self.session.begin() as s:

@@ -28,6 +28,7 @@ class StatsQuery(BaseModel):
 class SmsStats(BaseModel):
     since: str
     by_status: dict[str, int]
+    by_kind: dict[str, dict[str, int]] = Field(description="kind (appointment_reminder, ...) -> status -> count")
     queued: int
     delivered_share: float | None = Field(description="delivered / (delivered + failed + dead); none before any")
 
@@ -60,9 +61,11 @@ async def message_stats(request):
     if not 1 <= days <= 3660:
         return json_error(400, "days must be 1 to 3660")
     since = datetime.now(timezone.utc) - timedelta(days=days)
-    counts = await SmsStore(services(request).db).counts(since)
+    store = SmsStore(services(request).db)
+    counts = await store.counts(since)
     settled = sum(counts.get(k, 0) for k in ("delivered", "failed", "dead"))
-    return ok({"since": since.isoformat(), "by_status": counts, "queued": sum(counts.values()),
+    return ok({"since": since.isoformat(), "by_status": counts, "by_kind": await store.counts_by_kind(since),
+               "queued": sum(counts.values()),
                "delivered_share": round(counts.get("delivered", 0) / settled, 4) if settled else None})
 
 

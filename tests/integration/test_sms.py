@@ -222,7 +222,9 @@ async def test_the_ticket_shows_its_texts_and_a_dead_letter_is_retried_over_the_
         r = await client.get(f"/api/tickets/{ticket['id']}/messages", headers=auth)
         assert [x["status"] for x in await r.json()] == ["delivered"]
         r = await client.get("/api/messages/stats?days=1", headers=auth)
-        assert (await r.json())["by_status"] == {"delivered": 1}
+        figures = await r.json()
+        assert figures["by_status"] == {"delivered": 1} and figures["by_kind"] == {"kb_summary": {"delivered": 1}}
+        assert figures["delivered_share"] == 1.0
         for path, status in (("/api/tickets/999999/messages", 404), ("/api/messages/x/retry", 400),
                              ("/api/messages/0/retry", 404), ("/api/messages?status=lost", 400),
                              ("/api/messages/stats?days=0", 400)):

@@ -7,7 +7,10 @@ from datetime import datetime, timezone
 import pytest
 
 from core.config import ConfigError, load_config
-from interop.sms import UDHI, smpp_number, split, within
+from aiosmpplib.state import TON
+
+from interop.sms import UDHI, smpp_address, smpp_number, split, submit_pdu, within
+from simulators.smsc import pdu_data_coding
 from tests.config_tree import ROOT
 
 TIBETAN = "བོད་ཡིག"      # 7 characters
@@ -60,9 +63,19 @@ def test_empty_and_huge_texts_are_refused():
         split("法" * 67 * 256, 1)
 
 
-def test_destination_numbers_lose_the_plus():
+def test_destination_numbers_lose_the_plus_and_say_they_are_international():
     assert smpp_number("+86 138-0013-8000") == "8613800138000"
-    assert smpp_number("13800138000") == "13800138000"
+    assert smpp_address("008613800138000") == ("8613800138000", TON.INTERNATIONAL)
+    assert smpp_address("13800138000") == ("13800138000", TON.UNKNOWN)
+
+
+def test_a_part_asks_for_a_receipt_and_carries_its_coding():
+    [p] = split("法律援助", 1)
+    sm = submit_pdu(p, "12348", "+8613800138000")
+    pdu = sm.pdu()
+    assert (sm.registered_delivery, sm.destination.ton, sm.source.ton) == (1, TON.INTERNATIONAL, TON.UNKNOWN)
+    assert pdu_data_coding(pdu) == 8 and pdu.endswith("法律援助".encode("utf-16-be"))
+    assert submit_pdu(p, "HOTLINE", "13800138000").source.ton == TON.ALPHANUMERIC
 
 
 def test_sending_hours_are_local_time():
