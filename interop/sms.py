@@ -37,6 +37,7 @@ from core.config import HotlineConfig
 from interop.metrics import SmsMetrics
 from core.numbering import may_text
 from core.schedule import parse_span
+from store.alerts import AlertStore
 from store.engine import Database, migrate
 from store.sms import SmsStore
 
@@ -282,6 +283,7 @@ class SmsSender:
         self.own_db = db is None
         self.db = db or Database(cfg.system.database.url, cfg.root)
         self.store = SmsStore(self.db)
+        self.alerts = AlertStore(self.db)
         self.worker = f"sms:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.link: SmppLink | None = None
         self.link_failures = 0
@@ -451,8 +453,12 @@ class SmsSender:
     async def _retry(self, m: dict, why: str) -> None:
         if m["attempts"] >= self.s.max_attempts:
             log.error("text %s is a dead letter after %s attempts: %s", m["id"], m["attempts"], why)
-            await self.store.settle(m["id"], self.worker, status="dead",
-                                    error=f"gave up after {m['attempts']} attempts; last: {why}")
+            if await self.store.settle(m["id"], self.worker, status="dead",
+                                       error=f"gave up after {m['attempts']} attempts; last: {why}"):
+                # as a partner's dead letter: an alert for the command center (wallboard, /api/alerts)
+                await self.alerts.add_alert(kind="dead_letter", city=await self.store.city_of(m["related"]),
+                                            call_id=f"sms:{m['id']}", topic="sms", term=m["kind"],
+                                            severity="high", phase="delivery", detail=why[:500])
             return
         wait = doubling(m["attempts"] - 1, self.s.reconnect_seconds, self.s.reconnect_max_seconds)
         await self.store.settle(m["id"], self.worker, status="pending", error=why,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from store.engine import Database, row_to_dict, utcnow
 from store.followups import opted_out
-from store.models import Appointment, OutboxMessage, SmsPart
+from store.models import ID_MAX, Appointment, Complaint, OutboxMessage, SmsPart, Ticket
 
 FINAL = ("delivered", "failed", "dead", "cancelled")
 
@@ -173,6 +173,15 @@ class SmsStore:
             for kind, status, n in (await s.execute(q.group_by(OutboxMessage.kind, OutboxMessage.status))).all():
                 out.setdefault(kind, {})[status] = n
         return out
+
+    async def city_of(self, related: str) -> str:
+        """The city a text is about (its appointment's, ticket's or complaint's), '' if none."""
+        kind, _, ref = related.partition(":")
+        model = {"appointment": Appointment, "ticket": Ticket, "complaint": Complaint}.get(kind)
+        if model is None or not ref.isdigit() or not 0 < int(ref) <= ID_MAX:
+            return ""
+        async with self.session() as s:
+            return (await s.execute(select(model.city).where(model.id == int(ref)))).scalar_one_or_none() or ""
 
     async def requeue(self, message_id: int) -> dict | None:
         """Operator: send a dead letter (or a failed text) again, from scratch."""

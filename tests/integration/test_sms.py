@@ -15,6 +15,7 @@ import pytest
 from core.config import load_config
 from interop.sms import SmsSender
 from simulators.smsc import Smsc
+from store.alerts import AlertStore
 from store.engine import Database, migrate, utcnow
 from store.models import OptOut
 from store.sms import SmsStore
@@ -172,12 +173,14 @@ async def test_bad_and_unknown_numbers_fail_with_their_reason(db_url, tmp_path):
 
 
 async def test_a_dead_letter_is_kept_and_can_be_sent_again(db_url, tmp_path):
-    async with running(db_url, tmp_path, sms={"max_attempts": 2}) as (center, store, sender, _):
+    async with running(db_url, tmp_path, sms={"max_attempts": 2}) as (center, store, sender, db):
         center.fail(2)          # two transient refusals (ESME_RSYSERR): max_attempts reached
         m = await store.queue(to_number="13100131000", body="回访提醒", kind="follow_up")
         [row] = await settled(store, [m["id"]])
         assert row["status"] == "dead" and "ESME_RSYSERR" in row["last_error"], row
         assert (await store.counts())["dead"] == 1
+        [alert] = await AlertStore(db).alerts(kind="dead_letter")
+        assert (alert["call_id"], alert["topic"], alert["term"]) == (f"sms:{m['id']}", "sms", "follow_up")
         assert await store.requeue(m["id"]) is not None
         [row] = await settled(store, [m["id"]])
     assert row["status"] == "delivered"
@@ -208,6 +211,8 @@ async def test_the_ticket_shows_its_texts_and_a_dead_letter_is_retried_over_the_
                                   related=f"ticket:{ticket['id']}")
             [row] = await settled(store, [m["id"]])
             assert row["status"] == "dead"
+            [alert] = await AlertStore(ctl.db).alerts(kind="dead_letter")
+            assert alert["city"] == "leshan"                 # the ticket's city: its supervisors see it
             r = await client.get(f"/api/tickets/{ticket['id']}/messages", headers=auth)
             assert r.status == 200
             [shown] = await r.json()
