@@ -342,3 +342,33 @@ async def test_the_simulator_as_a_process_for_other_tests_and_the_demo(tmp_path)
         for p in procs:
             await asyncio.to_thread(terminate, p)
         await db.close()
+
+
+async def test_appointment_and_complaint_texts_reach_the_smsc_and_a_cancelled_reminder_never_does(db_url, tmp_path):
+    """The texts the back office already queues (booking, cancelling, replying to a complaint) go out."""
+    from datetime import timedelta
+    from store.appointments import AppointmentStore
+    from store.complaints import ComplaintStore
+    async with running(db_url, tmp_path) as (center, store, sender, db):
+        appointments, complaints = AppointmentStore(db), ComplaintStore(db)
+        later = utcnow() + timedelta(seconds=2)
+        a = await appointments.book(center_id="leshan-center", city="leshan", day="2026-12-10", slot="09:30",
+                                    capacity=2, caller_number="13800138005", language="zh", ticket_id=None,
+                                    booked_by="agent1001", messages=lambda code: [
+                                        ("appointment_confirmation", f"预约已确认 {code}", None),
+                                        ("appointment_reminder", f"明天的预约 {code}", later)])
+        await appointments.cancel(a["id"], lambda row: f"预约已取消 {row.code}")
+        c = await complaints.add({"kind": "service", "source": "phone", "city": "leshan",
+                                  "complainant_number": "13800138006", "description": "等待太久"}, "sup", 15)
+        await complaints.move(c["id"], "received", {"status": "replied", "reply": "已核实并改进"},
+                              lambda row: "您的投诉已答复：已核实并改进")
+        texts = await store.messages()
+        ids = [m["id"] for m in texts if m["kind"] != "appointment_reminder"]
+        await settled(store, ids)
+        await asyncio.sleep(2.5)        # the reminder's time has come: cancelled, so never sent
+        by_kind = {m["kind"]: m for m in await store.messages()}
+    assert {k: m["status"] for k, m in by_kind.items()} == {
+        "appointment_confirmation": "delivered", "appointment_reminder": "cancelled",
+        "appointment_cancelled": "delivered", "complaint_reply": "delivered"}
+    assert center.texts("13800138005") == [f"预约已确认 {a['code']}", f"预约已取消 {a['code']}"]
+    assert center.texts("13800138006") == ["您的投诉已答复：已核实并改进"]
