@@ -20,8 +20,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiosmpplib import (BindTransceiverResp, DeliverSm, EnquireLinkResp, GenericNack, PhoneNumber, SmppCommand,
-                        SmppCommandStatus, SmppMessage, SubmitSm, SubmitSmResp, UnbindResp)
+from aiosmpplib import (BindTransceiverResp, DeliverSm, EnquireLink, EnquireLinkResp, GenericNack, PhoneNumber,
+                        SmppCommand, SmppCommandStatus, SmppMessage, SubmitSm, SubmitSmResp, Unbind, UnbindResp)
 from aiosmpplib.protocol import MESSAGE_TYPE_MAP, PDU_HEADER_LENGTH
 
 log = logging.getLogger("hotline.smsc")
@@ -68,7 +68,9 @@ class Smsc:
         self._throttle = 0
         self._drop_after: int | None = None
         self._fail = 0
+        self._throttle_status = SmppCommandStatus.ESME_RTHROTTLED
         self.enquire_links = 0
+        self.enquire_answers = 0        # enquire_link_resp to the SMSC's own enquire_link
         self.mute = False               # True: enquire_link goes unanswered (a hung SMSC)
         self._ids = itertools.count(0x1000)
         self._sessions: set[Session] = set()
@@ -90,8 +92,9 @@ class Smsc:
         for t in list(self._tasks):
             t.cancel()
 
-    def throttle(self, n: int) -> None:
-        self._throttle = n
+    def throttle(self, n: int, status: SmppCommandStatus = SmppCommandStatus.ESME_RTHROTTLED) -> None:
+        """The next n submit_sm are refused with ``status`` (ESME_RTHROTTLED, or ESME_RMSGQFUL)."""
+        self._throttle, self._throttle_status = n, status
 
     def fail(self, n: int) -> None:
         """The next n submit_sm get ESME_RSYSERR (a transient fault of the SMSC)."""
@@ -99,6 +102,23 @@ class Smsc:
 
     def drop_after(self, n: int) -> None:
         self._drop_after = n
+
+    def enquire(self) -> None:
+        """The SMSC checks the link itself: enquire_link to every bound session (answers counted)."""
+        for s in self._sessions:
+            if s.bound:
+                msg = EnquireLink()
+                msg.sequence_num = 0x40000000 + next(s.seq)
+                self._write(s, msg)
+
+    def unbind(self) -> None:
+        """The SMSC ends the sessions properly (maintenance): unbind, then it closes on unbind_resp."""
+        for s in self._sessions:
+            if s.bound:
+                msg = Unbind()
+                msg.sequence_num = 0x40000000 + next(s.seq)
+                s.bound = False
+                self._write(s, msg)
 
     def drop(self) -> None:
         for s in list(self._sessions):
@@ -201,6 +221,12 @@ class Smsc:
             if receipt is not None:
                 self.receipts_acked.append(receipt[0])
             return True
+        if cmd == SmppCommand.ENQUIRE_LINK_RESP:
+            self.enquire_answers += 1
+            return True
+        if cmd == SmppCommand.UNBIND_RESP:
+            await s.writer.drain()
+            return False
         if cmd == SmppCommand.GENERIC_NACK:
             return True
         if cmd != SmppCommand.SUBMIT_SM:
@@ -217,7 +243,7 @@ class Smsc:
         if self._throttle > 0:
             self._throttle -= 1
             self.throttled_answers += 1
-            self._write(s, SubmitSmResp(seq, SmppCommandStatus.ESME_RTHROTTLED))
+            self._write(s, SubmitSmResp(seq, self._throttle_status))
             return True
         if self._fail > 0:
             self._fail -= 1

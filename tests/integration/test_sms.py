@@ -124,9 +124,11 @@ async def test_a_link_dropped_mid_batch_loses_nothing_and_sends_nothing_twice(db
     assert [b for b in center.binds if b[1] == "ESME_ROK"].__len__() >= 2   # it reconnected
 
 
-async def test_throttling_pauses_without_failing_and_still_delivers(db_url, tmp_path):
+@pytest.mark.parametrize("status", ["ESME_RTHROTTLED", "ESME_RMSGQFUL"])
+async def test_throttling_pauses_without_failing_and_still_delivers(db_url, tmp_path, status):
+    from aiosmpplib import SmppCommandStatus
     async with running(db_url, tmp_path) as (center, store, sender, _):
-        center.throttle(5)
+        center.throttle(5, SmppCommandStatus[status])
         ids = [(await store.queue(to_number=f"1370013{i:04d}", body=f"提醒 {i}", kind="appointment_reminder"))["id"]
                for i in range(4)]
         rows = await settled(store, ids)
@@ -372,3 +374,15 @@ async def test_appointment_and_complaint_texts_reach_the_smsc_and_a_cancelled_re
         "appointment_cancelled": "delivered", "complaint_reply": "delivered"}
     assert center.texts("13800138005") == [f"预约已确认 {a['code']}", f"预约已取消 {a['code']}"]
     assert center.texts("13800138006") == ["您的投诉已答复：已核实并改进"]
+
+
+async def test_the_smsc_checks_the_link_and_unbinds_and_the_sender_binds_again(db_url, tmp_path):
+    async with running(db_url, tmp_path) as (center, store, sender, _):
+        await until(lambda: asyncio.sleep(0, center.bound_sessions() == 1), "bound")
+        center.enquire()
+        await until(lambda: asyncio.sleep(0, center.enquire_answers == 1), "enquire_link answered")
+        center.unbind()
+        await until(lambda: asyncio.sleep(0, len(center.binds) == 2 and center.bound_sessions() == 1), "bound again")
+        m = await store.queue(to_number="13800138000", body="维护后的短信", kind="follow_up")
+        [row] = await settled(store, [m["id"]])
+    assert row["status"] == "delivered"
