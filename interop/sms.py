@@ -292,7 +292,17 @@ class SmsSender:
         self.next_slot = 0.0               # monotonic: our own throughput limit
         self.submitted = self.delivered = self.failed = 0
 
+    def refusal(self) -> str:
+        """Why this sender cannot bind at all ('' when it can): said once, not on every reconnection."""
+        if len(self.password) > 8 or not self.password.isascii():
+            return "smpp_password in secrets.json must be at most 8 ASCII characters (SMPP 3.4)"
+        return ""
+
     async def run(self, stop: asyncio.Event) -> None:
+        why = self.refusal()
+        if why:
+            log.error("texts are not sent: %s", why)
+            return
         if self.own_db:
             await asyncio.to_thread(migrate, self.cfg.system.database.url, self.cfg.root)
         watch = asyncio.create_task(self._watch(stop), name="sms-metrics")

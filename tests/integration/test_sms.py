@@ -386,3 +386,18 @@ async def test_the_smsc_checks_the_link_and_unbinds_and_the_sender_binds_again(d
         m = await store.queue(to_number="13800138000", body="维护后的短信", kind="follow_up")
         [row] = await settled(store, [m["id"]])
     assert row["status"] == "delivered"
+
+
+async def test_a_password_smpp_cannot_carry_stops_the_sender_with_a_clear_error(db_url, tmp_path, caplog):
+    await asyncio.to_thread(migrate, db_url, ROOT)
+    center = await Smsc({"hotline": PASSWORD}).start()
+    cfg = load_config(None, {"state_dir": str(tmp_path), "database": {"url": db_url},
+                             "sms": {"enabled": True, "host": "127.0.0.1", "port": center.port, "system_id": "hotline"}})
+    db = Database(db_url, ROOT)
+    try:
+        await asyncio.wait_for(SmsSender(cfg, "nine-char", db=db).run(asyncio.Event()), 10)
+    finally:
+        await db.close()
+        await center.close()
+    assert center.binds == []
+    assert "at most 8 ASCII characters" in caplog.text
