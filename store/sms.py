@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from store.engine import Database, row_to_dict, utcnow
@@ -56,17 +56,24 @@ class SmsStore:
             due = and_(due, OutboxMessage.kind.in_(kinds))
         out = []
         async with self.session.begin() as s:
-            rows = (await s.execute(select(OutboxMessage).where(due).order_by(OutboxMessage.not_before,
-                                                                              OutboxMessage.id).limit(limit)
-                                    .with_for_update(skip_locked=True))).scalars().all()
-            for m in rows:
-                if await opted_out(s, m.to_number):
-                    m.status, m.last_error, m.updated_at = "cancelled", "the caller opted out of messages", now
+            rows = (await s.execute(select(OutboxMessage.id, OutboxMessage.to_number).where(due)
+                                    .order_by(OutboxMessage.not_before, OutboxMessage.id).limit(limit)
+                                    .with_for_update(skip_locked=True))).all()
+            for mid, number in rows:
+                # conditional on still being due: two workers racing (SQLite has no row locks) take it once
+                if await opted_out(s, number):
+                    await s.execute(update(OutboxMessage).where(OutboxMessage.id == mid, due).values(
+                        status="cancelled", last_error="the caller opted out of messages", updated_at=now))
                     continue
-                m.status, m.worker, m.lease_until = "sending", worker, now + timedelta(seconds=lease_seconds)
-                m.attempts, m.updated_at = m.attempts + 1, now
-                out.append(row_to_dict(m))
-        return out
+                res = await s.execute(update(OutboxMessage).where(OutboxMessage.id == mid, due).values(
+                    status="sending", worker=worker, lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=OutboxMessage.attempts + 1, updated_at=now))
+                if res.rowcount == 1:
+                    out.append(mid)
+            if out:
+                got = (await s.execute(select(OutboxMessage).where(OutboxMessage.id.in_(out)))).scalars().all()
+                return [row_to_dict(m) for m in sorted(got, key=lambda m: (m.not_before, m.id))]
+        return []
 
     async def sent_parts(self, message_id: int) -> set[int]:
         """Parts the SMSC already acknowledged: after a lost link only the others are sent again."""

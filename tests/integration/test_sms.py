@@ -401,3 +401,22 @@ async def test_a_password_smpp_cannot_carry_stops_the_sender_with_a_clear_error(
         await center.close()
     assert center.binds == []
     assert "at most 8 ASCII characters" in caplog.text
+
+
+async def test_two_senders_on_one_outbox_send_each_text_once(db_url, tmp_path):
+    async with running(db_url, tmp_path) as (center, store, sender, db):
+        second = SmsSender(sender.cfg, PASSWORD, db=db, clock=sender.clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(second.run(stop))
+        try:
+            bodies = [f"第{i}条 " + (TIBETAN if i % 4 == 0 else CHINESE) for i in range(16)]
+            ids = [(await store.queue(to_number=f"1390013{i:04d}", body=b, kind="follow_up"))["id"]
+                   for i, b in enumerate(bodies)]
+            rows = await settled(store, ids)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+    assert [r["status"] for r in rows] == ["delivered"] * 16
+    assert sorted(center.texts()) == sorted(bodies)
+    assert len(center.received) == sum(len(r["parts"]) for r in rows)
+    assert center.bound_sessions() == 0 and len(center.binds) == 2
