@@ -19,6 +19,7 @@ from dashboard.routes import (agents, calls, complaints, desk, federation, inter
                               session, stats, tickets, transcripts, wallboard)
 from dashboard.routes import prompts
 from dashboard.routes import knowledge
+from dashboard.routes import messages
 from dashboard.schemas import PATH_PARAMS
 from dashboard.services import SERVICES, ApiServices
 
@@ -38,6 +39,7 @@ MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, ti
            federation, privacy, wallboard, live)
 MODULES += (prompts,)     # issue 20: the prompts page's API
 MODULES += (knowledge,)   # issue 20: the knowledge base
+MODULES += (messages,)
 
 
 def make_app(services: ApiServices) -> web.Application:

@@ -59,6 +59,7 @@ PATH_PARAMS: dict[str, Any] = {
     "city": CityId,
     "ticket_id": Id, "complaint_id": Id, "appointment_id": Id, "alert_id": Id,
     "entry_id": Id,
+    "message_id": Id,
 }
 # issue 20: IVR prompts by language and prompt id
 PATH_PARAMS["lang"] = Annotated[str, Field(pattern=r"^[a-z]{2,3}$", description="IVR language code (zh, bo, en, ii …)")]

@@ -96,7 +96,10 @@ def cmd_interop(args) -> int:
     registry = _metrics_endpoint(cfg.system.interop.metrics, "interop")
 
     async def run(stop):
-        tasks = [Deliverer(cfg, secrets, registry).run(stop)]
+        tasks = [Deliverer(cfg, secrets, registry).run(stop)] if cfg.system.interop.enabled else []
+        if cfg.system.sms.enabled:     # texts to callers over SMPP: the other outbox channel (docs/messaging.md)
+            from interop.sms import SmsSender
+            tasks.append(SmsSender(cfg, secrets.smpp_password, registry=registry).run(stop))
         if cfg.system.federation.mode == "city":
             from interop.federation import Reporter
             tasks.append(Reporter(cfg, secrets).run(stop))
@@ -213,3 +216,101 @@ def register(sub) -> None:
     s.add_argument("--limit", type=int, default=200)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_outbox)
+    register_sms(sub)
+    register_simulate_smsc(sub)
+
+
+def cmd_sms(args) -> int:
+    """Texts to callers: list, figures, retry dead letters (docs/messaging.md)."""
+    from store.auth import AuditLog
+    from store.engine import Database
+    from store.sms import SmsStore
+
+    cfg = _config(args)
+
+    async def main() -> int:
+        db = Database(cfg.system.database.url, cfg.root)
+        store = SmsStore(db)
+        try:
+            if args.action == "list":
+                rows = await store.messages(status=args.status, limit=args.limit)
+                if args.json:
+                    print(json.dumps(rows, ensure_ascii=False, indent=2))
+                    return 0
+                t = Table("id", "kind", "to", "status", "attempts", "related", "last error", title="texts")
+                for m in rows:
+                    t.add_row(str(m["id"]), m["kind"], m["to_number"], m["status"], str(m["attempts"]), m["related"],
+                              (m["last_error"] or "")[:60])
+                out.print(t)
+                out.print(" ".join(f"{k}: {n}" for k, n in sorted((await store.counts()).items())) or "no texts")
+                return 0
+            if args.action == "stats":
+                print(json.dumps({"by_status": await store.counts(), "by_kind": await store.counts_by_kind()},
+                                 ensure_ascii=False, sort_keys=True))
+                return 0
+            ids = [int(x) for x in args.ids]
+            if args.dead:
+                ids += [m["id"] for m in await store.messages(status="dead", limit=10000)]
+            done = []
+            for mid in ids:
+                if await store.requeue(mid):
+                    done.append(mid)
+                    await AuditLog(db).audit("hotline-cli", "command", "message_retry", target=str(mid))
+                else:
+                    console.print(f"[yellow]{mid}: not found, or neither dead nor failed[/yellow]")
+            console.print(f"retry: {len(done)} text(s) queued again; `hotline interop` sends them")
+            return 0 if len(done) == len(ids) else 1
+        finally:
+            await db.close()
+    return asyncio.run(main())
+
+
+def register_sms(sub) -> None:
+    s = sub.add_parser("sms", help="texts to callers over SMPP: list, stats, retry dead letters")
+    s.add_argument("action", choices=["list", "stats", "retry"])
+    s.add_argument("ids", nargs="*", help="text ids (retry)")
+    s.add_argument("--dead", action="store_true", help="retry: every dead letter")
+    s.add_argument("--status", choices=["pending", "sending", "submitted", "delivered", "failed", "dead", "cancelled"])
+    s.add_argument("--limit", type=int, default=200)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sms)
+
+
+def cmd_simulate_smsc(args) -> int:
+    """The SMSC simulator as a process (demo, tests of other processes): the account is sms.system_id
+    with smpp_password from secrets.json; every acknowledged part is appended to --record as JSON."""
+    from simulators.smsc import Smsc
+    from store.secrets import load_or_create
+
+    cfg = _config(args)
+    if not args.test_only:
+        console.print("[red]refused: the SMSC simulator answers as an operator's SMSC; start it with "
+                      "--test-only[/red]")
+        return 2
+    password = load_or_create(cfg).smpp_password
+    system_id = cfg.system.sms.system_id
+    if not system_id or not password:
+        console.print("[red]needs sms.system_id in hotline.yaml and smpp_password in secrets.json[/red]")
+        return 2
+
+    async def run(stop):
+        try:
+            center = await Smsc({system_id: password}, host=args.host, port=args.port,
+                                record_to=args.record).start()
+        except (OSError, ValueError) as e:
+            logging.getLogger("hotline").error("SMSC simulator: %s", e)
+            return
+        logging.getLogger("hotline").info("SMSC simulator on %s:%s for %s", args.host, center.port, system_id)
+        await stop.wait()
+        await center.close()
+    _run_until_signal(run)
+    return 0
+
+
+def register_simulate_smsc(sub) -> None:
+    s = sub.add_parser("simulate-smsc", help="a faithful SMPP 3.4 SMSC for tests and the demo (loopback only)")
+    s.add_argument("--test-only", action="store_true", help="required: it is a simulator")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=2775)
+    s.add_argument("--record", help="append every acknowledged part to this file, one JSON line each")
+    s.set_defaults(func=cmd_simulate_smsc)

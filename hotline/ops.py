@@ -115,7 +115,7 @@ def _controller_pidfile(cfg: HotlineConfig) -> Path:
 def _spawn_daemon(cfg: HotlineConfig, args, daemon: str) -> None:
     pidfile = _pidfile(cfg, daemon)
     if (daemon == "transcriber" and not cfg.system.transcription.enabled) or \
-            (daemon == "interop" and not cfg.system.interop.enabled):
+            (daemon == "interop" and not (cfg.system.interop.enabled or cfg.system.sms.enabled)):
         return
     if _pid_alive(pidfile):
         return

@@ -90,7 +90,7 @@ LimitNOFILE=65536
 WantedBy={TARGET}
 """
     exe = _hotline_exe()
-    enabled = {"serve": True, "transcriber": cfg.system.transcription.enabled, "interop": cfg.system.interop.enabled}
+    enabled = {"serve": True, "transcriber": cfg.system.transcription.enabled, "interop": cfg.system.interop.enabled or cfg.system.sms.enabled}
     for daemon, unit in DAEMON_UNITS.items():
         if not enabled[daemon]:
             continue

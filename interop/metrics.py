@@ -26,3 +26,21 @@ class OutboxMetrics:
                 self.messages.labels(partner, status).set(by_status.get(status, 0))
         self.depth.set(sum(c.get("pending", 0) + c.get("sending", 0) for c in counts.values()))
         self.dead.set(sum(c.get("dead", 0) for c in counts.values()))
+
+
+# the statuses of a text to a caller (store/sms.py); always exported, 0 when none
+SMS_STATUSES = ("pending", "sending", "submitted", "delivered", "failed", "dead", "cancelled")
+
+
+class SmsMetrics:
+    """Texts over SMPP (interop/sms.py): the outbox's sms channel by status, the link, throttling."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.messages = Gauge("hotline_sms_messages", "Texts to callers by status", ["status"], registry=registry)
+        self.link_up = Gauge("hotline_sms_link_up", "1 while bound to the SMSC", registry=registry)
+        self.submitted = Counter("hotline_sms_parts_submitted", "Parts the SMSC acknowledged", registry=registry)
+        self.throttled = Counter("hotline_sms_throttled", "ESME_RTHROTTLED/ESME_RMSGQFUL answers", registry=registry)
+
+    def update(self, counts: dict[str, int]) -> None:
+        for status in SMS_STATUSES:
+            self.messages.labels(status).set(counts.get(status, 0))

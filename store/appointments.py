@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from store.engine import Database, row_to_dict, same_caller, utcnow
 from store.models import Appointment, OutboxMessage
+from store.sms import text_row
 
 
 class SlotFull(Exception):
@@ -56,9 +57,8 @@ class AppointmentStore:
                     s.add(a)
                     await s.flush()
                     for kind, body, not_before in messages(code):
-                        s.add(OutboxMessage(channel="sms", kind=kind, to_number=caller_number, language=language,
-                                            body=body, related=f"appointment:{a.id}", status="pending",
-                                            not_before=not_before or now, created_at=now))
+                        s.add(text_row(to_number=caller_number, body=body, kind=kind, language=language,
+                                       related=f"appointment:{a.id}", not_before=not_before or now))
                     return row_to_dict(a)
             except IntegrityError:
                 continue    # someone took that seat a moment ago: look again
@@ -75,9 +75,8 @@ class AppointmentStore:
             await s.execute(update(OutboxMessage).where(
                 OutboxMessage.related == f"appointment:{a.id}", OutboxMessage.status == "pending",
                 OutboxMessage.kind == "appointment_reminder").values(status="cancelled"))
-            s.add(OutboxMessage(channel="sms", kind="appointment_cancelled", to_number=a.caller_number,
-                                language=a.language, body=message(a), related=f"appointment:{a.id}",
-                                status="pending", not_before=now, created_at=now))
+            s.add(text_row(to_number=a.caller_number, body=message(a), kind="appointment_cancelled",
+                           language=a.language, related=f"appointment:{a.id}", not_before=now))
             return row_to_dict(a)
 
     async def get(self, appointment_id: int) -> dict | None:

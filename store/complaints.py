@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from store.engine import Database, change_row, row_to_dict, same_caller, utcnow
-from store.models import Complaint, OutboxMessage
+from store.models import Complaint
+from store.sms import text_row
 
 
 class ComplaintStore:
@@ -39,9 +40,8 @@ class ComplaintStore:
             if changes.get("status") == "replied":
                 c.replied_at = c.updated_at
                 if message and c.complainant_number:
-                    s.add(OutboxMessage(channel="sms", kind="complaint_reply", to_number=c.complainant_number,
-                                        language=c.language, body=message(c), related=f"complaint:{c.id}",
-                                        status="pending", not_before=c.updated_at, created_at=c.updated_at))
+                    s.add(text_row(to_number=c.complainant_number, body=message(c), kind="complaint_reply",
+                                   language=c.language, related=f"complaint:{c.id}", not_before=c.updated_at))
             return row_to_dict(c)
 
     async def search(self, *, city: str | None = None, status: str | None = None, assigned_to: str | None = None,

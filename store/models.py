@@ -179,8 +179,9 @@ class Appointment(Base):
 
 
 class OutboxMessage(Base):
-    """A message to send (SMS to a caller), written in the same transaction as the change that causes
-    it; a delivery worker (SMS gateway, issue 7's outbox) sends those due. No gateway here yet."""
+    """A message to send, written in the same transaction as the change that causes it: a text to a
+    caller (channel "sms", sent over SMPP by interop/sms.py, its parts in sms_parts; store/sms.py) or a
+    partner delivery (channel "http", interop/delivery.py)."""
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -190,7 +191,9 @@ class OutboxMessage(Base):
     language: Mapped[str] = mapped_column(String(8))
     body: Mapped[str] = mapped_column(Text)
     related: Mapped[str] = mapped_column(String(64), default="", index=True)   # "appointment:12"
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | cancelled | dead
+    # http: pending | sending | sent | dead | cancelled; sms: pending | sending | submitted | delivered |
+    # failed | dead | cancelled (store/sms.py)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # partner deliveries (channel "http"): interop/outbox.py
@@ -498,3 +501,19 @@ class KnowledgeMiss(Base):
     city: Mapped[str] = mapped_column(String(32), default="")
     by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+class SmsPart(Base):
+    """One submit_sm of a text (a long text is several, joined by the handset through the UDH): the
+    SMSC's message_id from submit_sm_resp and what its delivery receipt said (interop/sms.py)."""
+    __tablename__ = "sms_parts"
+    __table_args__ = (UniqueConstraint("message_id", "part", name="uq_sms_part"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(Integer, index=True)     # outbox_messages.id
+    part: Mapped[int] = mapped_column(Integer)                         # 1-based
+    parts: Mapped[int] = mapped_column(Integer)
+    smsc_id: Mapped[str] = mapped_column(String(65), index=True)     # the SMSC's message_id
+    status: Mapped[str] = mapped_column(String(16), default="submitted")   # submitted | delivered | failed
+    receipt: Mapped[str] = mapped_column(String(16), default="")     # stat: DELIVRD, UNDELIV, EXPIRED, ...
+    error: Mapped[str] = mapped_column(String(16), default="")       # err: the network's code
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -24,7 +24,7 @@ from store.models import (Appointment, AuditEntry, CallbackTask, CallRecord, Com
                           OptOut, OutboxMessage, Ticket, Transcript)
 
 BATCH = 500
-_UNSETTLED_OUTBOX = ("pending", "sending")
+_UNSETTLED_OUTBOX = ("pending", "sending", "submitted")   # submitted: a text waiting for its receipt
 
 
 def _number_columns(cut: datetime) -> list[tuple[str, type, object, object]]:

@@ -22,6 +22,7 @@ class Secrets:
     redis_password: str = ""   # the install's Redis ACL user (store/bus.py `provision`), every daemon logs in with it
     bus_key: str = ""          # HMAC key of the messages the install's daemons publish to each other
     prompt_pins: dict[str, str] = field(default_factory=dict)   # supervisor -> PIN for recording prompts from outside
+    smpp_password: str = ""    # the SMSC's password for our account (sms.system_id); given by the operator
 
 
 def _new() -> str:
@@ -74,7 +75,8 @@ def load_or_create(cfg: HotlineConfig) -> Secrets:
                    service_token=data["service_token"], partner_secrets=dict(partner_secrets),
                    federation_secret=data["federation_secret"], federation_keys=dict(data["federation_keys"]),
                    privacy_key=data["privacy_key"], redis_password=data["redis_password"],
-                   bus_key=data["bus_key"], prompt_pins=dict(pins))
+                   bus_key=data["bus_key"], prompt_pins=dict(pins),
+                   smpp_password=str(data.get("smpp_password", "")))
 
 
 def trust_node(cfg: HotlineConfig, node: str, secret: str) -> None:

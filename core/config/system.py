@@ -397,6 +397,56 @@ class PromptSettings(Strict):
     record_number: Annotated[str, Field(pattern=r"^([0-9]{5,20})?$")] = ""   # empty: not reachable from outside
 
 
+class SmsSettings(Strict):
+    """Texts to callers over SMPP 3.4 (interop/sms.py, run by `hotline interop`): the operator's SMSC,
+    bound as a transceiver. The password is the SMSC's, kept in secrets.json as ``smpp_password``."""
+    enabled: bool = False
+    host: str = ""
+    port: int = Field(2775, ge=1, le=65535)
+    system_id: str = Field("", max_length=15)          # SMPP 3.4: a C-string of at most 16 octets
+    system_type: str = Field("", max_length=12)
+    source_address: str = Field("12348", pattern=r"^[0-9A-Za-z]{1,20}$")
+    # texts per second the SMSC allows us (the contract's throughput); parts count one each
+    throughput_per_second: float = Field(10, gt=0, le=1000)
+    enquire_link_seconds: float = Field(30, ge=0.2, le=600)
+    response_timeout_seconds: float = Field(10, ge=0.2, le=120)
+    reconnect_seconds: float = Field(1, ge=0.05, le=600)      # first wait after a lost link, doubling ...
+    reconnect_max_seconds: float = Field(60, ge=0.05, le=3600)  # ... up to this
+    throttle_seconds: float = Field(1, ge=0.01, le=600)       # first pause after ESME_RTHROTTLED/RMSGQFUL
+    # local time; outside it texts wait (no reminders at night); the default is the follow-up calls' hours
+    sending_hours: str = "09:00-20:00"
+    # kinds sent at any hour: a confirmation answers what the caller just asked for on the phone
+    any_hour_kinds: list[str] = ["appointment_confirmation", "appointment_cancelled"]
+    max_attempts: int = Field(10, ge=1, le=1000)        # refusals and lost links; then a dead letter
+    lease_seconds: float = Field(60, ge=1, le=3600)
+    poll_seconds: float = Field(0.5, ge=0.05, le=60)
+
+    @field_validator("sending_hours")
+    @classmethod
+    def span(cls, v: str) -> str:
+        from core.schedule import parse_span
+        parse_span(v)
+        return v
+
+    @field_validator("system_id", "system_type")
+    @classmethod
+    def ascii_only(cls, v: str) -> str:
+        if not v.isascii() or not v.isprintable():
+            raise ValueError(f"{v!r}: SMPP sends it as printable ASCII")
+        return v
+
+    @model_validator(mode="after")
+    def complete(self) -> "SmsSettings":
+        if self.enabled:
+            missing = [name for name in ("host", "system_id") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"enabled needs {' and '.join(missing)} (the SMSC's address and our account)")
+        if self.reconnect_seconds > self.reconnect_max_seconds:
+            raise ValueError(f"reconnect_seconds ({self.reconnect_seconds}) is more than "
+                             f"reconnect_max_seconds ({self.reconnect_max_seconds})")
+        return self
+
+
 class SystemFile(Strict):
     state_dir: str = ".hotline"
     # the roster (agents, interpreters, supervisors) may live elsewhere, e.g. kept by the duty office
@@ -419,6 +469,7 @@ class SystemFile(Strict):
     phones: Phones = Phones()
     cluster: Cluster = Cluster()
     prompts: PromptSettings = PromptSettings()
+    sms: SmsSettings = SmsSettings()
 
     @model_validator(mode="after")
     def tls_needs_a_port(self) -> "SystemFile":

@@ -14,7 +14,9 @@ from dashboard.common import (audit, call_record, json_error, limit, me, ok, ref
                               timestamp)
 from dashboard.common import body as read_body
 from dashboard.schemas import Strict, Ticket, TicketView, Unset, Vocab, WholeNumber, one_of, one_of_or_empty
+from dashboard.schemas import OutboxMessage
 from dashboard.spec import op
+from store.sms import SmsStore
 
 routes = web.RouteTableDef()
 
@@ -74,6 +76,16 @@ async def tickets(request):
 @op("ticket", "one ticket, with its transcript status", tag="tickets", errors=("400", "403", "404"), ok=TicketView)
 async def ticket(request):
     return ok(await with_transcript(request, await ticket_row(request)))
+
+
+@routes.get("/api/tickets/{ticket_id}/messages")
+@op("ticket_messages", "the texts sent to the caller about a ticket, with their delivery state", tag="tickets",
+    errors=("400", "403", "404"), ok=list[OutboxMessage],
+    description="Its own texts and those of appointments booked on it: pending, sending, submitted, delivered, "
+                "failed (last_error says why), dead or cancelled (docs/messaging.md).")
+async def ticket_messages(request):
+    t = await ticket_row(request)
+    return ok(await SmsStore(services(request).db).for_ticket(t["id"]))
 
 
 @routes.get("/api/calls/{call_id}/ticket")

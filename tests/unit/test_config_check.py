@@ -52,6 +52,8 @@ BREAKS = [
     ("config/legal_aid_offices.yaml", lambda d: d["offices"][0].__setitem__("code", "990100"), "offices[0].code"),
     ("config/legal_aid.yaml", _set("rules", "art32_abuse_victim", "source", "rumour"), "rules.art32_abuse_victim.source"),
     ("config/knowledge.yaml", lambda d: d["entries"][0].__setitem__("category", "astrology"), "entries.0.category"),
+    # an SMSC account needs its address (issue 20): the section and field are named
+    ("config/hotline.yaml", lambda d: d.__setitem__("sms", {"enabled": True, "system_id": "hotline"}), "sms"),
 ]
 
 
