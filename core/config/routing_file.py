@@ -13,7 +13,7 @@ class LanguageRouting(Strict):
 
 
 class WorkflowStep(Strict):
-    target: Literal["city", "city_skill", "neighbours", "language_pool", "province"]
+    target: Literal["city", "city_skill", "neighbours", "language_pool", "province", "province_skill"]
     wait: int = Field(ge=5, le=3600)
     interpreter: bool = False   # conference in an interpreter of the caller's language on answer
 
@@ -22,6 +22,10 @@ class GreenCategory(Strict):
     digit: Annotated[str, Field(pattern=r"^[0-9]$")]
     id: Ident
     workflow: Ident = "green"
+    # the skill its workflow's city_skill / province_skill targets ask for: `female` or a specialty
+    skill: Ident | None = None
+    # when the city is closed: this workflow instead of the night one (e.g. female lawyers of the night pool)
+    night_workflow: Ident | None = None
 
 
 class GreenChannel(Strict):
@@ -57,6 +61,9 @@ class RoutingFile(Strict):
     schedules: Schedules
     # outside numbers the desk may transfer callers to (and nothing else: no toll fraud by desk)
     transfer_numbers: dict[Annotated[str, Field(pattern=r"^[0-9]{3,20}$")], str] = Field(default_factory=dict)
+    # emergency services (110 police, 120 ambulance) an agent may conference in for a caller in danger,
+    # through the carrier trunk: number -> label
+    emergency_numbers: dict[Annotated[str, Field(pattern=r"^[0-9]{3,20}$")], str] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -70,13 +77,19 @@ class RoutingFile(Strict):
 
     @model_validator(mode="after")
     def check(self) -> "RoutingFile":
-        needed = {"standard", "specialist", "language", "green", "night"} | {c.workflow for c in self.green_channel.categories}
+        cats = self.green_channel.categories
+        needed = ({"standard", "specialist", "language", "green", "night", "green_language"}
+                  | {c.workflow for c in cats} | {c.night_workflow for c in cats if c.night_workflow})
         missing = sorted(needed - set(self.workflows))
         if missing:
             raise ValueError(f"workflows: missing {missing}")
         for name, steps in self.workflows.items():
             if not steps:
                 raise ValueError(f"workflows.{name}: needs at least one step")
+        for c in cats:
+            if c.skill is not None and c.skill != "female" and c.skill not in self.specialties:
+                raise ValueError(f"green_channel.categories ({c.id}).skill: {c.skill!r} is neither 'female' "
+                                 f"nor in specialties")
         for svc, spec in self.services.items():
             if spec not in self.specialties:
                 raise ValueError(f"services.{svc}: {spec!r} is not in specialties")
