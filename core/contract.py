@@ -31,6 +31,7 @@ class Ev(StrEnum):
     SURVEY = "HotlineSurvey"                      # one follow-up survey answer
     SURVEY_END = "HotlineSurveyEnd"               # the follow-up survey ended
     CALL_END = "HotlineCallEnd"                   # the caller's hangup handler: the call's facts
+    EMERGENCY = "HotlineEmergency"                # 110/120 warm transfer leg: ringing, answered, left, failed
 
 
 class Var(StrEnum):

@@ -14,6 +14,7 @@ from core.config import HotlineConfig
 NEIGHBOURS_SUFFIX = "-near"
 LANG_POOL_PREFIX = "lang-"
 FEMALE = "female"
+SUPERVISOR_SUFFIX = "-supervisor"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ ROUTER_RULES = (
     Rule("green_language", lambda f, c: bool(f.green) and _pool_language(f, c), lambda f, c: "green_language"),
     Rule("green", lambda f, c: bool(f.green), _green_workflow),
     Rule("language", lambda f, c: _pool_language(f, c), lambda f, c: "language"),
+    Rule("service", lambda f, c: f.service in c.routing.service_workflows,
+         lambda f, c: c.routing.service_workflows[f.service]),
     Rule("specialist", lambda f, c: f.service in c.routing.services, lambda f, c: "specialist"),
     Rule("standard", lambda f, c: True, lambda f, c: "standard"),
 )
@@ -103,6 +106,8 @@ def router_dialplan(cfg: HotlineConfig) -> list[str]:
     lines.append('GotoIf($["${HOTLINE_GREEN}" != ""]?%s,s,1)' % variant_context("green", city, None))
     for lang in pool_langs:
         lines.append('GotoIf($["${HOTLINE_LANG}" = "%s"]?%s,s,1)' % (lang, variant_context("language", city, lang)))
+    for svc, wf in cfg.routing.service_workflows.items():
+        lines.append('GotoIf($["${HOTLINE_SERVICE}" = "%s"]?%s,s,1)' % (svc, variant_context(wf, city, None)))
     for svc, spec in cfg.routing.services.items():
         lines.append('GotoIf($["${HOTLINE_SERVICE}" = "%s"]?%s,s,1)' % (svc, variant_context("specialist", city, spec)))
     lines.append("Goto(%s,s,1)" % variant_context("standard", city, None))
@@ -142,6 +147,8 @@ def queue_for(target: str, city: str, skill: str | None, language: str, cfg: Hot
         return cfg.province.id
     if target == "province_skill":
         return f"{cfg.province.id}-{skill}" if skill else None
+    if target == "supervisor":
+        return f"{city}{SUPERVISOR_SUFFIX}" if supervisors_of(city, cfg) else None
     raise ValueError(f"unknown target {target!r}")
 
 
@@ -205,7 +212,14 @@ def plan_variants(cfg: HotlineConfig) -> list[tuple[str, str, str | None, str]]:
             out.append(("green_language", c.id, lang, lang))
         for wf, skill in sorted(green_wfs, key=lambda x: (x[0], x[1] or "")):
             out.append((wf, c.id, skill, default_lang))
+        for wf in sorted(set(cfg.routing.service_workflows.values())):
+            out.append((wf, c.id, None, default_lang))
     return out
+
+
+def supervisors_of(city: str, cfg: HotlineConfig) -> list[str]:
+    """The city supervisors (role supervisor) of a city: the static members of its supervisor queue."""
+    return [s.id for s in cfg.supervisors if s.role == "supervisor" and city in s.cities]
 
 
 def variant_context(workflow: str, city: str, skill: str | None) -> str:

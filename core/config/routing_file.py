@@ -13,7 +13,8 @@ class LanguageRouting(Strict):
 
 
 class WorkflowStep(Strict):
-    target: Literal["city", "city_skill", "neighbours", "language_pool", "province", "province_skill"]
+    target: Literal["city", "city_skill", "neighbours", "language_pool", "province", "province_skill",
+                    "supervisor"]   # supervisor: the city supervisors' own queue (complaints)
     wait: int = Field(ge=5, le=3600)
     interpreter: bool = False   # conference in an interpreter of the caller's language on answer
 
@@ -54,6 +55,8 @@ class RoutingFile(Strict):
     languages: dict[str, LanguageRouting]
     specialties: list[Ident]
     services: dict[str, Ident] = Field(default_factory=dict)
+    # a service chosen in the IVR that has its own workflow (complaint: the city supervisor first)
+    service_workflows: dict[str, Ident] = Field(default_factory=dict)
     neighbours: dict[str, list[str]] = Field(default_factory=dict)
     overflow: Overflow
     green_channel: GreenChannel
@@ -79,7 +82,8 @@ class RoutingFile(Strict):
     def check(self) -> "RoutingFile":
         cats = self.green_channel.categories
         needed = ({"standard", "specialist", "language", "green", "night", "green_language"}
-                  | {c.workflow for c in cats} | {c.night_workflow for c in cats if c.night_workflow})
+                  | {c.workflow for c in cats} | {c.night_workflow for c in cats if c.night_workflow}
+                  | set(self.service_workflows.values()))
         missing = sorted(needed - set(self.workflows))
         if missing:
             raise ValueError(f"workflows: missing {missing}")

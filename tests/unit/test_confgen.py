@@ -130,7 +130,8 @@ def test_files_and_dialplan_sections_keep_their_order():
         "hotline-queue", "hotline-step", "hotline-ahead", "hotline-wait-langs",
         "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered", "hotline-cb-plan",
         "hotline-wf-*", "hotline-closed-days", "hotline-make-up-days", "hotline-hours-*", "hotline-green-registry",
-        "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial", "hotline-voicemail", "hotline-unknown",
+        "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial",
+        "hotline-emergency-dial", "hotline-emergency-join", "hotline-voicemail", "hotline-unknown",
         "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
         "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
         "hotline-refuse", "hotline-agents"]

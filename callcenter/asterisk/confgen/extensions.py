@@ -16,8 +16,8 @@ from ivr_flows.prompts import MAX_AHEAD, MAX_MINUTES, announces_waits
 from .callbacks import callback_contexts
 from .common import HEADER, REC_OPTIONS, hook
 from .desk import desk_contexts
-from .routing import (answer_contexts, green_registry_context, hours_contexts, interpreter_dial_context,
-                      workflow_contexts)
+from .routing import (answer_contexts, emergency_contexts, green_registry_context, hours_contexts,
+                      interpreter_dial_context, workflow_contexts)
 
 # prompts are under ${HL_SOUNDS}/<lang>/, set in [globals]
 SND = "${HL_SOUNDS}"
@@ -31,7 +31,7 @@ def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
         # routing into queues, each queue step, and what hangs off them
         _queue(cfg), _step(cfg), _ahead(), _wait_langs(cfg),
         callback_contexts(cfg), workflow_contexts(cfg), hours_contexts(cfg), green_registry_context(cfg),
-        answer_contexts(), interpreter_dial_context(cfg),
+        answer_contexts(), interpreter_dial_context(cfg), emergency_contexts(cfg),
         _voicemail(cfg), _unknown(cfg),
         desk_contexts(cfg), _refuse_and_agents(),
     ])

@@ -107,3 +107,31 @@ def interpreter_dial_context(cfg: HotlineConfig) -> str:
         if targets:
             out.append(f"exten => {lang},1,Dial({'&'.join(targets)},45)\n same => n,Hangup()\n")
     return "".join(out)
+
+
+def emergency_contexts(cfg: HotlineConfig) -> str:
+    """A caller in danger: the desk originates a leg to 110/120 through the carrier trunk; when it
+    answers it joins the caller–agent bridge (a conference: the agent stays on the line). The events
+    carry the call's id (HL_CALL), since the originated leg has a linkedid of its own."""
+    out = ["\n[hotline-emergency-dial]\n; configured emergency numbers only (routing.yaml emergency_numbers)\n"]
+    for number, label in cfg.routing.emergency_numbers.items():
+        out.append(f"exten => {number},1,Dial(PJSIP/{number}@{cfg.system.trunk.name},60)  ; {label}\n"
+                   " same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${EXTEN},Status: failed,"
+                   "Reason: ${DIALSTATUS})\n same => n,Hangup()\n")
+    out.append("""
+[hotline-emergency-join]
+; the emergency service answered: join the bridge the caller and agent are in (three-way)
+exten => s,1,Set(TRIES=0)
+ same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${HL_NUMBER},Status: answered)
+ same => n(again),BridgeAdd(${JOIN})
+ same => n,GotoIf($["${BRIDGERESULT}" = "SUCCESS"]?:retry)
+ same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${HL_NUMBER},Status: left)
+ same => n,Hangup()
+ same => n(retry),Set(TRIES=$[${TRIES} + 1])
+ same => n,GotoIf($[${TRIES} > 10]?gone)
+ same => n,Wait(0.5)
+ same => n,Goto(again)
+ same => n(gone),UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${HL_NUMBER},Status: failed,Reason: ${BRIDGERESULT})
+ same => n,Hangup()
+""")
+    return "".join(out)
