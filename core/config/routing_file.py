@@ -48,6 +48,20 @@ class Schedules(Strict):
     default: CitySchedule
     cities: dict[str, CitySchedule] = Field(default_factory=dict)
     holidays: str | None = None
+    local_holidays: str | None = None     # per-city holidays on top of the national ones
+
+
+class LocalHoliday(Strict):
+    """A city's or prefecture's own holiday (民族节日): closed on these days, on top of the national list."""
+    year: int = Field(ge=2000, le=2100)
+    name: str = Field(min_length=1)
+    days: str                              # YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD
+    verified: bool = False                 # checked against the published notice
+    source: str = ""
+
+
+class LocalHolidaysFile(Strict):
+    cities: dict[str, list[LocalHoliday]] = Field(default_factory=dict)
 
 
 class RoutingFile(Strict):

@@ -26,9 +26,16 @@ def hours_contexts(cfg: HotlineConfig) -> str:
     tz = cfg.routing.timezone
     out = ["\n[hotline-closed-days]\n"]
     any_sched = next(iter(cfg.schedules.values()))
-    out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(any_sched.closed)]
+    # national days are every city's; what a city has beyond them are its local holidays
+    national = frozenset.intersection(*(s.closed for s in cfg.schedules.values()))
+    out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(national)]
     out.append("\n[hotline-make-up-days]\n")
     out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(any_sched.workdays)]
+    for c in cfg.cities:
+        local = cfg.schedules[c.id].closed - national
+        if local and not cfg.schedules[c.id].always_open:
+            out.append(f"\n[hotline-closed-days-{c.id}]\n; {c.names.zh}: local holidays (config/local_holidays.yaml)\n")
+            out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(local)]
     for c in cfg.cities:
         sch = cfg.schedules[c.id]
         out.append(f"\n[hotline-hours-{c.id}]\n")
@@ -37,6 +44,8 @@ def hours_contexts(cfg: HotlineConfig) -> str:
             continue
         out.append(f"exten => s,1,Set(LOCAL(d)=${{STRFTIME(${{EPOCH}},{tz},%Y%m%d)}})\n")
         out.append(" same => n,GotoIf(${DIALPLAN_EXISTS(hotline-closed-days,${LOCAL(d)},1)}?closed)\n")
+        if sch.closed - national:
+            out.append(f" same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-closed-days-{c.id},${{LOCAL(d)}},1)}}?closed)\n")
         out.append(" same => n,GotoIf(${DIALPLAN_EXISTS(hotline-make-up-days,${LOCAL(d)},1)}?workday)\n")
         for day in range(7):
             for span in sch.weekly.get(day, ()):
