@@ -49,6 +49,8 @@ BREAKS = [
     ("config/keywords.yaml", _set("topics", "self_harm", "category", "astrology"), "topics.self_harm.category"),
     ("config/partners.yaml", _set("partners", "12345", "endpoints", "default", "ftp://x"), "partners.12345.endpoints"),
     ("config/models.yaml", lambda d: d["models"]["zh"][0].__setitem__("sha256", "not-hex"), "models.zh[0].sha256"),
+    ("config/local_holidays.yaml", lambda d: d["cities"]["ganzi"][0].__setitem__("days", "2027-02-07"),
+     "cities.ganzi[0].days"),
 ]
 
 
