@@ -127,7 +127,8 @@ class CallControl:
         await self._ok({"Action": "Originate", "Channel": f"Local/{number}@hotline-emergency-dial",
                         "Context": "hotline-emergency-join", "Exten": "s", "Priority": "1", "Timeout": "60000",
                         "Async": "true", "CallerID": f'"12348" <{call.dialed_number or "12348"}>',
-                        "Variable": f"JOIN={call.channel},HL_CALL={call.call_id},HL_NUMBER={number}"},
+                        # one header per variable (a comma inside one is refused by check_action)
+                        "Variable": [f"JOIN={call.channel}", f"HL_CALL={call.call_id}", f"HL_NUMBER={number}"]},
                        "emergency transfer")
 
     async def spy(self, call: CallState, mode: str, supervisor_phone: str, supervisor_name: str) -> None:
