@@ -9,8 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.helpers import ROOT, Stack, free_port, fresh, wait_for
+from tests.helpers import ROOT, Stack, csp_violations, free_port, fresh, page_login, wait_for
 from tests.integration.test_routing import OPEN, closed_now_schedule
+
+
+PASSWORD = "vulnerable-desk-password-12348"
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +21,7 @@ def own_stack(tmp_path_factory):
     """This module's stack: its trunk's far end (carrier_port) is free for a sipp UAS acting as 110."""
     s = Stack(tmp_path_factory.mktemp("vulnerable"))
     s.start()
+    s.set_password("agent1001", PASSWORD)
     yield s
     s.close()
 
@@ -97,18 +101,21 @@ def _bridge_members(s: Stack, channel: str) -> list[str]:
     return [l.split(":", 1)[1].strip() for l in out.splitlines() if l.strip().startswith("Channel:")]
 
 
-def test_emergency_warm_transfer_reaches_110_with_the_agent_still_on_the_line(vs, audio, tmp_path):
-    """A caller in danger: the agent conferences in 110 (a sipp UAS at the trunk's far end). The
-    caller, the agent and 110 are in one bridge; the action is audited; the outcome is `emergency`
-    and counted in the statistics."""
+def test_emergency_warm_transfer_reaches_110_with_the_agent_still_on_the_line(vs, audio, tmp_path, browser):
+    """A caller in danger: the agent, at the desk in a real browser, conferences in 110 (a sipp UAS at the
+    trunk's far end). The caller, the agent and 110 are in one bridge; the action is audited; the outcome
+    is `emergency` and counted in the statistics."""
     s = vs
     trace = tmp_path / "uas-110.log"
     uas = subprocess.Popen(["sipp", "-sf", str(ROOT / "tests/sipp/uas_partner.xml"), "-i", "127.0.0.1",
                             "-p", str(s.carrier_port), "-mp", str(free_port(socket.SOCK_DGRAM) & ~1), "-m", "1",
                             "-nostdin", "-trace_msg", "-message_file", str(trace), "-timeout", "120s"],
                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    refused = csp_violations(page)
     try:
         s.agent("agent1001", play=audio["agent"])
+        page_login(page, s.base_url, "agent1001", PASSWORD, "/desk")
         s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=45, caller="13919190005")
         live = wait_for(lambda: [c for c in s.api("/api/status")["calls_in_progress"]
                                  if c["caller_number"] == "13919190005" and c["status"] == "talking"], 60,
@@ -116,9 +123,13 @@ def test_emergency_warm_transfer_reaches_110_with_the_agent_still_on_the_line(vs
         # an unknown number is refused (4xx), nothing is dialled
         status, err = s.api_error(f"/api/calls/{live['call_id']}/emergency", "POST", {"number": "12345"})
         assert status == 400, err
-        done = s.api(f"/api/calls/{live['call_id']}/emergency", "POST",
-                     {"number": "110", "reason": "来电者称正在遭受家暴，人身危险"})
-        assert done == {"call_id": live["call_id"], "action": "emergency", "number": "110"}
+        page.wait_for_selector('#pop[data-status="talking"]', timeout=30_000)
+        assert page.locator("#em-number option").all_text_contents() == ["110 公安报警 / police",
+                                                                         "120 医疗急救 / ambulance"]
+        page.select_option("#em-number", "110")
+        page.fill("#em-reason", "来电者称正在遭受家暴，人身危险")
+        page.click("#btn-emergency")
+        page.wait_for_selector("#em-status:has-text('正在呼叫')", timeout=10_000)
         wait_for(lambda: trace.exists() and "INVITE sip:110@" in trace.read_text(errors="replace"), 30,
                  "INVITE for 110 at the trunk")
         caller_chan = live["channel"]
@@ -131,13 +142,17 @@ def test_emergency_warm_transfer_reaches_110_with_the_agent_still_on_the_line(vs
         assert leg.startswith(f"PJSIP/{s.cfg.system.trunk.name}-") or leg.startswith("Local/110@"), members
         audit = [a for a in s.api("/api/audit?limit=50") if a["action"] == "emergency"]
         assert audit and audit[0]["call_id"] == live["call_id"] and audit[0]["target"] == "110"
+        assert audit[0]["user_id"] == "agent1001" and "家暴" in audit[0]["detail"]
+        page.wait_for_selector("#em-status:has-text('已接入')", timeout=20_000)   # the desk sees 110 joined
         rec = s.wait_record(lambda r: r["caller_number"] == "13919190005" and r["status"] == "ended", 60)
         assert rec["outcome"] == "emergency" and rec["transfers"] == "emergency:agent1001>110"
         day = datetime.fromisoformat(rec["started_at"]).astimezone(ZoneInfo(s.cfg.routing.timezone)).date()
         rows = s.api(f"/api/stats?period=day&from={day}&to={day}&city=leshan")
         row = next((r for r in rows if r["city"] == "leshan"), None)
         assert row and row["emergencies"] >= 1, rows
+        assert not refused, refused
     finally:
+        page.close()
         uas.kill()
         uas.wait()
 
