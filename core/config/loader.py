@@ -65,6 +65,11 @@ class HotlineConfig(Strict):
         svc_digits = {o.digit for o in self.ivr.menus.service.options}
         if r.green_channel.digit in svc_digits:
             raise ValueError(f"routing.yaml: green_channel.digit {r.green_channel.digit} is already a service menu digit")
+        ivr_services = {o.service for o in self.ivr.menus.service.options}
+        for svc in r.service_workflows:
+            if svc not in ivr_services:
+                raise ValueError(f"routing.yaml: service_workflows.{svc}: not a service of the IVR's service menu "
+                                 f"{sorted(ivr_services)}")
         green_ids = {c.id for c in r.green_channel.categories}
         for number, cat in self.green_registry.items():
             if cat not in green_ids:
