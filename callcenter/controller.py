@@ -342,7 +342,8 @@ class Controller:
         c, created = await self.complaints.ensure_for_call(call.call_id, fields,
                                                            self.ticket_rules.complaints.reply_due_days)
         if created:
-            await self.audit_log.audit("system", "", "file_complaint", call.call_id, f"complaint:{c['id']}", "ivr")
+            await self.audit_log.audit("system", "", "file_complaint", call.call_id, f"complaint:{c['id']}",
+                                       detail="ivr")
         self._complained.add(call.call_id)
 
     async def _ticket_for(self, call: CallState) -> None:

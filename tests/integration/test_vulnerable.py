@@ -129,7 +129,9 @@ def test_emergency_warm_transfer_reaches_110_with_the_agent_still_on_the_line(vs
         page.select_option("#em-number", "110")
         page.fill("#em-reason", "来电者称正在遭受家暴，人身危险")
         page.click("#btn-emergency")
-        page.wait_for_selector("#em-status:has-text('正在呼叫')", timeout=10_000)
+        page.wait_for_function("document.getElementById('em-status').textContent"
+                               " || document.getElementById('action-error').textContent", timeout=15_000)
+        assert "正在呼叫" in page.text_content("#em-status"), (page.text_content("#action-error"), live)
         wait_for(lambda: trace.exists() and "INVITE sip:110@" in trace.read_text(errors="replace"), 30,
                  "INVITE for 110 at the trunk")
         caller_chan = live["channel"]
@@ -169,6 +171,8 @@ def test_ivr_complaint_files_a_complaint_and_rings_the_city_supervisor_first(vs,
                      20, "the complaint record")
     assert len(filed) == 1 and filed[0]["source"] == "phone" and filed[0]["complainant_number"] == "13919190006"
     assert filed[0]["status"] == "received" and filed[0]["received_by"] == "ivr"
+    assert [a for a in s.api("/api/audit?limit=50") if a["action"] == "file_complaint"
+            and a["call_id"] == rec["call_id"] and a["target"] == f"complaint:{filed[0]['id']}"]
 
 
 def test_ivr_complaint_with_no_supervisor_reachable_falls_back_to_the_ordinary_queue(vs, audio):
