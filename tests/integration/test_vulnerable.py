@@ -129,8 +129,9 @@ def test_emergency_warm_transfer_reaches_110_with_the_agent_still_on_the_line(vs
         page.select_option("#em-number", "110")
         page.fill("#em-reason", "来电者称正在遭受家暴，人身危险")
         page.click("#btn-emergency")
-        page.wait_for_function("document.getElementById('em-status').textContent"
-                               " || document.getElementById('action-error').textContent", timeout=15_000)
+        # (the pages' CSP forbids playwright's string predicates: poll from here)
+        wait_for(lambda: page.text_content("#em-status") or page.text_content("#action-error"), 20,
+                 "the desk's answer to the emergency button")
         assert "正在呼叫" in page.text_content("#em-status"), (page.text_content("#action-error"), live)
         wait_for(lambda: trace.exists() and "INVITE sip:110@" in trace.read_text(errors="replace"), 30,
                  "INVITE for 110 at the trunk")
