@@ -115,6 +115,22 @@ class CallControl:
             await self._ok({"Action": "Hangup", "Channel": chan, "Cause": "16"}, "cancel transfer")
         self.consults.pop(call.call_id, None)
 
+    async def emergency(self, call: CallState, number: str) -> None:
+        """Warm transfer to 110/120: the emergency service is dialled through the trunk and joins the
+        caller–agent bridge when it answers (dialplan hotline-emergency-join); the agent stays on."""
+        if number not in self.cfg.routing.emergency_numbers:
+            raise DeskError(f"{number!r} is not a configured emergency number "
+                            f"{sorted(self.cfg.routing.emergency_numbers)}", 400)
+        self._agent_leg(call)
+        if call.call_id in self.held:
+            raise DeskError("take the call off hold first: the emergency service joins the conversation")
+        await self._ok({"Action": "Originate", "Channel": f"Local/{number}@hotline-emergency-dial",
+                        "Context": "hotline-emergency-join", "Exten": "s", "Priority": "1", "Timeout": "60000",
+                        "Async": "true", "CallerID": f'"12348" <{call.dialed_number or "12348"}>',
+                        # one header per variable (a comma inside one is refused by check_action)
+                        "Variable": [f"JOIN={call.channel}", f"HL_CALL={call.call_id}", f"HL_NUMBER={number}"]},
+                       "emergency transfer")
+
     async def spy(self, call: CallState, mode: str, supervisor_phone: str, supervisor_name: str) -> None:
         if mode not in SPY_OPTIONS:
             raise DeskError("mode must be listen, whisper or barge", 400)

@@ -6,7 +6,7 @@ rate, AHT, green share) are core/kpi.py's, the same as the wallboard's and /api/
 only: voicemail = calls that ended in voicemail; answer rate = answered / calls; satisfaction = mean of
 each completed follow-up's ratings 1-5, by the day it was answered; complaints = filed that day;
 consultations = tickets by category; referrals = tickets with a referral outcome; appointments =
-booked, not cancelled.
+booked, not cancelled; emergencies = calls handed to 110/120 (warm transfer, outcome `emergency`).
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def bucket(d: date, period: Period) -> str:
 class Figures:
     calls: list = field(default_factory=list)            # call records into the hotline (core/kpi.py)
     voicemail: int = 0
+    emergencies: int = 0
     consultations: dict[str, int] = field(default_factory=dict)
     referrals: int = 0
     appointments: int = 0
@@ -59,7 +60,7 @@ class Figures:
                 "consultations": sum(self.consultations.values()), "by_category": dict(sorted(self.consultations.items())),
                 "referrals": self.referrals, "appointments": self.appointments, "complaints": self.complaints,
                 "satisfaction": round(sum(self.ratings) / len(self.ratings), 2) if self.ratings else None,
-                "surveys": len(self.ratings)}
+                "surveys": len(self.ratings), "emergencies": self.emergencies}
 
 
 def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iterable[dict], period: Period,
@@ -81,6 +82,7 @@ def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iter
         def count(f: Figures, c=c) -> None:
             f.calls.append(c)
             f.voicemail += c["outcome"] == "voicemail"
+            f.emergencies += c["outcome"] == "emergency"
         add(kpi.local_date(c["started_at"], zone), c["city"], count)
     for t in tickets:
         def consult(f: Figures, t=t) -> None:
@@ -108,7 +110,8 @@ def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iter
 
 COLUMNS = ["period", "city", "calls", "answered", "abandoned", "voicemail", "answer_rate", "green_share",
            "queued", "short_abandons", "service_level", "asa_seconds", "abandonment_rate", "aht_seconds",
-           "consultations", "referrals", "appointments", "complaints", "satisfaction", "surveys"]
+           "consultations", "referrals", "appointments", "complaints", "satisfaction", "surveys",
+           "emergencies"]
 
 
 # the export's column headers for a Chinese office (Excel, WPS); English ones (the keys) on request
@@ -117,7 +120,7 @@ HEADERS_ZH = {"period": "统计期间", "city": "城市", "calls": "来电量", 
               "short_abandons": "短时放弃量", "service_level": "服务水平", "asa_seconds": "平均应答时长(秒)",
               "abandonment_rate": "放弃率", "aht_seconds": "平均处理时长(秒)", "consultations": "咨询量",
               "referrals": "转介量", "appointments": "预约量", "complaints": "投诉量", "satisfaction": "满意度",
-              "surveys": "回访量"}
+              "surveys": "回访量", "emergencies": "紧急转警/急救量"}
 UNCLASSIFIED_ZH, UNKNOWN_CITY_ZH = "未分类", "未知"
 
 

@@ -105,6 +105,7 @@ class Controller:
         self.prompt_recorder = PromptRecorder(cfg, self.ami, PromptStore(self.db), self.audit_log, paths)
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
+        self._complained: set[str] = set()         # calls whose IVR complaint is filed
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._routing_from: dict[str, float] = {}   # channel -> HotlineRoute event time (routing histogram)
         self._tasks: list[asyncio.Task] = []
@@ -332,6 +333,8 @@ class Controller:
         await self.writer.retrying(lambda: self.call_records.save_calls(calls), calls[0].call_id)
         for call in calls:
             await self.writer.retrying(lambda: self._ticket_for(call), call.call_id)
+            if call.service == "complaint":   # the IVR's complaint option (ivr_flows/hotline.yaml)
+                await self.writer.retrying(lambda: self._complaint_for(call), call.call_id)
         await self.bus.publish_calls([c.as_dict() for c in calls])
         for call in calls:
             if call.status != "ended":
@@ -349,6 +352,21 @@ class Controller:
         self.tracker.forget(call_id)
         self._last_marked.pop(call_id, None)
         self._ticketed.pop(call_id, None)
+        self._complained.discard(call_id)
+
+    async def _complaint_for(self, call: CallState) -> None:
+        """The IVR's complaint option files a complaint record as soon as the caller chose it (once)."""
+        if call.call_id in self._complained or not call.city:
+            return
+        fields = {"kind": "service", "source": "phone", "city": call.city, "complainant_number": call.caller_number,
+                  "language": call.language or self.cfg.ivr.default_language,
+                  "description": "来电投诉（IVR 投诉选项）/ complaint via the IVR's complaint option"}
+        c, created = await self.complaints.ensure_for_call(call.call_id, fields,
+                                                           self.ticket_rules.complaints.reply_due_days)
+        if created:
+            await self.audit_log.audit("system", "", "file_complaint", call.call_id, f"complaint:{c['id']}",
+                                       detail="ivr")
+        self._complained.add(call.call_id)
 
     async def _ticket_for(self, call: CallState) -> None:
         """Every answered call, voicemail and callback gets its consultation ticket (once)."""

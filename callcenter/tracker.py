@@ -66,6 +66,8 @@ class CallTracker:
                         or ev.get("TransfererLinkedid") or "")
         if name in ("BridgeEnter", "BridgeLeave"):
             self._bridge_membership(name, ev)
+        if name == "UserEvent" and ev.get("UserEvent") == Ev.EMERGENCY:
+            linkedid = ev.get("Call") or ""      # the originated 110/120 leg has a linkedid of its own
         if not name or not linkedid:
             return None
         now = _ts(ev, self.clock())
@@ -143,6 +145,13 @@ class CallTracker:
             call.recording = ev.get("Recording", "") or call.recording
         elif kind == Ev.CALLBACK_RESULT:
             call.outcome = f"callback_{ev.get('Result', 'unknown')}"
+        elif kind == Ev.EMERGENCY:
+            if ev.get("Status") != "answered":
+                return False
+            # handed to 110/120 with the agent still on the line: the call's own outcome
+            call.outcome = "emergency"
+            entry = f"emergency:{call.agent}>{ev.get('Number', '')}"
+            call.transfers = (f"{call.transfers}/{entry}" if call.transfers else entry)[-255:]
         elif kind == Ev.CALL_END:
             call.voicemail = ev.get("Voicemail", "") or call.voicemail
         else:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from core import kpi
 from core.config import AlarmThresholds, HotlineConfig
-from core.schedule import is_open
+from core.schedule import is_open, missing_holiday_years
 
 log = logging.getLogger("hotline.wallboard")
 KPI_TTL = 2.0     # seconds today's KPIs are reused (a DB aggregate; live figures are always fresh)
@@ -21,7 +21,7 @@ KPI_TTL = 2.0     # seconds today's KPIs are reused (a DB aggregate; live figure
 
 @dataclass(frozen=True)
 class Alarm:
-    kind: str          # no_agent | long_wait | low_service_level
+    kind: str          # no_agent | long_wait | low_service_level | node_stale | holidays_missing
     detail: str
 
 
@@ -61,6 +61,7 @@ class Wallboard:
         self.homes = self.cfg.agent_cities()
         self._today: tuple[float, dict] | None = None
         self._lock = asyncio.Lock()
+        self.local_date = lambda: datetime.now(self.tz).date()   # the holiday-years check's today
 
     def thresholds(self, city: str) -> AlarmThresholds:
         w = self.cfg.system.wallboard
@@ -126,6 +127,10 @@ class Wallboard:
         for t in tiles:
             for a in alarms_for(t, self.thresholds(t["city"])):
                 now_true[(t["city"], a.kind)] = a
+        # next year's holidays missing by 1 December: an operator alarm (national: the province's)
+        for scope, detail in missing_holiday_years(self.local_date(), self.cfg.holiday_years).items():
+            now_true[(self.cfg.province.id if scope == "national" else scope, "holidays_missing")] = \
+                Alarm("holidays_missing", detail)
         raised = []
         if self.cfg.system.federation.mode == "command":
             for key, a in (await self.stale_nodes()).items():

@@ -33,6 +33,7 @@ class Ev(StrEnum):
     CALL_END = "HotlineCallEnd"                   # the caller's hangup handler: the call's facts
     PROMPT_RECORDED = "HotlinePromptRecorded"     # a supervisor accepted a prompt recording by phone
     PROMPT_REFUSED = "HotlinePromptRefused"       # someone not allowed to record prompts tried
+    EMERGENCY = "HotlineEmergency"                # 110/120 warm transfer leg: ringing, answered, left, failed
 
 
 class Var(StrEnum):

@@ -79,3 +79,13 @@ def is_open(s: Schedule, at: datetime, tz: str) -> bool:
     t = local.time().replace(tzinfo=None)
     return any(span.start <= t < span.end or (span.end == time(23, 59, 59) and t >= span.start)
                for span in s.spans_on(local.date()))
+
+
+def missing_holiday_years(today: date, years: dict[str, list[int]]) -> dict[str, str]:
+    """Scope ("national" or a city with local holidays) -> what is missing: from 1 December on, next
+    year's dates must be in the config (the State Council's notice usually comes in November)."""
+    if (today.month, today.day) < (12, 1):
+        return {}
+    need = today.year + 1
+    return {scope: f"holiday dates for {need} are missing ({'holidays.yaml' if scope == 'national' else 'local_holidays.yaml'})"
+            for scope, have in years.items() if need not in have}

@@ -14,6 +14,7 @@ from core.config import HotlineConfig
 NEIGHBOURS_SUFFIX = "-near"
 LANG_POOL_PREFIX = "lang-"
 FEMALE = "female"
+SUPERVISOR_SUFFIX = "-supervisor"
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,36 @@ class Rule:
     workflow: Callable[[CallFacts, HotlineConfig], str]
 
 
+def _category(f: CallFacts, cfg: HotlineConfig):
+    """The caller's green-channel category (None for none, or for "unspecified")."""
+    return next((c for c in cfg.routing.green_channel.categories if c.id == f.green), None)
+
+
 def _green_workflow(f: CallFacts, cfg: HotlineConfig) -> str:
-    return next(c.workflow for c in cfg.routing.green_channel.categories if c.id == f.green)
+    cat = _category(f, cfg)
+    return cat.workflow if cat else "green"
+
+
+def _night_workflow(f: CallFacts, cfg: HotlineConfig) -> str | None:
+    cat = _category(f, cfg)
+    return cat.night_workflow if cat else None
+
+
+def _pool_language(f: CallFacts, cfg: HotlineConfig) -> bool:
+    return cfg.routing.languages[f.language].served_by == "province"
 
 
 ROUTER_RULES = (
+    # a category with its own night workflow keeps its preference after hours (domestic violence:
+    # the night pool's female lawyers first)
+    Rule("closed_green", lambda f, c: not f.open and bool(_night_workflow(f, c)), _night_workflow),
     Rule("closed", lambda f, c: not f.open, lambda f, c: "night"),
+    # green and a province-served language combine: priority and a speaker of it (or an interpreter)
+    Rule("green_language", lambda f, c: bool(f.green) and _pool_language(f, c), lambda f, c: "green_language"),
     Rule("green", lambda f, c: bool(f.green), _green_workflow),
-    Rule("language", lambda f, c: c.routing.languages[f.language].served_by == "province", lambda f, c: "language"),
+    Rule("language", lambda f, c: _pool_language(f, c), lambda f, c: "language"),
+    Rule("service", lambda f, c: f.service in c.routing.service_workflows,
+         lambda f, c: c.routing.service_workflows[f.service]),
     Rule("specialist", lambda f, c: f.service in c.routing.services, lambda f, c: "specialist"),
     Rule("standard", lambda f, c: True, lambda f, c: "standard"),
 )
@@ -64,19 +87,27 @@ def router_dialplan(cfg: HotlineConfig) -> list[str]:
     """ROUTER_RULES as dialplan lines, in the same order (city in ${HOTLINE_CITY})."""
     city = "${HOTLINE_CITY}"
     lines = []
-    for lang, r in cfg.routing.languages.items():
-        if r.served_by == "province":
-            lines.append('GotoIf($[${HOTLINE_OPEN} = 0 & "${HOTLINE_LANG}" = "%s"]?%s,s,1)'
-                         % (lang, variant_context("night", city, lang)))
+    cats = cfg.routing.green_channel.categories
+    pool_langs = [lang for lang, r in cfg.routing.languages.items() if r.served_by == "province"]
+    for cat in cats:
+        if cat.night_workflow:
+            lines.append('GotoIf($[${HOTLINE_OPEN} = 0 & "${HOTLINE_GREEN}" = "%s"]?%s,s,1)'
+                         % (cat.id, variant_context(cat.night_workflow, city, cat.skill)))
+    for lang in pool_langs:
+        lines.append('GotoIf($[${HOTLINE_OPEN} = 0 & "${HOTLINE_LANG}" = "%s"]?%s,s,1)'
+                     % (lang, variant_context("night", city, lang)))
     lines.append("GotoIf($[${HOTLINE_OPEN} = 0]?%s,s,1)" % variant_context("night", city, None))
-    for cat in cfg.routing.green_channel.categories:
+    for lang in pool_langs:
+        lines.append('GotoIf($["${HOTLINE_GREEN}" != "" & "${HOTLINE_LANG}" = "%s"]?%s,s,1)'
+                     % (lang, variant_context("green_language", city, lang)))
+    for cat in cats:
         if cat.workflow != "green":
-            skill = FEMALE if cat.workflow == "domestic_violence" else None
-            lines.append('GotoIf($["${HOTLINE_GREEN}" = "%s"]?%s,s,1)' % (cat.id, variant_context(cat.workflow, city, skill)))
+            lines.append('GotoIf($["${HOTLINE_GREEN}" = "%s"]?%s,s,1)' % (cat.id, variant_context(cat.workflow, city, cat.skill)))
     lines.append('GotoIf($["${HOTLINE_GREEN}" != ""]?%s,s,1)' % variant_context("green", city, None))
-    for lang, r in cfg.routing.languages.items():
-        if r.served_by == "province":
-            lines.append('GotoIf($["${HOTLINE_LANG}" = "%s"]?%s,s,1)' % (lang, variant_context("language", city, lang)))
+    for lang in pool_langs:
+        lines.append('GotoIf($["${HOTLINE_LANG}" = "%s"]?%s,s,1)' % (lang, variant_context("language", city, lang)))
+    for svc, wf in cfg.routing.service_workflows.items():
+        lines.append('GotoIf($["${HOTLINE_SERVICE}" = "%s"]?%s,s,1)' % (svc, variant_context(wf, city, None)))
     for svc, spec in cfg.routing.services.items():
         lines.append('GotoIf($["${HOTLINE_SERVICE}" = "%s"]?%s,s,1)' % (svc, variant_context("specialist", city, spec)))
     lines.append("Goto(%s,s,1)" % variant_context("standard", city, None))
@@ -91,13 +122,14 @@ def choose_workflow(f: CallFacts, cfg: HotlineConfig) -> str:
 
 
 def skill_for(workflow: str, f: CallFacts, cfg: HotlineConfig) -> str | None:
-    """The skill a `city_skill` target asks for in this workflow."""
-    if workflow == "language" or (workflow == "night" and cfg.routing.languages[f.language].served_by == "province"):
+    """The skill a `city_skill` / `province_skill` target asks for in this workflow."""
+    if workflow in ("language", "green_language") or (workflow == "night" and _pool_language(f, cfg)):
         return f.language
     if workflow == "specialist":
         return cfg.routing.services.get(f.service)
-    if workflow == "domestic_violence":
-        return FEMALE
+    cat = _category(f, cfg)
+    if cat is not None and workflow in (cat.workflow, cat.night_workflow):
+        return cat.skill
     return None
 
 
@@ -113,6 +145,10 @@ def queue_for(target: str, city: str, skill: str | None, language: str, cfg: Hot
         return f"{LANG_POOL_PREFIX}{language}" if cfg.routing.languages[language].served_by == "province" else None
     if target == "province":
         return cfg.province.id
+    if target == "province_skill":
+        return f"{cfg.province.id}-{skill}" if skill else None
+    if target == "supervisor":
+        return f"{city}{SUPERVISOR_SUFFIX}" if supervisors_of(city, cfg) else None
     raise ValueError(f"unknown target {target!r}")
 
 
@@ -157,9 +193,13 @@ def first_target(f: CallFacts, cfg: HotlineConfig, live: dict[str, QueueLive]) -
 # ---- which queues exist, and who is in them
 def plan_variants(cfg: HotlineConfig) -> list[tuple[str, str, str | None, str]]:
     """Every (workflow, city, skill, language) the router can pick, for the dialplan generator."""
-    out = []
+    out: list[tuple[str, str, str | None, str]] = []
     pool_langs = [l for l, r in cfg.routing.languages.items() if r.served_by == "province"]
-    green_wfs = sorted({c.workflow for c in cfg.routing.green_channel.categories})
+    green_wfs: list[tuple[str, str | None]] = [("green", None)]
+    for cat in cfg.routing.green_channel.categories:
+        for wf in (cat.workflow, cat.night_workflow):
+            if wf and (wf, None if wf == "green" else cat.skill) not in green_wfs:
+                green_wfs.append((wf, None if wf == "green" else cat.skill))
     default_lang = cfg.ivr.default_language
     for c in cfg.cities:
         out.append(("standard", c.id, None, default_lang))
@@ -169,9 +209,17 @@ def plan_variants(cfg: HotlineConfig) -> list[tuple[str, str, str | None, str]]:
         for lang in pool_langs:
             out.append(("language", c.id, lang, lang))
             out.append(("night", c.id, lang, lang))
-        for wf in green_wfs:
-            out.append((wf, c.id, FEMALE if wf == "domestic_violence" else None, default_lang))
+            out.append(("green_language", c.id, lang, lang))
+        for wf, skill in sorted(green_wfs, key=lambda x: (x[0], x[1] or "")):
+            out.append((wf, c.id, skill, default_lang))
+        for wf in sorted(set(cfg.routing.service_workflows.values())):
+            out.append((wf, c.id, None, default_lang))
     return out
+
+
+def supervisors_of(city: str, cfg: HotlineConfig) -> list[str]:
+    """The city supervisors (role supervisor) of a city: the static members of its supervisor queue."""
+    return [s.id for s in cfg.supervisors if s.role == "supervisor" and city in s.cities]
 
 
 def variant_context(workflow: str, city: str, skill: str | None) -> str:
@@ -203,6 +251,11 @@ def memberships(agent_id: str, cfg: HotlineConfig) -> dict[str, int]:
             out[f"{LANG_POOL_PREFIX}{lang}"] = 0
     if cfg.province.id in a.queues:
         out[cfg.province.id] = 0
+        # the provincial (night) pool's own skill queues: a category's preference holds at night
+        if a.gender == "f":
+            out[f"{cfg.province.id}-{FEMALE}"] = 0
+        for spec, level in a.specialties.items():
+            out[f"{cfg.province.id}-{spec}"] = 5 - level
     return out
 
 

@@ -117,8 +117,14 @@ class LiveHub:
                 call = {"agent": live.agent, "city": live.city, "ringing": ""}
             self._send(lambda p: not p.masked and self._sees_call(p, call), message)
         elif kind in ("alert", "alert_acknowledged") and isinstance(message.get("alert"), dict):
-            city = message["alert"].get("city", "")
-            self._send(lambda p: _supervises(p) and access.sees_city(p, city), message)
+            alert = message["alert"]
+            city = alert.get("city", "")
+            # a high-severity alert (self-harm, violence) also reaches the agent on that call: the desk's
+            # emergency row turns urgent (110/120 warm transfer)
+            live = self.services.tracker.calls.get(alert.get("call_id") or "")
+            agent = live.agent if live is not None and live.status != "ended" and alert.get("severity") == "high" else ""
+            self._send(lambda p: (_supervises(p) and access.sees_city(p, city))
+                       or (bool(agent) and not p.masked and p.agent_id == agent), message)
         elif kind == "federation":
             self._send(lambda p: _supervises(p) and (p.all_cities or bool(set(message.get("cities", [])) & p.cities)),
                        message)

@@ -22,11 +22,11 @@ class AppointmentStore:
     def __init__(self, db: Database):
         self.session = db.session
 
-    async def taken(self, center_id: str, day: str) -> dict[str, int]:
-        """slot -> seats booked, for one center and day."""
+    async def taken(self, center_id: str, day: str, kind: str = "office") -> dict[str, int]:
+        """slot -> seats booked, for one center and day (office seats, or home-visit teams)."""
         async with self.session() as s:
             rows = (await s.execute(select(Appointment.slot).where(
-                Appointment.center_id == center_id, Appointment.day == day,
+                Appointment.center_id == center_id, Appointment.day == day, Appointment.kind == kind,
                 Appointment.seat.is_not(None)))).scalars().all()
         out: dict[str, int] = {}
         for slot in rows:
@@ -34,14 +34,16 @@ class AppointmentStore:
         return out
 
     async def book(self, *, center_id: str, city: str, day: str, slot: str, capacity: int, caller_number: str,
-                   language: str, ticket_id: int | None, booked_by: str, messages) -> dict:
+                   language: str, ticket_id: int | None, booked_by: str, messages, kind: str = "office",
+                   address: str = "", reason: str = "") -> dict:
         """Take a free seat of the slot, or raise SlotFull. ``messages(code)`` gives the
-        outbox rows [(kind, body, not_before)] written in the same transaction as the booking."""
+        outbox rows [(kind, body, not_before)] written in the same transaction as the booking.
+        A home visit (kind "home_visit") takes one of the center's visiting teams the same way."""
         for _ in range(capacity + 3):
             async with self.session() as s:
                 taken = set((await s.execute(select(Appointment.seat).where(
-                    Appointment.center_id == center_id, Appointment.day == day, Appointment.slot == slot,
-                    Appointment.seat.is_not(None)))).scalars())
+                    Appointment.center_id == center_id, Appointment.kind == kind, Appointment.day == day,
+                    Appointment.slot == slot, Appointment.seat.is_not(None)))).scalars())
             free = [n for n in range(1, capacity + 1) if n not in taken]
             if not free:
                 raise SlotFull(f"{center_id} {day} {slot} is fully booked")
@@ -53,7 +55,8 @@ class AppointmentStore:
                     now = utcnow()
                     a = Appointment(code=code, center_id=center_id, city=city, day=day, slot=slot, seat=seat,
                                     caller_number=caller_number, language=language, ticket_id=ticket_id,
-                                    booked_by=booked_by, status="booked", created_at=now)
+                                    booked_by=booked_by, status="booked", created_at=now, kind=kind,
+                                    address=address, reason=reason)
                     s.add(a)
                     await s.flush()
                     for kind, body, not_before in messages(code):

@@ -26,6 +26,21 @@ class ComplaintStore:
             await s.flush()
             return row_to_dict(c)
 
+    async def ensure_for_call(self, call_id: str, fields: dict, due_days: float) -> tuple[dict, bool]:
+        """The complaint a call to the IVR's complaint option files (once per call): (row, created)."""
+        async with self.session.begin() as s:
+            found = (await s.execute(select(Complaint).where(Complaint.call_id == call_id)
+                                     .order_by(Complaint.id).limit(1))).scalar_one_or_none()
+            if found is not None:
+                return row_to_dict(found), False
+            now = utcnow()
+            c = Complaint(ref="C" + pysecrets.token_hex(4).upper(), received_by="ivr", status="received",
+                          assigned_to="", reply="", due_at=now + timedelta(days=due_days), created_at=now,
+                          updated_at=now, call_id=call_id, **fields)
+            s.add(c)
+            await s.flush()
+            return row_to_dict(c), True
+
     async def get(self, complaint_id: int) -> dict | None:
         async with self.session() as s:
             c = await s.get(Complaint, complaint_id)

@@ -160,7 +160,8 @@ class Appointment(Base):
     """A legal-aid appointment booked during a call. ``seat`` is unique per slot while booked (NULL
     once cancelled), which is what makes double booking impossible under concurrency."""
     __tablename__ = "appointments"
-    __table_args__ = (UniqueConstraint("center_id", "day", "slot", "seat", name="uq_appointment_seat"),)
+    # a home visit's seat is a team of the center's: its own seats, never an office seat
+    __table_args__ = (UniqueConstraint("center_id", "kind", "day", "slot", "seat", name="uq_appointment_seat"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
@@ -176,6 +177,9 @@ class Appointment(Base):
     status: Mapped[str] = mapped_column(String(16), default="booked", index=True)   # booked | cancelled
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="office", server_default="office")  # office | home_visit
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")      # a home visit's address
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")  # elderly_80 | severe_disability
 
 
 class OutboxMessage(Base):

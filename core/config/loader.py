@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from core.config.base import REPO_ROOT, ConfigError, Strict, deep_merge, read_yaml, validate
 from core.config.people import Agent, AgentsFile, CitiesFile, City, Interpreter, ProvincePool, Supervisor, Wallboard
 from core.config.model_catalogue import ModelCatalogue
-from core.config.routing_file import CitySchedule, RoutingFile
+from core.config.routing_file import CitySchedule, LocalHolidaysFile, RoutingFile
 from core.config.sources import Sources, find_config_dir
 from core.config.services import OfficesFile
 from core.config.services import (CentersFile, KeywordsFile, LegalAidRules, Matter, Partner, PartnersFile,
@@ -36,6 +36,8 @@ class HotlineConfig(Strict):
     schedules: dict[str, Any]      # city id -> core.schedule.Schedule
     rotas: dict[str, Any]          # agent id -> core.schedule.Schedule (on-duty hours)
     green_registry: dict[str, str]  # caller number (E.164, core.numbering.to_e164) -> green-channel category
+    # years with holiday dates: "national" (holidays.yaml) and each city with local holidays
+    holiday_years: dict[str, list[int]] = Field(default_factory=dict)
     tickets: TicketRules
     legal_aid: LegalAidRules
     centers: CentersFile
@@ -65,6 +67,11 @@ class HotlineConfig(Strict):
         svc_digits = {o.digit for o in self.ivr.menus.service.options}
         if r.green_channel.digit in svc_digits:
             raise ValueError(f"routing.yaml: green_channel.digit {r.green_channel.digit} is already a service menu digit")
+        ivr_services = {o.service for o in self.ivr.menus.service.options}
+        for svc in r.service_workflows:
+            if svc not in ivr_services:
+                raise ValueError(f"routing.yaml: service_workflows.{svc}: not a service of the IVR's service menu "
+                                 f"{sorted(ivr_services)}")
         green_ids = {c.id for c in r.green_channel.categories}
         for number, cat in self.green_registry.items():
             if cat not in green_ids:
@@ -154,7 +161,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     ivr = validate(IvrFlow, read_yaml(ivr_path), ivr_path)
     routing_path = cdir / "routing.yaml"
     routing = validate(RoutingFile, deep_merge(read_yaml(routing_path), routing_overrides), routing_path)
-    schedules = _schedules(routing, cities.cities, cdir, routing_path)
+    schedules, holiday_years = _schedules(routing, cities.cities, cdir, routing_path)
     rotas = _rotas(cdir / "rotas.yaml", {a.id for a in agents.agents})
     registry_path = cdir / "green_registry.yaml"
     registry = read_yaml(registry_path) if registry_path.exists() else {"callers": {}}
@@ -166,7 +173,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
         return HotlineConfig(**files, system=system, cities=cities.cities, province=cities.province_pool,
                              agents=agents.agents, interpreters=agents.interpreters,
                              supervisors=agents.supervisors, wallboards=agents.wallboards, ivr=ivr, routing=routing,
-                             schedules=schedules, rotas=rotas,
+                             schedules=schedules, rotas=rotas, holiday_years=holiday_years,
                              green_registry=_green_registry(callers, registry_path), root=root,
                              config_dir=cdir, sources=sources.described())
     except ValidationError as e:
@@ -225,11 +232,12 @@ def _rotas(path: Path, agent_ids: set[str]) -> dict:
     return out
 
 
-def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_path: Path) -> dict:
+def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_path: Path) -> tuple[dict, dict]:
     from core.schedule import Schedule, parse_dates, parse_days, parse_span
 
     closed, workdays = frozenset(), frozenset()
     sch = routing.schedules
+    years: dict[str, list[int]] = {}
     if sch.holidays:
         hpath = cdir / sch.holidays
         data = read_yaml(hpath)
@@ -239,8 +247,10 @@ def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_pat
                 c += entry.get("closed", []) or []
                 w += entry.get("workdays", []) or []
             closed, workdays = parse_dates(c), parse_dates(w)
+            years["national"] = sorted(int(y) for y in data)
         except (ValueError, AttributeError, TypeError) as e:
             raise ConfigError(f"{hpath}: {e}") from None
+    local = _local_holidays(cdir / sch.local_holidays, {c.id for c in cities}, years) if sch.local_holidays else {}
 
     def build(cs: CitySchedule, where: str) -> Schedule:
         weekly: dict[int, tuple] = {}
@@ -257,7 +267,33 @@ def _schedules(routing: RoutingFile, cities: list[City], cdir: Path, routing_pat
     out = {}
     for c in cities:
         cs = sch.cities.get(c.id, sch.default)
-        out[c.id] = build(cs, f"schedules.cities.{c.id}" if c.id in sch.cities else "schedules.default")
+        s = build(cs, f"schedules.cities.{c.id}" if c.id in sch.cities else "schedules.default")
+        if c.id in local:
+            s = Schedule(s.always_open, s.weekly, s.closed | local[c.id], s.workdays)
+        out[c.id] = s
+    return out, years
+
+
+def _local_holidays(path: Path, city_ids: set[str], years: dict[str, list[int]]) -> dict[str, frozenset]:
+    """City id -> its own closed days (config/local_holidays.yaml); their years into ``years``."""
+    from core.schedule import parse_dates
+
+    data: LocalHolidaysFile = validate(LocalHolidaysFile, read_yaml(path), path)
+    out: dict[str, frozenset] = {}
+    for city, entries in data.cities.items():
+        if city not in city_ids:
+            raise ConfigError(f"{path}: cities.{city}: unknown city")
+        days: set = set()
+        for i, h in enumerate(entries):
+            try:
+                these = parse_dates([h.days])
+            except ValueError as e:
+                raise ConfigError(f"{path}: cities.{city}[{i}].days: {e}") from None
+            if any(d.year != h.year for d in these):
+                raise ConfigError(f"{path}: cities.{city}[{i}].days: {h.days} is not in {h.year}")
+            days |= these
+        out[city] = frozenset(days)
+        years[city] = sorted({h.year for h in entries})
     return out
 
 

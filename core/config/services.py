@@ -178,6 +178,23 @@ class CenterName(Strict):
     bo: str
 
 
+class HomeVisits(Strict):
+    """上门服务: when a center's staff visit applicants at home, how long a visit takes (with travel)
+    and how many teams go out at once."""
+    hours: dict[str, list[str]]
+    slot_minutes: Annotated[int, Field(ge=30, le=480)]
+    capacity: Annotated[int, Field(ge=1, le=20)]
+
+    @field_validator("hours")
+    @classmethod
+    def spans(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for days, spans in v.items():
+            parse_days(days)
+            for s in spans:
+                parse_span(s)
+        return v
+
+
 class Center(Strict):
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,40}$")]
     city: str
@@ -186,6 +203,8 @@ class Center(Strict):
     hours: dict[str, list[str]]
     slot_minutes: Annotated[int, Field(ge=10, le=240)]
     capacity: Annotated[int, Field(ge=1, le=50)]
+    # home visits for people aged 80+ or with a severe disability (seeds 001, 003 #18); none: not offered
+    home_visits: HomeVisits | None = None
 
     @field_validator("hours")
     @classmethod
@@ -202,6 +221,7 @@ class CentersFile(Strict):
     confirmation: dict[str, str]
     reminder: dict[str, str]
     cancellation: dict[str, str]
+    home_visit_confirmation: dict[str, str] = Field(default_factory=dict)   # {address} is the applicant's
 
 
 # ---- config/legal_aid_offices.yaml: every legal-aid center by division code, for jurisdiction answers

@@ -40,6 +40,17 @@ class Transferred(BaseModel):
     attended: bool
 
 
+class Emergency(BaseModel):
+    number: str = Field(description="a configured emergency number (routing.yaml emergency_numbers), e.g. 110 or 120")
+    reason: str = Field("", max_length=500, description="why: the agent's judgement, a keyword alert")
+
+
+class EmergencyStarted(BaseModel):
+    call_id: str
+    action: Literal["emergency"]
+    number: str
+
+
 class Spy(BaseModel):
     phone: Annotated[str, Vocab("sip_accounts")] = Field(
         None, description="the SIP phone to ring; required for the service token (a desk user's own phone is used "
@@ -60,6 +71,10 @@ DOC = {
        for a, summary in _SIMPLE.items()},
     "transfer": Op("call_transfer", "blind or attended transfer of a live call", tag="calls", errors=LIVE_ERRORS,
                    body=Transfer, ok=Transferred),
+    "emergency": Op("call_emergency", "warm transfer of a caller in danger to 110/120: a conference, the agent stays on",
+                    tag="calls", errors=("400",) + LIVE_ERRORS, body=Emergency, ok=EmergencyStarted,
+                    description="The emergency service is dialled through the trunk and joins the caller and "
+                                "agent when it answers; audited; the call's outcome becomes `emergency`."),
     **{mode: Op(f"call_{mode}", f"{mode} on a live call (ChanSpy)", tag="calls", errors=("400",) + LIVE_ERRORS,
                 body=Spy, body_required=False, ok=_spied(mode)) for mode in SPY},
 }
@@ -82,6 +97,8 @@ async def call_action(request):
     desk = services(request).desk
     if action == "transfer":
         return await _transfer(request, live, body)
+    if action == "emergency":
+        return await _emergency(request, live, body)
     steps = {"hangup": lambda: desk.hangup(live), "mute": lambda: desk.mute(live, True),
              "unmute": lambda: desk.mute(live, False), "hold": lambda: desk.hold(live),
              "resume": lambda: desk.resume(live), "complete": lambda: desk.complete_transfer(live),
@@ -119,3 +136,15 @@ async def _transfer(request, live, body: dict) -> web.Response:
     await svc.desk.transfer(live, t, attended)
     await audit(request, "transfer", live.call_id, t.exten, "attended" if attended else "blind")
     return ok({"call_id": live.call_id, "action": "transfer", "target": t.exten, "attended": attended})
+
+
+async def _emergency(request, live, body: dict) -> web.Response:
+    number, reason = body.get("number"), body.get("reason", "")
+    svc = services(request)
+    if not isinstance(number, str) or number not in svc.cfg.routing.emergency_numbers:
+        return json_error(400, f"number must be one of {sorted(svc.cfg.routing.emergency_numbers)}")
+    if not isinstance(reason, str) or len(reason) > 500:
+        return json_error(400, "reason must be text of at most 500 characters")
+    await svc.desk.emergency(live, number)
+    await audit(request, "emergency", live.call_id, number, reason)
+    return ok({"call_id": live.call_id, "action": "emergency", "number": number})

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, create_model
 
 from backoffice import legal_aid
-from backoffice.appointments import BookingError, check_booking_time, message, slot_times
+from backoffice.appointments import BookingError, check_booking_time, home_visit_reason, message, slot_times
 from core import access
 from core.numbering import may_text
 from dashboard.common import audit, bad_request, json_error, me, ok, parse_date, refuse, services
@@ -200,10 +200,29 @@ async def center_slots(request):
 @op("book", "book a legal-aid appointment (queues the SMS confirmation)", tag="legal-aid", status=201,
     errors=("400", "403", "409"), body=Booking, ok=Appointment)
 async def book(request):
+    return await _book(request, home_visit=False)
+
+
+async def _book(request, home_visit: bool) -> web.Response:
+    """An office slot, or a home visit (上门服务: one of the center's visiting teams, the applicant's
+    address, and why they qualify); both take a seat under the same unique constraint."""
     p, svc = me(request), services(request)
     cfg, tz = svc.cfg, ZoneInfo(svc.cfg.routing.timezone)
     body = await read_body(request)
     c = _center(request, body.get("center", ""))
+    kind, address, reason = "office", "", ""
+    if home_visit:
+        kind, address = "home_visit", body.get("address")
+        if not isinstance(address, str) or not 4 <= len(address.strip()) <= 300:
+            return json_error(400, "address must be the applicant's address (4 to 300 characters)")
+        age, grade = body.get("age"), body.get("disability_grade")
+        for name, v, top in (("age", age, 130), ("disability_grade", grade, 4)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top):
+                return json_error(400, f"{name} must be a whole number from 0 to {top}")
+        try:
+            reason = home_visit_reason(age, grade)
+        except BookingError as e:
+            return json_error(400, str(e))
     day, slot = parse_date(body.get("date", "")), body.get("slot")
     number, lang = body.get("caller_number"), body.get("language", "zh")
     # ASCII digits (str.isdigit() also took "١٣٨…" and "²³": an SMS to no dialable number)
@@ -212,7 +231,7 @@ async def book(request):
     if not isinstance(lang, str) or lang not in {lg.code for lg in cfg.ivr.languages}:   # list: a 500
         return json_error(400, f"language must be one of {', '.join(l.code for l in cfg.ivr.languages)}")
     try:
-        check_booking_time(c, day, str(slot), cfg.schedules.get(c.city), datetime.now(tz).date())
+        check_booking_time(c, day, str(slot), cfg.schedules.get(c.city), datetime.now(tz).date(), kind=kind)
     except BookingError as e:
         return json_error(400, str(e))
     ticket_id = body.get("ticket_id")
@@ -233,20 +252,52 @@ async def book(request):
         if no_sms:
             return []
         out = [("appointment_confirmation",
-                message(svc.centers, "confirmation", lang, c, day.isoformat(), slot, code), None)]
+                message(svc.centers, "home_visit_confirmation" if home_visit else "confirmation", lang, c,
+                        day.isoformat(), slot, code, address or None), None)]
         if remind_at > datetime.now(tz):
             out.append(("appointment_reminder", message(svc.centers, "reminder", lang, c, day.isoformat(), slot, code),
                         remind_at))
         return out
     try:
         a = await svc.appointments.book(center_id=c.id, city=c.city, day=day.isoformat(), slot=slot,
-                                        capacity=c.capacity, caller_number=number, language=lang,
-                                        ticket_id=ticket_id, booked_by=p.user_id, messages=messages)
+                                        capacity=c.home_visits.capacity if home_visit else c.capacity,
+                                        caller_number=number, language=lang, ticket_id=ticket_id,
+                                        booked_by=p.user_id, messages=messages, kind=kind, address=address,
+                                        reason=reason)
     except SlotFull as e:
         return json_error(409, f"{e}; choose another slot")
-    await audit(request, "book", "", f"appointment:{a['id']}",
-                f"{c.id} {a['day']} {a['slot']}" + (f"; no SMS: {no_sms}" if no_sms else ""))
+    await audit(request, "book_home_visit" if home_visit else "book", "", f"appointment:{a['id']}",
+                f"{c.id} {a['day']} {a['slot']}" + (f" ({reason})" if reason else "")
+                + (f"; no SMS: {no_sms}" if no_sms else ""))
     return ok(a, status=201)
+
+
+class HomeVisitBooking(Booking):
+    slot: str = Field(description="HH:MM, one of the center's home-visit slots that day")
+    address: str = Field(min_length=4, max_length=300, description="the applicant's address (where the team goes)")
+    age: int | None = Field(None, ge=0, le=130, description="80 or over qualifies")
+    disability_grade: int | None = Field(None, ge=0, le=4, description="残疾等级: 1 or 2 (severe) qualifies")
+
+
+@routes.get("/api/legal-aid/centers/{center_id}/home-visit-slots")
+@op("center_home_visit_slots", "a center's home-visit (上门服务) slots on a day", tag="legal-aid", errors=("400",),
+    query=SlotsQuery, ok=list[Slot])
+async def center_home_visit_slots(request):
+    svc = services(request)
+    c = _center(request, request.match_info["center_id"])
+    day = parse_date(request.query.get("date", ""))
+    if c.home_visits is None:
+        return json_error(400, f"{c.id} does not make home visits")
+    taken = await svc.appointments.taken(c.id, day.isoformat(), kind="home_visit")
+    return ok([{"slot": t, "free": c.home_visits.capacity - taken.get(t, 0)}
+               for t in slot_times(c.home_visits, day, svc.cfg.schedules.get(c.city))])
+
+
+@routes.post("/api/home-visits")
+@op("book_home_visit", "book a home visit (上门服务) for an applicant aged 80+ or with a severe disability",
+    tag="legal-aid", status=201, errors=("400", "403", "409"), body=HomeVisitBooking, ok=Appointment)
+async def book_home_visit(request):
+    return await _book(request, home_visit=True)
 
 
 @routes.post("/api/appointments/{appointment_id}/cancel")

@@ -34,6 +34,7 @@ class Me(BaseModel):
     ticket_categories: dict
     ticket_outcomes: dict
     keyword_topics: dict
+    emergency_numbers: dict[str, str] = {}
 
 
 class Health(BaseModel):
@@ -95,6 +96,7 @@ async def whoami(request):
     session = request.get(SESSION) or {}
     return ok({"user": me(request).as_dict(), "csrf": session.get("csrf", ""),
                "pause_reasons": PAUSE_REASONS, "transfer_numbers": cfg.routing.transfer_numbers,
+               "emergency_numbers": cfg.routing.emergency_numbers,
                "wrapup_seconds": cfg.system.queues.wrapup_seconds,
                "cities": {c.id: {"zh": c.names.zh, "en": c.names.en} for c in cfg.cities},
                "agents": {a.id: a.name for a in cfg.agents},

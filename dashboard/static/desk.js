@@ -75,8 +75,9 @@ function renderPop(call) {
   $("pop-queue").textContent = call.queue || "";
   $("pop-wait").textContent = call.wait_seconds != null ? Math.round(call.wait_seconds) + t("seconds") : "";
   const live = status === "talking";
-  for (const id of ["btn-hold", "btn-resume", "btn-mute", "btn-unmute", "btn-hangup", "btn-xfer-blind", "btn-xfer-attended", "btn-xfer-complete", "btn-xfer-cancel"]) $(id).disabled = !live;
+  for (const id of ["btn-hold", "btn-resume", "btn-mute", "btn-unmute", "btn-hangup", "btn-xfer-blind", "btn-xfer-attended", "btn-xfer-complete", "btn-xfer-cancel", "btn-emergency"]) $(id).disabled = !live;
   fillTargets();
+  fillEmergency(call);
   if (status !== "ringing") fetchTicket(call.call_id);
   renderTicket(call);
   renderForms(call);
@@ -222,6 +223,19 @@ function fillTargets() {
   sel.replaceChildren(...opts.map(([v, label]) => new Option(label + (type === "agent" ? " · " + v : ""), v)));
 }
 
+// 110/120 warm transfer: the emergency service joins the conversation, the agent stays on. A live
+// high-severity keyword alert (self-harm, violence) on this call marks the row urgent.
+function fillEmergency(call) {
+  const sel = $("em-number");
+  if (sel.dataset.lang !== LANG) {
+    sel.dataset.lang = LANG;
+    sel.replaceChildren(...Object.entries(S.info.emergency_numbers || {}).map(([n, label]) => new Option(label, n)));
+  }
+  const urgent = Object.values(S.alerts).some(a => a.call_id === call.call_id && a.severity === "high");
+  $("emergency-row").classList.toggle("urgent", urgent);
+  if (call.outcome === "emergency") $("em-status").textContent = t("em_joined");
+}
+
 function renderSupervisor() {
   renderAlerts();
   const tb = $("sup-calls").tBodies[0];
@@ -338,6 +352,11 @@ function wire() {
   $("btn-xfer-attended").onclick = () => callAction("transfer", {target: target(), attended: true});
   $("btn-xfer-complete").onclick = () => callAction("complete");
   $("btn-xfer-cancel").onclick = () => callAction("cancel");
+  $("btn-emergency").onclick = () => act(async () => {
+    await api("/api/calls/" + encodeURIComponent(S.popId) + "/emergency", "POST",
+              {number: $("em-number").value, reason: $("em-reason").value});
+    $("em-status").textContent = t("em_dialling");
+  });
   $("xfer-type").onchange = fillTargets;
   $("btn-save-notes").onclick = () => act(async () => {
     await api("/api/calls/" + encodeURIComponent(S.popId) + "/notes", "PUT", {notes: $("notes").value});

@@ -154,3 +154,20 @@ def test_a_caller_id_that_is_not_a_number_is_no_number():
         assert t.calls[L].caller_number == kept, raw
         t.adopt(L, "PJSIP/carrier-00000001", {"CALLERID(num)": raw})
         assert t.calls[L].caller_number == kept, raw
+
+
+def test_emergency_leg_answered_makes_the_outcome_emergency():
+    """The 110/120 leg is originated (a linkedid of its own): its events name the call in `Call`."""
+    t = CallTracker()
+    for e in story()[:-2]:
+        t.apply(e)
+    other = "1700000099.7"
+    ring = {"Event": "UserEvent", "Linkedid": other, "Timestamp": "120", "UserEvent": "HotlineEmergency",
+            "Call": L, "Number": "110", "Status": "failed", "Reason": "BUSY"}
+    assert t.apply(ring) is None and t.calls[L].outcome == "answered"      # not reached: nothing changes
+    assert t.apply({**ring, "Call": "no-such-call", "Status": "answered"}) is None
+    assert t.apply({**ring, "Status": "answered", "Timestamp": "121"}).call_id == L
+    for e in story()[-2:]:
+        t.apply(e)
+    c = t.calls[L]
+    assert c.status == "ended" and c.outcome == "emergency" and c.transfers == "emergency:agent1001>110"

@@ -120,7 +120,7 @@ def test_files_and_dialplan_sections_keep_their_order():
         "sorcery.conf", "extconfig.conf", "res_config_sqlite3.conf"]
     sections = []
     for name in re.findall(r"^\[([^\]]+)\]$", FILES["extensions.conf"], re.M):
-        name = re.sub(r"^hotline-(ivr-city|wf|hours|partner-headers|partner)-.*", r"hotline-\1-*", name)
+        name = re.sub(r"^hotline-(ivr-city|wf|hours|partner-headers|partner|closed-days)-.*", r"hotline-\1-*", name)
         if not sections or sections[-1] != name:
             sections.append(name)
     assert sections == [
@@ -131,8 +131,10 @@ def test_files_and_dialplan_sections_keep_their_order():
         "hotline-ivr-service", "hotline-ivr-service-opt", "hotline-ivr-green", "hotline-ivr-green-opt",
         "hotline-queue", "hotline-step", "hotline-ahead", "hotline-wait-langs",
         "hotline-queue-keys", "hotline-cb-hold", "hotline-cb-dial", "hotline-cb-answered", "hotline-cb-plan",
-        "hotline-wf-*", "hotline-closed-days", "hotline-make-up-days", "hotline-hours-*", "hotline-green-registry",
-        "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial", "hotline-voicemail", "hotline-unknown",
+        "hotline-wf-*", "hotline-closed-days", "hotline-make-up-days",
+        "hotline-closed-days-*", "hotline-hours-*", "hotline-green-registry",
+        "hotline-agent-answer", "hotline-interp-join", "hotline-interp-dial",
+        "hotline-emergency-dial", "hotline-emergency-join", "hotline-voicemail", "hotline-unknown",
         "hotline-transfer", "hotline-partner-*", "hotline-partner-headers-*", "hotline-transfer",
         "hotline-survey", "hotline-survey-q", "hotline-survey-end", "hotline-hold", "hotline-held",
         "hotline-refuse", "hotline-agents",

@@ -106,3 +106,16 @@ async def test_rows_from_the_store(db_url):
         assert [c["outcome"] for c in calls] == ["answered"]
     finally:
         await db.close()
+
+
+def test_emergencies_are_counted_and_still_answered_calls():
+    """A call handed to 110/120 (warm transfer, the agent on the line) was answered; it also counts as
+    an emergency, in the JSON rows and the export's column."""
+    em = {**call(2, "leshan", "answered"), "outcome": "emergency"}
+    rows = aggregate(CALLS + [em], [], [], "day", TZ)
+    le = next(r for r in rows if r["city"] == "leshan" and r["period"] == "2026-11-25")
+    pr = next(r for r in rows if r["city"] == "province" and r["period"] == "2026-11-25")
+    assert (le["emergencies"], le["answered"], pr["emergencies"]) == (1, 3, 1)
+    assert next(r for r in rows if r["city"] == "chengdu")["emergencies"] == 0
+    table = list(csv.DictReader(io.StringIO(to_csv(rows, []))))
+    assert [r["emergencies"] for r in table if r["city"] == "leshan"] == ["1", "0"]

@@ -47,13 +47,40 @@ def test_domestic_violence_prefers_a_female_lawyer():
     assert wf == "domestic_violence" and steps[0].queue == "leshan-female" and steps[1].queue == "leshan"
 
 
-def test_green_wins_over_language_and_closed_wins_over_all():
-    assert choose_workflow(CallFacts("ganzi", "bo", green="elderly"), CFG) == "green"
+def test_green_and_language_combine_and_closed_wins_over_all():
+    # a Tibetan-speaking 80-year-old keeps priority and gets a Tibetan speaker, else an interpreter
+    f = CallFacts("ganzi", "bo", green="elderly")
+    wf, steps = plan(f, CFG)
+    assert wf == "green_language" and priority(f, CFG) == 10
+    assert [(s.queue, s.interpreter) for s in steps] == [("ganzi-bo", False), ("lang-bo", False),
+                                                         ("ganzi", True), ("province", True)]
     assert choose_workflow(CallFacts("ganzi", "bo", green="elderly", open=False), CFG) == "night"
     assert plan(CallFacts("leshan", "zh", open=False), CFG)[1] == [Step("province", "province", 120, True)]
     # at night a Tibetan caller still tries Tibetan speakers first, then the pool with an interpreter
     assert [(s.queue, s.interpreter) for s in plan(CallFacts("ganzi", "bo", open=False), CFG)[1]] == [
         ("lang-bo", False), ("province", True)]
+
+
+def test_domestic_violence_at_night_prefers_the_night_pools_female_lawyers():
+    wf, steps = plan(CallFacts("leshan", "zh", green="domestic_violence", open=False), CFG)
+    assert wf == "night_female" and [s.queue for s in steps] == ["province-female", "province"]
+    assert "province-female" in memberships("agent1006", CFG)     # 陈律师, night pool, female
+    assert "province-female" not in all_queues_of_men()
+
+
+def all_queues_of_men():
+    return {q for a in CFG.agents if a.gender == "m" for q in memberships(a.id, CFG)}
+
+
+def test_minor_prefers_lawyers_experienced_with_minors():
+    wf, steps = plan(CallFacts("leshan", "zh", green="minor"), CFG)
+    assert wf == "minor" and [s.queue for s in steps] == ["leshan-minors", "leshan", "province"]
+    assert memberships("agent1008", CFG)["leshan-minors"] == 1     # proficiency 4
+    assert "leshan-minors" not in memberships("agent1001", CFG)
+
+
+def test_unspecified_green_takes_the_green_workflow():
+    assert choose_workflow(CallFacts("leshan", "zh", green="unspecified"), CFG) == "green"
 
 
 def test_service_specialty_prefers_specialists():
@@ -78,7 +105,8 @@ def test_memberships_follow_skills():
     assert m["chengdu-family"] == 2 and m["deyang-near"] == 1 and "chengdu-female" not in m
     f = memberships("agent1008", CFG)   # female lawyer in Leshan
     assert f["leshan-female"] == 0 and f["meishan-near"] == 1
-    assert memberships("agent1006", CFG) == {"province": 0, "lang-en": 0}  # provincial pool, speaks English
+    # provincial pool, speaks English; a female criminal lawyer: the pool's own skill queues
+    assert memberships("agent1006", CFG) == {"province": 0, "lang-en": 0, "province-female": 0, "province-criminal": 1}
 
 
 def test_every_plan_queue_exists_and_router_covers_every_variant():
@@ -92,8 +120,8 @@ def test_every_plan_queue_exists_and_router_covers_every_variant():
     for wf in ("night", "green", "language", "specialist", "standard", "domestic_violence"):
         assert f"hotline-wf-{wf}-" in router
     # the router's order is the rule order
-    assert router.index("night") < router.index("domestic_violence") < router.index("wf-green") \
-        < router.index("wf-language") < router.index("wf-specialist") < router.index("wf-standard")
+    assert router.index("wf-night_female") < router.index("wf-night-") < router.index("wf-green_language") \
+        < router.index("wf-domestic_violence") < router.index("wf-green-") < router.index("wf-language") < router.index("wf-specialist") < router.index("wf-standard")
 
 
 def plan_for_variant(wf, city, skill, lang):

@@ -17,8 +17,8 @@ from .callbacks import callback_contexts
 from .common import HEADER, REC_OPTIONS, hook
 from .desk import desk_contexts
 from .prompt_recording import prompt_record_contexts, record_code_extension, trunk_extension
-from .routing import (answer_contexts, green_registry_context, hours_contexts, interpreter_dial_context,
-                      workflow_contexts)
+from .routing import (answer_contexts, emergency_contexts, green_registry_context, hours_contexts,
+                      interpreter_dial_context, workflow_contexts)
 
 # prompts are under ${HL_SOUNDS}/<lang>/, set in [globals]
 SND = "${HL_SOUNDS}"
@@ -32,7 +32,7 @@ def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
         # routing into queues, each queue step, and what hangs off them
         _queue(cfg), _step(cfg), _ahead(), _wait_langs(cfg),
         callback_contexts(cfg), workflow_contexts(cfg), hours_contexts(cfg), green_registry_context(cfg),
-        answer_contexts(), interpreter_dial_context(cfg),
+        answer_contexts(), interpreter_dial_context(cfg), emergency_contexts(cfg),
         _voicemail(cfg), _unknown(cfg),
         desk_contexts(cfg), _refuse_and_agents(), record_code_extension(cfg),
         prompt_record_contexts(cfg, paths),

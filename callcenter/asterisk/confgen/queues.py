@@ -41,4 +41,9 @@ reportholdtime = no
 timeoutpriority = app
 musicclass = default
 {offer}""")
+        if qid.endswith(workflow.SUPERVISOR_SUFFIX):
+            # static members: the city supervisors' phones (unregistered phones count as not logged in,
+            # so the dialplan skips the queue at once when none is reachable)
+            city = qid.removesuffix(workflow.SUPERVISOR_SUFFIX)
+            out += [f"member => PJSIP/{sid},0,{sid},PJSIP/{sid}\n" for sid in workflow.supervisors_of(city, cfg)]
     return "".join(out)

@@ -26,9 +26,16 @@ def hours_contexts(cfg: HotlineConfig) -> str:
     tz = cfg.routing.timezone
     out = ["\n[hotline-closed-days]\n"]
     any_sched = next(iter(cfg.schedules.values()))
-    out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(any_sched.closed)]
+    # national days are every city's; what a city has beyond them are its local holidays
+    national = frozenset.intersection(*(s.closed for s in cfg.schedules.values()))
+    out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(national)]
     out.append("\n[hotline-make-up-days]\n")
     out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(any_sched.workdays)]
+    for c in cfg.cities:
+        local = cfg.schedules[c.id].closed - national
+        if local and not cfg.schedules[c.id].always_open:
+            out.append(f"\n[hotline-closed-days-{c.id}]\n; {c.names.zh}: local holidays (config/local_holidays.yaml)\n")
+            out += [f"exten => {d:%Y%m%d},1,Return()\n" for d in sorted(local)]
     for c in cfg.cities:
         sch = cfg.schedules[c.id]
         out.append(f"\n[hotline-hours-{c.id}]\n")
@@ -37,6 +44,8 @@ def hours_contexts(cfg: HotlineConfig) -> str:
             continue
         out.append(f"exten => s,1,Set(LOCAL(d)=${{STRFTIME(${{EPOCH}},{tz},%Y%m%d)}})\n")
         out.append(" same => n,GotoIf(${DIALPLAN_EXISTS(hotline-closed-days,${LOCAL(d)},1)}?closed)\n")
+        if sch.closed - national:
+            out.append(f" same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-closed-days-{c.id},${{LOCAL(d)}},1)}}?closed)\n")
         out.append(" same => n,GotoIf(${DIALPLAN_EXISTS(hotline-make-up-days,${LOCAL(d)},1)}?workday)\n")
         for day in range(7):
             for span in sch.weekly.get(day, ()):
@@ -106,4 +115,32 @@ def interpreter_dial_context(cfg: HotlineConfig) -> str:
                    for i in cfg.interpreters if lang in i.languages]
         if targets:
             out.append(f"exten => {lang},1,Dial({'&'.join(targets)},45)\n same => n,Hangup()\n")
+    return "".join(out)
+
+
+def emergency_contexts(cfg: HotlineConfig) -> str:
+    """A caller in danger: the desk originates a leg to 110/120 through the carrier trunk; when it
+    answers it joins the caller–agent bridge (a conference: the agent stays on the line). The events
+    carry the call's id (HL_CALL), since the originated leg has a linkedid of its own."""
+    out = ["\n[hotline-emergency-dial]\n; configured emergency numbers only (routing.yaml emergency_numbers)\n"]
+    for number, label in cfg.routing.emergency_numbers.items():
+        out.append(f"exten => {number},1,Dial(PJSIP/{number}@{cfg.system.trunk.name},60)  ; {label}\n"
+                   " same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${EXTEN},Status: failed,"
+                   "Reason: ${DIALSTATUS})\n same => n,Hangup()\n")
+    out.append("""
+[hotline-emergency-join]
+; the emergency service answered: join the bridge the caller and agent are in (three-way)
+exten => s,1,Set(TRIES=0)
+ same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${HL_NUMBER},Status: answered)
+ same => n(again),BridgeAdd(${JOIN})
+ same => n,GotoIf($["${BRIDGERESULT}" = "SUCCESS"]?:retry)
+ same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${HL_NUMBER},Status: left)
+ same => n,Hangup()
+ same => n(retry),Set(TRIES=$[${TRIES} + 1])
+ same => n,GotoIf($[${TRIES} > 10]?gone)
+ same => n,Wait(0.5)
+ same => n,Goto(again)
+ same => n(gone),UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${HL_NUMBER},Status: failed,Reason: ${BRIDGERESULT})
+ same => n,Hangup()
+""")
     return "".join(out)
