@@ -2,7 +2,7 @@
 (hotline/compose.py) and put on the app under ``SERVICES``. Handlers never see the Controller."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Awaitable, Callable
 
@@ -82,6 +82,8 @@ class ApiServices:
     index_document: Callable[..., Awaitable[None]]   # text into the search index (never raises)
     events: LiveEvents
     metrics: CollectorRegistry
+    # agent id -> SIP password, for agents whose phone is the desk's browser phone (phones.browser)
+    phone_passwords: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def agent_cities(self) -> dict[str, frozenset[str]]:
