@@ -1,0 +1,138 @@
+"""The desk's browser phone (issue 21) on the real stack: Debian chromium with fake media devices
+registers agent1001's WebRTC endpoint over secure WebSocket (Asterisk's HTTP server with the node's
+certificate), a pjsua2 caller dials through the trunk, and every leg's audio is measured."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from simulators.audio import tone_presence, tone_wav
+from tests.helpers import Stack, csp_violations, free_port, fresh, page_login, wait_for
+
+PASSWORD = "browser-phone-test-12348"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+IVR = "2:1,4:1"            # Mandarin, legal consultation
+CALLER_HZ, BROWSER_HZ = 500, 1000
+MOH_HZ = 494               # one note of the hold music chord (callcenter/asterisk/runtime.py)
+BROWSER = "agent1001"      # Leshan; agent1008 (Leshan too) stays logged out
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("webrtc"))
+    s.overrides["asterisk"]["wss_port"] = free_port()
+    s.overrides["phones"] = {"browser": [BROWSER]}
+    s.reconfigure()
+    s.start()
+    s.set_password(BROWSER, PASSWORD)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def s(stack):
+    with fresh(stack):
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory) -> dict[int, Path]:
+    t = tmp_path_factory.mktemp("tones")
+    # the browser's microphone: 48 kHz like a headset; Chromium loops the file
+    return {CALLER_HZ: tone_wav(CALLER_HZ, 60, t / "caller.wav"),
+            BROWSER_HZ: tone_wav(BROWSER_HZ, 30, t / "browser.wav", rate=48000)}
+
+
+def chromium(pw, mic: Path | None, grant: bool = True):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed (make test installs it)")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            # WebRTC between two processes on one host: loopback ICE candidates
+            "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+            # the node's own CA signed Asterisk's certificate; a test browser does not hold it
+            "--ignore-certificate-errors", "--use-fake-device-for-media-stream"]
+    if grant:
+        args.append("--use-fake-ui-for-media-stream")      # the microphone prompt answered "allow"
+    if mic:
+        args.append(f"--use-file-for-fake-audio-capture={mic}")
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args, timeout=60_000)
+
+
+def desk_page(browser, s: Stack):
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    refused = csp_violations(page)
+    page_login(page, s.base_url, BROWSER, PASSWORD, "/desk")
+    return page, refused
+
+
+def ready_with_browser_phone(page) -> None:
+    page.wait_for_selector('#phone[data-state="registered"]', timeout=30_000)
+    page.click("#btn-login")
+    page.wait_for_selector('#state[data-state="paused"]', timeout=15_000)
+    page.click("#btn-ready")
+    page.wait_for_selector('#state[data-state="ready"]', timeout=15_000)
+
+
+def answer_in_page(page) -> None:
+    page.wait_for_selector('#phone[data-state="ringing"]', timeout=60_000)
+    page.click("#btn-phone-answer")
+    page.wait_for_selector('#phone[data-state="talking"]', timeout=20_000)
+
+
+def seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_browser_phone_answers_a_trunk_call_both_ways_with_quality_stored(s, tones, tmp_path):
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    caller_rec = tmp_path / "caller.wav"
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ])
+        try:
+            page, refused = desk_page(browser, s)
+            ready_with_browser_phone(page)
+            # the SIP account came from the session API, not from the page source
+            assert s.secrets.agent_passwords[BROWSER] not in page.content()
+            caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=60,
+                            caller="13922221001")
+            page.wait_for_selector('#phone[data-state="ringing"]', timeout=60_000)
+            # it rings with the caller's city and language (the screen-pop before the answer)
+            page.wait_for_selector('#pop[data-status="ringing"]', timeout=10_000)
+            assert page.text_content("#pop-city") == "乐山市"
+            assert page.text_content("#pop-language") == "普通话"
+            assert page.text_content("#pop-caller") == "13922221001"
+            page.click("#btn-phone-answer")
+            page.wait_for_selector('#phone[data-state="talking"]', timeout=20_000)
+            page.wait_for_selector('#pop[data-status="talking"]', timeout=20_000)
+            t_talk = time.time()
+            # the browser receives the caller's audio: the remote track's energy grows
+            page.wait_for_function("window.PHONE.stats && window.PHONE.stats.totalAudioEnergy > 0.05 "
+                                   "&& window.PHONE.stats.packetsReceived > 100", timeout=20_000)
+            # quality figures on the desk during the call
+            page.wait_for_selector("#phone-quality:has-text('抖动')", timeout=15_000)
+            assert re.search(r"丢包 \d+\.\d%", page.text_content("#phone-quality"))
+            wait_for(lambda: time.time() - t_talk > 7, 10, "seven seconds of talk")
+            stats = page.evaluate("window.PHONE.stats")
+            page.click("#btn-phone-hangup")
+            page.wait_for_selector('#phone[data-state="registered"]', timeout=15_000)
+            page.click("#lang-toggle")
+            assert page.text_content("#phone-state") == "Ready"
+            assert refused == [], refused
+        finally:
+            browser.close()
+    result = caller.result(timeout=30)
+    assert result["answered"] and result["hung_up_by"] == "remote"
+    assert stats["audioLevel"] > 0.01, stats
+    # the caller heard the browser's microphone (its last seconds are the talk)
+    end = seconds(caller_rec)
+    assert tone_presence(caller_rec, BROWSER_HZ, end - 6, end - 0.5) > 0.5
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922221001" and r["status"] == "ended")
+    assert rec["agent"] == BROWSER and rec["outcome"] == "answered"
+    assert rec["quality_jitter_ms"] is not None and rec["quality_loss_pct"] is not None
+    assert 0 <= rec["quality_loss_pct"] <= 100 and rec["quality_jitter_ms"] >= 0
