@@ -70,7 +70,7 @@ async def phone(request):
                "display_name": p.name})
 
 
-@routes.post("/api/calls/{call_id}/quality")
+@routes.put("/api/calls/{call_id}/quality")
 @op("call_quality", "the browser phone's call quality so far (WebRTC stats)", tag="calls",
     errors=("403", "404"), body=Quality, ok=QualitySaved)
 async def quality(request):

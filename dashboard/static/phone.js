@@ -144,7 +144,7 @@ async function measure(pc) {
 function report_quality() {
   const pop = el("pop");
   if (!P.quality || !pop.dataset.callId) return;
-  call("/api/calls/" + encodeURIComponent(pop.dataset.callId) + "/quality", "POST", P.quality).catch(() => {});
+  call("/api/calls/" + encodeURIComponent(pop.dataset.callId) + "/quality", "PUT", P.quality).catch(() => {});
 }
 
 function ended() {

@@ -19,6 +19,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 IVR = "2:1,4:1"            # Mandarin, legal consultation
 CALLER_HZ, BROWSER_HZ = 500, 1000
 MOH_HZ = 494               # one note of the hold music chord (callcenter/asterisk/runtime.py)
+FAILED: list[str] = []
 BROWSER = "agent1001"      # Leshan; agent1008 (Leshan too) stays logged out
 
 
@@ -66,6 +67,8 @@ def chromium(pw, mic: Path | None, grant: bool = True):
 def desk_page(browser, s: Stack):
     page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
     refused = csp_violations(page)
+    # every failed request, for the failure message
+    page.on("response", lambda r: FAILED.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
     page_login(page, s.base_url, BROWSER, PASSWORD, "/desk")
     return page, refused
 
@@ -112,8 +115,9 @@ def test_browser_phone_answers_a_trunk_call_both_ways_with_quality_stored(s, ton
             page.wait_for_selector('#pop[data-status="talking"]', timeout=20_000)
             t_talk = time.time()
             # the browser receives the caller's audio: the remote track's energy grows
-            page.wait_for_function("window.PHONE.stats && window.PHONE.stats.totalAudioEnergy > 0.05 "
-                                   "&& window.PHONE.stats.packetsReceived > 100", timeout=20_000)
+            # (polled from here: wait_for_function evaluates a string, which the page's CSP refuses)
+            wait_for(lambda: (st := page.evaluate("window.PHONE.stats")) and st["totalAudioEnergy"] > 0.05
+                     and st["packetsReceived"] > 100, 20, "the caller's audio in the browser")
             # quality figures on the desk during the call
             page.wait_for_selector("#phone-quality:has-text('抖动')", timeout=15_000)
             assert re.search(r"丢包 \d+\.\d%", page.text_content("#phone-quality"))
@@ -134,5 +138,5 @@ def test_browser_phone_answers_a_trunk_call_both_ways_with_quality_stored(s, ton
     assert tone_presence(caller_rec, BROWSER_HZ, end - 6, end - 0.5) > 0.5
     rec = s.wait_record(lambda r: r["caller_number"] == "13922221001" and r["status"] == "ended")
     assert rec["agent"] == BROWSER and rec["outcome"] == "answered"
-    assert rec["quality_jitter_ms"] is not None and rec["quality_loss_pct"] is not None
+    assert rec["quality_jitter_ms"] is not None and rec["quality_loss_pct"] is not None, (rec, FAILED)
     assert 0 <= rec["quality_loss_pct"] <= 100 and rec["quality_jitter_ms"] >= 0
