@@ -5,7 +5,7 @@
 // agent with reason "phone": no call is offered until it is fixed.
 import { Registerer, RegistererState, SessionState, UserAgent } from "/vendor/sip.js/api/index.js";
 
-const P = window.PHONE = {browser: false, ready: false, state: "off", error: "", session: null, stats: null, quality: null};
+const P = window.PHONE = {browser: false, ready: false, state: "off", error: "", session: null, stats: null, quality: null, muted: false};
 const el = (id) => document.getElementById(id);
 let mic = null, ua = null, statsTimer = null, sent = 0;
 
@@ -31,7 +31,7 @@ function show() {
   el("phone-error").textContent = P.error ? t(P.error) : "";
   el("btn-phone-answer").disabled = P.state !== "ringing";
   el("btn-phone-hangup").disabled = !(P.state === "ringing" || P.state === "talking");
-  const muted = P.state === "talking" && mic && !mic.getAudioTracks().every(tr => tr.enabled);
+  const muted = P.state === "talking" && P.muted;
   el("btn-phone-mute").disabled = P.state !== "talking" || muted;
   el("btn-phone-unmute").disabled = !muted;
   el("phone-muted").hidden = !muted;
@@ -149,8 +149,8 @@ function report_quality() {
 
 function ended() {
   if (statsTimer) { clearInterval(statsTimer); statsTimer = null; report_quality(); }
-  for (const tr of (mic ? mic.getAudioTracks() : [])) tr.enabled = true;
   P.session = null;
+  P.muted = false;
   if (P.state !== "not_ready") setState("registered");
 }
 
@@ -169,7 +169,7 @@ function wire() {
     if (!s) return;
     if (s.state === SessionState.Established) s.bye(); else s.reject();
   };
-  const mute = (on) => { for (const s of senders()) s.track.enabled = !on; show(); };
+  const mute = (on) => { for (const s of senders()) s.track.enabled = !on; P.muted = on; show(); };
   el("btn-phone-mute").onclick = () => mute(true);
   el("btn-phone-unmute").onclick = () => mute(false);
   for (const b of document.querySelectorAll("#keypad .dtmf")) {

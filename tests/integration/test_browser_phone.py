@@ -140,3 +140,115 @@ def test_browser_phone_answers_a_trunk_call_both_ways_with_quality_stored(s, ton
     assert rec["agent"] == BROWSER and rec["outcome"] == "answered"
     assert rec["quality_jitter_ms"] is not None and rec["quality_loss_pct"] is not None, (rec, FAILED)
     assert 0 <= rec["quality_loss_pct"] <= 100 and rec["quality_jitter_ms"] >= 0
+
+
+def _talking(s: Stack, page, tones, caller_rec: Path, number: str, hangup_after: float):
+    """A trunk call answered by clicking in the page; (caller party, the time of the answer)."""
+    caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], record=caller_rec, hangup_after=hangup_after,
+                    caller=number)
+    answer_in_page(page)
+    page.wait_for_selector('#pop[data-status="talking"]', timeout=20_000)
+    return caller, time.time()
+
+
+def test_mute_dtmf_and_hold_from_the_page(s, tones, tmp_path):
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    caller_rec = tmp_path / "caller.wav"
+    marks = {}
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ])
+        try:
+            page, refused = desk_page(browser, s)
+            ready_with_browser_phone(page)
+            caller, marks["answer"] = _talking(s, page, tones, caller_rec, "13922221002", 60)
+            time.sleep(3)
+            marks["mute"] = time.time()
+            page.click("#btn-phone-mute")
+            page.wait_for_selector("#phone-muted:visible")
+            time.sleep(4)
+            marks["unmute"] = time.time()
+            page.click("#btn-phone-unmute")
+            time.sleep(3)
+            for key in "159":        # RFC 4733 from the browser, through Asterisk's bridge to the caller
+                page.click(f'#keypad .dtmf[data-key="{key}"]')
+                time.sleep(0.5)
+            time.sleep(1.5)
+            marks["hold"] = time.time()
+            page.click("#btn-hold")                     # the desk's hold: Asterisk plays the caller music
+            time.sleep(6)
+            marks["resume"] = time.time()
+            page.click("#btn-resume")
+            time.sleep(4)
+            marks["end"] = time.time()
+            page.click("#btn-phone-hangup")
+            page.wait_for_selector('#phone[data-state="registered"]', timeout=15_000)
+            assert refused == [], refused
+        finally:
+            browser.close()
+    result = caller.result(timeout=30)
+    assert result["answered"], result
+    assert "".join(result["dtmf_received"]).endswith("159"), result["dtmf_received"]
+    at = {k: v - result["answered_at"] for k, v in marks.items()}
+    assert tone_presence(caller_rec, BROWSER_HZ, at["answer"] + 1, at["mute"]) > 0.5
+    assert tone_presence(caller_rec, BROWSER_HZ, at["mute"] + 1, at["unmute"] - 0.5) < 0.05      # muted
+    assert tone_presence(caller_rec, BROWSER_HZ, at["unmute"] + 1.5, at["hold"]) > 0.5
+    assert tone_presence(caller_rec, BROWSER_HZ, at["hold"] + 1.5, at["resume"] - 0.5) < 0.05     # on hold ...
+    assert tone_presence(caller_rec, MOH_HZ, at["hold"] + 1.5, at["resume"] - 0.5) > 0.3          # ... with music
+    assert tone_presence(caller_rec, BROWSER_HZ, at["resume"] + 1.5, at["end"]) > 0.5
+
+
+def test_denied_microphone_means_phone_not_ready_paused_and_no_call_offered(s, tones, tmp_path):
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    # logged in and ready before the desk opens (a reload, a second shift): the phone must stop that
+    s.api(f"/api/agents/{BROWSER}/login", "POST", {"ready": True})
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ], grant=False)   # headless: the prompt is refused
+        try:
+            page, refused = desk_page(browser, s)
+            page.wait_for_selector('#phone[data-state="not_ready"]', timeout=30_000)
+            assert "麦克风权限被拒绝" in page.text_content("#phone-error")
+            page.wait_for_selector('#state[data-state="paused"]', timeout=15_000)
+            assert page.text_content("#state-detail") == "话机未就绪"
+            assert page.is_disabled("#btn-ready")
+            agent = next(a for a in s.api("/api/agents") if a["id"] == BROWSER)
+            assert (agent["paused"], agent["pause_reason"]) == (True, "phone")
+            assert f"{BROWSER}/" not in s.asterisk.rx("pjsip show contacts")     # nothing registered
+            caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], hangup_after=12, caller="13922221003")
+            result = caller.result(timeout=60)
+            assert page.get_attribute("#phone", "data-state") == "not_ready"
+            page.click("#lang-toggle")
+            assert "Microphone permission denied" in page.text_content("#phone-error")
+            assert refused == [], refused
+        finally:
+            browser.close()
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922221003" and r["status"] == "ended")
+    assert rec["agent"] == "" and rec["answered_at"] is None, rec      # never offered to the paused agent
+    assert result["answered"]    # by the IVR: the caller was served by the platform, not by agent1001
+
+
+def test_supervisor_listens_to_a_browser_agent(s, tones, tmp_path):
+    """ChanSpy on a WebRTC agent leg: the supervisor's SIP phone hears the caller and the browser."""
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    s.set_password("sup_leshan", PASSWORD)
+    sup = s.agent("sup_leshan", record_dir=tmp_path / "sup", login=False, commands=True)
+    leshan = s.desk_session("sup_leshan", PASSWORD)
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ])
+        try:
+            page, refused = desk_page(browser, s)
+            ready_with_browser_phone(page)
+            caller, _ = _talking(s, page, tones, tmp_path / "caller.wav", "13922221004", 60)
+            call_id = page.get_attribute("#pop", "data-call-id")
+            code, body = leshan.request(f"/api/calls/{call_id}/listen", "POST", {})
+            assert code == 200, body
+            sup.wait_event("answered", 20)
+            time.sleep(6)
+            sup.send("hangup")
+            page.click("#btn-phone-hangup")
+            page.wait_for_selector('#phone[data-state="registered"]', timeout=15_000)
+        finally:
+            browser.close()
+    caller.result(timeout=30)
+    from tests.helpers import finished_wav
+    heard = finished_wav(tmp_path / "sup")
+    assert tone_presence(heard, CALLER_HZ) > 0.2 and tone_presence(heard, BROWSER_HZ) > 0.2
