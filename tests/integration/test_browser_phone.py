@@ -251,4 +251,8 @@ def test_supervisor_listens_to_a_browser_agent(s, tones, tmp_path):
     caller.result(timeout=30)
     from tests.helpers import finished_wav
     heard = finished_wav(tmp_path / "sup")
-    assert tone_presence(heard, CALLER_HZ) > 0.2 and tone_presence(heard, BROWSER_HZ) > 0.2
+    assert tone_presence(heard, CALLER_HZ) > 0.5
+    # the browser's leg is there too, some 15-20 dB under the caller: Chromium's microphone processing
+    # (noise suppression, gain control) damps a steady test tone. A frequency nobody plays stays absent.
+    assert tone_presence(heard, BROWSER_HZ, min_share=0.01) > 0.5
+    assert tone_presence(heard, 1300, min_share=0.01) < 0.05
