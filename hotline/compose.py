@@ -37,7 +37,7 @@ def api_services(ctl: Controller, secrets: Secrets) -> ApiServices:
         events=LiveEvents(calls=ctl.listeners, agents=ctl.agents.listeners, tickets=ctl.ticket_listeners,
                           transcription=ctl.transcription_listeners, broadcast=ctl.broadcast),
         metrics=ctl.metrics.registry,
-        phone_passwords={a: secrets.agent_passwords[a] for a in cfg.system.phones.browser},
+        phone_passwords={a: secrets.agent_passwords[a] for a in cfg.system.phones.browser if a in secrets.agent_passwords},
     )
 
 
