@@ -197,35 +197,6 @@ def test_mute_dtmf_and_hold_from_the_page(s, tones, tmp_path):
     assert tone_presence(caller_rec, BROWSER_HZ, at["resume"] + 1.5, at["end"]) > 0.5
 
 
-def test_denied_microphone_means_phone_not_ready_paused_and_no_call_offered(s, tones, tmp_path):
-    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
-    # logged in and ready before the desk opens (a reload, a second shift): the phone must stop that
-    s.api(f"/api/agents/{BROWSER}/login", "POST", {"ready": True})
-    with pw_api.sync_playwright() as pw:
-        browser = chromium(pw, tones[BROWSER_HZ], grant=False)   # headless: the prompt is refused
-        try:
-            page, refused = desk_page(browser, s)
-            page.wait_for_selector('#phone[data-state="not_ready"]', timeout=30_000)
-            assert "麦克风权限被拒绝" in page.text_content("#phone-error")
-            page.wait_for_selector('#state[data-state="paused"]', timeout=15_000)
-            assert page.text_content("#state-detail") == "话机未就绪"
-            assert page.is_disabled("#btn-ready")
-            agent = next(a for a in s.api("/api/agents") if a["id"] == BROWSER)
-            assert (agent["paused"], agent["pause_reason"]) == (True, "phone")
-            assert f"{BROWSER}/" not in s.asterisk.rx("pjsip show contacts")     # nothing registered
-            caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], hangup_after=12, caller="13922221003")
-            result = caller.result(timeout=60)
-            assert page.get_attribute("#phone", "data-state") == "not_ready"
-            page.click("#lang-toggle")
-            assert "Microphone permission denied" in page.text_content("#phone-error")
-            assert refused == [], refused
-        finally:
-            browser.close()
-    rec = s.wait_record(lambda r: r["caller_number"] == "13922221003" and r["status"] == "ended")
-    assert rec["agent"] == "" and rec["answered_at"] is None, rec      # never offered to the paused agent
-    assert result["answered"]    # by the IVR: the caller was served by the platform, not by agent1001
-
-
 def test_supervisor_listens_to_a_browser_agent(s, tones, tmp_path):
     """ChanSpy on a WebRTC agent leg: the supervisor's SIP phone hears the caller and the browser."""
     pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
@@ -256,3 +227,66 @@ def test_supervisor_listens_to_a_browser_agent(s, tones, tmp_path):
     # (noise suppression, gain control) damps a steady test tone. A frequency nobody plays stays absent.
     assert tone_presence(heard, BROWSER_HZ, min_share=0.01) > 0.5
     assert tone_presence(heard, 1300, min_share=0.01) < 0.05
+
+
+def test_attended_transfer_from_a_browser_agent_to_a_sip_agent(s, tones, tmp_path):
+    """The desk's attended transfer (AMI Atxfer on the WebRTC leg): the browser agent consults agent1002
+    on a SIP phone, completes, and the caller talks to agent1002; the browser phone is free again."""
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    second_hz = 1300
+    second = s.agent("agent1002", play=tone_wav(second_hz, 40, tmp_path / "second.wav"), login=False)
+    caller_rec = tmp_path / "caller.wav"
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ])
+        try:
+            page, refused = desk_page(browser, s)
+            ready_with_browser_phone(page)
+            caller, _ = _talking(s, page, tones, caller_rec, "13922221005", 40)
+            time.sleep(3)
+            page.select_option("#xfer-type", "agent")
+            page.select_option("#xfer-target", "agent1002")
+            page.click("#btn-xfer-attended")
+            second.wait_event("answered", 20)
+            time.sleep(2)
+            page.click("#btn-xfer-complete")
+            # the browser's leg leaves the call: the phone is free for the next one
+            page.wait_for_selector('#phone[data-state="registered"]', timeout=20_000)
+            assert refused == [], refused
+        finally:
+            browser.close()
+    result = caller.result(timeout=60)
+    assert result["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922221005" and r["status"] == "ended")
+    assert rec["agent"] == "agent1002" and rec["transfers"].startswith(f"attended:{BROWSER}>"), rec
+    assert tone_presence(caller_rec, BROWSER_HZ) > 0.05        # first the browser agent ...
+    assert tone_presence(caller_rec, second_hz) > 0.2          # ... then agent1002
+
+
+# last: its caller ends in voicemail, whose callback task would ring the next ready agent
+def test_denied_microphone_means_phone_not_ready_paused_and_no_call_offered(s, tones, tmp_path):
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    # logged in and ready before the desk opens (a reload, a second shift): the phone must stop that
+    s.api(f"/api/agents/{BROWSER}/login", "POST", {"ready": True})
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ], grant=False)   # headless: the prompt is refused
+        try:
+            page, refused = desk_page(browser, s)
+            page.wait_for_selector('#phone[data-state="not_ready"]', timeout=30_000)
+            assert "麦克风权限被拒绝" in page.text_content("#phone-error")
+            page.wait_for_selector('#state[data-state="paused"]', timeout=15_000)
+            assert page.text_content("#state-detail") == "话机未就绪"
+            assert page.is_disabled("#btn-ready")
+            agent = next(a for a in s.api("/api/agents") if a["id"] == BROWSER)
+            assert (agent["paused"], agent["pause_reason"]) == (True, "phone")
+            assert f"{BROWSER}/" not in s.asterisk.rx("pjsip show contacts")     # nothing registered
+            caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], hangup_after=12, caller="13922221003")
+            result = caller.result(timeout=60)
+            assert page.get_attribute("#phone", "data-state") == "not_ready"
+            page.click("#lang-toggle")
+            assert "Microphone permission denied" in page.text_content("#phone-error")
+            assert refused == [], refused
+        finally:
+            browser.close()
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922221003" and r["status"] == "ended")
+    assert rec["agent"] == "" and rec["answered_at"] is None, rec      # never offered to the paused agent
+    assert result["answered"]    # by the IVR: the caller was served by the platform, not by agent1001
