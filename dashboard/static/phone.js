@@ -84,9 +84,9 @@ async function start() {
     transportOptions: {server: acct.ws_url}, logLevel: "warn",
     // our own microphone stream for every call (opened above, so a device error shows before a call)
     sessionDescriptionHandlerFactoryOptions: {iceGatheringTimeout: 1000, peerConnectionConfiguration: {iceServers: []}},
-    delegate: {onInvite: incoming},
+    // a lost WebSocket (Asterisk restarted, network gone) is an error; our own stop() is not
+    delegate: {onInvite: incoming, onDisconnect: (err) => { if (err && P.state !== "not_ready") notReady("dev_register"); }},
   });
-  ua.transport.onDisconnect = (err) => { if (err && P.state !== "not_ready") notReady("dev_register"); };
   try {
     await ua.start();
     const reg = new Registerer(ua, {expires: 120});
