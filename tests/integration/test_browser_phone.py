@@ -27,10 +27,12 @@ BROWSER = "agent1001"      # Leshan; agent1008 (Leshan too) stays logged out
 def stack(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("webrtc"))
     s.overrides["asterisk"]["wss_port"] = free_port()
-    s.overrides["phones"] = {"browser": [BROWSER]}
+    # agent1006 (the provincial pool, Mandarin/English) too: the interpreter test's browser agent
+    s.overrides["phones"] = {"browser": [BROWSER, "agent1006"]}
     s.reconfigure()
     s.start()
     s.set_password(BROWSER, PASSWORD)
+    s.set_password("agent1006", PASSWORD)
     yield s
     s.close()
 
@@ -64,12 +66,12 @@ def chromium(pw, mic: Path | None, grant: bool = True):
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args, timeout=60_000)
 
 
-def desk_page(browser, s: Stack):
+def desk_page(browser, s: Stack, user: str = BROWSER):
     page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
     refused = csp_violations(page)
     # every failed request, for the failure message
     page.on("response", lambda r: FAILED.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
-    page_login(page, s.base_url, BROWSER, PASSWORD, "/desk")
+    page_login(page, s.base_url, user, PASSWORD, "/desk")
     return page, refused
 
 
@@ -301,6 +303,44 @@ def test_whisper_and_barge_on_a_browser_agent(s, tones, tmp_path, mode):
         assert tone_presence(caller_rec, sup_hz) < 0.02
     else:
         assert tone_presence(caller_rec, sup_hz) > 0.1
+
+
+def test_interpreter_conference_with_a_browser_agent(s, tones, tmp_path):
+    """A Tibetan caller to Garze, no Tibetan speaker: the provincial pool's agent1006 answers in the
+    browser and the Tibetan interpreter (a SIP phone) is conferenced in; all three are heard."""
+    pw_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    interp_hz = 1300
+    interp = s.agent("interp2001", play=tone_wav(interp_hz, 60, tmp_path / "interp.wav"),
+                     record_dir=tmp_path / "interp", login=False)
+    caller_rec = tmp_path / "caller.wav"
+    with pw_api.sync_playwright() as pw:
+        browser = chromium(pw, tones[BROWSER_HZ])
+        try:
+            page, refused = desk_page(browser, s, "agent1006")
+            ready_with_browser_phone(page)
+            caller = s.call("083612348", dtmf="2:2,4:1", play=tones[CALLER_HZ], record=caller_rec, hangup_after=40,
+                            caller="13922221008")
+            answer_in_page(page)
+            joined = interp.wait_event("answered", 30)["t"]
+            time.sleep(8)
+            left = time.time()
+            page.click("#btn-phone-hangup")
+            page.wait_for_selector('#phone[data-state="registered"]', timeout=15_000)
+            assert refused == [], refused
+        finally:
+            browser.close()
+    assert caller.result(timeout=60)["answered"]
+    rec = s.wait_record(lambda r: r["caller_number"] == "13922221008" and r["status"] == "ended")
+    assert rec["language"] == "bo" and rec["agent"] == "agent1006" and rec["queue"] == "province", rec
+    from tests.helpers import finished_wav
+    heard_by_interp = finished_wav(tmp_path / "interp")
+    # the three together: from the interpreter's answer until the browser agent hung up
+    together = (2, left - joined - 0.5)
+    assert tone_presence(heard_by_interp, CALLER_HZ, *together, min_share=0.01) > 0.5
+    assert tone_presence(heard_by_interp, BROWSER_HZ, *together, min_share=0.01) > 0.5
+    start = joined - caller.result(timeout=1)["answered_at"]
+    assert tone_presence(caller_rec, interp_hz, start + together[0], start + together[1], min_share=0.01) > 0.5
+    assert tone_presence(caller_rec, BROWSER_HZ, start + together[0], start + together[1], min_share=0.01) > 0.5
 
 # last: its caller ends in voicemail, whose callback task would ring the next ready agent
 def test_denied_microphone_means_phone_not_ready_paused_and_no_call_offered(s, tones, tmp_path):
