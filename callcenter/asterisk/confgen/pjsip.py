@@ -39,10 +39,9 @@ bind = {cfg.system.asterisk.sip_bind}
 """
 
 
-def _browser_media(cfg: HotlineConfig) -> str:
-    """A browser phone: WebRTC (DTLS-SRTP keyed by fingerprint, ICE, AVPF, RTCP multiplexed), reached
-    over the secure WebSocket only."""
-    return f"webrtc = yes\ntransport = {WSS_TRANSPORT}\n"
+# a browser phone: WebRTC (DTLS-SRTP keyed by fingerprint, ICE, AVPF, RTCP multiplexed), reached over
+# the secure WebSocket only
+BROWSER_MEDIA = f"webrtc = yes\ntransport = {WSS_TRANSPORT}\n"
 
 
 def _tls_transport(cfg: HotlineConfig) -> str:
@@ -160,7 +159,8 @@ def _phones(cfg: HotlineConfig, secrets: Secrets, media: str) -> str:
     browser = set(cfg.system.phones.browser)
     for kind, ag in phones:
         web = kind == "agent" and ag.id in browser
-        security = _browser_media(cfg) if web else _phone_security(cfg) + "rtp_symmetric = yes\nforce_rport = yes\nrewrite_contact = yes\n"
+        security = (BROWSER_MEDIA if web else
+                    _phone_security(cfg) + "rtp_symmetric = yes\nforce_rport = yes\nrewrite_contact = yes\n")
         out.append(f"""
 ; ---- {kind} {ag.id} ({ag.name}){" - the desk's browser phone" if web else ""}
 [{ag.id}]
