@@ -20,6 +20,7 @@ from dashboard.routes import (agents, calls, complaints, desk, federation, inter
 from dashboard.routes import prompts
 from dashboard.routes import knowledge
 from dashboard.routes import messages
+from dashboard.routes import phone
 from dashboard.schemas import PATH_PARAMS
 from dashboard.services import SERVICES, ApiServices
 
@@ -35,11 +36,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+CSP = web.AppKey("csp", str)
+
 MODULES = (pages, session, calls, desk, agents, legal_aid, stats, complaints, tickets, transcripts, interop,
            federation, privacy, wallboard, live)
 MODULES += (prompts,)     # issue 20: the prompts page's API
 MODULES += (knowledge,)   # issue 20: the knowledge base
 MODULES += (messages,)
+MODULES += (phone,)      # issue 21: the browser phone's account and call quality
 
 
 def make_app(services: ApiServices) -> web.Application:
@@ -47,6 +51,10 @@ def make_app(services: ApiServices) -> web.Application:
     app = web.Application(middlewares=[errors, auth.middleware, storable_input], client_max_size=64 * 1024)
     app[SERVICES] = services
     app.on_response_prepare.append(_security_headers)
+    wss = phone.wss_origin(services.cfg)
+    # the browser phone's SIP WebSocket is Asterisk's, on its own port: the one other origin pages reach
+    app[CSP] = SECURITY_HEADERS["Content-Security-Policy"].replace("connect-src 'self'", f"connect-src 'self' {wss}") \
+        if wss else SECURITY_HEADERS["Content-Security-Policy"]
     app[AUTH] = auth
     for module in MODULES:
         app.router.add_routes(module.routes)
@@ -58,7 +66,7 @@ def make_app(services: ApiServices) -> web.Application:
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        response.headers.setdefault(name, request.app[CSP] if name == "Content-Security-Policy" else value)
     if request.path.startswith("/api/") or request.path == "/ws":
         # API answers carry callers' numbers, notes and transcripts: never kept in a browser's or a
         # proxy's cache, where the next user of a shared desk PC (or the proxy) could read them

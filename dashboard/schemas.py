@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 from store import models as m
 from store.models import ID_MAX
 
-PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other")
+PAUSE_REASONS = ("meal", "rest", "training", "meeting", "after_call_work", "outbound", "other",
+                 "phone")   # the desk's browser phone is not ready (no microphone, device lost)
 CALLBACK_STATUSES = ("pending", "dialing", "done", "failed", "cancelled")
 JOB_STATUSES = ("pending", "running", "done", "failed", "no_model", "purged")
 TRACKS = ("mixed", "caller", "agent")

@@ -2,7 +2,7 @@
 (hotline/compose.py) and put on the app under ``SERVICES``. Handlers never see the Controller."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Awaitable, Callable
 
@@ -86,6 +86,8 @@ class ApiServices:
     metrics: CollectorRegistry
     knowledge: KnowledgeStore          # the legal knowledge base (法律知识库)
     knowledge_rules: KnowledgeFile     # its IVR service -> categories map and SMS text (config/knowledge.yaml)
+    # agent id -> SIP password, for agents whose phone is the desk's browser phone (phones.browser)
+    phone_passwords: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def agent_cities(self) -> dict[str, frozenset[str]]:

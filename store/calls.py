@@ -26,7 +26,8 @@ def _call_upsert(dialect: str):
     so SQLAlchemy compiles it once and runs a batch as one executemany."""
     table = CallRecord.__table__
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    keep = {"id", "call_id", "notes"}
+    # notes and the browser phone's quality figures come from the desk, not from Asterisk's events
+    keep = {"id", "call_id", "notes", "quality_jitter_ms", "quality_loss_pct", "quality_rtt_ms"}
     return stmt.on_conflict_do_update(index_elements=[table.c.call_id],
                                       set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keep})
 
@@ -106,6 +107,14 @@ class CallStore:
         """The desk's notes on a call; the row exists from the call's first event."""
         async with self.session.begin() as s:
             res = await s.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(notes=notes))
+            return res.rowcount > 0
+
+    async def set_quality(self, call_id: str, jitter_ms: float, loss_pct: float, rtt_ms: float | None) -> bool:
+        """The browser phone's quality figures for its call (each report replaces the last: the desk
+        sends the call's figures so far)."""
+        async with self.session.begin() as s:
+            res = await s.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(
+                quality_jitter_ms=jitter_ms, quality_loss_pct=loss_pct, quality_rtt_ms=rtt_ms))
             return res.rowcount > 0
 
     async def caller_history(self, number: str, exclude_call: str = "", limit: int = 10, alias: str = "") -> list[dict]:

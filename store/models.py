@@ -49,6 +49,11 @@ class CallRecord(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     talk_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # a browser phone's call quality from WebRTC stats (the desk reports it; worst jitter and round
+    # trip seen, packets lost of those expected); none for calls on SIP phones
+    quality_jitter_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_loss_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_rtt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AgentEvent(Base):

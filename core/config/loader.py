@@ -163,6 +163,9 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     routing = validate(RoutingFile, deep_merge(read_yaml(routing_path), routing_overrides), routing_path)
     schedules, holiday_years = _schedules(routing, cities.cities, cdir, routing_path)
     rotas = _rotas(cdir / "rotas.yaml", {a.id for a in agents.agents})
+    unknown = [i for i in system.phones.browser if i not in {a.id for a in agents.agents}]
+    if unknown:
+        raise ConfigError(f"{sys_path}: phones.browser: {', '.join(unknown)}: not an agent in {agents_path.name}")
     registry_path = cdir / "green_registry.yaml"
     registry = read_yaml(registry_path) if registry_path.exists() else {"callers": {}}
     callers = registry.get("callers") or {}

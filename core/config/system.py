@@ -35,6 +35,9 @@ class AsteriskSettings(Strict):
     # the Debian mirror debootstrap builds the rootfs from; none = debootstrap's default. A dated
     # snapshot (snapshot.debian.org/archive/debian/<date>/) pins the Asterisk a site has tested
     debian_mirror: str | None = None
+    # SIP over secure WebSocket for the desk's browser phone (Asterisk's HTTP server with TLS, the same
+    # certificate as tls_port); none = no browser phones
+    wss_port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator("sip_bind")
     @classmethod
@@ -353,6 +356,9 @@ class Phones(Strict):
     (asterisk.tls_port, the node's CA) with SRTP media (SDES), and a call without SRTP is refused;
     udp: plain SIP and RTP (a lab on loopback)."""
     transport: Literal["udp", "tls"] = "udp"
+    # agents whose phone is the desk's browser phone (WebRTC over asterisk.wss_port) instead of a SIP
+    # phone: their one SIP account becomes a WebRTC endpoint, so only the browser can take their calls
+    browser: list[Ident] = []
 
 
 class ClusterNode(Strict):
@@ -477,6 +483,17 @@ class SystemFile(Strict):
                                       ("trunk.transport", self.trunk.transport)) if t == "tls"]
         if users and self.asterisk.tls_port is None:
             raise ValueError(f"{' and '.join(users)}: tls needs asterisk.tls_port")
+        return self
+
+    @model_validator(mode="after")
+    def browser_phones_need_wss(self) -> "SystemFile":
+        a = self.asterisk
+        if self.phones.browser and a.wss_port is None:
+            raise ValueError("phones.browser: browser phones need asterisk.wss_port")
+        if a.wss_port is not None and a.tls_port is None:
+            raise ValueError("asterisk.wss_port: secure WebSocket uses the TLS certificate: set asterisk.tls_port too")
+        if a.wss_port is not None and a.wss_port in (a.ami_port, a.tls_port):
+            raise ValueError(f"asterisk.wss_port ({a.wss_port}) is also ami_port or tls_port")
         return self
 
 

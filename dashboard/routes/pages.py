@@ -40,6 +40,20 @@ async def echarts(request):
     return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})
 
 
+@routes.get("/vendor/sip.js/{path:.+}")
+async def sipjs(request):
+    """The browser phone's SIP library (sip.js, ES modules importing each other by relative path),
+    installed locally by setup like the chart library."""
+    lib = (VENDOR / "sip.js" / "lib").resolve()
+    path = (lib / request.match_info["path"]).resolve()
+    if not lib.exists():
+        return web.Response(status=404, text="// sip.js is not installed: run `make demo` or scripts/bootstrap.sh",
+                            content_type="application/javascript")
+    if not path.is_relative_to(lib) or path.suffix != ".js" or not path.is_file():
+        return web.Response(status=404, text="// no such module", content_type="application/javascript")
+    return web.FileResponse(path, headers={"Cache-Control": "max-age=86400", "Content-Type": "application/javascript"})
+
+
 @routes.get("/metrics")
 async def metrics(request):
     return web.Response(body=generate_latest(services(request).metrics),

@@ -47,7 +47,8 @@ function renderAgent() {
   // app_queue cannot ring a phone that is not registered: say so where the agent looks
   show("phone-offline", a.state !== "logged_out" && (a.device === "unavailable" || a.device === "invalid"));
   $("btn-login").disabled = a.state !== "logged_out";
-  $("btn-ready").disabled = !(a.state === "paused");
+  // a browser phone that is not ready (no microphone, not registered) keeps calls away
+  $("btn-ready").disabled = !(a.state === "paused") || (window.PHONE && window.PHONE.browser && !window.PHONE.ready);
   $("btn-pause").disabled = !(a.state === "ready" || a.state === "wrap_up" || a.state === "on_call");
   $("btn-logout").disabled = a.state === "logged_out";
   const sel = $("pause-reason");
@@ -397,6 +398,7 @@ async function start() {
     try { for (const a of await api("/api/alerts?open=1&kind=keyword")) S.alerts[a.id] = a; } catch (e) { /* shown on next action */ }
   }
   connect();
+  window.dispatchEvent(new Event("desk-ready"));   // the browser phone (phone.js) starts from here
   setInterval(() => { if (S.me.role === "agent") renderAgent(); }, 1000);  // wrap-up countdown
 }
 start();

@@ -44,7 +44,7 @@ def test_every_api_route_is_documented(app):
 def test_operations_are_unique_typed_and_use_the_config(app):
     doc, svc = app[SPEC], app[SERVICES]
     ops = [(p, m, o) for p, ms in doc["paths"].items() for m, o in ms.items()]
-    assert len({o["operationId"] for _, _, o in ops}) == len(ops) == 85   # + stats x2, emergency + home visits x3 (issue 19), prompts x3, knowledge base x12, texts x4 (issue 20)
+    assert len({o["operationId"] for _, _, o in ops}) == len(ops) == 87   # + stats x2, emergency + home visits x3 (issue 19), prompts x3, knowledge base x12, texts x4 (issue 20), browser phone x2 (issue 21)
     for path, _, o in ops:
         names = {p["name"] for p in o.get("parameters", ()) if p["in"] == "path"}
         assert names == set(re.findall(r"\{(\w+)\}", path)), path

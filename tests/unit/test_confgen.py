@@ -117,7 +117,7 @@ def test_files_and_dialplan_sections_keep_their_order():
         "asterisk.conf", "modules.conf", "logger.conf", "rtp.conf", "pjsip.conf", "manager.conf", "queues.conf",
         "extensions.conf", "voicemail.conf", "musiconhold.conf", "cdr.conf", "cel.conf", "acl.conf", "udptl.conf",
         "pjproject.conf", "ccss.conf", "indications.conf", "features.conf", "confbridge.conf",
-        "sorcery.conf", "extconfig.conf", "res_config_sqlite3.conf"]
+        "sorcery.conf", "extconfig.conf", "res_config_sqlite3.conf", "http.conf"]
     sections = []
     for name in re.findall(r"^\[([^\]]+)\]$", FILES["extensions.conf"], re.M):
         name = re.sub(r"^hotline-(ivr-city|wf|hours|partner-headers|partner|closed-days)-.*", r"hotline-\1-*", name)

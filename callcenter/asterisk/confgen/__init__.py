@@ -64,4 +64,5 @@ def _files(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: s
         "features.conf": system.FEATURES_CONF,
         "confbridge.conf": system.CONFBRIDGE_CONF,
         **system.sip_acl_files(paths),
+        "http.conf": system.http_conf(cfg, paths),
     }

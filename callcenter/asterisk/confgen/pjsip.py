@@ -18,10 +18,30 @@ def pjsip_conf(cfg: HotlineConfig, secrets: Secrets) -> str:
     media = ("" if a.sip_bind in ("0.0.0.0", "::", "[::]") else
              f"media_address = {a.sip_bind}\nbind_rtp_to_media_address = yes\n")
     return HEADER + _global_and_trunk(cfg, media) + _partner_trunks(cfg, media) + _phones(cfg, secrets, media) \
-        + _tls_transport(cfg)
+        + _tls_transport(cfg) + _wss_transport(cfg)
 
 
 TLS_TRANSPORT = "transport-tls"
+WSS_TRANSPORT = "transport-wss"
+
+
+def _wss_transport(cfg: HotlineConfig) -> str:
+    """SIP over secure WebSocket for the desk's browser phones: the WebSocket is Asterisk's HTTP server
+    with TLS (http.conf, the node's certificate), this transport only names it."""
+    if cfg.system.asterisk.wss_port is None:
+        return ""
+    return f"""
+; ---- SIP over secure WebSocket: the desk's browser phones (http.conf tlsbindaddr)
+[{WSS_TRANSPORT}]
+type = transport
+protocol = wss
+bind = {cfg.system.asterisk.sip_bind}
+"""
+
+
+# a browser phone: WebRTC (DTLS-SRTP keyed by fingerprint, ICE, AVPF, RTCP multiplexed), reached over
+# the secure WebSocket only
+BROWSER_MEDIA = f"webrtc = yes\ntransport = {WSS_TRANSPORT}\n"
 
 
 def _tls_transport(cfg: HotlineConfig) -> str:
@@ -136,9 +156,13 @@ def _phones(cfg: HotlineConfig, secrets: Secrets, media: str) -> str:
     out = []
     phones = [("agent", a) for a in cfg.agents] + [("interpreter", i) for i in cfg.interpreters if not i.number]
     phones += [("supervisor", s) for s in cfg.supervisors]
+    browser = set(cfg.system.phones.browser)
     for kind, ag in phones:
+        web = kind == "agent" and ag.id in browser
+        security = (BROWSER_MEDIA if web else
+                    _phone_security(cfg) + "rtp_symmetric = yes\nforce_rport = yes\nrewrite_contact = yes\n")
         out.append(f"""
-; ---- {kind} {ag.id} ({ag.name})
+; ---- {kind} {ag.id} ({ag.name}){" - the desk's browser phone" if web else ""}
 [{ag.id}]
 type = endpoint
 context = hotline-agents
@@ -146,10 +170,7 @@ disallow = all
 allow = alaw,ulaw
 dtmf_mode = rfc4733
 direct_media = no
-{media}{_phone_security(cfg)}rtp_symmetric = yes
-force_rport = yes
-rewrite_contact = yes
-rtp_timeout = 60
+{media}{security}rtp_timeout = 60
 rtp_timeout_hold = 600
 auth = {ag.id}
 aors = {ag.id}

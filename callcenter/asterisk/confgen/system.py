@@ -49,6 +49,8 @@ MODULES = [
     "format_wav.so", "format_gsm.so", "format_pcm.so", "format_sln.so", "format_wav_gsm.so",
     # records kept by Asterisk itself, readable even if the controller was down
     "cdr_csv.so",
+    # the desk's browser phone: SIP over secure WebSocket on Asterisk's HTTP server (http.conf)
+    "res_http_websocket.so", "res_pjsip_transport_websocket.so",
 ]
 
 
@@ -131,3 +133,21 @@ INDICATIONS_CONF = ("[general]\ncountry=cn\n\n[cn]\ndescription = China\nringcad
 FEATURES_CONF = "[general]\natxferabort = *3\natxfercomplete = *4\n\n[featuremap]\nblindxfer = #1\natxfer = *2\n"
 
 CONFBRIDGE_CONF = "[general]\n"
+
+
+def http_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
+    """Asterisk's HTTP server, only for the browser phones' secure WebSocket (/ws). Its plain listener
+    gets an ephemeral loopback port (port 0): nothing is served in the clear."""
+    a = cfg.system.asterisk
+    if a.wss_port is None:
+        return HEADER + "[general]\nenabled = no\n"
+    return HEADER + f"""[general]
+enabled = yes
+bindaddr = 127.0.0.1
+bindport = 0
+servername = 12348-hotline
+tlsenable = yes
+tlsbindaddr = {a.sip_bind}:{a.wss_port}
+tlscertfile = {paths.keys}/asterisk.pem
+tlsprivatekey = {paths.keys}/asterisk.key
+"""
