@@ -375,7 +375,7 @@ route[ONE_CALL] {{
     get_profile_size("agent", "$rU", "$var(calls)");
     if ($var(calls) > 0) {{
         unlock("$rU");
-        xlog("L_INFO", "agent $rU already has a call: 486 to $si\\n");
+        xlog("L_NOTICE", "agent $rU already has a call: 486 to $si\\n");
         sl_send_reply("486", "Busy Here");
         exit;
     }}

@@ -182,7 +182,8 @@ def test_controller_loss_the_node_keeps_serving_through_the_edge(clean, audio):
     caller = na.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=15, caller="13900000005")
     agent.wait_event("answered", 40)
     assert caller.result(60)["answered"]
+    # the other node's controller never noticed: it still serves
+    assert c.node("nb").api("/api/status")["asterisk"]["ami_connected"]
     na.start_controller()
-    # the restarted controller completes the record from Asterisk's CDR
-    rec = na.wait_record(lambda r: r["caller_number"] == "13900000005" and r["status"] == "ended", 60)
-    assert rec["agent"] == "agent1001"
+    st = na.api("/api/status")
+    assert st["controller"]["resynced"] and st["asterisk"]["ami_connected"]
