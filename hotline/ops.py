@@ -280,6 +280,42 @@ def _down_cluster(args, cfg: HotlineConfig) -> int:
     return 0
 
 
+def cmd_edge(args) -> int:
+    """The edge alone, for a Kamailio host of its own (docs/scale-out.md): write its generated files,
+    or run it from them."""
+    from callcenter.edge import confgen
+    from callcenter.edge.runtime import EdgeError, KamailioInstance
+    from store.secrets import load_or_create
+
+    cfg = _config(args)
+    if not cfg.system.cluster.nodes:
+        console.print("[red]cluster.nodes is empty: a single node needs no edge[/red]")
+        return 2
+    edge = KamailioInstance(cfg)
+    try:
+        if args.action == "generate":
+            out_dir = Path(args.out)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in confgen.generate(cfg, load_or_create(cfg), str(edge.dir)).items():
+                (out_dir / name).write_text(text)
+                (out_dir / name).chmod(0o600)
+            console.print(f"kamailio.cfg, dispatcher.list, {confgen.SECRETS_FILE} written to {out_dir} "
+                          f"(they name {edge.dir} as their runtime directory)")
+        elif args.action == "up":
+            edge.install(load_or_create(cfg))
+            edge.start()
+            console.print(f"edge up: udp {cfg.system.cluster.kamailio.address}:{cfg.system.cluster.kamailio.sip_port}")
+        elif args.action == "down":
+            edge.stop()
+            console.print("edge down")
+        else:
+            out.print(edge.rpc("dispatcher.list") if edge.running() else "edge not running", markup=False)
+    except EdgeError as e:
+        console.print(f"[red]{e}[/red]")
+        return 1
+    return 0
+
+
 def cmd_status(args) -> int:
     """Exit 0 only when Asterisk runs, the controller runs and its AMI session is up (scripts and
     monitoring read the exit code); what is down is listed under "down"."""
@@ -339,6 +375,10 @@ def register(sub) -> None:
                                       "Asterisk, the controller or its AMI session is down")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+    s = sub.add_parser("edge", help="the SIP edge (Kamailio) alone: generate its files, up, down, status")
+    s.add_argument("action", choices=["generate", "up", "down", "status"])
+    s.add_argument("--out", default="kamailio-config", help="generate: the directory to write to")
+    s.set_defaults(func=cmd_edge)
     s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
     s.add_argument("--calls", type=int, default=7)
     s.add_argument("--stop", action="store_true", help="bring the stack down afterwards (default: leave it up)")

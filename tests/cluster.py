@@ -211,7 +211,8 @@ class EdgeLoad:
 
 
 def edge_callers(cluster: Cluster, workdir: Path, did: str, rate: float, calls: int, hold_ms: int,
-                 prefix: str, timeout: float = 300, target: str | None = None) -> EdgeLoad:
+                 prefix: str, timeout: float = 300, target: str | None = None,
+                 local_ip: str = "127.0.0.1") -> EdgeLoad:
     """``calls`` sipp callers at ``rate``/s to ``did`` through the edge (or ``target`` host:port, e.g. a
     node directly), each staying ``hold_ms`` after the IVR; per call: when invited, answered, by which
     node, whether its BYE was answered."""
@@ -219,7 +220,7 @@ def edge_callers(cluster: Cluster, workdir: Path, did: str, rate: float, calls: 
     run.mkdir(parents=True, exist_ok=True)
     cmd = ["sipp", target or f"{cluster.kamailio_address}:5060", "-sf", str(SIPP_DIR / "uac_ivr_queue_edge.xml"),
            "-s", did, "-key", "caller", prefix, "-d", str(hold_ms), "-r", str(rate), "-m", str(calls),
-           "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port() & ~1),
+           "-i", local_ip, "-p", str(free_udp_port()), "-mp", str(free_udp_port() & ~1),
            "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-nd", "-max_socket", "2048",
            "-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_msg", "-trace_err", "-aa"]
     proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
