@@ -45,8 +45,16 @@ class Cluster:
         net = _free_subnet()
         cities = cities or {"na": ["chengdu", "meishan", "ziyang", "leshan"], "nb": ["ganzi", "aba", "mianyang"]}
         self.kamailio_address = f"{net}.1"
-        nodes = [{"name": name, "address": f"{net}.{i}", "sip_port": 5060, "ami_port": free_port(),
-                  "http_port": free_port(), "cities": list(cs)}
+        taken: set[int] = set()
+
+        def port() -> int:          # free now, and not handed to another of this cluster's sockets
+            p = free_port()
+            while p in taken:
+                p = free_port()
+            taken.add(p)
+            return p
+        nodes = [{"name": name, "address": f"{net}.{i}", "sip_port": 5060, "ami_port": port(),
+                  "http_port": port(), "cities": list(cs)}
                  for i, (name, cs) in enumerate(cities.items(), start=2)]
         self.cluster = {"nodes": nodes, "kamailio": {"address": self.kamailio_address, "sip_port": 5060}}
         prefix = f"hlcl{random.randint(10**6, 10**7 - 1)}"
