@@ -4,6 +4,7 @@ the edge's one-call-per-agent rule, node failover under sipp load, recovery, con
 Leshan (083312348) is served first by node na, Mianyang (081612348) by nb; each is the other's standby."""
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from datetime import datetime
@@ -187,3 +188,68 @@ def test_controller_loss_the_node_keeps_serving_through_the_edge(clean, audio):
     na.start_controller()
     st = na.api("/api/status")
     assert st["controller"]["resynced"] and st["asterisk"]["ami_connected"]
+
+
+def test_hotline_up_runs_the_edge_and_every_node_and_down_stops_them(tmp_path):
+    """`hotline up` with cluster.nodes set: Kamailio from the host under the state dir, each node's
+    Asterisk on its own loopback address with its controller; `hotline down` stops them all."""
+    import json
+    import os
+    import random
+    import subprocess
+    import sys
+
+    import redis
+
+    from callcenter.asterisk.runtime import AsteriskInstance
+    from callcenter.edge.runtime import KamailioInstance
+    from core.config import load_config
+    from tests.cluster import _free_subnet
+    from tests.helpers import ROOT, free_port
+
+    net = _free_subnet()
+    ports = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    ami_a, ami_b, http_a, http_b = sorted(ports)
+    tag = f"up{os.getpid()}{random.randint(100, 999)}"
+    overrides = {
+        "state_dir": str(tmp_path / "state"), "asterisk": {"instance": tag},
+        "database": {"url": f"sqlite:///{tmp_path}/hotline.db"}, "redis": {"prefix": f"hltest{tag}"},
+        "transcription": {"enabled": False}, "interop": {"enabled": False},
+        "controller": {"rotas_enabled": False},
+        "cluster": {"kamailio": {"address": f"{net}.1"},
+                    "nodes": [{"name": "na", "address": f"{net}.2", "ami_port": ami_a, "http_port": http_a,
+                               "cities": ["leshan"]},
+                              {"name": "nb", "address": f"{net}.3", "ami_port": ami_b, "http_port": http_b,
+                               "cities": ["mianyang"]}]}}
+    env = {**os.environ, "HOTLINE_CONFIG_OVERRIDES": json.dumps(overrides)}
+    cfg = load_config(ROOT, overrides)
+    nodes = {n: load_config(ROOT, {**overrides, "cluster": {**overrides["cluster"], "node": n}}) for n in ("na", "nb")}
+    edge = KamailioInstance(cfg)
+    try:
+        up = subprocess.run([sys.executable, "-m", "hotline.cli", "up"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=400)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        assert edge.running()
+        wait_for(lambda: re.findall(r"FLAGS: (\w+)", edge.rpc("dispatcher.list")).count("AP") == 4, 30,
+                 "both nodes active in both sets")
+        for ncfg in nodes.values():
+            assert AsteriskInstance(ncfg).running()
+        down = subprocess.run([sys.executable, "-m", "hotline.cli", "down"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
+        assert not edge.running()
+        assert not any(AsteriskInstance(n).running() for n in nodes.values())
+        assert not list((tmp_path / "state").glob("controller-*.pid"))
+    finally:
+        subprocess.run([sys.executable, "-m", "hotline.cli", "down"], cwd=ROOT, env=env, capture_output=True,
+                       timeout=120)
+        for ncfg in nodes.values():
+            AsteriskInstance(ncfg).remove()
+        AsteriskInstance(cfg).remove()
+        if cfg.system.redis.url:
+            try:
+                redis.Redis.from_url(cfg.system.redis.url, socket_timeout=5).acl_deluser(cfg.system.redis.prefix)
+            except (redis.RedisError, OSError):
+                pass
