@@ -364,6 +364,16 @@ route[FROM_NODE] {{
             exit;
         }}
         if (is_method("INVITE")) route(ONE_CALL);
+        route(RELAY);
+    }}
+    # addressed to the edge itself but to no phone of ours: answer, never relay to ourselves
+    if (uri == myself) {{
+        if (is_method("OPTIONS")) {{
+            sl_send_reply("200", "OK");
+        }} else {{
+            sl_send_reply("404", "Not Found");
+        }}
+        exit;
     }}
     route(RELAY);
 }}
