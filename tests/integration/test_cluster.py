@@ -77,6 +77,7 @@ def test_carrier_call_through_the_edge_reaches_an_agent_registered_at_the_edge(c
     wait_for(lambda: c.agent_dialogs("agent1001") == 0, 20, "the agent's dialog ended at the edge")
 
 
+@pytest.mark.slow      # about 100 s: two sipp runs of 40 calls around a SIGKILL and a restart
 def test_failover_under_load_and_recovery(clean, tmp_path):
     """sipp calls Leshan at 2/s; na's Asterisk is SIGKILLed: new calls are answered on nb (N seconds,
     printed), only calls in progress on na fail. Then na restarts under load and takes Leshan back
