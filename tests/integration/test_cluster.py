@@ -58,6 +58,12 @@ def login_everywhere(c: Cluster, agents: list[str]) -> None:
             s.api(f"/api/agents/{a}/login", "POST", {"ready": True})
 
 
+def agent_states(c: Cluster, node: str) -> dict[str, tuple[bool, bool, str]]:
+    """The load agents on one node: (logged in, paused, pause reason)."""
+    return {a["id"]: (a["state"] != "logged_out", bool(a["paused"]), a["pause_reason"] or "")
+            for a in c.node(node).api("/api/agents") if a["id"] in c.load_agents}
+
+
 def address(c: Cluster, name: str) -> str:
     return next(n["address"] for n in c.cluster["nodes"] if n["name"] == name)
 
@@ -87,6 +93,11 @@ def test_failover_under_load_and_recovery(clean, tmp_path):
     phones.start()
     try:
         login_everywhere(c, c.load_agents)
+        paused = c.load_agents[-1]               # one agent paused for training, on both nodes
+        for s in c.stacks.values():
+            s.api(f"/api/agents/{paused}/pause", "POST", {"reason": "training"})
+        before_states = {n: agent_states(c, n) for n in c.stacks}
+        assert before_states["na"][paused] == (True, True, "training")
         na, nb = address(c, "na"), address(c, "nb")
         load = Background(lambda: edge_callers(c, tmp_path, "083312348", rate=2, calls=40, hold_ms=2000,
                                                prefix="1391000", timeout=240))
@@ -107,6 +118,8 @@ def test_failover_under_load_and_recovery(clean, tmp_path):
         print(f"\nfailover: killed na at t0; first new call answered on nb after {first_on_nb:.2f} s; "
               f"slowest new call setup {worst_setup:.2f} s; failed {len(failed)} of {len(res.calls)} "
               f"(in progress on na at the kill: {len(before)})")
+        # agents stay logged in or paused as they were, on the surviving node
+        assert agent_states(c, "nb") == before_states["nb"]
         # every call nb answered has its record (nb's controller, shared database)
         callers = {x.caller for x in after}
         wait_for(lambda: callers <= {r["caller_number"] for r in c.node("nb").records(200)
@@ -120,6 +133,8 @@ def test_failover_under_load_and_recovery(clean, tmp_path):
         c.restart_asterisk("na")
         c.wait_nodes_active(["na"])
         res2 = load2.result(300)
+        # ... and on the restarted node (app_queue's members persist in its astdb)
+        wait_for(lambda: agent_states(c, "na") == before_states["na"], 30, "na's agents as they were")
         assert res2.failed == 0 and all(x.ended for x in res2.calls), res2.log_tail
         back = [x for x in res2.calls if x.node == na]
         assert back, "na took no call back"
