@@ -159,6 +159,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     if not isinstance(callers, dict):
         raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
     files = _service_files(cdir, system, {c.id for c in cities.cities})
+    _cluster_cities(system, {c.id for c in cities.cities}, sys_path)
     try:
         return HotlineConfig(**files, system=system, cities=cities.cities, province=cities.province_pool,
                              agents=agents.agents, interpreters=agents.interpreters,
@@ -170,6 +171,14 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
         raise ConfigError(f"{where}{msgs}") from None
+
+
+def _cluster_cities(system: SystemFile, city_ids: set[str], path: Path) -> None:
+    """A node's cities are cities of cities.yaml: a misspelt one would silently go to the first node."""
+    for i, node in enumerate(system.cluster.nodes):
+        for city in node.cities:
+            if city not in city_ids:
+                raise ConfigError(f"{path}: cluster.nodes[{i}].cities: {city!r} is not a city of cities.yaml")
 
 
 def _this_node(system: SystemFile) -> SystemFile:

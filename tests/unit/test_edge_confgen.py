@@ -81,6 +81,8 @@ def test_a_process_serving_a_node_takes_its_address_and_ports():
     ({**CLUSTER, "kamailio": {"address": "127.9.9.2", "sip_port": 5060}}, "kamailio's SIP address"),
     ({**CLUSTER, "kamailio": {"dialog_keepalive_seconds": 10}}, "at least 30"),
     ({**CLUSTER, "node": "nc"}, "is not one of nodes"),
+    ({**CLUSTER, "nodes": [{**CLUSTER["nodes"][0], "cities": ["lesahn"]}]},
+     r"cluster.nodes\[0\].cities: 'lesahn' is not a city"),
 ])
 def test_bad_cluster_config_is_refused_with_the_field(cluster, error):
     with pytest.raises(ConfigError, match=error):
