@@ -87,3 +87,12 @@ def test_a_process_serving_a_node_takes_its_address_and_ports():
 def test_bad_cluster_config_is_refused_with_the_field(cluster, error):
     with pytest.raises(ConfigError, match=error):
         load_config(None, {"cluster": cluster})
+
+
+def test_config_check_generates_and_checks_the_edge():
+    from hotline.config_check import check
+
+    report = check(overrides={"cluster": CLUSTER})
+    assert report.ok, report.problems
+    assert report.summary["edge_files"] == ["dispatcher.list", "edge-secrets.cfg", "kamailio.cfg"]
+    assert "edge_files" not in check().summary          # a single node has no edge
