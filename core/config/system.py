@@ -381,6 +381,9 @@ class KamailioSettings(Strict):
     # to the agent's phone (else the agent would stay busy at the edge until they hung up); 0 = off,
     # else at least 30 (the dialog module's floor)
     dialog_keepalive_seconds: int = Field(30, ge=0, le=3600)
+    children: int = Field(4, ge=1, le=64)
+    binary: str = "/usr/sbin/kamailio"
+    module_dir: str = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 
     @field_validator("dialog_keepalive_seconds")
     @classmethod
@@ -388,9 +391,6 @@ class KamailioSettings(Strict):
         if 0 < v < 30:
             raise ValueError(f"{v}: 0 (off) or at least 30 (Kamailio's dialog module refuses less)")
         return v
-    children: int = Field(4, ge=1, le=64)
-    binary: str = "/usr/sbin/kamailio"
-    module_dir: str = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 
 
 class Cluster(Strict):
