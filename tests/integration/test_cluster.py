@@ -136,6 +136,8 @@ def test_failover_under_load_and_recovery(clean, tmp_path):
         # ... and on the restarted node (app_queue's members persist in its astdb)
         wait_for(lambda: agent_states(c, "na") == before_states["na"], 30, "na's agents as they were")
         assert res2.failed == 0 and all(x.ended for x in res2.calls), res2.log_tail
+        # the edge's in-dialog keepalive ended the dead node's calls: no agent is left busy at the edge
+        wait_for(lambda: not any(c.agent_dialogs(a) for a in c.load_agents), 90, "no agent left busy at the edge")
         back = [x for x in res2.calls if x.node == na]
         assert back, "na took no call back"
         print(f"recovery: na answered its first call {min(x.answered for x in back) - restarted_at:.2f} s after "
