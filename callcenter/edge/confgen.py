@@ -109,6 +109,9 @@ def kamailio_cfg(cfg: HotlineConfig, rundir: str) -> str:
     node_list = "\n".join(f"#   {n.name}: sip:{n.address}:{n.sip_port}, cities {', '.join(n.cities) or '-'}"
                           for n in cfg.system.cluster.nodes)
     ka = k.dialog_keepalive_seconds
+    g = cfg.system.sip_guard
+    g_max, g_window, g_block = g.max_failures, max(1, round(g.window_seconds)), max(1, round(g.block_seconds))
+    exempt_test = f'is_in_subnet("$si", "{",".join([*cfg.system.trunk.match, *g.exempt])}")'
     keepalive = ('    # in-dialog OPTIONS to both ends: a call whose node died ends with a BYE\n'
                  '    dlg_set_property("ka-src");\n    dlg_set_property("ka-dst");\n') if ka else ""
     return f"""#!KAMAILIO
@@ -176,6 +179,10 @@ modparam("registrar", "default_expires", 120)
 modparam("htable", "htable", "dids=>size=6;")
 modparam("htable", "htable", "phones=>size=8;")
 modparam("htable", "htable", "phone_set=>size=8;")
+# failed logins per source address (sip_guard: {g_max} within {g_window} s block it for {g_block} s; the trunk's
+# networks and sip_guard.exempt are never blocked)
+modparam("htable", "htable", "authfail=>size=8;autoexpire={g_window};")
+modparam("htable", "htable", "blocked=>size=8;autoexpire={g_block};")
 
 # the nodes, probed with OPTIONS every {k.probe_interval_seconds} s; {k.probe_failures} unanswered probe(s) take one
 # out, one answer brings it back
@@ -235,6 +242,10 @@ request_route {{
 }}
 
 route[REQINIT] {{
+    if ($sht(blocked=>$si) != $null) {{
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
         exit;
@@ -265,10 +276,15 @@ route[RELAY] {{
 # agent phones register here (digest, the same passwords Asterisk uses on a single node)
 route[REGISTRAR] {{
     if ($sht(phones=>$tU) == $null) {{
+        $var(auth) = -3;
+        route(AUTH_FAILED);
         sl_send_reply("403", "Forbidden");
         exit;
     }}
-    if (!pv_www_authenticate("{REALM}", "$sht(phones=>$tU)", "0")) {{
+    pv_www_authenticate("{REALM}", "$sht(phones=>$tU)", "0");
+    $var(auth) = $rc;
+    if ($var(auth) < 0) {{
+        route(AUTH_FAILED);
         www_challenge("{REALM}", "0");
         exit;
     }}
@@ -282,6 +298,21 @@ route[REGISTRAR] {{
     exit;
 }}
 
+# a wrong password (-2) or unknown user (-3), not a first request without credentials, counts against
+# the source address (sip_guard); the carrier's networks and sip_guard.exempt are only logged
+route[AUTH_FAILED] {{
+    if ($var(auth) != -2 && $var(auth) != -3) return;
+    xlog("L_WARN", "failed SIP login for $fU from $si\n");
+    if ({exempt_test}) return;
+    $var(fails) = 1;
+    if ($sht(authfail=>$si) != $null) $var(fails) = $sht(authfail=>$si) + 1;
+    $sht(authfail=>$si) = $var(fails);
+    if ($var(fails) >= {g_max}) {{
+        $sht(blocked=>$si) = 1;
+        xlog("L_WARN", "blocked $si after {g_max} failed SIP logins\n");
+    }}
+}}
+
 # a phone's own call (echo test, dialling a colleague, a transfer target): authenticated here, then to
 # the node of the agent's first home city (or its standby)
 route[FROM_PHONE] {{
@@ -289,7 +320,10 @@ route[FROM_PHONE] {{
         sl_send_reply("200", "OK");
         exit;
     }}
-    if (!pv_proxy_authenticate("{REALM}", "$sht(phones=>$fU)", "0")) {{
+    pv_proxy_authenticate("{REALM}", "$sht(phones=>$fU)", "0");
+    $var(auth) = $rc;
+    if ($var(auth) < 0) {{
+        route(AUTH_FAILED);
         proxy_challenge("{REALM}", "0");
         exit;
     }}

@@ -271,3 +271,32 @@ def test_hotline_up_runs_the_edge_and_every_node_and_down_stops_them(tmp_path):
                 redis.Redis.from_url(cfg.system.redis.url, socket_timeout=5).acl_deluser(cfg.system.redis.prefix)
             except (redis.RedisError, OSError):
                 pass
+
+
+def test_password_guessing_at_the_edge_blocks_the_address_and_agents_go_on(clean, tmp_path):
+    """sip_guard at the edge: wrong passwords from one address (not the carrier's) get it refused with
+    403 after max_failures; a phone elsewhere still registers."""
+    import subprocess
+
+    from tests.sipp_load import SIPP_DIR, free_udp_port
+
+    c = clean
+    scanner = c.kamailio_address.rsplit(".", 1)[0] + ".9"
+    guard = c.first.cfg.system.sip_guard
+    inf = tmp_path / "guess.csv"
+    inf.write_text("SEQUENTIAL\n" + "".join(
+        f"agent1001;[authentication username=agent1001 password=guess{i}]\n" for i in range(guard.max_failures + 5)))
+    run = subprocess.run(["sipp", f"{c.kamailio_address}:5060", "-sf", str(SIPP_DIR / "scanner_register.xml"),
+                          "-inf", str(inf), "-m", str(guard.max_failures + 5), "-r", "20", "-i", scanner,
+                          "-p", str(free_udp_port()), "-timeout", "60s", "-timeout_error", "-nostdin",
+                          "-trace_stat", "-stf", "stat.csv"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    stat = (tmp_path / "stat.csv").read_text().strip().splitlines()
+    row = dict(zip(stat[0].split(";"), stat[-1].split(";")))
+    # every guess was refused (401 again, then 403 once blocked), none registered
+    assert int(row["FailedCall(C)"]) == 0 and int(row["SuccessfulCall(C)"]) == guard.max_failures + 5, run.stdout[-1500:]
+    log = c.edge.log.read_text()
+    assert f"blocked {scanner} after {guard.max_failures} failed SIP logins" in log
+    assert "agent1001" not in c.registered()
+    c.node("na").agent("agent1001", login=False)       # a phone from another address is not affected
+    assert "agent1001" in c.registered()
