@@ -206,6 +206,9 @@ def test_controller_loss_the_node_keeps_serving_through_the_edge(clean, audio):
     na.start_controller()
     st = na.api("/api/status")
     assert st["controller"]["resynced"] and st["asterisk"]["ami_connected"]
+    # the restarted controller rebuilds the call from the node's CDR: every call has its record
+    rec = na.wait_record(lambda r: r["caller_number"] == "13900000005" and r["status"] == "ended", 30)
+    assert rec["agent"] == "agent1001" and rec["outcome"] == "answered" and rec["call_id"].startswith("na-")
 
 
 def test_hotline_up_runs_the_edge_and_every_node_and_down_stops_them(tmp_path):
