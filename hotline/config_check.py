@@ -100,6 +100,33 @@ def _urls(cfg: HotlineConfig) -> list[Problem]:
     return problems
 
 
+def _check_edge(cfg: HotlineConfig, out: Path, problems: list[Problem]) -> list[str]:
+    """Cluster mode: Kamailio's files generated as `hotline up` would (placeholder passwords) and, when
+    Kamailio is installed, parsed by it (`kamailio -c`)."""
+    import shutil
+    import subprocess
+
+    from callcenter.edge import confgen as edge_confgen
+
+    secrets = Secrets("hotline", "generated", {a: "generated" for a in cfg.sip_accounts()})
+    try:
+        files = edge_confgen.generate(cfg, secrets, str(out))
+    except (ValueError, KeyError) as e:
+        problems.append(Problem("", "cluster", f"generating Kamailio's config failed: {e}"))
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    binary = cfg.system.cluster.kamailio.binary
+    if shutil.which(binary):
+        r = subprocess.run([binary, "-c", "-f", str(out / "kamailio.cfg")], capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            problems.append(Problem("", "cluster.kamailio", f"kamailio refuses the generated config: "
+                                                            f"{r.stderr.strip()[-500:]}"))
+    return sorted(files)
+
+
 def _rel(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
 
@@ -128,8 +155,11 @@ def check(root: Path | None = None, overrides: dict | None = None, config_dir: P
         except (ConfigError, ValueError, KeyError) as e:      # a combination the generator cannot express
             problems.append(Problem("", "", f"generating the Asterisk config failed: {e}"))
             files = []
+        edge_files = _check_edge(cfg, Path(tmp) / "kamailio", problems) if cfg.system.cluster.nodes else []
     summary = {"cities": len(cfg.cities), "agents": len(cfg.agents), "ivr_languages": len(cfg.ivr.languages),
                "ticket_categories": len(cfg.tickets.categories), "legal_aid_centers": len(cfg.centers.centers),
                "keyword_topics": len(cfg.keywords.topics), "partners": sorted(cfg.partners),
                "asterisk_files": files, "sources": cfg.sources}
+    if edge_files:
+        summary["edge_files"] = edge_files
     return Report(not problems, problems, summary, str(cfg.config_dir))

@@ -146,6 +146,8 @@ def cmd_up(args) -> int:
 
     cmd_setup(args)
     cfg = _config(args)
+    if _multi_node(cfg):
+        return _up_cluster(args, cfg)
     ast = AsteriskInstance(cfg)
     if ast.running():
         ast.reload()  # already up: apply the configuration setup just wrote
@@ -181,6 +183,8 @@ def cmd_down(args) -> int:
     from callcenter.asterisk.runtime import AsteriskInstance
 
     cfg = _config(args)
+    if _multi_node(cfg):
+        return _down_cluster(args, cfg)
     for daemon in DAEMONS:
         pidfile = _pidfile(cfg, daemon)
         pid = _pid_alive(pidfile)
@@ -195,6 +199,123 @@ def cmd_down(args) -> int:
         pidfile.unlink(missing_ok=True)
     AsteriskInstance(cfg).stop()
     console.print("down")
+    return 0
+
+
+# ------------------------------------------------------------------ several nodes on one machine
+def _multi_node(cfg: HotlineConfig) -> bool:
+    """cluster.nodes set and this process not one of them: `up`/`down` run the whole cluster here,
+    Kamailio and every node (each on its own loopback address), for development and tests."""
+    return bool(cfg.system.cluster.nodes) and cfg.system.cluster.node is None
+
+
+def _node_args(args, name: str):
+    import argparse
+    return argparse.Namespace(**{**vars(args), "set": [*(args.set or []), f"cluster.node={name}"]})
+
+
+def _up_cluster(args, cfg: HotlineConfig) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+    from callcenter.edge.runtime import KamailioInstance
+    from store.secrets import load_or_create
+
+    secrets = load_or_create(cfg)
+    nodes = cfg.system.cluster.nodes
+    for i, node in enumerate(nodes):
+        nargs = _node_args(args, node.name)
+        ncfg = _config(nargs)
+        ast = AsteriskInstance(ncfg)
+        with progress(f"node {node.name}") as done:
+            ast.install(secrets, log=console.print, progress=done)
+        ast.reload() if ast.running() else ast.start()
+        # one transcriber and one interop daemon for the cluster (they work from the shared database)
+        for daemon in DAEMONS if i == 0 else ("serve",):
+            _spawn_daemon(ncfg, nargs, daemon)
+    edge = KamailioInstance(cfg)
+    edge.install(secrets)
+    if edge.running():
+        edge.stop()
+    edge.start()
+    failed = []
+    for node in nodes:
+        ncfg = _config(_node_args(args, node.name))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if _api(ncfg, "/api/status")["asterisk"]["ami_connected"]:
+                    break
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.3)
+        else:
+            failed.append(node.name)
+    k = cfg.system.cluster.kamailio
+    console.print(f"[green]up[/green]: edge (Kamailio) udp {k.address}:{k.sip_port}: the carrier and every phone "
+                  f"talk to it (dial <area code>12348); runtime files in {edge.dir}")
+    for node in nodes:
+        state = "[red]controller not up[/red]" if node.name in failed else "[green]up[/green]"
+        console.print(f"node {node.name}: Asterisk {node.address}:{node.sip_port}, AMI 127.0.0.1:{node.ami_port}, "
+                      f"API http://127.0.0.1:{node.http_port}/ ; cities first: {', '.join(node.cities) or '-'} {state}")
+    return 1 if failed else 0
+
+
+def _down_cluster(args, cfg: HotlineConfig) -> int:
+    from callcenter.asterisk.runtime import AsteriskInstance
+    from callcenter.edge.runtime import KamailioInstance
+
+    KamailioInstance(cfg).stop()
+    for node in cfg.system.cluster.nodes:
+        ncfg = _config(_node_args(args, node.name))
+        for daemon in DAEMONS:
+            pidfile = _pidfile(ncfg, daemon)
+            pid = _pid_alive(pidfile)
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    if not _pid_alive(pidfile):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+            pidfile.unlink(missing_ok=True)
+        AsteriskInstance(ncfg).stop()
+    console.print("down (edge and every node)")
+    return 0
+
+
+def cmd_edge(args) -> int:
+    """The edge alone, for a Kamailio host of its own (docs/scale-out.md): write its generated files,
+    or run it from them."""
+    from callcenter.edge import confgen
+    from callcenter.edge.runtime import EdgeError, KamailioInstance
+    from store.secrets import load_or_create
+
+    cfg = _config(args)
+    if not cfg.system.cluster.nodes:
+        console.print("[red]cluster.nodes is empty: a single node needs no edge[/red]")
+        return 2
+    edge = KamailioInstance(cfg)
+    try:
+        if args.action == "generate":
+            out_dir = Path(args.out)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in confgen.generate(cfg, load_or_create(cfg), str(edge.dir)).items():
+                (out_dir / name).write_text(text)
+                (out_dir / name).chmod(0o600)
+            console.print(f"kamailio.cfg, dispatcher.list, {confgen.SECRETS_FILE} written to {out_dir} "
+                          f"(they name {edge.dir} as their runtime directory)")
+        elif args.action == "up":
+            edge.install(load_or_create(cfg))
+            edge.start()
+            console.print(f"edge up: udp {cfg.system.cluster.kamailio.address}:{cfg.system.cluster.kamailio.sip_port}")
+        elif args.action == "down":
+            edge.stop()
+            console.print("edge down")
+        else:
+            out.print(edge.rpc("dispatcher.list") if edge.running() else "edge not running", markup=False)
+    except EdgeError as e:
+        console.print(f"[red]{e}[/red]")
+        return 1
     return 0
 
 
@@ -257,6 +378,10 @@ def register(sub) -> None:
                                       "Asterisk, the controller or its AMI session is down")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+    s = sub.add_parser("edge", help="the SIP edge (Kamailio) alone: generate its files, up, down, status")
+    s.add_argument("action", choices=["generate", "up", "down", "status"])
+    s.add_argument("--out", default="kamailio-config", help="generate: the directory to write to")
+    s.set_defaults(func=cmd_edge)
     s = sub.add_parser("demo", help="bring everything up and run simulated callers and agents")
     s.add_argument("--calls", type=int, default=7)
     s.add_argument("--stop", action="store_true", help="bring the stack down afterwards (default: leave it up)")

@@ -64,6 +64,10 @@ def _asterisk_address(cfg: HotlineConfig, transport: str, ca: str | None) -> tup
     from store.tls import tls_files
 
     a = cfg.system.asterisk
+    c = cfg.system.cluster
+    if c.nodes and transport != "tls":
+        # behind the edge: phones and the carrier talk to Kamailio only (docs/scale-out.md)
+        return f"sip:{c.kamailio.address}:{c.kamailio.sip_port}", None
     if transport != "tls":
         return f"sip:{a.sip_bind}:{a.sip_port}", None
     if a.tls_port is None:

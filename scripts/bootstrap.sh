@@ -18,6 +18,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 have npm || need+=(npm)                # the dashboard's chart library (ECharts), served locally
 installed fonts-wqy-microhei || need+=(fonts-wqy-microhei)
 installed fonts-tibetan-machine || need+=(fonts-tibetan-machine)
+have kamailio || need+=(kamailio)      # the SIP edge in front of several Asterisk nodes (docs/scale-out.md)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

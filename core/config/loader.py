@@ -4,6 +4,8 @@ HotlineConfig and cross-checked. Errors name the file and the field
 Every daemon and `hotline config check` load through here, so the check sees what a daemon would."""
 from __future__ import annotations
 
+import ipaddress
+
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     system = validate(SystemFile, sys_data, sys_path, sources.origin, sources.secret_values)
     if cdir != root / "config":
         _absolute_paths(system, sys_path, sources)
+    system = _this_node(system)
     agents_path = _resolve(cdir, system.agents_file)
     cities = validate(CitiesFile, read_yaml(cities_path), cities_path)
     agents = validate(AgentsFile, read_yaml(agents_path), agents_path)
@@ -172,6 +175,7 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
     if not isinstance(callers, dict):
         raise ConfigError(f"{registry_path}: callers: expected a mapping of number: category")
     files = _service_files(cdir, system, {c.id for c in cities.cities})
+    _cluster_cities(system, {c.id for c in cities.cities}, sys_path)
     try:
         return HotlineConfig(**files, system=system, cities=cities.cities, province=cities.province_pool,
                              agents=agents.agents, interpreters=agents.interpreters,
@@ -183,6 +187,34 @@ def load_config(root: Path | None = None, overrides: dict[str, Any] | None = Non
         msgs = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         where = "" if msgs.split(":")[0].endswith(".yaml") else f"{agents_path}: "
         raise ConfigError(f"{where}{msgs}") from None
+
+
+def _cluster_cities(system: SystemFile, city_ids: set[str], path: Path) -> None:
+    """A node's cities are cities of cities.yaml: a misspelt one would silently go to the first node."""
+    for i, node in enumerate(system.cluster.nodes):
+        for city in node.cities:
+            if city not in city_ids:
+                raise ConfigError(f"{path}: cluster.nodes[{i}].cities: {city!r} is not a city of cities.yaml")
+
+
+def _this_node(system: SystemFile) -> SystemFile:
+    """A process that serves one cluster node (cluster.node) takes that node's address and ports for its
+    Asterisk (SIP bind, AMI) and HTTP API, and its own Asterisk instance name, so several nodes can run
+    on one machine from one config (docs/scale-out.md)."""
+    node = system.cluster.this()
+    if node is None:
+        return system
+    a = system.asterisk
+    try:
+        ipaddress.ip_address(node.address)
+        bind = node.address
+    except ValueError:        # a host name: the node's Asterisk keeps its configured bind address
+        bind = a.sip_bind
+    instance = f"{a.instance}_{node.name}"[:32]
+    asterisk = a.model_copy(update={"sip_bind": bind, "sip_port": node.sip_port, "ami_port": node.ami_port,
+                                    "instance": instance})
+    controller = system.controller.model_copy(update={"http_port": node.http_port})
+    return system.model_copy(update={"asterisk": asterisk, "controller": controller})
 
 
 def load_model_catalogue(config_dir: Path | None = None) -> ModelCatalogue:

@@ -372,10 +372,38 @@ class ClusterNode(Strict):
     cities: list[str] = []        # the cities this node serves first; every other node is their standby
 
 
+class KamailioSettings(Strict):
+    """The SIP edge in front of the nodes (callcenter/edge/): registrar for the phones, the carrier's
+    and the phones' one address, dispatcher to the nodes. Used only when cluster.nodes is set."""
+    address: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\-]+$")] = "127.0.0.1"
+    sip_port: int = Field(5060, ge=1, le=65535)
+    # OPTIONS to every node this often; a node that does not answer `probe_failures` probes in a row
+    # (each waits up to `transaction_timeout_ms`) is out until it answers again
+    probe_interval_seconds: int = Field(1, ge=1, le=60)
+    probe_failures: int = Field(1, ge=1, le=10)
+    # a node that has not answered an INVITE (not even 100 Trying) within this gives the call to the next
+    transaction_timeout_ms: int = Field(1500, ge=500, le=30000)
+    # in-dialog OPTIONS to both ends of every call this often: a call whose node died is ended with a BYE
+    # to the agent's phone (else the agent would stay busy at the edge until they hung up); 0 = off,
+    # else at least 30 (the dialog module's floor)
+    dialog_keepalive_seconds: int = Field(30, ge=0, le=3600)
+    children: int = Field(4, ge=1, le=64)
+    binary: str = "/usr/sbin/kamailio"
+    module_dir: str = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+
+    @field_validator("dialog_keepalive_seconds")
+    @classmethod
+    def keepalive_floor(cls, v: int) -> int:
+        if 0 < v < 30:
+            raise ValueError(f"{v}: 0 (off) or at least 30 (Kamailio's dialog module refuses less)")
+        return v
+
+
 class Cluster(Strict):
     """Several Asterisk nodes behind Kamailio, sharing PostgreSQL and Redis. No nodes: one node, as before."""
     node: Ident | None = None     # which of ``nodes`` this process serves (HOTLINE_CLUSTER__NODE)
     nodes: list[ClusterNode] = []
+    kamailio: KamailioSettings = KamailioSettings()
 
     @model_validator(mode="after")
     def consistent(self) -> "Cluster":
@@ -390,6 +418,10 @@ class Cluster(Strict):
                 seen[city] = n.name
         if self.node is not None and self.node not in names:
             raise ValueError(f"node: {self.node!r} is not one of nodes ({', '.join(names) or 'none configured'})")
+        k = self.kamailio
+        for n in self.nodes:
+            if (n.address, n.sip_port) == (k.address, k.sip_port):
+                raise ValueError(f"nodes: {n.name} has kamailio's SIP address {k.address}:{k.sip_port}")
         return self
 
     def this(self) -> ClusterNode | None:

@@ -115,13 +115,32 @@ trust_id_inbound = yes
 rtp_timeout = 60
 rtp_timeout_hold = 600
 """ + (f"transport = {TLS_TRANSPORT}\n" if t.transport == "tls" else "") \
+        + _trunk_via_edge(cfg) \
         + (f"aors = {t.name}\nfrom_domain = hotline12348\n\n[{t.name}]\ntype = aor\n"
            f"contact = {_trunk_contact(t.outbound, t.transport)}\n" if t.outbound else "") + f"""
 
 [{t.name}]
 type = identify
 endpoint = {t.name}
-""" + "".join(f"match = {m}\n" for m in t.match)
+""" + "".join(f"match = {m}\n" for m in _trunk_match(cfg))
+
+
+def _edge(cfg: HotlineConfig) -> str | None:
+    """Kamailio's host:port when this Asterisk is a node behind it (cluster.nodes set), else None."""
+    c = cfg.system.cluster
+    return f"{c.kamailio.address}:{c.kamailio.sip_port}" if c.nodes else None
+
+
+def _trunk_match(cfg: HotlineConfig) -> list[str]:
+    # behind the edge every carrier call arrives from Kamailio (docs/scale-out.md)
+    return [cfg.system.cluster.kamailio.address] if _edge(cfg) else cfg.system.trunk.match
+
+
+def _trunk_via_edge(cfg: HotlineConfig) -> str:
+    """Behind the edge, calls to the carrier (callbacks) leave through Kamailio too, so the carrier
+    sees one address and in-dialog requests follow Kamailio's Record-Route."""
+    edge = _edge(cfg)
+    return f"outbound_proxy = sip:{edge}\\;lr\n" if edge and cfg.system.trunk.outbound else ""
 
 
 def _partner_trunks(cfg: HotlineConfig, media: str) -> str:
@@ -153,6 +172,8 @@ contact = sip:{host}
 
 
 def _phones(cfg: HotlineConfig, secrets: Secrets, media: str) -> str:
+    if _edge(cfg):
+        return _phones_behind_edge(cfg, media)
     out = []
     phones = [("agent", a) for a in cfg.agents] + [("interpreter", i) for i in cfg.interpreters if not i.number]
     phones += [("supervisor", s) for s in cfg.supervisors]
@@ -187,5 +208,41 @@ type = aor
 max_contacts = 1
 remove_existing = yes
 qualify_frequency = 30
+""")
+    return "".join(out)
+
+
+def _phones_behind_edge(cfg: HotlineConfig, media: str) -> str:
+    """Cluster mode: phones register with Kamailio (the edge), not here. Each account's contact is the
+    agent at Kamailio, which finds the phone in its location table and refuses a second call to a busy
+    agent whichever node rings. Kamailio authenticated the phone's own requests already; this node's
+    SIP port must be reachable from the edge and the other nodes only (docs/scale-out.md)."""
+    edge = _edge(cfg)
+    out = []
+    phones = [("agent", a) for a in cfg.agents] + [("interpreter", i) for i in cfg.interpreters if not i.number]
+    phones += [("supervisor", s) for s in cfg.supervisors]
+    for kind, ag in phones:
+        out.append(f"""
+; ---- {kind} {ag.id} ({ag.name}): reached through the edge
+[{ag.id}]
+type = endpoint
+context = hotline-agents
+disallow = all
+allow = alaw,ulaw
+dtmf_mode = rfc4733
+direct_media = no
+{media}{_phone_security(cfg)}rtp_symmetric = yes
+rtp_timeout = 60
+rtp_timeout_hold = 600
+aors = {ag.id}
+callerid = "{ag.name}" <{ag.id}>
+
+[{ag.id}]
+type = aor
+contact = sip:{ag.id}@{edge}
+; not qualified from here: a static contact at the edge would look unreachable until the next probe
+; after the phone registers; the edge answers 404 for a phone not registered, 486 for a busy agent,
+; and the queue rings the next member
+qualify_frequency = 0
 """)
     return "".join(out)

@@ -55,8 +55,11 @@ MODULES = [
 
 
 
-def asterisk_conf(paths: InstancePaths, moddir: str) -> str:
+def asterisk_conf(paths: InstancePaths, moddir: str, systemname: str | None = None) -> str:
     i = paths.inner
+    # a cluster node names itself: its unique and linked ids start with "<node>-", so calls of two
+    # nodes sharing one database never get the same id (docs/scale-out.md)
+    node = f"systemname = {systemname}\n" if systemname else ""
     return HEADER + f"""[directories]
 astetcdir => {paths.etc}
 astmoddir => {moddir}
@@ -75,7 +78,7 @@ documentation_language = en_US
 ; {i}: one instance of several sharing this rootfs
 transmit_silence = yes
 defaultlanguage = zh
-"""
+{node}"""
 
 
 def modules_conf(cfg: HotlineConfig) -> str:
