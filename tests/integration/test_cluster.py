@@ -303,3 +303,22 @@ def test_password_guessing_at_the_edge_blocks_the_address_and_agents_go_on(clean
     assert "agent1001" not in c.registered()
     c.node("na").agent("agent1001", login=False)       # a phone from another address is not affected
     assert "agent1001" in c.registered()
+
+
+def test_a_node_answers_sip_only_from_the_edge_and_the_other_nodes(clean):
+    """Behind the edge the nodes do not check agents' passwords (Kamailio does), so a node must refuse
+    every request that does not come from Kamailio or another node: an INVITE sent straight to a node
+    from elsewhere, naming an agent, would otherwise be a call from that agent with no password."""
+    from tests.sip_probe import SipProbe
+
+    c = clean
+    stranger = c.kamailio_address.rsplit(".", 1)[0] + ".99"
+    agent = c.load_agents[0]
+    before = c.node("na").asterisk.rx("core show channels count")
+    for method, target in (("INVITE", "*77"), ("INVITE", "083312348"), ("OPTIONS", None), ("REGISTER", None)):
+        with SipProbe((address(c, "na"), 5060), stranger) as p:
+            answers = p.request(method, agent, target=target)
+        assert answers and all(a.status == 403 for a in answers), (method, target, [(a.status, a.reason) for a in answers])
+    assert "0 active calls" in c.node("na").asterisk.rx("core show channels count"), before
+    # the edge itself still reaches the node: a carrier call through Kamailio is answered by the IVR
+    assert c.node_state("na").startswith("A")
