@@ -416,6 +416,13 @@ class Cluster(Strict):
                 if city in seen:
                     raise ValueError(f"nodes: city {city!r} is served first by both {seen[city]} and {n.name}")
                 seen[city] = n.name
+        for where, addr in [(f"nodes.{n.name}.address", n.address) for n in self.nodes] + \
+                [("kamailio.address", self.kamailio.address)] * bool(self.nodes):
+            try:   # each node admits SIP from the edge and its peers only, by address (confgen/pjsip.py)
+                ipaddress.ip_address(addr)
+            except ValueError:
+                raise ValueError(f"{where}: {addr!r} is not an IP address (the nodes' SIP ACL permits "
+                                 f"the edge and the other nodes by address)") from None
         if self.node is not None and self.node not in names:
             raise ValueError(f"node: {self.node!r} is not one of nodes ({', '.join(names) or 'none configured'})")
         k = self.kamailio

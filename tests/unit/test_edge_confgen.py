@@ -96,3 +96,17 @@ def test_config_check_generates_and_checks_the_edge():
     assert report.ok, report.problems
     assert report.summary["edge_files"] == ["dispatcher.list", "edge-secrets.cfg", "kamailio.cfg"]
     assert "edge_files" not in check().summary          # a single node has no edge
+
+
+def test_cluster_addresses_are_ip_addresses_for_the_nodes_acl():
+    """Each node admits SIP from the edge and its peers by address (pjsip.conf's ACL): a host name
+    there is a config error that names the field, not a node that refuses its own edge."""
+    import pydantic
+
+    from core.config.system import Cluster
+    nodes = [{"name": "na", "address": "127.0.0.2"}, {"name": "nb", "address": "media-b.example"}]
+    with pytest.raises(pydantic.ValidationError, match=r"nodes\.nb\.address: 'media-b.example' is not an IP address"):
+        Cluster(nodes=nodes)
+    with pytest.raises(pydantic.ValidationError, match=r"kamailio\.address: 'edge.example' is not an IP address"):
+        Cluster(nodes=nodes[:1], kamailio={"address": "edge.example"})
+    assert Cluster(kamailio={"address": "edge.example"}).nodes == []    # no nodes: no edge, nothing to check

@@ -63,6 +63,6 @@ def _files(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: s
         "indications.conf": system.INDICATIONS_CONF,
         "features.conf": system.FEATURES_CONF,
         "confbridge.conf": system.CONFBRIDGE_CONF,
-        **system.sip_acl_files(paths),
+        **system.sip_acl_files(cfg, paths),
         "http.conf": system.http_conf(cfg, paths),
     }

@@ -2,6 +2,8 @@
 agent, SIP-connected interpreter and supervisor."""
 from __future__ import annotations
 
+import ipaddress
+
 from core.config import HotlineConfig
 from core.contract import TRUNK_CONTEXT
 from core.paths import InstancePaths
@@ -18,7 +20,29 @@ def pjsip_conf(cfg: HotlineConfig, secrets: Secrets) -> str:
     media = ("" if a.sip_bind in ("0.0.0.0", "::", "[::]") else
              f"media_address = {a.sip_bind}\nbind_rtp_to_media_address = yes\n")
     return HEADER + _global_and_trunk(cfg, media) + _partner_trunks(cfg, media) + _phones(cfg, secrets, media) \
-        + _tls_transport(cfg) + _wss_transport(cfg)
+        + _tls_transport(cfg) + _wss_transport(cfg) + _edge_acl(cfg)
+
+
+EDGE_ACL = "edge-only"
+
+
+def _edge_acl(cfg: HotlineConfig) -> str:
+    """Behind the edge this node asks no phone for a password (Kamailio did), so it takes SIP from
+    Kamailio and the other nodes only: anything else, an INVITE naming an agent included, gets 403.
+    res_pjsip_acl applies it to every request; the rules run in order, the last match decides."""
+    c = cfg.system.cluster
+    if not c.nodes:
+        return ""
+    peers = [c.kamailio.address] + [n.address for n in c.nodes]
+    permits = "".join(f"permit = {ip}/{32 if ipaddress.ip_address(ip).version == 4 else 128}\n"
+                      for ip in dict.fromkeys(peers))
+    return f"""
+; ---- behind the edge: SIP from Kamailio and the other nodes only (docs/scale-out.md)
+[{EDGE_ACL}]
+type = acl
+deny = 0.0.0.0/0.0.0.0
+deny = ::/0
+{permits}"""
 
 
 TLS_TRANSPORT = "transport-tls"

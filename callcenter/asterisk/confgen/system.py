@@ -105,12 +105,14 @@ def voicemail_conf(cfg: HotlineConfig) -> str:
     return "".join(lines)
 
 
-def sip_acl_files(paths: InstancePaths) -> dict[str, str]:
-    """PJSIP's ACL objects come from the blocklist table, not pjsip.conf. Sorcery realtime reads it on
-    each request; batch = 0 keeps res_config_sqlite3 out of a long transaction, in which it would not
-    see the controller's new rows."""
+def sip_acl_files(cfg: HotlineConfig, paths: InstancePaths) -> dict[str, str]:
+    """PJSIP's ACL objects come from the blocklist table; a cluster node also reads the one ACL of
+    pjsip.conf (its peers, confgen/pjsip.py). Sorcery realtime reads the table on each request;
+    batch = 0 keeps res_config_sqlite3 out of a long transaction, in which it would not see the
+    controller's new rows."""
+    static = "acl = config,pjsip.conf,criteria=type=acl\n" if cfg.system.cluster.nodes else ""
     return {
-        "sorcery.conf": HEADER + f"[acl]\nacl = realtime,{TABLE}\n",
+        "sorcery.conf": HEADER + f"[acl]\n{static}acl = realtime,{TABLE}\n",
         "extconfig.conf": HEADER + f"[settings]\n{TABLE} => sqlite3,hotline,{TABLE}\n",
         "res_config_sqlite3.conf": HEADER + f"[hotline]\ndbfile = {blocklist_path(paths)}\nbatch = 0\n"
                                             "requirements = warn\n",
