@@ -10,10 +10,15 @@ from tests.helpers import CHROMIUM, Stack, fresh, postgres_database, tts_wav
 # in collection order, so the longest go first and the short ones fill in at the end (longest processing
 # time first). Measured with --durations=0 on 4 workers; a module not listed goes after these.
 LONGEST_FIRST = [
+    "integration/test_browser_phone.py",   # ~390 s alone, its own stack and Chromium with fake media
     "integration/test_desk.py",            # ~350 s, its own stack
+    "integration/test_vulnerable.py",      # ~315 s, its own stack, sipp as 110
     "integration/test_routing.py",         # ~350 s, its own stack
     "integration/test_call_flow.py",       # ~240 s
     "integration/test_faults.py",          # ~170 s, its own stack, PostgreSQL and Redis
+    "integration/test_prompt_recording.py",  # ~180 s, its own stack
+    "integration/test_cluster.py",         # ~120 s without the slow failover test: Kamailio and two nodes
+    "integration/test_nodes.py",           # two nodes sharing PostgreSQL and Redis
     "integration/test_sip_tls.py",         # ~210 s alone, its own stack (phones and trunk on TLS)
     "integration/test_api_fuzz.py",        # ~160 s
     "integration/test_resilience.py",      # ~140 s
