@@ -82,6 +82,7 @@ class ApiServices:
     index_document: Callable[..., Awaitable[None]]   # text into the search index (never raises)
     events: LiveEvents
     metrics: CollectorRegistry
+    nodes: Callable[[], list[dict]] = lambda: []    # the cluster's nodes and their health (callcenter/cluster.py)
 
     @cached_property
     def agent_cities(self) -> dict[str, frozenset[str]]:

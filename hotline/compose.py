@@ -37,6 +37,7 @@ def api_services(ctl: Controller, secrets: Secrets) -> ApiServices:
         events=LiveEvents(calls=ctl.listeners, agents=ctl.agents.listeners, tickets=ctl.ticket_listeners,
                           transcription=ctl.transcription_listeners, broadcast=ctl.broadcast),
         metrics=ctl.metrics.registry,
+        nodes=ctl.nodes.view,
     )
 
 

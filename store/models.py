@@ -49,6 +49,7 @@ class CallRecord(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     talk_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    node: Mapped[str] = mapped_column(String(32), default="", index=True)   # the cluster node that handled it
 
 
 class AgentEvent(Base):
@@ -77,6 +78,9 @@ class CallbackTask(Base):
     voicemail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # which node's Asterisk holds it now, until when (renewed while that node lives; docs/scale-out-state.md)
+    node: Mapped[str] = mapped_column(String(32), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class UserCredential(Base):
@@ -224,6 +228,7 @@ class FollowUp(Base):
     result: Mapped[str] = mapped_column(String(16), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    node: Mapped[str] = mapped_column(String(32), default="")     # the node that dialled it last
 
 
 class OptOut(Base):
@@ -415,3 +420,16 @@ class NodeSequence(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AgentState(Base):
+    """An agent's state as every node applies it (logged in, paused and why): what follows the agent
+    from node to node. Asterisk stays the truth of its own members; this is what they are made to match."""
+    __tablename__ = "agent_states"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    logged_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    node: Mapped[str] = mapped_column(String(32), default="")      # where the change was made
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -19,6 +19,8 @@ from .desk import desk_contexts
 from .routing import (answer_contexts, green_registry_context, hours_contexts, interpreter_dial_context,
                       workflow_contexts)
 
+from .cluster import agent_state_context
+
 # prompts are under ${HL_SOUNDS}/<lang>/, set in [globals]
 SND = "${HL_SOUNDS}"
 
@@ -34,6 +36,7 @@ def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
         answer_contexts(), interpreter_dial_context(cfg),
         _voicemail(cfg), _unknown(cfg),
         desk_contexts(cfg), _refuse_and_agents(),
+        agent_state_context(cfg),
     ])
 
 

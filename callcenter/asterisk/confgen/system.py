@@ -47,6 +47,8 @@ MODULES = [
     "format_wav.so", "format_gsm.so", "format_pcm.so", "format_sln.so", "format_wav_gsm.so",
     # records kept by Asterisk itself, readable even if the controller was down
     "cdr_csv.so",
+    # several nodes: DEVICE_STATE(Custom:agent-<id>), an agent busy on another node (confgen/cluster.py)
+    "func_devstate.so",
 ]
 
 
