@@ -115,7 +115,7 @@ class AgentService:
                 return False
             await self._logout(agent)
             return True
-        if not agent.queues:
+        if not agent.queues or set(memberships(agent_id, self.cfg)) - agent.queues:   # out, or drifted
             await self._login(agent, ready=not paused, reason=reason)
             return True
         if agent.paused == paused and (agent.pause_reason == reason or not paused):

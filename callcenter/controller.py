@@ -473,8 +473,10 @@ class Controller:
         if not requests:
             return
         live = [c.get("Channel", "") for c in await self.ami.list_action({"Action": "CoreShowChannels"})]
+        # several nodes: another node took over what this one held while it was lost
+        taken = await self.callback_tasks.held_elsewhere(list(requests))
         for rid, req in requests.items():
-            if any(ch.startswith(f"Local/{rid}@hotline-cb-") for ch in live) or not req.get("queue"):
+            if any(ch.startswith(f"Local/{rid}@hotline-cb-") for ch in live) or not req.get("queue") or rid in taken:
                 continue
             # the request is in astdb already: the placeholder loads it from there
             call = Outbound("callback", rid, req.get("number", ""), f"Local/{rid}@hotline-cb-hold",
