@@ -151,6 +151,7 @@ class NodeKeeper:
         if self.phones.get(agent_id) == state:
             return
         self.phones[agent_id] = state
+        log.debug("%s's phone is %s here: telling the other nodes", agent_id, state)
         asyncio.get_running_loop().create_task(self.bus.publish(
             "devstate", {"type": "device", "node": self.name, "agent": agent_id, "state": state}))
 
@@ -172,6 +173,7 @@ class NodeKeeper:
             await self.ami.action({"Action": "Setvar", "Variable": f"DEVICE_STATE({rules.custom_device(agent_id)})",
                                    "Value": state}, timeout=5)
             self.relayed_in += 1
+            log.debug("%s set to %s (from another node)", rules.custom_device(agent_id), state)
         except Exception as e:
             log.warning("could not set %s to %s: %s", rules.custom_device(agent_id), state, e)
 

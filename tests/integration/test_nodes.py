@@ -152,6 +152,7 @@ def test_an_agent_busy_on_one_node_is_not_offered_a_call_on_the_other(two, audio
     # nb sees them busy: the custom device state na's controller relayed, through the member's hint
     wait_for(lambda: agent(b, "agent1001")["state"] == "on_call", 15, "agent1001 shown busy on nb",
              b.tmp / "controller.log")
+    assert "'Custom:agent-agent1001'  State: 'INUSE'" in b.asterisk.rx("devstate list")
     second = b.call("083312348", dtmf="2:1,4:1", hangup_after=90, caller="13955552002")
     rec = b.wait_record(lambda r: r["caller_number"] == "13955552002" and r["status"] == "queued", 40)
     time.sleep(8)     # a ring cycle and more: app_queue would have rung them by now
