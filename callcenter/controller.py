@@ -84,7 +84,7 @@ class Controller:
         # partner status messages and command-center events commit with the ticket change causing them
         self.tickets = TicketStore(self.db, effects=ticket_effects(cfg))
         self.appointments = AppointmentStore(self.db)
-        self.followups = FollowUpStore(self.db)
+        self.followups = FollowUpStore(self.db, self.node)
         self.complaints = ComplaintStore(self.db)
         self.privacy = PrivacyStore(self.db, secrets.privacy_key)
         self.ticket_rules = cfg.tickets

@@ -24,8 +24,9 @@ class FollowUpStore:
     """Follow-up visits: scheduled when a ticket closes, dialled by agents/followups.py, scored by
     the survey IVR's events. Every state change is a conditional update: a restart never dials twice."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, node: str = ""):
         self.session = db.session
+        self.node = node     # several nodes: who dialled it last (its lease is ``next_at`` while dialing)
 
     async def due(self, now: datetime, deadline: datetime, limit: int = 10) -> list[dict]:
         """Claim pending follow-ups whose time has come (pending -> dialing, attempts + 1)."""
@@ -38,6 +39,7 @@ class FollowUpStore:
                     f.status, f.result, f.updated_at = "opted_out", "opted_out", now
                     continue
                 f.status, f.attempts, f.next_at, f.updated_at = "dialing", f.attempts + 1, deadline, now
+                f.node = self.node
                 out.append(row_to_dict(f))
             return out
 

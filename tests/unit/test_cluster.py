@@ -170,3 +170,48 @@ async def test_agents_shared_state(db_url):
         assert (st["paused"], st["reason"], st["node"]) == (False, "", "nb")     # no reason when ready
     finally:
         await db.close()
+
+
+async def test_a_follow_up_is_dialled_by_one_node_and_a_lost_nodes_returns_to_the_pool(db_url):
+    from datetime import datetime, timedelta, timezone
+
+    from store.followups import FollowUpStore
+    from tests.unit.test_followups import closed_ticket
+
+    db = await _stores(db_url)
+    try:
+        na, nb = FollowUpStore(db, "na"), FollowUpStore(db, "nb")
+        await closed_ticket(db, "fu.1", "13811112222")
+        now = datetime.now(timezone.utc) + timedelta(seconds=1)
+        deadline = now + timedelta(minutes=2)
+        got = await asyncio.gather(na.due(now, deadline), nb.due(now, deadline))
+        assert sorted(len(g) for g in got) == [0, 1]                 # SKIP LOCKED / compare-and-set: once
+        (f,) = got[0] or got[1]
+        winner = na if got[0] else nb
+        assert (await winner.search(ticket_id=f["ticket_id"]))[0]["node"] == winner.node
+        # the node that dialled it dies mid-survey: past its deadline (the claim's lease) any node frees it
+        other = nb if winner is na else na
+        later = deadline + timedelta(seconds=1)
+        (back,) = await other.expire_dialing(later, later, attempts=3)
+        assert back["status"] == "pending"
+        (again,) = await other.due(later, later + timedelta(minutes=2))
+        assert again["id"] == f["id"] and again["attempts"] == 2
+        assert (await other.search(ticket_id=f["ticket_id"]))[0]["node"] == other.node
+    finally:
+        await db.close()
+
+
+def test_hotline_status_prints_the_nodes():
+    import io
+
+    from rich.console import Console
+
+    from hotline.ops import nodes_table
+
+    nodes = [{"name": "na", "health": "stale", "last_seen": 1000.0, "cities": ["chengdu"], "serving": [], "this": False},
+             {"name": "nb", "health": "up", "last_seen": 1010.0, "cities": ["leshan"], "serving": ["leshan", "chengdu"],
+              "this": True}]
+    buf = io.StringIO()
+    Console(file=buf, width=160, color_system=None).print(nodes_table(nodes))
+    text = buf.getvalue()
+    assert "stale" in text and "nb *" in text and "standby for chengdu" in text
