@@ -191,3 +191,27 @@ def test_a_lost_node_has_its_calls_recorded_failed_and_its_callbacks_taken_over(
     assert task["node"] == "nb" and task["status"] == "dialing"
     print(f"node lost -> its call recorded failed and its callback placed by the survivor in "
           f"{time.monotonic() - killed_at:.1f} s")
+
+
+def test_the_wallboard_shows_the_nodes_and_who_stands_in(two, browser):
+    """After the test above: na is lost, nb serves its cities. The survivor's wallboard says so, in
+    Chinese first and in English."""
+    from tests.helpers import page_login
+
+    a, b = two
+    b.set_password("command1", "nodes-wallboard-2026!")
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1600, "height": 1000})
+    try:
+        page_login(page, b.base_url, "command1", "nodes-wallboard-2026!", "/wallboard")
+        page.wait_for_selector('#nodes tr[data-node="na"][data-health="stale"]', timeout=20_000)
+        nb_row = page.locator('#nodes tr[data-node="nb"]')
+        assert nb_row.get_attribute("data-health") == "up"
+        assert "正常" in nb_row.text_content() and "本节点" in nb_row.text_content()
+        assert "代管" in nb_row.text_content() and "成都市" in nb_row.text_content()
+        assert "失联" in page.locator('#nodes tr[data-node="na"]').text_content()
+        page.click("#lang-toggle")
+        page.wait_for_selector("text=standby for")
+        assert "Stale" in page.locator('#nodes tr[data-node="na"]').text_content()
+        page.click("#lang-toggle")
+    finally:
+        page.close()
