@@ -167,6 +167,29 @@ def test_an_agent_busy_on_one_node_is_not_offered_a_call_on_the_other(two, audio
     second.stop()
 
 
+def test_a_nodes_own_controller_records_the_calls_its_asterisk_dropped(two):
+    """nb's Asterisk dies and comes back without its calls; nb's controller lives: it records them failed
+    itself. Meanwhile na sees nb down (its controller says so), not lost: nothing of nb's is taken over."""
+    a, b = two
+    b.api("/api/agents/agent1004/login", "POST", {"ready": False})   # nobody answers: the caller waits
+    caller = b.call("083312348", dtmf="2:1,4:1", hangup_after=120, caller="13955554001")
+    live = b.wait_record(lambda r: r["caller_number"] == "13955554001" and r["status"] == "queued", 40)
+    assert live["node"] == "nb"
+    b.asterisk.kill()
+    try:
+        wait_for(lambda: [n["health"] for n in a.api("/api/status")["nodes"]] == ["up", "down"], 15,
+                 "na sees nb down (not stale)")
+    finally:
+        b.asterisk.start()
+    caller.stop()
+    b.wait_controller(60)
+    rec = wait_for(lambda: (lambda r: r if r["status"] == "ended" else None)(b.api(f"/api/calls/{live['call_id']}")),
+                   30, "the dropped call closed by nb's own controller", b.tmp / "controller.log")
+    assert rec["outcome"] == "node_lost" and rec["hangup_cause_text"] == "dropped with node nb's Asterisk"
+    # the agent is still logged in and paused there, as the shared state says
+    assert agent(b, "agent1004")["state"] == "paused"
+
+
 def test_a_lost_node_has_its_calls_recorded_failed_and_its_callbacks_taken_over(two):
     a, b = two
     url = a.cfg.system.database.url
