@@ -45,6 +45,7 @@ class NodeKeeper:
         self.lost: set[str] = set()
         self.phones: dict[str, str] = {}            # agent -> what this node last relayed about their phone
         self.relayed_in = 0                         # device states set here for the other nodes
+        self.started = time.time()
         if self.clustered:
             agents.state_interface = rules.state_interface
             agents.on_change.append(self.share)
@@ -186,5 +187,3 @@ class NodeKeeper:
             except Exception as e:    # Redis or the database away: try again next beat
                 log.warning("node heartbeat failed: %s", e)
             await asyncio.sleep(self.interval)
-
-    started = 0.0

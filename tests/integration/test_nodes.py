@@ -133,7 +133,7 @@ def test_a_callback_is_placed_exactly_once_across_two_nodes(two):
     (task,) = [t for t in a.api("/api/callbacks") if t["id"] == task_id]
     assert task["status"] == "dialing" and task["node"] == ("na" if holder is a else "nb")
     with contextlib.suppress(Exception):
-        holder.asterisk.rx(f"channel request hangup all")
+        holder.asterisk.rx("channel request hangup all")
 
 
 async def _voicemail_task(db, call_id: str, number: str, node: str = "", reason: str = "voicemail") -> int:

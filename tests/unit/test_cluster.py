@@ -2,8 +2,6 @@
 databases (node on call records, leases on callbacks, agents' shared state)."""
 import asyncio
 
-import pytest
-
 from core import cluster as rules
 from core.calls import CallState
 from core.config.system import Cluster
