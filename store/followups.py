@@ -38,9 +38,14 @@ class FollowUpStore:
                 if await opted_out(s, f.caller_number):
                     f.status, f.result, f.updated_at = "opted_out", "opted_out", now
                     continue
-                f.status, f.attempts, f.next_at, f.updated_at = "dialing", f.attempts + 1, deadline, now
-                f.node = self.node
-                out.append(row_to_dict(f))
+                # a compare-and-set as well: SQLite has no FOR UPDATE, and two nodes must not both dial it
+                attempts = f.attempts + 1
+                claimed = await s.execute(update(FollowUp).where(FollowUp.id == f.id, FollowUp.status == "pending")
+                                          .values(status="dialing", attempts=attempts, next_at=deadline,
+                                                  updated_at=now, node=self.node))
+                if claimed.rowcount == 1:
+                    out.append({**row_to_dict(f), "status": "dialing", "attempts": attempts,
+                                "next_at": deadline, "updated_at": now, "node": self.node})
             return out
 
     async def expire_dialing(self, now: datetime, retry_at: datetime, attempts: int) -> list[dict]:
