@@ -213,3 +213,14 @@ def test_hotline_status_prints_the_nodes():
     Console(file=buf, width=160, color_system=None).print(nodes_table(nodes))
     text = buf.getvalue()
     assert "stale" in text and "nb *" in text and "standby for chengdu" in text
+
+
+def test_each_node_prefixes_its_call_ids_with_its_name():
+    """Two Asterisks started in the same second hand out the same uniqueids: in one shared database that
+    would be one call record for two calls (seen in test_nodes.py before this)."""
+    from callcenter.asterisk.confgen.system import asterisk_conf
+    from core.paths import InstancePaths
+
+    paths = InstancePaths(ROOT / ".unused-rootfs", "tnodes")
+    assert "systemname" not in asterisk_conf(paths, "/m")
+    assert "\nsystemname = na\n" in asterisk_conf(paths, "/m", "na")

@@ -48,7 +48,7 @@ def check_contract(plan: str) -> None:
 def _files(cfg: HotlineConfig, secrets: Secrets, paths: InstancePaths, moddir: str) -> dict[str, str]:
     # this order is the order `hotline setup` writes them in (pinned by tests/unit/test_confgen.py)
     return {
-        "asterisk.conf": system.asterisk_conf(paths, moddir),
+        "asterisk.conf": system.asterisk_conf(paths, moddir, cfg.system.cluster.node or ""),
         "modules.conf": system.modules_conf(cfg),
         "logger.conf": system.logger_conf(),
         "rtp.conf": system.rtp_conf(cfg),

@@ -56,7 +56,7 @@ CLUSTER_MODULES = ["res_manager_devicestate.so"]
 
 
 
-def asterisk_conf(paths: InstancePaths, moddir: str) -> str:
+def asterisk_conf(paths: InstancePaths, moddir: str, systemname: str = "") -> str:
     i = paths.inner
     return HEADER + f"""[directories]
 astetcdir => {paths.etc}
@@ -76,7 +76,10 @@ documentation_language = en_US
 ; {i}: one instance of several sharing this rootfs
 transmit_silence = yes
 defaultlanguage = zh
-"""
+""" + (f"""; several nodes share one database: call ids (uniqueid, linkedid) are prefixed with the node's name,
+; or two nodes started in the same second would hand out the same ones
+systemname = {systemname}
+""" if systemname else "")
 
 
 def modules_conf(cfg: HotlineConfig) -> str:
