@@ -171,10 +171,11 @@ def test_a_nodes_own_controller_records_the_calls_its_asterisk_dropped(two):
     """nb's Asterisk dies and comes back without its calls; nb's controller lives: it records them failed
     itself. Meanwhile na sees nb down (its controller says so), not lost: nothing of nb's is taken over."""
     a, b = two
-    b.api("/api/agents/agent1004/login", "POST", {"ready": False})   # nobody answers: the caller waits
+    b.api("/api/agents/agent1001/login", "POST", {"ready": False})   # Leshan's agent, paused: the caller waits
     caller = b.call("083312348", dtmf="2:1,4:1", hangup_after=120, caller="13955554001")
-    live = b.wait_record(lambda r: r["caller_number"] == "13955554001" and r["status"] == "queued", 40)
-    assert live["node"] == "nb"
+    live = b.wait_record(lambda r: r["caller_number"] == "13955554001" and r["dialed_number"] == "083312348"
+                         and r["status"] == "queued", 40)
+    assert live["node"] == "nb" and live["call_id"].startswith("nb-")     # asterisk.conf systemname
     b.asterisk.kill()
     try:
         wait_for(lambda: [n["health"] for n in a.api("/api/status")["nodes"]] == ["up", "down"], 15,
@@ -187,15 +188,16 @@ def test_a_nodes_own_controller_records_the_calls_its_asterisk_dropped(two):
                    30, "the dropped call closed by nb's own controller", b.tmp / "controller.log")
     assert rec["outcome"] == "node_lost" and rec["hangup_cause_text"] == "dropped with node nb's Asterisk"
     # the agent is still logged in and paused there, as the shared state says
-    assert agent(b, "agent1004")["state"] == "paused"
+    assert agent(b, "agent1001")["state"] == "paused"
 
 
 def test_a_lost_node_has_its_calls_recorded_failed_and_its_callbacks_taken_over(two):
     a, b = two
     url = a.cfg.system.database.url
-    a.api("/api/agents/agent1003/login", "POST", {"ready": False})   # nobody answers: the caller waits
+    a.api("/api/agents/agent1001/login", "POST", {"ready": False})   # Leshan's agent, paused: the caller waits
     caller = a.call("083312348", dtmf="2:1,4:1", hangup_after=120, caller="13955553001")
-    live = a.wait_record(lambda r: r["caller_number"] == "13955553001" and r["status"] == "queued", 40)
+    live = a.wait_record(lambda r: r["caller_number"] == "13955553001" and r["dialed_number"] == "083312348"
+                         and r["status"] == "queued", 40)
     assert live["node"] == "na"
     # a callback na holds (a "press 5" request waiting in na's Asterisk)
     held = with_db(url, lambda db: _voicemail_task(db, "held-by-na", "13955553002", node="na", reason="queue_callback"))
