@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Awaitable, Callable, Mapping
 
 from core.config import HotlineConfig
 from core.workflow import memberships
@@ -72,6 +72,10 @@ class AgentService:
         self.agents = self._fresh()
         self.listeners: list[Callable[[dict], None]] = []   # state changes, for the desk's WebSocket
         self._aligning: set[str] = set()
+        # several nodes (callcenter/cluster.py): where app_queue reads a member's state, and who hears of
+        # a change made here (the shared store and the other nodes); one node: the phone, nobody
+        self.state_interface: Callable[[str], str] = self.interface
+        self.on_change: list[Callable[[AgentView], Awaitable[None]]] = []
 
     def _fresh(self) -> dict[str, AgentView]:
         wrapup = float(self.cfg.system.queues.wrapup_seconds)
@@ -93,8 +97,44 @@ class AgentService:
                 return
             raise AgentError(f"{action['Action']} failed: {msg}", 502)
 
+    async def _changed(self, agent: AgentView) -> None:
+        for hook in list(self.on_change):
+            try:
+                await hook(agent)
+            except Exception as e:     # Asterisk has the change; the other nodes catch up on their start
+                log.warning("could not share %s's state with the other nodes: %s", agent.id, e)
+
+    async def apply_shared(self, agent_id: str, logged_in: bool, paused: bool, reason: str) -> bool:
+        """Make this node's members match a state another node set (no log entry, no echo). True if
+        anything had to change."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return False
+        if not logged_in:
+            if not agent.queues:
+                return False
+            await self._logout(agent)
+            return True
+        if not agent.queues or set(memberships(agent_id, self.cfg)) - agent.queues:   # out, or drifted
+            await self._login(agent, ready=not paused, reason=reason)
+            return True
+        if agent.paused == paused and (agent.pause_reason == reason or not paused):
+            return False
+        await self._set_paused(agent, paused, reason if paused else "")
+        self._notify(agent)
+        return True
+
     async def login(self, agent_id: str, ready: bool = False) -> AgentView:
         agent = self._get(agent_id)
+        await self._login(agent, ready, "" if ready else "login")
+        await self.store.agent_event(agent_id, "login")
+        if ready:
+            await self.store.agent_event(agent_id, "ready")
+        await self._changed(agent)
+        return agent
+
+    async def _login(self, agent: AgentView, ready: bool, reason: str) -> None:
+        agent_id = agent.id
         iface = self.interface(agent_id)
         # home city, skill (language, female, specialty), neighbour, language-pool queues
         for q, penalty in memberships(agent_id, self.cfg).items():
@@ -102,16 +142,12 @@ class AgentService:
             # Added in the final pause state: a QueueMemberAdded event that arrives after the QueuePause
             # below must not disagree with it (apply_event would "align" the agent to the stale state).
             await self._ok({"Action": "QueueAdd", "Queue": q, "Interface": iface, "MemberName": agent_id,
-                            "StateInterface": iface, "Penalty": str(penalty),
-                            "Paused": "false" if ready else "true", "Reason": "" if ready else "login"},
+                            "StateInterface": self.state_interface(agent_id), "Penalty": str(penalty),
+                            "Paused": "false" if ready else "true", "Reason": "" if ready else reason},
                            tolerate=("Already there",))
             agent.queues.add(q)
-        await self._set_paused(agent, not ready, "" if ready else "login")
+        await self._set_paused(agent, not ready, "" if ready else reason)
         self._notify(agent)
-        await self.store.agent_event(agent_id, "login")
-        if ready:
-            await self.store.agent_event(agent_id, "ready")
-        return agent
 
     async def ready(self, agent_id: str) -> AgentView:
         agent = self._get(agent_id)
@@ -120,6 +156,7 @@ class AgentService:
         await self._set_paused(agent, False, "")
         self._notify(agent)
         await self.store.agent_event(agent_id, "ready")
+        await self._changed(agent)
         return agent
 
     async def pause(self, agent_id: str, reason: str) -> AgentView:
@@ -129,10 +166,18 @@ class AgentService:
         await self._set_paused(agent, True, reason)
         self._notify(agent)
         await self.store.agent_event(agent_id, "pause", reason)
+        await self._changed(agent)
         return agent
 
     async def logout(self, agent_id: str) -> AgentView:
         agent = self._get(agent_id)
+        await self._logout(agent)
+        await self.store.agent_event(agent_id, "logout")
+        await self._changed(agent)
+        return agent
+
+    async def _logout(self, agent: AgentView) -> None:
+        agent_id = agent.id
         for q in sorted(agent.queues | set(memberships(agent_id, self.cfg))):
             await self._ok({"Action": "QueueRemove", "Queue": q, "Interface": self.interface(agent_id)},
                            tolerate=("Not there", "Unable to remove interface"))
@@ -140,8 +185,6 @@ class AgentService:
         agent.paused, agent.pause_reason = True, ""
         agent.paused_in.clear()
         self._notify(agent)
-        await self.store.agent_event(agent_id, "logout")
-        return agent
 
     async def _set_paused(self, agent: AgentView, paused: bool, reason: str) -> None:
         # no Queue header: the pause applies to every queue the member is in

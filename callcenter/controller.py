@@ -51,6 +51,9 @@ from store.transcripts import TranscriptStore
 from interop.effects import ticket_effects
 from core.transfers import transfer_extensions
 from callcenter.wallboard import Wallboard
+from callcenter.cluster import NodeKeeper
+from core.cluster import LEASE_SECONDS, NODE_LOST
+from store.agents import AgentStateStore
 from transcription.keywords import compile_rules
 from transcription.models import ModelRegistry
 from transcription.segment import index_text
@@ -75,14 +78,16 @@ class Controller:
                                queues=[*cfg.queue_ids, *workflow.all_queues(cfg)])
         self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
         self.db = Database(cfg.system.database.url, cfg.root)
-        self.call_records = CallStore(self.db)
-        self.callback_tasks = CallbackStore(self.db)
+        # several nodes: records and claims carry this node's name ("" for the one node: as before)
+        self.node = cfg.system.cluster.node or ""
+        self.call_records = CallStore(self.db, self.node)
+        self.callback_tasks = CallbackStore(self.db, self.node, LEASE_SECONDS)
         self.auth_store = AuthStore(self.db)
         self.audit_log = AuditLog(self.db, cfg.system.audit.refusal_sources_per_minute)
         # partner status messages and command-center events commit with the ticket change causing them
         self.tickets = TicketStore(self.db, effects=ticket_effects(cfg))
         self.appointments = AppointmentStore(self.db)
-        self.followups = FollowUpStore(self.db)
+        self.followups = FollowUpStore(self.db, self.node)
         self.complaints = ComplaintStore(self.db)
         self.privacy = PrivacyStore(self.db, secrets.privacy_key)
         self.ticket_rules = cfg.tickets
@@ -92,6 +97,9 @@ class Controller:
                              on_login=self._on_login, on_disconnect=self._on_disconnect)
         self.agents = AgentService(cfg, self.ami, AgentEventStore(self.db))
         self.desk = CallControl(cfg, self.ami)
+        self.nodes = NodeKeeper(cfg, bus=self.bus, ami=self.ami, agents=self.agents,
+                                agent_states=AgentStateStore(self.db, self.node), call_records=self.call_records,
+                                callback_tasks=self.callback_tasks, on_lost_calls=self._lost_calls)
         self.rota = RotaService(cfg, self.agents, cfg.system.controller.rota_interval_seconds)
         # callbacks and follow-up surveys place their calls through the one originate path
         originate = Originator(self.ami, cfg, self.audit_log)   # refuses numbers outside the numbering plan
@@ -137,9 +145,15 @@ class Controller:
                        asyncio.create_task(self._purge_caller_numbers(), name="caller-number-retention"),
                        asyncio.create_task(self.sip_guard.run(), name="sip-guard"),
                        asyncio.create_task(run_every(None, AUDIT_PURGE_SECONDS, self.purge_audit, log,
-                                                     "audit retention"), name="audit-retention")]
+                                                     "audit retention"), name="audit-retention"),
+                       asyncio.create_task(self.nodes.run(), name="node-heartbeat")]
         self._tasks.append(asyncio.create_task(run_every(None, 3600, self.check_legal_aid_standards, log,
                                                          "legal-aid standards"), name="legal-aid-standards"))
+        if self.nodes.clustered:
+            self._tasks += [asyncio.create_task(self.bus.listen("agents", self.nodes.on_agents_message),
+                                                name="agents-relay"),
+                            asyncio.create_task(self.bus.listen("devstate", self.nodes.on_devstate_message),
+                                                name="devstate-relay")]
         if self.cfg.system.trunk.outbound:
             self._tasks.append(asyncio.create_task(self.callbacks.run(self.resynced), name="callbacks"))
             if self.cfg.system.controller.follow_up.enabled:
@@ -209,6 +223,13 @@ class Controller:
             if rebuilt is not None:
                 self.tracker.calls[call.call_id] = rebuilt
                 self._mark(rebuilt)
+            elif self.nodes.clustered:
+                # not live and no CDR line: Asterisk itself went down under it (a CDR is written at every
+                # hangup, controller or not)
+                call.status = "ended"
+                call.outcome = NODE_LOST
+                call.hangup_cause_text = f"dropped with node {self.node}'s Asterisk"
+                self._mark(call)
             else:
                 call.status = "ended"
                 call.outcome = call.outcome or "unobserved"
@@ -222,6 +243,7 @@ class Controller:
         if missing:
             log.warning("rebuilt %d calls from Asterisk's CDR that ended while the controller was down", len(missing))
         await self.agents.rebuild()
+        await self.nodes.apply_stored()
         await self._learn_aht()
         await self._reconcile_voicemail()
         await self._requeue_callbacks()
@@ -253,6 +275,7 @@ class Controller:
                     self._mark(call, ts)
                 self._callback_effects(ev, call)
                 self.agents.apply_event(ev)
+                self.nodes.on_ami_event(ev)
             except Exception:
                 # a malformed event costs us that event, never the controller
                 self.metrics.bad_events.inc()
@@ -445,6 +468,10 @@ class Controller:
                 raised.append(a)
         return raised
 
+    async def _lost_calls(self, call_ids: list[str]) -> None:
+        """Another node's calls recorded failed: gone from the live state too."""
+        await self.bus.publish_calls([{"call_id": i, "status": "ended", "outcome": NODE_LOST} for i in call_ids])
+
     async def _escalate_overdue(self) -> None:
         """限时办结: tickets past their deadline go to the city supervisor and the command center."""
         while True:
@@ -500,8 +527,10 @@ class Controller:
         if not requests:
             return
         live = [c.get("Channel", "") for c in await self.ami.list_action({"Action": "CoreShowChannels"})]
+        # several nodes: another node took over what this one held while it was lost
+        taken = await self.callback_tasks.held_elsewhere(list(requests))
         for rid, req in requests.items():
-            if any(ch.startswith(f"Local/{rid}@hotline-cb-") for ch in live) or not req.get("queue"):
+            if any(ch.startswith(f"Local/{rid}@hotline-cb-") for ch in live) or not req.get("queue") or rid in taken:
                 continue
             # the request is in astdb already: the placeholder loads it from there
             call = Outbound("callback", rid, req.get("number", ""), f"Local/{rid}@hotline-cb-hold",
@@ -539,6 +568,8 @@ class Controller:
             "calls_in_progress": [c.as_dict() for c in live],
             "queues": queues,
             "agents": [a.as_dict() for a in self.agents.agents.values()],
+            "node": self.nodes.name,
+            "nodes": self.nodes.view(),
         }
 
 

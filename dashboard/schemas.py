@@ -170,6 +170,16 @@ class QueueLoad(BaseModel):
     talking: int
 
 
+class NodeView(BaseModel):
+    """A node of the cluster (core/cluster.py): up, down (its Asterisk away) or stale (its controller silent)."""
+    name: str
+    health: Literal["up", "down", "stale"]
+    last_seen: float | None
+    cities: list[str]              # the cities it serves first
+    serving: list[str]             # the cities it serves now (its own, and those of nodes that are not up)
+    this: bool                     # the node that answered
+
+
 class Status(BaseModel):
     controller: dict
     asterisk: dict
@@ -178,6 +188,8 @@ class Status(BaseModel):
     calls_in_progress: list[dict]
     queues: dict[str, QueueLoad]
     agents: list[Agent]
+    node: str = ""
+    nodes: list[NodeView] = []
 
 
 class Tile(BaseModel):

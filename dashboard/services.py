@@ -88,6 +88,7 @@ class ApiServices:
     knowledge_rules: KnowledgeFile     # its IVR service -> categories map and SMS text (config/knowledge.yaml)
     # agent id -> SIP password, for agents whose phone is the desk's browser phone (phones.browser)
     phone_passwords: dict[str, str] = field(default_factory=dict)
+    nodes: Callable[[], list[dict]] = lambda: []    # the cluster's nodes and their health (callcenter/cluster.py)
 
     @cached_property
     def agent_cities(self) -> dict[str, frozenset[str]]:

@@ -45,6 +45,7 @@ def api_services(ctl: Controller, secrets: Secrets) -> ApiServices:
         knowledge_rules=load_knowledge(cfg.config_dir, set(ctl.ticket_rules.categories),
                                        set(IVR_SERVICES)),
         phone_passwords={a: secrets.agent_passwords[a] for a in cfg.system.phones.browser if a in secrets.agent_passwords},
+        nodes=ctl.nodes.view,
     )
 
 

@@ -333,6 +333,7 @@ def cmd_status(args) -> int:
         report["asterisk"].update(st["asterisk"])
         report["controller"].update(st["controller"], connected=st["asterisk"]["ami_connected"])
         report.update({k: st[k] for k in ("redis", "agents", "queues", "calls_in_progress")})
+        report["nodes"] = st.get("nodes", [])
     except (urllib.error.URLError, OSError, ValueError) as e:
         report["controller"]["api_error"] = str(e)
     # daemons started by systemd have no pid file here: a controller's API answering, and its AMI
@@ -354,9 +355,27 @@ def cmd_status(args) -> int:
             t.add_row(a["id"], a["state"], ", ".join(a["queues"]))
         out.print(t)
         out.print(f"calls in progress: {len(report['calls_in_progress'])}")
+    if report.get("nodes"):
+        out.print(nodes_table(report["nodes"]))
     if down:
         console.print(f"[red]down: {', '.join(down)}[/red]")
     return 1 if down else 0
+
+
+def nodes_table(nodes: list[dict]) -> Table:
+    """The cluster's nodes as `hotline status` shows them (one row for a single node)."""
+    colour = {"up": "green", "down": "red", "stale": "yellow"}
+    t = Table("node", "health", "last seen", "cities (first)", "serving now", title="nodes")
+    for n in nodes:
+        seen = time.strftime("%H:%M:%S", time.localtime(n["last_seen"])) if n.get("last_seen") else "never"
+        cities = ", ".join(n["cities"])
+        taken = [c for c in n["serving"] if c not in n["cities"]]
+        serving = ", ".join(n["serving"]) if len(n["serving"]) <= 6 else f"{len(n['serving'])} cities"
+        if taken:
+            serving += f" (standby for {', '.join(taken)})"
+        t.add_row(n["name"] + (" *" if n.get("this") else ""), f"[{colour.get(n['health'], 'white')}]{n['health']}[/]",
+                  seen, cities if len(n["cities"]) <= 6 else f"{len(n['cities'])} cities", serving)
+    return t
 
 
 def cmd_demo(args) -> int:

@@ -32,8 +32,8 @@ def _call_upsert(dialect: str):
                                       set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keep})
 
 
-def _record_values(c: CallState, now: datetime) -> dict:
-    return fitted(CallRecord, {
+def _record_values(c: CallState, now: datetime, node: str = "") -> dict:
+    return fitted(CallRecord, {"node": node,
         "call_id": c.call_id, "channel": c.channel, "dialed_number": c.dialed_number,
         "caller_number": c.caller_number, "city": c.city, "area_code": c.area_code, "language": c.language,
         "ivr_path": c.ivr_path, "service": c.service, "queue": c.queue, "overflow": c.overflow,
@@ -57,9 +57,10 @@ def _record_state(r: CallRecord) -> CallState:
 
 
 class CallStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, node: str = ""):
         self.session = db.session
         self.engine = db.engine
+        self.node = node          # the cluster node whose calls this writer records ("" = the one node)
         self._upsert_call = _call_upsert(db.dialect)
 
     async def save_call(self, call: CallState) -> None:
@@ -72,7 +73,7 @@ class CallStore:
         if not calls:
             return
         now = utcnow()
-        rows = [_record_values(c, now) for c in calls]
+        rows = [_record_values(c, now, self.node) for c in calls]
         async with self.engine.begin() as conn:
             await conn.execute(self._upsert_call, [{**r, "notes": ""} for r in rows])
 
@@ -86,10 +87,26 @@ class CallStore:
         return [c for c in call_ids if c not in have]
 
     async def unfinished_calls(self) -> list[CallState]:
-        """Calls the store still believes are in progress (to merge with Asterisk after a restart)."""
+        """Calls the store still believes are in progress on this node (to merge with Asterisk after a
+        restart); another node's calls are that node's."""
         async with self.session() as s:
-            rows = (await s.execute(select(CallRecord).where(CallRecord.status != "ended"))).scalars().all()
+            rows = (await s.execute(select(CallRecord).where(CallRecord.status != "ended",
+                                                             CallRecord.node == self.node))).scalars().all()
         return [_record_state(r) for r in rows]
+
+    async def close_lost_node(self, node: str, reason: str, outcome: str = "node_lost") -> list[str]:
+        """Every call still in progress on a node that died: ended, failed with ``reason`` (their media
+        was there: they cannot be saved, but each keeps its record). Returns their ids."""
+        now = utcnow()
+        async with self.session.begin() as s:
+            rows = (await s.execute(select(CallRecord).where(CallRecord.status != "ended", CallRecord.node == node)
+                                    .with_for_update())).scalars().all()
+            for r in rows:
+                r.status, r.outcome, r.hangup_cause_text = "ended", outcome, reason[:64]
+                r.ended_at, r.updated_at = r.ended_at or now, now
+                if r.answered_at is not None and r.talk_seconds is None:
+                    r.talk_seconds = round(now.timestamp() - to_epoch(r.answered_at), 3)
+            return [r.call_id for r in rows]
 
     async def recent_calls(self, limit: int = 50, city: str | None = None) -> list[dict]:
         q = select(CallRecord).order_by(CallRecord.id.desc()).limit(limit)

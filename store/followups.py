@@ -24,8 +24,9 @@ class FollowUpStore:
     """Follow-up visits: scheduled when a ticket closes, dialled by agents/followups.py, scored by
     the survey IVR's events. Every state change is a conditional update: a restart never dials twice."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, node: str = ""):
         self.session = db.session
+        self.node = node     # several nodes: who dialled it last (its lease is ``next_at`` while dialing)
 
     async def due(self, now: datetime, deadline: datetime, limit: int = 10) -> list[dict]:
         """Claim pending follow-ups whose time has come (pending -> dialing, attempts + 1)."""
@@ -37,8 +38,14 @@ class FollowUpStore:
                 if await opted_out(s, f.caller_number):
                     f.status, f.result, f.updated_at = "opted_out", "opted_out", now
                     continue
-                f.status, f.attempts, f.next_at, f.updated_at = "dialing", f.attempts + 1, deadline, now
-                out.append(row_to_dict(f))
+                # a compare-and-set as well: SQLite has no FOR UPDATE, and two nodes must not both dial it
+                attempts = f.attempts + 1
+                claimed = await s.execute(update(FollowUp).where(FollowUp.id == f.id, FollowUp.status == "pending")
+                                          .values(status="dialing", attempts=attempts, next_at=deadline,
+                                                  updated_at=now, node=self.node))
+                if claimed.rowcount == 1:
+                    out.append({**row_to_dict(f), "status": "dialing", "attempts": attempts,
+                                "next_at": deadline, "updated_at": now, "node": self.node})
             return out
 
     async def expire_dialing(self, now: datetime, retry_at: datetime, attempts: int) -> list[dict]:

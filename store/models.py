@@ -54,6 +54,7 @@ class CallRecord(Base):
     quality_jitter_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     quality_loss_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     quality_rtt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    node: Mapped[str] = mapped_column(String(32), default="", index=True)   # the cluster node that handled it
 
 
 class AgentEvent(Base):
@@ -82,6 +83,9 @@ class CallbackTask(Base):
     voicemail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # which node's Asterisk holds it now, until when (renewed while that node lives; docs/scale-out.md "Shared state across nodes")
+    node: Mapped[str] = mapped_column(String(32), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class UserCredential(Base):
@@ -237,6 +241,7 @@ class FollowUp(Base):
     result: Mapped[str] = mapped_column(String(16), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    node: Mapped[str] = mapped_column(String(32), default="")     # the node that dialled it last
 
 
 class OptOut(Base):
@@ -526,3 +531,14 @@ class SmsPart(Base):
     error: Mapped[str] = mapped_column(String(16), default="")       # err: the network's code
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+class AgentState(Base):
+    """An agent's state as every node applies it (logged in, paused and why): what follows the agent
+    from node to node. Asterisk stays the truth of its own members; this is what they are made to match."""
+    __tablename__ = "agent_states"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    logged_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    node: Mapped[str] = mapped_column(String(32), default="")      # where the change was made
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

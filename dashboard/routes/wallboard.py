@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from core import access, kpi
 from dashboard.common import audit, bad_request, city_param, date_param, me, not_found, ok, refuse, services
-from dashboard.schemas import Agent, AnyCity, Date, Tile, Unset
+from dashboard.schemas import Agent, AnyCity, Date, NodeView, Tile, Unset
 from dashboard.spec import op
 
 routes = web.RouteTableDef()
@@ -20,6 +20,7 @@ class Board(BaseModel):
     generated_at: float
     definitions: dict
     cities: list[Tile]
+    nodes: list[NodeView] = []     # the cluster's nodes (one for a single node)
 
 
 class CityView(BaseModel):
@@ -59,7 +60,8 @@ async def board(request):
     if p.role == "agent":
         await refuse(request, "view_wallboard", why="the wallboard is for supervisors and the command center")
     tiles = await services(request).wallboard.tiles(None if p.all_cities else set(p.cities))
-    return ok({"generated_at": time.time(), "definitions": definitions(request), "cities": tiles})
+    return ok({"generated_at": time.time(), "definitions": definitions(request), "cities": tiles,
+               "nodes": services(request).nodes()})
 
 
 @routes.get("/api/wallboard/{city}")

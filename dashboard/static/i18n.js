@@ -135,3 +135,8 @@ document.addEventListener("click", (e) => {
     if (window.render) window.render();
   }
 });
+// the cluster's nodes (wallboard panel, docs/scale-out-state.md)
+Object.assign(TEXT.zh, {nodes: "节点", node_health_up: "正常", node_health_down: "故障", node_health_stale: "失联",
+  node_last_seen: "最后心跳", node_serves: "负责城市", node_standby_for: "代管", node_this: "本节点"});
+Object.assign(TEXT.en, {nodes: "Nodes", node_health_up: "Up", node_health_down: "Down", node_health_stale: "Stale",
+  node_last_seen: "Last seen", node_serves: "Serves", node_standby_for: "standby for", node_this: "this node"});

@@ -1,6 +1,6 @@
 // The command center's wallboard: one tile per city the viewer may see, refreshed from
 // /api/wallboard whenever the WebSocket says a call or an agent changed (and every 5 s for clocks).
-const W = {me: null, csrf: "", info: {}, tiles: [], alarms: {}, detail: null, pending: null};
+const W = {me: null, csrf: "", info: {}, tiles: [], alarms: {}, detail: null, pending: null, nodes: []};
 // a wall display's login only reads the board (numbers masked by the server): no alert list, no actions
 const display = () => W.me && W.me.role === "wallboard";
 
@@ -59,6 +59,7 @@ function render() {
     tr.dataset.kind = a.kind === "alarm" ? a.topic : a.kind; tr.dataset.city = a.city;
     return tr;
   }) : [el("tr", {}, el("td", {className: "muted", textContent: t("no_alerts")}))]));
+  renderNodes();
   if (W.detail) {
     $("detail").hidden = false;
     $("detail-city").textContent = cityName(W.detail.tile);
@@ -75,11 +76,27 @@ function render() {
       el("td", {}, ...(W.me.role === "agent" || display() ? [] : spy(c))))));
   }
 }
+// the cluster's nodes: health, last heartbeat, the cities each serves (and those it stands in for)
+function renderNodes() {
+  const names = Object.fromEntries(W.tiles.map(c => [c.city, cityName(c)]));
+  const cities = (ids) => ids.length > 4 ? ids.length + (LANG === "zh" ? " 个城市" : " cities") : ids.map(i => names[i] || i).join(LANG === "zh" ? "、" : ", ");
+  $("nodes").tBodies[0].replaceChildren(...W.nodes.map(n => {
+    const taken = n.serving.filter(c => !n.cities.includes(c));
+    const badge = el("span", {className: "state node-health", textContent: t("node_health_" + n.health)});
+    badge.dataset.health = n.health;
+    const tr = el("tr", {}, el("td", {textContent: n.name + (n.this ? " · " + t("node_this") : "")}), el("td", {}, badge),
+      el("td", {className: "muted", textContent: n.last_seen ? new Date(n.last_seen * 1000).toLocaleTimeString() : "—"}),
+      el("td", {textContent: cities(n.cities) + (taken.length ? " + " + t("node_standby_for") + " " + cities(taken) : "")}));
+    tr.dataset.node = n.name; tr.dataset.health = n.health;
+    return tr;
+  }));
+}
 async function act(fn) { $("action-error").textContent = ""; try { await fn(); } catch (e) { $("action-error").textContent = e.message; } }
 
 async function refresh() {
   const data = await api("/api/wallboard");
   W.tiles = data.cities;
+  W.nodes = data.nodes || [];
   if (!display()) for (const a of await api("/api/alerts?current=1")) W.alarms[a.id] = a;
   for (const id of Object.keys(W.alarms)) { const a = W.alarms[id]; if (a.acknowledged_at && (a.kind !== "alarm" || a.cleared_at)) delete W.alarms[id]; }
   if (W.detail) W.detail = await api("/api/wallboard/" + encodeURIComponent(W.detail.tile.city));

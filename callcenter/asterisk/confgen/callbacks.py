@@ -51,9 +51,10 @@ def _placeholder(cfg: HotlineConfig) -> str:
     cb = cfg.system.queues.callback
     return f"""
 [hotline-cb-hold]
-; the placeholder (Local ;2): waits in the queue in the caller's place. ID is the caller's call id, or
+; the placeholder (Local ;2): waits in the queue in the caller's place. ID is the caller's call id (after
+; the node's name with several nodes: asterisk.conf systemname), or
 ; t<task id> for a callback the controller schedules (voicemail left after hours)
-exten => _[0-9t].,1,Set(ID=${{EXTEN}})
+exten => _[0-9a-z].,1,Set(ID=${{EXTEN}})
  ; a callback the controller scheduled arrives with its request in (inherited) variables
  same => n,GotoIf($["${{HLCB_QUEUE}}" = "" | "${{DB(hlcb/${{ID}}/queue)}}" != ""]?load)
  same => n,Set(DB(hlcb/${{ID}}/queue)=${{HLCB_QUEUE}})
@@ -92,7 +93,7 @@ def _dial(cfg: HotlineConfig) -> str:
     return f"""
 [hotline-cb-dial]
 ; Local ;1: an agent has taken the placeholder; now ring the caller, showing the hotline's number
-exten => _[0-9t].,1,Set(ID=${{EXTEN}})
+exten => _[0-9a-z].,1,Set(ID=${{EXTEN}})
  same => n,Set(NUM=${{DB(hlcb/${{ID}}/number)}})
  same => n,Set(CALLERID(all)=12348 <${{DB(hlcb/${{ID}}/did)}}>)
  same => n,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.wav)

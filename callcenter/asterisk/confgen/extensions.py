@@ -20,6 +20,8 @@ from .prompt_recording import prompt_record_contexts, record_code_extension, tru
 from .routing import (answer_contexts, emergency_contexts, green_registry_context, hours_contexts,
                       interpreter_dial_context, workflow_contexts)
 
+from .cluster import agent_state_context
+
 # prompts are under ${HL_SOUNDS}/<lang>/, set in [globals]
 SND = "${HL_SOUNDS}"
 
@@ -35,7 +37,7 @@ def extensions_conf(cfg: HotlineConfig, paths: InstancePaths) -> str:
         answer_contexts(), interpreter_dial_context(cfg), emergency_contexts(cfg),
         _voicemail(cfg), _unknown(cfg),
         desk_contexts(cfg), _refuse_and_agents(), record_code_extension(cfg),
-        prompt_record_contexts(cfg, paths),
+        prompt_record_contexts(cfg, paths), agent_state_context(cfg),
     ])
 
 

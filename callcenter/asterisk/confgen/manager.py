@@ -26,7 +26,9 @@ permit = 127.0.0.1/255.255.255.255
 read = call,agent,user,security
 write = call,agent,originate,reporting
 writetimeout = 5000
-""" + "".join(f"eventfilter = !Event: {e}\n" for e in UNUSED_EVENTS)
+""" + "".join(f"eventfilter = !Event: {e}\n" for e in UNUSED_EVENTS
+              # several nodes: agents' phone states are relayed to the other nodes (callcenter/cluster.py)
+              if not (e == "DeviceStateChange" and cfg.system.cluster.nodes))
 
 
 # Events of the classes we read that the controller never looks at (calls.py, agents/service.py): not

@@ -51,8 +51,12 @@ MODULES = [
     "cdr_csv.so",
     # the desk's browser phone: SIP over secure WebSocket on Asterisk's HTTP server (http.conf)
     "res_http_websocket.so", "res_pjsip_transport_websocket.so",
+    # several nodes: DEVICE_STATE(Custom:agent-<id>), an agent busy on another node (confgen/cluster.py)
+    "func_devstate.so",
 ]
 
+# several nodes only: agents' phone states as AMI DeviceStateChange events, relayed to the other nodes
+CLUSTER_MODULES = ["res_manager_devicestate.so"]
 
 
 def asterisk_conf(paths: InstancePaths, moddir: str, systemname: str | None = None) -> str:
@@ -84,7 +88,8 @@ defaultlanguage = zh
 def modules_conf(cfg: HotlineConfig) -> str:
     # the admin's asterisk.extra_modules after ours (or `load =` lines in custom/modules_custom.conf)
     extra = [m for m in cfg.system.asterisk.extra_modules if m not in MODULES]
-    return (HEADER + "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in MODULES)
+    ours = MODULES + (CLUSTER_MODULES if cfg.system.cluster.nodes else [])
+    return (HEADER + "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in ours)
             + ("; asterisk.extra_modules (config/hotline.yaml)\n" if extra else "")
             + "".join(f"load = {m}\n" for m in extra))
 
