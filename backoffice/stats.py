@@ -6,7 +6,10 @@ rate, AHT, green share) are core/kpi.py's, the same as the wallboard's and /api/
 only: voicemail = calls that ended in voicemail; answer rate = answered / calls; satisfaction = mean of
 each completed follow-up's ratings 1-5, by the day it was answered; complaints = filed that day;
 consultations = tickets by category; referrals = tickets with a referral outcome; appointments =
-booked, not cancelled; emergencies = calls handed to 110/120 (warm transfer, outcome `emergency`).
+booked, not cancelled; emergencies = calls handed to 110/120 (warm transfer, outcome `emergency`);
+texts to callers (SMS) by the day they were queued and the city of what they are about: sms = queued,
+sms_sent = every part acknowledged by the SMSC, sms_delivered = every part's receipt DELIVRD, sms_failed =
+failed or dead letters (never delivered; docs/messaging.md).
 """
 from __future__ import annotations
 
@@ -49,6 +52,10 @@ class Figures:
     appointments: int = 0
     complaints: int = 0
     ratings: list[float] = field(default_factory=list)   # mean of a follow-up's answered ratings
+    sms: int = 0
+    sms_sent: int = 0
+    sms_delivered: int = 0
+    sms_failed: int = 0
 
     def as_row(self, policy: kpi.Policy) -> dict:
         k = kpi.compute(self.calls, policy)
@@ -60,12 +67,13 @@ class Figures:
                 "consultations": sum(self.consultations.values()), "by_category": dict(sorted(self.consultations.items())),
                 "referrals": self.referrals, "appointments": self.appointments, "complaints": self.complaints,
                 "satisfaction": round(sum(self.ratings) / len(self.ratings), 2) if self.ratings else None,
-                "surveys": len(self.ratings), "emergencies": self.emergencies}
+                "surveys": len(self.ratings), "emergencies": self.emergencies, "sms": self.sms,
+                "sms_sent": self.sms_sent, "sms_delivered": self.sms_delivered, "sms_failed": self.sms_failed}
 
 
 def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iterable[dict], period: Period,
               tz: str, complaints: Iterable[dict] = (), surveys: Iterable[dict] = (),
-              policy: kpi.Policy = kpi.Policy()) -> list[dict]:
+              policy: kpi.Policy = kpi.Policy(), texts: Iterable[dict] = ()) -> list[dict]:
     """[{period, city, ...figures}] per (bucket, city), plus a province row per bucket. ``policy`` is
     the configured KPI policy (service-level threshold, short abandons, wrap-up): kpi.Policy.of(cfg)."""
     zone = ZoneInfo(tz)
@@ -105,13 +113,20 @@ def aggregate(calls: Iterable[dict], tickets: Iterable[dict], appointments: Iter
             def rated(f: Figures, mean=sum(scores) / len(scores)) -> None:
                 f.ratings.append(mean)
             add(kpi.local_date(sv["updated_at"], zone), sv["city"], rated)
+    for m in texts:
+        def texted(f: Figures, m=m) -> None:
+            f.sms += 1
+            f.sms_sent += m["sent"]
+            f.sms_delivered += m["status"] == "delivered"
+            f.sms_failed += m["status"] in ("failed", "dead")
+        add(kpi.local_date(m["created_at"], zone), m["city"], texted)
     return [{"period": b, "city": city, **f.as_row(policy)} for (b, city), f in sorted(table.items())]
 
 
 COLUMNS = ["period", "city", "calls", "answered", "abandoned", "voicemail", "answer_rate", "green_share",
            "queued", "short_abandons", "service_level", "asa_seconds", "abandonment_rate", "aht_seconds",
            "consultations", "referrals", "appointments", "complaints", "satisfaction", "surveys",
-           "emergencies"]
+           "emergencies", "sms", "sms_sent", "sms_delivered", "sms_failed"]
 
 
 # the export's column headers for a Chinese office (Excel, WPS); English ones (the keys) on request
@@ -120,7 +135,8 @@ HEADERS_ZH = {"period": "统计期间", "city": "城市", "calls": "来电量", 
               "short_abandons": "短时放弃量", "service_level": "服务水平", "asa_seconds": "平均应答时长(秒)",
               "abandonment_rate": "放弃率", "aht_seconds": "平均处理时长(秒)", "consultations": "咨询量",
               "referrals": "转介量", "appointments": "预约量", "complaints": "投诉量", "satisfaction": "满意度",
-              "surveys": "回访量", "emergencies": "紧急转警/急救量"}
+              "surveys": "回访量", "emergencies": "紧急转警/急救量", "sms": "短信量", "sms_sent": "短信发出量",
+              "sms_delivered": "短信送达量", "sms_failed": "短信失败量"}
 UNCLASSIFIED_ZH, UNKNOWN_CITY_ZH = "未分类", "未知"
 
 

@@ -211,6 +211,10 @@ class StatsRow(BaseModel):
     city: str
     calls: int
     answered: int
+    sms: int = Field(description="texts to callers queued that day about this city's appointments, tickets, complaints")
+    sms_sent: int = Field(description="of those, every part acknowledged by the SMSC")
+    sms_delivered: int = Field(description="of those, every part's receipt DELIVRD")
+    sms_failed: int = Field(description="of those, failed or dead letters")
 
 
 class Center(BaseModel):

@@ -19,7 +19,7 @@ def cmd_stats(args) -> int:
     from backoffice import stats
     from core.kpi import Policy
     from store.engine import Database, migrate
-    from store.reports import report_rows
+    from store.reports import report_rows, text_rows
 
     cfg = _config(args)
     try:
@@ -36,13 +36,14 @@ def cmd_stats(args) -> int:
     async def rows():
         db = Database(cfg.system.database.url, cfg.root)
         try:
-            return await report_rows(db, datetime.combine(first, dtime(0), tz),
-                                     datetime.combine(last + timedelta(days=1), dtime(0), tz), args.city)
+            since = datetime.combine(first, dtime(0), tz)
+            until = datetime.combine(last + timedelta(days=1), dtime(0), tz)
+            return *(await report_rows(db, since, until, args.city)), await text_rows(db, since, until, args.city)
         finally:
             await db.close()
-    calls, tickets, appts, complaints, surveys = asyncio.run(rows())
+    calls, tickets, appts, complaints, surveys, texts = asyncio.run(rows())
     table = stats.aggregate(calls, tickets, appts, args.period, cfg.routing.timezone, complaints=complaints,
-                            surveys=surveys, policy=Policy.of(cfg))
+                            surveys=surveys, policy=Policy.of(cfg), texts=texts)
     if args.city:
         table = [r for r in table if r["city"] == args.city]
     cats = list(cfg.tickets.categories) + ["unclassified"]

@@ -15,7 +15,8 @@ from core.knowledge import in_force, telling_words
 from store.engine import Database, iso, row_to_dict, utcnow
 from store.followups import opted_out
 from store.transcripts import upsert_doc
-from store.models import KnowledgeEntry, KnowledgeMiss, KnowledgeUse, KnowledgeVersion, OutboxMessage, SearchDoc
+from store.models import KnowledgeEntry, KnowledgeMiss, KnowledgeUse, KnowledgeVersion, SearchDoc
+from store.sms import text_row
 
 KIND = "knowledge"
 FIELDS = ("title", "question", "answer", "summary", "laws", "keywords", "effective_from", "effective_to",
@@ -319,9 +320,9 @@ class KnowledgeStore:
                 s.add(KnowledgeUse(entry_id=entry_id, version=version, ticket_id=ticket["id"],
                                    call_id=ticket.get("call_id") or "", city=ticket.get("city") or "",
                                    action="sms", by=by, at=now))
-                m = OutboxMessage(channel="sms", kind="kb_summary", to_number=to_number, language=language,
-                                  body=body, related=f"ticket:{ticket['id']}", status="pending", not_before=now,
-                                  created_at=now)
+                # the one shape of a text (store/sms.py): the sender claims it like a booking's confirmation
+                m = text_row(to_number=to_number, body=body, kind="kb_summary", language=language,
+                             related=f"ticket:{ticket['id']}", not_before=now)
                 s.add(m)
                 await s.flush()
                 return row_to_dict(m)

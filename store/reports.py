@@ -1,14 +1,14 @@
 """The statistics' rows (backoffice/stats.py: /api/stats, hotline stats): call records, tickets,
-appointments, complaints and survey scores of a period, in one read."""
+appointments, complaints, survey scores and texts to callers of a period, in one read."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from store.calls import KPI_FACTS
 from store.engine import Database
-from store.models import Appointment, CallRecord, Complaint, FollowUp, Handoff, Ticket
+from store.models import ID_MAX, Appointment, CallRecord, Complaint, FollowUp, Handoff, OutboxMessage, SmsPart, Ticket
 
 
 async def report_rows(db: Database, since: datetime, until: datetime, city: str | None = None
@@ -35,6 +35,40 @@ async def report_rows(db: Database, since: datetime, until: datetime, city: str 
         for q in (cq, tq, aq, kq, fq):
             out.append([dict(r._mapping) for r in await s.execute(q)])
     return tuple(out)
+
+
+# what a text's ``related`` names, and so whose city it counts in (store/sms.py SmsStore.city_of)
+ABOUT = {"appointment": Appointment, "ticket": Ticket, "complaint": Complaint}
+
+
+async def text_rows(db: Database, since: datetime, until: datetime, city: str | None = None) -> list[dict]:
+    """Texts to callers queued in [since, until): when, their state, ``sent`` (the SMSC acknowledged
+    every part: parts go one after the other, so the last part's acknowledgement says it) and the city of
+    the appointment, ticket or complaint they are about ('' for none)."""
+    since, until = since.astimezone(timezone.utc), until.astimezone(timezone.utc)
+    sent = select(SmsPart.id).where(and_(SmsPart.message_id == OutboxMessage.id,
+                                         SmsPart.part == SmsPart.parts)).exists()
+    q = select(OutboxMessage.created_at, OutboxMessage.related, OutboxMessage.status, sent.label("sent")).where(
+        OutboxMessage.channel == "sms", OutboxMessage.created_at >= since, OutboxMessage.created_at < until)
+    cities: dict[str, str] = {}
+    async with db.session() as s:
+        rows = [dict(r._mapping) for r in await s.execute(q)]
+        refs: dict[str, set[int]] = {k: set() for k in ABOUT}
+        for r in rows:
+            kind, _, ref = r["related"].partition(":")
+            if kind in refs and ref.isdigit() and 0 < int(ref) <= ID_MAX:
+                refs[kind].add(int(ref))
+        for kind, model in ABOUT.items():     # by primary key, a few hundred at a time
+            ids = sorted(refs[kind])
+            for i in range(0, len(ids), 500):
+                for id_, c in await s.execute(select(model.id, model.city).where(model.id.in_(ids[i:i + 500]))):
+                    cities[f"{kind}:{id_}"] = c or ""
+    out = []
+    for r in rows:
+        c = cities.get(r["related"], "")
+        if not city or c == city:
+            out.append({"created_at": r["created_at"], "status": r["status"], "sent": bool(r["sent"]), "city": c})
+    return out
 
 
 async def breakdown_rows(db: Database, since: datetime, until: datetime, city: str | None = None

@@ -460,8 +460,9 @@ class SmsSettings(Strict):
     throttle_seconds: float = Field(1, ge=0.01, le=600)       # first pause after ESME_RTHROTTLED/RMSGQFUL
     # local time; outside it texts wait (no reminders at night); the default is the follow-up calls' hours
     sending_hours: str = "09:00-20:00"
-    # kinds sent at any hour: a confirmation answers what the caller just asked for on the phone
-    any_hour_kinds: list[str] = ["appointment_confirmation", "appointment_cancelled"]
+    # kinds sent at any hour: a confirmation, or the article the agent texts during the call, answers
+    # what the caller just asked for on the phone
+    any_hour_kinds: list[str] = ["appointment_confirmation", "appointment_cancelled", "kb_summary"]
     max_attempts: int = Field(10, ge=1, le=1000)        # refusals and lost links; then a dead letter
     lease_seconds: float = Field(60, ge=1, le=3600)
     poll_seconds: float = Field(0.5, ge=0.05, le=60)

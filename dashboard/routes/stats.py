@@ -15,7 +15,7 @@ from core import access
 from dashboard.common import city_param, json_error, me, ok, parse_date, refuse, services
 from dashboard.schemas import AnyCity, Binary, Date, FollowUp, Id, StatsRow, Unset
 from dashboard.spec import JSON, op
-from store.reports import report_rows
+from store.reports import report_rows, text_rows
 from store.models import ID_MAX
 
 routes = web.RouteTableDef()
@@ -67,9 +67,10 @@ async def statistics(request):
     tz = ZoneInfo(svc.cfg.routing.timezone)
     since, until = datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
     calls, tickets_, appts, complaints_, surveys = await report_rows(svc.db, since, until, city)
+    texts = await text_rows(svc.db, since, until, city)
     # a year of a province's calls is seconds of CPU: off the event loop that follows the calls
     rows = await asyncio.to_thread(stats.aggregate, calls, tickets_, appts, period, svc.cfg.routing.timezone,
-                                   complaints=complaints_, surveys=surveys, policy=svc.wallboard.policy)
+                                   complaints=complaints_, surveys=surveys, policy=svc.wallboard.policy, texts=texts)
     if city:
         rows = [r for r in rows if r["city"] == city]
     return await _answer(rows, fmt, list(svc.ticket_rules.categories) + ["unclassified"],

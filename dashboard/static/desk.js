@@ -109,6 +109,36 @@ function showTicket(tk) {
   $("ticket-summary").value = tk.summary; $("ticket-answer").value = tk.answer;
   $("ticket-follow-up").checked = tk.follow_up;
   if (typeof KB !== "undefined") KB.ticket();
+  loadTexts();
+}
+// ---- the ticket's texts to the caller and their state; read again while one is still on its way
+// (the SMS sender runs in another process: no live event, so a short poll, only while one is open)
+const TEXT_FINAL = ["delivered", "failed", "dead", "cancelled"];
+async function loadTexts() {
+  clearTimeout(S.textsTimer);
+  const id = S.ticket && S.ticket.id;
+  if (!id) return;
+  try {
+    const rows = await api("/api/tickets/" + id + "/messages");
+    if (!S.ticket || S.ticket.id !== id) return;
+    S.texts = {ticket: id, rows};
+    renderTexts(S.ticket);
+    if (rows.some(m => !TEXT_FINAL.includes(m.status))) S.textsTimer = setTimeout(loadTexts, 3000);
+  } catch (e) { S.textsTimer = setTimeout(loadTexts, 10000); }
+}
+function renderTexts(tk) {   // tk: the ticket of the call on screen (none: nothing to show)
+  const rows = S.texts && tk && S.texts.ticket === tk.id ? S.texts.rows : [];
+  $("ticket-texts").replaceChildren(...(rows.length ? rows.map(m => {
+    const li = document.createElement("li");
+    li.dataset.id = m.id; li.dataset.status = m.status; li.dataset.kind = m.kind;
+    li.title = m.body;
+    const at = m.delivered_at || m.updated_at || m.created_at;     // UTC on the wire: shown in the agent's time
+    const when = at ? new Date(at).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit"}) : "";
+    const st = Object.assign(document.createElement("span"), {className: "st", textContent: t("sms_" + m.status)});
+    li.append(t("sk_" + m.kind) + " · " + m.to_number + " · ", st,
+      " " + when + (m.last_error ? "（" + m.last_error + "）" : ""));
+    return li;
+  }) : [Object.assign(document.createElement("li"), {className: "muted", textContent: t("texts_none")})]));
 }
 function renderTicket(call) {
   for (const [id, kind] of [["ticket-category", "ticket_categories"], ["ticket-outcome", "ticket_outcomes"]]) {
@@ -120,6 +150,7 @@ function renderTicket(call) {
     }
   }
   const tk = S.ticket && S.ticket.call_id === call.call_id ? S.ticket : null;
+  renderTexts(tk);
   $("ticket-id").textContent = tk ? "#" + tk.id : t("no_ticket_yet");
   $("ticket-status").textContent = tk ? t("ts_" + tk.status) : "";
   for (const id of ["btn-ticket-save", "btn-ticket-resolve", "btn-ticket-refer", "btn-ticket-close"]) $(id).disabled = !tk || tk.status === "closed";
@@ -207,6 +238,7 @@ async function book() {
     ticket_id: S.ticket ? S.ticket.id : null});
   $("ap-result").textContent = t("booked") + " " + a.code + " · " + a.day + " " + a.slot;
   loadSlots();
+  loadTexts();    // the confirmation text
 }
 
 async function fetchTicket(callId) {

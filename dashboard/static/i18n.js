@@ -57,6 +57,10 @@ const TEXT = {
     dev_lost: "麦克风已断开：请重新连接耳麦后刷新页面。在此之前不会为您分配来电。",
     dev_unavailable: "无法使用音频设备：请检查耳麦后刷新页面。在此之前不会为您分配来电。",
     dev_register: "网页话机无法连接到呼叫服务器，请稍后刷新页面。在此之前不会为您分配来电。",
+    ticket_texts: "本工单短信", texts_none: "暂无短信", sms_pending: "待发送", sms_sending: "发送中", sms_submitted: "已提交运营商",
+    sms_delivered: "已送达", sms_failed: "发送失败", sms_dead: "多次失败待重发", sms_cancelled: "已取消",
+    sk_appointment_confirmation: "预约确认", sk_appointment_reminder: "预约提醒", sk_appointment_cancelled: "预约取消",
+    sk_complaint_reply: "投诉答复", sk_kb_summary: "知识库摘要", sk_follow_up: "回访",
   },
   en: {
     title: "12348 Legal Service Hotline", subtitle: "Agent and supervisor sign-in", user: "User ID", password: "Password", submit: "Sign in",
@@ -116,6 +120,11 @@ const TEXT = {
     by_category: "Consultations by category", satisfaction: "Satisfaction (follow-ups)", per_agent: "Answered per agent",
     answered_n: "Answered", calls_n: "Calls", abandoned_n: "Abandoned", province: "Province", wallboard_link: "Wallboard",
     yes: "yes", error: "Action failed", phone_offline: "Phone not registered: calls cannot reach you, check your phone",
+    ticket_texts: "Texts on this ticket", texts_none: "No text yet", sms_pending: "queued", sms_sending: "sending",
+    sms_submitted: "with the operator", sms_delivered: "delivered", sms_failed: "failed", sms_dead: "failed repeatedly, to retry",
+    sms_cancelled: "cancelled", sk_appointment_confirmation: "Appointment confirmation", sk_appointment_reminder: "Appointment reminder",
+    sk_appointment_cancelled: "Appointment cancelled", sk_complaint_reply: "Complaint reply", sk_kb_summary: "Knowledge base summary",
+    sk_follow_up: "Follow-up",
   },
 };
 let LANG = localStorage.getItem("hl_lang") || "zh";

@@ -63,6 +63,7 @@ KB.sms = async function () {
   $("kb-result").textContent = t("kb_queued") + " · " + m.to_number;
   $("kb-result").dataset.outbox = m.id;
   await KB.loadUses();
+  loadTexts();     // desk.js: the ticket's texts, followed to their receipt
 };
 KB.render = function () {
   const list = $("kb-suggestions");

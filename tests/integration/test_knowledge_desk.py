@@ -1,9 +1,12 @@
 """The legal knowledge base on a real call: Asterisk, pjsua2 caller and agent phone, the desk in
 headless Chromium. The screen-pop suggests entries from the call's IVR service, then from the ticket's
-category; the agent opens one, attaches it to the ticket and texts its summary, which is queued in the
-SMS outbox for the caller's number. A supervisor maintains an entry on the knowledge page."""
+category; the agent opens one, attaches it to the ticket and texts its summary: `hotline interop` sends
+it over SMPP to the SMSC simulator (`hotline simulate-smsc`, its own process), which receives it as UCS-2
+for the caller's number and answers with a receipt; the ticket panel shows the text delivered. A
+supervisor maintains an entry on the knowledge page."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,28 +17,51 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import ROOT, Stack, csp_violations, fresh
+from tests.helpers import ROOT, Stack, csp_violations, free_port, fresh, terminate
 
 PASSWORD = "kb-desk-test-password-12348"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("HOTLINE_ARTIFACTS", ROOT / "artifacts"))
 CALLER = "13922220007"
 IVR = "2:1,4:2"   # Mandarin, legal aid
+SMPP_PASSWORD = "kb12348"     # SMPP 3.4: at most 8 characters
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("kb"))
+    tmp = tmp_path_factory.mktemp("kb")
+    s = Stack(tmp)
+    # texts go out: the install's SMPP account (sms.system_id, smpp_password in secrets.json), as an operator sets it
+    s.overrides["interop"]["enabled"] = False
+    s.overrides["sms"] = {"enabled": True, "host": "127.0.0.1", "port": free_port(), "system_id": "hotline12348",
+                          "poll_seconds": 0.2, "reconnect_seconds": 0.2, "reconnect_max_seconds": 1}
+    s.reconfigure()
+    s.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    (s.cfg.state_dir / "secrets.json").write_text(json.dumps({"smpp_password": SMPP_PASSWORD}))
+    s.smsc_record = tmp / "smsc-parts.jsonl"
     s.start()
-    for user in ("agent1001", "sup_leshan"):
-        s.set_password(user, PASSWORD)
-    # the seed file, loaded as an operator does
-    done = subprocess.run([sys.executable, "-m", "hotline.cli", "kb", "load"], cwd=ROOT, env=s.env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "48 entries added" in " ".join(done.stderr.split()), done.stderr
-    yield s
-    s.close()
+    procs = []
+    try:
+        # the SMSC simulator and the SMS sender, each its own process as in production
+        for name, args in (("smsc", ["simulate-smsc", "--test-only", "--port", str(s.cfg.system.sms.port),
+                                     "--record", str(s.smsc_record)]), ("interop", ["interop"])):
+            log = open(tmp / f"{name}.log", "wb")
+            procs.append((subprocess.Popen([sys.executable, "-m", "hotline.cli", *args], cwd=ROOT, env=s.env,
+                                           stdout=log, stderr=subprocess.STDOUT), log))
+        s.sms_logs = [tmp / "smsc.log", tmp / "interop.log"]
+        for user in ("agent1001", "sup_leshan"):
+            s.set_password(user, PASSWORD)
+        # the seed file, loaded as an operator does
+        done = subprocess.run([sys.executable, "-m", "hotline.cli", "kb", "load"], cwd=ROOT, env=s.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "48 entries added" in " ".join(done.stderr.split()), done.stderr
+        yield s
+    finally:
+        for p, log in procs:
+            terminate(p)
+            log.close()
+        s.close()
 
 
 @pytest.fixture
@@ -101,9 +127,20 @@ def test_a_suggestion_on_a_real_call_is_attached_and_texted(s, audio):
             page.click("#btn-kb-sms")
             page.wait_for_selector("#kb-result:has-text('已加入短信发送队列')")
             page.wait_for_selector("#kb-attached li:has-text('已发短信')")
+            # the ticket panel follows the text: queued, then delivered once the SMSC's receipt is in
+            sent = '#ticket-texts li[data-kind="kb_summary"]'
+            page.wait_for_selector(sent, timeout=15_000)
+            try:
+                page.wait_for_selector(sent + '[data-status="delivered"]', timeout=45_000)
+            except Exception:
+                raise AssertionError(page.text_content("#ticket-texts") + "\n" + _logs(s)) from None
+            assert "知识库摘要" in page.text_content(sent) and CALLER in page.text_content(sent)
+            assert page.text_content(sent + " .st") == "已送达"
             page.screenshot(path=str(ARTIFACTS / "desk-knowledge-zh.png"), full_page=True)
             page.click("#lang-toggle")
             assert page.text_content("#btn-kb-sms") == "Text the summary"
+            assert page.text_content(sent + " .st") == "delivered"
+            assert page.text_content('h4[data-i18n="ticket_texts"]') == "Texts on this ticket"
             page.click("#lang-toggle")
             page.click("#btn-hangup")
             page.wait_for_selector('#pop[data-status="ended"]', timeout=15_000)
@@ -118,7 +155,16 @@ def test_a_suggestion_on_a_real_call_is_attached_and_texted(s, audio):
     ticket = s.api(f"/api/calls/{rec['call_id']}/ticket")
     out = s.api(f"/api/outbox?related=ticket:{ticket['id']}")
     (msg,) = out
-    assert (msg["channel"], msg["kind"], msg["to_number"], msg["status"]) == ("sms", "kb_summary", CALLER, "pending")
+    assert (msg["channel"], msg["kind"], msg["to_number"], msg["status"]) == ("sms", "kb_summary", CALLER, "delivered")
+    # what reached the SMSC, read from its record and joined here as a handset does: UCS-2 parts of one text
+    parts = [json.loads(line) for line in s.smsc_record.read_text(encoding="utf-8").splitlines() if line.strip()]
+    mine = sorted((p for p in parts if p["destination"] == CALLER), key=lambda p: p["part"])
+    assert mine and {p["data_coding"] for p in mine} == {8}, mine             # Chinese: UCS-2
+    assert [p["part"] for p in mine] == list(range(1, mine[0]["parts"] + 1)) and len({p["ref"] for p in mine}) == 1
+    assert "".join(p["text"] for p in mine) == msg["body"]
+    assert {p["system_id"] for p in mine} == {"hotline12348"}
+    [shown] = s.api(f"/api/tickets/{ticket['id']}/messages")
+    assert (shown["id"], shown["status"]) == (msg["id"], "delivered")
     uses = s.api(f"/api/tickets/{ticket['id']}/knowledge")
     title = "工程转包给个人（包工头）导致欠薪，由建设单位或总承包单位清偿"
     assert [(u["title"], u["action"], u["by"], u["version"]) for u in uses] == [
@@ -129,6 +175,10 @@ def test_a_suggestion_on_a_real_call_is_attached_and_texted(s, audio):
     v1 = next(v for v in s.api(f"/api/knowledge/{now['id']}")["versions"] if v["version"] == 1)
     assert now["version"] == 2 and v1["status"] == "superseded"
     assert msg["body"].startswith("【12348】工程发包、分包给个人（包工头）或无资质单位导致欠薪的") and now["summary"] not in msg["body"]
+
+
+def _logs(s: Stack) -> str:
+    return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in s.sms_logs if p.exists())
 
 
 def _live_line(s: Stack, caller: str, text: str) -> None:

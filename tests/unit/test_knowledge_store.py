@@ -11,6 +11,7 @@ from core.config import load_config
 from core.knowledge import EntryFields, load_knowledge
 from store.engine import Database, migrate
 from store.knowledge import KnowledgeError, KnowledgeStore, OptedOut
+from store.sms import SmsStore
 from store.transcripts import TranscriptStore
 from tests.helpers import ROOT
 from transcription.segment import index_text, query_tokens
@@ -151,6 +152,11 @@ async def test_uses_outbox_opt_out_and_report(kb):
                                    language="zh", body="【12348】欠薪可投诉", by="agent1001")
     assert (msg["kind"], msg["to_number"], msg["status"], msg["related"]) == (
         "kb_summary", "13922220001", "pending", f"ticket:{ticket['id']}")
+    # the same row as every other text (store/sms.py text_row): on the ticket, claimed by the SMS sender
+    assert msg["updated_at"] is not None and (msg["channel"], msg["attempts"], msg["worker"]) == ("sms", 0, "")
+    sms = SmsStore(db)
+    assert [m["id"] for m in await sms.for_ticket(ticket["id"])] == [msg["id"]]
+    assert [m["id"] for m in await sms.claim("test-worker", 60)] == [msg["id"]]
     with pytest.raises(KnowledgeError, match="already"):
         await store.text_summary(entry_id=e["id"], version=1, ticket=ticket, to_number="13922220001",
                                  language="zh", body="again", by="agent1001")

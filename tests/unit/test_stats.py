@@ -119,3 +119,85 @@ def test_emergencies_are_counted_and_still_answered_calls():
     assert next(r for r in rows if r["city"] == "chengdu")["emergencies"] == 0
     table = list(csv.DictReader(io.StringIO(to_csv(rows, []))))
     assert [r["emergencies"] for r in table if r["city"] == "leshan"] == ["1", "0"]
+
+
+async def test_texts_counted_per_day_and_city_in_the_stats(db_url, tmp_path):
+    """Texts to callers in /api/stats (and its CSV): queued, sent (every part acknowledged), delivered
+    and failed per local day and the city of the ticket or appointment they are about, moved through
+    their states by the SMS store's own steps (as interop/sms.py moves them)."""
+    from sqlalchemy import update
+    from zoneinfo import ZoneInfo
+    from store.models import OutboxMessage
+    from store.reports import text_rows
+    from store.sms import SmsStore
+    from tests.helpers import http_app
+    async with http_app(db_url, tmp_path) as client:
+        db = client.ctl.db
+        c = CallState(call_id="sms.9", city="leshan", caller_number="13800138000", status="ended",
+                      outcome="answered", started_at=datetime(2026, 11, 25, 2, tzinfo=UTC).timestamp())
+        await client.ctl.tickets.ensure_for_call(c, "call", 72)
+        ticket = await client.ctl.tickets.for_call("sms.9")
+        await AppointmentStore(db).book(center_id="chengdu_city", city="chengdu", day="2026-11-27", slot="09:00",
+                                        capacity=1, caller_number="13900139000", language="zh", ticket_id=None,
+                                        booked_by="x", messages=lambda code: [("appointment_confirmation", code, None)])
+        sms = SmsStore(db)
+        about = f"ticket:{ticket['id']}"
+        ids = [(await sms.queue(to_number="13800138000", body=f"text {i}", kind="kb_summary",
+                                related=about if i != 6 else ""))["id"] for i in range(1, 9)]
+        t1, t2, t3, t4, _t5, _t6, t7, t8 = ids      # t6 is about nothing: no city
+        claimed = {m["id"] for m in await sms.claim("w", 60)}
+        assert set(ids) <= claimed
+        # t1 delivered in two parts; t2 sent, then UNDELIV; t3 refused before sending; t4 one part of
+        # two acknowledged, then a dead letter (not sent); t7 cancelled; t5, t6 and the booking's wait
+        for part, smsc_id in ((1, "A1"), (2, "A2")):
+            assert await sms.part_submitted(t1, part, 2, smsc_id)
+        assert await sms.part_submitted(t2, 1, 1, "B1")
+        assert await sms.submitted(t1, "w") and await sms.submitted(t2, "w")
+        for smsc_id, stat in (("A1", "DELIVRD"), ("A2", "DELIVRD"), ("B1", "UNDELIV")):
+            await sms.receipt(smsc_id, stat, "000" if stat == "DELIVRD" else "001")
+        assert await sms.settle(t3, "w", status="failed", error="not a mobile")
+        assert await sms.part_submitted(t4, 1, 2, "D1")
+        assert await sms.settle(t4, "w", status="dead", error="ESME_RSYSERR")
+        assert await sms.settle(t7, "w", status="cancelled")
+        for m in claimed - {t1, t2, t3, t4, t7}:
+            assert await sms.settle(m, "w", status="pending", count_attempt=False)
+        assert [(await sms.get(i))["status"] for i in (t1, t2, t3, t4)] == ["delivered", "failed", "failed", "dead"]
+        # queued at 11:00 in Beijing on the 25th; t7 at 01:00 on the 26th; t8 on the 24th (outside)
+        async with db.session.begin() as s:
+            await s.execute(update(OutboxMessage).values(created_at=datetime(2026, 11, 25, 3, tzinfo=UTC)))
+            await s.execute(update(OutboxMessage).where(OutboxMessage.id == t7).values(
+                created_at=datetime(2026, 11, 25, 17, tzinfo=UTC)))
+            await s.execute(update(OutboxMessage).where(OutboxMessage.id == t8).values(
+                created_at=datetime(2026, 11, 24, 10, tzinfo=UTC)))
+
+        bj = ZoneInfo(TZ)
+        since, until = datetime(2026, 11, 25, tzinfo=bj), datetime(2026, 11, 27, tzinfo=bj)
+        texts = await text_rows(db, since, until)
+        assert sorted((t["city"], t["status"], t["sent"]) for t in texts) == sorted([
+            ("leshan", "delivered", True), ("leshan", "failed", True), ("leshan", "failed", False),
+            ("leshan", "dead", False), ("leshan", "pending", False), ("", "pending", False),
+            ("leshan", "cancelled", False),
+            ("chengdu", "pending", False)])
+        assert len(await text_rows(db, since, until, "leshan")) == 6
+        figures = ("sms", "sms_sent", "sms_delivered", "sms_failed")
+        rows = {(r["period"], r["city"]): tuple(r[k] for k in figures)
+                for r in aggregate([], [], [], "day", TZ, texts=texts)}
+        assert rows == {("2026-11-25", "leshan"): (5, 2, 1, 3), ("2026-11-25", "chengdu"): (1, 0, 0, 0),
+                        ("2026-11-25", "unknown"): (1, 0, 0, 0), ("2026-11-25", "province"): (7, 2, 1, 3),
+                        ("2026-11-26", "leshan"): (1, 0, 0, 0), ("2026-11-26", "province"): (1, 0, 0, 0)}
+
+        # GET /api/stats: the same figures as fields of the existing rows, and columns of the export
+        auth = {"Authorization": "Bearer t"}
+        r = await client.get("/api/stats?period=day&from=2026-11-25&to=2026-11-26&city=leshan", headers=auth)
+        assert r.status == 200, await r.text()
+        got = {x["period"]: x for x in await r.json()}
+        assert tuple(got["2026-11-25"][k] for k in figures) == (5, 2, 1, 3)
+        assert got["2026-11-25"]["calls"] == 0 and "by_category" in got["2026-11-25"]     # the shape kept
+        r = await client.get("/api/stats?period=month&from=2026-11-01&to=2026-11-30", headers=auth)
+        province = next(x for x in await r.json() if x["city"] == "province")
+        assert tuple(province[k] for k in figures) == (9, 2, 1, 3)      # the 24th's text too
+        r = await client.get("/api/stats?period=day&from=2026-11-25&to=2026-11-25&city=leshan&format=csv",
+                             headers=auth)
+        table = list(csv.DictReader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+        assert [(t["统计期间"], t["短信量"], t["短信发出量"], t["短信送达量"], t["短信失败量"]) for t in table] == [
+            ("2026-11-25", "5", "2", "1", "3")]
