@@ -155,7 +155,7 @@ def check(root: Path | None = None, overrides: dict | None = None, config_dir: P
         except (ConfigError, ValueError, KeyError) as e:      # a combination the generator cannot express
             problems.append(Problem("", "", f"generating the Asterisk config failed: {e}"))
             files = []
-        edge_files = _check_edge(cfg, Path(tmp) / "kamailio", problems) if cfg.system.cluster.nodes else []
+        edge_files = _check_edge(cfg, Path(tmp) / "kamailio", problems) if cfg.system.cluster.behind_edge else []
     summary = {"cities": len(cfg.cities), "agents": len(cfg.agents), "ivr_languages": len(cfg.ivr.languages),
                "ticket_categories": len(cfg.tickets.categories), "legal_aid_centers": len(cfg.centers.centers),
                "keyword_topics": len(cfg.keywords.topics), "partners": sorted(cfg.partners),

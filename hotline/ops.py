@@ -215,6 +215,10 @@ def _node_args(args, name: str):
 
 
 def _up_cluster(args, cfg: HotlineConfig) -> int:
+    if not cfg.system.cluster.edge:
+        console.print("[red]cluster.edge is false: there is no Kamailio to start; run each node with "
+                      "`hotline up --set cluster.node=NAME`[/red]")
+        return 2
     from callcenter.asterisk.runtime import AsteriskInstance
     from callcenter.edge.runtime import KamailioInstance
     from store.secrets import load_or_create

@@ -65,7 +65,7 @@ def _asterisk_address(cfg: HotlineConfig, transport: str, ca: str | None) -> tup
 
     a = cfg.system.asterisk
     c = cfg.system.cluster
-    if c.nodes and transport != "tls":
+    if c.behind_edge and transport != "tls":
         # behind the edge: phones and the carrier talk to Kamailio only (docs/scale-out.md)
         return f"sip:{c.kamailio.address}:{c.kamailio.sip_port}", None
     if transport != "tls":

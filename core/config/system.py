@@ -404,6 +404,14 @@ class Cluster(Strict):
     node: Ident | None = None     # which of ``nodes`` this process serves (HOTLINE_CLUSTER__NODE)
     nodes: list[ClusterNode] = []
     kamailio: KamailioSettings = KamailioSettings()
+    # false: nodes without the Kamailio edge — each node takes its own phones' registrations and carrier
+    # calls (a carrier that fails over by its own trunk groups); one agent, one call then rests on the
+    # relayed device states alone, not on the edge's 486 (docs/scale-out.md)
+    edge: bool = True
+
+    @property
+    def behind_edge(self) -> bool:
+        return bool(self.nodes) and self.edge
 
     @model_validator(mode="after")
     def consistent(self) -> "Cluster":
@@ -417,7 +425,7 @@ class Cluster(Strict):
                     raise ValueError(f"nodes: city {city!r} is served first by both {seen[city]} and {n.name}")
                 seen[city] = n.name
         for where, addr in [(f"nodes.{n.name}.address", n.address) for n in self.nodes] + \
-                [("kamailio.address", self.kamailio.address)] * bool(self.nodes):
+                [("kamailio.address", self.kamailio.address)] * (bool(self.nodes) and self.edge):
             try:   # each node admits SIP from the edge and its peers only, by address (confgen/pjsip.py)
                 ipaddress.ip_address(addr)
             except ValueError:
@@ -426,7 +434,7 @@ class Cluster(Strict):
         if self.node is not None and self.node not in names:
             raise ValueError(f"node: {self.node!r} is not one of nodes ({', '.join(names) or 'none configured'})")
         k = self.kamailio
-        for n in self.nodes:
+        for n in self.nodes if self.edge else []:
             if (n.address, n.sip_port) == (k.address, k.sip_port):
                 raise ValueError(f"nodes: {n.name} has kamailio's SIP address {k.address}:{k.sip_port}")
         return self

@@ -92,16 +92,17 @@ def _wipe(cfg, url: str) -> None:
 
 
 def test_backup_wipe_restore_on_both_databases(db_url, tmp_path):
-    """A backup taken at an older schema revision comes back with its data and is migrated to head."""
+    """A backup taken at an older schema revision (0013: the call record as the store writes it today) comes
+    back with its data and is migrated to head."""
     cfg = _cfg(tmp_path, db_url)
-    _migrate_to(db_url, "0011")
+    _migrate_to(db_url, "0013")
     _save_call(db_url, "1765000000.42")
     files = _install(cfg)
     archive = tmp_path / "out" / "b.tar.gz"
 
     manifest = bk.backup(cfg, archive)
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
-    assert manifest["database"]["schema_revision"] == "0011"
+    assert manifest["database"]["schema_revision"] == "0013"
     assert manifest["database"]["file"] == ("database.pgdump" if "postgresql" in db_url else "database.sqlite3")
     assert {"secrets/secrets.json", "secrets/tls/ca.pem", "recordings/20261206/rec.wav", "astdb.sqlite3",
             "voicemail/hotline/leshan/INBOX/msg0000.txt", "asterisk-custom/pjsip_custom.conf",

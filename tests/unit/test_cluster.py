@@ -12,7 +12,8 @@ from store.engine import Database, migrate
 from tests.helpers import ROOT
 
 TWO = Cluster(node="na", nodes=[{"name": "na", "address": "127.0.0.1", "cities": ["chengdu", "meishan"]},
-                                {"name": "nb", "address": "127.0.0.1", "ami_port": 5039, "cities": ["leshan"]}])
+                                {"name": "nb", "address": "127.0.0.1", "ami_port": 5039, "cities": ["leshan"]}],
+              edge=False)
 
 
 def test_health_from_heartbeats():

@@ -31,7 +31,7 @@ def _edge_acl(cfg: HotlineConfig) -> str:
     Kamailio and the other nodes only: anything else, an INVITE naming an agent included, gets 403.
     res_pjsip_acl applies it to every request; the rules run in order, the last match decides."""
     c = cfg.system.cluster
-    if not c.nodes:
+    if not c.behind_edge:
         return ""
     peers = [c.kamailio.address] + [n.address for n in c.nodes]
     permits = "".join(f"permit = {ip}/{32 if ipaddress.ip_address(ip).version == 4 else 128}\n"
@@ -152,7 +152,7 @@ endpoint = {t.name}
 def _edge(cfg: HotlineConfig) -> str | None:
     """Kamailio's host:port when this Asterisk is a node behind it (cluster.nodes set), else None."""
     c = cfg.system.cluster
-    return f"{c.kamailio.address}:{c.kamailio.sip_port}" if c.nodes else None
+    return f"{c.kamailio.address}:{c.kamailio.sip_port}" if c.behind_edge else None
 
 
 def _trunk_match(cfg: HotlineConfig) -> list[str]:

@@ -115,7 +115,7 @@ def sip_acl_files(cfg: HotlineConfig, paths: InstancePaths) -> dict[str, str]:
     pjsip.conf (its peers, confgen/pjsip.py). Sorcery realtime reads the table on each request;
     batch = 0 keeps res_config_sqlite3 out of a long transaction, in which it would not see the
     controller's new rows."""
-    static = "acl = config,pjsip.conf,criteria=type=acl\n" if cfg.system.cluster.nodes else ""
+    static = "acl = config,pjsip.conf,criteria=type=acl\n" if cfg.system.cluster.behind_edge else ""
     return {
         "sorcery.conf": HEADER + f"[acl]\n{static}acl = realtime,{TABLE}\n",
         "extconfig.conf": HEADER + f"[settings]\n{TABLE} => sqlite3,hotline,{TABLE}\n",
