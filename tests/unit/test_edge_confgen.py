@@ -96,3 +96,42 @@ def test_config_check_generates_and_checks_the_edge():
     assert report.ok, report.problems
     assert report.summary["edge_files"] == ["dispatcher.list", "edge-secrets.cfg", "kamailio.cfg"]
     assert "edge_files" not in check().summary          # a single node has no edge
+
+
+# ---- the desks' browser phones behind the edge (issue 21, multi-node)
+WS_OVERRIDES = {"cluster": {**CLUSTER, "kamailio": {**CLUSTER["kamailio"], "wss_port": 8443}},
+                "asterisk": {"tls_port": 5061, "wss_port": 8089}, "phones": {"browser": ["agent1001"]}}
+
+
+def test_browser_phones_register_at_the_edges_websocket():
+    cfg = load_config(None, WS_OVERRIDES)
+    files = confgen.generate(cfg, SECRETS, "/run/edge")
+    k = files["kamailio.cfg"]
+    assert "listen=tls:127.9.9.1:8443" in k and "disable_tcp=yes" not in k
+    assert 'loadmodule "websocket.so"' in k and "ws_handle_handshake()" in k
+    assert "fix_nated_register()" in k and "add_contact_alias()" in k and "handle_ruri_alias()" in k
+    assert "certificate = /run/edge/edge.pem" in files[confgen.TLS_FILE]
+    # without wss_port nothing of it (the UDP-only edge as before)
+    plain = confgen.generate(CFG, SECRETS, "/run/edge")
+    assert confgen.TLS_FILE not in plain and "websocket" not in plain["kamailio.cfg"]
+    # the node keeps WebRTC for the browser agent, reached over UDP through the edge
+    pjsip = asterisk_files(cfg, SECRETS, InstancePaths(Path("/rootfs"), "main"), "/m")["pjsip.conf"]
+    web = pjsip.split("; ---- agent agent1001")[1].split("; ----")[0]
+    assert "webrtc = yes" in web and "transport =" not in web and "contact = sip:agent1001@127.9.9.1:5060" in web
+    sip = pjsip.split("; ---- agent agent1002")[1].split("; ----")[0]
+    assert "webrtc" not in sip
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
+def test_kamailio_accepts_the_websocket_config(tmp_path):
+    cfg = load_config(None, WS_OVERRIDES)
+    for name, text in confgen.generate(cfg, SECRETS, str(tmp_path)).items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["kamailio", "-c", "-f", str(tmp_path / "kamailio.cfg")], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_browser_phones_behind_the_edge_need_its_websocket():
+    with pytest.raises(ConfigError, match="cluster.kamailio.wss_port"):
+        load_config(None, {**WS_OVERRIDES, "cluster": CLUSTER})
