@@ -278,7 +278,9 @@ modparam("dispatcher", "ds_inactive_threshold", 1)
 modparam("dispatcher", "ds_ping_from", "sip:edge@{k.address}")
 modparam("dispatcher", "xavp_dst", "_dsdst_")
 
-# one agent, one call: every dialog to or from a phone is in the profile "agent" under the agent's id
+# one agent, one call: every dialog to or from a phone is in the profile "agent" under the agent's id;
+# ONE_CALL's per-agent lock() needs cfgutils' lock set (none by default: lock() only logged an error)
+modparam("cfgutils", "lock_set_size", 6)
 modparam("dialog", "profiles_with_value", "agent")
 modparam("dialog", "dlg_match_mode", 1)
 modparam("dialog", "default_timeout", 14400)
@@ -476,6 +478,9 @@ failure_route[NODE_FAILOVER] {{
 # carrier (callbacks) at the address it names
 route[FROM_NODE] {{
     if ($rU != $null && $sht(phones=>$rU) != $null) {{
+        # the agent's id, before lookup() puts the phone's own Contact user in the R-URI (a browser's
+        # is random, RFC 7118)
+        $var(agent) = $rU;
         if (!lookup("location")) {{
             sl_send_reply("404", "Not Registered");
             exit;
@@ -498,16 +503,16 @@ route[FROM_NODE] {{
 # one agent, one call: an agent with a dialog (ringing or talking, from any node, or dialling out)
 # gets no second INVITE. The lock makes check-and-add one step for two nodes' INVITEs arriving at once.
 route[ONE_CALL] {{
-    lock("$rU");
-    get_profile_size("agent", "$rU", "$var(calls)");
+    lock("$var(agent)");
+    get_profile_size("agent", "$var(agent)", "$var(calls)");
     if ($var(calls) > 0) {{
-        unlock("$rU");
-        xlog("L_NOTICE", "agent $rU already has a call: 486 to $si\\n");
+        unlock("$var(agent)");
+        xlog("L_NOTICE", "agent $var(agent) already has a call: 486 to $si\\n");
         sl_send_reply("486", "Busy Here");
         exit;
     }}
     dlg_manage();
-    set_dlg_profile("agent", "$rU");
-    unlock("$rU");
+    set_dlg_profile("agent", "$var(agent)");
+    unlock("$var(agent)");
 {keepalive}}}
 {ws["routes"]}"""
