@@ -299,10 +299,10 @@ def cmd_edge(args) -> int:
         if args.action == "generate":
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            for name, text in confgen.generate(cfg, load_or_create(cfg), str(edge.dir)).items():
+            files = confgen.generate(cfg, load_or_create(cfg), str(edge.dir))
+            for name, text in files.items():
                 (out_dir / name).write_text(text)
                 (out_dir / name).chmod(0o600)
-            files = confgen.generate(cfg, load_or_create(cfg), str(edge.dir))
             tls = (f"; the WebSocket's certificate ({confgen.CERT_FILE}, {confgen.KEY_FILE}) is signed by "
                    f"`edge up`" if confgen.TLS_FILE in files else "")
             console.print(f"{', '.join(files)} written to {out_dir} "
