@@ -65,7 +65,7 @@ def test_browser_registered_at_the_edges_websocket_answers_a_carrier_call(cluste
             page.click("#btn-ready")
             page.wait_for_selector('#state[data-state="ready"]', timeout=15_000)
             # the carrier's call arrives at Kamailio, which gives it to na (Leshan's node)
-            caller = na.call("083312348", dtmf="2:1,4:1", play=caller_tone, record=caller_rec, hangup_after=40,
+            caller = na.call("083312348", dtmf="2:1,4:1", play=caller_tone, record=caller_rec, hangup_after=90,
                              caller="13922225001")
             page.wait_for_selector('#phone[data-state="ringing"]', timeout=60_000)
             page.click("#btn-phone-answer")
@@ -75,7 +75,11 @@ def test_browser_registered_at_the_edges_websocket_answers_a_carrier_call(cluste
             # the caller's audio reaches the browser (ICE straight to na's Asterisk)
             wait_for(lambda: (st := page.evaluate("window.PHONE.stats")) and st["totalAudioEnergy"] > 0.05
                      and st["packetsReceived"] > 100, 20, "the caller's audio in the browser")
-            wait_for(lambda: time.time() - t_talk > 7, 10, "seven seconds of talk")
+            # past the edge's in-dialog keepalive (OPTIONS to both ends every 30 s, checked every 10 s): the
+            # browser's answer to it (501, SIP.js has no in-dialog OPTIONS) must not end the call
+            ka = c.first.cfg.system.cluster.kamailio.dialog_keepalive_seconds
+            wait_for(lambda: time.time() - t_talk > ka + 12, ka + 20, "talk past the edge's keepalive")
+            assert page.get_attribute("#phone", "data-state") == "talking" and c.agent_dialogs(BROWSER) == 1
             # the hangup from the page: a BYE over the WebSocket, through the edge, to na
             page.click("#btn-phone-hangup")
             page.wait_for_selector('#phone[data-state="registered"]', timeout=15_000)
