@@ -303,15 +303,20 @@ def cmd_edge(args) -> int:
         if args.action == "generate":
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            for name, text in confgen.generate(cfg, load_or_create(cfg), str(edge.dir)).items():
+            files = confgen.generate(cfg, load_or_create(cfg), str(edge.dir))
+            for name, text in files.items():
                 (out_dir / name).write_text(text)
                 (out_dir / name).chmod(0o600)
-            console.print(f"kamailio.cfg, dispatcher.list, {confgen.SECRETS_FILE} written to {out_dir} "
-                          f"(they name {edge.dir} as their runtime directory)")
+            tls = (f"; the WebSocket's certificate ({confgen.CERT_FILE}, {confgen.KEY_FILE}) is signed by "
+                   f"`edge up`" if confgen.TLS_FILE in files else "")
+            console.print(f"{', '.join(files)} written to {out_dir} "
+                          f"(they name {edge.dir} as their runtime directory{tls})")
         elif args.action == "up":
             edge.install(load_or_create(cfg))
             edge.start()
-            console.print(f"edge up: udp {cfg.system.cluster.kamailio.address}:{cfg.system.cluster.kamailio.sip_port}")
+            k = cfg.system.cluster.kamailio
+            wss = f", wss {k.address}:{k.wss_port} (browser phones)" if k.wss_port is not None else ""
+            console.print(f"edge up: udp {k.address}:{k.sip_port}{wss}")
         elif args.action == "down":
             edge.stop()
             console.print("edge down")

@@ -19,6 +19,9 @@ have npm || need+=(npm)                # the dashboard's chart library (ECharts)
 installed fonts-wqy-microhei || need+=(fonts-wqy-microhei)
 installed fonts-tibetan-machine || need+=(fonts-tibetan-machine)
 have kamailio || need+=(kamailio)      # the SIP edge in front of several Asterisk nodes (docs/scale-out.md)
+# the edge's secure WebSocket for the desks' browser phones in cluster mode (docs/agent-phones.md)
+installed kamailio-websocket-modules || need+=(kamailio-websocket-modules)
+installed kamailio-tls-modules || need+=(kamailio-tls-modules)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -40,7 +40,7 @@ def _free_subnet() -> str:
 
 class Cluster:
     def __init__(self, tmp: Path, db_url: str, cities: dict[str, list[str]] | None = None,
-                 agents_file: Path | None = None, rtp_ports: int = 100):
+                 agents_file: Path | None = None, rtp_ports: int = 100, browser: list[str] | None = None):
         self.tmp = tmp
         net = _free_subnet()
         cities = cities or {"na": ["chengdu", "meishan", "ziyang", "leshan"], "nb": ["ganzi", "aba", "mianyang"]}
@@ -57,6 +57,9 @@ class Cluster:
                   "http_port": port(), "cities": list(cs)}
                  for i, (name, cs) in enumerate(cities.items(), start=2)]
         self.cluster = {"nodes": nodes, "kamailio": {"address": self.kamailio_address, "sip_port": 5060}}
+        if browser:
+            # the desks' browser phones register at the edge's secure WebSocket
+            self.cluster["kamailio"]["wss_port"] = port()
         prefix = f"hlcl{random.randint(10**6, 10**7 - 1)}"
         self.stacks: dict[str, Stack] = {}
         for n in nodes:
@@ -65,6 +68,9 @@ class Cluster:
             s.overrides["state_dir"] = str(tmp / "state")        # one install: the same secrets
             s.overrides["redis"]["prefix"] = prefix
             s.overrides["cluster"] = {**self.cluster, "node": n["name"]}
+            if browser:
+                s.overrides["asterisk"]["wss_port"] = port()
+                s.overrides["phones"] = {"browser": list(browser)}
             if agents_file:
                 s.overrides["agents_file"] = str(agents_file)
             if rtp_ports > 100:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.config import HotlineConfig
 from store.secrets import Secrets
+from store.tls import issue_certificate
 
 from . import confgen
 
@@ -36,6 +37,11 @@ class KamailioInstance:
             with os.fdopen(fd, "w") as f:
                 f.write(text)
             tmp.replace(path)
+        if self.settings.wss_port is not None:
+            # the desks' WebSocket: a certificate for the edge's address from the install's CA, the one
+            # the nodes' certificates come from (docs/agent-phones.md: browsers trust that CA)
+            issue_certificate(self.cfg, [self.settings.address, "localhost"],
+                              self.dir / confgen.KEY_FILE, self.dir / confgen.CERT_FILE)
         self.check()
 
     def check(self) -> None:

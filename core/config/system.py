@@ -388,6 +388,9 @@ class KamailioSettings(Strict):
     # else at least 30 (the dialog module's floor)
     dialog_keepalive_seconds: int = Field(30, ge=0, le=3600)
     children: int = Field(4, ge=1, le=64)
+    # SIP over secure WebSocket for the desks' browser phones in cluster mode (Kamailio's websocket and
+    # tls modules, a certificate from the install's CA for `address`); none = no browser phones here
+    wss_port: int | None = Field(None, ge=1, le=65535)
     binary: str = "/usr/sbin/kamailio"
     module_dir: str = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 
@@ -542,6 +545,12 @@ class SystemFile(Strict):
             raise ValueError("asterisk.wss_port: secure WebSocket uses the TLS certificate: set asterisk.tls_port too")
         if a.wss_port is not None and a.wss_port in (a.ami_port, a.tls_port):
             raise ValueError(f"asterisk.wss_port ({a.wss_port}) is also ami_port or tls_port")
+        k = self.cluster.kamailio
+        if self.phones.browser and self.cluster.nodes and k.wss_port is None:
+            raise ValueError("phones.browser: behind the edge browser phones register at Kamailio: "
+                             "set cluster.kamailio.wss_port")
+        if k.wss_port is not None and k.wss_port == k.sip_port:
+            raise ValueError(f"cluster.kamailio.wss_port ({k.wss_port}) is also its sip_port")
         return self
 
 

@@ -35,9 +35,18 @@ class QualitySaved(Quality):
     call_id: str
 
 
+def _edge_wss(cfg) -> bool:
+    """Cluster mode with a WebSocket at the edge: browsers register at Kamailio like every phone."""
+    c = cfg.system.cluster
+    return bool(c.nodes) and c.kamailio.wss_port is not None
+
+
 def ws_host(cfg) -> str:
-    """The name the browser reaches Asterisk's WebSocket by; it must be one the certificate names
-    (store/tls.py server_names): the first tls_name in production, else the SIP address."""
+    """The name the browser reaches the SIP WebSocket by; it must be one the certificate names
+    (store/tls.py server_names): the first tls_name in production, else the SIP address; behind the
+    edge, Kamailio's address (its certificate, callcenter/edge/runtime.py)."""
+    if _edge_wss(cfg):
+        return cfg.system.cluster.kamailio.address
     a = cfg.system.asterisk
     if a.tls_names:
         return a.tls_names[0]
@@ -46,7 +55,7 @@ def ws_host(cfg) -> str:
 
 def wss_origin(cfg) -> str | None:
     """The secure WebSocket's origin, for the pages' connect-src; none without browser phones."""
-    port = cfg.system.asterisk.wss_port
+    port = cfg.system.cluster.kamailio.wss_port if _edge_wss(cfg) else cfg.system.asterisk.wss_port
     return f"wss://{ws_host(cfg)}:{port}" if port is not None else None
 
 

@@ -64,3 +64,15 @@ def test_without_wss_nothing_listens_and_every_agent_has_a_sip_phone():
 def test_bad_browser_phone_settings_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_behind_the_edge_the_desk_registers_at_kamailios_websocket():
+    from dashboard.routes import phone
+    cluster = {"kamailio": {"address": "127.9.9.1", "sip_port": 5060, "wss_port": 8443},
+               "nodes": [{"name": "na", "address": "127.9.9.2", "ami_port": 15038, "http_port": 18348,
+                          "cities": ["leshan"]}], "node": "na"}
+    cfg = load_config(None, {**WSS, "cluster": cluster})
+    # the page's WebSocket and SIP domain are the edge's, and the CSP's connect-src names that origin
+    assert phone.wss_origin(cfg) == "wss://127.9.9.1:8443" and phone.ws_host(cfg) == "127.9.9.1"
+    # a single node keeps Asterisk's own WebSocket
+    assert phone.wss_origin(load_config(None, WSS)) == "wss://127.0.0.1:18089"

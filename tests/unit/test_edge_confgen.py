@@ -41,7 +41,7 @@ def test_kamailio_cfg_has_the_named_routes_and_the_passwords_stay_in_the_secrets
     for route in ("REGISTRAR", "FROM_CARRIER", "FROM_NODE", "FROM_PHONE", "ONE_CALL", "TO_NODE"):
         assert f"route[{route}]" in cfg
     assert "failure_route[NODE_FAILOVER]" in cfg and 'ds_select_dst("$var(set)", "8")' in cfg
-    assert 'set_dlg_profile("agent", "$rU")' in cfg and '"486", "Busy Here"' in cfg
+    assert 'set_dlg_profile("agent", "$var(agent)")' in cfg and '"486", "Busy Here"' in cfg
     assert "$sht(dids=>083312348) = 1;" in cfg
     assert "pw-agent1001" not in cfg
     assert '$sht(phones=>agent1001) = "pw-agent1001";' in files[confgen.SECRETS_FILE]
@@ -110,3 +110,40 @@ def test_cluster_addresses_are_ip_addresses_for_the_nodes_acl():
     with pytest.raises(pydantic.ValidationError, match=r"kamailio\.address: 'edge.example' is not an IP address"):
         Cluster(nodes=nodes[:1], kamailio={"address": "edge.example"})
     assert Cluster(kamailio={"address": "edge.example"}).nodes == []    # no nodes: no edge, nothing to check
+# ---- the desks' browser phones behind the edge (issue 21, multi-node)
+WS_OVERRIDES = {"cluster": {**CLUSTER, "kamailio": {**CLUSTER["kamailio"], "wss_port": 8443}},
+                "asterisk": {"tls_port": 5061, "wss_port": 8089}, "phones": {"browser": ["agent1001"]}}
+
+
+def test_browser_phones_register_at_the_edges_websocket():
+    cfg = load_config(None, WS_OVERRIDES)
+    files = confgen.generate(cfg, SECRETS, "/run/edge")
+    k = files["kamailio.cfg"]
+    assert "listen=tls:127.9.9.1:8443" in k and "disable_tcp=yes" not in k
+    assert 'loadmodule "websocket.so"' in k and "ws_handle_handshake()" in k
+    assert "fix_nated_register()" in k and "add_contact_alias()" in k and "handle_ruri_alias()" in k
+    assert "certificate = /run/edge/edge.pem" in files[confgen.TLS_FILE]
+    # without wss_port nothing of it (the UDP-only edge as before)
+    plain = confgen.generate(CFG, SECRETS, "/run/edge")
+    assert confgen.TLS_FILE not in plain and "websocket" not in plain["kamailio.cfg"]
+    # the node keeps WebRTC for the browser agent, reached over UDP through the edge
+    pjsip = asterisk_files(cfg, SECRETS, InstancePaths(Path("/rootfs"), "main"), "/m")["pjsip.conf"]
+    web = pjsip.split("; ---- agent agent1001")[1].split("; ----")[0]
+    assert "webrtc = yes" in web and "transport =" not in web and "contact = sip:agent1001@127.9.9.1:5060" in web
+    sip = pjsip.split("; ---- agent agent1002")[1].split("; ----")[0]
+    assert "webrtc" not in sip
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
+def test_kamailio_accepts_the_websocket_config(tmp_path):
+    cfg = load_config(None, WS_OVERRIDES)
+    for name, text in confgen.generate(cfg, SECRETS, str(tmp_path)).items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["kamailio", "-c", "-f", str(tmp_path / "kamailio.cfg")], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_browser_phones_behind_the_edge_need_its_websocket():
+    with pytest.raises(ConfigError, match="cluster.kamailio.wss_port"):
+        load_config(None, {**WS_OVERRIDES, "cluster": CLUSTER})

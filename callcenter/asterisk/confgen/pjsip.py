@@ -245,9 +245,14 @@ def _phones_behind_edge(cfg: HotlineConfig, media: str) -> str:
     out = []
     phones = [("agent", a) for a in cfg.agents] + [("interpreter", i) for i in cfg.interpreters if not i.number]
     phones += [("supervisor", s) for s in cfg.supervisors]
+    browser = set(cfg.system.phones.browser)
     for kind, ag in phones:
+        web = kind == "agent" and ag.id in browser
+        # a browser phone registered at the edge's WebSocket: still WebRTC (DTLS-SRTP, ICE) end to end
+        # with this node; only its signalling is relayed, over UDP to here (no transport named)
+        security = "webrtc = yes\n" if web else _phone_security(cfg) + "rtp_symmetric = yes\n"
         out.append(f"""
-; ---- {kind} {ag.id} ({ag.name}): reached through the edge
+; ---- {kind} {ag.id} ({ag.name}): reached through the edge{" - the desk's browser phone" if web else ""}
 [{ag.id}]
 type = endpoint
 context = hotline-agents
@@ -255,8 +260,7 @@ disallow = all
 allow = alaw,ulaw
 dtmf_mode = rfc4733
 direct_media = no
-{media}{_phone_security(cfg)}rtp_symmetric = yes
-rtp_timeout = 60
+{media}{security}rtp_timeout = 60
 rtp_timeout_hold = 600
 aors = {ag.id}
 callerid = "{ag.name}" <{ag.id}>
