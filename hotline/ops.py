@@ -180,11 +180,18 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from callcenter.asterisk.runtime import AsteriskInstance
-
     cfg = _config(args)
     if _multi_node(cfg):
         return _down_cluster(args, cfg)
+    _stop_node(cfg)
+    console.print("down")
+    return 0
+
+
+def _stop_node(cfg: HotlineConfig) -> None:
+    """One node's daemons (SIGTERM, SIGKILL after 10 s) and then its Asterisk."""
+    from callcenter.asterisk.runtime import AsteriskInstance
+
     for daemon in DAEMONS:
         pidfile = _pidfile(cfg, daemon)
         pid = _pid_alive(pidfile)
@@ -198,8 +205,6 @@ def cmd_down(args) -> int:
                 os.kill(pid, signal.SIGKILL)
         pidfile.unlink(missing_ok=True)
     AsteriskInstance(cfg).stop()
-    console.print("down")
-    return 0
 
 
 # ------------------------------------------------------------------ several nodes on one machine
@@ -264,25 +269,11 @@ def _up_cluster(args, cfg: HotlineConfig) -> int:
 
 
 def _down_cluster(args, cfg: HotlineConfig) -> int:
-    from callcenter.asterisk.runtime import AsteriskInstance
     from callcenter.edge.runtime import KamailioInstance
 
     KamailioInstance(cfg).stop()
     for node in cfg.system.cluster.nodes:
-        ncfg = _config(_node_args(args, node.name))
-        for daemon in DAEMONS:
-            pidfile = _pidfile(ncfg, daemon)
-            pid = _pid_alive(pidfile)
-            if pid:
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(100):
-                    if not _pid_alive(pidfile):
-                        break
-                    time.sleep(0.1)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            pidfile.unlink(missing_ok=True)
-        AsteriskInstance(ncfg).stop()
+        _stop_node(_config(_node_args(args, node.name)))
     console.print("down (edge and every node)")
     return 0
 
