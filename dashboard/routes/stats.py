@@ -38,11 +38,10 @@ class FollowUpsQuery(BaseModel):
 
 
 
-@routes.get("/api/stats")
-@op("stats", "statistics per city and province by day, month or year", tag="reports", errors=("400", "403"),
-    query=StatsQuery, content={JSON: list[StatsRow], "text/csv": str, XLSX: Binary})
-async def statistics(request):
-    p, q, svc = me(request), request.query, services(request)
+async def _scope(request):
+    """Who may see which statistics, and for which dates: (city or "" for all, first, last), or the
+    refusal to answer with."""
+    p, q = me(request), request.query
     if p.role == "agent":
         await refuse(request, "view_stats", why="statistics are for supervisors and the command center")
     # the city names the CSV/XLSX file (Content-Disposition): control characters there made
@@ -52,12 +51,24 @@ async def statistics(request):
         if len(p.cities) != 1:
             return json_error(400, "give city= (one of yours)")
         city = next(iter(p.cities))
-    period = q.get("period", "day")
-    if period not in ("day", "month", "year"):
-        return json_error(400, "period must be day, month or year")
     first, last = parse_date(q.get("from", "")), parse_date(q.get("to", ""))
     if last < first or (last - first).days > 3 * 366:
         return json_error(400, "to must not be before from, and the range at most three years")
+    return city, first, last
+
+
+@routes.get("/api/stats")
+@op("stats", "statistics per city and province by day, month or year", tag="reports", errors=("400", "403"),
+    query=StatsQuery, content={JSON: list[StatsRow], "text/csv": str, XLSX: Binary})
+async def statistics(request):
+    q, svc = request.query, services(request)
+    scope = await _scope(request)
+    if isinstance(scope, web.Response):
+        return scope
+    city, first, last = scope
+    period = q.get("period", "day")
+    if period not in ("day", "month", "year"):
+        return json_error(400, "period must be day, month or year")
     fmt = q.get("format", "json")
     if fmt not in ("json", "csv", "xlsx"):
         return json_error(400, "format must be json, csv or xlsx")
@@ -151,17 +162,11 @@ class TargetProgress(BaseModel):
 async def stats_breakdown(request):
     from backoffice.provincial import breakdown
     from store.reports import breakdown_rows
-    p, q, svc = me(request), request.query, services(request)
-    if p.role == "agent":
-        await refuse(request, "view_stats", why="statistics are for supervisors and the command center")
-    city = await city_param(request, "view_stats")
-    if not city and not p.all_cities:
-        if len(p.cities) != 1:
-            return json_error(400, "give city= (one of yours)")
-        city = next(iter(p.cities))
-    first, last = parse_date(q.get("from", "")), parse_date(q.get("to", ""))
-    if last < first or (last - first).days > 3 * 366:
-        return json_error(400, "to must not be before from, and the range at most three years")
+    svc = services(request)
+    scope = await _scope(request)
+    if isinstance(scope, web.Response):
+        return scope
+    city, first, last = scope
     tz = ZoneInfo(svc.cfg.routing.timezone)
     since, until = datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
     calls, tickets_, handoffs_ = await breakdown_rows(svc.db, since, until, city)
