@@ -406,9 +406,10 @@ function wire() {
   $("btn-xfer-complete").onclick = () => callAction("complete");
   $("btn-xfer-cancel").onclick = () => callAction("cancel");
   $("btn-emergency").onclick = () => act(async () => {
+    // before the request: a busy 110 can answer (and its event arrive) before the POST returns
+    $("em-status").textContent = t("em_dialling"); $("em-status").className = "muted";
     await api("/api/calls/" + encodeURIComponent(S.popId) + "/emergency", "POST",
               {number: $("em-number").value, reason: $("em-reason").value});
-    $("em-status").textContent = t("em_dialling");
   });
   $("xfer-type").onchange = fillTargets;
   $("btn-save-notes").onclick = () => act(async () => {
