@@ -204,15 +204,16 @@ async function runPrescreen() {
 }
 // 上门服务: one of the center's visiting teams, for an applicant aged 80+ or with a grade 1-2 disability.
 // The server decides who qualifies; its refusal is shown as it is, under a plain heading.
-async function loadHomeSlots() {
+async function loadHomeSlots(clear) {
   const center = $("ap-center").value, day = $("hv-date").value;
   $("hv-slot").replaceChildren();
+  if (clear === true) hvResult("", false);   // another day or center: the last answer no longer applies
   if (!center || !day) return;
   try {
     const slots = await api("/api/legal-aid/centers/" + encodeURIComponent(center) + "/home-visit-slots?date=" + day);
     $("hv-slot").replaceChildren(...slots.filter(x => x.free > 0).map(x => new Option(x.slot + " (" + x.free + ")", x.slot)));
-    if (!$("hv-slot").options.length) hvResult(t("hv_no_slot"), true);
-    else hvResult("", false);
+    // after a booking the answer stays on screen, even when it took the day's last slot
+    if (!$("hv-slot").options.length && clear === true) hvResult(t("hv_no_slot"), true);
   } catch (e) { if (e.message !== "login") hvResult(t("hv_refused") + ": " + e.message, true); }
 }
 function hvResult(text, refused) {
@@ -431,8 +432,8 @@ function wire() {
   $("btn-ticket-close").onclick = () => move("closed");
   $("btn-prescreen").onclick = () => act(runPrescreen);
   $("btn-book").onclick = () => act(book);
-  $("ap-center").onchange = () => act(() => Promise.all([loadSlots(), loadHomeSlots()]));
-  $("hv-date").onchange = () => act(loadHomeSlots);
+  $("ap-center").onchange = () => act(() => Promise.all([loadSlots(), loadHomeSlots(true)]));
+  $("hv-date").onchange = () => act(() => loadHomeSlots(true));
   $("btn-home-visit").onclick = () => act(bookHomeVisit);
   $("ap-date").onchange = () => act(loadSlots);
   $("btn-signout").onclick = async () => { try { await api("/api/logout", "POST", {}); } finally { location.href = "/login"; } };
