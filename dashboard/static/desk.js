@@ -185,7 +185,6 @@ async function runPrescreen() {
   if ($("ps-urgent").checked) body.urgent_preservation = true;
   if ($("ps-ordinary").checked) body.ordinary_procedure = true;
   const r = await api("/api/legal-aid/prescreen", "POST", body);
-  await setTicketCounty(/^[0-9]{6}$/.test($("ps-county").value.trim()) ? $("ps-county").value.trim() : "");
   const box = $("ps-result");
   box.dataset.eligibility = r.eligibility;
   box.replaceChildren();
@@ -201,6 +200,8 @@ async function runPrescreen() {
   for (const o of r.jurisdiction.offices || [])
     add(t("offices") + ": " + (o.name || o.division) + " · " + o.division + (o.phone ? " · " + o.phone : "") +
         (o.address ? " · " + o.address : "") + (o.missing.length ? "（" + t("missing_data") + ": " + o.missing.join(", ") + "）" : ""));
+  // after the answer is on screen: a code the ticket refuses (a city-level one) must not hide it
+  await setTicketCounty(/^[0-9]{6}$/.test($("ps-county").value.trim()) ? $("ps-county").value.trim() : "");
 }
 // 上门服务: one of the center's visiting teams, for an applicant aged 80+ or with a grade 1-2 disability.
 // The server decides who qualifies; its refusal is shown as it is, under a plain heading.
