@@ -146,8 +146,14 @@ class CallTracker:
         elif kind == Ev.CALLBACK_RESULT:
             call.outcome = f"callback_{ev.get('Result', 'unknown')}"
         elif kind == Ev.EMERGENCY:
-            if ev.get("Status") != "answered":
+            # every state reaches the desk: a 110 that is busy or never answers must not look like "dialling"
+            status, number = ev.get("Status", ""), ev.get("Number", "")
+            if status not in ("ringing", "answered", "left", "failed"):
                 return False
+            reason = ev.get("Reason", "") if status == "failed" else ""
+            call.emergency = ":".join(x for x in (status, number, reason) if x)[:64]
+            if status != "answered":
+                return True
             # handed to 110/120 with the agent still on the line: the call's own outcome
             call.outcome = "emergency"
             entry = f"emergency:{call.agent}>{ev.get('Number', '')}"

@@ -24,6 +24,7 @@ class CallState:
     agent_channel: str = ""             # the agent's leg (what hold, transfer and ChanSpy act on)
     ringing: str = ""                   # agent being offered the call right now (screen-pop before answer)
     transfers: str = ""                 # "blind:agent1001>queue-leshan/attended:agent1001>agent1002"
+    emergency: str = ""                 # the 110/120 leg: "failed:110:BUSY" (state:number[:reason]), for the desk
     recording: str = ""
     voicemail: str = ""                 # message file left in voicemail, if any
     callback_of: str = ""               # for a callback leg: the call that asked for it

@@ -153,6 +153,7 @@ function renderTicket(call) {
   renderTexts(tk);
   $("ticket-id").textContent = tk ? "#" + tk.id : t("no_ticket_yet");
   $("ticket-status").textContent = tk ? t("ts_" + tk.status) : "";
+  $("ticket-county").textContent = tk && tk.county ? t("county") + " " + tk.county : "";
   for (const id of ["btn-ticket-save", "btn-ticket-resolve", "btn-ticket-refer", "btn-ticket-close"]) $(id).disabled = !tk || tk.status === "closed";
   const tb = $("ticket-history").tBodies[0];
   tb.replaceChildren(...(S.tickets.length ? S.tickets : [null]).map(h => {
@@ -192,7 +193,7 @@ function renderForms(call) {
     api("/api/legal-aid/centers").then(cs => {
       cs.sort((a, b) => (b.city === call.city) - (a.city === call.city));
       $("ap-center").replaceChildren(...cs.map(c => new Option(c.name[LANG] || c.name.zh, c.id)));
-      loadSlots();
+      loadSlots(); loadHomeSlots();
     }).catch(() => {});
   }
 }
@@ -230,6 +231,50 @@ async function runPrescreen() {
   for (const o of r.jurisdiction.offices || [])
     add(t("offices") + ": " + (o.name || o.division) + " · " + o.division + (o.phone ? " · " + o.phone : "") +
         (o.address ? " · " + o.address : "") + (o.missing.length ? "（" + t("missing_data") + ": " + o.missing.join(", ") + "）" : ""));
+  // after the answer is on screen: a code the ticket refuses (a city-level one) must not hide it
+  await setTicketCounty(/^[0-9]{6}$/.test($("ps-county").value.trim()) ? $("ps-county").value.trim() : "");
+}
+// 上门服务: one of the center's visiting teams, for an applicant aged 80+ or with a grade 1-2 disability.
+// The server decides who qualifies; its refusal is shown as it is, under a plain heading.
+async function loadHomeSlots(clear) {
+  const center = $("ap-center").value, day = $("hv-date").value;
+  $("hv-slot").replaceChildren();
+  if (clear === true) hvResult("", false);   // another day or center: the last answer no longer applies
+  if (!center || !day) return;
+  try {
+    const slots = await api("/api/legal-aid/centers/" + encodeURIComponent(center) + "/home-visit-slots?date=" + day);
+    $("hv-slot").replaceChildren(...slots.filter(x => x.free > 0).map(x => new Option(x.slot + " (" + x.free + ")", x.slot)));
+    // after a booking the answer stays on screen, even when it took the day's last slot
+    if (!$("hv-slot").options.length && clear === true) hvResult(t("hv_no_slot"), true);
+  } catch (e) { if (e.message !== "login") hvResult(t("hv_refused") + ": " + e.message, true); }
+}
+function hvResult(text, refused) {
+  const r = $("hv-result");
+  r.textContent = text;
+  r.className = refused ? "error" : "muted";
+  r.dataset.state = text ? (refused ? "refused" : "booked") : "";
+}
+async function bookHomeVisit() {
+  const call = myCall();
+  const body = {center: $("ap-center").value, date: $("hv-date").value, slot: $("hv-slot").value,
+    address: $("hv-address").value.trim(), caller_number: call.caller_number, language: call.language || "zh",
+    ticket_id: S.ticket ? S.ticket.id : null};
+  if ($("hv-age").value !== "") body.age = parseInt($("hv-age").value, 10);
+  if ($("hv-grade").value) body.disability_grade = parseInt($("hv-grade").value, 10);
+  try {
+    const a = await api("/api/home-visits", "POST", body);
+    hvResult(t("hv_booked") + " " + a.code + " · " + a.day + " " + a.slot + " · " + body.address, false);
+  } catch (e) {
+    if (e.message !== "login") hvResult(t("hv_refused") + ": " + e.message, true);
+  }
+  loadHomeSlots();
+}
+// the county typed into the pre-screen is the ticket's county (GET /api/stats/breakdown counts by it);
+// PATCH checks it is a county-level code and that the ticket is this agent's
+async function setTicketCounty(code) {
+  if (!code || !S.ticket || S.ticket.status === "closed" || S.ticket.county === code) return;
+  showTicket(await api("/api/tickets/" + S.ticket.id, "PATCH", {county: code}));
+  render();
 }
 async function book() {
   const call = myCall();
@@ -266,7 +311,16 @@ function fillEmergency(call) {
   }
   const urgent = Object.values(S.alerts).some(a => a.call_id === call.call_id && a.severity === "high");
   $("emergency-row").classList.toggle("urgent", urgent);
-  if (call.outcome === "emergency") $("em-status").textContent = t("em_joined");
+  // state:number[:reason] from the dialplan's HotlineEmergency events (ringing, answered, left, failed)
+  const [state, number, reason] = (call.emergency || "").split(":");
+  const st = $("em-status");
+  st.dataset.state = state || "";
+  st.className = state === "failed" || state === "left" ? "error" : "muted";
+  if (state === "ringing") st.textContent = t("em_dialling");
+  else if (state === "answered") st.textContent = t("em_joined");
+  else if (state === "left") st.textContent = number + " " + t("em_left");
+  else if (state === "failed") st.textContent = number + " " + t("em_failed") + (reason ? "（" + (TEXT.zh["em_r_" + reason] ? t("em_r_" + reason) : reason) + "）" : "") + t("em_retry");
+  else if (call.outcome === "emergency") st.textContent = t("em_joined");
 }
 
 function renderSupervisor() {
@@ -386,9 +440,10 @@ function wire() {
   $("btn-xfer-complete").onclick = () => callAction("complete");
   $("btn-xfer-cancel").onclick = () => callAction("cancel");
   $("btn-emergency").onclick = () => act(async () => {
+    // before the request: a busy 110 can answer (and its event arrive) before the POST returns
+    $("em-status").textContent = t("em_dialling"); $("em-status").className = "muted";
     await api("/api/calls/" + encodeURIComponent(S.popId) + "/emergency", "POST",
               {number: $("em-number").value, reason: $("em-reason").value});
-    $("em-status").textContent = t("em_dialling");
   });
   $("xfer-type").onchange = fillTargets;
   $("btn-save-notes").onclick = () => act(async () => {
@@ -410,7 +465,9 @@ function wire() {
   $("btn-ticket-close").onclick = () => move("closed");
   $("btn-prescreen").onclick = () => act(runPrescreen);
   $("btn-book").onclick = () => act(book);
-  $("ap-center").onchange = () => act(loadSlots);
+  $("ap-center").onchange = () => act(() => Promise.all([loadSlots(), loadHomeSlots(true)]));
+  $("hv-date").onchange = () => act(() => loadHomeSlots(true));
+  $("btn-home-visit").onclick = () => act(bookHomeVisit);
   $("ap-date").onchange = () => act(loadSlots);
   $("btn-signout").onclick = async () => { try { await api("/api/logout", "POST", {}); } finally { location.href = "/login"; } };
 }

@@ -135,11 +135,26 @@ def test_agent_desk_in_headless_chromium(d, audio):
             page.fill("#ps-county", "511102")
             page.click("#btn-prescreen")
             page.wait_for_selector("#ps-result:has-text('市中区法律援助中心')")
+            page.wait_for_selector("#ticket-county:has-text('511102')")     # the county goes on the ticket
             page.fill("#ap-date", _a_day_with_slots(s))
             page.dispatch_event("#ap-date", "change")
             page.wait_for_selector("#ap-slot option", state="attached")
             page.click("#btn-book")
             page.wait_for_selector("#ap-result:has-text('已预约')")
+            # 上门服务 (issue 19): a 60-year-old is refused with the reason, an 82-year-old gets a team
+            page.fill("#hv-date", _a_day_with_slots(s, "home-visit-slots"))
+            page.dispatch_event("#hv-date", "change")
+            page.wait_for_selector("#hv-slot option", state="attached")
+            page.fill("#hv-address", "乐山市市中区嘉州路1号3单元")
+            page.fill("#hv-age", "60")
+            page.click("#btn-home-visit")
+            page.wait_for_selector('#hv-result[data-state="refused"]')
+            assert "未能预约上门服务" in page.text_content("#hv-result")
+            assert "80" in page.text_content("#hv-result")                 # the server's reason, shown as given
+            page.fill("#hv-age", "82")
+            page.click("#btn-home-visit")
+            page.wait_for_selector('#hv-result[data-state="booked"]')
+            assert "已预约上门服务" in page.text_content("#hv-result")
             page.screenshot(path=str(ARTIFACTS / "desk-agent-on-call-zh.png"), full_page=True)
 
             page.click("#btn-hangup")
@@ -159,15 +174,18 @@ def test_agent_desk_in_headless_chromium(d, audio):
     assert rec["notes"] == note and rec["agent"] == "agent1001" and rec["outcome"] == "answered"
     ticket = s.api(f"/api/calls/{rec['call_id']}/ticket")
     assert (ticket["category"], ticket["outcome"], ticket["status"]) == ("labour_wages", "answered", "resolved")
-    (appt,) = s.api("/api/appointments?caller=13922220001")
-    assert appt["center_id"] == "leshan_city" and appt["ticket_id"] == ticket["id"]
+    assert ticket["county"] == "511102"
+    appts = {a["kind"]: a for a in s.api("/api/appointments?caller=13922220001")}
+    assert sorted(appts) == ["home_visit", "office"], appts
+    assert all(a["center_id"] == "leshan_city" and a["ticket_id"] == ticket["id"] for a in appts.values())
+    assert appts["home_visit"]["address"] == "乐山市市中区嘉州路1号3单元" and appts["home_visit"]["reason"] == "elderly_80"
 
 
-def _a_day_with_slots(s: Stack) -> str:
+def _a_day_with_slots(s: Stack, kind: str = "slots") -> str:
     from datetime import date, timedelta
     for ahead in range(1, 12):
         day = (date.today() + timedelta(days=ahead)).isoformat()
-        if any(x["free"] for x in s.api(f"/api/legal-aid/centers/leshan_city/slots?date={day}")):
+        if any(x["free"] for x in s.api(f"/api/legal-aid/centers/leshan_city/{kind}?date={day}")):
             return day
     raise AssertionError("Leshan's center offers no slot in the next days")
     assert (ARTIFACTS / "desk-agent-on-call-zh.png").stat().st_size > 10_000

@@ -164,7 +164,11 @@ def test_emergency_leg_answered_makes_the_outcome_emergency():
     other = "1700000099.7"
     ring = {"Event": "UserEvent", "Linkedid": other, "Timestamp": "120", "UserEvent": "HotlineEmergency",
             "Call": L, "Number": "110", "Status": "failed", "Reason": "BUSY"}
-    assert t.apply(ring) is None and t.calls[L].outcome == "answered"      # not reached: nothing changes
+    # not reached: the outcome stays, but the desk hears why (issue 19: a busy 110 is not "dialling")
+    assert t.apply({**ring, "Status": "ringing"}).emergency == "ringing:110"
+    assert t.apply(ring).emergency == "failed:110:BUSY" and t.calls[L].outcome == "answered"
+    assert t.calls[L].as_dict()["emergency"] == "failed:110:BUSY"
+    assert t.apply({**ring, "Status": "bogus"}) is None
     assert t.apply({**ring, "Call": "no-such-call", "Status": "answered"}) is None
     assert t.apply({**ring, "Status": "answered", "Timestamp": "121"}).call_id == L
     for e in story()[-2:]:

@@ -124,7 +124,8 @@ def emergency_contexts(cfg: HotlineConfig) -> str:
     carry the call's id (HL_CALL), since the originated leg has a linkedid of its own."""
     out = ["\n[hotline-emergency-dial]\n; configured emergency numbers only (routing.yaml emergency_numbers)\n"]
     for number, label in cfg.routing.emergency_numbers.items():
-        out.append(f"exten => {number},1,Dial(PJSIP/{number}@{cfg.system.trunk.name},60)  ; {label}\n"
+        out.append(f"exten => {number},1,UserEvent(HotlineEmergency,Call: ${{HL_CALL}},Number: ${{EXTEN}},Status: ringing)"
+                   f"  ; {label}\n same => n,Dial(PJSIP/{number}@{cfg.system.trunk.name},60)\n"
                    " same => n,UserEvent(HotlineEmergency,Call: ${HL_CALL},Number: ${EXTEN},Status: failed,"
                    "Reason: ${DIALSTATUS})\n same => n,Hangup()\n")
     out.append("""
