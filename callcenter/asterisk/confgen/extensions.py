@@ -134,8 +134,10 @@ exten => s,1,GotoIf($["${{SHARED(HOTLINE_INTERP_CHAN)}}" = ""]?end)
  same => n(end),UserEvent(HotlineCallEnd,City: ${{HOTLINE_CITY}},Lang: ${{HOTLINE_LANG}},Path: ${{HOTLINE_IVR_PATH}},Queue: ${{HOTLINE_QUEUE}},Agent: ${{HOTLINE_AGENT}},Cause: ${{HANGUPCAUSE}},Voicemail: ${{VM_MESSAGEFILE}})
  ; the same facts in Asterisk's own CDR (log/cdr-csv/Master.csv): a call that began and ended while
  ; the controller was down is rebuilt from it (callcenter/cdr.py). Asterisk keeps 255 characters of it:
- ; the end and cause first (a long IVR path, or a node's name in the ids, cut "end=" off before)
- same => n,Set(CDR(userfield)=hl1|end=${{EPOCH}}|cause=${{HANGUPCAUSE}}|did=${{HOTLINE_DID}}|city=${{HOTLINE_CITY}}|area=${{HOTLINE_AREA}}|lang=${{HOTLINE_LANG}}|path=${{HOTLINE_IVR_PATH}}|svc=${{HOTLINE_SERVICE}}|queue=${{HOTLINE_QUEUE}}|overflow=${{HOTLINE_OVERFLOW}}|green=${{HOTLINE_GREEN}}|open=${{HOTLINE_OPEN}}|agent=${{HOTLINE_AGENT}}|start=${{HOTLINE_START}}|queued=${{HOTLINE_QUEUED_AT}}|answered=${{HOTLINE_ANSWERED_AT}}|rec=${{HOTLINE_REC}}|vm=${{VM_MESSAGEFILE}})
+ ; the end and cause first (a long IVR path, or a node's name in the ids, cut "end=" off before), then
+ ; the voicemail and recording files (a cut voicemail path made a second callback task for one message),
+ ; the IVR path last: the one field a rebuilt record may have shortened
+ same => n,Set(CDR(userfield)=hl1|end=${{EPOCH}}|cause=${{HANGUPCAUSE}}|vm=${{VM_MESSAGEFILE}}|rec=${{HOTLINE_REC}}|did=${{HOTLINE_DID}}|city=${{HOTLINE_CITY}}|area=${{HOTLINE_AREA}}|lang=${{HOTLINE_LANG}}|svc=${{HOTLINE_SERVICE}}|queue=${{HOTLINE_QUEUE}}|overflow=${{HOTLINE_OVERFLOW}}|green=${{HOTLINE_GREEN}}|open=${{HOTLINE_OPEN}}|agent=${{HOTLINE_AGENT}}|start=${{HOTLINE_START}}|queued=${{HOTLINE_QUEUED_AT}}|answered=${{HOTLINE_ANSWERED_AT}}|path=${{HOTLINE_IVR_PATH}})
  same => n,{hook(Hook.HANGUP)}
  same => n,Return()
 """
