@@ -45,6 +45,9 @@ class NodeKeeper:
         self.lost: set[str] = set()
         self.phones: dict[str, str] = {}            # agent -> what this node last relayed about their phone
         self.relayed_in = 0                         # device states set here for the other nodes
+        self.applied: dict[str, object] = {}        # agent -> updated_at of the shared row last applied here
+        self.agent_locks: dict[str, asyncio.Lock] = {}   # one change at a time per agent, in arrival order
+        self.messages_applied: dict[str, int] = {}  # agent -> bus messages applied (a newer truth than a read row)
         self.started = time.time()
         if self.clustered:
             agents.state_interface = rules.state_interface
@@ -74,6 +77,7 @@ class NodeKeeper:
             if n.name != self.name:
                 self.beats[n.name] = await self.bus.take(f"node:{n.name}")
         await self.callback_tasks.renew()
+        await self.reconcile_agents()
         await self._find_lost()
 
     async def _find_lost(self) -> None:
@@ -127,17 +131,41 @@ class NodeKeeper:
         if changed:
             log.info("%d agents' state taken from the shared store", changed)
 
+    async def reconcile_agents(self) -> None:
+        """Every beat: rows another node wrote since we last applied them. The bus is pub/sub and may
+        drop a message (a subscriber reconnecting); the store is the truth, last writer wins."""
+        before = dict(self.messages_applied)
+        for agent_id, st in (await self.agent_states.states()).items():
+            if st.get("node") == self.name or self.applied.get(agent_id) == st.get("updated_at"):
+                continue
+            async with self._lock(agent_id):
+                if self.messages_applied.get(agent_id) != before.get(agent_id):
+                    continue        # a message came while we read: the row may be older than it
+                try:
+                    if await self.agents.apply_shared(agent_id, st["logged_in"], st["paused"], st["reason"]):
+                        log.info("%s's state taken from the shared store (written by node %s)", agent_id,
+                                 st.get("node"))
+                    self.applied[agent_id] = st.get("updated_at")
+                except Exception as e:
+                    log.warning("could not apply %s's shared state: %s", agent_id, e)
+
+    def _lock(self, agent_id: str) -> asyncio.Lock:
+        return self.agent_locks.setdefault(agent_id, asyncio.Lock())
+
     def on_agents_message(self, msg: dict) -> None:
         if msg.get("node") == self.name or msg.get("type") != "agent" or not isinstance(msg.get("agent"), str):
             return
         asyncio.get_running_loop().create_task(self._apply_message(msg))
 
     async def _apply_message(self, msg: dict) -> None:
-        try:
-            await self.agents.apply_shared(msg["agent"], bool(msg.get("logged_in")), bool(msg.get("paused")),
-                                           str(msg.get("reason", ""))[:64])
-        except Exception as e:    # AMI away: applied from the store when it is back (apply_stored)
-            log.warning("could not apply %s's state from node %s: %s", msg.get("agent"), msg.get("node"), e)
+        # in order per agent: a login still running must not finish after the pause that followed it
+        async with self._lock(msg["agent"]):
+            try:
+                await self.agents.apply_shared(msg["agent"], bool(msg.get("logged_in")), bool(msg.get("paused")),
+                                               str(msg.get("reason", ""))[:64])
+                self.messages_applied[msg["agent"]] = self.messages_applied.get(msg["agent"], 0) + 1
+            except Exception as e:    # AMI away: applied from the store on the next beat (reconcile_agents)
+                log.warning("could not apply %s's state from node %s: %s", msg.get("agent"), msg.get("node"), e)
 
     # ---- agents busy on this node, relayed
     def on_ami_event(self, ev) -> None:

@@ -35,6 +35,23 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A port p with p and p+1 free for UDP and TCP (baresip listens on p, and TLS on p+1), drawn above the
+    kernel's ephemeral range so that no outgoing connection of another test takes p+1 meanwhile."""
+    for _ in range(200):
+        p = random.randrange(61000, 64998)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in (p, p + 1):
+                    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                        s = stack.enter_context(socket.socket(socket.AF_INET, kind))
+                        s.bind(("127.0.0.1", port))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free pair of ports in 61000-64999")
+
+
 tts_wav = speech_wav
 
 _rtp_blocks = 0

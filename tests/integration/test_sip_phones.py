@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ import time
 import pytest
 
 from simulators.audio import wav_stats
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port_pair
 
 
 def test_baresip_agent_answers_a_queue_call_with_audio_both_ways(clean_stack, audio, tmp_path):
@@ -22,7 +21,7 @@ def test_baresip_agent_answers_a_queue_call_with_audio_both_ways(clean_stack, au
     conf, rec = tmp_path / "baresip", tmp_path / "heard"
     rec.mkdir()
     res = subprocess.run([sys.executable, "-m", "hotline.cli", "phone-config", "--id", "agent1002", "--kind",
-                          "baresip", "--out", str(conf), "--port", str(free_port(socket.SOCK_DGRAM)),
+                          "baresip", "--out", str(conf), "--port", str(free_port_pair()),
                           "--play", str(long_voice), "--record-dir", str(rec)],
                          cwd=ROOT, env=s.env, capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr

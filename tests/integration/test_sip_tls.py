@@ -21,7 +21,7 @@ import pytest
 
 from simulators.audio import tone_presence, tone_wav
 from store.tls import issue_certificate, sign_certificate
-from tests.helpers import ROOT, Stack, finished_wav, free_port, fresh, terminate, wait_for
+from tests.helpers import ROOT, Stack, finished_wav, free_port, free_port_pair, fresh, terminate, wait_for
 
 AGENT_HZ, CALLER_HZ = 1000, 600
 
@@ -297,7 +297,7 @@ def test_baresip_with_the_generated_config_takes_a_call_over_tls_and_srtp(tls, t
     conf, heard = tmp_path / "baresip", tmp_path / "heard"
     heard.mkdir()
     res = subprocess.run([sys.executable, "-m", "hotline.cli", "phone-config", "--id", "agent1002", "--kind",
-                          "baresip", "--out", str(conf), "--port", str(free_port()), "--play", str(tones["agent"]),
+                          "baresip", "--out", str(conf), "--port", str(free_port_pair()), "--play", str(tones["agent"]),
                           "--record-dir", str(heard)],
                          cwd=ROOT, env=s.env, capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
