@@ -64,6 +64,10 @@ class AgentView:
 # app_queue's numeric device states (QueueMember Status)
 DEVICE_STATES = {"0": "unknown", "1": "not_in_use", "2": "in_use", "3": "busy", "4": "invalid",
                  "5": "unavailable", "6": "ringing", "7": "ringinuse", "8": "on_hold"}
+# the same states by name, as DeviceStateChange gives them
+DEVICE_STATE_NAMES = {"UNKNOWN": "unknown", "NOT_INUSE": "not_in_use", "INUSE": "in_use", "BUSY": "busy",
+                      "INVALID": "invalid", "UNAVAILABLE": "unavailable", "RINGING": "ringing",
+                      "RINGINUSE": "ringinuse", "ONHOLD": "on_hold"}
 
 
 class AgentService:
@@ -76,6 +80,10 @@ class AgentService:
         # a change made here (the shared store and the other nodes); one node: the phone, nobody
         self.state_interface: Callable[[str], str] = self.interface
         self.on_change: list[Callable[[AgentView], Awaitable[None]]] = []
+        # where a phone's state is read: "devstate" = its DeviceStateChange (one event per change; manager.conf
+        # then filters QueueMemberStatus, which repeats it per queue); "queue" = QueueMemberStatus, with
+        # several nodes, where app_queue's state of a member includes what the other nodes relay
+        self.device_from = "devstate"
 
     def _fresh(self) -> dict[str, AgentView]:
         wrapup = float(self.cfg.system.queues.wrapup_seconds)
@@ -219,6 +227,14 @@ class AgentService:
             agent.queues.discard(ev.get("Queue", ""))
             agent.paused_in.pop(ev.get("Queue", ""), None)
             changed = True
+        elif name == "DeviceStateChange" and self.device_from == "devstate":
+            device = ev.get("Device", "")
+            agent = self.agents.get(device[6:]) if device.startswith("PJSIP/") else None
+            state = DEVICE_STATE_NAMES.get(str(ev.get("State", "")).upper(), "unknown")
+            if agent and agent.device != state:
+                agent.device, changed = state, True
+        elif name == "AgentConnect" and agent and not agent.in_call:
+            agent.in_call, changed = True, True
         elif name == "AgentComplete" and agent:
             # the call just ended: app_queue's wrap-up starts now (LastCall follows in later events)
             try:

@@ -39,10 +39,9 @@ def ami_text(i: int) -> list[str]:
     return [
         f"Event: Newchannel\r\n{base}",
         f"Event: UserEvent\r\n{base}UserEvent: HotlineCall\r\nDID: 083312348\r\nCity: leshan\r\nArea: 0833\r\n",
-        f"Event: UserEvent\r\n{base}UserEvent: HotlineIVR\r\nStep: lang\r\nValue: zh\r\nHow: dtmf\r\nPath: lang=zh\r\n",
-        f"Event: UserEvent\r\n{base}UserEvent: HotlineIVR\r\nStep: svc\r\nValue: consultation\r\nHow: dtmf\r\n"
-        f"Path: lang=zh/svc=consultation\r\n",
-        f"Event: UserEvent\r\n{base}UserEvent: HotlineRoute\r\nRecording: 20261125/{L}.wav\r\nOpen: 1\r\nGreen: \r\n",
+        f"Event: UserEvent\r\n{base}UserEvent: HotlineQueue\r\nQueue: leshan\r\nTarget: city\r\nWait: 60\r\n"
+        f"Ahead: \r\nMinutes: \r\nPath: lang=zh/svc=consultation\r\nService: consultation\r\n"
+        f"Recording: 20261125/{L}.wav\r\nOpen: 1\r\nGreen: \r\nPriority: 0\r\nRouted: {1795600000 + i}000\r\n",
         f"Event: QueueCallerJoin\r\n{base}Queue: leshan\r\nPosition: 1\r\nCount: 1\r\n",
         f"Event: AgentConnect\r\n{base}Queue: leshan\r\nInterface: PJSIP/agent1001\r\nMemberName: agent1001\r\n"
         f"HoldTime: 3\r\nRingTime: 1\r\n",

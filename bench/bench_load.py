@@ -2,6 +2,7 @@
 our stack against the same Asterisk running a pure-dialplan IVR+queue, all measured in one run.
 
     .venv/bin/python bench/bench_load.py [--rates 10,20,30] [--seconds 15] [--hold 10000] [--agents 100]
+                                         [--layouts shared,pinned] [--setups dialplan,controller]
 
 Four setups on one Asterisk instance, restarted between runs, interleaved per rate so that a noisy
 neighbour on the machine affects all alike:
@@ -15,6 +16,13 @@ neighbour on the machine affects all alike:
 Each caller: INVITE, DTMF 1 (Mandarin) and 2 (legal aid) from sip-tester's RFC 2833 pcaps, 7 s of G.711
 audio, then ``--hold`` ms in the queue or with an agent, then BYE. Agents: one sipp UAS answering for
 ``--agents`` registered accounts.
+
+Two CPU layouts (``--layouts``), each run in turn for every rate and setup:
+  shared      every process on both cores, as the kernel likes (a development box)
+  pinned      Asterisk on core 0 alone; sipp, the agents' UAS, the AMI client and the controller on core 1
+              (taskset): what production sees, where Asterisk has cores of its own
+Events per call: what the AMI session received (the ``ami`` client's count; the controller's
+``hotline_ami_events_total`` by event name) divided by the calls offered.
 
 Setup latency = INVITE -> 200 OK at the caller (sipp's response time). Concurrency = calls open at once
 (sipp's CurrentCall). Zero failures = every call completed its scenario (sipp) and, with the controller,
@@ -47,6 +55,8 @@ from tests.helpers import Stack  # noqa: E402
 from tests.sipp_load import CALLER_DID, AgentPhones, LoadResult, ProcSampler, load_stack, run_callers  # noqa: E402
 
 SETUPS = ("baseline", "dialplan", "ami", "controller")
+LAYOUTS = ("shared", "pinned")
+ASTERISK_CORE, OTHERS_CORE = 0, 1
 console = Console(width=230)
 
 
@@ -123,8 +133,34 @@ def stop_listener(proc: subprocess.Popen) -> int:
     return int(out.strip() or 0)
 
 
-def prepare(stack: Stack, setup: str, phones: AgentPhones, agents: list[str]) -> None:
+def pin(layout: str) -> None:
+    """This process (and so every child started from now on: sipp, the controller, the AMI client) on core
+    1 when pinned, on every core when shared. Asterisk is moved to core 0 once started (pin_asterisk)."""
+    cores = set(range(os.cpu_count() or 1))
+    os.sched_setaffinity(0, {OTHERS_CORE} if layout == "pinned" and len(cores) > 1 else cores)
+
+
+def pin_asterisk(stack: Stack, layout: str) -> None:
+    pid = stack.asterisk.pid()
+    if layout != "pinned" or not pid or (os.cpu_count() or 1) < 2:
+        return
+    # -a: every thread Asterisk has now; threads it starts later inherit their creator's affinity
+    subprocess.run(["taskset", "-a", "-cp", str(ASTERISK_CORE), str(pid)], check=True, capture_output=True)
+
+
+def events_by_name(stack: Stack) -> dict[str, float]:
+    """The controller's hotline_ami_events_total, by event name (UserEvents by their UserEvent name when
+    the metric has them, else all together)."""
+    req = urllib.request.Request(stack.base_url + "/metrics",
+                                 headers={"Authorization": f"Bearer {stack.secrets.service_token}"})
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'^hotline_ami_events_total{event="([^"]+)"} ([0-9.e+]+)$', text, re.M)}
+
+
+def prepare(stack: Stack, setup: str, phones: AgentPhones, agents: list[str], layout: str = "shared") -> None:
     """Restart Asterisk with this setup's dialplan; agents registered, logged in, answering."""
+    pin(layout)
     phones.stop()
     stack.stop_controller()
     stack.asterisk.stop()
@@ -133,6 +169,7 @@ def prepare(stack: Stack, setup: str, phones: AgentPhones, agents: list[str]) ->
         for name, text in baseline_configs(stack, agents).items():
             stack.asterisk.paths.host(stack.asterisk.paths.etc / name).write_text(text)
     stack.asterisk.start()
+    pin_asterisk(stack, layout)
     phones.start(stack.asterisk.rx)
     if setup != "baseline":
         stack.start_controller()
@@ -176,6 +213,35 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b > 0 else "n/a"
 
 
+def goals(results: dict[tuple[float, str, str], dict]) -> None:
+    """Issue 22's goals, against our own dialplan without the controller in the same run and layout:
+    20 calls/s p50 <= 1.05x pinned and <= 1.2x shared; 30 calls/s p99 <= 2x with Asterisk's CPU within
+    10 points."""
+    checks = []
+    for (rate, layout, setup), r in results.items():
+        dial = results.get((rate, layout, "dialplan"))
+        if setup != "controller" or dial is None:
+            continue
+        if rate == 20:
+            limit = 1.05 if layout == "pinned" else 1.2
+            got = r["setup_p50_ms"] / dial["setup_p50_ms"]
+            checks.append((f"20 calls/s, {layout}: setup p50 vs dialplan ≤ {limit}×", f"{got:.2f}×", got <= limit))
+        if rate == 30:
+            got = r["setup_p99_ms"] / dial["setup_p99_ms"]
+            checks.append((f"30 calls/s, {layout}: setup p99 vs dialplan ≤ 2×", f"{got:.2f}×", got <= 2))
+            pts = r["asterisk_cpu"] - dial["asterisk_cpu"]
+            checks.append((f"30 calls/s, {layout}: Asterisk CPU within 10 points of dialplan", f"{pts:+.0f} points",
+                           pts <= 10))
+    if not checks:
+        return
+    t = Table(title="Goals (issue 22), same run")
+    for col in ("goal", "measured", "met"):
+        t.add_column(col)
+    for goal, got, ok in checks:
+        t.add_row(goal, got, "[green]yes[/]" if ok else "[red]no[/]")
+    console.print(t)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="10,20,30", help="calls per second, comma separated")
@@ -183,6 +249,7 @@ def main() -> int:
     ap.add_argument("--hold", type=int, default=10000, help="ms each caller stays after the IVR")
     ap.add_argument("--agents", type=int, default=100)
     ap.add_argument("--setups", default=",".join(SETUPS), help="which of " + ",".join(SETUPS) + " to run")
+    ap.add_argument("--layouts", default="shared", help="which of " + ",".join(LAYOUTS) + " (comma separated)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--listen-ami", type=int, help=argparse.SUPPRESS)   # the ami setup's client process
     args = ap.parse_args()
@@ -190,67 +257,79 @@ def main() -> int:
         listen_ami(args.listen_ami)
         return 0
     rates = [float(r) for r in args.rates.split(",")]
+    layouts = [x for x in LAYOUTS if x in args.layouts.split(",")]
+    if "pinned" in layouts and (os.cpu_count() or 1) < 2:
+        console.print("[yellow]one core: the pinned layout is the shared one here[/]")
 
     stack, agents = load_stack(Path(tempfile.mkdtemp(prefix="bench-load-")), args.agents)
     tmp = stack.tmp
-    results: dict[tuple[float, str], dict] = {}
+    results: dict[tuple[float, str, str], dict] = {}
     try:
         stack.start()
         phones = AgentPhones(tmp, stack.cfg.system.asterisk.sip_port, agents, stack.secrets.agent_passwords)
         db = Path(stack.cfg.system.database.url.removeprefix("sqlite:///"))
         for ri, rate in enumerate(rates):
             calls = max(1, int(rate * args.seconds))
-            for setup in [x for x in SETUPS if x in args.setups.split(",")]:
-                prepare(stack, setup, phones, agents)
-                prefix = f"139{ri}{SETUPS.index(setup)}"
-                pids = {"asterisk": stack.asterisk.pid()}
-                listener = start_listener(stack) if setup == "ami" else None
-                if setup == "controller":
-                    pids["controller"] = stack.controller.pid
-                sampler = ProcSampler(pids)
-                console.print(f"[bold]{rate:g} calls/s[/] × {calls} calls — {setup} …")
-                res: LoadResult = run_callers(tmp, stack.cfg.system.asterisk.sip_port, rate, calls, args.hold,
-                                              prefix, timeout=args.seconds + args.hold / 1000 + 240,
-                                              on_progress=sampler.sample)
-                usage = sampler.result()
-                row = {"rate": rate, "setup": setup, "calls": calls, "successful": res.successful,
-                       "failed": res.failed, "max_concurrent": res.max_concurrent,
-                       "setup_p50_ms": res.percentile(50), "setup_p99_ms": res.percentile(99),
-                       "asterisk_cpu": usage["asterisk"][0], "asterisk_rss_mb": usage["asterisk"][1]}
-                if listener is not None:
-                    row["ami_events"] = stop_listener(listener)
-                if setup == "controller":
-                    t0 = time.monotonic()
-                    while time.monotonic() - t0 < 60 and ended_records(db, prefix) < calls:
-                        time.sleep(0.5)
-                    row["records"] = ended_records(db, prefix)
-                    row["records_lag_s"] = time.monotonic() - t0
-                    row["controller_cpu"], row["controller_rss_mb"] = usage["controller"]
-                    for key, metric in (("routing", "hotline_routing_decision_seconds"),
-                                        ("event_delay", "hotline_ami_event_delay_seconds")):
-                        h = histogram(stack, metric)
-                        row[f"{key}_p50_ms"] = 1000 * quantile(h, 0.5)
-                        row[f"{key}_p99_ms"] = 1000 * quantile(h, 0.99)
-                        row[f"{key}_n"] = h[-1][1] if h else 0
-                if res.failed or res.successful < calls:
-                    console.print(f"  [red]{res.failed} failed[/] — sipp: {res.log_tail[-600:]}")
-                results[(rate, setup)] = row
+            for li, layout in enumerate(layouts):
+                for setup in [x for x in SETUPS if x in args.setups.split(",")]:
+                    prepare(stack, setup, phones, agents, layout)
+                    prefix = f"139{ri}{li}{SETUPS.index(setup)}"
+                    pids = {"asterisk": stack.asterisk.pid()}
+                    listener = start_listener(stack) if setup == "ami" else None
+                    if setup == "controller":
+                        pids["controller"] = stack.controller.pid
+                    sampler = ProcSampler(pids)
+                    console.print(f"[bold]{rate:g} calls/s[/] × {calls} calls — {setup}, {layout} …")
+                    res: LoadResult = run_callers(tmp, stack.cfg.system.asterisk.sip_port, rate, calls, args.hold,
+                                                  prefix, timeout=args.seconds + args.hold / 1000 + 240,
+                                                  on_progress=sampler.sample)
+                    usage = sampler.result()
+                    row = {"rate": rate, "layout": layout, "setup": setup, "calls": calls, "successful": res.successful,
+                           "failed": res.failed, "max_concurrent": res.max_concurrent,
+                           "setup_p50_ms": res.percentile(50), "setup_p99_ms": res.percentile(99),
+                           "asterisk_cpu": usage["asterisk"][0], "asterisk_rss_mb": usage["asterisk"][1]}
+                    if listener is not None:
+                        row["ami_events"] = stop_listener(listener)
+                        row["events_per_call"] = row["ami_events"] / calls
+                    if setup == "controller":
+                        t0 = time.monotonic()
+                        while time.monotonic() - t0 < 60 and ended_records(db, prefix) < calls:
+                            time.sleep(0.5)
+                        row["records"] = ended_records(db, prefix)
+                        row["records_lag_s"] = time.monotonic() - t0
+                        row["controller_cpu"], row["controller_rss_mb"] = usage["controller"]
+                        by_name = events_by_name(stack)
+                        row["events_per_call"] = sum(by_name.values()) / calls
+                        row["events_by_name"] = {k: round(v / calls, 2) for k, v in
+                                                 sorted(by_name.items(), key=lambda kv: -kv[1])}
+                        for key, metric in (("routing", "hotline_routing_decision_seconds"),
+                                            ("event_delay", "hotline_ami_event_delay_seconds")):
+                            h = histogram(stack, metric)
+                            row[f"{key}_p50_ms"] = 1000 * quantile(h, 0.5)
+                            row[f"{key}_p99_ms"] = 1000 * quantile(h, 0.99)
+                            row[f"{key}_n"] = h[-1][1] if h else 0
+                    if res.failed or res.successful < calls:
+                        console.print(f"  [red]{res.failed} failed[/] — sipp: {res.log_tail[-600:]}")
+                    results[(rate, layout, setup)] = row
         phones.stop()
     finally:
         stack.close()
+        pin("shared")
 
     table = Table(title="SIPp load: our stack vs a pure-dialplan IVR+queue on the same Asterisk")
-    for col in ("calls/s", "setup", "ok / failed", "max conc.", "setup p50 / p99 ms", "p50 vs baseline",
-                "p50 vs dialplan", "Asterisk CPU %", "controller CPU % / RSS MB", "records", "routing p50/p99 ms",
+    for col in ("calls/s", "layout", "setup", "ok / failed", "max conc.", "setup p50 / p99 ms", "p50 vs baseline",
+                "p50 vs dialplan", "p99 vs dialplan", "events/call", "Asterisk CPU %", "controller CPU % / RSS MB", "records", "routing p50/p99 ms",
                 "event delay p50/p99 ms"):
         table.add_column(col)
-    for (rate, setup), r in results.items():
-        base, dial = results.get((rate, "baseline"), r), results.get((rate, "dialplan"), r)
+    for (rate, layout, setup), r in results.items():
+        base, dial = results.get((rate, layout, "baseline"), r), results.get((rate, layout, "dialplan"), r)
         table.add_row(
-            f"{rate:g}", setup, f"{r['successful']} / {r['failed']}", str(r["max_concurrent"]),
+            f"{rate:g}", layout, setup, f"{r['successful']} / {r['failed']}", str(r["max_concurrent"]),
             f"{r['setup_p50_ms']:.1f} / {r['setup_p99_ms']:.1f}",
             ratio(r["setup_p50_ms"], base["setup_p50_ms"]),
             ratio(r["setup_p50_ms"], dial["setup_p50_ms"]) if setup in ("ami", "controller") else "",
+            ratio(r["setup_p99_ms"], dial["setup_p99_ms"]) if setup in ("ami", "controller") else "",
+            f"{r['events_per_call']:.1f}" if "events_per_call" in r else "",
             f"{r['asterisk_cpu']:.0f}",
             f"{r['controller_cpu']:.0f} / {r['controller_rss_mb']}" if setup == "controller" else "",
             f"{r['records']}/{r['calls']} ({r['records_lag_s']:.1f} s)" if setup == "controller"
@@ -258,8 +337,13 @@ def main() -> int:
             f"{r['routing_p50_ms']:.1f} / {r['routing_p99_ms']:.1f}" if setup == "controller" else "",
             f"{r['event_delay_p50_ms']:.1f} / {r['event_delay_p99_ms']:.1f}" if setup == "controller" else "")
     console.print(table)
-    for setup in sorted({s for _, s in results}, key=SETUPS.index):
-        clean = [r for (_, s), r in results.items() if s == setup and r["failed"] == 0
+    goals(results)
+    for (rate, layout, setup), r in results.items():
+        if r.get("events_by_name"):
+            console.print(f"events per call, {rate:g} calls/s {layout}: " +
+                          ", ".join(f"{k} {v:g}" for k, v in r["events_by_name"].items()))
+    for setup in sorted({s for *_, s in results}, key=SETUPS.index):
+        clean = [r for (*_, s), r in results.items() if s == setup and r["failed"] == 0
                  and r["successful"] == r["calls"] and r.get("records", r["calls"]) == r["calls"]]
         best = max((r["max_concurrent"] for r in clean), default=0)
         console.print(f"max concurrent calls with zero failures — {setup}: [bold]{best}[/]")

@@ -51,6 +51,7 @@ class NodeKeeper:
         self.started = time.time()
         if self.clustered:
             agents.state_interface = rules.state_interface
+            agents.device_from = "queue"        # app_queue's state: this node's phone and the relayed one
             agents.on_change.append(self.share)
 
     @property

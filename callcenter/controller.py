@@ -115,7 +115,6 @@ class Controller:
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._complained: set[str] = set()         # calls whose IVR complaint is filed
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
-        self._routing_from: dict[str, float] = {}   # channel -> HotlineRoute event time (routing histogram)
         self._tasks: list[asyncio.Task] = []
         self._side_jobs: set[asyncio.Task] = set()
         self.resynced = asyncio.Event()
@@ -293,21 +292,15 @@ class Controller:
         task.add_done_callback(done)
 
     def _time_routing(self, ev, ts: float) -> None:
-        """HotlineRoute -> the first queue step's wait announcement or join, per channel."""
-        if not isinstance(ev.get("Uniqueid", ""), str):
-            return   # repeated header (a list, unhashable): raising here would cost the tracker the event
-        if ev.get("Event") == "Hangup":
-            self._routing_from.pop(ev.get("Uniqueid", ""), None)
+        """Routing decided -> the first queue step's announcement or join: the first HotlineQueue of a call
+        carries when routing was decided (Routed, ms since the epoch, Asterisk's clock like ts)."""
+        if ev.get("Event") != "UserEvent" or ev.get("UserEvent") != Ev.QUEUE:
             return
-        kind = ev.get("UserEvent", "") if ev.get("Event") == "UserEvent" else ""
-        if kind == Ev.ROUTE:
-            if len(self._routing_from) > 10000:     # never grows without bound, whatever Asterisk sends
-                self._routing_from.clear()
-            self._routing_from[ev.get("Uniqueid", "")] = ts
-        elif kind in (Ev.WAIT_ANNOUNCED, Ev.QUEUE):
-            start = self._routing_from.pop(ev.get("Uniqueid", ""), None)
-            if start is not None:
-                self.metrics.routing.observe(max(0.0, ts - start))
+        try:
+            routed = int(ev.get("Routed") or "") / 1000
+        except (TypeError, ValueError):
+            return       # a later step (no Routed), or garbage: nothing to time
+        self.metrics.routing.observe(min(max(0.0, ts - routed), 3600.0))
 
     def _callback_effects(self, ev, call: CallState | None) -> None:
         """Callback requests and results become durable tasks, written in event order."""

@@ -117,23 +117,13 @@ class CallTracker:
             call.dialed_number = ev.get("DID", "") or call.dialed_number
             call.city = ev.get("City", "") or call.city
             call.area_code = ev.get("Area", "") or call.area_code
-        elif kind == Ev.IVR:
-            self._apply_path(call, ev.get("Path", ""))
         elif kind == Ev.IVR_INVALID:
             return False
-        elif kind == Ev.ROUTE:
-            call.recording = ev.get("Recording", "") or call.recording
-            call.green = ev.get("Green", "") or call.green
-            call.after_hours = ev.get("Open") == "0"
         elif kind == Ev.QUEUE:
             call.queue = ev.get("Queue", "") or call.queue
+            self._routing_facts(call, ev)
         elif kind == Ev.OVERFLOW:
             call.overflow = ev.get("Path", "") or call.overflow
-        elif kind == Ev.ANSWERED:
-            call.agent = call.agent or ev.get("Agent", "")
-            if call.answered_at is None:
-                call.answered_at = now
-                call.status = "talking"
         elif kind == Ev.VOICEMAIL:
             call.outcome = "voicemail"
             call.status = "voicemail"
@@ -160,9 +150,22 @@ class CallTracker:
             call.transfers = (f"{call.transfers}/{entry}" if call.transfers else entry)[-255:]
         elif kind == Ev.CALL_END:
             call.voicemail = ev.get("Voicemail", "") or call.voicemail
+            call.city = call.city or ev.get("City", "")
+            call.overflow = ev.get("Overflow", "") or call.overflow
+            self._routing_facts(call, ev)
         else:
             return False
         return True
+
+    def _routing_facts(self, call: CallState, ev: Mapping[str, str]) -> None:
+        """What HotlineQueue and HotlineCallEnd both carry: the IVR path, service, recording, green channel,
+        hours."""
+        self._apply_path(call, ev.get("Path", ""))
+        call.service = ev.get("Service", "") or call.service     # the green channel's service is not in the path
+        call.recording = ev.get("Recording", "") or call.recording
+        call.green = ev.get("Green", "") or call.green
+        if ev.get("Open") in ("0", "1"):
+            call.after_hours = ev.get("Open") == "0"
 
     @staticmethod
     def _apply_path(call: CallState, path: str) -> None:

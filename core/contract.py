@@ -1,5 +1,7 @@
 """The dialplan contract: the UserEvent names the generated dialplan emits and the channel variables
-it keeps, which the call tracker and the controller read. Both sides use these names: the tracker
+it keeps, which the call tracker and the controller read. One event per real change of a call (an IVR
+step is not one: its path rides on the queue step and the call's end); the rest are variables, read once
+at hangup (HotlineCallEnd). Both sides use these names: the tracker
 and controller through the constants, the generator by checking its output against them at
 generation time (callcenter/asterisk/confgen/__init__.py: generate), so the two cannot drift apart."""
 from __future__ import annotations
@@ -12,13 +14,11 @@ TRUNK_CONTEXT = "hotline-trunk"     # where carrier calls enter the dialplan
 class Ev(StrEnum):
     """UserEvent names (the event's ``UserEvent`` header)."""
     CALL = "HotlineCall"                          # a trunk call reached a known number: DID, city, area
-    IVR = "HotlineIVR"                            # an IVR step taken; Path is the whole path so far
     IVR_INVALID = "HotlineIVRInvalid"             # garbage DTMF at a menu
-    ROUTE = "HotlineRoute"                        # routing decided: recording file, open, green, priority
-    WAIT_ANNOUNCED = "HotlineWaitAnnounced"       # position and expected wait told to the caller
-    QUEUE = "HotlineQueue"                        # the caller joins a queue
+    QUEUE = "HotlineQueue"                        # a queue step: the queue, what the caller is told (Ahead,
+                                                  # Minutes), the IVR path and routing facts; the first
+                                                  # step's Routed (ms) is when routing was decided
     OVERFLOW = "HotlineOverflow"                  # the caller moves on to the next queue of the workflow
-    ANSWERED = "HotlineAnswered"                  # an agent answered (sent from the agent's side)
     INTERPRETER = "HotlineInterpreter"            # the interpreter leg: ringing, answered, left, failed
     VOICEMAIL = "HotlineVoicemail"                # the caller left a message: a callback task
     UNKNOWN_NUMBER = "HotlineUnknownNumber"       # a dialled number no city has
@@ -30,7 +30,7 @@ class Ev(StrEnum):
     CALLBACK_RESULT = "HotlineCallbackResult"     # done, retry or failed
     SURVEY = "HotlineSurvey"                      # one follow-up survey answer
     SURVEY_END = "HotlineSurveyEnd"               # the follow-up survey ended
-    CALL_END = "HotlineCallEnd"                   # the caller's hangup handler: the call's facts
+    CALL_END = "HotlineCallEnd"                   # the caller's hangup handler: every fact of the call, once
     PROMPT_RECORDED = "HotlinePromptRecorded"     # a supervisor accepted a prompt recording by phone
     PROMPT_REFUSED = "HotlinePromptRefused"       # someone not allowed to record prompts tried
     EMERGENCY = "HotlineEmergency"                # 110/120 warm transfer leg: ringing, answered, left, failed

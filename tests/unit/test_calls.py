@@ -14,11 +14,9 @@ def story():
            Exten="083312348", CallerIDNum="13800001111"),
         ev("UserEvent", 100.1, UserEvent="HotlineCall", DID="083312348", City="leshan", Area="0833", Uniqueid=L),
         ev("UserEvent", 103.0, UserEvent="HotlineIVRInvalid", Menu="language", Input="*", Uniqueid=L),
-        ev("UserEvent", 104.0, UserEvent="HotlineIVR", Step="lang", Value="zh", How="dtmf", Path="lang=zh", Uniqueid=L),
-        ev("UserEvent", 106.0, UserEvent="HotlineIVR", Step="svc", Value="consultation", How="dtmf",
-           Path="lang=zh/svc=consultation", Uniqueid=L),
-        ev("UserEvent", 106.1, UserEvent="HotlineRoute", Recording="20261125/x.wav", Open="1", Green="", Uniqueid=L),
-        ev("UserEvent", 106.2, UserEvent="HotlineQueue", Queue="leshan", Target="city", Uniqueid=L),
+        # one event for the queue step: the IVR path and the routing facts ride on it
+        ev("UserEvent", 106.2, UserEvent="HotlineQueue", Queue="leshan", Target="city", Path="lang=zh/svc=consultation",
+           Recording="20261125/x.wav", Open="1", Green="", Priority="0", Routed="106100", Uniqueid=L),
         ev("QueueCallerJoin", 108.0, Queue="leshan", Position="1", Uniqueid=L),
         ev("AgentCalled", 108.1, Queue="leshan", Interface="PJSIP/agent1001", Uniqueid=L),
         ev("AgentConnect", 111.0, Queue="leshan", Interface="PJSIP/agent1001", MemberName="agent1001",
@@ -57,7 +55,7 @@ def test_malformed_events_do_not_raise():
     t.apply(story()[0])
     for bad in [{}, {"Event": ""}, {"Linkedid": L}, {"Event": "Hangup", "Linkedid": L, "Uniqueid": L, "Cause": "x",
                                                     "Timestamp": "not-a-number"},
-                {"Event": "UserEvent", "Linkedid": L, "UserEvent": "HotlineIVR", "Path": "=/==/lang="}]:
+                {"Event": "UserEvent", "Linkedid": L, "UserEvent": "HotlineQueue", "Path": "=/==/lang=", "Open": "x"}]:
         t.apply(bad)
     c = t.calls[L]
     assert c.status == "ended" and c.hangup_cause is None and c.outcome == "ivr_hangup"
@@ -65,10 +63,10 @@ def test_malformed_events_do_not_raise():
 
 def test_overflow_path_green_and_after_hours():
     t = CallTracker()
-    for e in story()[:5]:
+    for e in story()[:3]:
         t.apply(e)
-    t.apply(ev("UserEvent", 107, UserEvent="HotlineIVR", Path="lang=zh/svc=green/green=elderly", Uniqueid=L))
-    t.apply(ev("UserEvent", 107.5, UserEvent="HotlineRoute", Recording="r.wav", Open="0", Green="elderly", Uniqueid=L))
+    t.apply(ev("UserEvent", 107.5, UserEvent="HotlineQueue", Queue="leshan", Path="lang=zh/svc=green/green=elderly",
+               Service="consultation", Recording="r.wav", Open="0", Green="elderly", Uniqueid=L))
     t.apply(ev("UserEvent", 140, UserEvent="HotlineOverflow", From="province", Reason="TIMEOUT",
                Path="leshan:EMPTY/province:TIMEOUT", Uniqueid=L))
     c = t.calls[L]
@@ -78,7 +76,7 @@ def test_overflow_path_green_and_after_hours():
 
 def test_abandon_in_queue():
     t = CallTracker()
-    for e in story()[:8]:
+    for e in story()[:5]:
         t.apply(e)
     t.apply(ev("QueueCallerAbandon", 130, Queue="leshan", HoldTime="22", Uniqueid=L))
     t.apply(ev("Hangup", 130.1, Uniqueid=L, Cause="16"))

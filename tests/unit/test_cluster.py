@@ -63,11 +63,14 @@ def test_the_hint_context_is_generated_only_for_a_cluster():
     two = load_config(ROOT, {"cluster": TWO.model_dump()})
     ctx = agent_state_context(two)
     assert "exten => agent1001,hint,PJSIP/agent1001&Custom:agent-agent1001" in ctx
-    # DeviceStateChange reaches the controller only when it has something to relay (manager_conf reads
-    # only the AMI login of the secrets)
+    # phones' DeviceStateChange reach the controller either way (one node: the agents' state; several: also
+    # relayed); QueueMemberStatus only with several nodes, where app_queue's state includes the relayed one
+    # (manager_conf reads only the AMI login of the secrets)
     s = type("S", (), {"ami_user": "hotline", "ami_secret": "x"})()
-    assert "eventfilter = !Event: DeviceStateChange" in manager_conf(one, s)
-    assert "eventfilter = !Event: DeviceStateChange" not in manager_conf(two, s)
+    for cfg in (one, two):
+        assert "name(DeviceStateChange),header(Device),method(regex)) = ^([^P]|P[^J])\n" in manager_conf(cfg, s)
+    assert "eventfilter(action(exclude),name(QueueMemberStatus)) =" in manager_conf(one, s)
+    assert "QueueMemberStatus" not in manager_conf(two, s)
 
 
 async def _stores(db_url):

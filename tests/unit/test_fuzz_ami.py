@@ -76,11 +76,9 @@ def story(n: int, kind: str) -> list[dict]:
 
     ev("Newchannel", Context="hotline-trunk", Exten="083312348", CallerIDNum=i["number"])
     ev("UserEvent", UserEvent="HotlineCall", DID="083312348", City=i["city"], Area="0833")
-    ev("UserEvent", UserEvent="HotlineIVR", Path="lang=zh")
-    ev("UserEvent", UserEvent="HotlineIVR", Path="lang=zh/svc=consultation")
-    ev("UserEvent", UserEvent="HotlineRoute", Recording=f"20261125/{cid}.wav", Open="1", Green="")
     if kind != "ivr_hangup":
-        ev("UserEvent", UserEvent="HotlineQueue", Queue=i["city"], Target="city")
+        ev("UserEvent", UserEvent="HotlineQueue", Queue=i["city"], Target="city", Path="lang=zh/svc=consultation",
+           Recording=f"20261125/{cid}.wav", Open="1", Green="", Routed=f"{int(t0 * 1000)}")
         ev("QueueCallerJoin", Queue=i["city"], Position="1", Count="1")
     if kind in ("answered", "transferred"):
         agent_leg = {"Uniqueid": i["leg"], "Channel": i["agent_chan"]}
@@ -123,8 +121,7 @@ EVENT_NAMES = ("Newchannel", "UserEvent", "Hangup", "QueueCallerJoin", "QueueCal
                "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "BridgeEnter", "BridgeLeave",
                "AttendedTransfer", "BlindTransfer", "Newexten", "VarSet", "QueueMemberPause", "FullyBooted",
                "apply", "_callback_leg", "__class__", "UserEvent ", "hangup", "")
-USER_EVENTS = ("HotlineCall", "HotlineIVR", "HotlineIVRInvalid", "HotlineRoute", "HotlineQueue", "HotlineOverflow",
-               "HotlineAnswered", "HotlineVoicemail", "HotlineUnknownNumber", "HotlineCallbackRequest",
+USER_EVENTS = ("HotlineCall", "HotlineIVRInvalid", "HotlineQueue", "HotlineOverflow", "HotlineVoicemail", "HotlineUnknownNumber", "HotlineCallbackRequest",
                "HotlineCallbackDial", "HotlineCallbackResult", "HotlineCallEnd", "HotlineCallback",
                "HotlineSurvey", "hotlinecall", "")
 HEADERS = ("Event", "UserEvent", "Linkedid", "Uniqueid", "Timestamp", "Channel", "Context", "Exten", "CallerIDNum",
@@ -412,7 +409,7 @@ line_junk = st.one_of(
     st.sampled_from([b"Event: UserEvent", b"Event: Hangup", b"Event: A", b"Event:", b"Event: ", b": ", b":",
                      b"Response: Success", b"Response: Follows", b"Response: Error", b"ActionID: 1",
                      b"ActionID: 2", b"Linkedid: 9.1", b"Uniqueid: 9.1", b"Timestamp: nan", b"Cause: 1e9",
-                     b"Context: hotline-trunk", b"UserEvent: HotlineIVR", b"Path: lang=\xff\xfe",
+                     b"Context: hotline-trunk", b"UserEvent: HotlineQueue", b"Path: lang=\xff\xfe",
                      b"--END COMMAND--", b"\x00\x01\x02", b"\xe5\x9f\x8e", b"\xe5\x9f", b"\r", b"\n"]),
     st.binary(max_size=30),
     st.tuples(st.text(max_size=12), st.text(max_size=30)).map(lambda kv: f"{kv[0]}: {kv[1]}".encode()))

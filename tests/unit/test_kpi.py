@@ -14,8 +14,8 @@ def _events(uid: str, start: float, *, wait: float, answered: bool, talk: float 
     evs = [ev("Newchannel", start, Channel=f"PJSIP/carrier-{uid[-8:]}", Context="hotline-trunk", Exten="083312348",
               CallerIDNum="13800001111"),
            ev("UserEvent", start + 0.1, UserEvent="HotlineCall", DID="083312348", City="leshan", Area="0833"),
-           ev("UserEvent", start + 4, UserEvent="HotlineRoute", Recording="", Open="1", Green=green),
-           ev("UserEvent", start + 4.1, UserEvent="HotlineQueue", Queue="leshan", Target="city"),
+           ev("UserEvent", start + 4.1, UserEvent="HotlineQueue", Queue="leshan", Target="city", Recording="",
+              Open="1", Green=green),
            ev("QueueCallerJoin", joined, Queue="leshan", Position="1")]
     if answered:
         evs += [ev("AgentConnect", joined + wait, Queue="leshan", Interface="PJSIP/agent1001", MemberName="agent1001",

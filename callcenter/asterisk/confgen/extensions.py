@@ -123,15 +123,16 @@ exten => s,1,Set(STEP=${{ARG1}}=${{ARG2}})
  same => n,Set(__HOTLINE_IVR_PATH=${{HOTLINE_IVR_PATH}}/${{STEP}})
  same => n,Goto(emit)
  same => n(first),Set(__HOTLINE_IVR_PATH=${{STEP}})
- same => n(emit),UserEvent(HotlineIVR,Step: ${{ARG1}},Value: ${{ARG2}},How: ${{ARG3}},Path: ${{HOTLINE_IVR_PATH}})
- same => n,Return()
+ ; no event per step: the path rides on HotlineQueue and HotlineCallEnd (one event per real change)
+ same => n(emit),Return()
 
 [hotline-hangup]
 ; hangup handler on the caller's channel: the last word on the call, whatever context it was in
 exten => s,1,GotoIf($["${{SHARED(HOTLINE_INTERP_CHAN)}}" = ""]?end)
  same => n,SoftHangup(${{SHARED(HOTLINE_INTERP_CHAN)}})
  same => n,ExecIf($["${{HOTLINE_AGENT_CHAN}}" != ""]?SoftHangup(${{HOTLINE_AGENT_CHAN}}))
- same => n(end),UserEvent(HotlineCallEnd,City: ${{HOTLINE_CITY}},Lang: ${{HOTLINE_LANG}},Path: ${{HOTLINE_IVR_PATH}},Queue: ${{HOTLINE_QUEUE}},Agent: ${{HOTLINE_AGENT}},Cause: ${{HANGUPCAUSE}},Voicemail: ${{VM_MESSAGEFILE}})
+ ; every fact of the call, read once here (a call that never reached a queue has its path and hours only here)
+ same => n(end),UserEvent(HotlineCallEnd,City: ${{HOTLINE_CITY}},Lang: ${{HOTLINE_LANG}},Path: ${{HOTLINE_IVR_PATH}},Queue: ${{HOTLINE_QUEUE}},Agent: ${{HOTLINE_AGENT}},Cause: ${{HANGUPCAUSE}},Voicemail: ${{VM_MESSAGEFILE}},Service: ${{HOTLINE_SERVICE}},Recording: ${{HOTLINE_REC}},Open: ${{HOTLINE_OPEN}},Green: ${{HOTLINE_GREEN}},Overflow: ${{HOTLINE_OVERFLOW}})
  ; the same facts in Asterisk's own CDR (log/cdr-csv/Master.csv): a call that began and ended while
  ; the controller was down is rebuilt from it (callcenter/cdr.py). Asterisk keeps 255 characters of it:
  ; the end and cause first (a long IVR path, or a node's name in the ids, cut "end=" off before), then
@@ -290,7 +291,8 @@ exten => s,1,Set(__HOTLINE_REC=${{STRFTIME(${{EPOCH}},,%Y%m%d)}}/${{UNIQUEID}}.w
  same => n,Set(HOTLINE_OPEN=${{GOSUB_RETVAL}})
  same => n,Set(QUEUE_PRIO=${{IF($["${{HOTLINE_GREEN}}" = ""]?0:{cfg.routing.green_channel.priority})}})
  same => n,Set(HOTLINE_QUEUED_AT=${{EPOCH}})
- same => n,UserEvent(HotlineRoute,Recording: ${{HOTLINE_REC}},Open: ${{HOTLINE_OPEN}},Green: ${{HOTLINE_GREEN}},Priority: ${{QUEUE_PRIO}})
+ ; routing decided: told to the controller with the first queue step (HotlineQueue's Routed, ms)
+ same => n,Set(HL_ROUTED=${{STRFTIME(,,%s%3q)}})
 """ + "".join(f" same => n,{line}\n" for line in workflow.router_dialplan(cfg))
 
 
@@ -309,10 +311,12 @@ exten => s,1,Set(LOCAL(logged)=${{QUEUE_MEMBER(${{ARG1}},logged)}})
  same => n,GotoIf($["${{LOCAL(why)}}" != ""]?left)
  same => n,Set(__HOTLINE_QUEUE=${{ARG1}})
  same => n,Set(__HOTLINE_TARGET=${{ARG3}})
+ same => n,Set(LOCAL(ahead)=)
+ same => n,Set(LOCAL(min)=)
  ; position and expected wait, only when nobody is free (never delays a connection); the
  ; formula is workflow.wait_announcement's
- same => n,GotoIf($[${{QUEUE_MEMBER(${{ARG1}},free)}} > 0]?join)
- same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-wait-langs,${{HOTLINE_LANG}},1)}}?:join)
+ same => n,GotoIf($[${{QUEUE_MEMBER(${{ARG1}},free)}} > 0]?emit)
+ same => n,GotoIf(${{DIALPLAN_EXISTS(hotline-wait-langs,${{HOTLINE_LANG}},1)}}?:emit)
  ; at the lowest priority everyone waiting is served first: no walk through the queue (one lookup per
  ; waiting caller, quadratic at a peak)
  same => n,Set(LOCAL(ahead)=${{QUEUE_WAITING_COUNT(${{ARG1}})}})
@@ -323,12 +327,15 @@ exten => s,1,Set(LOCAL(logged)=${{QUEUE_MEMBER(${{ARG1}},logged)}})
  same => n,ExecIf($[${{LOCAL(min)}} < 1]?Set(LOCAL(min)=1))
  same => n,ExecIf($[${{LOCAL(min)}} > {MAX_MINUTES}]?Set(LOCAL(min)={MAX_MINUTES}))
  same => n,Set(LOCAL(ahead)=${{IF($[${{LOCAL(ahead)}} > {MAX_AHEAD}]?{MAX_AHEAD}:${{LOCAL(ahead)}})}})
+ ; one event per queue step: where the caller goes, what they are told (Ahead and Minutes, empty when
+ ; nothing is announced) and the routing facts (the first step also carries when routing was decided)
+ same => n(emit),UserEvent(HotlineQueue,Queue: ${{ARG1}},Target: ${{ARG3}},Wait: ${{ARG2}},Ahead: ${{LOCAL(ahead)}},Minutes: ${{LOCAL(min)}},Path: ${{HOTLINE_IVR_PATH}},Service: ${{HOTLINE_SERVICE}},Recording: ${{HOTLINE_REC}},Open: ${{HOTLINE_OPEN}},Green: ${{HOTLINE_GREEN}},Priority: ${{QUEUE_PRIO}},Routed: ${{HL_ROUTED}})
+ same => n,Set(HL_ROUTED=)
+ same => n,GotoIf($["${{LOCAL(min)}}" = ""]?join)
  same => n,Set(LOCAL(say)=${{IF($[${{LOCAL(ahead)}} = 0]?position_next:position_${{LOCAL(ahead)}})}})
- same => n,UserEvent(HotlineWaitAnnounced,Queue: ${{ARG1}},Ahead: ${{LOCAL(ahead)}},Minutes: ${{LOCAL(min)}})
  same => n,Playback(${{HL_SOUNDS}}/${{HOTLINE_LANG}}/${{LOCAL(say)}}&${{HL_SOUNDS}}/${{HOTLINE_LANG}}/wait_${{LOCAL(min)}})
  same => n(join),Set(__HOTLINE_STEP_AT=${{STRFTIME(,,%s%3q)}})
  same => n,Set(__HOTLINE_INTERPRETER=${{ARG4}})
- same => n,UserEvent(HotlineQueue,Queue: ${{ARG1}},Target: ${{ARG3}},Wait: ${{ARG2}})
  same => n,Queue(${{ARG1}},t,,,${{ARG2}},,hotline-agent-answer)
  same => n,Set(LOCAL(why)=${{QUEUESTATUS}})
  same => n(left),Set(__HOTLINE_OVERFLOW=${{HOTLINE_OVERFLOW}}${{IF($["${{HOTLINE_OVERFLOW}}" = ""]?:/)}}${{ARG1}}:${{LOCAL(why)}})

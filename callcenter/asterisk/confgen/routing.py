@@ -79,7 +79,7 @@ exten => s,1,Set(MASTER_CHANNEL(HOTLINE_ANSWERED_AT)=${EPOCH})
  same => n,Set(TRANSFER_CONTEXT=hotline-transfer)
  same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT)=${CHANNEL(endpoint)})
  same => n,Set(MASTER_CHANNEL(HOTLINE_AGENT_CHAN)=${CHANNEL})
- same => n,UserEvent(HotlineAnswered,Agent: ${CHANNEL(endpoint)},Queue: ${HOTLINE_QUEUE})
+ ; no event here: app_queue's AgentConnect says who answered
  same => n,GotoIf($["${HOTLINE_INTERPRETER}" != "1"]?done)
  same => n,GotoIf(${DIALPLAN_EXISTS(hotline-interp-dial,${HOTLINE_LANG},1)}?:done)
  ; ring the language's interpreters; the one who answers joins the caller's bridge (three-way)
