@@ -1,15 +1,17 @@
 """Walking skeleton on the real stack: Asterisk 22, the controller, pjsua2 callers and agents."""
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from simulators.audio import wav_stats
-from tests.helpers import finished_wav, free_port
+from tests.helpers import finished_wav, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +161,26 @@ def test_dialled_number_cannot_inject_a_city(clean_stack, i, number):
     rec = s.wait_record(lambda r: r["caller_number"] == me and r["status"] == "ended", 30)
     assert rec["outcome"] == "unknown_number" and rec["city"] == "", rec
     assert rec["dialed_number"].lstrip("+").isdigit(), rec
+
+
+def test_an_agents_state_follows_their_phone_one_event_per_change(clean_stack, audio):
+    """The agents' view reads the phone's own DeviceStateChange (one event per change); QueueMemberStatus,
+    which repeats each change once per queue the agent is in, is filtered at the source (issue 22)."""
+    s = clean_stack
+    view = lambda: next(a for a in s.api("/api/agents") if a["id"] == "agent1001")
+    agent = s.agent("agent1001", answer_delay=5)
+    wait_for(lambda: view()["device"] == "not_in_use", 15, "agent1001's phone idle")
+    caller = s.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=16, caller="13911110077")
+    # ringing for 5 s before the auto-answer: the desk shows the agent busy while the phone rings
+    rang = wait_for(lambda: (lambda v: v if v["device"] == "ringing" else None)(view()), 40, "agent1001 ringing")
+    assert rang["state"] == "on_call"
+    wait_for(lambda: view()["device"] == "in_use", 15, "agent1001 talking")
+    assert caller.result(90)["answered"]
+    done = wait_for(lambda: (lambda v: v if v["device"] == "not_in_use" else None)(view()), 15, "agent1001 free")
+    assert done["state"] in ("wrap_up", "ready")
+    agent.stop()      # the phone unregisters: calls must not be offered, the view says why
+    wait_for(lambda: view()["device"] == "unavailable", 20, "agent1001's phone gone")
+    req = urllib.request.Request(s.base_url + "/metrics", headers={"Authorization": f"Bearer {s.secrets.service_token}"})
+    metrics = urllib.request.urlopen(req, timeout=10).read().decode()
+    names = dict(re.findall(r'^hotline_ami_events_total{event="([^"]+)"} ([0-9.e+]+)$', metrics, re.M))
+    assert "DeviceStateChange" in names and "QueueMemberStatus" not in names, names

@@ -68,7 +68,7 @@ def test_the_hint_context_is_generated_only_for_a_cluster():
     # (manager_conf reads only the AMI login of the secrets)
     s = type("S", (), {"ami_user": "hotline", "ami_secret": "x"})()
     for cfg in (one, two):
-        assert "name(DeviceStateChange),header(Device),method(regex)) = ^([^P]|P[^J])\n" in manager_conf(cfg, s)
+        assert "name(DeviceStateChange),header(Device),method(regex)) = ^ *([^P ]|P[^J])\n" in manager_conf(cfg, s)
     assert "eventfilter(action(exclude),name(QueueMemberStatus)) =" in manager_conf(one, s)
     assert "QueueMemberStatus" not in manager_conf(two, s)
 

@@ -40,9 +40,10 @@ def event_filters(cfg: HotlineConfig) -> str:
     # phone with what the other nodes relay (agents/service.py device_from).
     if not cfg.system.cluster.nodes:
         out.append("eventfilter(action(exclude),name(QueueMemberStatus)) =\n")
-    # only phones' device states (PJSIP/...): not the trunk's Local channels, Custom: or Queue: devices
+    # only phones' device states (PJSIP/...): not Queue: (one per queue and skill at every change), Local,
+    # Custom: devices (the header's value is matched as Asterisk stores it: a leading space allowed for)
     out.append("eventfilter(action(exclude),name(DeviceStateChange),header(Device),method(regex)) = "
-               "^([^P]|P[^J])\n")
+               "^ *([^P ]|P[^J])\n")
     return "".join(out)
 
 
@@ -55,6 +56,7 @@ UNUSED_EVENTS = ("Newstate", "NewCallerid", "NewConnectedLine", "NewAccountCode"
                  "MusicOnHoldStart", "MusicOnHoldStop", "LocalBridge", "LocalOptimizationBegin",
                  "LocalOptimizationEnd", "MixMonitorStart", "MixMonitorStop", "ChanSpyStart", "ChanSpyStop",
                  "BridgeCreate", "BridgeDestroy", "Hold", "Unhold", "VarSet", "Newexten", "RTCP",
+                 "QueueCallerLeave",
                  # security events of every phone's registration: only the failures matter
                  "ChallengeSent", "SuccessfulAuth")
 

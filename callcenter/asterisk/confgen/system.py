@@ -53,10 +53,10 @@ MODULES = [
     "res_http_websocket.so", "res_pjsip_transport_websocket.so",
     # several nodes: DEVICE_STATE(Custom:agent-<id>), an agent busy on another node (confgen/cluster.py)
     "func_devstate.so",
+    # agents' phone states as AMI DeviceStateChange events: one per change, for the agents' view (and,
+    # with several nodes, relayed to the others); QueueMemberStatus repeats each once per queue
+    "res_manager_devicestate.so",
 ]
-
-# several nodes only: agents' phone states as AMI DeviceStateChange events, relayed to the other nodes
-CLUSTER_MODULES = ["res_manager_devicestate.so"]
 
 
 def asterisk_conf(paths: InstancePaths, moddir: str, systemname: str | None = None) -> str:
@@ -88,7 +88,7 @@ defaultlanguage = zh
 def modules_conf(cfg: HotlineConfig) -> str:
     # the admin's asterisk.extra_modules after ours (or `load =` lines in custom/modules_custom.conf)
     extra = [m for m in cfg.system.asterisk.extra_modules if m not in MODULES]
-    ours = MODULES + (CLUSTER_MODULES if cfg.system.cluster.nodes else [])
+    ours = MODULES
     return (HEADER + "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in ours)
             + ("; asterisk.extra_modules (config/hotline.yaml)\n" if extra else "")
             + "".join(f"load = {m}\n" for m in extra))
