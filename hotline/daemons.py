@@ -66,9 +66,8 @@ def _metrics_endpoint(endpoint, daemon: str):
 
 def cmd_transcriber(args) -> int:
     from store.secrets import load_or_create
-    from transcription.service import serve
-
     from transcription.allocator import use_jemalloc
+    from transcription.service import serve
 
     cfg = _config(args)
     use_jemalloc(cfg.system.transcription.allocator)     # an exec when it applies: nothing started yet
