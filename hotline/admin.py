@@ -82,6 +82,11 @@ def cmd_config(args) -> int:
                           f"{len(s['asterisk_files'])} Asterisk files generated", highlight=False)
             for key, source in s["sources"].items():
                 console.print(f"  {key}: from {source}", highlight=False)
+            if "live_max_calls" in s:
+                lm = s["live_max_calls"]
+                console.print(f"  live transcription: up to {lm['calls']} calls at once ("
+                              + (f"auto, from {lm['cores']:g} cores" if lm["setting"] == "auto" else "live.max_calls")
+                              + ")", highlight=False)
         else:
             console.print(f"[red]configuration error[/red] ({len(report.problems)}) in {report.config_dir}",
                           highlight=False)

@@ -14,6 +14,7 @@ from typing import Any
 from callcenter.asterisk import confgen
 from core.config import REPO_ROOT, ConfigError, HotlineConfig, load_config, load_model_catalogue
 from core.config.sources import find_config_dir
+from core.config.system import usable_cores
 from core.paths import InstancePaths
 from store.secrets import Secrets
 
@@ -160,6 +161,10 @@ def check(root: Path | None = None, overrides: dict | None = None, config_dir: P
                "ticket_categories": len(cfg.tickets.categories), "legal_aid_centers": len(cfg.centers.centers),
                "keyword_topics": len(cfg.keywords.topics), "partners": sorted(cfg.partners),
                "asterisk_files": files, "sources": cfg.sources}
+    live = cfg.system.transcription.live
+    if cfg.system.transcription.enabled and live.enabled:
+        # the figure in force on this machine ("auto": from its cores)
+        summary["live_max_calls"] = {"calls": live.calls(), "setting": live.max_calls, "cores": usable_cores()}
     if edge_files:
         summary["edge_files"] = edge_files
     return Report(not problems, problems, summary, str(cfg.config_dir))

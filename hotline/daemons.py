@@ -66,9 +66,11 @@ def _metrics_endpoint(endpoint, daemon: str):
 
 def cmd_transcriber(args) -> int:
     from store.secrets import load_or_create
+    from transcription.allocator import use_jemalloc
     from transcription.service import serve
 
     cfg = _config(args)
+    use_jemalloc(cfg.system.transcription.allocator)     # an exec when it applies: nothing started yet
     # raise our niceness to the configured value (threads and worker processes inherit it)
     os.nice(max(0, cfg.system.transcription.nice - os.nice(0)))
     secrets = load_or_create(cfg)

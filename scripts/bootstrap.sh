@@ -18,6 +18,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 have npm || need+=(npm)                # the dashboard's chart library (ECharts), served locally
 installed fonts-wqy-microhei || need+=(fonts-wqy-microhei)
 installed fonts-tibetan-machine || need+=(fonts-tibetan-machine)
+installed libjemalloc2 || need+=(libjemalloc2)   # the transcriber's allocator (transcription/allocator.py)
 have kamailio || need+=(kamailio)      # the SIP edge in front of several Asterisk nodes (docs/scale-out.md)
 # the edge's secure WebSocket for the desks' browser phones in cluster mode (docs/agent-phones.md)
 installed kamailio-websocket-modules || need+=(kamailio-websocket-modules)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import wave
 from functools import lru_cache
 from pathlib import Path
@@ -83,25 +84,93 @@ def transcript_text(segments: list[dict]) -> str:
     return "\n".join(f"{s['speaker']}: {s['text']}" for s in segments)
 
 
-class StreamRecognizer:
-    """Incremental recognition of one live stream (signed 16-bit little-endian PCM)."""
+class RecognizerPool:
+    """Live recognisers kept between streams, per (model, rate).
 
-    def __init__(self, model_dir: str, rate: int = 8000):
+    A Vosk recogniser over a lookahead graph (HCLr.fst + Gr.fst, as the small models ship) composes the
+    graph on the fly and caches what it composed inside the recogniser, not the shared Model: a new one
+    decodes at 4-5x its steady cost for its first ~10 s of speech (bench/bench_vosk.py, "single stream").
+    Handing a finished stream's recogniser to the next stream keeps that cache; its decoder, features
+    and i-vector state start afresh (FinalResult drops them), so nothing of one call reaches the next.
+    Each kept recogniser holds ~80 MB of cache: ``size`` bounds them (the live streams' limit)."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._idle: dict[tuple[str, int], list] = {}
+        self._lock = threading.Lock()
+        self.created = 0          # for the bench and the start log: how many were ever built
+
+    def take(self, model_dir: str, rate: int):
+        with self._lock:
+            idle = self._idle.get((model_dir, rate))
+            if idle:
+                return idle.pop()
+            self.created += 1
         from vosk import KaldiRecognizer
-        self.rec = KaldiRecognizer(load_model(model_dir), rate)
+        rec = KaldiRecognizer(load_model(model_dir), rate)
         # live text needs no word timings (the post-call pass has them): skipping the word
-        # alignment makes the end of each utterance cheaper, which is what keeps many streams on time
-        self.rec.SetWords(False)
-        self.partial = ""
+        # alignment makes the end of each utterance cheaper
+        rec.SetWords(False)
+        return rec
 
-    def feed(self, pcm: bytes) -> tuple[str | None, str]:
-        """(final text when an utterance ended, else None; current partial text)."""
+    def give(self, model_dir: str, rate: int, rec) -> None:
+        # A recogniser whose last utterance ended at an endpoint is not finalised by FinalResult (it
+        # keeps its feature pipeline); 10 ms of silence then FinalResult always leave it finalised,
+        # so the next stream starts from fresh features and i-vector.
+        rec.AcceptWaveform(bytes(rate // 100 * 2))
+        rec.FinalResult()
+        with self._lock:
+            if sum(len(v) for v in self._idle.values()) >= self.size:
+                # full: a recogniser of another model (one replaced since) makes room, else this one goes
+                other = next((v for k, v in self._idle.items() if k != (model_dir, rate) and v), None)
+                if other is None:
+                    return
+                other.pop()
+            self._idle.setdefault((model_dir, rate), []).append(rec)
+
+    def idle(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._idle.values())
+
+
+LIVE_POOL = RecognizerPool()
+
+
+class StreamRecognizer:
+    """Incremental recognition of one live stream (signed 16-bit little-endian PCM).
+
+    ``pool`` None builds a recogniser of its own and drops it at the end (what every stream did
+    before the pool; the bench's "before")."""
+
+    def __init__(self, model_dir: str, rate: int = 8000, pool: RecognizerPool | None = LIVE_POOL):
+        self.model_dir, self.rate, self.pool = model_dir, rate, pool
+        if pool is not None:
+            self.rec = pool.take(model_dir, rate)
+        else:
+            from vosk import KaldiRecognizer
+            self.rec = KaldiRecognizer(load_model(model_dir), rate)
+            self.rec.SetWords(False)
+        self.partial = ""
+        self._done = False
+
+    def feed(self, pcm: bytes, partial: bool = True) -> tuple[str | None, str]:
+        """(final text when an utterance ended, else None; current partial text). ``partial`` False
+        skips the best-path walk of the partial text when it would not be sent anyway (the last
+        partial is returned)."""
         if self.rec.AcceptWaveform(pcm):
             text = clean(json.loads(self.rec.Result()).get("text"))
             self.partial = ""
             return text, ""
-        self.partial = clean(json.loads(self.rec.PartialResult()).get("partial"))
+        if partial:
+            self.partial = clean(json.loads(self.rec.PartialResult()).get("partial"))
         return None, self.partial
 
     def finish(self) -> str:
-        return clean(json.loads(self.rec.FinalResult()).get("text"))
+        if self._done:
+            return ""
+        self._done = True
+        text = clean(json.loads(self.rec.FinalResult()).get("text"))
+        if self.pool is not None:
+            self.pool.give(self.model_dir, self.rate, self.rec)
+        self.rec = None
+        return text

@@ -23,16 +23,17 @@ from prometheus_client import CollectorRegistry
 from core.paths import InstancePaths
 from store.bus import Bus
 from core.config import HotlineConfig
+from core.config.system import usable_cores
 from store.alerts import AlertStore
 from store.engine import Database, migrate
 from store.secrets import Secrets
 from store.transcripts import TranscriptStore
-from transcription import audiosocket
+from transcription import allocator, audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
 from transcription.keywords import KeywordRules, compile_rules
 from transcription.metrics import TranscriberMetrics
 from transcription.models import ModelRegistry
-from transcription.recognize import StreamRecognizer, load_model
+from transcription.recognize import LIVE_POOL, StreamRecognizer, load_model
 
 log = logging.getLogger("hotline.transcriber")
 TOPIC = "transcription"
@@ -84,7 +85,12 @@ class Transcriber:
         self.paths = InstancePaths(cfg.resolve(cfg.system.asterisk.rootfs), cfg.system.asterisk.instance)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = self._new_pool()
-        self.live_threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="live")
+        self.cores = usable_cores()
+        self.live_calls = self.ts.live.calls(self.cores)
+        # as many recognition threads as cores: a chunk waits its turn rather than sharing a core with
+        # a dozen others (Vosk's C code runs outside the GIL, so threads do use every core)
+        self.live_threads = ThreadPoolExecutor(max_workers=max(1, int(self.cores)), thread_name_prefix="live")
+        LIVE_POOL.size = 2 * self.live_calls
         self.running: dict[int, dict] = {}
         self.live_streams = 0
         self._server: asyncio.AbstractServer | None = None
@@ -109,7 +115,10 @@ class Transcriber:
                 if path:
                     await asyncio.to_thread(load_model, str(path))
             self._server = await asyncio.start_server(self._live, self.ts.live.host, self.ts.live.port)
-            log.info("AudioSocket server on %s:%s", self.ts.live.host, self.ts.live.port)
+            log.info("AudioSocket server on %s:%s; live transcription for up to %d calls (%s); allocator %s",
+                     self.ts.live.host, self.ts.live.port, self.live_calls,
+                     f"live.max_calls auto: {self.cores:g} cores" if self.ts.live.max_calls == "auto"
+                     else "live.max_calls", allocator.describe())
 
     async def stop(self) -> None:
         if self._server:
@@ -239,7 +248,7 @@ class Transcriber:
         rec: StreamRecognizer | None = None
         loop = asyncio.get_running_loop()
         buf = bytearray()
-        last_partial, last_sent = "", 0.0
+        last_partial, last_sent, last_asked = "", 0.0, 0.0
         every = self.ts.live.partial_every_ms / 1000
         self.live_streams += 1
         try:
@@ -267,7 +276,11 @@ class Transcriber:
                 if rec is None or len(buf) < LIVE_CHUNK:
                     continue
                 chunk, buf[:] = bytes(buf), b""
-                final, partial = await loop.run_in_executor(self.live_threads, rec.feed, chunk)
+                # the partial text is worked out only when it may be sent (at most every partial_every_ms)
+                want = time.monotonic() - last_asked >= every
+                if want:
+                    last_asked = time.monotonic()
+                final, partial = await loop.run_in_executor(self.live_threads, rec.feed, chunk, want)
                 if final:
                     await self._live_text(info, final, True)
                     last_partial = ""

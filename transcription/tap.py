@@ -23,7 +23,11 @@ class LiveTap:
         ts = cfg.system.transcription
         self.enabled = ts.enabled and ts.live.enabled
         self.address = f"{ts.live.host}:{ts.live.port}"
-        self.max_calls = ts.live.max_calls
+        # "auto" is sized from this machine's cores: the transcriber runs beside the controller
+        self.max_calls = ts.live.calls()
+        if self.enabled:
+            log.info("live transcription for up to %d calls at once (live.max_calls %s)", self.max_calls,
+                     ts.live.max_calls)
         self.ami, self.bus, self.models = ami, bus, models
         self.tapped: set[tuple[str, str]] = set()     # (call id, channel) already streamed
         self.skipped: set[str] = set()                  # calls over the live limit (logged once)

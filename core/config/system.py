@@ -3,6 +3,7 @@ transcription, interop, federation, wallboard)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -192,14 +193,62 @@ class QueueSettings(Strict):
         return v
 
 
+# Sizing of live transcription from the cores (bench/bench_vosk.py measures both figures): one live
+# stream with a warm recogniser costs ~0.07 core on the 2-core reference VM (0.1 with partials, finals
+# and bursts), and live transcription may take 60 % of the cores: Asterisk, the controller and the
+# post-call jobs keep the rest.
+LIVE_STREAM_CORES = 0.1
+LIVE_CORES_SHARE = 0.6
+
+
+def usable_cores() -> float:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup CPU quota if one is set."""
+    try:
+        cores = float(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        cores = float(os.cpu_count() or 1)
+    try:   # containers: "max 100000" (no quota) or "<quota> <period>"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max" and float(period) > 0:
+            cores = min(cores, max(0.5, float(quota) / float(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def live_calls_for(cores: float, stream_cores: float = LIVE_STREAM_CORES, share: float = LIVE_CORES_SHARE) -> int:
+    """Calls (two streams each) live transcription holds on ``cores``: never fewer than one."""
+    streams = int(cores * share / stream_cores + 1e-6)
+    return max(1, streams // 2)
+
+
 class LiveTranscription(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9092, ge=1, le=65535)
     partial_every_ms: int = Field(300, ge=50, le=5000)
     # calls transcribed live at once (two streams each); beyond it a call gets its post-call
-    # transcript only. bench/bench_vosk.py measures what a machine sustains.
-    max_calls: int = Field(3, ge=0, le=1000)
+    # transcript only. "auto": sized at start from the cores (live_calls_for); a number wins.
+    max_calls: int | Literal["auto"] = "auto"
+
+    @field_validator("max_calls", mode="before")
+    @classmethod
+    def calls_or_auto(cls, v):
+        if v == "auto" or v is None:
+            return "auto"
+        if isinstance(v, str) and v.strip().isdigit():     # from an environment override
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{v!r} is neither a number of calls (0-1000) nor 'auto' (sized from the cores)")
+        if not 0 <= v <= 1000:
+            raise ValueError(f"{v} calls is out of range: 0-1000, or 'auto' (sized from the cores)")
+        return v
+
+    def calls(self, cores: float | None = None) -> int:
+        """The live limit in force: the configured number, or what ``cores`` (default: this machine's) hold."""
+        if self.max_calls != "auto":
+            return self.max_calls
+        return live_calls_for(usable_cores() if cores is None else cores)
 
 
 class Retention(Strict):
@@ -224,6 +273,9 @@ class TranscriptionSettings(Strict):
     # CPU priority (Unix nice, 0-19) of the transcriber: recognition is the heaviest work on the box and
     # never urgent; with the cores busy, Asterisk's calls and the controller go first
     nice: int = Field(10, ge=0, le=19)
+    # jemalloc: run on libjemalloc when it is installed (Vosk's decoder spends ~20 % of a live stream in
+    # glibc's malloc; transcription/allocator.py); system: the C library's malloc
+    allocator: Literal["jemalloc", "system"] = "jemalloc"
     lease_seconds: float = Field(60, ge=1, le=3600)
     max_attempts: int = Field(3, ge=1, le=20)
     retry_seconds: float = Field(30, ge=0.1, le=86400)
