@@ -11,9 +11,9 @@ from tests.soak import run_day
 CALLS = 300          # the day's shape at a fifth of a real day's volume: the 2-core box also runs the rest
 MINUTES = 5
 VIEWERS = 500
-# a 5-minute run includes the processes' warm-up (imports, caches, first transcriptions): the
-# benchmark's hour is held to the issue's 10 %, this short form to a bound that still catches a leak
-MAX_GROWTH = 0.25
+# memory at the end over the highest up to the end of the afternoon peak: the working set fills with the
+# first busy hours (the controller 137 -> ~210 MiB, whether 40 calls or 300), a leak goes on growing
+MAX_GROWTH = 0.10
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_a_day_of_the_province_in_five_minutes(tmp_path):
     assert res.stats_match, (res.stats_live, res.stats_wallboard, res.stats_stored)
     # memory bounded
     for name in ("controller", "transcriber", "interop"):
-        g = res.growth(name)
+        g = res.growth_after_peak(name)
         assert g is not None and g <= MAX_GROWTH, (name, g, res.rss[name][:3], res.rss[name][-3:])
     # the wallboard viewers stayed connected
     assert res.wallboard["open_at_end"] == VIEWERS, res.wallboard
