@@ -6,7 +6,8 @@
 The day itself (traffic shape, callers, rotas, desks) is tests/soak.py, shared with
 tests/integration/test_soak.py. Figures:
   lost         a planned caller whose call has no ended record, or whose sipp scenario failed (sipp
-               counts a call failed on any unexpected message, timeout or error of ours)
+               counts a call failed on any unexpected message, a request unanswered past its SIP
+               transaction timer, or an error)
   writer lag   a record's last write (updated_at) after the call's end (ended_at), per ended record
   memory       RSS of the controller, the transcriber (its recognisers included) and the interop daemon,
                sampled all run: median of the last quarter over the first (the night: warm-up included),

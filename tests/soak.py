@@ -381,7 +381,9 @@ class Sipps:
                    "-m", str(len(cs)), "-r", str(self.RATE), "-rp", "1000", "-l", "100000", "-i", "127.0.0.1",
                    "-p", str(free_udp_port()), "-mp", str(65000 + 4 * i), "-timeout", f"{int(seconds + 900)}s",
                    "-timeout_error", "-nostdin", "-nd", "-trace_stat", "-stf", "stat.csv", "-fd", "5",
-                   "-trace_err", "-max_socket", "512"]
+                   # a BYE's transaction lasts RFC 3261's Timer F (64 × T1 = 32 s) as a phone's does, not
+                   # sipp's default 5 retransmissions (12 s): a starved Asterisk answered BYEs 12-20 s late
+                   "-max_non_invite_retrans", "9", "-trace_err", "-max_socket", "512"]
             self.procs.append((run, subprocess.Popen(cmd, cwd=run, stdout=open(run / "sipp.out", "wb"),
                                                      stderr=subprocess.STDOUT), len(cs)))
 
@@ -666,41 +668,56 @@ def _rota(stack: Stack, agents: list[Agent], hour: int, on_duty: set[str]) -> se
 
 def _desk_work(stack: Stack, hour: int, hour_s: float, feats: dict, by_number: dict) -> None:
     """What desks do in a day hour: one blind transfer of a call in progress to another agent, and on
-    answered calls' tickets a 12345 handoff (every other hour) and a follow-up survey (closed ticket)."""
-    try:
-        time.sleep(hour_s / 2)
+    answered calls' tickets a 12345 handoff (every other hour) and a follow-up survey (closed ticket).
+    A refusal (the call ended meanwhile: 409, Asterisk refused the redirect: 502) is reported, never
+    fatal, and does not keep the hour's other desk work from happening."""
+    def attempt(what: str, fn) -> None:
+        try:
+            fn()
+        except Exception as e:
+            feats["errors"].append(f"hour {hour} {what}: {type(e).__name__}: {e}")
+
+    def transfer() -> None:
         asked = {x[0] for x in feats["transfers_asked"]}
         live = [c for c in stack.api("/api/status")["calls_in_progress"]
                 if c.get("status") == "talking" and c.get("agent") and c.get("caller_number") in by_number
                 and c["call_id"] not in asked]
         ready = [a["id"] for a in stack.api("/api/agents") if a["state"] == "ready" and a["id"].startswith("agent4")]
-        if live and ready:
+        target = next((a for a in ready if live and a != live[0]["agent"]), None)
+        if target:
             call = live[0]
-            target = next((a for a in ready if a != call["agent"]), None)
-            if target:
-                stack.api(f"/api/calls/{call['call_id']}/transfer", "POST",
-                          {"target": {"type": "agent", "id": target}, "attended": False})
-                feats["transfers_asked"].append((call["call_id"], call["caller_number"], target))
-        answered = [r for r in stack.records(100) if r["status"] == "ended" and r["outcome"] == "answered"
-                    and r["caller_number"] in by_number]
+            feats["transfers_asked"].append((call["call_id"], call["caller_number"], target))
+            stack.api(f"/api/calls/{call['call_id']}/transfer", "POST",
+                      {"target": {"type": "agent", "id": target}, "attended": False})
+
+    def answered_call() -> dict | None:
         used = {x[0] for x in feats["handoffs_asked"] + feats["surveys_asked"]}
-        answered = [r for r in answered if r["call_id"] not in used]
-        if hour % 2 == 0 and answered:
-            r = answered.pop(0)
-            t = stack.api(f"/api/calls/{r['call_id']}/ticket")
-            stack.api(f"/api/tickets/{t['id']}", "PATCH", {"category": "other", "summary": "小区噪音扰民，非法律问题，转12345"})
-            stack.api(f"/api/tickets/{t['id']}/handoff", "POST", {"partner": "12345", "consent": False})
-            feats["handoffs_asked"].append((r["call_id"], t["id"]))
-        if answered:
-            r = answered.pop(0)
-            t = stack.api(f"/api/calls/{r['call_id']}/ticket")
-            stack.api(f"/api/tickets/{t['id']}", "PATCH", {"category": "labour_wages", "outcome": "answered",
-                                                          "follow_up": True})
-            for status in ("resolved", "closed"):
-                stack.api(f"/api/tickets/{t['id']}/status", "POST", {"status": status})
-            feats["surveys_asked"].append((r["call_id"], t["id"]))
-    except Exception as e:     # reported, never fatal: the day goes on
-        feats["errors"].append(f"hour {hour}: {type(e).__name__}: {e}")
+        return next((r for r in stack.records(100) if r["status"] == "ended" and r["outcome"] == "answered"
+                     and r["caller_number"] in by_number and r["call_id"] not in used), None)
+
+    def handoff() -> None:
+        if (r := answered_call()) is None:
+            return
+        t = stack.api(f"/api/calls/{r['call_id']}/ticket")
+        feats["handoffs_asked"].append((r["call_id"], t["id"]))
+        stack.api(f"/api/tickets/{t['id']}", "PATCH", {"category": "other", "summary": "小区噪音扰民，非法律问题，转12345"})
+        stack.api(f"/api/tickets/{t['id']}/handoff", "POST", {"partner": "12345", "consent": False})
+
+    def survey() -> None:
+        if (r := answered_call()) is None:
+            return
+        t = stack.api(f"/api/calls/{r['call_id']}/ticket")
+        feats["surveys_asked"].append((r["call_id"], t["id"]))
+        stack.api(f"/api/tickets/{t['id']}", "PATCH", {"category": "labour_wages", "outcome": "answered",
+                                                      "follow_up": True})
+        for status in ("resolved", "closed"):
+            stack.api(f"/api/tickets/{t['id']}/status", "POST", {"status": status})
+
+    time.sleep(hour_s / 2)
+    attempt("transfer", transfer)
+    if hour % 2 == 0:
+        attempt("12345 handoff", handoff)
+    attempt("survey", survey)
 
 
 def _settle_features(stack: Stack, feats: dict, timeout: float) -> None:
