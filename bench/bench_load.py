@@ -144,8 +144,13 @@ def pin_asterisk(stack: Stack, layout: str) -> None:
     pid = stack.asterisk.pid()
     if layout != "pinned" or not pid or (os.cpu_count() or 1) < 2:
         return
-    # -a: every thread Asterisk has now; threads it starts later inherit their creator's affinity
-    subprocess.run(["taskset", "-a", "-cp", str(ASTERISK_CORE), str(pid)], check=True, capture_output=True)
+    # every thread Asterisk has now (taskset -a, but a thread ending meanwhile is no failure); threads it
+    # starts later inherit their creator's affinity
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), {ASTERISK_CORE})
+        except (ProcessLookupError, FileNotFoundError):
+            pass
 
 
 def events_by_name(stack: Stack) -> dict[str, float]:
@@ -311,6 +316,8 @@ def main() -> int:
                     if res.failed or res.successful < calls:
                         console.print(f"  [red]{res.failed} failed[/] — sipp: {res.log_tail[-600:]}")
                     results[(rate, layout, setup)] = row
+                    if args.json:       # after each run: a long bench that fails later keeps what it measured
+                        args.json.write_text(json.dumps(list(results.values()), indent=2))
         phones.stop()
     finally:
         stack.close()
