@@ -114,6 +114,7 @@ class Controller:
         self.writer = RecordWriter(self._save, on_error=self.metrics.db_errors.inc)
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._complained: set[str] = set()         # calls whose IVR complaint is filed
+        self._logins = 0                            # AMI logins so far: a resync retry stops at a newer one
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._tasks: list[asyncio.Task] = []
         self._side_jobs: set[asyncio.Task] = set()
@@ -176,10 +177,23 @@ class Controller:
     # ---- AMI session
     async def _on_login(self) -> None:
         self.metrics.ami_up.set(1)
-        try:
-            await self.resync()
-        except Exception:
-            log.exception("resynchronisation failed; will retry on next login")
+        self._logins += 1
+        login, delay = self._logins, 1.0
+        # a QueueStatus answered late (an Asterisk just restarted on a busy host) must not leave the
+        # controller unready until the next login: try again while this session lasts
+        while True:
+            try:
+                await self.resync()
+                return
+            except Exception:
+                if login != self._logins or not self.ami.connected.is_set():
+                    log.exception("resynchronisation failed; will retry on next login")
+                    return
+                log.exception("resynchronisation failed; trying again in %.0f s", delay)
+            await asyncio.sleep(delay)
+            if login != self._logins:
+                return          # a newer login resynchronises
+            delay = min(2 * delay, 15.0)
 
     def _on_disconnect(self, exc) -> None:
         self.metrics.ami_up.set(0)
