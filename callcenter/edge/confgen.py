@@ -287,6 +287,7 @@ modparam("dialog", "default_timeout", 14400)
 modparam("dialog", "send_bye", 1)
 modparam("dialog", "ka_timer", 10)
 modparam("dialog", "ka_interval", {max(ka, 30)})
+modparam("dialog", "ka_failed_limit", {k.dialog_keepalive_failures})
 
 ####### Start-up: the tables
 event_route[htable:mod-init] {{

@@ -439,6 +439,9 @@ class KamailioSettings(Strict):
     # to the agent's phone (else the agent would stay busy at the edge until they hung up); 0 = off,
     # else at least 30 (the dialog module's floor)
     dialog_keepalive_seconds: int = Field(30, ge=0, le=3600)
+    # keepalives in a row that time out (408) or find no dialog (481) before the call is ended: one slow
+    # answer (a browser tab busy past `transaction_timeout_ms`, a lost datagram) must not cut a live call
+    dialog_keepalive_failures: int = Field(2, ge=1, le=10)
     children: int = Field(4, ge=1, le=64)
     # SIP over secure WebSocket for the desks' browser phones in cluster mode (Kamailio's websocket and
     # tls modules, a certificate from the install's CA for `address`); none = no browser phones here

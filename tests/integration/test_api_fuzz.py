@@ -70,6 +70,9 @@ def _config(headers: dict | None = None):
                        "database": "none"},
         "phases": {"stateful": {"enabled": False}},
         "request-timeout": 20,
+        # a request the loaded test machine did not get through (connection reset, no answer in time) is
+        # sent once more; an answer that fails a check is never retried
+        "request-retries": 1,
         # a refusal is a 4xx: 413 (body over 64 KiB) too
         "checks": {"negative_data_rejection": {"expected-statuses": [
             "400", "401", "403", "404", "405", "406", "409", "413", "415", "422"]}},
@@ -267,11 +270,19 @@ def _fuzz(schema, run_case) -> tuple[list[str], int]:
     failures, count = [], 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        # what the failing case raised: Hypothesis replays a failure, and when the replay differs it
+        # reports only "Flaky" (which hides the error itself)
+        raised: list[str] = []
 
         def one(case):
             nonlocal count
             count += 1
-            run_case(case)
+            try:
+                run_case(case)
+            except Exception as e:
+                raised.append(f"{case.method} {case.formatted_path} {case.query or ''}: "
+                              f"{type(e).__name__}: {str(e)[:800]}")
+                raise
         test = create_test(operation=operation, test_func=one, config=HypothesisTestConfig(
             project=schema.config, modes=MODES, explicit_settings=FUZZ_SETTINGS,
             settings=schema.config.get_hypothesis_settings(operation=operation, phase="fuzzing")))
@@ -281,7 +292,8 @@ def _fuzz(schema, run_case) -> tuple[list[str], int]:
             pass
         except (Exception, BaseExceptionGroup) as e:   # one report for all operations, not the first only
             text = "".join(traceback.format_exception_only(e)).strip()
-            failures.append(f"{operation.label}: {text[:2500]}")
+            first = f"\n  first raised by: {raised[0]}" if raised else ""
+            failures.append(f"{operation.label}: {text[:2500]}{first}")
     return failures, count
 
 

@@ -43,6 +43,8 @@ def test_kamailio_cfg_has_the_named_routes_and_the_passwords_stay_in_the_secrets
     assert "failure_route[NODE_FAILOVER]" in cfg and 'ds_select_dst("$var(set)", "8")' in cfg
     assert 'set_dlg_profile("agent", "$var(agent)")' in cfg and '"486", "Busy Here"' in cfg
     assert "$sht(dids=>083312348) = 1;" in cfg
+    # a dead node's calls end on the keepalive, but only after two unanswered in a row (a slow browser)
+    assert 'dlg_set_property("ka-dst")' in cfg and 'modparam("dialog", "ka_failed_limit", 2)' in cfg
     assert "pw-agent1001" not in cfg
     assert '$sht(phones=>agent1001) = "pw-agent1001";' in files[confgen.SECRETS_FILE]
 
