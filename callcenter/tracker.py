@@ -7,6 +7,7 @@ and variable names are the dialplan contract's (core/contract.py).
 """
 from __future__ import annotations
 
+import collections
 import re
 import time
 from typing import Mapping
@@ -15,6 +16,8 @@ from core.calls import CallState, usable_epoch
 from core.contract import TRUNK_CONTEXT, Ev, Var
 from core.numbering import caller_id
 from core.routing import parse_ivr_path
+
+UNKNOWN_ENDS_KEPT = 1000
 
 
 class _Headers:
@@ -50,6 +53,9 @@ class CallTracker:
         self.calls: dict[str, CallState] = {}
         self.bridges: dict[str, set[str]] = {}   # bridge id -> channels in it (hotline calls' channels)
         self.clock = clock
+        # the Hangup of a call we did not know yet (a restart's resynchronisation lists a channel, then
+        # the call ends before it is adopted): kept for adopt(), oldest dropped first
+        self._unknown_ends: collections.OrderedDict[str, Mapping[str, str]] = collections.OrderedDict()
 
     def live(self) -> list[CallState]:
         return [c for c in self.calls.values() if c.status != "ended"]
@@ -83,6 +89,10 @@ class CallTracker:
             call.started_at = call.started_at or now
             return self._touched(call)
         call = self.calls.get(linkedid)
+        if call is None and name == "Hangup" and ev.get("Uniqueid") == linkedid:
+            self._unknown_ends[linkedid] = ev
+            while len(self._unknown_ends) > UNKNOWN_ENDS_KEPT:
+                self._unknown_ends.popitem(last=False)
         if call is None or call.status == "ended":
             return None
         handler = getattr(self, f"_on_{name}", None)
@@ -278,6 +288,8 @@ class CallTracker:
         """Rebuild (or complete) a call from its live channel's variables (see the dialplan)."""
         vars = _Headers(vars)   # Getvar answers: a repeated Value header would be a list
         call = self.calls.setdefault(call_id, CallState(call_id=call_id))
+        if call.status == "ended":
+            return call          # it hung up after Asterisk listed it: its Hangup is the truth
         call.channel = channel or call.channel
         call.dialed_number = vars.get(Var.DID) or call.dialed_number
         call.city = vars.get(Var.CITY) or call.city
@@ -304,4 +316,7 @@ class CallTracker:
             call.status, call.outcome = "talking", "answered"
         elif call.queued_at:
             call.status = "queued"
+        ended = self._unknown_ends.pop(call_id, None)
+        if ended is not None:
+            self._on_Hangup(call, ended, _ts(ended, self.clock()))
         return self._touched(call)

@@ -84,19 +84,27 @@ def all_recorded(stack: Stack, prefix: str, calls: int, timeout: float) -> float
     """Wait until every call of the load has its ended record, and every answered call its ticket
     (exactly one each); returns how long that took."""
     t0 = time.monotonic()
+    seen: dict[str, object] = {}
 
     def complete():
         try:
             recs = records(stack, prefix)
             tix = tickets(stack, prefix)
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as e:
+            seen["error"] = str(e)
             return False
         # the controller's rule: an answered call or a voicemail gets its ticket
         owed = {r[0] for r in recs if (r[4] and r[3]) or r[2] == "voicemail"}
-        return (len(recs) == calls and all(r[1] == "ended" for r in recs)
-                and sorted(t[0] for t in tix) == sorted(owed))
-    wait_for(complete, timeout, f"every one of {calls} calls recorded, ended, with its ticket",
-             stack.tmp / "controller.log")
+        ticketed = sorted(t[0] for t in tix)
+        seen.update(records=len(recs), not_ended=[r for r in recs if r[1] != "ended"],
+                    tickets_missing=sorted(owed - set(ticketed)),
+                    tickets_extra=[n for n in set(ticketed) if n not in owed or ticketed.count(n) > 1])
+        return len(recs) == calls and not seen["not_ended"] and ticketed == sorted(owed)
+    try:
+        wait_for(complete, timeout, f"every one of {calls} calls recorded, ended, with its ticket",
+                 stack.tmp / "controller.log")
+    except AssertionError as e:
+        raise AssertionError(f"last seen: {seen}\n{e}") from None
     return time.monotonic() - t0
 
 

@@ -1,5 +1,6 @@
 """The call state machine as a pure function of AMI events."""
 from callcenter.tracker import CallTracker
+from core.calls import CallState
 
 L = "1700000000.1"
 
@@ -95,6 +96,28 @@ def test_adopt_from_channel_variables():
     assert c.wait_seconds == 30.0 and c.started_at == 190.0
     t.apply({"Event": "Hangup", "Linkedid": L, "Uniqueid": L, "Cause": "16", "Timestamp": "260"})
     assert c.talk_seconds == 30.0
+
+
+def test_a_call_that_ends_while_the_controller_resynchronises_is_not_brought_back():
+    """The controller lists the live channels, then asks each for its variables; a call can hang up in
+    between. Its Hangup (the channel's variables gone, the listing stale) must win over the adoption."""
+    vars_ = {"HOTLINE_CITY": "leshan", "HOTLINE_QUEUED_AT": "200", "CALLERID(num)": "139"}
+    # known from the store (in progress at the kill): its Hangup arrives before its adoption
+    t = CallTracker()
+    t.calls[L] = CallState(call_id=L, city="leshan", status="queued", queued_at=200.0, started_at=190.0)
+    t.apply({"Event": "Hangup", "Linkedid": L, "Uniqueid": L, "Cause": "16", "Timestamp": "240"})
+    c = t.adopt(L, "PJSIP/carrier-00000001", {}, bridged_to="PJSIP/agent1003-0000000a")
+    assert (c.status, c.ended_at, c.agent) == ("ended", 240.0, "") and t.live() == []
+    # unknown to the store (it began while the controller was down): its Hangup is kept for the adoption
+    t = CallTracker()
+    t.apply({"Event": "Hangup", "Linkedid": L, "Uniqueid": L, "Cause": "16", "Timestamp": "240"})
+    c = t.adopt(L, "PJSIP/carrier-00000001", vars_, bridged_to="PJSIP/agent1003-0000000a")
+    assert (c.status, c.ended_at, c.outcome, c.agent) == ("ended", 240.0, "answered", "agent1003")
+    assert t.live() == []
+    # an agent leg's Hangup is not the call's
+    t = CallTracker()
+    t.apply({"Event": "Hangup", "Linkedid": L, "Uniqueid": "1700000000.2", "Cause": "16", "Timestamp": "240"})
+    assert t.adopt(L, "PJSIP/carrier-00000001", vars_).status == "queued"
 
 
 def test_agent_channel_names():
