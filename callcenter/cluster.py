@@ -44,6 +44,9 @@ class NodeKeeper:
         self.beats: dict[str, dict | None] = {}
         self.lost: set[str] = set()
         self.phones: dict[str, str] = {}            # agent -> what this node last relayed about their phone
+        self.phone_states: dict[str, str] = {}      # agent -> their phone's own last state here
+        self.wrapup = float(cfg.system.queues.wrapup_seconds)
+        self.pending_free: dict[str, asyncio.TimerHandle] = {}   # agent -> "free" held back for their wrap-up
         self.relayed_in = 0                         # device states set here for the other nodes
         self.applied: dict[str, object] = {}        # agent -> updated_at of the shared row last applied here
         self.agent_locks: dict[str, asyncio.Lock] = {}   # one change at a time per agent, in arrival order
@@ -178,8 +181,21 @@ class NodeKeeper:
         if found is None or found[0] not in self.agents.agents:
             return
         agent_id, state = found
+        before, self.phone_states[agent_id] = self.phone_states.get(agent_id), str(ev.get("State", ""))
+        if agent_id in self.pending_free:
+            if state == "NOT_INUSE":
+                return                      # still free, still in wrap-up
+            self.pending_free.pop(agent_id).cancel()
         if self.phones.get(agent_id) == state:
             return
+        if self.wrapup > 0 and rules.wrap_up_follows(before, str(ev.get("State", ""))):
+            self.pending_free[agent_id] = asyncio.get_running_loop().call_later(
+                self.wrapup, self._relay, agent_id, state)
+            return
+        self._relay(agent_id, state)
+
+    def _relay(self, agent_id: str, state: str) -> None:
+        self.pending_free.pop(agent_id, None)
         self.phones[agent_id] = state
         log.debug("%s's phone is %s here: telling the other nodes", agent_id, state)
         asyncio.get_running_loop().create_task(self.bus.publish(

@@ -85,6 +85,15 @@ def state_interface(agent_id: str) -> str:
     return f"hint:{agent_id}@{hint_context()}"
 
 
+TALKING = frozenset({"INUSE", "BUSY", "ONHOLD"})    # a phone in a call (RINGING alone earns no wrap-up)
+
+
+def wrap_up_follows(before: str | None, now: str) -> bool:
+    """The agent's phone was in a call and is free now: app_queue here grants wrap-up from this moment, but
+    the other nodes know only the relayed state. They must hear "free" when the wrap-up ends, not now."""
+    return (before or "").upper() in TALKING and RELAYED.get(now.upper()) == "NOT_INUSE"
+
+
 def relayed_state(device: str, state: str) -> tuple[str, str] | None:
     """(agent id, state to set on the other nodes) for a DeviceStateChange of an agent's phone, else None."""
     if not device.startswith("PJSIP/") or "/" in device[6:] or not device[6:]:

@@ -321,13 +321,50 @@ def cmd_edge(args) -> int:
 
 def cmd_status(args) -> int:
     """Exit 0 only when Asterisk runs, the controller runs and its AMI session is up (scripts and
-    monitoring read the exit code); what is down is listed under "down"."""
+    monitoring read the exit code); what is down is listed under "down". With cluster.nodes and no
+    cluster.node chosen: every node of this install, one after the other, and the edge."""
+    cfg = _config(args)
+    if cfg.system.cluster.nodes and not cfg.system.cluster.node:
+        return _status_cluster(args, cfg)
+    report = _status_report(cfg)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print_status(report)
+        if report.get("nodes"):
+            out.print(nodes_table(report["nodes"]))
+    return 1 if report["down"] else 0
+
+
+def _status_cluster(args, cfg: HotlineConfig) -> int:
+    from callcenter.edge.runtime import KamailioInstance
+
+    reports = {n.name: _status_report(_config(_node_args(args, n.name))) for n in cfg.system.cluster.nodes}
+    edge = KamailioInstance(cfg).running()
+    down = ([] if edge else ["edge"]) + [f"{name}: {d}" for name, r in reports.items() for d in r["down"]]
+    nodes = next((r["nodes"] for r in reports.values() if r.get("nodes")), [])
+    if args.json:
+        print(json.dumps({"edge": {"running": edge}, "node_reports": reports, "nodes": nodes, "down": down},
+                         ensure_ascii=False, indent=2))
+        return 1 if down else 0
+    k = cfg.system.cluster.kamailio
+    out.print(f"edge (Kamailio) {k.address}:{k.sip_port} running: {edge}")
+    for name, report in reports.items():
+        out.rule(f"node {name}")
+        _print_status(report)
+    if nodes:
+        out.print(nodes_table(nodes))
+    if not edge:
+        console.print("[red]down: edge[/red]")
+    return 1 if down else 0
+
+
+def _status_report(cfg: HotlineConfig) -> dict:
     from callcenter.asterisk.runtime import AsteriskInstance
 
-    cfg = _config(args)
     report = {"asterisk": {"running": AsteriskInstance(cfg).running()}, "controller": {"running": bool(_pid_alive(_controller_pidfile(cfg)))},
-           "transcriber": {"running": bool(_pid_alive(_pidfile(cfg, "transcriber")))},
-           "interop": {"running": bool(_pid_alive(_pidfile(cfg, "interop")))}}
+              "transcriber": {"running": bool(_pid_alive(_pidfile(cfg, "transcriber")))},
+              "interop": {"running": bool(_pid_alive(_pidfile(cfg, "interop")))}}
     try:
         st = _api(cfg, "/api/status")
         report["asterisk"].update(st["asterisk"])
@@ -338,14 +375,15 @@ def cmd_status(args) -> int:
         report["controller"]["api_error"] = str(e)
     # daemons started by systemd have no pid file here: a controller's API answering, and its AMI
     # session (which only a live Asterisk can hold), are what count
-    down = [name for name, up in (("asterisk", report["asterisk"]["running"]
-                                   or report["asterisk"].get("ami_connected", False)),
-                                  ("controller", report["controller"]["running"] or "api_error" not in report["controller"]),
-                                  ("ami", report["asterisk"].get("ami_connected", False))) if not up]
-    report["down"] = down
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-        return 1 if down else 0
+    report["down"] = [name for name, up in (("asterisk", report["asterisk"]["running"]
+                                             or report["asterisk"].get("ami_connected", False)),
+                                            ("controller", report["controller"]["running"]
+                                             or "api_error" not in report["controller"]),
+                                            ("ami", report["asterisk"].get("ami_connected", False))) if not up]
+    return report
+
+
+def _print_status(report: dict) -> None:
     out.print(f"Asterisk running: {report['asterisk']['running']}  AMI connected: {report['asterisk'].get('ami_connected', False)}")
     out.print(f"controller running: {report['controller']['running']}  transcriber running: "
               f"{report['transcriber']['running']}  interop running: {report['interop']['running']}")
@@ -355,11 +393,8 @@ def cmd_status(args) -> int:
             t.add_row(a["id"], a["state"], ", ".join(a["queues"]))
         out.print(t)
         out.print(f"calls in progress: {len(report['calls_in_progress'])}")
-    if report.get("nodes"):
-        out.print(nodes_table(report["nodes"]))
-    if down:
-        console.print(f"[red]down: {', '.join(down)}[/red]")
-    return 1 if down else 0
+    if report["down"]:
+        console.print(f"[red]down: {', '.join(report['down'])}[/red]")
 
 
 def nodes_table(nodes: list[dict]) -> Table:

@@ -140,6 +140,16 @@ def test_failover_under_load_and_recovery(clean, tmp_path):
         wait_for(lambda: not any(c.agent_dialogs(a) for a in c.load_agents), 90, "no agent left busy at the edge")
         back = [x for x in res2.calls if x.node == na]
         assert back, "na took no call back"
+        # every call that died with na has its record too: ended, failed, with the reason (na's own
+        # controller closes them when its Asterisk is back without them)
+        lost = {x.caller for x in failed}
+
+        def lost_records():
+            recs = [r for r in c.node("nb").records(500) if r["caller_number"] in lost]
+            return recs if len(recs) == len(lost) and all(r["status"] == "ended" for r in recs) else None
+        recs = wait_for(lost_records, 60, "an ended record for every call that died with na")
+        assert {(r["outcome"], r["node"]) for r in recs} == {("node_lost", "na")}, recs
+        assert all(r["hangup_cause_text"] == "dropped with node na's Asterisk" for r in recs), recs
         print(f"recovery: na answered its first call {min(x.answered for x in back) - restarted_at:.2f} s after "
               f"its restart began; {len(back)} of {len(res2.calls)} calls on na, none failed")
     finally:
@@ -257,6 +267,17 @@ def test_hotline_up_runs_the_edge_and_every_node_and_down_stops_them(tmp_path):
                  "both nodes active in both sets")
         for ncfg in nodes.values():
             assert AsteriskInstance(ncfg).running()
+        # `hotline status` on the install reports the edge and every node (not the base instance)
+        st = subprocess.run([sys.executable, "-m", "hotline.cli", "status", "--json"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+        report = json.loads(st.stdout)
+        assert st.returncode == 0 and report["down"] == [] and report["edge"]["running"], st.stdout[-3000:]
+        assert sorted(report["node_reports"]) == ["na", "nb"]
+        assert all(r["asterisk"]["ami_connected"] for r in report["node_reports"].values())
+        assert [(n["name"], n["health"]) for n in report["nodes"]] == [("na", "up"), ("nb", "up")]
+        text = subprocess.run([sys.executable, "-m", "hotline.cli", "status"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120).stdout
+        assert "node na" in text and "node nb" in text and "edge (Kamailio)" in text, text[-3000:]
         down = subprocess.run([sys.executable, "-m", "hotline.cli", "down"], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=120)
         assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]

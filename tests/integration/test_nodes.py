@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import shutil
 import time
+from datetime import datetime
 
 import pytest
 
@@ -17,6 +18,7 @@ from store.engine import Database
 from tests.helpers import ROOT, Stack, postgres_database, wait_for
 
 LEASE = 15.0      # core.cluster.LEASE_SECONDS
+WRAPUP = 6        # seconds of wrap-up after each call (the tests' default is 1)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,8 @@ def nodes(tmp_path_factory):
             # (tests/integration/test_cluster.py runs them behind Kamailio)
             s.overrides["cluster"] = {"node": name, "nodes": cluster, "edge": False}
             s.overrides["redis"] = {"prefix": f"hltest{a.name}"}       # one Redis namespace for the install
+            # wrap-up long enough to tell from app_queue's retry (2 s): the other node must honour it too
+            s.overrides["queues"]["wrapup_seconds"] = WRAPUP
             s.reconfigure()
         try:
             a.start()
@@ -162,10 +166,14 @@ def test_an_agent_busy_on_one_node_is_not_offered_a_call_on_the_other(two, audio
     time.sleep(8)     # a ring cycle and more: app_queue would have rung them by now
     assert not [e for e in on_b.read() if e["event"] in ("incoming", "answered")]
     assert b.api(f"/api/calls/{rec['call_id']}")["status"] == "queued"
-    # free on na again: nb offers them its caller
+    # free on na again: nb offers them its caller, once the wrap-up na grants after the call is over
+    # (before, nb heard "free" at the hangup and rang the agent in the middle of their after-call work)
     first.stop()
     on_b.wait_event("answered", 40)
-    b.wait_record(lambda r: r["call_id"] == rec["call_id"] and r["agent"] == "agent1001", 20)
+    answered = b.wait_record(lambda r: r["call_id"] == rec["call_id"] and r["agent"] == "agent1001", 20)
+    ended = a.wait_record(lambda r: r["caller_number"] == "13955552001" and r["status"] == "ended", 20)
+    gap = datetime.fromisoformat(answered["answered_at"]).timestamp() - datetime.fromisoformat(ended["ended_at"]).timestamp()
+    assert gap >= WRAPUP - 0.5, f"nb offered the call {gap:.1f} s after the agent's call on na ended"
     second.stop()
 
 

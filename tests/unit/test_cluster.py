@@ -53,6 +53,12 @@ def test_only_an_agents_own_phone_state_is_relayed():
     assert rules.state_interface("agent1001") == "hint:agent1001@hotline-agent-state"
 
 
+def test_free_after_a_call_waits_for_the_wrap_up_but_free_after_a_ring_does_not():
+    assert rules.wrap_up_follows("INUSE", "NOT_INUSE") and rules.wrap_up_follows("ONHOLD", "UNAVAILABLE")
+    assert not rules.wrap_up_follows("RINGING", "NOT_INUSE")      # rung, not answered: no call to wrap up
+    assert not rules.wrap_up_follows(None, "NOT_INUSE") and not rules.wrap_up_follows("INUSE", "RINGING")
+
+
 def test_the_hint_context_is_generated_only_for_a_cluster():
     from callcenter.asterisk.confgen.cluster import agent_state_context
     from callcenter.asterisk.confgen.manager import manager_conf
