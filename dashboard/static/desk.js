@@ -223,8 +223,9 @@ async function runPrescreen() {
   // the deciding rule with its article; one resting on a news report only says so
   add(t("e_" + r.eligibility) + "（" + r.source + "）" + (r.verified ? "" : " ⚠ " + t("unverified")), r.eligibility === "likely" ? "green" : "");
   add(r.explanation);
+  if (r.note) add(r.note);
   if (r.provide_first) add(t("provide_first"), "green");
-  for (const n of r.notes) add("· " + n.source + "：" + n.text);
+  for (const n of r.notes) add("· " + n.source + "：" + n.text + (n.note ? "（" + n.note + "）" : ""));
   if (r.threshold != null) add(t("threshold") + ": " + r.threshold + (r.per_capita_income != null ? " / " + r.per_capita_income : ""));
   add(t("documents") + ": " + r.documents.join("、"));
   add(t("jurisdiction") + ": " + (r.jurisdiction.cities.map(cityName).join("、") || t("ask_place")) + "（" + r.jurisdiction.basis + "）");
