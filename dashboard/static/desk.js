@@ -214,7 +214,8 @@ async function runPrescreen() {
   if (/^[0-9]{6}$/.test($("ps-county").value.trim())) body.places.act = $("ps-county").value.trim();
   if ($("ps-residence").value) body.residence = $("ps-residence").value;
   if ($("ps-urgent").checked) body.urgent_preservation = true;
-  if ($("ps-ordinary").checked) body.ordinary_procedure = true;
+  // art. 25 para. 2 covers ordinary procedure only; summary or fast-track: the duty lawyer (art. 30)
+  if ($("ps-procedure").value) body.ordinary_procedure = $("ps-procedure").value === "ordinary";
   const r = await api("/api/legal-aid/prescreen", "POST", body);
   const box = $("ps-result");
   box.dataset.eligibility = r.eligibility;
