@@ -66,7 +66,8 @@ class Citation:
     source: str                        # e.g. "中华人民共和国法律援助法 第32条第4项"
     article: str
     verified: bool
-    text: str
+    text: str                          # what the article says, and only that
+    note: str = ""                     # our explanation of it (not the article's words)
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,10 @@ class Office:
 @dataclass(frozen=True)
 class Jurisdiction:
     cities: tuple[str, ...]            # candidate places (city ids or division codes), in order
-    basis: str
+    basis: str                         # the deciding place rule, with its source and article
     rule: str = ""
     offices: tuple[Office, ...] = ()   # their centers, county level first where known
+    verified: bool = True              # false: the place rule rests on a seed or report only
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class PreScreen:
     threshold: float | None = None     # yuan per person per month, when the means test applied
     per_capita_income: float | None = None
     standards_year: int | None = None
+    note: str = ""                     # our explanation of the deciding rule (not the article's words)
 
 
 class FactsError(ValueError):
@@ -184,7 +187,7 @@ def standards_due(rules: LegalAidRules, today) -> list[tuple[int, str, str]]:
 
 def cite(rules: LegalAidRules, rule_id: str) -> Citation:
     r = rules.rules[rule_id]
-    return Citation(rule_id, rules.cite(rule_id), r.article, r.verified, r.text)
+    return Citation(rule_id, rules.cite(rule_id), r.article, r.verified, r.text, r.note)
 
 
 # ---- the rules, in the order they decide
@@ -257,8 +260,13 @@ def screen(f: Facts, rules: LegalAidRules, current_year: int | None = None,
         docs = list(rules.documents.always)
         docs += {"hardship": rules.documents.hardship, "group": rules.documents.group}.get(docs_kind, [])
         docs += rules.documents.matters.get(f.matter, [])
+        told = [n for n in notes if n != c]     # the deciding rule is the answer, not repeated as a note
+        if docs_kind == "hardship":
+            # the caller is to show hardship: how (art. 41: a written statement the center checks) and
+            # Sichuan's online check through civil-affairs and human-resources data (unverified)
+            told += [cite(rules, "art41_declaration"), cite(rules, "sc_online_check")]
         return PreScreen(elig, rule, c.source, c.article, c.verified, c.text, tuple(docs), where,
-                         tuple(notes), provide_first, **kw)
+                         tuple(told), provide_first, note=c.note, **kw)
 
     # 1. criminal cases: some defendants must be given a defender, without application or means test
     if criminal and not f.has_lawyer:
@@ -287,17 +295,19 @@ def screen(f: Facts, rules: LegalAidRules, current_year: int | None = None,
     threshold, rule, how = hardship_threshold(f.city, year, rules, f.residence)
     notes.append(Citation(rule.rule, rule.source, rule.article, rule.verified, f"{rule.text}（{how}）"))
     decide = "art24_criminal_hardship" if criminal else rule.rule
+    # a defendant without a lawyer is never simply "not eligible": art. 25 para. 2 (the court may notify a
+    # defender) covers ordinary procedure only; tried otherwise (summary, fast-track), the duty lawyer (art. 30)
+    fallback = "art30_duty_lawyer" if f.ordinary_procedure is False else "art25_full_coverage"
     kw = dict(threshold=threshold, standards_year=year)
     if f.household_size is None or f.household_monthly_income is None:
         if criminal:
-            return result("needs_review", "art25_full_coverage", "hardship", **kw)
+            return result("needs_review", fallback, "hardship", **kw)
         return result("needs_review", decide, "hardship", **kw)
     per_capita = round(f.household_monthly_income / f.household_size, 2)
     if per_capita < threshold:
         return result("likely", decide, "hardship", per_capita_income=per_capita, **kw)
     if criminal:
-        # never "not eligible" for a defendant without a lawyer: the court-notified route and the duty lawyer
-        return result("needs_review", "art25_full_coverage", "none", per_capita_income=per_capita, **kw)
+        return result("needs_review", fallback, "none", per_capita_income=per_capita, **kw)
     return result("not", decide, "hardship", per_capita_income=per_capita, **kw)
 
 
@@ -325,9 +335,17 @@ def jurisdiction(matter: str, places: Places, rules: LegalAidRules, directory: D
     first = next((s for s in steps if any(getattr(places, k) for k in s.places)), None)
     offices = directory.locate(tuple(seen)) if directory else ()
     if first is None:
-        return Jurisdiction((), j.matters[matter].basis if matter in j.matters else rules.rules["art38_non_litigation"].text
-                            + "；诉讼事项：" + rules.rules["art38_litigation"].text)
+        if matter in j.matters:
+            m = j.matters[matter]
+            return Jurisdiction((), _place_basis(m, rules), verified=bool(m.verified))
+        return Jurisdiction((), rules.rules["art38_non_litigation"].text + "；诉讼事项：" + rules.rules["art38_litigation"].text,
+                            verified=rules.rules["art38_non_litigation"].verified and rules.rules["art38_litigation"].verified)
     if first.rule:
         return Jurisdiction(tuple(seen), f"{rules.cite(first.rule)}：{rules.rules[first.rule].text}", first.rule,
-                            offices)
-    return Jurisdiction(tuple(seen), first.basis, "", offices)
+                            offices, rules.rules[first.rule].verified)
+    return Jurisdiction(tuple(seen), _place_basis(first, rules), "", offices, bool(first.verified))
+
+
+def _place_basis(p, rules: LegalAidRules) -> str:
+    """A per-matter place rule as the answer shows it: source and article (unverified said so), then the text."""
+    return f"{rules.cite_source(p.source, p.article, bool(p.verified))}：{p.basis}"

@@ -245,6 +245,7 @@ class Jurisdiction(BaseModel):
     basis: str
     rule: str
     offices: list[Office]
+    verified: bool = Field(description="false: the place rule rests on a seed or a report only")
 
 
 class Citation(BaseModel):
@@ -253,6 +254,7 @@ class Citation(BaseModel):
     article: str
     verified: bool
     text: str
+    note: str = Field(description="our explanation of the rule, not the article's words")
 
 
 class PreScreen(BaseModel):
@@ -261,7 +263,8 @@ class PreScreen(BaseModel):
     source: str
     article: str
     verified: bool = Field(description="false: only a secondary report supports the deciding rule")
-    explanation: str
+    explanation: str = Field(description="what the deciding article says")
+    note: str = Field(description="our explanation of the deciding rule, not the article's words")
     documents: list[str]
     jurisdiction: Jurisdiction
     notes: list[Citation]

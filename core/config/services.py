@@ -49,12 +49,16 @@ class Source(Strict):
 
 
 class Rule(Strict):
-    """One rule of the pre-screen with its citation; `verified` is false where only a secondary report
-    supports it (the answer shows it to the agent)."""
+    """One rule of the pre-screen with its citation. `text` says only what the article says; `note` is our
+    explanation of it (shown as such, never as the article). `verified` is true only where `text` was
+    compared word for word with the source's own text; false otherwise (the answer shows it to the agent),
+    and a rule from a verified source that is itself not verified says why in `reason`."""
     source: str
     article: str
     text: str
     verified: bool
+    note: str = ""
+    reason: str = ""
 
 
 class Group(Strict):
@@ -96,9 +100,14 @@ PLACE_KINDS = ("court", "handling_organ", "act", "detention", "respondent_domici
 
 
 class PlaceRule(Strict):
+    """Where to apply: either a rule id (`rule`, art. 38/39) or its own citation in the rules' shape
+    (`source`, `article`, `verified`, with `basis` as the text), e.g. seed 000's per-matter practice."""
     places: list[Literal[PLACE_KINDS]]
     rule: str = ""
     basis: str = ""
+    source: str = ""
+    article: str = ""
+    verified: bool | None = None
 
 
 class JurisdictionRules(Strict):
@@ -126,7 +135,8 @@ class Documents(Strict):
 RULE_IDS = (
     "art25_mandatory", "art25_full_coverage", "sc_court_shall_notify", "art28_compulsory_medical",
     "art30_duty_lawyer", "art24_criminal_hardship", "art32_abuse_victim", "sc_no_matter_limit", "art31_matters",
-    "art44_provide_first", "art38_litigation", "art38_non_litigation", "sc_chuanyu")
+    "art44_provide_first", "art38_litigation", "art38_non_litigation", "sc_chuanyu", "art41_declaration",
+    "sc_online_check")
 
 
 class LegalAidRules(Strict):
@@ -149,6 +159,10 @@ class LegalAidRules(Strict):
         for rid, r in self.rules.items():
             if r.source not in self.sources:
                 raise ValueError(f"rules.{rid}.source: unknown source {r.source!r}; known: {sorted(self.sources)}")
+            if r.verified and not self.sources[r.source].verified:
+                raise ValueError(f"rules.{rid}: verified, but its source {r.source!r} is not")
+            if not r.verified and self.sources[r.source].verified and not r.reason:
+                raise ValueError(f"rules.{rid}: not verified against a verified source: say why in `reason`")
         missing = [r for r in RULE_IDS if r not in self.rules]
         if missing:
             raise ValueError(f"rules: missing {missing} (the pre-screen applies them)")
@@ -160,6 +174,19 @@ class LegalAidRules(Strict):
         for where, rid in refs:
             if rid not in self.rules:
                 raise ValueError(f"{where}: unknown rule {rid!r}")
+        places = [(k, getattr(j, k)) for k in ("litigation", "non_litigation", "detained")]
+        places += [(f"matters.{m}", p) for m, p in j.matters.items()]
+        for where, p in places:
+            if p.rule:
+                continue
+            if not (p.source and p.article and p.basis and p.verified is not None):
+                raise ValueError(f"jurisdiction.{where}: needs a `rule`, or `source`, `article`, `basis` and "
+                                 f"`verified` like a rule")
+            if p.source not in self.sources:
+                raise ValueError(f"jurisdiction.{where}.source: unknown source {p.source!r}; known: "
+                                 f"{sorted(self.sources)}")
+            if p.verified and not self.sources[p.source].verified:
+                raise ValueError(f"jurisdiction.{where}: verified, but its source {p.source!r} is not")
         for year in self.standards:
             if not re.fullmatch(r"20[0-9]{2}", year):
                 raise ValueError(f"standards.{year}: expected a calendar year such as \"2027\"")
@@ -167,7 +194,10 @@ class LegalAidRules(Strict):
 
     def cite(self, rule_id: str) -> str:
         r = self.rules[rule_id]
-        return f"{self.sources[r.source].title} {r.article}" + ("" if r.verified else "（未核实）")
+        return self.cite_source(r.source, r.article, r.verified)
+
+    def cite_source(self, source: str, article: str, verified: bool) -> str:
+        return f"{self.sources[source].title} {article}" + ("" if verified else "（未核实）")
 
 
 # ---- config/legal_aid_centers.yaml: appointment centers and the texts sent to callers

@@ -214,7 +214,8 @@ async function runPrescreen() {
   if (/^[0-9]{6}$/.test($("ps-county").value.trim())) body.places.act = $("ps-county").value.trim();
   if ($("ps-residence").value) body.residence = $("ps-residence").value;
   if ($("ps-urgent").checked) body.urgent_preservation = true;
-  if ($("ps-ordinary").checked) body.ordinary_procedure = true;
+  // art. 25 para. 2 covers ordinary procedure only; summary or fast-track: the duty lawyer (art. 30)
+  if ($("ps-procedure").value) body.ordinary_procedure = $("ps-procedure").value === "ordinary";
   const r = await api("/api/legal-aid/prescreen", "POST", body);
   const box = $("ps-result");
   box.dataset.eligibility = r.eligibility;
@@ -223,8 +224,9 @@ async function runPrescreen() {
   // the deciding rule with its article; one resting on a news report only says so
   add(t("e_" + r.eligibility) + "（" + r.source + "）" + (r.verified ? "" : " ⚠ " + t("unverified")), r.eligibility === "likely" ? "green" : "");
   add(r.explanation);
+  if (r.note) add(r.note);
   if (r.provide_first) add(t("provide_first"), "green");
-  for (const n of r.notes) add("· " + n.source + "：" + n.text);
+  for (const n of r.notes) add("· " + n.source + "：" + n.text + (n.note ? "（" + n.note + "）" : ""));
   if (r.threshold != null) add(t("threshold") + ": " + r.threshold + (r.per_capita_income != null ? " / " + r.per_capita_income : ""));
   add(t("documents") + ": " + r.documents.join("、"));
   add(t("jurisdiction") + ": " + (r.jurisdiction.cities.map(cityName).join("、") || t("ask_place")) + "（" + r.jurisdiction.basis + "）");

@@ -37,6 +37,15 @@ async def test_the_answer_cites_article_source_and_verification(client):
     body = await r.json()
     assert (body["eligibility"], body["rule"], body["verified"]) == ("likely", "sc_court_shall_notify", False)
     assert body["provide_first"] and {"art30_duty_lawyer", "art44_provide_first"} <= {n["rule"] for n in body["notes"]}
+    # summary procedure above the line: the duty lawyer (art. 30), its explanation apart from the article's text
+    r = await client.post("/api/legal-aid/prescreen", headers=AUTH, json={
+        "city": "leshan", "matter": "criminal_defence", "age": 40, "ordinary_procedure": False,
+        "household_size": 1, "household_monthly_income": 9000})
+    body = await r.json()
+    assert (body["eligibility"], body["rule"], body["article"], body["verified"]) == \
+        ("needs_review", "art30_duty_lawyer", "第30条", False)
+    assert "值班律师" in body["explanation"] and "派驻" in body["note"] and "verified" in body["jurisdiction"]
+    assert all("note" in n for n in body["notes"])
     for bad, message in (({"residence": "suburb"}, "residence"), ({"limitation_days_left": -1}, "limitation_days_left"),
                          ({"ordinary_procedure": "yes"}, "ordinary_procedure"), ({"groups": ["military"]}, "unknown groups")):
         r = await client.post("/api/legal-aid/prescreen", headers=AUTH,
