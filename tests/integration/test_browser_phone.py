@@ -390,18 +390,14 @@ def test_microphone_lost_while_ready_means_phone_not_ready_paused_and_no_call_of
             assert (agent["paused"], agent["pause_reason"]) == (True, "phone"), agent
             # the phone unregistered itself: app_queue could not ring it even if the pause were lifted
             wait_for(lambda: f"{BROWSER}/" not in s.asterisk.rx("pjsip show contacts"), 15, "the browser unregistered")
-            caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], hangup_after=12, caller="13922221009")
-            result = caller.result(timeout=60)
-            assert page.get_attribute("#phone", "data-state") == "not_ready"     # still, after the call
+            result = call_while_not_ready(s, tones, page, "13922221009")
             page.click("#lang-toggle")
             assert "The microphone was disconnected" in page.text_content("#phone-error")
             assert page.text_content("#phone-state") == "Phone not ready"
             assert refused == [], refused
         finally:
             browser.close()
-    rec = s.wait_record(lambda r: r["caller_number"] == "13922221009" and r["status"] == "ended")
-    assert rec["agent"] == "" and rec["answered_at"] is None, rec      # never offered to the paused agent
-    assert result["answered"]    # by the IVR: the caller was served by the platform, not by agent1001
+    never_offered(s, "13922221009", result)
 
 
 # last: its caller ends in voicemail, whose callback task would ring the next ready agent
@@ -421,14 +417,23 @@ def test_denied_microphone_means_phone_not_ready_paused_and_no_call_offered(s, t
             agent = next(a for a in s.api("/api/agents") if a["id"] == BROWSER)
             assert (agent["paused"], agent["pause_reason"]) == (True, "phone")
             assert f"{BROWSER}/" not in s.asterisk.rx("pjsip show contacts")     # nothing registered
-            caller = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], hangup_after=12, caller="13922221003")
-            result = caller.result(timeout=60)
-            assert page.get_attribute("#phone", "data-state") == "not_ready"
+            result = call_while_not_ready(s, tones, page, "13922221003")
             page.click("#lang-toggle")
             assert "Microphone permission denied" in page.text_content("#phone-error")
             assert refused == [], refused
         finally:
             browser.close()
-    rec = s.wait_record(lambda r: r["caller_number"] == "13922221003" and r["status"] == "ended")
+    never_offered(s, "13922221003", result)
+
+
+def call_while_not_ready(s, tones, page, number: str) -> dict:
+    """A caller to the browser agent's queue while their phone is not ready; the phone stays so."""
+    result = s.call("083312348", dtmf=IVR, play=tones[CALLER_HZ], hangup_after=12, caller=number).result(timeout=60)
+    assert page.get_attribute("#phone", "data-state") == "not_ready"     # still, after the call
+    return result
+
+
+def never_offered(s, number: str, result: dict) -> None:
+    rec = s.wait_record(lambda r: r["caller_number"] == number and r["status"] == "ended")
     assert rec["agent"] == "" and rec["answered_at"] is None, rec      # never offered to the paused agent
     assert result["answered"]    # by the IVR: the caller was served by the platform, not by agent1001

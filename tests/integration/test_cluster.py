@@ -83,6 +83,22 @@ def test_carrier_call_through_the_edge_reaches_an_agent_registered_at_the_edge(c
     wait_for(lambda: c.agent_dialogs("agent1001") == 0, 20, "the agent's dialog ended at the edge")
 
 
+def test_a_call_overflows_to_the_provincial_pool_logged_in_on_the_other_node(clean, audio):
+    """Leshan's caller is on na; nobody of Leshan is logged in. The provincial pool's lawyer logged in at
+    nb's desk: the login reaches na, whose province queue rings her phone through the edge."""
+    c = clean
+    na, nb = c.node("na"), c.node("nb")
+    pool = nb.agent("agent1006", play=audio["agent"])           # registered at the edge, logged in on nb
+    wait_for(lambda: next(a for a in na.api("/api/agents") if a["id"] == "agent1006")["state"] == "ready", 15,
+             "agent1006's login applied on na")
+    caller = na.call("083312348", dtmf="2:1,4:1", play=audio["caller"], hangup_after=25, caller="13900000061")
+    pool.wait_event("answered", 90)
+    assert caller.result(120)["answered"]
+    rec = na.wait_record(lambda r: r["caller_number"] == "13900000061" and r["status"] == "ended", 40)
+    assert (rec["node"], rec["city"], rec["queue"], rec["agent"]) == ("na", "leshan", "province", "agent1006"), rec
+    assert rec["overflow"].startswith("leshan:"), rec["overflow"]     # Leshan's own queue came first
+
+
 @pytest.mark.slow      # about 100 s: two sipp runs of 40 calls around a SIGKILL and a restart
 def test_failover_under_load_and_recovery(clean, tmp_path):
     """sipp calls Leshan at 2/s; na's Asterisk is SIGKILLed: new calls are answered on nb (N seconds,
