@@ -19,9 +19,9 @@ def hotline(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def test_load_report_expire(tmp_path):
     first = hotline(tmp_path, "kb", "load")
     assert first.returncode == 0, first.stderr
-    assert "48 entries added" in " ".join(first.stderr.split())
+    assert "52 entries added" in " ".join(first.stderr.split())
     again = hotline(tmp_path, "kb", "load")
-    assert "0 entries added" in " ".join(again.stderr.split()) and "48 already there" in " ".join(again.stderr.split())
+    assert "0 entries added" in " ".join(again.stderr.split()) and "52 already there" in " ".join(again.stderr.split())
     r = hotline(tmp_path, "kb", "report", "--json", "--days", "7")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"days": 7, "most_used": [], "unanswered": []}

@@ -182,6 +182,7 @@ async def test_seed_file_loads_once_and_every_entry_is_found(kb):
     cfg = load_config(ROOT)
     kf = load_knowledge(cfg.config_dir, set(cfg.tickets.categories))
     assert len(kf.entries) >= 30
+    assert {e.category for e in kf.entries} == set(cfg.tickets.categories)    # every ticket category has one
     assert all(e.needs_lawyer_review for e in kf.entries)
     rows = [e.model_dump() for e in kf.entries]
     added, kept = await store.load_seed(rows, "hotline-seed")
