@@ -55,7 +55,7 @@ def stack(tmp_path_factory):
         done = subprocess.run([sys.executable, "-m", "hotline.cli", "kb", "load"], cwd=ROOT, env=s.env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert "48 entries added" in " ".join(done.stderr.split()), done.stderr
+        assert "52 entries added" in " ".join(done.stderr.split()), done.stderr
         yield s
     finally:
         for p, log in procs:
