@@ -61,6 +61,7 @@ from transcription.tap import LiveTap
 
 log = logging.getLogger("hotline.controller")
 AUDIT_PURGE_SECONDS = 3600   # retention is counted in days: an hourly purge keeps each delete small
+CDR_SECOND_PASS_SECONDS = 5.0  # Asterisk writes a CDR line just after the hangup: a resync reads the CDR again after this
 
 
 def event_time(ev) -> float | None:
@@ -248,13 +249,10 @@ class Controller:
                 call.outcome = call.outcome or "unobserved"
                 call.hangup_cause_text = call.hangup_cause_text or "ended while the controller was down"
                 self._mark(call)
-        missing = await self.call_records.missing_call_ids(list(from_cdr))
-        for call_id in missing:
-            if call_id not in self.tracker.calls:
-                self.tracker.calls[call_id] = from_cdr[call_id]
-                self._mark(from_cdr[call_id])
-        if missing:
-            log.warning("rebuilt %d calls from Asterisk's CDR that ended while the controller was down", len(missing))
+        await self._rebuild_from_cdr(from_cdr)
+        # a call that hangs up while this runs is in no listing, and its CDR line may come after the read
+        # above (its Hangup reached us for a call we did not know): read the CDR once more a little later
+        self._spawn(self._rebuild_from_cdr_later(paths, self._logins), "cdr-second-pass")
         await self.agents.rebuild()
         await self.nodes.apply_stored()
         await self._learn_aht()
@@ -263,6 +261,20 @@ class Controller:
         self.resynced.set()
         log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
                  sum(1 for a in self.agents.agents.values() if a.queues))
+
+    async def _rebuild_from_cdr(self, from_cdr: dict) -> None:
+        """Calls in Asterisk's CDR with no record of ours: ended while we were not listening."""
+        missing = [c for c in await self.call_records.missing_call_ids(list(from_cdr)) if c not in self.tracker.calls]
+        for call_id in missing:
+            self.tracker.calls[call_id] = from_cdr[call_id]
+            self._mark(from_cdr[call_id])
+        if missing:
+            log.warning("rebuilt %d calls from Asterisk's CDR that ended while the controller was down", len(missing))
+
+    async def _rebuild_from_cdr_later(self, paths: InstancePaths, login: int) -> None:
+        await asyncio.sleep(CDR_SECOND_PASS_SECONDS)
+        if login == self._logins:
+            await self._rebuild_from_cdr(await asyncio.to_thread(cdr.read_calls, paths, time.time() - 3600))
 
     # ---- event handling, strictly in order
     async def _consume(self) -> None:

@@ -389,6 +389,12 @@ class SmsSender:
             except asyncio.TimeoutError:
                 pass
         m = await self.store.receipt(smsc_id, str(r.get("stat", "")), f"{r.get('err', '')}")
+        deadline = time.monotonic() + self.s.response_timeout_seconds
+        while m is None and time.monotonic() < deadline:
+            # the SMSC may hand a receipt to any bound session: this part may be another sender's (another
+            # daemon's), whose submit_sm_resp it has not stored yet
+            await asyncio.sleep(0.1)
+            m = await self.store.receipt(smsc_id, str(r.get("stat", "")), f"{r.get('err', '')}")
         if m is None:
             log.warning("receipt for unknown SMSC message id %r", smsc_id)
         elif m["status"] in ("delivered", "failed"):

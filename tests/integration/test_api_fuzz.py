@@ -26,6 +26,7 @@ import zlib
 from datetime import date, timedelta
 
 import pytest
+import requests
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the test extras")
 
@@ -292,8 +293,8 @@ def _fuzz(schema, run_case) -> tuple[list[str], int]:
             pass
         except (Exception, BaseExceptionGroup) as e:   # one report for all operations, not the first only
             text = "".join(traceback.format_exception_only(e)).strip()
-            first = f"\n  first raised by: {raised[0]}" if raised else ""
-            failures.append(f"{operation.label}: {text[:2500]}{first}")
+            first = f"first raised by: {raised[0]}\n  " if raised else ""
+            failures.append(f"{operation.label}: {first}{text[:1500]}")
     return failures, count
 
 
@@ -302,14 +303,25 @@ def test_api_fuzz(api_schema, fuzz_stack):
     statuses = collections.Counter()
     bearer = _bearer(fuzz_stack)
 
+    unanswered: list[str] = []
+
     def run_case(case):
         onto_seeded_records(case, fuzz_stack.seeded)
         # the coverage phase also drops or garbles the credentials: that is 401 every time (checked
         # above, for every operation); here every request gets past the login to the handler
-        response = case.call_and_validate(headers=bearer, checks=MAIN_CHECKS)
+        try:
+            response = case.call_and_validate(headers=bearer, checks=MAIN_CHECKS)
+        except (requests.ConnectionError, requests.Timeout) as e:
+            # not answered twice (the CI box under four workers): counted and bounded below, not a
+            # finding about the answer, and not left to Hypothesis (its replay would call it "Flaky")
+            unanswered.append(f"{case.method} {case.formatted_path}: {type(e).__name__}")
+            return
         statuses[(case.operation.label, response.status_code)] += 1
     failures, count = _fuzz(api_schema, run_case)
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
+    assert len(unanswered) <= max(3, count // 200), f"{len(unanswered)} requests never answered: {unanswered[:20]}"
+    if unanswered:
+        print(f"not answered within the timeout, twice: {unanswered}")
     reached = {label for (label, status) in statuses if 200 <= status < 300}
     print(f"{count} generated requests; {len(reached)} of {len({k[0] for k in statuses})} operations answered 2xx")
     assert count > 2000 and len(reached) >= 30   # past the validation, into the work, for most

@@ -181,7 +181,7 @@ async def test_a_dead_letter_is_kept_and_can_be_sent_again(db_url, tmp_path):
         [row] = await settled(store, [m["id"]])
         assert row["status"] == "dead" and "ESME_RSYSERR" in row["last_error"], row
         assert (await store.counts())["dead"] == 1
-        [alert] = await AlertStore(db).alerts(kind="dead_letter")
+        [alert] = await until(lambda: AlertStore(db).alerts(kind="dead_letter"), "the dead-letter alert")
         assert (alert["call_id"], alert["topic"], alert["term"]) == (f"sms:{m['id']}", "sms", "follow_up")
         assert await store.requeue(m["id"]) is not None
         [row] = await settled(store, [m["id"]])
@@ -213,7 +213,8 @@ async def test_the_ticket_shows_its_texts_and_a_dead_letter_is_retried_over_the_
                                   related=f"ticket:{ticket['id']}")
             [row] = await settled(store, [m["id"]])
             assert row["status"] == "dead"
-            [alert] = await AlertStore(ctl.db).alerts(kind="dead_letter")
+            # the alert follows the dead letter's own write
+            [alert] = await until(lambda: AlertStore(ctl.db).alerts(kind="dead_letter"), "the dead-letter alert")
             assert alert["city"] == "leshan"                 # the ticket's city: its supervisors see it
             r = await client.get(f"/api/tickets/{ticket['id']}/messages", headers=auth)
             assert r.status == 200
