@@ -280,7 +280,7 @@ def _fuzz(schema, run_case) -> tuple[list[str], int]:
             count += 1
             try:
                 run_case(case)
-            except Exception as e:
+            except BaseException as e:       # a failed check is a BaseExceptionGroup
                 raised.append(f"{case.method} {case.formatted_path} {case.query or ''}: "
                               f"{type(e).__name__}: {str(e)[:800]}")
                 raise
