@@ -41,7 +41,8 @@ async def watch(stack: Stack, viewers: int, load) -> tuple[list[float], int]:
     got: list[list[tuple[float, str]]] = [[] for _ in range(viewers)]
     url = stack.base_url.replace("http", "ws", 1) + "/ws"
     headers = {"Authorization": f"Bearer {stack.secrets.service_token}"}
-    async with aiohttp.ClientSession() as http:
+    # no pool limit: aiohttp's default of 100 connections would queue the 101st viewer until one closes
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await http.ws_connect(url, headers=headers, heartbeat=None) for _ in range(viewers)]
 
         async def read(i, ws):

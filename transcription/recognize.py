@@ -142,8 +142,15 @@ class StreamRecognizer:
     ``pool`` None builds a recogniser of its own and drops it at the end (what every stream did
     before the pool; the bench's "before")."""
 
-    def __init__(self, model_dir: str, rate: int = 8000, pool: RecognizerPool | None = LIVE_POOL):
+    def __init__(self, model_dir: str, rate: int = 8000, pool: RecognizerPool | None = LIVE_POOL,
+                 settle_s: float | None = None):
         self.model_dir, self.rate, self.pool = model_dir, rate, pool
+        # the endpointer's safety net: a partial text unchanged for this much audio ends the utterance.
+        # The small models sometimes decode a pause's line noise as neither words nor silence, and then
+        # call no endpoint until the next speech, seconds later (bench/bench_vosk.py); None: off
+        self.settle = settle_s
+        self._heard = 0.0            # seconds of audio fed
+        self._changed_at = 0.0       # when (in audio time) the partial text last changed
         if pool is not None:
             self.rec = pool.take(model_dir, rate)
         else:
@@ -157,12 +164,21 @@ class StreamRecognizer:
         """(final text when an utterance ended, else None; current partial text). ``partial`` False
         skips the best-path walk of the partial text when it would not be sent anyway (the last
         partial is returned)."""
+        self._heard += len(pcm) / 2 / self.rate
         if self.rec.AcceptWaveform(pcm):
             text = clean(json.loads(self.rec.Result()).get("text"))
-            self.partial = ""
+            self.partial, self._changed_at = "", self._heard
             return text, ""
         if partial:
-            self.partial = clean(json.loads(self.rec.PartialResult()).get("partial"))
+            text = clean(json.loads(self.rec.PartialResult()).get("partial"))
+            if text != self.partial:
+                self.partial, self._changed_at = text, self._heard
+            elif text and self.settle is not None and self._heard - self._changed_at >= self.settle:
+                # FinalResult ends the utterance; the recogniser then goes on with the next one
+                # (its features and i-vector start afresh, as after a stream)
+                text = clean(json.loads(self.rec.FinalResult()).get("text"))
+                self.partial, self._changed_at = "", self._heard
+                return text, ""
         return None, self.partial
 
     def finish(self) -> str:

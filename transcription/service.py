@@ -32,7 +32,7 @@ from transcription import allocator, audiosocket
 from transcription.jobs import die_with_parent, transcribe_and_index
 from transcription.keywords import KeywordRules, compile_rules
 from transcription.metrics import TranscriberMetrics
-from transcription.models import ModelRegistry
+from transcription.models import ModelRegistry, live_variant
 from transcription.recognize import LIVE_POOL, StreamRecognizer, load_model
 
 log = logging.getLogger("hotline.transcriber")
@@ -93,6 +93,7 @@ class Transcriber:
         LIVE_POOL.size = 2 * self.live_calls
         self.running: dict[int, dict] = {}
         self.live_streams = 0
+        self._variant_failed: set[Path] = set()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -111,7 +112,7 @@ class Transcriber:
         if self.ts.live.enabled:
             # live recognisers share the models loaded here (Vosk's C calls run outside the GIL)
             for lang in self.models.entries:
-                path = self.models.locate(lang)
+                path = await asyncio.to_thread(self._live_model, lang)
                 if path:
                     await asyncio.to_thread(load_model, str(path))
             self._server = await asyncio.start_server(self._live, self.ts.live.host, self.ts.live.port)
@@ -262,10 +263,11 @@ class Transcriber:
                         if info is None:
                             log.warning("AudioSocket stream %s is not one we asked for; closing", f.uuid)
                             return
-                        model = self.models.locate(info["language"])
+                        model = await asyncio.to_thread(self._live_model, info["language"])
                         if model is None:
                             return
-                        rec = await loop.run_in_executor(self.live_threads, StreamRecognizer, str(model), 8000)
+                        rec = await loop.run_in_executor(self.live_threads, lambda: StreamRecognizer(
+                            str(model), 8000, settle_s=self.ts.live.settle_ms / 1000))
                     elif f.kind in (audiosocket.HANGUP, audiosocket.ERROR):
                         return
                     elif f.rate is not None and rec is not None:
@@ -301,6 +303,22 @@ class Transcriber:
                 except Exception:
                     log.exception("finishing a live stream failed")
             writer.close()
+
+    def _live_model(self, lang: str) -> Path | None:
+        """The language's model with the live endpointer (models.live_variant), or the model as it is
+        when that cannot be built: live text is late then, never missing."""
+        path = self.models.locate(lang)
+        if path is None:
+            return None
+        silence = self.ts.live.endpoint_silence_ms / 1000
+        try:
+            return live_variant(path, silence, self.cfg.state_dir / "live-models")
+        except OSError as e:
+            if path not in self._variant_failed:
+                self._variant_failed.add(path)
+                log.warning("cannot build the live variant of %s (%s): live text uses the model's own endpointer",
+                            path, e)
+            return path
 
     async def _stream_info(self, stream: str) -> dict | None:
         # the controller writes the stream's call before asking Asterisk to connect; allow a moment

@@ -227,6 +227,14 @@ class LiveTranscription(Strict):
     host: str = "127.0.0.1"
     port: int = Field(9092, ge=1, le=65535)
     partial_every_ms: int = Field(300, ge=50, le=5000)
+    # trailing silence that ends a live utterance (its final text): the models ship 0.5 s when the
+    # decoder is confident, else 1 or 2 s; live text uses at most this (the decoder adds ~0.4 s, the
+    # 200 ms chunks up to 0.2: 0.3 keeps final text within ~1 s of speech). Post-call keeps the model's.
+    endpoint_silence_ms: int = Field(300, ge=100, le=5000)
+    # the endpointer's safety net: a live partial text unchanged this long (in audio) is made final
+    # (a pause's noise the model decodes as neither words nor silence otherwise ends nothing until
+    # the caller speaks again). Checked when a partial is worked out, every partial_every_ms.
+    settle_ms: int = Field(800, ge=200, le=10000)
     # calls transcribed live at once (two streams each); beyond it a call gets its post-call
     # transcript only. "auto": sized at start from the cores (live_calls_for); a number wins.
     max_calls: int | Literal["auto"] = "auto"

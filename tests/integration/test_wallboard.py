@@ -258,3 +258,26 @@ def test_login_and_status_pages_work_under_the_content_security_policy(w, browse
         assert refused == [], refused
     finally:
         page.close()
+
+
+def test_the_live_socket_is_served_uncompressed_even_when_the_viewer_offers_deflate(w):
+    """One update goes to every open desk and wallboard: permessage-deflate would run zlib once per
+    viewer per message on the controller's event loop (bench_wallboard.py, 500 viewers: p99 95 ms
+    with it, 39 ms without). The socket declines it; the messages are a few hundred bytes of JSON."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    async def run():
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(s.base_url.replace("http", "ws", 1) + "/ws", compress=15,
+                                       headers={"Authorization": f"Bearer {s.secrets.service_token}"})
+            try:
+                hello = await ws.receive(timeout=10)
+                assert json.loads(hello.data)["type"] == "hello"
+                assert ws.compress == 0
+            finally:
+                await ws.close()
+    s = w
+    asyncio.run(run())

@@ -11,7 +11,7 @@ import pytest
 
 from core.config import ConfigError, load_config
 from core.config.system import LiveTranscription, live_calls_for, usable_cores
-from transcription.models import resolve_entry
+from transcription.models import endpoint_conf, is_model_dir, live_variant, resolve_entry
 from transcription.recognize import RecognizerPool, StreamRecognizer, transcribe_wav
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +140,113 @@ def test_the_transcriber_runs_on_jemalloc_when_installed(choice):
         assert out[1].split()[1:] == ["system", "(libjemalloc", "not", "installed)"]
     else:
         assert len([x for x in out if x]) == 2 and out[1].split()[1] == "system"
+
+
+# ---- the live endpointer: the model's own files, utterances ending after a short pause
+def test_the_live_conf_caps_the_trailing_silence_rules_and_keeps_everything_else():
+    conf = ("--beam=10.0\n--endpoint.silence-phones=1:2:3\n--endpoint.rule2.min-trailing-silence=0.5\n"
+            "--endpoint.rule3.min-trailing-silence=1.0\n--endpoint.rule4.min-trailing-silence=2.0\n"
+            "--endpoint.rule5.max-utterance-length=20\n")
+    out = endpoint_conf(conf, 0.6).splitlines()
+    assert out[:2] == ["--beam=10.0", "--endpoint.silence-phones=1:2:3"]
+    assert "--endpoint.rule5.max-utterance-length=20" in out          # the longest utterance: the model's
+    assert [line for line in out if "min-trailing-silence" in line] == [
+        "--endpoint.rule2.min-trailing-silence=0.5",                     # already shorter: kept
+        "--endpoint.rule3.min-trailing-silence=0.6", "--endpoint.rule4.min-trailing-silence=0.6"]
+    # a model.conf that leaves the rules to Kaldi's defaults (0.5 / 1 / 2 s) gets them capped too
+    assert endpoint_conf("--beam=13\n", 0.8).splitlines()[1:] == [
+        "--endpoint.rule2.min-trailing-silence=0.5", "--endpoint.rule3.min-trailing-silence=0.8",
+        "--endpoint.rule4.min-trailing-silence=0.8"]
+
+
+def test_a_live_endpoint_setting_out_of_range_is_refused():
+    with pytest.raises(ConfigError) as e:
+        load_config(ROOT, {"transcription": {"live": {"endpoint_silence_ms": 50}}})
+    assert "endpoint_silence_ms" in str(e.value)
+    assert load_config(ROOT).system.transcription.live.endpoint_silence_ms == 300
+
+
+def test_the_live_variant_links_the_models_files_and_is_built_once(model, tmp_path):
+    src = Path(model)
+    live = live_variant(src, 0.6, tmp_path)
+    assert is_model_dir(live) and live.parent == tmp_path
+    assert (live / "am").is_symlink() and (live / "am").resolve() == (src / "am").resolve()   # nothing copied
+    assert (live / "conf" / "mfcc.conf").read_text() == (src / "conf" / "mfcc.conf").read_text()
+    assert "--endpoint.rule4.min-trailing-silence=0.6" in (live / "conf" / "model.conf").read_text()
+    assert "rule4.min-trailing-silence=2.0" in (src / "conf" / "model.conf").read_text()      # the model untouched
+    assert live_variant(src, 0.6, tmp_path) == live and live_variant(src, 0.8, tmp_path) != live
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []             # no half-built dirs
+    # a variant whose links no longer lead to the model (the model moved or was replaced) is built again
+    (live / "am").unlink()
+    (live / "am").symlink_to(tmp_path / "gone")
+    assert live_variant(src, 0.6, tmp_path) == live and (live / "am").resolve() == (src / "am").resolve()
+
+
+def speech_wav(tmp_path: Path, text: str) -> tuple[Path, bytes]:
+    """espeak-ng Korean at 8 kHz with its own trailing silence cut: the speech ends where the audio does."""
+    raw, wav = tmp_path / "raw.wav", tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(raw), text], check=True, timeout=30)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav), "reverse", "silence", "1", "0.05",
+                    "0.1%", "reverse"], check=True, timeout=30)
+    with wave.open(str(wav)) as w:
+        return wav, w.readframes(w.getnframes())
+
+
+def _final_at(model_dir: str, pcm: bytes) -> float:
+    """Audio time (s) at which the first final text comes, fed as the live server feeds it."""
+    rec = StreamRecognizer(model_dir, 8000, pool=None)
+    try:
+        for i in range(0, len(pcm), 3200):
+            final, _ = rec.feed(pcm[i:i + 3200], partial=False)
+            if final is not None:
+                return (i + 3200) / 16000
+        return float("inf")
+    finally:
+        rec.finish()
+
+
+@pytest.mark.timeout(120)
+def test_live_text_ends_an_uncertain_utterance_sooner_than_the_models_rules(model, tmp_path):
+    """Speech the small model is unsure of (the espeak voice) waits for rule 3/4's 1-2 s of silence
+    with the shipped conf; with the shipped live setting (0.3 s) its final text comes within 1 s of
+    the end of speech (the decoder's own latency and a 200 ms chunk included)."""
+    _, speech = speech_wav(tmp_path, "도와주세요 네")
+    end = len(speech) / 16000
+    # the other side talking: low line noise (-54 dBFS), as a phone line carries, for 3 s
+    noise = subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-t", "raw", "-", "synth", "3",
+                            "whitenoise", "vol", "0.002"], check=True, capture_output=True, timeout=30).stdout
+    pcm = speech + noise
+    shipped = _final_at(model, pcm) - end
+    setting = LiveTranscription().endpoint_silence_ms / 1000
+    live = _final_at(str(live_variant(Path(model), setting, tmp_path)), pcm) - end
+    assert live <= 1.0 and live < shipped, (live, shipped)
+
+
+@pytest.mark.timeout(120)
+def test_a_partial_text_that_stops_changing_is_made_final_when_the_endpointer_misses_the_pause(model, tmp_path):
+    """The safety net: with an endpointer that would wait 20 s (standing in for one that takes a pause's
+    noise for neither words nor silence), text unchanged for settle_s of audio is made final, and the
+    recogniser goes on with the next utterance."""
+    deaf = live_variant(Path(model), 0.6, tmp_path)
+    conf = deaf / "conf" / "model.conf"
+    conf.write_text("".join(line + "\n" for line in conf.read_text().splitlines() if "min-trailing-silence" not in line)
+                    + "".join(f"--endpoint.rule{r}.min-trailing-silence=20\n" for r in (1, 2, 3, 4)))
+    wav, pcm = speech_wav(tmp_path, "엄마 알아요")
+    pause = bytes(3 * 16000)                                   # 3 s
+    stream = pcm + pause + pcm + pause
+
+    def finals(settle):
+        rec = StreamRecognizer(str(deaf), 8000, pool=None, settle_s=settle)
+        out = []
+        for i in range(0, len(stream), 3200):
+            final, _ = rec.feed(stream[i:i + 3200], partial=(i // 3200) % 2 == 0)   # a partial every 400 ms
+            if final is not None:
+                out.append(((i + 3200) / 16000, final))
+        rec.finish()
+        return out
+    assert finals(None) == []                                  # the endpointer alone: nothing until the end
+    made = finals(0.8)
+    end1, end2 = len(pcm) / 16000, (2 * len(pcm) + len(pause)) / 16000
+    assert len(made) == 2, made                                # one per utterance, none in the pauses
+    assert end1 < made[0][0] <= end1 + 2.0 and end2 < made[1][0] <= end2 + 2.0, (made, end1, end2)
+    assert all(WORDS & set(text.split()) for _, text in made), made
