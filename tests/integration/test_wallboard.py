@@ -265,6 +265,7 @@ def test_the_live_socket_is_served_uncompressed_even_when_the_viewer_offers_defl
     viewer per message on the controller's event loop (bench_wallboard.py, 500 viewers: p99 95 ms
     with it, 39 ms without). The socket declines it; the messages are a few hundred bytes of JSON."""
     import asyncio
+    import concurrent.futures
     import json
 
     import aiohttp
@@ -280,4 +281,6 @@ def test_the_live_socket_is_served_uncompressed_even_when_the_viewer_offers_defl
             finally:
                 await ws.close()
     s = w
-    asyncio.run(run())
+    # in a thread of its own: the browser tests of this module leave Playwright's loop on this one
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        ex.submit(asyncio.run, run()).result(timeout=60)
