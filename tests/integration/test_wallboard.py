@@ -262,8 +262,8 @@ def test_login_and_status_pages_work_under_the_content_security_policy(w, browse
 
 def test_the_live_socket_is_served_uncompressed_even_when_the_viewer_offers_deflate(w):
     """One update goes to every open desk and wallboard: permessage-deflate would run zlib once per
-    viewer per message on the controller's event loop (bench_wallboard.py, 500 viewers: p99 95 ms
-    with it, 39 ms without). The socket declines it; the messages are a few hundred bytes of JSON."""
+    viewer per message on the controller's event loop (and inflate in every browser), for messages of
+    a few hundred bytes of JSON. The socket declines it (bench_wallboard.py has the figures)."""
     import asyncio
     import concurrent.futures
     import json
