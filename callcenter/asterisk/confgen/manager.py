@@ -18,6 +18,7 @@ displayconnects = no
 timestampevents = yes
 authtimeout = 10
 authlimit = 20
+disabledevents = {",".join(disabled_events(cfg))}
 
 [{secrets.ami_user}]
 secret = {secrets.ami_secret}
@@ -29,33 +30,37 @@ writetimeout = 5000
 """ + event_filters(cfg)
 
 
-def event_filters(cfg: HotlineConfig) -> str:
-    """What the AMI session is not sent. Asterisk 22's advanced filters: the event's name is matched by
-    its hash, where a legacy ``!Event: X`` filter ran a regex over the whole event text for every event
-    and every filter (29 regexes per event before)."""
-    out = [f"eventfilter(action(exclude),name({e})) =\n" for e in UNUSED_EVENTS]
+def disabled_events(cfg: HotlineConfig) -> list[str]:
+    """Events no AMI session is sent, named once for all of Asterisk (``disabledevents``): it still
+    builds their channel snapshot text, but no longer formats, queues and hands each one to every
+    session's thread to be filtered out there (Newexten and VarSet alone come once per dialplan step).
+    The controller is the only AMI client; nothing reads these."""
     # The agents' state comes from their phone's DeviceStateChange: one event per change, where
     # QueueMemberStatus repeats it once per queue the agent is in (6 per call at 20 calls/s with two
     # queues each). Several nodes: QueueMemberStatus is kept, since app_queue's view there combines the
     # phone with what the other nodes relay (agents/service.py device_from).
-    if not cfg.system.cluster.nodes:
-        out.append("eventfilter(action(exclude),name(QueueMemberStatus)) =\n")
-    # only phones' device states (PJSIP/...): not Queue: (one per queue and skill at every change), Local,
-    # Custom: devices (the header's value is matched as Asterisk stores it: a leading space allowed for)
-    out.append("eventfilter(action(exclude),name(DeviceStateChange),header(Device),method(regex)) = "
-               "^ *([^P ]|P[^J])\n")
-    return "".join(out)
+    return list(UNUSED_EVENTS) + ([] if cfg.system.cluster.nodes else ["QueueMemberStatus"])
 
 
-# Events of the classes we read that the controller never looks at (calls.py, agents/service.py): not
-# sent, not parsed. Read classes are the other half — Asterisk builds no event of a class nobody reads,
-# so RTCP reports (reporting), DTMF and CDR events are not even made (bench/bench_load.py: Asterisk
-# used 16 points of a core more at 20 calls/s with the controller connected, before this).
+def event_filters(cfg: HotlineConfig) -> str:
+    """What the controller's session is not sent of the events that exist: only phones' device states
+    (PJSIP/...), not Queue: (one per queue and skill at every change), Local or Custom: devices. Asterisk
+    22's advanced filter: the name is matched by its hash, the header's value (as Asterisk stores it: a
+    leading space allowed for) by a regex only for DeviceStateChange."""
+    return ("eventfilter(action(exclude),name(DeviceStateChange),header(Device),method(regex)) = "
+            "^ *([^P ]|P[^J])\n")
+
+
+# Events the controller never looks at (calls.py, agents/service.py): disabled for every session. The
+# session's read classes do not spare Asterisk any work: it builds every event for any connected session
+# and checks a session's classes only when sending (main/manager.c), so the list names each one.
 UNUSED_EVENTS = ("Newstate", "NewCallerid", "NewConnectedLine", "NewAccountCode", "DialBegin", "DialState",
                  "DialEnd", "ExtensionStatus", "HangupRequest", "SoftHangupRequest",
                  "MusicOnHoldStart", "MusicOnHoldStop", "LocalBridge", "LocalOptimizationBegin",
                  "LocalOptimizationEnd", "MixMonitorStart", "MixMonitorStop", "ChanSpyStart", "ChanSpyStop",
-                 "BridgeCreate", "BridgeDestroy", "Hold", "Unhold", "VarSet", "Newexten", "RTCP",
+                 "BridgeCreate", "BridgeDestroy", "Hold", "Unhold", "VarSet", "Newexten",
+                 # of classes the controller does not read, built all the same for its session
+                 "RTCPSent", "RTCPReceived", "DTMFBegin", "DTMFEnd", "Cdr",
                  "QueueCallerLeave",
                  # security events of every phone's registration: only the failures matter
                  "ChallengeSent", "SuccessfulAuth")
