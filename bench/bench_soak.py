@@ -58,6 +58,7 @@ def report(res: DayResult) -> dict:
     rss = {k: (v[0][1], v[-1][1], max(x for _, x in v)) if v else None for k, v in res.rss.items()}
     figures = {
         "calls_offered": n, "records_ended": n - len(res.lost), "lost": len(res.lost),
+        "closed_unheard": res.closed_unheard,
         "sipp_ok": res.sipp_ok, "sipp_failed": res.sipp_failed, "outcomes": dict(res.outcomes),
         "writer_lag_p50_s": pct(lag, 50), "writer_lag_p99_s": pct(lag, 99), "writer_lag_max_s": max(lag, default=None),
         "rss_growth": g, "rss_growth_after_peak": g2, "rss_first_last_max_mb": rss, "wallboard": res.wallboard,
@@ -75,6 +76,10 @@ def report(res: DayResult) -> dict:
         console.print(f"[red]sipp:[/] {why}")
     if res.lost:
         console.print(f"[red]lost:[/] {res.lost[:20]}")
+    if res.closed_unheard:
+        console.print(f"[yellow]closed by the controller's reconciliation (their Hangup never reached it):[/] "
+                      f"{res.closed_unheard[:20]}")
+    console.print(f"lost calls and transfers traced in {res.diagnostics}")
 
     f = res.features
     t = Table(title="The mix")

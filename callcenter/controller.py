@@ -116,6 +116,7 @@ class Controller:
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._complained: set[str] = set()         # calls whose IVR complaint is filed
         self._logins = 0                            # AMI logins so far: a resync retry stops at a newer one
+        self._unlisted_suspects: set[str] = set()   # calls live to us that Asterisk's last listing lacked
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._tasks: list[asyncio.Task] = []
         self._side_jobs: set[asyncio.Task] = set()
@@ -147,7 +148,8 @@ class Controller:
                        asyncio.create_task(self.sip_guard.run(), name="sip-guard"),
                        asyncio.create_task(run_every(None, AUDIT_PURGE_SECONDS, self.purge_audit, log,
                                                      "audit retention"), name="audit-retention"),
-                       asyncio.create_task(self.nodes.run(), name="node-heartbeat")]
+                       asyncio.create_task(self.nodes.run(), name="node-heartbeat"),
+                       asyncio.create_task(self._reconcile(), name="reconcile-calls")]
         self._tasks.append(asyncio.create_task(run_every(None, 3600, self.check_legal_aid_standards, log,
                                                          "legal-aid standards"), name="legal-aid-standards"))
         if self.nodes.clustered:
@@ -230,25 +232,9 @@ class Controller:
         # calls that ended while we were not listening: Asterisk's CDR has them (or we say so)
         paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
         from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
-        for call in list(self.tracker.live()):
-            if call.call_id in live_ids:
-                continue
-            rebuilt = from_cdr.get(call.call_id)
-            if rebuilt is not None:
-                self.tracker.calls[call.call_id] = rebuilt
-                self._mark(rebuilt)
-            elif self.nodes.clustered:
-                # not live and no CDR line: Asterisk itself went down under it (a CDR is written at every
-                # hangup, controller or not)
-                call.status = "ended"
-                call.outcome = NODE_LOST
-                call.hangup_cause_text = f"dropped with node {self.node}'s Asterisk"
-                self._mark(call)
-            else:
-                call.status = "ended"
-                call.outcome = call.outcome or "unobserved"
-                call.hangup_cause_text = call.hangup_cause_text or "ended while the controller was down"
-                self._mark(call)
+        self._close_unlisted([c.call_id for c in self.tracker.live() if c.call_id not in live_ids], from_cdr,
+                             "ended while the controller was down")
+        self._unlisted_suspects.clear()
         await self._rebuild_from_cdr(from_cdr)
         # a call that hangs up while this runs is in no listing, and its CDR line may come after the read
         # above (its Hangup reached us for a call we did not know): read the CDR once more a little later
@@ -261,6 +247,57 @@ class Controller:
         self.resynced.set()
         log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
                  sum(1 for a in self.agents.agents.values() if a.queues))
+
+    def _close_unlisted(self, call_ids: list[str], from_cdr: dict, why: str) -> None:
+        """Calls followed as live that Asterisk no longer has: their CDR line says how they ended."""
+        for call_id in call_ids:
+            call = self.tracker.calls.get(call_id)
+            if call is None or call.status == "ended":
+                continue
+            rebuilt = from_cdr.get(call_id)
+            if rebuilt is not None:
+                self.tracker.calls[call_id] = rebuilt
+                self._mark(rebuilt)
+            elif self.nodes.clustered:
+                # not live and no CDR line: Asterisk itself went down under it (a CDR is written at every
+                # hangup, controller or not)
+                call.status = "ended"
+                call.outcome = NODE_LOST
+                call.hangup_cause_text = f"dropped with node {self.node}'s Asterisk"
+                self._mark(call)
+            else:
+                call.status = "ended"
+                call.outcome = call.outcome or "unobserved"
+                call.hangup_cause_text = call.hangup_cause_text or why
+                self._mark(call)
+
+    async def _reconcile(self) -> None:
+        """Every ``reconcile_seconds``, the calls followed against Asterisk's channels. The AMI session
+        can lose an event without losing the connection (a malformed message, a full queue): a call whose
+        Hangup never reached us would stay "talking" on every screen, and in the day's figures, until the
+        next restart. Absent from two listings in a row, it is closed from Asterisk's CDR."""
+        every = self.cfg.system.controller.reconcile_seconds
+        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        while True:
+            await asyncio.sleep(every)
+            if not self.resynced.is_set():
+                continue        # a resync after the next login does the same, from scratch
+            login = self._logins
+            try:
+                chans = await self.ami.list_action({"Action": "CoreShowChannels"})
+                if login != self._logins:
+                    continue
+                gone, self._unlisted_suspects = self.tracker.unlisted(
+                    {c.get("Linkedid", "") for c in chans}, self._unlisted_suspects)
+                if not gone:
+                    continue
+                from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
+                log.warning("%d calls ended without their Hangup reaching the controller, closed from the CDR "
+                            "(%d have no CDR line): %s", len(gone), len(gone - from_cdr.keys()), sorted(gone))
+                self.metrics.unheard_ends.inc(len(gone))
+                self._close_unlisted(sorted(gone), from_cdr, "its end never reached the controller")
+            except Exception:
+                log.exception("checking the calls against Asterisk's channels failed; trying again later")
 
     async def _rebuild_from_cdr(self, from_cdr: dict) -> None:
         """Calls in Asterisk's CDR with no record of ours: ended while we were not listening."""

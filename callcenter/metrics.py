@@ -31,6 +31,9 @@ class Metrics:
         self.events = Counter("hotline_ami_events_total", "AMI events received", ["event"], registry=self.registry)
         self._event_names: set[str] = set()
         self.bad_events = Counter("hotline_ami_events_failed_total", "AMI events that failed handling", registry=self.registry)
+        self.unheard_ends = Counter("hotline_calls_closed_unheard_total",
+                                    "calls closed because Asterisk no longer had them, their Hangup event never received",
+                                    registry=self.registry)
         self.calls = Counter("hotline_calls_total", "Calls ended", ["city", "outcome"], registry=self.registry)
         self.live_calls = Gauge("hotline_live_calls", "Calls in progress", registry=self.registry)
         self.ami_up = Gauge("hotline_ami_connected", "1 when the AMI session is logged in", registry=self.registry)

@@ -63,6 +63,13 @@ class CallTracker:
     def forget(self, call_id: str) -> None:
         self.calls.pop(call_id, None)
 
+    def unlisted(self, linkedids: set[str], suspects: set[str]) -> tuple[set[str], set[str]]:
+        """Live calls none of whose channels Asterisk listed (``linkedids``: the listing's Linkedid
+        values). Absent once makes a call a suspect: its Hangup may still be on its way to us. Absent
+        again at the next listing, it ended without our hearing it. Returns (ended unheard, suspects)."""
+        absent = {c.call_id for c in self.live() if c.call_id not in linkedids}
+        return absent & suspects, absent - suspects
+
     def apply(self, ev: Mapping[str, str]) -> CallState | None:
         ev = _Headers(ev)
         name = ev.get("Event", "")

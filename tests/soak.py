@@ -18,6 +18,7 @@ import contextlib
 import json
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -101,6 +102,8 @@ class DayResult:
     sipp_failed: int = 0
     sipp_failures: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
+    closed_unheard: list[str] = field(default_factory=list)   # calls the controller closed from the CDR
+    diagnostics: Path | None = None    # diagnostics.json and Asterisk's log, kept after the stack is gone
     outcomes: Counter = field(default_factory=Counter)
     writer_lag_s: list[float] = field(default_factory=list)
     rss: dict[str, list[tuple[float, int]]] = field(default_factory=dict)   # name -> [(t, MiB)]
@@ -597,7 +600,7 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
         hour_s = minutes * 60 / 24
         t0 = time.monotonic()
         sipps.launch(plan, t0, minutes * 60)
-        feats = {"transfers_asked": [], "handoffs_asked": [], "surveys_asked": [], "errors": []}
+        feats = {"transfers_asked": [], "transfer_log": [], "handoffs_asked": [], "surveys_asked": [], "errors": []}
         on_duty: set[str] = set()
         for hour in range(24):
             start = t0 + hour * hour_s
@@ -614,7 +617,9 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
         res.sipp_ok, res.sipp_failed, res.sipp_failures = sipps.tally()
         # records: every incoming call ended and written
         numbers = set(by_number)
-        deadline = time.monotonic() + 90
+        # a call whose Hangup event the controller missed is closed by its reconciliation (two checks,
+        # controller.reconcile_seconds apart): the wait allows for it, and the log counts such calls
+        deadline = time.monotonic() + 60 + 2 * stack.cfg.system.controller.reconcile_seconds
         while True:
             mine = _incoming(_db_rows(stack), by_number)
             if (len(mine) >= len(numbers) and all(r["status"] == "ended" for r in mine.values())
@@ -640,6 +645,7 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
         res.db_bytes = _db_size(db)
         res.features = _feature_results(stack, feats, res)
         _compare_stats(stack, seen["calls"], res)
+        _diagnose(stack, tmp, res, feats)
         phones.stop()
         for p in (interop, sim):
             p.stop()
@@ -653,6 +659,34 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
                 p.wait()
         stack.close()
     return res
+
+
+def _diagnose(stack: Stack, tmp: Path, res: DayResult, feats: dict) -> None:
+    """What is needed to trace a lost call or an untraced transfer after the stack is gone, in
+    ``tmp/diagnostics.json``: each lost call's record and what Asterisk still has of it, each transfer
+    asked with its call's record, and Asterisk's log (messages.log) beside it."""
+    chans = stack.asterisk.rx("core show channels concise")
+    by_call = {r["call_id"]: r for r in res.records.values()}
+    lost = []
+    for number in res.lost:
+        rec = res.records.get(number, {})
+        cid = rec.get("call_id", "")
+        mine = [line for line in chans.splitlines() if cid and cid in line]
+        lost.append({"number": number, "record": rec, "asterisk_channels": mine,
+                     "channel_detail": [stack.asterisk.rx(f"core show channel {line.split('!', 1)[0]}")
+                                        for line in mine[:4]]})
+    transfers = [{**t, "record_transfers": by_call.get(t["call_id"], {}).get("transfers"),
+                  "outcome": by_call.get(t["call_id"], {}).get("outcome"),
+                  "ended_at": by_call.get(t["call_id"], {}).get("ended_at")} for t in feats["transfer_log"]]
+    res.diagnostics = tmp / "diagnostics.json"
+    res.diagnostics.write_text(json.dumps({"lost": lost, "transfers": transfers,
+                                                      "errors": feats["errors"]}, indent=2, default=str))
+    res.closed_unheard = [cid for group in re.findall(r"without their Hangup reaching the controller.*?: \[(.*)\]",
+                                                       (tmp / "controller.log").read_text(errors="replace"))
+                          for cid in re.findall(r"'([^']+)'", group)]
+    log = stack.asterisk.paths.host(stack.asterisk.paths.log / "messages.log")
+    if log.exists():
+        shutil.copy(log, tmp / "asterisk-messages.log")
 
 
 def _sipp_safe_passwords(stack: Stack) -> None:
@@ -703,6 +737,8 @@ def _desk_work(stack: Stack, hour: int, hour_s: float, feats: dict, by_number: d
         if target:
             call = live[0]
             feats["transfers_asked"].append((call["call_id"], call["caller_number"], target))
+            feats["transfer_log"].append({"call_id": call["call_id"], "hour": hour, "asked_at": time.time(),
+                                          "from": call["agent"], "to": target})
             stack.api(f"/api/calls/{call['call_id']}/transfer", "POST",
                       {"target": {"type": "agent", "id": target}, "attended": False})
 

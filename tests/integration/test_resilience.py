@@ -76,3 +76,36 @@ def test_controller_survives_asterisk_restart(clean_stack, audio):
     rec = s.wait_record(lambda r: r["caller_number"] == "13922220003" and r["status"] == "ended")
     assert rec["agent"] == "agent1001"
     assert s.controller.poll() is None
+
+
+def test_a_call_whose_hangup_event_is_lost_is_closed_from_the_cdr(clean_stack, audio):
+    """The AMI session can lose one event and stay up (a malformed message, a full queue): Asterisk
+    sends the controller no Hangup here at all. While the call lasts it stays "talking" through many
+    checks; once Asterisk no longer has it, two checks later it is closed from Asterisk's CDR."""
+    s = clean_stack
+    manager = s.asterisk.paths.host(s.asterisk.paths.etc / "manager.conf")
+    shipped = manager.read_text()
+    try:
+        # a legacy filter: every event whose text holds "Event: Hangup" is not sent (HangupRequest is
+        # disabled anyway); read at the session's login
+        manager.write_text(shipped + "eventfilter = !Event: Hangup\n")
+        s.asterisk.rx("manager reload")
+        s.restart_controller_with(reconcile_seconds=1)
+        agent = s.agent("agent1001", play=audio["agent"])
+        caller = s.call("083312348", dtmf="2:1,4:2", play=audio["caller"], hangup_after=14, caller="13922220005")
+        agent.wait_event("answered", 40)
+        talking = s.wait_record(lambda r: r["caller_number"] == "13922220005" and r["status"] == "talking", 10)
+        time.sleep(4)   # four checks while the call is up: none closes it
+        live = {c["call_id"]: c for c in s.api("/api/status")["calls_in_progress"]}
+        assert live.get(talking["call_id"], {}).get("status") == "talking", live
+        assert caller.result(60)["answered"]
+        rec = s.wait_record(lambda r: r["call_id"] == talking["call_id"] and r["status"] == "ended", 20)
+        assert rec["outcome"] == "answered" and rec["agent"] == "agent1001" and rec["hangup_cause"] == 16, rec
+        assert rec["ivr_path"] == "lang=zh/svc=legal_aid" and rec["city"] == "leshan" and rec["talk_seconds"] > 3
+        assert talking["call_id"] not in {c["call_id"] for c in s.api("/api/status")["calls_in_progress"]}
+        log = (s.tmp / "controller.log").read_text()
+        assert "without their Hangup reaching the controller" in log and talking["call_id"] in log
+    finally:
+        manager.write_text(shipped)
+        s.asterisk.rx("manager reload")
+        s.restart_controller_with(reconcile_seconds=60)
