@@ -1,8 +1,10 @@
 """Live updates to desks over WebSocket: agent states and calls, each viewer seeing only what
 their role allows (an agent: their own desk and the calls offered to or taken by them).
 
-Updates are queued per viewer and dropped for a viewer that stops reading (it reconnects and gets
-a fresh snapshot), so one slow browser never holds up the controller.
+Each update is encoded once, as a WebSocket frame, and written as is to every viewer's connection:
+no task, queue or coroutine per viewer and message, which at 500 viewers was most of the controller's
+loop. A viewer that stops reading is disconnected once its unsent bytes pass WRITE_BUFFER_LIMIT (it
+reconnects and gets a fresh snapshot), so one slow browser never holds up the controller.
 
 A socket lives no longer than the login it was opened with: it is closed (code ENDED) at once when
 that session or token is ended in this process (logout), and each socket re-checks its login against
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -23,7 +26,7 @@ from dashboard.common import AUTH
 from dashboard.services import SERVICES, ApiServices
 
 log = logging.getLogger("hotline.live")
-QUEUE_LIMIT = 500
+WRITE_BUFFER_LIMIT = 1 << 20   # unsent bytes to one viewer (some thousands of updates) before it is cut off
 RECHECK_SECONDS = 3     # how often a socket re-reads its session or token
 ENDED = 4401            # close code: the login behind this socket has ended (log in again)
 
@@ -31,7 +34,7 @@ ENDED = 4401            # close code: the login behind this socket has ended (lo
 class LiveHub:
     def __init__(self, services: ApiServices, auth: Auth):
         self.services, self.auth = services, auth
-        self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.Queue]] = {}
+        self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.WriteTransport]] = {}
         self.logins: dict[web.WebSocketResponse, dict | None] = {}   # each socket's session/token row
         auth.ended.append(self.login_ended)
         self.agent_cities = services.agent_cities
@@ -50,23 +53,24 @@ class LiveHub:
         return access.may_manage_agent(p, agent_id, self.agent_cities.get(agent_id, set()))
 
     def _send(self, p_filter, message: dict) -> None:
-        data = json.dumps(message, ensure_ascii=False, default=str)
+        frame = text_frame(json.dumps(message, ensure_ascii=False, default=str))
         masked = None    # encoded once, for wall displays, when one of them gets this message
-        for ws, (p, q) in list(self.viewers.items()):
+        for ws, (p, transport) in list(self.viewers.items()):
             if not p_filter(p):
+                continue
+            if transport.is_closing():
+                self.viewers.pop(ws, None)
+                continue
+            if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                log.warning("viewer %s is not reading; disconnecting it", p.user_id)
+                self._end(ws, 1013, "too slow")
                 continue
             if p.masked:
                 if masked is None:
-                    masked = json.dumps(_masked(message), ensure_ascii=False, default=str)
-                wire = masked
+                    masked = text_frame(json.dumps(_masked(message), ensure_ascii=False, default=str))
+                transport.write(masked)
             else:
-                wire = data
-            if q.qsize() >= QUEUE_LIMIT:
-                log.warning("viewer %s is not reading; disconnecting it", p.user_id)
-                asyncio.get_running_loop().create_task(ws.close(code=1013, message=b"too slow"))
-                self.viewers.pop(ws, None)
-                continue
-            q.put_nowait(wire)
+                transport.write(frame)
 
     def _end(self, ws: web.WebSocketResponse, code: int, why: str) -> None:
         """Stop sending to ``ws`` now and close it."""
@@ -142,26 +146,24 @@ class LiveHub:
         # viewer per message on the controller's loop, for a few hundred bytes each (bench_wallboard.py)
         ws = web.WebSocketResponse(heartbeat=20, compress=False)
         await ws.prepare(request)
-        q: asyncio.Queue = asyncio.Queue()
-        self.viewers[ws] = (p, q)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return ws
         row = request.get(SESSION)
         self.logins[ws] = row
         hello = {"type": "hello", "me": p.as_dict(),
                  "agents": [a.as_dict() for a in self.services.agents.agents.values() if self._sees_agent(p, a.id)],
                  "calls": [c.as_dict() for c in self.services.tracker.live() if self._sees_call(p, c.as_dict())]}
-        await ws.send_str(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str))
-
-        async def pump():
-            while True:
-                await ws.send_str(await q.get())
-        sender = asyncio.create_task(pump())
+        # the snapshot is written and the viewer joins with no await between: no update falls in a gap
+        # between them, and none can reach the viewer before its snapshot
+        transport.write(text_frame(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str)))
+        self.viewers[ws] = (p, transport)
         watcher = asyncio.create_task(self._recheck(ws, row))
         try:
             async for msg in ws:   # the desk sends nothing we act on; reading keeps pings answered
                 if msg.type == WSMsgType.ERROR:
                     break
         finally:
-            sender.cancel()
             watcher.cancel()
             self.viewers.pop(ws, None)
             self.logins.pop(ws, None)
@@ -179,6 +181,21 @@ def setup(app: web.Application) -> None:
 @routes.get("/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     return await request.app[HUB].handler(request)
+
+
+def text_frame(text: str) -> bytes:
+    """One unfragmented text frame as a server sends it (RFC 6455 §5.2: FIN, opcode 1, no mask), built
+    once per update for every viewer. The socket negotiates no extension (compress=False), and aiohttp's
+    own frames (pings, close) are whole frames written on this same loop, so frames never interleave."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
 
 
 def _supervises(p: access.Principal) -> bool:
