@@ -169,7 +169,8 @@ async def concurrent(model: str, tracks: list[Track], n: int, s: Setting, pool: 
         t0 = start + k * STAGGER
         await asyncio.sleep(max(0.0, t0 - time.monotonic()))
         rec = await loop.run_in_executor(ex, lambda: StreamRecognizer(model, RATE, pool=pool if s.pooled else None,
-                                                                      settle_s=SETTLE_S if s.live_endpointer else None))
+                                                                      settle_s=SETTLE_S if s.live_endpointer else None,
+                                                                      pause_s=ENDPOINT_S if s.live_endpointer else None))
         ends, finals, last_partial = list(t.ends), [], -1.0
         pos = 0
         while pos < len(t.pcm):
@@ -187,7 +188,7 @@ async def concurrent(model: str, tracks: list[Track], n: int, s: Setting, pool: 
                 last_partial = done
             audio_end = pos / 2 / RATE
             chunk_lags.append(done - (t0 + audio_end))
-            if final is not None:
+            if final:     # a final text the desk is sent (an utterance of noise alone ends with none)
                 finals.append(final)
                 while ends and ends[0] <= audio_end:
                     e = ends.pop(0)

@@ -4,8 +4,12 @@ Vosk's C calls release the GIL (cffi), so live streams can run in threads; post-
 processes so a long recording never competes with anything else in one interpreter."""
 from __future__ import annotations
 
+import array
 import json
+import math
+import operator
 import os
+import sys
 import threading
 import wave
 from functools import lru_cache
@@ -136,6 +140,53 @@ class RecognizerPool:
 LIVE_POOL = RecognizerPool()
 
 
+def level_dbfs(pcm: bytes) -> float:
+    """RMS level of signed 16-bit little-endian PCM in dBFS (digital silence: -96)."""
+    samples = array.array("h", pcm[:len(pcm) & ~1])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    if not samples:
+        return -96.0
+    mean_square = sum(map(operator.mul, samples, samples)) / len(samples)
+    return max(-96.0, 10 * math.log10(mean_square / 32768.0 ** 2)) if mean_square else -96.0
+
+
+class PauseDetector:
+    """A pause after speech, told by the audio's level alone. The small models sometimes decode a
+    pause's line noise as neither words nor silence, and their endpointer then waits for the next
+    speech, seconds later; the level does not mistake it. The line's noise floor is followed from
+    below (the quietest chunk, rising RISE_DB per chunk so a louder line is learnt within seconds, never
+    under FLOOR_MIN_DB so digital silence does not make line noise look like speech); a chunk SPEECH_DB
+    over it is speech, one within QUIET_DB of it quiet, anything between is neither."""
+    SPEECH_DB, QUIET_DB, RISE_DB, FLOOR_MIN_DB, FLOOR_START_DB = 18.0, 6.0, 0.5, -70.0, -50.0
+
+    def __init__(self, rate: int, pause_s: float):
+        self.rate, self.pause_s = rate, pause_s
+        self.floor: float | None = None
+        self.spoken = False          # speech since the last utterance ended
+        self.quiet = 0.0             # seconds of quiet audio since then
+
+    def feed(self, pcm: bytes) -> bool:
+        """True when this chunk completes a pause of ``pause_s`` after speech."""
+        level = level_dbfs(pcm)
+        floor = min(level, self.FLOOR_START_DB) if self.floor is None else min(self.floor + self.RISE_DB, level)
+        self.floor = max(floor, self.FLOOR_MIN_DB)
+        if level >= self.floor + self.SPEECH_DB:
+            self.spoken, self.quiet = True, 0.0
+        elif level <= self.floor + self.QUIET_DB:
+            self.quiet += len(pcm) / 2 / self.rate
+        else:
+            self.quiet = 0.0
+        if self.spoken and self.quiet >= self.pause_s:
+            self.reset()
+            return True
+        return False
+
+    def reset(self) -> None:
+        """An utterance ended (by the model's endpointer or this): wait for speech again."""
+        self.spoken, self.quiet = False, 0.0
+
+
 class StreamRecognizer:
     """Incremental recognition of one live stream (signed 16-bit little-endian PCM).
 
@@ -143,12 +194,14 @@ class StreamRecognizer:
     before the pool; the bench's "before")."""
 
     def __init__(self, model_dir: str, rate: int = 8000, pool: RecognizerPool | None = LIVE_POOL,
-                 settle_s: float | None = None):
+                 settle_s: float | None = None, pause_s: float | None = None):
         self.model_dir, self.rate, self.pool = model_dir, rate, pool
-        # the endpointer's safety net: a partial text unchanged for this much audio ends the utterance.
-        # The small models sometimes decode a pause's line noise as neither words nor silence, and then
-        # call no endpoint until the next speech, seconds later (bench/bench_vosk.py); None: off
+        # the endpointer's safety nets. The small models sometimes decode a pause's line noise as neither
+        # words nor silence, and then call no endpoint until the next speech, seconds later
+        # (bench/bench_vosk.py). pause_s: that much quiet audio after speech ends the utterance
+        # (PauseDetector); settle_s: a partial text unchanged for this much audio does. None: off
         self.settle = settle_s
+        self.pauses = PauseDetector(rate, pause_s) if pause_s else None
         self._heard = 0.0            # seconds of audio fed
         self._changed_at = 0.0       # when (in audio time) the partial text last changed
         if pool is not None:
@@ -165,8 +218,16 @@ class StreamRecognizer:
         skips the best-path walk of the partial text when it would not be sent anyway (the last
         partial is returned)."""
         self._heard += len(pcm) / 2 / self.rate
+        paused = self.pauses is not None and self.pauses.feed(pcm)
         if self.rec.AcceptWaveform(pcm):
             text = clean(json.loads(self.rec.Result()).get("text"))
+            self.partial, self._changed_at = "", self._heard
+            if self.pauses is not None:
+                self.pauses.reset()
+            return text, ""
+        if paused:
+            # FinalResult ends the utterance; the recogniser then goes on with the next one
+            text = clean(json.loads(self.rec.FinalResult()).get("text"))
             self.partial, self._changed_at = "", self._heard
             return text, ""
         if partial:

@@ -267,7 +267,8 @@ class Transcriber:
                         if model is None:
                             return
                         rec = await loop.run_in_executor(self.live_threads, lambda: StreamRecognizer(
-                            str(model), 8000, settle_s=self.ts.live.settle_ms / 1000))
+                            str(model), 8000, settle_s=self.ts.live.settle_ms / 1000,
+                            pause_s=self.ts.live.endpoint_silence_ms / 1000))
                     elif f.kind in (audiosocket.HANGUP, audiosocket.ERROR):
                         return
                     elif f.rate is not None and rec is not None:

@@ -233,6 +233,8 @@ class LiveTranscription(Strict):
     # trailing silence that ends a live utterance (its final text): the models ship 0.5 s when the
     # decoder is confident, else 1 or 2 s; live text uses at most this (the decoder adds ~0.4 s, the
     # 200 ms chunks up to 0.2: 0.3 keeps final text within ~1 s of speech). Post-call keeps the model's.
+    # The same pause, told by the audio's level, ends it too (recognize.PauseDetector): a pause's line
+    # noise the model decodes as neither words nor silence does not hold it up.
     endpoint_silence_ms: int = Field(300, ge=100, le=5000)
     # the endpointer's safety net: a live partial text unchanged this long (in audio) is made final
     # (a pause's noise the model decodes as neither words nor silence otherwise ends nothing until

@@ -12,7 +12,7 @@ import pytest
 from core.config import ConfigError, load_config
 from core.config.system import LiveTranscription, live_calls_for, usable_cores
 from transcription.models import endpoint_conf, is_model_dir, live_variant, resolve_entry
-from transcription.recognize import RecognizerPool, StreamRecognizer, transcribe_wav
+from transcription.recognize import PauseDetector, RecognizerPool, StreamRecognizer, level_dbfs, transcribe_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = {"엄마", "알아", "알아요", "뭐", "예요", "뭐예요", "라디오", "네"}   # as the Korean model may split them
@@ -249,4 +249,62 @@ def test_a_partial_text_that_stops_changing_is_made_final_when_the_endpointer_mi
     end1, end2 = len(pcm) / 16000, (2 * len(pcm) + len(pause)) / 16000
     assert len(made) == 2, made                                # one per utterance, none in the pauses
     assert end1 < made[0][0] <= end1 + 2.0 and end2 < made[1][0] <= end2 + 2.0, (made, end1, end2)
+    assert all(WORDS & set(text.split()) for _, text in made), made
+
+
+def _noise(seconds: float, vol: float) -> bytes:
+    """White noise at 8 kHz, 16-bit: vol 0.002 is about -67 dBFS (RMS), a quiet phone line's hiss."""
+    return subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-t", "raw", "-", "synth", str(seconds),
+                           "whitenoise", "vol", str(vol)], check=True, capture_output=True, timeout=30).stdout
+
+
+def _pauses(pcm: bytes, pause_s: float) -> list[float]:
+    """Audio times (s) at which the detector calls a pause, fed 200 ms at a time."""
+    d, out = PauseDetector(8000, pause_s), []
+    for i in range(0, len(pcm), 3200):
+        if d.feed(pcm[i:i + 3200]):
+            out.append(round((i + 3200) / 16000, 1))
+    return out
+
+
+def test_a_pause_after_speech_is_told_by_the_level_over_the_lines_noise_floor(tmp_path):
+    _, speech = speech_wav(tmp_path, "엄마 알아요")
+    assert -30 < level_dbfs(speech) < -5 and -70 < level_dbfs(_noise(1, 0.002)) < -60
+    assert level_dbfs(bytes(3200)) == -96.0
+    line = _noise(2, 0.002)
+    end = (len(line) + len(speech)) / 16000
+    calls = _pauses(line + speech + line, 0.3)
+    assert len(calls) == 1 and end + 0.3 <= calls[0] <= end + 0.5, (calls, end)
+    # no speech, no pause: noise alone, digital silence then noise (the floor is not taken from the zeros)
+    assert _pauses(_noise(6, 0.002), 0.3) == []
+    assert _pauses(bytes(32000) + _noise(4, 0.002), 0.3) == []
+    # a line 20 dB noisier (-47 dBFS) is learnt within seconds: its pauses are told too
+    loud = _noise(4, 0.02)
+    calls = _pauses(loud + speech + loud[:16000], 0.3)
+    assert len(calls) == 1, calls
+
+
+@pytest.mark.timeout(120)
+def test_the_level_ends_an_utterance_whose_pause_the_endpointer_misses(model, tmp_path):
+    """With an endpointer that would wait 20 s (standing in for one that takes a pause's noise for
+    neither words nor silence) and no settle net, the level's pause makes each utterance final within
+    0.6 s of its end (0.3 s of quiet, in 200 ms chunks), and the recogniser goes on with the next."""
+    deaf = live_variant(Path(model), 0.6, tmp_path)
+    conf = deaf / "conf" / "model.conf"
+    conf.write_text("".join(line + "\n" for line in conf.read_text().splitlines() if "min-trailing-silence" not in line)
+                    + "".join(f"--endpoint.rule{r}.min-trailing-silence=20\n" for r in (1, 2, 3, 4)))
+    _, pcm = speech_wav(tmp_path, "엄마 알아요")
+    pause = _noise(3, 0.002)
+    stream = pause[:8000] + pcm + pause + pcm + pause
+    rec = StreamRecognizer(str(deaf), 8000, pool=None, pause_s=0.3)
+    made = []
+    for i in range(0, len(stream), 3200):
+        final, _ = rec.feed(stream[i:i + 3200], partial=False)
+        if final:
+            made.append(((i + 3200) / 16000, final))
+    rec.finish()
+    end1 = (8000 + len(pcm)) / 16000
+    end2 = end1 + (len(pause) + len(pcm)) / 16000
+    assert len(made) == 2, made
+    assert end1 < made[0][0] <= end1 + 0.6 and end2 < made[1][0] <= end2 + 0.6, (made, end1, end2)
     assert all(WORDS & set(text.split()) for _, text in made), made
