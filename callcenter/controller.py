@@ -116,7 +116,8 @@ class Controller:
         self._last_marked: dict[str, dict] = {}    # call id -> the state last written and published
         self._complained: set[str] = set()         # calls whose IVR complaint is filed
         self._logins = 0                            # AMI logins so far: a resync retry stops at a newer one
-        self._unlisted_suspects: set[str] = set()   # calls live to us that Asterisk's last listing lacked
+        self._unlisted_suspects: dict[str, float] = {}   # calls live to us that Asterisk's listings lack: since
+        self._handled_upto = 0.0                    # Asterisk's Timestamp of the last event handled
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._tasks: list[asyncio.Task] = []
         self._side_jobs: set[asyncio.Task] = set()
@@ -249,7 +250,8 @@ class Controller:
                  sum(1 for a in self.agents.agents.values() if a.queues))
 
     def _close_unlisted(self, call_ids: list[str], from_cdr: dict, why: str) -> None:
-        """Calls followed as live that Asterisk no longer has: their CDR line says how they ended."""
+        """At a resync: calls followed as live that Asterisk no longer has. Their CDR line says how they
+        ended (our state came from the database or from before the lost session)."""
         for call_id in call_ids:
             call = self.tracker.calls.get(call_id)
             if call is None or call.status == "ended":
@@ -275,7 +277,8 @@ class Controller:
         """Every ``reconcile_seconds``, the calls followed against Asterisk's channels. The AMI session
         can lose an event without losing the connection (a malformed message, a full queue): a call whose
         Hangup never reached us would stay "talking" on every screen, and in the day's figures, until the
-        next restart. Absent from two listings in a row, it is closed from Asterisk's CDR."""
+        next restart. Absent from two listings in a row, and with every event sent before the first of
+        them handled, it is closed, its end read from Asterisk's CDR."""
         every = self.cfg.system.controller.reconcile_seconds
         paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
         while True:
@@ -284,18 +287,27 @@ class Controller:
                 continue        # a resync after the next login does the same, from scratch
             login = self._logins
             try:
-                chans = await self.ami.list_action({"Action": "CoreShowChannels"})
+                asked_at = time.time()
+                chans = await self.ami.list_action({"Action": "CoreShowChannels"}, whole=True)
                 if login != self._logins:
                     continue
-                gone, self._unlisted_suspects = self.tracker.unlisted(
-                    {c.get("Linkedid", "") for c in chans}, self._unlisted_suspects)
+                listed = {c.get(k, "") for c in chans for k in ("Uniqueid", "Linkedid")}
+                again, self._unlisted_suspects = self.tracker.unlisted(listed, self._unlisted_suspects, asked_at)
+                # a Hangup sent before the first listing that missed the call may still wait in our queue
+                # (a backlog): only when we have handled events up to then is its absence the truth
+                gone = {i: t for i, t in again.items() if self.ami.events.empty() or self._handled_upto >= t}
                 if not gone:
                     continue
                 from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
                 log.warning("%d calls ended without their Hangup reaching the controller, closed from the CDR "
-                            "(%d have no CDR line): %s", len(gone), len(gone - from_cdr.keys()), sorted(gone))
+                            "(%d have no CDR line): %s", len(gone), len(gone.keys() - from_cdr.keys()), sorted(gone))
                 self.metrics.unheard_ends.inc(len(gone))
-                self._close_unlisted(sorted(gone), from_cdr, "its end never reached the controller")
+                for call_id, missed_at in sorted(gone.items()):
+                    call = self.tracker.calls.get(call_id)
+                    self._unlisted_suspects.pop(call_id, None)
+                    if call is not None and call.status != "ended":
+                        self._mark(self.tracker.close_unheard(call, from_cdr.get(call_id), missed_at,
+                                                              "its end never reached the controller"))
             except Exception:
                 log.exception("checking the calls against Asterisk's channels failed; trying again later")
 
@@ -328,6 +340,7 @@ class Controller:
                     continue
                 ts = event_time(ev)
                 if ts is not None:
+                    self._handled_upto = ts
                     delay = max(0.0, time.time() - ts)
                     self.metrics.event_lag.set(delay)
                     self.metrics.event_delay.observe(delay)

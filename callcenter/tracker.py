@@ -8,6 +8,7 @@ and variable names are the dialplan contract's (core/contract.py).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 import time
 from typing import Mapping
@@ -63,12 +64,32 @@ class CallTracker:
     def forget(self, call_id: str) -> None:
         self.calls.pop(call_id, None)
 
-    def unlisted(self, linkedids: set[str], suspects: set[str]) -> tuple[set[str], set[str]]:
-        """Live calls none of whose channels Asterisk listed (``linkedids``: the listing's Linkedid
-        values). Absent once makes a call a suspect: its Hangup may still be on its way to us. Absent
-        again at the next listing, it ended without our hearing it. Returns (ended unheard, suspects)."""
-        absent = {c.call_id for c in self.live() if c.call_id not in linkedids}
-        return absent & suspects, absent - suspects
+    def unlisted(self, listed: set[str], suspects: dict[str, float], now: float) -> tuple[dict[str, float], dict[str, float]]:
+        """Live calls Asterisk's channel listing has nothing of: ``listed`` holds every listed channel's
+        Uniqueid and Linkedid (the caller's channel is the call's id; a bridge merged into an older call's
+        takes that call's Linkedid, so both count). Absent once makes a call a suspect, with the time of
+        that listing: its Hangup may still be on its way to us. Returns (absent again: {call id: first
+        missed}, the suspects now)."""
+        absent = {c.call_id for c in self.live() if c.call_id not in listed}
+        again = {i: suspects[i] for i in absent if i in suspects}
+        return again, {**again, **{i: now for i in absent - suspects.keys()}}
+
+    def close_unheard(self, call: CallState, from_cdr: CallState | None, missed_at: float, why: str) -> CallState:
+        """End a live call whose Hangup never reached us. What we followed stays (transfers, the 110 leg,
+        a later agent, the outcome); the CDR line, written by the caller's hangup handler, adds the end
+        (time, cause) and fills what we had not heard. No CDR line (a callback's Local channel has none):
+        ended when the first listing missed it, outcome "unobserved" unless we had one."""
+        if from_cdr is not None:
+            for f in dataclasses.fields(CallState):
+                if f.name not in ("call_id", "events", "status", "ringing") and not getattr(call, f.name):
+                    setattr(call, f.name, getattr(from_cdr, f.name))
+            call.hangup_cause = from_cdr.hangup_cause
+            call.hangup_cause_text = from_cdr.hangup_cause_text or call.hangup_cause_text
+        call.ended_at = (from_cdr.ended_at if from_cdr is not None else None) or call.ended_at or missed_at
+        call.hangup_cause_text = call.hangup_cause_text or why
+        call.outcome = call.outcome or "unobserved"
+        call.status, call.ringing = "ended", ""
+        return call
 
     def apply(self, ev: Mapping[str, str]) -> CallState | None:
         ev = _Headers(ev)

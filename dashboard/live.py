@@ -58,12 +58,17 @@ class LiveHub:
         for ws, (p, transport) in list(self.viewers.items()):
             if not p_filter(p):
                 continue
-            if transport.is_closing():
+            if ws.closed or transport.is_closing():
+                # closing (aiohttp sent its Close frame, or the connection went): no frame may follow
                 self.viewers.pop(ws, None)
                 continue
             if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                # a Close frame would wait behind the unsent megabyte for a reader that does not read:
+                # the connection is dropped instead (the desk reconnects and gets a fresh snapshot)
                 log.warning("viewer %s is not reading; disconnecting it", p.user_id)
-                self._end(ws, 1013, "too slow")
+                self.viewers.pop(ws, None)
+                self.logins.pop(ws, None)
+                transport.abort()
                 continue
             if p.masked:
                 if masked is None:

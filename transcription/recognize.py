@@ -155,10 +155,11 @@ class PauseDetector:
     """A pause after speech, told by the audio's level alone. The small models sometimes decode a
     pause's line noise as neither words nor silence, and their endpointer then waits for the next
     speech, seconds later; the level does not mistake it. The line's noise floor is followed from
-    below (the quietest chunk, rising RISE_DB per chunk so a louder line is learnt within seconds, never
-    under FLOOR_MIN_DB so digital silence does not make line noise look like speech); a chunk SPEECH_DB
-    over it is speech, one within QUIET_DB of it quiet, anything between is neither."""
-    SPEECH_DB, QUIET_DB, RISE_DB, FLOOR_MIN_DB, FLOOR_START_DB = 18.0, 6.0, 0.5, -70.0, -50.0
+    below: the quietest chunk, rising RISE_DB_PER_S between utterances, so a louder line is learnt within
+    seconds; held while someone speaks, so a long sentence does not lift it to its own soft syllables;
+    never under FLOOR_MIN_DB, so digital silence does not make line noise look like speech. A chunk
+    SPEECH_DB over the floor is speech, one within QUIET_DB of it quiet, anything between is neither."""
+    SPEECH_DB, QUIET_DB, RISE_DB_PER_S, FLOOR_MIN_DB, FLOOR_START_DB = 18.0, 6.0, 2.5, -70.0, -50.0
 
     def __init__(self, rate: int, pause_s: float):
         self.rate, self.pause_s = rate, pause_s
@@ -168,13 +169,16 @@ class PauseDetector:
 
     def feed(self, pcm: bytes) -> bool:
         """True when this chunk completes a pause of ``pause_s`` after speech."""
-        level = level_dbfs(pcm)
-        floor = min(level, self.FLOOR_START_DB) if self.floor is None else min(self.floor + self.RISE_DB, level)
-        self.floor = max(floor, self.FLOOR_MIN_DB)
+        level, seconds = level_dbfs(pcm), len(pcm) / 2 / self.rate
+        if self.floor is None:
+            self.floor = max(min(level, self.FLOOR_START_DB), self.FLOOR_MIN_DB)
         if level >= self.floor + self.SPEECH_DB:
             self.spoken, self.quiet = True, 0.0
-        elif level <= self.floor + self.QUIET_DB:
-            self.quiet += len(pcm) / 2 / self.rate
+            return False
+        rise = 0.0 if self.spoken else self.RISE_DB_PER_S * seconds
+        self.floor = max(min(self.floor + rise, level), self.FLOOR_MIN_DB)
+        if level <= self.floor + self.QUIET_DB:
+            self.quiet += seconds
         else:
             self.quiet = 0.0
         if self.spoken and self.quiet >= self.pause_s:
@@ -239,6 +243,8 @@ class StreamRecognizer:
                 # (its features and i-vector start afresh, as after a stream)
                 text = clean(json.loads(self.rec.FinalResult()).get("text"))
                 self.partial, self._changed_at = "", self._heard
+                if self.pauses is not None:
+                    self.pauses.reset()
                 return text, ""
         return None, self.partial
 

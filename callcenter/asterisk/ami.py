@@ -139,11 +139,19 @@ class AmiClient:
         fut = self.manager.send_action(dict(action), as_list=as_list)
         return await asyncio.wait_for(fut, timeout)
 
-    async def list_action(self, action: dict, timeout: float = 15.0) -> list[Message]:
-        """An action answered by an event list (CoreShowChannels, QueueStatus): the events only."""
+    async def list_action(self, action: dict, timeout: float = 15.0, whole: bool = False) -> list[Message]:
+        """An action answered by an event list (CoreShowChannels, QueueStatus): the events only.
+        ``whole``: raise unless the closing event's ListItems counts exactly the events received (a list
+        that lost a message must not be read as "these are all")."""
         resp = await self.action(action, timeout, as_list=True)
         msgs = resp if isinstance(resp, list) else [resp]
         first = msgs[0] if msgs else None
         if first is not None and first.get("Response") == "Error":
             raise RuntimeError(f"{action.get('Action')}: {first.get('Message')}")
-        return [m for m in msgs if m.get("Event") and not m.get("Event", "").endswith("Complete")]
+        items = [m for m in msgs if m.get("Event") and not m.get("Event", "").endswith("Complete")]
+        if whole:
+            done = next((m for m in msgs if str(m.get("Event", "")).endswith("Complete")), None)
+            if done is None or done.get("ListItems") != str(len(items)):
+                raise RuntimeError(f"{action.get('Action')}: incomplete list ({len(items)} items, "
+                                   f"ListItems {done.get('ListItems') if done is not None else 'missing'})")
+        return items

@@ -129,7 +129,7 @@ class ControllerSettings(Strict):
     hold_limit_seconds: int = Field(300, ge=10, le=3600)          # a held caller goes back to the queue after this
     # how often the calls followed are checked against Asterisk's channels: a call whose Hangup event
     # never reached us is closed (from the CDR) after two checks that do not list it
-    reconcile_seconds: float = Field(60, ge=0.5, le=3600)
+    reconcile_seconds: float = Field(60, ge=1, le=3600)
     follow_up: FollowUpSettings = FollowUpSettings()
     # reverse proxies in front of the HTTP API (addresses or networks): only from these is the client's
     # address read from X-Forwarded-For (dashboard/auth.py client_address); none by default

@@ -196,3 +196,41 @@ def test_emergency_leg_answered_makes_the_outcome_emergency():
         t.apply(e)
     c = t.calls[L]
     assert c.status == "ended" and c.outcome == "emergency" and c.transfers == "emergency:agent1001>110"
+
+
+def _talking(t: CallTracker) -> CallState:
+    for e in story():
+        if e["Event"] == "Hangup":
+            break
+        t.apply(e)
+    return t.calls[L]
+
+
+def test_a_call_is_closed_unheard_only_when_two_listings_in_a_row_lack_it():
+    t = CallTracker()
+    _talking(t)
+    listed = {"1700000000.2", L}                            # the agent's leg and the caller's channel
+    assert t.unlisted(listed, {}, 150.0) == ({}, {})
+    assert t.unlisted(set(), {}, 150.0) == ({}, {L: 150.0})             # missing once: a suspect
+    assert t.unlisted(listed, {L: 150.0}, 210.0) == ({}, {})            # back: no longer one
+    assert t.unlisted(set(), {L: 150.0}, 210.0) == ({L: 150.0}, {L: 150.0})
+    # a bridge merged into an older call's: the caller's channel has that call's Linkedid, its own Uniqueid
+    assert t.unlisted({L, "1699999999.7"}, {}, 150.0) == ({}, {})
+
+
+def test_closing_unheard_keeps_what_was_followed_and_takes_the_end_from_the_cdr():
+    t = CallTracker()
+    c = _talking(t)
+    c.transfers, c.agent = "blind:agent1001>agent-agent1002", "agent1002"
+    cdr = CallState(call_id=L, agent="agent1001", city="leshan", voicemail="", hangup_cause=16,
+                    hangup_cause_text="", ended_at=160.0, outcome="answered", status="ended", overflow="leshan:TIMEOUT")
+    t.close_unheard(c, cdr, 150.0, "its end never reached the controller")
+    assert c.status == "ended" and c.ended_at == 160.0 and c.hangup_cause == 16 and c.outcome == "answered"
+    assert c.agent == "agent1002" and c.transfers.startswith("blind:")      # what we followed stays
+    assert c.overflow == "leshan:TIMEOUT"                                   # what we had not heard is filled
+    assert c.hangup_cause_text == "its end never reached the controller"
+    # no CDR line (a callback's Local channel): ended when the first listing missed it
+    t2 = CallTracker()
+    q = t2.calls.setdefault("cb.1", CallState(call_id="cb.1", status="queued", queued_at=120.0))
+    t2.close_unheard(q, None, 150.0, "its end never reached the controller")
+    assert (q.status, q.outcome, q.ended_at, q.wait_seconds) == ("ended", "unobserved", 150.0, 30.0)

@@ -1,6 +1,7 @@
 """Live transcription capacity: how many calls `live.max_calls: auto` allows for a number of cores
 (pure), its validation, and the recogniser pool with the real Korean model (a reused recogniser
 carries nothing of the previous stream)."""
+import array
 import os
 import subprocess
 import sys
@@ -308,3 +309,19 @@ def test_the_level_ends_an_utterance_whose_pause_the_endpointer_misses(model, tm
     assert len(made) == 2, made
     assert end1 < made[0][0] <= end1 + 0.6 and end2 < made[1][0] <= end2 + 0.6, (made, end1, end2)
     assert all(WORDS & set(text.split()) for _, text in made), made
+
+
+def test_a_long_sentence_on_a_noisy_line_is_not_cut_by_its_soft_syllables(tmp_path):
+    """The floor is held while someone speaks: 7.5 s of speech, with syllables only 12-15 dB over the
+    line's noise, do not lift it to them (a floor rising under speech called a pause in the middle)."""
+    _, speech = speech_wav(tmp_path, "엄마 알아요 라디오 뭐예요 " * 4)
+    soft = array.array("h", speech)
+    soft = array.array("h", (int(x * 0.4) for x in soft)).tobytes()       # 8 dB quieter: about -25 dBFS
+    line = _noise(3, 0.03)                                                # about -44 dBFS
+    assert len(soft) / 16000 > 7
+    mixed = array.array("h", line + soft + line)
+    noise = array.array("h", _noise(len(mixed) / 8000, 0.03)[:len(mixed) * 2])
+    pcm = array.array("h", (max(-32768, min(32767, a + b)) for a, b in zip(mixed, noise))).tobytes()
+    end = (len(line) + len(soft)) / 16000
+    calls = _pauses(pcm, 0.3)
+    assert calls and all(c > end for c in calls) and calls[0] <= end + 0.6, (calls, end)
