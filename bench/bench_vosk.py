@@ -341,7 +341,7 @@ def main() -> int:
         t = Table("streams", "setting", "chunk lag p95", "final lag p50", "final lag p95", "final max", "endpointer p95",
                   "final − endpointer p95", "CPU (cores)", "MB", "words vs full", "sustained", "final ≤ 1 s",
                   title=f"live streams in real time (seconds); after: live endpointer {ENDPOINT_S:g} s, "
-                        f"settle {SETTLE_S:g} s")
+                        f"settle {SETTLE_S:g} s, level pause {ENDPOINT_S:g} s")
         ceiling, goal = {}, {}
         for name, runs in results.items():
             ceiling[name] = goal[name] = 0

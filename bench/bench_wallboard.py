@@ -1,18 +1,26 @@
 """AMI event -> wallboard WebSocket latency, with 1 and with 100 connected viewers, in one run.
 
-    .venv/bin/python bench/bench_wallboard.py [--viewers 100] [--rate 5] [--seconds 20]
+    .venv/bin/python bench/bench_wallboard.py [--viewers 100] [--rate 5] [--seconds 20] [--reader raw|aiohttp]
 
 A real stack (Asterisk + controller) takes sipp calls through IVR and queue to auto-answering agents
 while N viewers hold the wallboard's WebSocket (/ws) open, as the wallboard page does. Every call update
 carries ``event_at``, the Timestamp Asterisk put on the AMI event that produced it; a viewer's latency is
 its receive time minus that (same host clock). The run with one viewer is the baseline for the ratio.
 Viewers only store what arrives; decoding happens after the run, so the measuring side stays light.
+
+``--reader raw`` (the default): each viewer is a bare asyncio protocol after the HTTP upgrade, which only
+timestamps each TCP read (frames are parsed after the run; a frame's time is the read holding its last
+byte). ``--reader aiohttp``: aiohttp's client, one task per viewer, as before 2026-12-07. With 500 viewers
+in one Python process the aiohttp reader's own work per message (frame parsing, a message object, a task
+wake-up) was the larger part of the figure: the last of 500 readers waited for the 499 before it.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import os
 import sys
 import tempfile
 import time
@@ -64,12 +72,90 @@ async def watch(stack: Stack, viewers: int, load) -> tuple[list[float], int]:
     return lat, messages
 
 
+class RawViewer(asyncio.Protocol):
+    """One viewer: the upgrade request, then each read's bytes with their receive time, nothing else."""
+
+    def __init__(self):
+        self.reads: list[tuple[float, bytes]] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes):
+        self.reads.append((time.time(), data))
+
+    def frames(self) -> list[tuple[float, bytes]]:
+        """(receive time, payload) of each text frame after the 101 response (server frames: unmasked)."""
+        buf, ends = bytearray(), []
+        for at, data in self.reads:
+            buf += data
+            ends.append((len(buf), at))
+        start = buf.index(b"\r\n\r\n") + 4
+        out, pos, k = [], start, 0
+        while pos + 2 <= len(buf):
+            op, n, pos2 = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, pos + 2
+            if n == 126:
+                n, pos2 = int.from_bytes(buf[pos2:pos2 + 2], "big"), pos2 + 2
+            elif n == 127:
+                n, pos2 = int.from_bytes(buf[pos2:pos2 + 8], "big"), pos2 + 8
+            if pos2 + n > len(buf):
+                break
+            last = pos2 + n
+            while ends[k][0] < last:
+                k += 1
+            if op == 1:
+                out.append((ends[k][1], bytes(buf[pos2:last])))
+            pos = last
+        return out
+
+
+# a masked, empty pong: unsolicited, it tells the server's heartbeat the viewer is there (RFC 6455 §5.5.3)
+PONG = bytes([0x8A, 0x80]) + b"\0\0\0\0"
+
+
+async def watch_raw(stack: Stack, viewers: int, load) -> tuple[list[float], int]:
+    loop = asyncio.get_running_loop()
+    host, port = "127.0.0.1", stack.cfg.system.controller.http_port
+    request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {stack.secrets.service_token}\r\n")
+    protos = []
+    for _ in range(viewers):
+        _, proto = await loop.create_connection(RawViewer, host, port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        proto.transport.write(f"{request}Sec-WebSocket-Key: {key}\r\n\r\n".encode())
+        protos.append(proto)
+
+    async def keepalive():
+        while True:
+            await asyncio.sleep(5)
+            for p in protos:
+                p.transport.write(PONG)
+    pinger = asyncio.create_task(keepalive())
+    await asyncio.to_thread(load)
+    await asyncio.sleep(2)
+    pinger.cancel()
+    for p in protos:
+        p.transport.close()
+    lat, messages = [], 0
+    for p in protos:
+        assert p.reads and p.reads[0][1].startswith(b"HTTP/1.1 101"), p.reads[:1]
+        for at, raw in p.frames():
+            m = json.loads(raw)
+            if m.get("type") == "call" and m["call"].get("event_at"):
+                messages += 1
+                lat.append(1000 * (at - float(m["call"]["event_at"])))
+    return lat, messages
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--viewers", type=int, default=100)
     ap.add_argument("--rate", type=float, default=5, help="calls per second")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--agents", type=int, default=40)
+    ap.add_argument("--reader", choices=("raw", "aiohttp"), default="raw",
+                    help="how the viewers read (see above); raw: bare sockets, timestamps only")
     args = ap.parse_args()
 
     stack, agents = load_stack(Path(tempfile.mkdtemp(prefix="bench-wallboard-")), args.agents)
@@ -91,7 +177,7 @@ def main() -> int:
                 if res.failed:
                     console.print(f"[red]{res.failed} calls failed[/]")
             console.print(f"{n} viewer(s), {calls} calls at {args.rate:g}/s …")
-            lat, messages = asyncio.run(watch(stack, n, load))
+            lat, messages = asyncio.run((watch_raw if args.reader == "raw" else watch)(stack, n, load))
             cpu, rss = sampler.result()["controller"]
             rows.append((n, messages, pct(lat, 50), pct(lat, 99), max(lat, default=float("nan")), cpu, rss))
         phones.stop()
@@ -106,7 +192,7 @@ def main() -> int:
         table.add_row(str(n), str(messages), f"{p50:.1f}", f"{p99:.1f}", f"{mx:.1f}", f"{p99 / rows[0][3]:.2f}×",
                       f"{cpu:.0f}", str(rss))
     console.print(table)
-    console.print(f"updates per call per viewer: {rows[-1][1] / max(1, args.viewers) / (args.rate * args.seconds):.1f}")
+    console.print(f"updates per call per viewer: {rows[-1][1] / max(1, args.viewers) / (args.rate * args.seconds):.1f} ({args.reader} reader)")
     return 0
 
 

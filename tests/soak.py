@@ -666,7 +666,7 @@ def _diagnose(stack: Stack, tmp: Path, res: DayResult, feats: dict) -> None:
     ``tmp/diagnostics.json``: each lost call's record and what Asterisk still has of it, each transfer
     asked with its call's record, and Asterisk's log (messages.log) beside it."""
     chans = stack.asterisk.rx("core show channels concise")
-    by_call = {r["call_id"]: r for r in res.records.values()}
+    by_call = {r["call_id"]: r for r in _db_rows(stack)}
     lost = []
     for number in res.lost:
         rec = res.records.get(number, {})
@@ -789,7 +789,9 @@ def _settle_features(stack: Stack, feats: dict, timeout: float) -> None:
 
 
 def _feature_results(stack: Stack, feats: dict, res: DayResult) -> dict:
-    by_call = {r["call_id"]: r for r in res.records.values()}
+    # a desk may transfer any call in progress with a planned caller on it: a callback's too, whose
+    # record is not an incoming one (all 7 "untraced" transfers of the 2026-12-07 soak were callbacks)
+    by_call = {r["call_id"]: r for r in _db_rows(stack)}
     transfers_done = sum(1 for cid, _, _ in feats["transfers_asked"] if by_call.get(cid, {}).get("transfers"))
     surveys_done = sum(1 for _, tid in feats["surveys_asked"]
                        if any(f["status"] == "done" for f in stack.api(f"/api/follow-ups?ticket_id={tid}")))
