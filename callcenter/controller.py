@@ -107,7 +107,7 @@ class Controller:
         self.originate = originate
         self.callbacks = CallbackScheduler(cfg, originate, self.callback_tasks, cfg.system.controller.rota_interval_seconds)
         self.dialer = FollowUpDialer(cfg, originate, self.followups, cfg.system.controller.rota_interval_seconds)
-        paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
+        self.paths = paths = InstancePaths(cfg.resolve(a.rootfs), a.instance)
         self.sip_guard = SipGuard(cfg.system.sip_guard, cfg.system.trunk.match,
                                   SipBlocklist(paths.host(blocklist_path(paths))), self.audit_log,
                                   on_block=self.metrics.sip_blocks.inc)
@@ -150,7 +150,9 @@ class Controller:
                        asyncio.create_task(run_every(None, AUDIT_PURGE_SECONDS, self.purge_audit, log,
                                                      "audit retention"), name="audit-retention"),
                        asyncio.create_task(self.nodes.run(), name="node-heartbeat"),
-                       asyncio.create_task(self._reconcile(), name="reconcile-calls")]
+                       asyncio.create_task(run_every(self.resynced, self.cfg.system.controller.reconcile_seconds,
+                                                     self._reconcile, log, "checking calls against Asterisk's channels"),
+                                           name="reconcile-calls")]
         self._tasks.append(asyncio.create_task(run_every(None, 3600, self.check_legal_aid_standards, log,
                                                          "legal-aid standards"), name="legal-aid-standards"))
         if self.nodes.clustered:
@@ -231,7 +233,7 @@ class Controller:
             live_ids.add(call.call_id)
             self._mark(call)
         # calls that ended while we were not listening: Asterisk's CDR has them (or we say so)
-        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        paths = self.paths
         from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
         self._close_unlisted([c.call_id for c in self.tracker.live() if c.call_id not in live_ids], from_cdr,
                              "ended while the controller was down")
@@ -274,42 +276,33 @@ class Controller:
                 self._mark(call)
 
     async def _reconcile(self) -> None:
-        """Every ``reconcile_seconds``, the calls followed against Asterisk's channels. The AMI session
-        can lose an event without losing the connection (a malformed message, a full queue): a call whose
-        Hangup never reached us would stay "talking" on every screen, and in the day's figures, until the
-        next restart. Absent from two listings in a row, and with every event sent before the first of
-        them handled, it is closed, its end read from Asterisk's CDR."""
-        every = self.cfg.system.controller.reconcile_seconds
-        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
-        while True:
-            await asyncio.sleep(every)
-            if not self.resynced.is_set():
-                continue        # a resync after the next login does the same, from scratch
-            login = self._logins
-            try:
-                asked_at = time.time()
-                chans = await self.ami.list_action({"Action": "CoreShowChannels"}, whole=True)
-                if login != self._logins:
-                    continue
-                listed = {c.get(k, "") for c in chans for k in ("Uniqueid", "Linkedid")}
-                again, self._unlisted_suspects = self.tracker.unlisted(listed, self._unlisted_suspects, asked_at)
-                # a Hangup sent before the first listing that missed the call may still wait in our queue
-                # (a backlog): only when we have handled events up to then is its absence the truth
-                gone = {i: t for i, t in again.items() if self.ami.events.empty() or self._handled_upto >= t}
-                if not gone:
-                    continue
-                from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
-                log.warning("%d calls ended without their Hangup reaching the controller, closed from the CDR "
-                            "(%d have no CDR line): %s", len(gone), len(gone.keys() - from_cdr.keys()), sorted(gone))
-                self.metrics.unheard_ends.inc(len(gone))
-                for call_id, missed_at in sorted(gone.items()):
-                    call = self.tracker.calls.get(call_id)
-                    self._unlisted_suspects.pop(call_id, None)
-                    if call is not None and call.status != "ended":
-                        self._mark(self.tracker.close_unheard(call, from_cdr.get(call_id), missed_at,
-                                                              "its end never reached the controller"))
-            except Exception:
-                log.exception("checking the calls against Asterisk's channels failed; trying again later")
+        """The calls followed against Asterisk's channels (every ``reconcile_seconds``, once resynchronised).
+        The AMI session can lose an event without losing the connection (a malformed message, a full
+        queue): a call whose Hangup never reached us would stay "talking" on every screen, and in the day's
+        figures, until the next restart. Absent from two listings in a row, and with every event sent
+        before the first of them handled, it is closed, its end read from Asterisk's CDR."""
+        login = self._logins
+        asked_at = time.time()
+        chans = await self.ami.list_action({"Action": "CoreShowChannels"}, whole=True)
+        if login != self._logins:
+            return          # a resync after that login does the same, from scratch
+        listed = {c.get(k, "") for c in chans for k in ("Uniqueid", "Linkedid")}
+        again, self._unlisted_suspects = self.tracker.unlisted(listed, self._unlisted_suspects, asked_at)
+        # a Hangup sent before the first listing that missed the call may still wait in our queue (a
+        # backlog): only when we have handled events up to then is its absence the truth
+        gone = {i: t for i, t in again.items() if self.ami.events.empty() or self._handled_upto >= t}
+        if not gone:
+            return
+        from_cdr = await asyncio.to_thread(cdr.read_calls, self.paths, time.time() - 7 * 86400)
+        log.warning("%d calls ended without their Hangup reaching the controller, closed from the CDR "
+                    "(%d have no CDR line): %s", len(gone), len(gone.keys() - from_cdr.keys()), sorted(gone))
+        self.metrics.unheard_ends.inc(len(gone))
+        for call_id, missed_at in sorted(gone.items()):
+            call = self.tracker.calls.get(call_id)
+            self._unlisted_suspects.pop(call_id, None)
+            if call is not None and call.status != "ended":
+                self._mark(self.tracker.close_unheard(call, from_cdr.get(call_id), missed_at,
+                                                      "its end never reached the controller"))
 
     async def _rebuild_from_cdr(self, from_cdr: dict) -> None:
         """Calls in Asterisk's CDR with no record of ours: ended while we were not listening."""
@@ -577,7 +570,7 @@ class Controller:
 
     async def _reconcile_voicemail(self) -> None:
         """Voicemail left while we were not listening still gets its callback task."""
-        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        paths = self.paths
         # wait for the writer: a task for a message we did see may still be queued
         await asyncio.wait_for(self.writer.drain(), 10)
         added = 0
@@ -591,7 +584,7 @@ class Controller:
         from a backup) waits in its queue again. The requests are read before the channels: one made
         in between has its placeholder by then, and a request finished meanwhile finds its astdb entry
         gone and hangs up at once (hotline-cb-hold, "gone"), so none is placed twice."""
-        paths = InstancePaths(self.cfg.resolve(self.cfg.system.asterisk.rootfs), self.cfg.system.asterisk.instance)
+        paths = self.paths
         requests = await asyncio.to_thread(astdb.callback_requests, paths)
         if not requests:
             return
