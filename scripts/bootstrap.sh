@@ -8,6 +8,7 @@ need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have debootstrap || need+=(debootstrap)
 have sipp || need+=(sip-tester)
+have tcpdump || need+=(tcpdump)   # bench_load times call setup on the wire (tests/sipp_load.py WireCapture)
 have espeak-ng || need+=(espeak-ng)
 have sox || need+=(sox)
 have redis-server || need+=(redis-server)

@@ -16,14 +16,13 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import yaml
 
 from callcenter.edge.runtime import KamailioInstance
 from tests.helpers import ROOT, Stack, free_port, wait_for
-from tests.sipp_load import SIPP_DIR, free_udp_port
+from tests.sipp_load import SIPP_DIR, free_udp_port, sipp_trace_messages
 
 
 def _free_subnet() -> str:
@@ -259,18 +258,10 @@ def edge_callers(cluster: Cluster, workdir: Path, did: str, rate: float, calls: 
 
 def _calls(trace: Path) -> list[EdgeCall]:
     calls: dict[str, EdgeCall] = {}
-    text = trace.read_text(errors="replace")
-    for block in text.split("----------------------------------------------- ")[1:]:
-        head, _, msg = block.partition("\n")
-        try:
-            at = datetime.strptime(head.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-        except ValueError:
-            continue
-        body = msg.split("\n\n", 1)[1] if "\n\n" in msg else msg
+    for at, sent, body in sipp_trace_messages(trace):
         cid = re.search(r"^Call-ID:\s*(\S+)", body, re.M | re.I)
         if not cid:
             continue
-        sent = "sent" in msg.split("\n", 1)[0]
         c = calls.get(cid.group(1))
         if body.startswith("INVITE ") and sent and c is None:
             frm = re.search(r"^From:\s*<?sip:([^@>]+)@", body, re.M | re.I)

@@ -9,7 +9,9 @@ import csv
 from datetime import datetime
 import os
 import re
+import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -114,7 +116,8 @@ class LoadResult:
     successful: int = 0
     failed: int = 0
     max_concurrent: int = 0
-    setup_ms: list[float] = field(default_factory=list)   # INVITE -> 200 OK per call
+    setup_ms: list[float] = field(default_factory=list)   # INVITE -> 200 OK per call, as sipp saw it
+    wire_setup_ms: list[float] = field(default_factory=list)   # the same on the wire (WireCapture)
     seconds: float = 0.0
     log_tail: str = ""
 
@@ -122,8 +125,8 @@ class LoadResult:
     def ok(self) -> bool:
         return self.failed == 0 and self.successful == self.calls
 
-    def percentile(self, p: float) -> float:
-        xs = sorted(self.setup_ms)
+    def percentile(self, p: float, wire: bool = False) -> float:
+        xs = sorted(self.wire_setup_ms if wire else self.setup_ms)
         if not xs:
             return float("nan")
         return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -137,15 +140,18 @@ def _stat_rows(path: Path) -> list[dict]:
 
 
 def run_callers(workdir: Path, sip_port: int, rate: float, calls: int, hold_ms: int, caller_prefix: str,
-                timeout: float = 300, on_progress=None) -> LoadResult:
-    """``calls`` callers at ``rate`` per second, each staying ``hold_ms`` after the IVR; waits for them all."""
+                timeout: float = 300, on_progress=None, wire: bool = False) -> LoadResult:
+    """``calls`` callers at ``rate`` per second, each staying ``hold_ms`` after the IVR; waits for them all.
+    ``wire``: also time each setup on the wire (``WireCapture``)."""
     run = workdir / f"uac-{caller_prefix}"
     run.mkdir(parents=True, exist_ok=True)
+    port = free_udp_port()
     cmd = ["sipp", f"127.0.0.1:{sip_port}", "-sf", str(SIPP_DIR / "uac_ivr_queue.xml"), "-s", CALLER_DID,
            "-key", "caller", caller_prefix, "-d", str(hold_ms), "-r", str(rate), "-m", str(calls),
-           "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port() & ~1),
+           "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port() & ~1),
            "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-nd", "-max_socket", "2048",
            "-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_msg", "-trace_err"]
+    capture = WireCapture(run / "wire.pcap", port) if wire else None
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
@@ -159,6 +165,8 @@ def run_callers(workdir: Path, sip_port: int, rate: float, calls: int, hold_ms: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if capture is not None:
+            capture.stop()
     res = LoadResult(rate=rate, calls=calls, seconds=time.monotonic() - t0, log_tail=out[-2000:])
     rows = _stat_rows(run / "stat.csv")
     if rows:
@@ -168,16 +176,32 @@ def run_callers(workdir: Path, sip_port: int, rate: float, calls: int, hold_ms: 
         res.max_concurrent = max(int(r.get("CurrentCall", 0) or 0) for r in rows)
     for trace in run.glob("*_messages.log"):
         res.setup_ms = setup_times(trace)
+    if capture is not None:
+        res.wire_setup_ms = capture.setup_times()
     if proc.returncode not in (0, 1) and not rows:
         raise AssertionError(f"sipp failed to run ({proc.returncode}): {out[-2000:]}")
     return res
 
 
-def setup_times(trace: Path) -> list[float]:
-    """INVITE sent -> 200 OK received per call, in ms, from sipp's message trace (microsecond times;
-    its response-time statistics tick in 4 ms steps, too coarse for a few-ms setup)."""
+def _setup_ms(messages) -> list[float]:
+    """INVITE -> 200 OK per call in ms, from (time, sent by the caller, SIP text) in time order: the first
+    INVITE of each Call-ID (a retransmission does not restart the clock), its first 200 OK to INVITE."""
     sent: dict[str, float] = {}
     answered: dict[str, float] = {}
+    for at, outgoing, body in messages:
+        call_id = re.search(r"^(?:Call-ID|i):\s*(\S+)", body, re.M | re.I)
+        if not call_id:
+            continue
+        cid = call_id.group(1)
+        if outgoing and body.startswith("INVITE "):
+            sent.setdefault(cid, at)
+        elif not outgoing and body.startswith("SIP/2.0 200") and re.search(r"^CSeq:\s*\d+ INVITE", body, re.M | re.I):
+            answered.setdefault(cid, at)
+    return [1000 * (answered[c] - sent[c]) for c in sent if c in answered]
+
+
+def sipp_trace_messages(trace: Path):
+    """(time, sent by sipp, SIP text) of each message in a sipp message trace (-trace_msg), in order."""
     text = trace.read_text(errors="replace")
     for block in text.split("----------------------------------------------- ")[1:]:
         head, _, msg = block.partition("\n")
@@ -186,15 +210,71 @@ def setup_times(trace: Path) -> list[float]:
         except ValueError:
             continue
         body = msg.split("\n\n", 1)[1] if "\n\n" in msg else msg
-        call_id = re.search(r"^Call-ID:\s*(\S+)", body, re.M | re.I)
-        if not call_id:
+        yield at, "sent" in msg.split("\n", 1)[0], body
+
+
+def setup_times(trace: Path) -> list[float]:
+    """INVITE sent -> 200 OK received per call, in ms, from sipp's message trace (microsecond times;
+    its response-time statistics tick in 4 ms steps, too coarse for a few-ms setup). The 200 OK's time is
+    when sipp got to it: its own scheduling on a busy core is in the figure."""
+    return _setup_ms(sipp_trace_messages(trace))
+
+
+class WireCapture:
+    """The callers' SIP on the loopback, captured by tcpdump (kernel timestamps, ns) while they run.
+
+    A packet is stamped when its sender hands it to the loopback: an INVITE when sipp sends it, a 200 OK
+    when Asterisk does. So INVITE -> 200 OK on the wire is Asterisk's own setup time, whatever else waits
+    for the core sipp runs on (sipp's own figure also has how long sipp took to read the answer)."""
+
+    def __init__(self, path: Path, port: int):
+        self.path, self.port = path, port
+        self.proc = subprocess.Popen(["tcpdump", "-i", "lo", "-nn", "-Z", "root", "-B", "8192",
+                                      "--time-stamp-precision=nano", "-w", str(path), "udp", "port", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()          # "listening on lo, …" once the filter is in place
+        if "listening" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"tcpdump did not start: {line.strip() or self.proc.wait()}")
+
+    def stop(self) -> None:
+        # tcpdump reads the kernel's ring in blocks handed over after at most its 1 s timeout, and a block
+        # still open at SIGINT is not written: wait that out (not --immediate-mode: a wake-up per packet,
+        # on sipp's core when pinned, just as a 200 OK arrives)
+        time.sleep(1.2)
+        self.proc.send_signal(signal.SIGINT)        # flushes the file and reports drops
+        try:
+            err = self.proc.communicate(timeout=15)[1]
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            err = self.proc.communicate()[1]
+        dropped = re.search(r"(\d+) packets dropped by kernel", err or "")
+        if dropped and int(dropped.group(1)):
+            raise RuntimeError(f"tcpdump: {dropped.group(0)}: the wire timing would miss calls")
+
+    def setup_times(self) -> list[float]:
+        return _setup_ms(read_pcap_udp(self.path, self.port))
+
+
+def read_pcap_udp(path: Path, port: int):
+    """(time, sent from ``port``, payload) of each IPv4/UDP packet of a pcap file (Ethernet framing, as on lo)."""
+    data = path.read_bytes()
+    magic = data[:4]
+    order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    scale = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
+    linktype = struct.unpack(order + "I", data[20:24])[0]
+    if linktype != 1:
+        raise ValueError(f"{path}: link type {linktype}, not Ethernet")
+    off = 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(order + "IIII", data[off:off + 16])
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if len(pkt) < 42 or pkt[12:14] != b"\x08\x00" or pkt[23] != 17:
             continue
-        cid = call_id.group(1)
-        if body.startswith("INVITE ") and "sent" in msg.split("\n", 1)[0]:
-            sent.setdefault(cid, at)
-        elif body.startswith("SIP/2.0 200") and re.search(r"^CSeq:\s*\d+ INVITE", body, re.M | re.I):
-            answered.setdefault(cid, at)
-    return [1000 * (answered[c] - sent[c]) for c in sent if c in answered]
+        ip = 14 + 4 * (pkt[14] & 0x0F)
+        src = struct.unpack(">H", pkt[ip:ip + 2])[0]
+        yield sec + frac * scale, src == port, pkt[ip + 8:].decode("utf-8", "replace")
 
 
 class ProcSampler:
