@@ -78,6 +78,8 @@ class Controller:
         self.metrics = Metrics(cities=[c.id for c in cfg.cities] + [cfg.province.id],
                                queues=[*cfg.queue_ids, *workflow.all_queues(cfg)])
         self.tracker = CallTracker(aliases={num: name for name, num in transfer_extensions(cfg).items()})
+        # counted when /metrics is read, not on every record write (a walk over every call)
+        self.metrics.live_calls.set_function(lambda: len(self.tracker.live()))
         self.db = Database(cfg.system.database.url, cfg.root)
         # several nodes: records and claims carry this node's name ("" for the one node: as before)
         self.node = cfg.system.cluster.node or ""
@@ -431,7 +433,6 @@ class Controller:
             self.metrics.call_ended(call.city, call.outcome)
             # keep ended calls briefly so late events are ignored, then forget them
             asyncio.get_running_loop().call_later(60, self._forget, call.call_id)
-        self.metrics.live_calls.set(len(self.tracker.live()))
 
     def _forget(self, call_id: str) -> None:
         self.tracker.forget(call_id)
@@ -464,25 +465,24 @@ class Controller:
         if self._ticketed.get(call.call_id) == call.transfers:
             return      # its ticket exists and follows the current agent: no query per record write
         hours = self.ticket_rules.deadline(bool(call.green))
-        created = await self.tickets.ensure_for_call(call, source, hours)
-        if not created and call.transfers:
+        ticket_id = await self.tickets.ensure_for_call(call, source, hours)
+        if ticket_id is None and call.transfers:
             await self.tickets.follow_agent(call)
-        if created and call.status != "ended":
-            await self._label_channels(call)
+        if ticket_id is not None and call.status != "ended":
+            await self._label_channels(call, ticket_id)
         self._ticketed[call.call_id] = call.transfers
 
-    async def _label_channels(self, call: CallState) -> None:
+    async def _label_channels(self, call: CallState, ticket_id: int) -> None:
         """The call's legs carry its ticket id (inherited by any leg they dial), so a warm transfer
         to a partner hands it over in a SIP header. Best effort: no AMI, no header, same call."""
-        t = await self.tickets.for_call(call.call_id)
         for channel in (call.channel, call.agent_channel):
-            if not channel or t is None:
+            if not channel:
                 continue
             try:
                 await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": f"__{Var.TICKET}",
-                                       "Value": str(t["id"])}, timeout=5)
+                                       "Value": str(ticket_id)}, timeout=5)
             except Exception as e:
-                log.warning("could not label %s with ticket %s: %s", channel, t["id"], e)
+                log.warning("could not label %s with ticket %s: %s", channel, ticket_id, e)
 
     async def _transcript_for(self, call: CallState) -> None:
         """An answered, recorded call gets its transcript job; without a model for the caller's

@@ -53,8 +53,8 @@ class LiveHub:
         return access.may_manage_agent(p, agent_id, self.agent_cities.get(agent_id, set()))
 
     def _send(self, p_filter, message: dict) -> None:
-        frame = text_frame(json.dumps(message, ensure_ascii=False, default=str))
-        masked = None    # encoded once, for wall displays, when one of them gets this message
+        # each form encoded once, when the first viewer to get it is found (none: nothing encoded)
+        frame = masked = None
         for ws, (p, transport) in list(self.viewers.items()):
             if not p_filter(p):
                 continue
@@ -75,6 +75,8 @@ class LiveHub:
                     masked = text_frame(json.dumps(_masked(message), ensure_ascii=False, default=str))
                 transport.write(masked)
             else:
+                if frame is None:
+                    frame = text_frame(json.dumps(message, ensure_ascii=False, default=str))
                 transport.write(frame)
 
     def _end(self, ws: web.WebSocketResponse, code: int, why: str) -> None:

@@ -29,12 +29,12 @@ class TicketStore:
         for effect in self.effects:
             await effect(s, t, kind)
 
-    async def ensure_for_call(self, call: CallState, source: str, deadline_hours: float) -> bool:
-        """One ticket per call, whatever the retries; True when it was created now."""
+    async def ensure_for_call(self, call: CallState, source: str, deadline_hours: float) -> int | None:
+        """One ticket per call, whatever the retries: its id when it was created now, else None."""
         try:
             async with self.session.begin() as s:
                 if (await s.execute(select(Ticket.id).where(Ticket.call_id == call.call_id))).first():
-                    return False
+                    return None
                 now = utcnow()
                 t = Ticket()
                 fit(t, call_id=call.call_id, source=source, city=call.city, caller_number=call.caller_number,
@@ -44,9 +44,9 @@ class TicketStore:
                 s.add(t)
                 await s.flush()
                 await self._effects(s, t, "created")
-            return True
+            return t.id
         except IntegrityError:      # created concurrently (a second controller): fine, it exists
-            return False
+            return None
 
     async def follow_agent(self, call: CallState) -> None:
         """After a transfer the ticket belongs to the agent who has the caller now."""
