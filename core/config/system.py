@@ -39,6 +39,11 @@ class AsteriskSettings(Strict):
     # SIP over secure WebSocket for the desk's browser phone (Asterisk's HTTP server with TLS, the same
     # certificate as tls_port); none = no browser phones
     wss_port: int | None = Field(None, ge=1, le=65535)
+    # which of Asterisk's task queues, over its high-water mark, make PJSIP ignore new SIP requests until
+    # they drain: Asterisk's default "global" counts every queue, and at a peak the queue of channel events
+    # (stasis) passes it for a moment, when new callers' INVITEs went unanswered for up to 15 s (their
+    # retransmissions: docs/performance.md). "pjsip_only": PJSIP's own queues still protect it.
+    overload_trigger: Literal["global", "pjsip_only", "none"] = "pjsip_only"
 
     @field_validator("sip_bind")
     @classmethod

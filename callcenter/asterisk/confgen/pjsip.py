@@ -116,6 +116,9 @@ type = global
 endpoint_identifier_order = username,ip
 user_agent = 12348-hotline
 default_realm = hotline12348
+; new SIP requests are ignored while a task queue is over its high-water mark: PJSIP's own queues only
+; (core/config/system.py AsteriskSettings.overload_trigger says why)
+taskprocessor_overload_trigger = {a.overload_trigger}
 
 [transport-udp]
 type = transport
