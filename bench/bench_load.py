@@ -28,8 +28,8 @@ Events per call: what the AMI session received (the ``ami`` client's count; the 
 Setup latency = INVITE -> 200 OK, twice: as sipp saw it (its message trace: when sipp got to the 200 OK, so
 its own wait for a busy core is in it), and on the wire (tcpdump on the loopback: kernel timestamps of the
 caller's INVITE and of Asterisk's 200 OK, which is what Asterisk took). ``--repeat N`` runs every setup N
-times, interleaved; the goals take the median of the N ratios, each against the dialplan run of its repeat. Concurrency = calls open at once
-(sipp's CurrentCall). Zero failures = every call completed its scenario (sipp) and, with the controller,
+times, interleaved; the goals take the median of the N ratios, each against the dialplan run of its repeat.
+Concurrency = calls open at once (sipp's CurrentCall). Zero failures = every call completed its scenario (sipp) and, with the controller,
 every call has its ended record in the database.
 """
 from __future__ import annotations
@@ -346,7 +346,9 @@ def main() -> int:
                     row[f"{key}_n"] = h[-1][1] if h else 0
             if res.failed or res.successful < calls:
                 console.print(f"  [red]{res.failed} failed[/] — sipp: {res.log_tail[-600:]}")
-            if wire:
+            if wire and not res.wire_setup_ms:
+                console.print("  [red]the wire capture matched no setup[/]: sipp's times only for this run")
+            elif wire:
                 row["wire_calls"] = len(res.wire_setup_ms)
                 row["wire_p50_ms"], row["wire_p99_ms"] = res.percentile(50, wire=True), res.percentile(99, wire=True)
             results[(rate, layout, setup, rep)] = row
