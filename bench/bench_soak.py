@@ -13,8 +13,10 @@ tests/integration/test_soak.py. Figures:
                sampled all run: median of the last quarter over the first (the night: warm-up included),
                and the end over the highest up to 17:00, after the afternoon peak (a leak goes on
                growing) (goal: growth <= 10 %)
-  wallboard    --viewers WebSockets held open all day; latency = receive time - the AMI event's time
-               (event_at), as bench_wallboard.py (goal: p99 <= 50 ms with 500 viewers)
+  wallboard    --viewers WebSockets held open all day in a process of their own; latency = the update's
+               arrival at the viewer's socket (the kernel's receive time stamp) - the AMI event's time
+               (event_at) (goal: p99 <= 50 ms with 500 viewers); also to when the viewers' process read
+               it, which adds its own wait for a core on the machine it shares with the stack
   DB size      the SQLite file (after a WAL checkpoint) per 1,000 calls of the day
   statistics   per city: live (the last state of each call as the wallboard feed showed it, counted with
                core/kpi.py), the wallboard's today and /api/stats (backoffice/stats.py over the stored
@@ -107,9 +109,13 @@ def report(res: DayResult) -> dict:
                                                                        for x in (g[k], g2[k])),
                       "≤ 10 %" if k != "asterisk" else "")
     w = res.wallboard
-    t.add_row(f"wallboard p50 / p99 / max, {w.get('viewers')} viewers ({w.get('open_at_end')} open at the end)",
-              f"{w.get('p50', float('nan')):.1f} / {w.get('p99', float('nan')):.1f} / {w.get('max', float('nan')):.1f} ms"
+    nan = float("nan")
+    t.add_row(f"wallboard p50 / p99 / max, {w.get('viewers')} viewers ({w.get('open_at_end')} open at the end): "
+              "at the viewer's socket",
+              f"{w.get('p50', nan):.1f} / {w.get('p99', nan):.1f} / {w.get('max', nan):.1f} ms"
               f" over {w.get('updates', 0):,} updates", "p99 ≤ 50 ms")
+    t.add_row("wallboard p50 / p99 / max: read by the viewers' process (it shares the cores)",
+              f"{w.get('read_p50', nan):.1f} / {w.get('read_p99', nan):.1f} / {w.get('read_max', nan):.1f} ms", "")
     t.add_row("database growth per 1,000 calls of the day", f"{figures['db_kb_per_1000_calls']:.0f} KiB "
               f"({res.db_bytes_empty / 1024:.0f} → {res.db_bytes / 1024:.0f} KiB; {res.records_total} call records, "
               "callbacks and surveys included)", "")

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import os
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ from rich.table import Table  # noqa: E402
 
 from tests.helpers import Stack  # noqa: E402
 from tests.sipp_load import AgentPhones, ProcSampler, load_stack, run_callers  # noqa: E402
+from tests.ws_viewer import client_frame, open_viewers  # noqa: E402
 
 console = Console(width=160)
 
@@ -72,80 +71,33 @@ async def watch(stack: Stack, viewers: int, load) -> tuple[list[float], int]:
     return lat, messages
 
 
-class RawViewer(asyncio.Protocol):
-    """One viewer: the upgrade request, then each read's bytes with their receive time, nothing else."""
-
-    def __init__(self):
-        self.reads: list[tuple[float, bytes]] = []
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data: bytes):
-        self.reads.append((time.time(), data))
-
-    def frames(self) -> list[tuple[float, bytes]]:
-        """(receive time, payload) of each text frame after the 101 response (server frames: unmasked)."""
-        buf, ends = bytearray(), []
-        for at, data in self.reads:
-            buf += data
-            ends.append((len(buf), at))
-        start = buf.index(b"\r\n\r\n") + 4
-        out, pos, k = [], start, 0
-        while pos + 2 <= len(buf):
-            op, n, pos2 = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, pos + 2
-            if n == 126:
-                n, pos2 = int.from_bytes(buf[pos2:pos2 + 2], "big"), pos2 + 2
-            elif n == 127:
-                n, pos2 = int.from_bytes(buf[pos2:pos2 + 8], "big"), pos2 + 8
-            if pos2 + n > len(buf):
-                break
-            last = pos2 + n
-            while ends[k][0] < last:
-                k += 1
-            if op == 1:
-                out.append((ends[k][1], bytes(buf[pos2:last])))
-            pos = last
-        return out
-
-
-# a masked, empty pong: unsolicited, it tells the server's heartbeat the viewer is there (RFC 6455 §5.5.3)
-PONG = bytes([0x8A, 0x80]) + b"\0\0\0\0"
-
-
-async def watch_raw(stack: Stack, viewers: int, load) -> tuple[list[float], int]:
-    loop = asyncio.get_running_loop()
-    host, port = "127.0.0.1", stack.cfg.system.controller.http_port
-    request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {stack.secrets.service_token}\r\n")
-    protos = []
-    for _ in range(viewers):
-        _, proto = await loop.create_connection(RawViewer, host, port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        proto.transport.write(f"{request}Sec-WebSocket-Key: {key}\r\n\r\n".encode())
-        protos.append(proto)
+async def watch_raw(stack: Stack, viewers: int, load, at: str = "read") -> tuple[list[float], int]:
+    protos = await open_viewers("127.0.0.1", stack.cfg.system.controller.http_port, stack.secrets.service_token,
+                                viewers, keep_reads=True)
 
     async def keepalive():
+        # stored reads are cut after the run, so pings go unanswered: an unsolicited pong (RFC 6455
+        # §5.5.3) tells the server's heartbeat the viewer is there
         while True:
             await asyncio.sleep(5)
             for p in protos:
-                p.transport.write(PONG)
+                p.write(client_frame(0xA))
     pinger = asyncio.create_task(keepalive())
     await asyncio.to_thread(load)
     await asyncio.sleep(2)
     pinger.cancel()
     for p in protos:
-        p.transport.close()
+        p.close()
     lat, messages = [], 0
     for p in protos:
-        assert p.reads and p.reads[0][1].startswith(b"HTTP/1.1 101"), p.reads[:1]
-        for at, raw in p.frames():
+        assert p.upgraded, p.reads[:1]
+        for at, raw in p.frames(arrival=(at == "socket")):
             m = json.loads(raw)
             if m.get("type") == "call" and m["call"].get("event_at"):
                 messages += 1
                 lat.append(1000 * (at - float(m["call"]["event_at"])))
     return lat, messages
+
 
 
 def main() -> int:
@@ -156,6 +108,9 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=40)
     ap.add_argument("--reader", choices=("raw", "aiohttp"), default="raw",
                     help="how the viewers read (see above); raw: bare sockets, timestamps only")
+    ap.add_argument("--at", choices=("read", "socket"), default="read",
+                    help="raw reader: a frame's time is when the viewers' process read it (read), or the kernel's "
+                         "time stamp of its arrival at the socket (socket: without the viewers' own wait for a core)")
     args = ap.parse_args()
 
     stack, agents = load_stack(Path(tempfile.mkdtemp(prefix="bench-wallboard-")), args.agents)
@@ -177,7 +132,7 @@ def main() -> int:
                 if res.failed:
                     console.print(f"[red]{res.failed} calls failed[/]")
             console.print(f"{n} viewer(s), {calls} calls at {args.rate:g}/s …")
-            lat, messages = asyncio.run((watch_raw if args.reader == "raw" else watch)(stack, n, load))
+            lat, messages = asyncio.run(watch_raw(stack, n, load, args.at) if args.reader == "raw" else watch(stack, n, load))
             cpu, rss = sampler.result()["controller"]
             rows.append((n, messages, pct(lat, 50), pct(lat, 99), max(lat, default=float("nan")), cpu, rss))
         phones.stop()
@@ -192,7 +147,8 @@ def main() -> int:
         table.add_row(str(n), str(messages), f"{p50:.1f}", f"{p99:.1f}", f"{mx:.1f}", f"{p99 / rows[0][3]:.2f}×",
                       f"{cpu:.0f}", str(rss))
     console.print(table)
-    console.print(f"updates per call per viewer: {rows[-1][1] / max(1, args.viewers) / (args.rate * args.seconds):.1f} ({args.reader} reader)")
+    console.print(f"updates per call per viewer: {rows[-1][1] / max(1, args.viewers) / (args.rate * args.seconds):.1f} "
+                  f"({args.reader} reader" + (f", time at the {args.at})" if args.reader == "raw" else ")"))
     return 0
 
 

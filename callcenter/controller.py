@@ -61,6 +61,8 @@ from transcription.tap import LiveTap
 
 log = logging.getLogger("hotline.controller")
 AUDIT_PURGE_SECONDS = 3600   # retention is counted in days: an hourly purge keeps each delete small
+LOOP_LAG_EVERY = 0.25        # how often the loop's timer lateness is sampled (hotline_event_loop_lag_seconds)
+LOOP_STALL_WARN = 1.0        # a lateness worth a log line
 CDR_SECOND_PASS_SECONDS = 5.0  # Asterisk writes a CDR line just after the hangup: a resync reads the CDR again after this
 
 
@@ -97,7 +99,8 @@ class Controller:
         self.ticket_listeners: list = []   # callables(event dict) for escalations
         self.bus = Bus.for_install(cfg.system.redis, secrets)
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
-                             on_login=self._on_login, on_disconnect=self._on_disconnect)
+                             on_login=self._on_login, on_disconnect=self._on_disconnect,
+                             on_receive=self._on_receive)
         self.agents = AgentService(cfg, self.ami, AgentEventStore(self.db))
         self.desk = CallControl(cfg, self.ami)
         self.nodes = NodeKeeper(cfg, bus=self.bus, ami=self.ami, agents=self.agents,
@@ -157,6 +160,7 @@ class Controller:
                                            name="reconcile-calls")]
         self._tasks.append(asyncio.create_task(run_every(None, 3600, self.check_legal_aid_standards, log,
                                                          "legal-aid standards"), name="legal-aid-standards"))
+        self._tasks.append(asyncio.create_task(self._watch_loop(), name="loop-lag"))
         if self.nodes.clustered:
             self._tasks += [asyncio.create_task(self.bus.listen("agents", self.nodes.on_agents_message),
                                                 name="agents-relay"),
@@ -320,7 +324,26 @@ class Controller:
         if login == self._logins:
             await self._rebuild_from_cdr(await asyncio.to_thread(cdr.read_calls, paths, time.time() - 3600))
 
+    async def _watch_loop(self, every: float = LOOP_LAG_EVERY) -> None:
+        """How late a timer fires on this loop: a stall here (a long synchronous step, a wait for a core)
+        holds up every call's events and every desk's update alike."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + every
+            await asyncio.sleep(every)
+            lag = max(0.0, loop.time() - due)
+            self.metrics.loop_lag.observe(lag)
+            if lag > LOOP_STALL_WARN:
+                log.warning("the controller's event loop stalled for %.2f s", lag)
+
     # ---- event handling, strictly in order
+    def _on_receive(self, ev) -> None:
+        # the event's age as it is read off the socket: the part of its delay that is Asterisk's (and
+        # the wait for a core), apart from its wait in our queue (hotline_ami_event_delay_seconds)
+        ts = event_time(ev)
+        if ts is not None:
+            self.metrics.event_arrival.observe(max(0.0, time.time() - ts))
+
     async def _consume(self) -> None:
         while True:
             ev = await self.ami.events.get()

@@ -46,6 +46,11 @@ class Metrics:
         # from Asterisk's own event timestamps: is the controller keeping up, is the dialplan fast under load
         self.event_delay = Histogram("hotline_ami_event_delay_seconds", "Event's age when handled",
                                      buckets=fine, registry=self.registry)
+        # the same age as the event is read off the socket: delay - arrival = the wait in the controller
+        self.event_arrival = Histogram("hotline_ami_event_arrival_seconds", "Event's age when read off the AMI socket",
+                                       buckets=fine, registry=self.registry)
+        self.loop_lag = Histogram("hotline_event_loop_lag_seconds", "How late the controller's event loop ran a timer",
+                                  buckets=fine, registry=self.registry)
         self.routing = Histogram("hotline_routing_decision_seconds",
                                  "Dialplan routing: hours, priority and queue checks until the caller joins or is told "
                                  "the wait", buckets=fine, registry=self.registry)

@@ -3,7 +3,8 @@ their role allows (an agent: their own desk and the calls offered to or taken by
 
 Each update is encoded once, as a WebSocket frame, and written as is to every viewer's connection:
 no task, queue or coroutine per viewer and message, which at 500 viewers was most of the controller's
-loop. A viewer that stops reading is disconnected once its unsent bytes pass WRITE_BUFFER_LIMIT (it
+loop. Updates are written at the end of the loop's pass that made them, all of them in one write per
+viewer: a burst of AMI events costs each viewer one system call, not one per update. A viewer that stops reading is disconnected once its unsent bytes pass WRITE_BUFFER_LIMIT (it
 reconnects and gets a fresh snapshot), so one slow browser never holds up the controller.
 
 A socket lives no longer than the login it was opened with: it is closed (code ENDED) at once when
@@ -16,6 +17,7 @@ import asyncio
 import json
 import logging
 import struct
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -34,7 +36,10 @@ ENDED = 4401            # close code: the login behind this socket has ended (lo
 class LiveHub:
     def __init__(self, services: ApiServices, auth: Auth):
         self.services, self.auth = services, auth
-        self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.WriteTransport]] = {}
+        # each viewer: who, its connection, and the number of updates queued before its snapshot
+        self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.WriteTransport, int]] = {}
+        self._pending: list[tuple[Callable[[access.Principal], bool], dict]] = []   # updates not yet written
+        self._queued = 0         # updates queued so far (written or pending)
         self.logins: dict[web.WebSocketResponse, dict | None] = {}   # each socket's session/token row
         auth.ended.append(self.login_ended)
         self.agent_cities = services.agent_cities
@@ -53,11 +58,28 @@ class LiveHub:
         return access.may_manage_agent(p, agent_id, self.agent_cities.get(agent_id, set()))
 
     def _send(self, p_filter, message: dict) -> None:
-        # each form encoded once, when the first viewer to get it is found (none: nothing encoded)
-        frame = masked = None
-        for ws, (p, transport) in list(self.viewers.items()):
-            if not p_filter(p):
-                continue
+        # queued and written at the end of this pass of the loop: the updates from one read of AMI events
+        # (a burst at a busy moment) reach each viewer in one write, after the events are all handled
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append((p_filter, message))
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        first = self._queued
+        self._queued += len(batch)
+        encoded: dict[tuple[int, bool], bytes] = {}       # each message in each form, encoded once
+        by_audience: dict[tuple[int, int], bytes] = {}    # (principal, first message) -> what they get
+
+        def frame(i: int, masked: bool) -> bytes:
+            f = encoded.get((i, masked))
+            if f is None:
+                message = batch[i][1]
+                f = encoded[i, masked] = text_frame(json.dumps(_masked(message) if masked else message,
+                                                               ensure_ascii=False, default=str))
+            return f
+
+        for ws, (p, transport, joined) in list(self.viewers.items()):
             if ws.closed or transport.is_closing():
                 # closing (aiohttp sent its Close frame, or the connection went): no frame may follow
                 self.viewers.pop(ws, None)
@@ -70,14 +92,15 @@ class LiveHub:
                 self.logins.pop(ws, None)
                 transport.abort()
                 continue
-            if p.masked:
-                if masked is None:
-                    masked = text_frame(json.dumps(_masked(message), ensure_ascii=False, default=str))
-                transport.write(masked)
-            else:
-                if frame is None:
-                    frame = text_frame(json.dumps(message, ensure_ascii=False, default=str))
-                transport.write(frame)
+            # a viewer gets what was queued after its snapshot; viewers of one login see the same
+            start = max(0, joined - first)
+            key = (id(p), start)
+            data = by_audience.get(key)
+            if data is None:
+                data = by_audience[key] = b"".join(frame(i, p.masked) for i in range(start, len(batch))
+                                                   if batch[i][0](p))
+            if data:
+                transport.write(data)
 
     def _end(self, ws: web.WebSocketResponse, code: int, why: str) -> None:
         """Stop sending to ``ws`` now and close it."""
@@ -164,7 +187,7 @@ class LiveHub:
         # the snapshot is written and the viewer joins with no await between: no update falls in a gap
         # between them, and none can reach the viewer before its snapshot
         transport.write(text_frame(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str)))
-        self.viewers[ws] = (p, transport)
+        self.viewers[ws] = (p, transport, self._queued + len(self._pending))
         watcher = asyncio.create_task(self._recheck(ws, row))
         try:
             async for msg in ws:   # the desk sends nothing we act on; reading keeps pings answered

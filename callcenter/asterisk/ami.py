@@ -90,8 +90,12 @@ def check_action(action: dict) -> None:
 
 
 class AmiClient:
-    def __init__(self, host: str, port: int, username: str, secret: str, on_login=None, on_disconnect=None):
+    def __init__(self, host: str, port: int, username: str, secret: str, on_login=None, on_disconnect=None,
+                 on_receive=None):
+        """``on_receive(event)``: called as each event is read off the socket, before it waits in
+        ``events`` (the controller times an event's arrival there, apart from its handling)."""
         self.events: asyncio.Queue[Message] = asyncio.Queue(maxsize=100_000)
+        self._on_receive = on_receive
         self.connected = asyncio.Event()
         self._on_login_cb = on_login
         self._on_disconnect_cb = on_disconnect
@@ -104,6 +108,8 @@ class AmiClient:
         self.manager.register_event("*", self._enqueue)
 
     def _enqueue(self, manager, event: Message) -> None:
+        if self._on_receive is not None:
+            self._on_receive(event)
         try:
             self.events.put_nowait(event)
         except asyncio.QueueFull:

@@ -184,3 +184,9 @@ def test_an_agents_state_follows_their_phone_one_event_per_change(clean_stack, a
     metrics = urllib.request.urlopen(req, timeout=10).read().decode()
     names = dict(re.findall(r'^hotline_ami_events_total{event="([^"]+)"} ([0-9.e+]+)$', metrics, re.M))
     assert "DeviceStateChange" in names and "QueueMemberStatus" not in names, names
+    # an event's age at its arrival and at its handling, and the loop's own lateness: one count per
+    # timestamped event each, and samples of the loop's timer
+    counts = dict(re.findall(r'^hotline_(ami_event_arrival|ami_event_delay|event_loop_lag)_seconds_count ([0-9.e+]+)$',
+                             metrics, re.M))
+    assert float(counts["ami_event_arrival"]) >= float(counts["ami_event_delay"]) > 0, counts
+    assert float(counts["event_loop_lag"]) > 0, counts

@@ -87,3 +87,37 @@ async def test_a_viewer_that_stops_reading_is_cut_off_and_the_others_get_everyth
             for s, ws in ((reader_session, reader), (stuck_session, stuck)):
                 await ws.close()
                 await s.close()
+
+
+async def test_a_burst_reaches_each_viewer_in_one_write_and_nothing_from_before_its_snapshot(db_url, tmp_path):
+    async with http_app(db_url, tmp_path) as c:
+        await c.server.app[AUTH].set_password("sup_leshan", PW)
+        await c.server.app[AUTH].set_password("command1", PW)
+        sessions = [await _socket(c, u) for u in ("command1", "sup_leshan")]
+        try:
+            for _, ws in sessions:
+                assert (await ws.receive_json(timeout=10))["type"] == "hello"
+            hub = c.server.app[HUB]
+            writes: dict[str, int] = {}
+            for ws_server, (p, transport, joined) in list(hub.viewers.items()):
+                real = transport.write
+
+                def counted(data, user=p.user_id, real=real):
+                    writes[user] = writes.get(user, 0) + 1
+                    real(data)
+                transport.write = counted
+                if p.user_id == "sup_leshan":
+                    # as if its snapshot had been taken after the first two updates below were queued
+                    hub.viewers[ws_server] = (p, transport, hub._queued + 2)
+            for n in range(5):       # one pass of the loop: one burst
+                hub.on_agent({"id": "agent1001", "state": "ready", "n": n})
+            got = {}
+            for (_, ws), user in zip(sessions, ("command1", "sup_leshan")):
+                want = 5 if user == "command1" else 3
+                got[user] = [(await ws.receive_json(timeout=10))["agent"]["n"] for _ in range(want)]
+            assert got == {"command1": [0, 1, 2, 3, 4], "sup_leshan": [2, 3, 4]}
+            assert writes == {"command1": 1, "sup_leshan": 1}
+        finally:
+            for s, ws in sessions:
+                await ws.close()
+                await s.close()
