@@ -4,8 +4,9 @@ their role allows (an agent: their own desk and the calls offered to or taken by
 Each update is encoded once, as a WebSocket frame, and written as is to every viewer's connection:
 no task, queue or coroutine per viewer and message, which at 500 viewers was most of the controller's
 loop. Updates are written at the end of the loop's pass that made them, all of them in one write per
-viewer: a burst of AMI events costs each viewer one system call, not one per update. A viewer that stops reading is disconnected once its unsent bytes pass WRITE_BUFFER_LIMIT (it
-reconnects and gets a fresh snapshot), so one slow browser never holds up the controller.
+viewer: a burst of AMI events costs each viewer one system call, not one per update. A viewer that
+stops reading is disconnected once its unsent bytes pass WRITE_BUFFER_LIMIT (it reconnects and gets a
+fresh snapshot), so one slow browser never holds up the controller.
 
 A socket lives no longer than the login it was opened with: it is closed (code ENDED) at once when
 that session or token is ended in this process (logout), and each socket re-checks its login against
