@@ -76,6 +76,9 @@ class AgentService:
         self.agents = self._fresh()
         self.listeners: list[Callable[[dict], None]] = []   # state changes, for the desk's WebSocket
         self._aligning: set[str] = set()
+        # agents with a QueuePause of ours on its way: its events may come before its response (the
+        # events have an AMI session of their own), and a half-applied pause is then ours, not a stray
+        self._pausing: dict[str, int] = {}
         # several nodes (callcenter/cluster.py): where app_queue reads a member's state, and who hears of
         # a change made here (the shared store and the other nodes); one node: the phone, nobody
         self.state_interface: Callable[[str], str] = self.interface
@@ -196,8 +199,15 @@ class AgentService:
 
     async def _set_paused(self, agent: AgentView, paused: bool, reason: str) -> None:
         # no Queue header: the pause applies to every queue the member is in
-        await self._ok({"Action": "QueuePause", "Interface": self.interface(agent.id),
-                        "Paused": "true" if paused else "false", "Reason": reason})
+        self._pausing[agent.id] = self._pausing.get(agent.id, 0) + 1
+        try:
+            await self._ok({"Action": "QueuePause", "Interface": self.interface(agent.id),
+                            "Paused": "true" if paused else "false", "Reason": reason})
+        finally:
+            if self._pausing[agent.id] == 1:
+                del self._pausing[agent.id]
+            else:
+                self._pausing[agent.id] -= 1
         agent.paused, agent.pause_reason = paused, reason
         agent.paused_in = {q: paused for q in agent.queues}
 
@@ -244,7 +254,8 @@ class AgentService:
             agent.in_call = False
             changed = True
         if changed and agent:
-            if name in ("QueueMemberPause", "QueueMemberAdded") and len(set(agent.paused_in.values())) > 1:
+            if (name in ("QueueMemberPause", "QueueMemberAdded") and len(set(agent.paused_in.values())) > 1
+                    and agent.id not in self._pausing):
                 self._align_later(agent, ev)
             self._notify(agent)
         return changed

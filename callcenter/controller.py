@@ -16,7 +16,7 @@ from agents.callbacks import CallbackScheduler
 from agents.desk import CallControl
 from agents.rota import RotaService
 from agents.service import AgentService
-from callcenter.asterisk.ami import AmiClient
+from callcenter.asterisk.ami import AmiClient, Barrier
 from store.secrets import Secrets
 from callcenter import astdb, cdr, voicemail
 from core.paths import InstancePaths
@@ -122,7 +122,6 @@ class Controller:
         self._complained: set[str] = set()         # calls whose IVR complaint is filed
         self._logins = 0                            # AMI logins so far: a resync retry stops at a newer one
         self._unlisted_suspects: dict[str, float] = {}   # calls live to us that Asterisk's listings lack: since
-        self._handled_upto = 0.0                    # Asterisk's Timestamp of the last event handled
         self._ticketed: dict[str, str] = {}        # call id -> its transfers when its ticket was last seen to
         self._tasks: list[asyncio.Task] = []
         self._side_jobs: set[asyncio.Task] = set()
@@ -294,9 +293,20 @@ class Controller:
             return          # a resync after that login does the same, from scratch
         listed = {c.get(k, "") for c in chans for k in ("Uniqueid", "Linkedid")}
         again, self._unlisted_suspects = self.tracker.unlisted(listed, self._unlisted_suspects, asked_at)
-        # a Hangup sent before the first listing that missed the call may still wait in our queue (a
-        # backlog): only when we have handled events up to then is its absence the truth
-        gone = {i: t for i, t in again.items() if self.ami.events.empty() or self._handled_upto >= t}
+        if not again:
+            return
+        # the listings come on the action session, the events on the other: a Hangup sent before the
+        # first listing that missed the call may still be on its way, or wait in our queue (a backlog).
+        # Only once every event sent until now is handled is its absence the truth.
+        try:
+            await self.ami.barrier()
+        except Exception as e:
+            log.info("calls missing from two listings are checked again later (events not caught up: %r)", e)
+            return
+        if login != self._logins:
+            return
+        gone = {i: t for i, t in again.items()
+                if (c := self.tracker.calls.get(i)) is not None and c.status != "ended"}
         if not gone:
             return
         from_cdr = await asyncio.to_thread(cdr.read_calls, self.paths, time.time() - 7 * 86400)
@@ -347,6 +357,10 @@ class Controller:
     async def _consume(self) -> None:
         while True:
             ev = await self.ami.events.get()
+            if isinstance(ev, Barrier):
+                if not ev.done.done():
+                    ev.done.set_result(None)
+                continue
             self.metrics.events.labels(self.metrics.event_label(ev.get("Event"))).inc()
             try:
                 if SipGuard.wants(ev):
@@ -358,7 +372,6 @@ class Controller:
                     continue
                 ts = event_time(ev)
                 if ts is not None:
-                    self._handled_upto = ts
                     delay = max(0.0, time.time() - ts)
                     self.metrics.event_lag.set(delay)
                     self.metrics.event_delay.observe(delay)

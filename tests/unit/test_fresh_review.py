@@ -216,7 +216,7 @@ async def test_ami_actions_cannot_carry_extra_lines_or_variables():
     plan); a comma in an Originate Variable sets another variable. Refused before anything is sent."""
     client = ami.AmiClient("127.0.0.1", 1, "u", "s")
     sent = []
-    client.manager.send_action = lambda action, as_list=False: sent.append(action) or _done({"Response": "Success"})
+    client.action_session.send_action = lambda action, as_list=False: sent.append(action) or _done({"Response": "Success"})
     client.connected.set()
     for bad in ({"Action": "Setvar", "Channel": "PJSIP/a-1", "Variable": "X", "Value": "1\r\n\r\nAction: Originate"},
                 {"Action": "Setvar", "Channel": "PJSIP/a-1", "Variable": "X", "Value": "1\nChannel: PJSIP/b"},

@@ -3,7 +3,7 @@
 (a) garbage events never raise out of CallTracker and never touch a well-formed call tracked
     alongside them; whatever arrives, a call's fields keep types the record writer can store;
 (b) a call's story shuffled, duplicated or cut keeps the state machine's invariants;
-(c) raw AMI bytes take the production path: the protocol our AmiClient's manager builds ->
+(c) raw AMI bytes take the production path: the protocol our AmiClient's event session builds ->
     AmiClient's queue -> Controller._consume -> CallTracker.
 
 Derandomized, without an example database: CI sees the same examples on every run. Each test is
@@ -362,15 +362,17 @@ class Transport(asyncio.Transport):
 
 
 def connect(client):
-    """What the manager does with a new TCP connection, minus the TCP: build the protocol with its
-    protocol factory and hand it over through connection_made (which sends the Login action)."""
+    """What the event session's manager does with a new TCP connection, minus the TCP: build the
+    protocol with its protocol factory and hand it over through connection_made (which sends the Login
+    action)."""
     loop = asyncio.get_running_loop()
-    client.manager.loop = loop
-    proto = client.manager.config["protocol_factory"]()
+    session = client.event_session
+    session.loop = loop
+    proto = session.config["protocol_factory"]()
     proto.connection_made(Transport())
     fut = loop.create_future()
     fut.set_result((proto.transport, proto))
-    client.manager.connection_made(fut)
+    session.connection_made(fut)
     return proto
 
 
@@ -401,7 +403,7 @@ def run(coro_fn):
         try:
             return await coro_fn(client, proto)
         finally:
-            client.manager.close()
+            client.close()
     return asyncio.run(main())
 
 
