@@ -64,6 +64,7 @@ def report(res: DayResult) -> dict:
         "sipp_ok": res.sipp_ok, "sipp_failed": res.sipp_failed, "outcomes": dict(res.outcomes),
         "writer_lag_p50_s": pct(lag, 50), "writer_lag_p99_s": pct(lag, 99), "writer_lag_max_s": max(lag, default=None),
         "rss_growth": g, "rss_growth_after_peak": g2, "rss_first_last_max_mb": rss, "wallboard": res.wallboard,
+        "controller_delays": res.controller_delays,
         "db_bytes": res.db_bytes, "db_bytes_empty": res.db_bytes_empty,
         "db_kb_per_1000_calls": (res.db_bytes - res.db_bytes_empty) / 1024 / max(1, n) * 1000,
         "records_total": res.records_total, "stats_match": res.stats_match, "features": res.features,
@@ -116,6 +117,12 @@ def report(res: DayResult) -> dict:
               f" over {w.get('updates', 0):,} updates", "p99 ≤ 50 ms")
     t.add_row("wallboard p50 / p99 / max: read by the viewers' process (it shares the cores)",
               f"{w.get('read_p50', nan):.1f} / {w.get('read_p99', nan):.1f} / {w.get('read_max', nan):.1f} ms", "")
+    d = res.controller_delays
+    for key, what in (("arrival", "AMI events more than 0.2 s / 1 s old when read off the socket (Asterisk's part)"),
+                      ("handled", "AMI events more than 0.2 s / 1 s old when handled by the controller"),
+                      ("loop_lag", "controller loop timer more than 0.2 s / 1 s late")):
+        if key in d:
+            t.add_row(what, f"{d[key]['over_0.2']:,} / {d[key]['over_1']:,} of {d[key]['count']:,}", "")
     t.add_row("database growth per 1,000 calls of the day", f"{figures['db_kb_per_1000_calls']:.0f} KiB "
               f"({res.db_bytes_empty / 1024:.0f} → {res.db_bytes / 1024:.0f} KiB; {res.records_total} call records, "
               "callbacks and surveys included)", "")

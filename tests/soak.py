@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -108,6 +109,9 @@ class DayResult:
     writer_lag_s: list[float] = field(default_factory=list)
     rss: dict[str, list[tuple[float, int]]] = field(default_factory=dict)   # name -> [(t, MiB)]
     wallboard: dict = field(default_factory=dict)
+    # the controller's own split of an event's delay (its /metrics at the end of the day): histogram
+    # name -> {"count": n, "over_0.2": n, "over_1": n}
+    controller_delays: dict = field(default_factory=dict)
     db_bytes: int = 0
     db_bytes_empty: int = 0          # after the stack's start, before the first call
     records_total: int = 0
@@ -645,6 +649,7 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
                          "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=float("nan")),
                          "read_p50": pct(lat_read, 50), "read_p99": pct(lat_read, 99),
                          "read_max": max(lat_read, default=float("nan"))}
+        res.controller_delays = controller_delays(stack)
         rows = _db_rows(stack)
         res.records_total = len(rows)
         res.records = _incoming(rows, by_number)
@@ -668,6 +673,25 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
                 p.wait()
         stack.close()
     return res
+
+
+DELAY_HISTOGRAMS = {"arrival": "hotline_ami_event_arrival_seconds", "handled": "hotline_ami_event_delay_seconds",
+                    "loop_lag": "hotline_event_loop_lag_seconds"}
+
+
+def controller_delays(stack: Stack) -> dict:
+    """How many events were how old when read off the AMI socket (Asterisk's part), when handled (the
+    controller's queue added), and how often the controller's loop ran late, from its histograms."""
+    req = urllib.request.Request(stack.base_url + "/metrics",
+                                 headers={"Authorization": f"Bearer {stack.secrets.service_token}"})
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    out = {}
+    for key, name in DELAY_HISTOGRAMS.items():
+        buckets = {float(le): float(n) for le, n in re.findall(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', text, re.M)}
+        total = buckets.get(float("inf"), 0.0)
+        out[key] = {"count": int(total), "over_0.2": int(total - buckets.get(0.2, total)),
+                    "over_1": int(total - buckets.get(1.0, total))}
+    return out
 
 
 def _diagnose(stack: Stack, tmp: Path, res: DayResult, feats: dict) -> None:

@@ -149,6 +149,8 @@ class AmiClient:
         if not all(m.authenticated for m in self.sessions):
             log.info("AMI %s session logged in; waiting for the other", which)
             return
+        if self.connected.is_set():
+            return      # both logged in again at once: the first callback to run told the controller
         log.info("AMI logged in (%s session last)", which)
         self.connected.set()
         if self._on_login_cb:

@@ -151,6 +151,14 @@ def test_connected_needs_both_sessions_and_a_lost_one_brings_a_new_login(stack):
         await asyncio.wait_for(c.connected.wait(), 20)
         await asyncio.sleep(0.2)
         assert len(logins) == 3
+        # both at once (Asterisk restarted): one login for the two, one resynchronisation
+        for m in c.sessions:
+            m.protocol.transport.close()
+        await asyncio.sleep(0.1)
+        assert not c.connected.is_set()
+        await asyncio.wait_for(c.connected.wait(), 20)
+        await asyncio.sleep(1.5)
+        assert len(logins) == 4, len(logins)
         c.close()
 
     asyncio.run(asyncio.wait_for(go(), 60))
