@@ -63,7 +63,9 @@ log = logging.getLogger("hotline.controller")
 AUDIT_PURGE_SECONDS = 3600   # retention is counted in days: an hourly purge keeps each delete small
 LOOP_LAG_EVERY = 0.25        # how often the loop's timer lateness is sampled (hotline_event_loop_lag_seconds)
 LOOP_STALL_WARN = 1.0        # a lateness worth a log line
-CDR_SECOND_PASS_SECONDS = 5.0  # Asterisk writes a CDR line just after the hangup: a resync reads the CDR again after this
+# Asterisk writes a CDR line just after the hangup, later on a loaded host: after a resync the CDR is
+# read again at these delays (seconds) for calls that ended in the middle of it
+CDR_LATER_PASSES = (5.0, 15.0, 45.0)
 
 
 def event_time(ev) -> float | None:
@@ -212,23 +214,43 @@ class Controller:
 
     async def resync(self) -> None:
         """Rebuild calls and agents from what Asterisk has live right now."""
+        live_ids, from_cdr = await self._resync_calls()
+        self._unlisted_suspects.clear()
+        await self._rebuild_from_cdr(from_cdr)
+        # a call that hangs up while this runs is in no listing, and its CDR line may come after the read
+        # above (its Hangup reached us for a call we did not know): read the CDR again a little later
+        self._spawn(self._rebuild_from_cdr_later(self.paths, self._logins), "cdr-later-passes")
+        await self.agents.rebuild()
+        await self.nodes.apply_stored()
+        await self._learn_aht()
+        await self._reconcile_voicemail()
+        await self._requeue_callbacks()
+        self.resynced.set()
+        log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
+                 sum(1 for a in self.agents.agents.values() if a.queues))
+
+    async def _resync_calls(self) -> tuple[set[str], dict[str, CallState]]:
+        """Adopt the calls Asterisk lists; close the ones we followed that it no longer has. Returns the
+        listed calls' ids and the CDR's calls."""
+        # the events keep coming while this runs: a call that begins after the listing is live and in no
+        # listing. Only the calls followed before asking can have ended unheard.
+        followed = {c.call_id for c in self.tracker.live()}
         chans = await self.ami.list_action({"Action": "CoreShowChannels"})
         by_bridge: dict[str, list] = {}
         for c in chans:
             if c.get("BridgeId"):
                 by_bridge.setdefault(c["BridgeId"], []).append(c)
-        live_ids = set()
+        live_ids, hung_up = set(), []
         trunk_prefix = f"PJSIP/{self.cfg.system.trunk.name}-"
         for c in chans:
             if c.get("Uniqueid") != c.get("Linkedid") or not c.get("Channel", "").startswith(trunk_prefix):
                 continue
-            values = {}
-            for var in RESYNC_VARS:
-                try:
-                    r = await self.ami.action({"Action": "Getvar", "Channel": c["Channel"], "Variable": var}, timeout=5)
-                    values[var] = r.get("Value", "") or ""
-                except Exception:
-                    values[var] = ""
+            values = await self._channel_facts(c["Channel"])
+            if values is None:
+                hung_up.append(c["Linkedid"])   # since the listing: the CDR line has its facts (read below, and later)
+                continue
+            # the listing's caller ID, if Getvar missed it: a call must not be recorded without its number
+            values["CALLERID(num)"] = values.get("CALLERID(num)") or c.get("CallerIDNum", "")
             peers = [p["Channel"] for p in by_bridge.get(c.get("BridgeId", ""), []) if p["Channel"] != c["Channel"]]
             try:
                 started = time.time() - _hms(c.get("Duration", ""))
@@ -238,23 +260,28 @@ class Controller:
             live_ids.add(call.call_id)
             self._mark(call)
         # calls that ended while we were not listening: Asterisk's CDR has them (or we say so)
-        paths = self.paths
-        from_cdr = await asyncio.to_thread(cdr.read_calls, paths, time.time() - 7 * 86400)
-        self._close_unlisted([c.call_id for c in self.tracker.live() if c.call_id not in live_ids], from_cdr,
-                             "ended while the controller was down")
-        self._unlisted_suspects.clear()
-        await self._rebuild_from_cdr(from_cdr)
-        # a call that hangs up while this runs is in no listing, and its CDR line may come after the read
-        # above (its Hangup reached us for a call we did not know): read the CDR once more a little later
-        self._spawn(self._rebuild_from_cdr_later(paths, self._logins), "cdr-second-pass")
-        await self.agents.rebuild()
-        await self.nodes.apply_stored()
-        await self._learn_aht()
-        await self._reconcile_voicemail()
-        await self._requeue_callbacks()
-        self.resynced.set()
-        log.info("resynchronised: %d live calls, %d agents logged in", len(live_ids),
-                 sum(1 for a in self.agents.agents.values() if a.queues))
+        from_cdr = await asyncio.to_thread(cdr.read_calls, self.paths, time.time() - 7 * 86400)
+        self._close_unlisted(sorted(followed - live_ids), from_cdr, "ended while the controller was down")
+        if hung_up:
+            log.info("%d listed calls hung up while being adopted, rebuilt from the CDR instead: %s", len(hung_up),
+                     hung_up)
+        return live_ids, from_cdr
+
+    async def _channel_facts(self, channel: str) -> dict[str, str] | None:
+        """The dialplan's variables on a listed caller channel (RESYNC_VARS); None if the channel is gone.
+        Adopted from half its variables, a call that just hung up would be recorded without its number
+        or city, and the CDR's full line would never replace that record."""
+        values: dict[str, str] = {}
+        for var in RESYNC_VARS:
+            try:
+                r = await self.ami.action({"Action": "Getvar", "Channel": channel, "Variable": var}, timeout=5)
+            except Exception:
+                values[var] = ""     # a slow answer costs that fact, not the call
+                continue
+            if r.get("Response") == "Error":     # "No such channel"
+                return None
+            values[var] = r.get("Value", "") or ""
+        return values
 
     def _close_unlisted(self, call_ids: list[str], from_cdr: dict, why: str) -> None:
         """At a resync: calls followed as live that Asterisk no longer has. Their CDR line says how they
@@ -330,8 +357,12 @@ class Controller:
             log.warning("rebuilt %d calls from Asterisk's CDR that ended while the controller was down", len(missing))
 
     async def _rebuild_from_cdr_later(self, paths: InstancePaths, login: int) -> None:
-        await asyncio.sleep(CDR_SECOND_PASS_SECONDS)
-        if login == self._logins:
+        waited = 0.0
+        for at in CDR_LATER_PASSES:
+            await asyncio.sleep(at - waited)
+            waited = at
+            if login != self._logins:
+                return       # a newer login's resync reads it afresh
             await self._rebuild_from_cdr(await asyncio.to_thread(cdr.read_calls, paths, time.time() - 3600))
 
     async def _watch_loop(self, every: float = LOOP_LAG_EVERY) -> None:

@@ -104,7 +104,17 @@ def all_recorded(stack: Stack, prefix: str, calls: int, timeout: float) -> float
         wait_for(complete, timeout, f"every one of {calls} calls recorded, ended, with its ticket",
                  stack.tmp / "controller.log")
     except AssertionError as e:
-        raise AssertionError(f"last seen: {seen}\n{e}") from None
+        # every row of this load's numbers, whatever was dialled: a call recorded under another number
+        # is told apart from a call never recorded
+        try:
+            rows = db_rows(stack, "SELECT call_id, caller_number, dialed_number, status, outcome, started_at, "
+                                  "ended_at, hangup_cause_text FROM call_records WHERE caller_number LIKE %s "
+                                  "ORDER BY started_at", prefix)
+        except psycopg.OperationalError as db_error:
+            rows = [("database unreachable", str(db_error))]
+        (stack.tmp / f"records-{prefix}.txt").write_text("\n".join(map(repr, rows)) + "\n")
+        raise AssertionError(f"last seen: {seen}; rows for {prefix}*: {len(rows)} "
+                             f"(in {stack.tmp}/records-{prefix}.txt)\n{e}") from None
     return time.monotonic() - t0
 
 
@@ -113,20 +123,23 @@ def report(fault: str, **figures) -> None:
     print(f"\n[fault] {fault}: " + ", ".join(f"{k}={v}" for k, v in RECOVERY[fault].items()))
 
 
-def test_controller_sigkill_under_load(faults):
+# down 12 s: the restart's resync comes as the calls begun meanwhile hang up, some of them between their
+# listing and their adoption (docs/resilience.md, the races at a restart's edges)
+@pytest.mark.parametrize("down,prefix", [(5, "1371"), (12, "1376")], ids=["down5s", "down12s"])
+def test_controller_sigkill_under_load(faults, down, prefix):
     stack, *_ = faults
-    thread, holder = background_load(stack, rate=2, calls=24, hold_ms=6000, prefix="1371")
+    thread, holder = background_load(stack, rate=2, calls=24, hold_ms=6000, prefix=prefix)
     time.sleep(5)
     stack.kill_controller()
-    time.sleep(5)
+    time.sleep(down)
     t0 = time.monotonic()
     stack.start_controller()
     ready = time.monotonic() - t0
     res = finish(thread, holder)
     assert res.ok, f"calls failed while the controller was down: {res.log_tail}"
-    complete = all_recorded(stack, "1371", 24, 120)   # resync under the parallel suite's load can be slow
-    assert any(r[2] == "answered" and r[3] for r in records(stack, "1371"))
-    report("controller SIGKILL", calls=24, failed_calls=res.failed, controller_ready_s=ready,
+    complete = all_recorded(stack, prefix, 24, 120)   # resync under the parallel suite's load can be slow
+    assert any(r[2] == "answered" and r[3] for r in records(stack, prefix))
+    report(f"controller SIGKILL, down {down} s", calls=24, failed_calls=res.failed, controller_ready_s=ready,
            records_complete_after_restart_s=ready + complete)
 
 
