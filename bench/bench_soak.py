@@ -153,9 +153,11 @@ def main() -> int:
     ap.add_argument("--viewers", type=int, default=500, help="wallboard WebSockets held open")
     ap.add_argument("--seed", type=int, default=12348)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--ami-nudge-ms", type=int, help="the controller's Pings on its AMI event session, every N ms "
+                    "(0: none; default: the config's, asterisk.ami_nudge_ms)")
     args = ap.parse_args()
     res = run_day(Path(tempfile.mkdtemp(prefix="bench-soak-")), args.calls, args.minutes, args.viewers, args.seed,
-                  log=console.print)
+                  log=console.print, ami_nudge_ms=args.ami_nudge_ms)
     figures = report(res)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))

@@ -102,7 +102,7 @@ class Controller:
         self.bus = Bus.for_install(cfg.system.redis, secrets)
         self.ami = AmiClient("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                              on_login=self._on_login, on_disconnect=self._on_disconnect,
-                             on_receive=self._on_receive)
+                             on_receive=self._on_receive, nudge_every=a.ami_nudge_ms / 1000)
         self.agents = AgentService(cfg, self.ami, AgentEventStore(self.db))
         self.desk = CallControl(cfg, self.ami)
         self.nodes = NodeKeeper(cfg, bus=self.bus, ami=self.ami, agents=self.agents,

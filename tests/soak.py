@@ -546,8 +546,10 @@ def _figures(rows_by_city: dict[str, list[dict]], policy) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- the run
 def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: int = 500, seed: int = 12348,
-            log=print) -> DayResult:
+            log=print, ami_nudge_ms: int | None = None) -> DayResult:
     stack, _ = load_stack(tmp, 0)
+    if ami_nudge_ms is not None:
+        stack.overrides["asterisk"]["ami_nudge_ms"] = ami_nudge_ms
     cfg0 = stack.cfg
     agents = roster(tmp / "agents.yaml", cfg0.config_dir, [c.id for c in cfg0.cities])
     sim_port = free_port()

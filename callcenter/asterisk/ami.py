@@ -109,12 +109,16 @@ class AmiClient:
     events it causes; ``barrier()`` is for the one place where that order matters."""
 
     def __init__(self, host: str, port: int, username: str, secret: str, on_login=None, on_disconnect=None,
-                 on_receive=None):
+                 on_receive=None, nudge_every: float = 0.0):
         """``on_receive(event)``: called as each event is read off the socket, before it waits in
         ``events`` (the controller times an event's arrival there, apart from its handling).
         ``on_login``: awaited each time both sessions are logged in again (a resynchronisation: a lost
-        event session may have lost events); ``on_disconnect(exc)``: either session lost."""
+        event session may have lost events); ``on_disconnect(exc)``: either session lost.
+        ``nudge_every``: seconds between Pings on the event session (0: none), see ``_nudge``."""
         self.events: asyncio.Queue[Message] = asyncio.Queue(maxsize=100_000)
+        self.nudge_every = nudge_every
+        self.nudges = 0
+        self._nudger: asyncio.Task | None = None
         self._on_receive = on_receive
         self.connected = asyncio.Event()
         self._on_login_cb = on_login
@@ -165,10 +169,34 @@ class AmiClient:
         for m in self.sessions:
             m.loop = asyncio.get_running_loop()
             m.connect()
+        if self.nudge_every > 0:
+            self._nudger = asyncio.create_task(self._nudge(), name="ami-nudge")
 
     def close(self) -> None:
+        if self._nudger is not None:
+            self._nudger.cancel()
+            self._nudger = None
         for m in self.sessions:
             m.close()
+
+    async def _nudge(self) -> None:
+        """Asterisk's manager wakes a session's thread with SIGURG when it queues an event for it. A
+        signal that lands after the thread said it is waiting but before it sleeps in poll() is lost: the
+        event then stays queued until the next one wakes the thread, seconds when calls are few (asterisk
+        issue 2145; the soak saw events 1-4 s late on arrival with our loop on time). Input from us wakes
+        the thread as well: a Ping every ``nudge_every`` bounds that wait, whatever the race."""
+        session = self.event_session
+        while True:
+            await asyncio.sleep(self.nudge_every)
+            if not session.authenticated:
+                continue
+            try:
+                await asyncio.wait_for(session.send_action({"Action": "Ping"}), 5)
+                self.nudges += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass        # a lost session: its reconnect and the controller's resync deal with it
 
     async def barrier(self, timeout: float = 10.0) -> None:
         """Return once every event Asterisk had queued for us when this was called has been taken off

@@ -44,6 +44,11 @@ class AsteriskSettings(Strict):
     # (stasis) passes it for a moment, when new callers' INVITEs went unanswered for up to 15 s (their
     # retransmissions: docs/performance.md). "pjsip_only": PJSIP's own queues still protect it.
     overload_trigger: Literal["global", "pjsip_only", "none"] = "pjsip_only"
+    # a Ping on the controller's AMI event session this often (ms; 0 = none). Asterisk wakes a session's
+    # thread with a signal when it queues an event; a signal landing just before the thread sleeps is
+    # lost, and the event waits for the next one (seconds, when calls are few). Any input from us wakes
+    # the thread too: this bounds that wait (docs/performance.md, "lost wake-ups")
+    ami_nudge_ms: int = Field(50, ge=0, le=10_000)
 
     @field_validator("sip_bind")
     @classmethod

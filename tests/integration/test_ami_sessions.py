@@ -162,3 +162,30 @@ def test_connected_needs_both_sessions_and_a_lost_one_brings_a_new_login(stack):
         c.close()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_the_event_session_is_nudged_and_its_pings_stay_out_of_the_events(stack):
+    """The Pings that bound a lost wake-up's wait (AmiClient._nudge) on a real Asterisk: answered, never
+    taken for events, and sent again once a lost event session is back."""
+    s = stack
+
+    async def go():
+        received = []
+        c = client(s, on_receive=lambda ev: received.append(ev), nudge_every=0.05)
+        await c.start()
+        await asyncio.wait_for(c.connected.wait(), 20)
+        await asyncio.sleep(1.0)
+        first = c.nudges
+        c.event_session.protocol.transport.close()
+        await asyncio.sleep(0.1)
+        assert not c.connected.is_set()
+        await asyncio.wait_for(c.connected.wait(), 20)
+        mark = c.nudges
+        await asyncio.sleep(0.5)
+        after = c.nudges - mark
+        c.close()
+        return first, after, received
+
+    first, after, received = asyncio.run(asyncio.wait_for(go(), 40))
+    assert first >= 8 and after >= 4, (first, after)            # 20 a second, less the loaded host's delays
+    assert not [ev for ev in received if ev.get("Response") or ev.get("Ping")], received[:5]
