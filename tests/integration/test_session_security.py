@@ -63,7 +63,11 @@ class Desk:
                 msg = await self.ws.receive(timeout=left)
             except asyncio.TimeoutError:
                 continue
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                # the code in the server's close frame: aiohttp's own close reply, written after the server
+                # may have dropped the connection, would set ws.close_code to 1006 (seen once in CI)
+                return time.monotonic() - start, msg.data, msg.extra or ""
+            if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return time.monotonic() - start, self.ws.close_code, msg.extra or ""
 
     async def reconnect_refused(self) -> int:
