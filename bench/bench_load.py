@@ -58,11 +58,9 @@ from rich.table import Table  # noqa: E402
 
 from callcenter.asterisk.confgen import REC_OPTIONS  # noqa: E402
 from tests.helpers import Stack  # noqa: E402
-from tests.sipp_load import CALLER_DID, AgentPhones, LoadResult, ProcSampler, load_stack, run_callers  # noqa: E402
+from tests.sipp_load import LAYOUTS, CALLER_DID, AgentPhones, LoadResult, ProcSampler, load_stack, pin, pin_asterisk, run_callers  # noqa: E402
 
 SETUPS = ("baseline", "dialplan", "ami", "controller")
-LAYOUTS = ("shared", "pinned")
-ASTERISK_CORE, OTHERS_CORE = 0, 1
 console = Console(width=230)
 
 
@@ -137,26 +135,6 @@ def stop_listener(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     return int(out.strip() or 0)
-
-
-def pin(layout: str) -> None:
-    """This process (and so every child started from now on: sipp, the controller, the AMI client) on core
-    1 when pinned, on every core when shared. Asterisk is moved to core 0 once started (pin_asterisk)."""
-    cores = set(range(os.cpu_count() or 1))
-    os.sched_setaffinity(0, {OTHERS_CORE} if layout == "pinned" and len(cores) > 1 else cores)
-
-
-def pin_asterisk(stack: Stack, layout: str) -> None:
-    pid = stack.asterisk.pid()
-    if layout != "pinned" or not pid or (os.cpu_count() or 1) < 2:
-        return
-    # every thread Asterisk has now (taskset -a, but a thread ending meanwhile is no failure); threads it
-    # starts later inherit their creator's affinity
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            os.sched_setaffinity(int(task.name), {ASTERISK_CORE})
-        except (ProcessLookupError, FileNotFoundError):
-            pass
 
 
 def events_by_name(stack: Stack) -> dict[str, float]:

@@ -155,9 +155,20 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--ami-nudge-ms", type=int, help="the controller's Pings on its AMI event session, every N ms "
                     "(0: none; default: the config's, asterisk.ami_nudge_ms)")
+    ap.add_argument("--watch-ami-threads", action="store_true",
+                    help="sample Asterisk's AMI session threads from /proc and say, for each episode of late events, "
+                    "what they were doing (tests/ami_threads.py; needs root)")
+    ap.add_argument("--ami-thread-policy", default="none",
+                    help="with --watch-ami-threads, an experiment: fifo (SCHED_FIFO 10) or nice-N for Asterisk's "
+                    "thread that writes the controller's events")
+    ap.add_argument("--layout", default="shared", choices=("shared", "pinned"),
+                    help="shared: every process on both cores; pinned: Asterisk alone on core 0, the rest "
+                    "(controller, transcriber, interop, callers, agents, viewers) on core 1, as bench_load.py")
     args = ap.parse_args()
     res = run_day(Path(tempfile.mkdtemp(prefix="bench-soak-")), args.calls, args.minutes, args.viewers, args.seed,
-                  log=console.print, ami_nudge_ms=args.ami_nudge_ms)
+                  log=console.print, ami_nudge_ms=args.ami_nudge_ms,
+                  watch_ami_threads=args.watch_ami_threads,
+                  ami_thread_policy=args.ami_thread_policy, layout=args.layout)
     figures = report(res)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))

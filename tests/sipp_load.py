@@ -307,3 +307,27 @@ class ProcSampler:
         """name -> (average CPU in % of one core, peak RSS in MiB)."""
         dt = max(1e-6, time.monotonic() - self.t0)
         return {k: (100 * (self._cpu(p) - self.cpu0[k]) / dt, self.rss[k]) for k, p in self.pids.items()}
+
+
+LAYOUTS = ("shared", "pinned")
+ASTERISK_CORE, OTHERS_CORE = 0, 1
+
+
+def pin(layout: str) -> None:
+    """This process (and so every child started from now on: sipp, the controller, the AMI client) on core
+    1 when pinned, on every core when shared. Asterisk is moved to core 0 once started (pin_asterisk)."""
+    cores = set(range(os.cpu_count() or 1))
+    os.sched_setaffinity(0, {OTHERS_CORE} if layout == "pinned" and len(cores) > 1 else cores)
+
+
+def pin_asterisk(stack: Stack, layout: str) -> None:
+    pid = stack.asterisk.pid()
+    if layout != "pinned" or not pid or (os.cpu_count() or 1) < 2:
+        return
+    # every thread Asterisk has now (taskset -a, but a thread ending meanwhile is no failure); threads it
+    # starts later inherit their creator's affinity
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), {ASTERISK_CORE})
+        except (ProcessLookupError, FileNotFoundError):
+            pass

@@ -38,7 +38,7 @@ import yaml
 from core import kpi
 from core.routing import cities_by_area_code, city_choices
 from tests.helpers import ROOT, Stack, free_port
-from tests.sipp_load import SIPP_DIR, AgentPhones, free_udp_port, load_stack
+from tests.sipp_load import SIPP_DIR, AgentPhones, free_udp_port, load_stack, pin, pin_asterisk
 
 PCAP = "/usr/share/sip-tester"
 
@@ -494,6 +494,7 @@ def viewers_main(url: str, token: str, n: int, out: str) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         lat, lat_read = array("d"), array("d")    # at the viewer's socket; when this process read it
         calls: dict[str, dict] = {}
+        timeline = array("d")     # viewer 0: (arrival, event_at) of each call update, for tests/ami_threads.py
 
         def seen(arrived: float, read_at: float, payload: bytes) -> None:
             if payload[:40].find(b'"type": "call"') >= 0:
@@ -505,6 +506,9 @@ def viewers_main(url: str, token: str, n: int, out: str) -> None:
 
         def seen_first(arrived: float, read_at: float, payload: bytes) -> None:   # viewer 0 also keeps each call's last state
             seen(arrived, read_at, payload)
+            m = EVENT_AT.search(payload)
+            if m:
+                timeline.extend((arrived, float(m.group(1))))
             d = json.loads(payload)
             if d.get("type") == "call":
                 calls[d["call"]["call_id"]] = d["call"]
@@ -523,7 +527,8 @@ def viewers_main(url: str, token: str, n: int, out: str) -> None:
         for v in viewers:
             v.close()
         Path(out).write_text(json.dumps({"latencies": lat.tolist(), "latencies_read": lat_read.tolist(),
-                                         "calls": calls, "open_at_end": open_at_end, "viewers": n}))
+                                         "calls": calls, "open_at_end": open_at_end, "viewers": n,
+                                         "timeline": timeline.tolist()}))
     asyncio.run(run())
 
 
@@ -546,7 +551,11 @@ def _figures(rows_by_city: dict[str, list[dict]], policy) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- the run
 def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: int = 500, seed: int = 12348,
-            log=print, ami_nudge_ms: int | None = None) -> DayResult:
+            log=print, ami_nudge_ms: int | None = None, watch_ami_threads: bool = False,
+            ami_thread_policy: str = "none", layout: str = "shared") -> DayResult:
+    # pinned (bench_load.py's layout): this process, and so every child from now on, on core 1;
+    # Asterisk moved alone to core 0 once started
+    pin(layout)
     stack, _ = load_stack(tmp, 0)
     if ami_nudge_ms is not None:
         stack.overrides["asterisk"]["ami_nudge_ms"] = ami_nudge_ms
@@ -572,10 +581,12 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
     carrier: subprocess.Popen | None = None
     viewers_proc: subprocess.Popen | None = None
     sampler: RssSampler | None = None
+    watch = None
     try:
         log(f"stack up: {len(agents)} agents on rotas, {len(plan)} callers over {minutes:g} min …")
         _sipp_safe_passwords(stack)
         stack.start()
+        pin_asterisk(stack, layout)
         stack.start_transcriber()
         interop = stack._spawn(["interop"], "interop")
         sim = stack._spawn(["simulate-12345", "--test-only", "--port", str(sim_port)], "sim12345")
@@ -609,6 +620,13 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
                               "interop": interop.proc.pid, "asterisk": stack.asterisk.pid()},
                              every=max(1.0, minutes * 60 / 300))
         sampler.start()
+        if watch_ami_threads:
+            from tests.ami_threads import AmiThreadWatch
+            watch = AmiThreadWatch(stack.asterisk.pid(), stack.cfg.system.asterisk.ami_port, stack.controller.pid)
+            watch.identify()
+            watch.boost(ami_thread_policy)
+            log(f"watching Asterisk's AMI session threads: {watch.threads}")
+            watch.start()
 
         hour_s = minutes * 60 / 24
         t0 = time.monotonic()
@@ -646,6 +664,14 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
         viewers_proc.send_signal(signal.SIGTERM)
         viewers_proc.wait(120)
         seen = json.loads(Path(out).read_text())
+        if watch:
+            from tests.ami_threads import explain
+            watch.stop.set()
+            dumped = watch.dump()
+            (tmp / "ami_threads.json").write_text(json.dumps({"watch": dumped, "timeline": seen["timeline"]}))
+            tl = seen["timeline"]
+            for line in explain(dumped, list(zip(tl[0::2], tl[1::2]))):
+                log(line)
         lat, lat_read = seen["latencies"], seen["latencies_read"]
         res.wallboard = {"viewers": seen["viewers"], "open_at_end": seen["open_at_end"], "updates": len(lat),
                          "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat, default=float("nan")),
@@ -668,6 +694,8 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
     finally:
         if sampler:
             sampler.stop.set()
+        if watch:
+            watch.stop.set()
         sipps.stop()
         for p in (carrier, viewers_proc):
             if p and p.poll() is None:
