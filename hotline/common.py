@@ -44,6 +44,17 @@ def _config(args) -> HotlineConfig:
     return load_config(Path(args.root) if args.root else None, _overrides(args), getattr(args, "config_dir", None))
 
 
+def cores_fit(cfg: HotlineConfig) -> bool:
+    """asterisk.cpus fits this machine (a core it names exists, and one is left for the daemons); else
+    the error is printed for the operator."""
+    try:
+        cfg.system.asterisk.daemon_cpus(os.sched_getaffinity(0))
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        return False
+    return True
+
+
 def _overrides(args) -> dict:
     """HOTLINE_CONFIG_OVERRIDES, then --set on top: the highest layer (docs/operations.md)."""
     overrides = json.loads(os.environ.get(OVERRIDES_ENV, "{}") or "{}")

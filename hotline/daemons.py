@@ -15,6 +15,19 @@ from rich.table import Table
 from hotline.common import _config, console, out
 
 
+def keep_off_asterisk_cores(cfg) -> None:
+    """Move this daemon (and every thread and process it starts from now on) off the cores Asterisk
+    has to itself (asterisk.cpus). A list that does not fit this machine is logged, not fatal: the
+    daemon then runs on every core."""
+    try:
+        cores = cfg.system.asterisk.daemon_cpus(os.sched_getaffinity(0))
+    except ValueError as e:
+        logging.getLogger("hotline").warning("%s; running on every core", e)
+        return
+    if cores:
+        os.sched_setaffinity(0, cores)
+
+
 # ------------------------------------------------------------------ controller
 def cmd_serve(args) -> int:
     from aiohttp import web
@@ -23,6 +36,7 @@ def cmd_serve(args) -> int:
     from store.secrets import load_or_create
 
     cfg = _config(args)
+    keep_off_asterisk_cores(cfg)
 
     async def main() -> None:
         secrets = load_or_create(cfg)
@@ -70,6 +84,7 @@ def cmd_transcriber(args) -> int:
     from transcription.service import serve
 
     cfg = _config(args)
+    keep_off_asterisk_cores(cfg)         # before the exec below: affinity survives it
     use_jemalloc(cfg.system.transcription.allocator)     # an exec when it applies: nothing started yet
     # raise our niceness to the configured value (threads and worker processes inherit it)
     os.nice(max(0, cfg.system.transcription.nice - os.nice(0)))
@@ -94,6 +109,7 @@ def cmd_interop(args) -> int:
     from interop.delivery import Deliverer
 
     cfg = _config(args)
+    keep_off_asterisk_cores(cfg)
     secrets = load_or_create(cfg)
     registry = _metrics_endpoint(cfg.system.interop.metrics, "interop")
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from core.config import HotlineConfig
 
 from hotline import logs
-from hotline.common import _api, _config, console, out, progress, with_auth
+from hotline.common import _api, _config, console, cores_fit, out, progress, with_auth
 
 
 # ------------------------------------------------------------------ setup / up / down
@@ -144,6 +144,8 @@ def _pid_alive(pidfile: Path) -> int | None:
 def cmd_up(args) -> int:
     from callcenter.asterisk.runtime import AsteriskInstance
 
+    if not cores_fit(_config(args)):
+        return 2
     cmd_setup(args)
     cfg = _config(args)
     if _multi_node(cfg):

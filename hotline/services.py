@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from core.config import HotlineConfig
-from hotline.common import _config, console
+from hotline.common import _config, console, cores_fit
 
 TARGET = "hotline.target"
 ASTERISK_UNIT = "hotline-asterisk.service"
@@ -63,6 +63,8 @@ def units(cfg: HotlineConfig, user: str, uid: int, gid: int) -> dict[str, str]:
     root = cfg.root.resolve()
     out: dict[str, str] = {}
     wanted = [ASTERISK_UNIT]
+    # cores of its own (asterisk.cpus); the daemons keep off them themselves (hotline/daemons.py)
+    affinity = f"CPUAffinity={' '.join(map(str, a.cpus))}\n" if a.cpus else ""
     out[ASTERISK_UNIT] = f"""\
 [Unit]
 Description=12348 hotline: Asterisk 22 ({a.instance}) in its rootfs {paths.rootfs}
@@ -85,7 +87,7 @@ RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 # its files are group-writable for our daemons ({GROUP}), nobody else's
 UMask=0007
 LimitNOFILE=65536
-{COMMON}
+{affinity}{COMMON}
 [Install]
 WantedBy={TARGET}
 """
@@ -142,6 +144,8 @@ def cmd_install_services(args) -> int:
     from callcenter.asterisk.runtime import asterisk_ids
 
     cfg = _config(args)
+    if not cores_fit(cfg):      # units are written on the machine they run on
+        return 2
     uid, gid = asterisk_ids()
     dest = Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)

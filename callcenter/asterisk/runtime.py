@@ -301,7 +301,12 @@ class AsteriskInstance:
         out = open(self.logfile, "ab")
         _check(self.paths.rootfs, record=False)
         # no -g: a core dump would hold passwords and call audio (docs/security.md)
-        proc = subprocess.Popen(self._cmd("-f", "-n"), stdin=subprocess.DEVNULL, stdout=out,
+        # cores of its own (asterisk.cpus): taskset before the exec, so every thread Asterisk starts has them
+        cpus = self.cfg.system.asterisk.cpus
+        if cpus:
+            self.cfg.system.asterisk.daemon_cpus(os.sched_getaffinity(0))   # our error, not taskset's
+        pinned = ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
+        proc = subprocess.Popen([*pinned, *self._cmd("-f", "-n")], stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, umask=0o007)
         self.pidfile.write_text(str(proc.pid))
         self.wait_booted(timeout, proc)

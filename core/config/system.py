@@ -18,6 +18,10 @@ class Node(Strict):
     province: str
 
 
+def _cpu_text(cores: set[int]) -> str:
+    return "cores " + ",".join(map(str, sorted(cores)))
+
+
 class AsteriskSettings(Strict):
     rootfs: Path
     instance: Ident
@@ -49,6 +53,12 @@ class AsteriskSettings(Strict):
     # lost, and the event waits for the next one (seconds, when calls are few). Any input from us wakes
     # the thread too: this bounds that wait (docs/performance.md, "lost wake-ups")
     ami_nudge_ms: int = Field(50, ge=0, le=10_000)
+    # the cores Asterisk runs on alone (Linux CPU numbers); the controller, transcriber and interop
+    # daemons keep off them. At a busy peak on shared cores, the one Asterisk thread that writes the AMI
+    # events waited seconds for a core, or for a lock held by a thread that did; with a core of its own
+    # no event left Asterisk late (docs/performance.md, "Who holds the late events"). none = every
+    # process on every core
+    cpus: list[Annotated[int, Field(ge=0, le=4095)]] | None = None
 
     @field_validator("sip_bind")
     @classmethod
@@ -67,6 +77,33 @@ class AsteriskSettings(Strict):
             if v.index(name) != i:
                 raise ValueError(f"[{i}] {name!r} is listed twice")
         return v
+
+    @field_validator("cpus")
+    @classmethod
+    def cpu_list(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("an empty list leaves Asterisk no core: leave cpus out to use every core")
+            twice = sorted({c for c in v if v.count(c) > 1})
+            if twice:
+                raise ValueError(f"core {twice[0]} is listed twice")
+        return v
+
+    def daemon_cpus(self, available: set[int]) -> set[int] | None:
+        """The cores our daemons may use on a machine offering ``available``: every one but Asterisk's;
+        None when Asterisk has no cores of its own. ValueError when a listed core is not available here
+        or when Asterisk would take them all."""
+        if self.cpus is None:
+            return None
+        missing = sorted(set(self.cpus) - available)
+        if missing:
+            raise ValueError(f"asterisk.cpus: core {missing[0]} is not among this machine's "
+                             f"{_cpu_text(available)}")
+        rest = available - set(self.cpus)
+        if not rest:
+            raise ValueError(f"asterisk.cpus {_cpu_text(set(self.cpus))} takes every core of this machine: "
+                             "leave at least one to the controller and the other daemons")
+        return rest
 
     @model_validator(mode="after")
     def rtp_range(self) -> "AsteriskSettings":

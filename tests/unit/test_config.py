@@ -91,3 +91,20 @@ def test_adding_a_language_needs_no_code(tree):
     assert "[hotline-wf-language-aba-cng]" in plan  # Qiang speakers reach Qiang-speaking agents anywhere
     from ivr_flows.prompts import missing_recordings
     assert any(m.lang == "cng" for m in missing_recordings(cfg))
+
+
+def test_asterisk_cores_of_its_own():
+    """asterisk.cpus: the cores Asterisk has alone; the daemons get the rest of the machine's."""
+    a = load_config(ROOT, {"asterisk": {"cpus": [0]}}).system.asterisk
+    assert a.daemon_cpus({0, 1, 2, 3}) == {1, 2, 3}
+    assert load_config(ROOT).system.asterisk.daemon_cpus({0, 1}) is None      # not set: every core for all
+    with pytest.raises(ValueError, match=r"asterisk.cpus \[?cores 0,1\]? takes every core"):
+        load_config(ROOT, {"asterisk": {"cpus": [1, 0]}}).system.asterisk.daemon_cpus({0, 1})
+    with pytest.raises(ValueError, match=r"core 5 is not among this machine's cores 0,1"):
+        load_config(ROOT, {"asterisk": {"cpus": [5]}}).system.asterisk.daemon_cpus({0, 1})
+    with pytest.raises(ConfigError, match=r"asterisk.cpus: .*empty list leaves Asterisk no core"):
+        load_config(ROOT, {"asterisk": {"cpus": []}})
+    with pytest.raises(ConfigError, match=r"asterisk.cpus: .*core 2 is listed twice"):
+        load_config(ROOT, {"asterisk": {"cpus": [2, 3, 2]}})
+    with pytest.raises(ConfigError, match=r"asterisk.cpus\[0\]: Input should be greater than or equal to 0 \(got -1\)"):
+        load_config(ROOT, {"asterisk": {"cpus": [-1]}})
