@@ -84,18 +84,31 @@ async def watch_raw(stack: Stack, viewers: int, load, at: str = "read") -> tuple
                 p.write(client_frame(0xA))
     pinger = asyncio.create_task(keepalive())
     await asyncio.to_thread(load)
-    await asyncio.sleep(2)
+    # until nothing has arrived for 2 s (at most 30 s): the last updates are in, however late
+    quiet, last, deadline = 0.0, -1, time.monotonic() + 30
+    while quiet < 2 and time.monotonic() < deadline:
+        n = sum(len(p.reads) for p in protos)
+        quiet, last = (quiet + 0.25 if n == last else 0.0), n
+        await asyncio.sleep(0.25)
     pinger.cancel()
+    lost_early = sum(p.closed.done() for p in protos)
     for p in protos:
         p.close()
-    lat, messages = [], 0
+    lat, messages, per_viewer = [], 0, []
     for p in protos:
         assert p.upgraded, p.reads[:1]
+        mine = 0
         for at, raw in p.frames(arrival=(at == "socket")):
             m = json.loads(raw)
             if m.get("type") == "call" and m["call"].get("event_at"):
-                messages += 1
+                mine += 1
                 lat.append(1000 * (at - float(m["call"]["event_at"])))
+        messages += mine
+        per_viewer.append(mine)
+    short = sum(n < max(per_viewer) for n in per_viewer)
+    if short or lost_early:
+        console.print(f"[red]{short} viewer(s) got fewer updates than the most ({min(per_viewer)} against "
+                      f"{max(per_viewer)}); {lost_early} connection(s) ended before the run did[/]")
     return lat, messages
 
 
