@@ -164,11 +164,14 @@ def main() -> int:
     ap.add_argument("--layout", default="shared", choices=("shared", "pinned"),
                     help="shared: every process on both cores; pinned: Asterisk alone on core 0, the rest "
                     "(controller, transcriber, interop, callers, agents, viewers) on core 1, as bench_load.py")
+    ap.add_argument("--viewers-nice", type=int, default=0,
+                    help="run the viewers' process at this nice value (19: their reads never preempt the stack's "
+                    "processes, as browsers on other machines would not; the arrival stamps are the kernel's)")
     args = ap.parse_args()
     res = run_day(Path(tempfile.mkdtemp(prefix="bench-soak-")), args.calls, args.minutes, args.viewers, args.seed,
                   log=console.print, ami_nudge_ms=args.ami_nudge_ms,
                   watch_ami_threads=args.watch_ami_threads,
-                  ami_thread_policy=args.ami_thread_policy, layout=args.layout)
+                  ami_thread_policy=args.ami_thread_policy, layout=args.layout, viewers_nice=args.viewers_nice)
     figures = report(res)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))

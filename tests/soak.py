@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -376,6 +377,10 @@ class Sipps:
         # from the ephemeral range, or in turn from a small range, met ports still in use)
         if len(groups) > 130:
             raise ValueError(f"{len(groups)} caller scenarios: more than the media ports 65000-65519 hold")
+        # and each its own SIP port, from 64000 up, checked free and kept apart: ports drawn one by one from the
+        # kernel (bind to 0, then release) could come back twice among 75 scenarios, and a sipp that then
+        # could not bind its SIP socket never dialled its callers (a "lost" call on 2026-12-08)
+        sip_ports = _free_udp_ports(64000, 65000, len(groups))
         for i, ((digits, stay, callback), cs) in enumerate(sorted(groups.items())):
             run = self.work / f"{''.join(digits)}-{stay // 1000}{'-cb' if callback else ''}"
             run.mkdir(parents=True, exist_ok=True)
@@ -386,7 +391,7 @@ class Sipps:
                 for j, c in enumerate(cs)))
             cmd = ["sipp", f"127.0.0.1:{self.sip_port}", "-sf", "scenario.xml", "-inf", "callers.csv",
                    "-m", str(len(cs)), "-r", str(self.RATE), "-rp", "1000", "-l", "100000", "-i", "127.0.0.1",
-                   "-p", str(free_udp_port()), "-mp", str(65000 + 4 * i), "-timeout", f"{int(seconds + 900)}s",
+                   "-p", str(sip_ports[i]), "-mp", str(65000 + 4 * i), "-timeout", f"{int(seconds + 900)}s",
                    "-timeout_error", "-nostdin", "-nd", "-trace_stat", "-stf", "stat.csv", "-fd", "5",
                    # a BYE's transaction lasts RFC 3261's Timer F (64 × T1 = 32 s) as a phone's does, not
                    # sipp's default 5 retransmissions (12 s): a starved Asterisk answered BYEs 12-20 s late
@@ -427,6 +432,22 @@ class Sipps:
                 tail = errs[0].read_text(errors="replace")[-400:] if errs else (run / "sipp.out").read_text(errors="replace")[-400:]
                 why.append(f"{run.name}: {good}/{n} ok, {bad} failed (exit {p.returncode}): {tail}")
         return ok, failed, why
+
+
+def _free_udp_ports(low: int, high: int, n: int) -> list[int]:
+    """``n`` distinct ports in [low, high) that are free for UDP now (above the kernel's ephemeral range, so
+    no socket of the stack takes one meanwhile)."""
+    ports: list[int] = []
+    for port in range(low, high):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"not {n} free UDP ports in {low}-{high - 1}")
 
 
 CARRIER_UAS = SIPP_DIR / "uas_carrier_day.xml"
@@ -552,7 +573,7 @@ def _figures(rows_by_city: dict[str, list[dict]], policy) -> dict[str, dict]:
 # ---------------------------------------------------------------- the run
 def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: int = 500, seed: int = 12348,
             log=print, ami_nudge_ms: int | None = None, watch_ami_threads: bool = False,
-            ami_thread_policy: str = "none", layout: str = "shared") -> DayResult:
+            ami_thread_policy: str = "none", layout: str = "shared", viewers_nice: int = 0) -> DayResult:
     # pinned (bench_load.py's layout): this process, and so every child from now on, on core 1;
     # Asterisk moved alone to core 0 once started
     pin(layout)
@@ -606,7 +627,10 @@ def run_day(tmp: Path, calls_total: int = 2000, minutes: float = 60.0, viewers: 
                                     "-trace_stat", "-stf", "stat.csv", "-fd", "5"], cwd=tmp / "carrier",
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out = str(tmp / "viewers.json")
-        viewers_proc = subprocess.Popen([sys.executable, "-m", "tests.soak", "viewers",
+        # viewers_nice: the viewers stand for browsers on other machines; at a low priority their reads do not
+        # preempt the server's processes on a shared core (their arrival stamps are the kernel's, unaffected)
+        viewers_proc = subprocess.Popen(["nice", "-n", str(viewers_nice)] * bool(viewers_nice) +
+                                        [sys.executable, "-m", "tests.soak", "viewers",
                                          stack.base_url.replace("http", "ws", 1) + "/ws",
                                          stack.secrets.service_token, str(viewers), out], cwd=ROOT)
         deadline = time.monotonic() + 120
