@@ -32,7 +32,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.helpers import Stack  # noqa: E402
-from tests.sipp_load import AgentPhones, ProcSampler, child_pid, load_stack, run_callers  # noqa: E402
+from tests.sipp_load import AgentPhones, ProcSampler, load_stack, run_callers  # noqa: E402
 from tests.ws_viewer import client_frame, open_viewers  # noqa: E402
 
 console = Console(width=160)
@@ -137,8 +137,7 @@ def main() -> int:
             stack.api(f"/api/agents/{a}/login", "POST", {"ready": True})
         calls = int(args.rate * args.seconds)
         for i, n in enumerate((1, args.viewers)):
-            sampler = ProcSampler({"controller": stack.controller.pid,
-                                   "broadcaster": lambda: child_pid(stack.controller.pid, "broadcast.py")})
+            sampler = ProcSampler({"controller": stack.controller.pid})
 
             def load(prefix=f"1380{i}"):
                 res = run_callers(tmp, stack.cfg.system.asterisk.sip_port, args.rate, calls, 4000, prefix,
@@ -147,21 +146,19 @@ def main() -> int:
                     console.print(f"[red]{res.failed} calls failed[/]")
             console.print(f"{n} viewer(s), {calls} calls at {args.rate:g}/s …")
             lat, messages = asyncio.run(watch_raw(stack, n, load, args.at) if args.reader == "raw" else watch(stack, n, load))
-            used = sampler.result()
-            cpu, rss = used["controller"]
-            rows.append((n, messages, pct(lat, 50), pct(lat, 99), max(lat, default=float("nan")), cpu, rss,
-                         used.get("broadcaster", (float("nan"), 0))[0]))
+            cpu, rss = sampler.result()["controller"]
+            rows.append((n, messages, pct(lat, 50), pct(lat, 99), max(lat, default=float("nan")), cpu, rss))
         phones.stop()
     finally:
         stack.close()
 
     table = Table(title="AMI event -> wallboard WebSocket latency")
     for col in ("viewers", "call updates received", "p50 ms", "p99 ms", "max ms", "p99 vs 1 viewer",
-                "controller CPU %", "controller RSS MB", "broadcaster CPU %"):
+                "controller CPU %", "controller RSS MB"):
         table.add_column(col)
-    for n, messages, p50, p99, mx, cpu, rss, bcpu in rows:
+    for n, messages, p50, p99, mx, cpu, rss in rows:
         table.add_row(str(n), str(messages), f"{p50:.1f}", f"{p99:.1f}", f"{mx:.1f}", f"{p99 / rows[0][3]:.2f}×",
-                      f"{cpu:.0f}", str(rss), f"{bcpu:.0f}")
+                      f"{cpu:.0f}", str(rss))
     console.print(table)
     console.print(f"updates per call per viewer: {rows[-1][1] / max(1, args.viewers) / (args.rate * args.seconds):.1f} "
                   f"({args.reader} reader" + (f", time at the {args.at})" if args.reader == "raw" else ")"))

@@ -1,13 +1,12 @@
 """Live updates to desks over WebSocket: agent states and calls, each viewer seeing only what
 their role allows (an agent: their own desk and the calls offered to or taken by them).
 
-The controller authenticates a viewer, completes the WebSocket handshake and builds its snapshot; then it
-hands the connection to the broadcaster, a process of its own (dashboard/broadcast.py) that does all the
-writing to viewers. Updates are filtered and framed here once per audience (the viewers of one login see
-the same) and sent to the broadcaster at the end of the loop's pass that made them, one packet per
-audience: the controller's loop, which also follows Asterisk and writes the records, costs the same at
-500 viewers as at 5. A viewer that stops reading is disconnected by the broadcaster once its unsent bytes
-pass WRITE_BUFFER_LIMIT (it reconnects and gets a fresh snapshot), so one slow browser holds up nobody.
+Each update is encoded once, as a WebSocket frame, and written as is to every viewer's connection:
+no task, queue or coroutine per viewer and message, which at 500 viewers was most of the controller's
+loop. Updates are written at the end of the loop's pass that made them, all of them in one write per
+viewer: a burst of AMI events costs each viewer one system call, not one per update. A viewer that
+stops reading is disconnected once its unsent bytes pass WRITE_BUFFER_LIMIT (it reconnects and gets a
+fresh snapshot), so one slow browser never holds up the controller.
 
 A socket lives no longer than the login it was opened with: it is closed (code ENDED) at once when
 that session or token is ended in this process (logout), and the logins behind open sockets are re-read
@@ -17,42 +16,34 @@ and what other processes did (`hotline passwd`).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
-import os
+import struct
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from core import access
 from dashboard.auth import PRINCIPAL, SESSION, Auth
-from dashboard.broadcast import Link, text_frame
 from dashboard.common import AUTH
 from dashboard.services import SERVICES, ApiServices
 
 log = logging.getLogger("hotline.live")
 WRITE_BUFFER_LIMIT = 1 << 20   # unsent bytes to one viewer (some thousands of updates) before it is cut off
 RECHECK_SECONDS = 3     # how often the logins behind open sockets are re-read
-HEARTBEAT_SECONDS = 20  # a ping to every viewer; one that answers none by the next is dropped
 ENDED = 4401            # close code: the login behind this socket has ended (log in again)
-
-__all__ = ["HUB", "LiveHub", "text_frame", "routes", "setup"]
 
 
 class LiveHub:
     def __init__(self, services: ApiServices, auth: Auth):
         self.services, self.auth = services, auth
-        # each viewer, by the id the broadcaster knows it by: who, and the login row it was opened with
-        self.viewers: dict[int, tuple[access.Principal, dict | None]] = {}
-        self._ids = itertools.count(1)
-        # an audience per principal (a login's viewers see the same): id(principal) -> (number, principal, viewers)
-        self._audiences: dict[int, list] = {}
-        self._audience_ids = itertools.count(1)
-        self._pending: list[tuple[Callable[[access.Principal], bool], dict]] = []   # updates not yet sent
-        self._link: Link | None = None
-        self._recheck_task: asyncio.Task | None = None
+        # each viewer: who, its connection, and the number of updates queued before its snapshot
+        self.viewers: dict[web.WebSocketResponse, tuple[access.Principal, asyncio.WriteTransport, int]] = {}
+        self._pending: list[tuple[Callable[[access.Principal], bool], dict]] = []   # updates not yet written
+        self._queued = 0         # updates queued so far (written or pending)
+        self.logins: dict[web.WebSocketResponse, dict | None] = {}   # each socket's session/token row
+        self._rechecking: asyncio.Task | None = None    # re-reads the logins while sockets are open on them
         auth.ended.append(self.login_ended)
         self.agent_cities = services.agent_cities
         events = services.events
@@ -70,7 +61,7 @@ class LiveHub:
         return access.may_manage_agent(p, agent_id, self.agent_cities.get(agent_id, set()))
 
     def _send(self, p_filter, message: dict) -> None:
-        # queued and sent at the end of this pass of the loop: the updates from one read of AMI events
+        # queued and written at the end of this pass of the loop: the updates from one read of AMI events
         # (a burst at a busy moment) reach each viewer in one write, after the events are all handled
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
@@ -78,9 +69,10 @@ class LiveHub:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        if not batch or self._link is None:
-            return
+        first = self._queued
+        self._queued += len(batch)
         encoded: dict[tuple[int, bool], bytes] = {}       # each message in each form, encoded once
+        by_audience: dict[tuple[int, int], bytes] = {}    # (principal, first message) -> what they get
 
         def frame(i: int, masked: bool) -> bytes:
             f = encoded.get((i, masked))
@@ -90,73 +82,53 @@ class LiveHub:
                                                                ensure_ascii=False, default=str))
             return f
 
-        for number, p, _ in self._audiences.values():
-            data = b"".join(frame(i, p.masked) for i in range(len(batch)) if batch[i][0](p))
+        for ws, (p, transport, joined) in list(self.viewers.items()):
+            if ws.closed or transport.is_closing():
+                # closing (aiohttp sent its Close frame, or the connection went): no frame may follow
+                self.viewers.pop(ws, None)
+                continue
+            if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                # a Close frame would wait behind the unsent megabyte for a reader that does not read:
+                # the connection is dropped instead (the desk reconnects and gets a fresh snapshot)
+                log.warning("viewer %s is not reading; disconnecting it", p.user_id)
+                self.viewers.pop(ws, None)
+                self.logins.pop(ws, None)
+                transport.abort()
+                continue
+            # a viewer gets what was queued after its snapshot; viewers of one login see the same
+            start = max(0, joined - first)
+            key = (id(p), start)
+            data = by_audience.get(key)
+            if data is None:
+                data = by_audience[key] = b"".join(frame(i, p.masked) for i in range(start, len(batch))
+                                                   if batch[i][0](p))
             if data:
-                self._link.data(number, data)
+                transport.write(data)
 
-    # ---- viewers come and go
-    def _join(self, p: access.Principal, row: dict | None, fd: int, snapshot: bytes) -> int:
-        if self._link is None:
-            self._link = Link(self._gone, self._lost, WRITE_BUFFER_LIMIT, HEARTBEAT_SECONDS)
-        audience = self._audiences.get(id(p))
-        if audience is None:
-            audience = self._audiences[id(p)] = [next(self._audience_ids), p, 0]
-        audience[2] += 1
-        viewer = next(self._ids)
-        self.viewers[viewer] = (p, row)
-        self._link.add(viewer, audience[0], fd, snapshot)
-        if row is not None and (self._recheck_task is None or self._recheck_task.done()):
-            self._recheck_task = asyncio.get_running_loop().create_task(self._recheck())
-        return viewer
-
-    @staticmethod
-    def _take(transport: asyncio.BaseTransport, fd: int) -> int:
-        """A copy of the connection's socket, for the broadcaster; aiohttp lets go of it (its copy closes,
-        and no Close frame or FIN is sent: ours keeps the connection open)."""
-        ours = os.dup(fd)
-        transport.abort()
-        return ours
-
-    def _gone(self, viewer: int) -> None:
-        """The viewer's connection has ended (the broadcaster said so, or we ended it)."""
-        entry = self.viewers.pop(viewer, None)
-        if entry is None:
-            return
-        audience = self._audiences.get(id(entry[0]))
-        if audience is not None:
-            audience[2] -= 1
-            if audience[2] <= 0:
-                del self._audiences[id(entry[0])]
-
-    def _lost(self) -> None:
-        """The broadcaster died: its connections went with it, and the desks reconnect."""
-        self.viewers.clear()
-        self._audiences.clear()
-
-    def _end(self, viewer: int, code: int, why: str) -> None:
-        """Stop sending to ``viewer`` now and close its connection."""
-        if viewer in self.viewers and self._link is not None:
-            self._gone(viewer)
-            self._link.end(viewer, code, why)
+    def _end(self, ws: web.WebSocketResponse, code: int, why: str) -> None:
+        """Stop sending to ``ws`` now and close it."""
+        self.viewers.pop(ws, None)
+        self.logins.pop(ws, None)
+        asyncio.get_running_loop().create_task(ws.close(code=code, message=why.encode()[:120]))
 
     def login_ended(self, token_hash: str, user_id: str, why: str) -> None:
         """A session or token (or every login of a user) ended in this process: close its sockets."""
-        for viewer, (_, row) in list(self.viewers.items()):
+        for ws, row in list(self.logins.items()):
             if row is not None and ((token_hash and row.get("hash") == token_hash)
                                     or (user_id and row.get("user_id") == user_id)):
-                self._end(viewer, ENDED, why)
+                self._end(ws, ENDED, why)
 
     async def _recheck(self) -> None:
-        while any(row is not None for _, row in self.viewers.values()):
+        while any(row is not None for row in self.logins.values()):
             await asyncio.sleep(RECHECK_SECONDS)
             await self.recheck_logins()
 
     async def recheck_logins(self) -> None:
         """Does each login behind an open socket still stand? (expiry; passwords and revocations by other
-        processes). One read of the store per login, however many sockets it has open."""
+        processes). One read of the store per login, however many sockets it has open: 500 wall screens
+        on one login were 167 reads a second."""
         logins: dict[str, dict] = {}
-        for _, row in self.viewers.values():
+        for row in self.logins.values():
             if row is not None:
                 logins.setdefault(row["hash"], row)
         for token_hash, row in logins.items():
@@ -168,16 +140,9 @@ class LiveHub:
             else:
                 code = ENDED
             if why:
-                for viewer, (_, r) in list(self.viewers.items()):
+                for ws, r in list(self.logins.items()):
                     if r is not None and r.get("hash") == token_hash:
-                        self._end(viewer, code, why)
-
-    async def close(self) -> None:
-        if self._recheck_task is not None:
-            self._recheck_task.cancel()
-        if self._link is not None:
-            await self._link.close()
-        self._lost()
+                        self._end(ws, code, why)
 
     def on_call(self, call: dict) -> None:
         self._send(lambda p: self._sees_call(p, call), {"type": "call", "call": call})
@@ -223,34 +188,30 @@ class LiveHub:
             # another site's page opening our socket with the viewer's cookie (cross-site WebSocket hijacking)
             return web.json_response({"error": "cross-origin WebSocket refused"}, status=403)
         # no permessage-deflate: every update goes to every viewer, and deflate would run zlib once per
-        # viewer per message, for a few hundred bytes each (bench_wallboard.py). No aiohttp heartbeat:
-        # the broadcaster pings once the connection is its own
-        ws = web.WebSocketResponse(compress=False)
+        # viewer per message on the controller's loop, for a few hundred bytes each (bench_wallboard.py)
+        ws = web.WebSocketResponse(heartbeat=20, compress=False)
         await ws.prepare(request)
         transport = request.transport
-        for _ in range(500):      # the handshake's answer must be on the wire before the socket changes hands
-            if transport is None or transport.is_closing():
-                return ws
-            if not transport.get_write_buffer_size():
-                break
-            await asyncio.sleep(0.01)
-        else:
-            transport.abort()
+        if transport is None or transport.is_closing():
             return ws
-        sock = transport.get_extra_info("socket")
-        if sock is None or transport.get_extra_info("sslcontext") is not None:
-            # the controller serves plain HTTP behind the site's proxy; a TLS session cannot change process
-            log.error("a live socket over TLS cannot be handed to the broadcaster; closing it")
-            await ws.close(code=1011, message=b"live updates need plain HTTP behind the proxy")
-            return ws
-        fd = self._take(transport, sock.fileno())
-        # what is still queued goes to the viewers already there: this viewer's snapshot includes it
-        self._flush()
+        row = request.get(SESSION)
+        self.logins[ws] = row
         hello = {"type": "hello", "me": p.as_dict(),
                  "agents": [a.as_dict() for a in self.services.agents.agents.values() if self._sees_agent(p, a.id)],
                  "calls": [c.as_dict() for c in self.services.tracker.live() if self._sees_call(p, c.as_dict())]}
-        self._join(p, request.get(SESSION), fd,
-                   text_frame(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str)))
+        # the snapshot is written and the viewer joins with no await between: no update falls in a gap
+        # between them, and none can reach the viewer before its snapshot
+        transport.write(text_frame(json.dumps(_masked(hello) if p.masked else hello, ensure_ascii=False, default=str)))
+        self.viewers[ws] = (p, transport, self._queued + len(self._pending))
+        if row is not None and (self._rechecking is None or self._rechecking.done()):
+            self._rechecking = asyncio.create_task(self._recheck())
+        try:
+            async for msg in ws:   # the desk sends nothing we act on; reading keeps pings answered
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.viewers.pop(ws, None)
+            self.logins.pop(ws, None)
         return ws
 
 
@@ -262,13 +223,29 @@ def setup(app: web.Application) -> None:
     hub = app[HUB] = LiveHub(app[SERVICES], app[AUTH])
 
     async def stop(_app: web.Application) -> None:
-        await hub.close()
+        if hub._rechecking is not None:
+            hub._rechecking.cancel()
     app.on_cleanup.append(stop)
 
 
 @routes.get("/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     return await request.app[HUB].handler(request)
+
+
+def text_frame(text: str) -> bytes:
+    """One unfragmented text frame as a server sends it (RFC 6455 §5.2: FIN, opcode 1, no mask), built
+    once per update for every viewer. The socket negotiates no extension (compress=False), and aiohttp's
+    own frames (pings, close) are whole frames written on this same loop, so frames never interleave."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
 
 
 def _supervises(p: access.Principal) -> bool:

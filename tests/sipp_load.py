@@ -15,7 +15,6 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,32 +277,11 @@ def read_pcap_udp(path: Path, port: int):
         yield sec + frac * scale, src == port, pkt[ip + 8:].decode("utf-8", "replace")
 
 
-def child_pid(pid: int | None, script: str) -> int | None:
-    """The child of ``pid`` whose command line names ``script`` (the controller's broadcaster), if any."""
-    if not pid:
-        return None
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            try:
-                if script in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
-                    return int(child)
-            except OSError:
-                continue
-    return None
-
-
 class ProcSampler:
-    """CPU seconds and peak RSS of some processes over a run, read from /proc every 0.5 s. A process may
-    be given as a function that finds it, for one that starts during the run (from 0 CPU seconds then)."""
+    """CPU seconds and peak RSS of some processes over a run, read from /proc every 0.5 s."""
 
-    def __init__(self, pids: dict[str, int | None | Callable[[], int | None]]):
-        resolved = {k: v() if callable(v) else v for k, v in pids.items()}
-        self.find = {k: v for k, v in pids.items() if callable(v) and not resolved[k]}
-        self.pids = {k: v for k, v in resolved.items() if v}
+    def __init__(self, pids: dict[str, int | None]):
+        self.pids = {k: v for k, v in pids.items() if v}
         self.cpu0 = {k: self._cpu(p) for k, p in self.pids.items()}
         self.rss = {k: 0 for k in self.pids}
         self.t0 = time.monotonic()
@@ -317,11 +295,6 @@ class ProcSampler:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def sample(self) -> None:
-        for k, find in list(self.find.items()):
-            pid = find()
-            if pid:
-                del self.find[k]
-                self.pids[k], self.cpu0[k], self.rss[k] = pid, 0.0, 0
         for k, pid in self.pids.items():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():

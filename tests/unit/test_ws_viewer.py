@@ -1,11 +1,11 @@
 """The benches' bare WebSocket viewer cuts frames from a byte stream however the reads split them, and
-against the controller's own frame encoder (dashboard/broadcast.py text_frame) over a real socket."""
+against the controller's own frame encoder (dashboard/live.py text_frame) over a real socket."""
 from __future__ import annotations
 
 import asyncio
 import time
 
-from dashboard.broadcast import text_frame
+from dashboard.live import text_frame
 from tests.ws_viewer import PING, TEXT, FrameCutter, client_frame, open_viewers
 
 HEAD = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
