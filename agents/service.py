@@ -131,7 +131,7 @@ class AgentService:
             return True
         if agent.paused == paused and (agent.pause_reason == reason or not paused):
             return False
-        await self._set_paused(agent, paused, reason if paused else "")
+        await self._set_paused(agent, paused, reason if paused else "", settle=False)
         self._notify(agent)
         return True
 
@@ -197,12 +197,17 @@ class AgentService:
         agent.paused_in.clear()
         self._notify(agent)
 
-    async def _set_paused(self, agent: AgentView, paused: bool, reason: str) -> None:
+    async def _set_paused(self, agent: AgentView, paused: bool, reason: str, settle: bool = True) -> None:
         # no Queue header: the pause applies to every queue the member is in
         self._pausing[agent.id] = self._pausing.get(agent.id, 0) + 1
         try:
             await self._ok({"Action": "QueuePause", "Interface": self.interface(agent.id),
                             "Paused": "true" if paused else "false", "Reason": reason})
+            if settle:
+                # the action's events come on the other AMI session and may trail its response: until they
+                # are handled this is still our change, so a late one is not taken for a half-applied pause
+                # to align (a ready's late event once undid the meal pause that followed it in one queue)
+                await self._events_caught_up()
         finally:
             if self._pausing[agent.id] == 1:
                 del self._pausing[agent.id]
@@ -210,6 +215,15 @@ class AgentService:
                 self._pausing[agent.id] -= 1
         agent.paused, agent.pause_reason = paused, reason
         agent.paused_in = {q: paused for q in agent.queues}
+
+    async def _events_caught_up(self) -> None:
+        barrier = getattr(self.ami, "barrier", None)
+        if barrier is None:
+            return
+        try:
+            await barrier(timeout=2.0)
+        except Exception as e:    # a backlog or a lost session: the view then settles from the events
+            log.info("pause: AMI events not caught up (%r); going on", e)
 
     # ---- view maintenance from AMI
     async def rebuild(self) -> None:
@@ -224,7 +238,7 @@ class AgentService:
             if len(set(agent.paused_in.values())) > 1:
                 # half paused after a crash mid-change: paused everywhere is the safe side
                 log.warning("%s was paused in only some queues; pausing in all", agent.id)
-                await self._set_paused(agent, True, agent.pause_reason or "other")
+                await self._set_paused(agent, True, agent.pause_reason or "other", settle=False)
             self._notify(agent)
 
     def apply_event(self, ev: Mapping[str, str]) -> bool:

@@ -121,7 +121,10 @@ class LiveHub:
     async def _recheck(self) -> None:
         while any(row is not None for row in self.logins.values()):
             await asyncio.sleep(RECHECK_SECONDS)
-            await self.recheck_logins()
+            try:
+                await self.recheck_logins()
+            except Exception:     # one bad pass must not end the checks for every socket after it
+                log.exception("re-checking the live sockets' logins failed; trying again")
 
     async def recheck_logins(self) -> None:
         """Does each login behind an open socket still stand? (expiry; passwords and revocations by other
@@ -130,7 +133,7 @@ class LiveHub:
         logins: dict[str, dict] = {}
         for row in self.logins.values():
             if row is not None:
-                logins.setdefault(row["hash"], row)
+                logins.setdefault(row.get("hash", ""), row)
         for token_hash, row in logins.items():
             try:
                 why = await self.auth.still_valid(row)
@@ -141,7 +144,7 @@ class LiveHub:
                 code = ENDED
             if why:
                 for ws, r in list(self.logins.items()):
-                    if r is not None and r.get("hash") == token_hash:
+                    if r is not None and r.get("hash", "") == token_hash:
                         self._end(ws, code, why)
 
     def on_call(self, call: dict) -> None:
